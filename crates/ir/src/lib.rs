@@ -1,0 +1,25 @@
+//! trellis-ir: the graph of ops that every other crate stands on.
+//!
+//! A [`Graph`] holds nodes that apply an [`Op`] to earlier nodes. Every op implements one trait:
+//! shape inference, reference evaluation, its derivative as graph-building code, and (when
+//! elementwise) its scalar form for fusion and the JIT.
+mod builder;
+pub mod dot;
+pub mod error;
+pub mod graph;
+pub mod interp;
+pub mod lstm;
+pub mod op;
+pub mod ops;
+pub mod passes;
+pub mod scalar;
+pub mod tensor;
+pub mod types;
+
+pub use error::{IrError, Result};
+pub use graph::{Graph, InputKind, Node, NodeId};
+pub use interp::{run, Feeds, Precision};
+pub use op::Op;
+pub use scalar::{Binary, Scalar, ScalarFn, Unary};
+pub use tensor::{Data, Tensor};
+pub use types::{broadcast_shapes, broadcast_strides, DType, Shape, TensorType};

@@ -1,0 +1,303 @@
+//! Elementwise ops with numpy broadcasting. Each gives its per-element [`ScalarFn`]; the
+//! interpreter evaluates that expression, so the JIT and the reference share one definition.
+use crate::op::expect_arity;
+use crate::{
+    broadcast_shapes, broadcast_strides, Binary, Graph, IrError, NodeId, Op, Result, ScalarFn,
+    Shape, Tensor, TensorType, Unary,
+};
+
+/// Output type of an elementwise op: inputs broadcast together and share one float dtype.
+fn infer_broadcast(op: &str, inputs: &[&TensorType]) -> Result<TensorType> {
+    let mut shape = inputs[0].shape.clone();
+    for t in &inputs[1..] {
+        shape = broadcast_shapes(&shape, &t.shape)
+            .ok_or_else(|| IrError::shape(op, inputs, "shapes do not broadcast"))?;
+    }
+    // `select`'s condition may be any float dtype; its value operands decide the output.
+    let values = if op == "select" { &inputs[1..] } else { inputs };
+    let dtype = values[0].dtype;
+    if !dtype.is_float() {
+        return Err(IrError::shape(
+            op,
+            inputs,
+            format!("needs float inputs, got {dtype}"),
+        ));
+    }
+    if let Some(t) = values.iter().find(|t| t.dtype != dtype) {
+        return Err(IrError::shape(
+            op,
+            inputs,
+            format!("dtypes {dtype} and {} differ", t.dtype),
+        ));
+    }
+    Ok(TensorType { shape, dtype })
+}
+
+/// Evaluates `f` elementwise over broadcast inputs, in f64, rounding once to the output dtype.
+pub fn eval_elementwise(f: &ScalarFn, inputs: &[&Tensor], out: &TensorType) -> Result<Tensor> {
+    let vals: Vec<Vec<f64>> = inputs.iter().map(|t| t.to_f64_vec()).collect();
+    let strides: Vec<_> = inputs
+        .iter()
+        .map(|t| broadcast_strides(t.shape(), &out.shape))
+        .collect();
+    let dims = out.dims();
+    let n = out.numel();
+    let mut idx = vec![0usize; dims.len()];
+    let mut args = vec![0.0; inputs.len()];
+    let mut res = [0.0];
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        for (k, a) in args.iter_mut().enumerate() {
+            let off: usize = idx.iter().zip(&strides[k]).map(|(i, s)| i * s).sum();
+            *a = vals[k][off];
+        }
+        f.eval(&args, &mut res);
+        v.push(res[0]);
+        for d in (0..dims.len()).rev() {
+            idx[d] += 1;
+            if idx[d] < dims[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    Ok(Tensor::from_f64(out.dtype, out.shape.clone(), v))
+}
+
+fn eval_with(op: &dyn Op, inputs: &[&Tensor]) -> Result<Tensor> {
+    let tys: Vec<TensorType> = inputs.iter().map(|t| t.ty()).collect();
+    let refs: Vec<&TensorType> = tys.iter().collect();
+    let out = op.infer(&refs)?;
+    eval_elementwise(&op.scalar().expect("elementwise op"), inputs, &out)
+}
+
+/// Reduces each raw (broadcast-shaped) input gradient to its input's shape.
+fn unbroadcast(
+    g: &mut Graph,
+    inputs: &[NodeId],
+    grads: Vec<Option<NodeId>>,
+) -> Result<Vec<Option<NodeId>>> {
+    grads
+        .into_iter()
+        .zip(inputs)
+        .map(|(d, &x)| match d {
+            Some(d) => {
+                let shape: Shape = g.ty(x).shape.clone();
+                g.sum_to(d, &shape).map(Some)
+            }
+            None => Ok(None),
+        })
+        .collect()
+}
+
+/// `f(x)` for a [`Unary`] function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UnaryOp(pub Unary);
+
+impl Op for UnaryOp {
+    fn name(&self) -> &str {
+        match self.0 {
+            Unary::Neg => "neg",
+            Unary::Exp => "exp",
+            Unary::Log => "log",
+            Unary::Sqrt => "sqrt",
+            Unary::Tanh => "tanh",
+            Unary::Sigmoid => "sigmoid",
+            Unary::Abs => "abs",
+            Unary::Recip => "recip",
+            Unary::Relu => "relu",
+        }
+    }
+    fn infer(&self, inputs: &[&TensorType]) -> Result<TensorType> {
+        expect_arity(self.name(), inputs.len(), 1)?;
+        infer_broadcast(self.name(), inputs)
+    }
+    fn eval(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        eval_with(self, inputs)
+    }
+    fn scalar(&self) -> Option<ScalarFn> {
+        Some(ScalarFn::unary(self.0))
+    }
+    fn vjp(
+        &self,
+        g: &mut Graph,
+        inputs: &[NodeId],
+        out: NodeId,
+        grad: NodeId,
+    ) -> Result<Vec<Option<NodeId>>> {
+        let x = inputs[0];
+        let dx = match self.0 {
+            // d(-x) = -dy
+            Unary::Neg => g.neg(grad)?,
+            // d exp(x) = dy * exp(x)
+            Unary::Exp => g.mul(grad, out)?,
+            // d log(x) = dy / x
+            Unary::Log => g.div(grad, x)?,
+            // d sqrt(x) = dy / (2 sqrt(x))
+            Unary::Sqrt => {
+                let two = g.scalar_like(out, 2.0)?;
+                let d = g.mul(two, out)?;
+                g.div(grad, d)?
+            }
+            // d tanh(x) = dy * (1 - tanh(x)^2)
+            Unary::Tanh => {
+                let one = g.scalar_like(out, 1.0)?;
+                let sq = g.mul(out, out)?;
+                let d = g.sub(one, sq)?;
+                g.mul(grad, d)?
+            }
+            // d sigmoid(x) = dy * s (1 - s)
+            Unary::Sigmoid => {
+                let one = g.scalar_like(out, 1.0)?;
+                let d = g.sub(one, out)?;
+                let d = g.mul(out, d)?;
+                g.mul(grad, d)?
+            }
+            // d |x| = dy * sign(x)
+            Unary::Abs => {
+                let zero = g.scalar_like(x, 0.0)?;
+                let pos = g.gt(x, zero)?;
+                let neg = g.lt(x, zero)?;
+                let sign = g.sub(pos, neg)?;
+                g.mul(grad, sign)?
+            }
+            // d (1/x) = -dy / x^2 = -dy * y^2
+            Unary::Recip => {
+                let sq = g.mul(out, out)?;
+                let d = g.mul(grad, sq)?;
+                g.neg(d)?
+            }
+            // d relu(x) = dy * [x > 0]
+            Unary::Relu => {
+                let zero = g.scalar_like(x, 0.0)?;
+                let m = g.gt(x, zero)?;
+                g.mul(grad, m)?
+            }
+        };
+        Ok(vec![Some(dx)])
+    }
+}
+
+/// `f(a, b)` for a [`Binary`] function, broadcasting `a` and `b`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BinaryOp(pub Binary);
+
+impl Op for BinaryOp {
+    fn name(&self) -> &str {
+        match self.0 {
+            Binary::Add => "add",
+            Binary::Sub => "sub",
+            Binary::Mul => "mul",
+            Binary::Div => "div",
+            Binary::Max => "maximum",
+            Binary::Min => "minimum",
+            Binary::Pow => "pow",
+            Binary::Lt => "less",
+            Binary::Le => "less_equal",
+            Binary::Gt => "greater",
+            Binary::Ge => "greater_equal",
+            Binary::Eq => "equal",
+            Binary::Ne => "not_equal",
+        }
+    }
+    fn infer(&self, inputs: &[&TensorType]) -> Result<TensorType> {
+        expect_arity(self.name(), inputs.len(), 2)?;
+        infer_broadcast(self.name(), inputs)
+    }
+    fn eval(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        eval_with(self, inputs)
+    }
+    fn scalar(&self) -> Option<ScalarFn> {
+        Some(ScalarFn::binary(self.0))
+    }
+    fn vjp(
+        &self,
+        g: &mut Graph,
+        inputs: &[NodeId],
+        out: NodeId,
+        grad: NodeId,
+    ) -> Result<Vec<Option<NodeId>>> {
+        let (a, b) = (inputs[0], inputs[1]);
+        let grads = match self.0 {
+            // d(a + b) = (dy, dy)
+            Binary::Add => vec![Some(grad), Some(grad)],
+            // d(a - b) = (dy, -dy)
+            Binary::Sub => vec![Some(grad), Some(g.neg(grad)?)],
+            // d(a b) = (dy b, dy a)
+            Binary::Mul => vec![Some(g.mul(grad, b)?), Some(g.mul(grad, a)?)],
+            // d(a / b) = (dy / b, -dy (a/b) / b)
+            Binary::Div => {
+                let da = g.div(grad, b)?;
+                let t = g.mul(da, out)?;
+                vec![Some(da), Some(g.neg(t)?)]
+            }
+            // d max(a, b) = (dy [a >= b], dy [a < b]); ties go to a
+            Binary::Max => {
+                let m = g.ge(a, b)?;
+                let n = g.lt(a, b)?;
+                vec![Some(g.mul(grad, m)?), Some(g.mul(grad, n)?)]
+            }
+            // d min(a, b) = (dy [a <= b], dy [a > b])
+            Binary::Min => {
+                let m = g.le(a, b)?;
+                let n = g.gt(a, b)?;
+                vec![Some(g.mul(grad, m)?), Some(g.mul(grad, n)?)]
+            }
+            // d a^b = (dy b a^(b-1), dy a^b log a)
+            Binary::Pow => {
+                let one = g.scalar_like(b, 1.0)?;
+                let bm1 = g.sub(b, one)?;
+                let p = g.pow(a, bm1)?;
+                let da = g.mul(b, p)?;
+                let da = g.mul(grad, da)?;
+                let la = g.log(a)?;
+                let db = g.mul(out, la)?;
+                let db = g.mul(grad, db)?;
+                vec![Some(da), Some(db)]
+            }
+            // comparisons are piecewise constant: no gradient
+            Binary::Lt | Binary::Le | Binary::Gt | Binary::Ge | Binary::Eq | Binary::Ne => {
+                vec![None, None]
+            }
+        };
+        unbroadcast(g, inputs, grads)
+    }
+}
+
+/// `select(c, a, b) = c != 0 ? a : b`, broadcasting all three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Select;
+
+impl Op for Select {
+    fn name(&self) -> &str {
+        "select"
+    }
+    fn infer(&self, inputs: &[&TensorType]) -> Result<TensorType> {
+        expect_arity("select", inputs.len(), 3)?;
+        infer_broadcast("select", inputs)
+    }
+    fn eval(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        eval_with(self, inputs)
+    }
+    fn scalar(&self) -> Option<ScalarFn> {
+        let mut e = ScalarFn::new(3);
+        let (c, a, b) = (e.input(0), e.input(1), e.input(2));
+        let y = e.push(crate::Scalar::Select(c, a, b));
+        e.output(y);
+        Some(e)
+    }
+    // d select(c, a, b) = (none, select(c, dy, 0), select(c, 0, dy))
+    fn vjp(
+        &self,
+        g: &mut Graph,
+        inputs: &[NodeId],
+        _out: NodeId,
+        grad: NodeId,
+    ) -> Result<Vec<Option<NodeId>>> {
+        let c = inputs[0];
+        let zero = g.scalar_like(grad, 0.0)?;
+        let da = g.select(c, grad, zero)?;
+        let db = g.select(c, zero, grad)?;
+        unbroadcast(g, inputs, vec![None, Some(da), Some(db)])
+    }
+}

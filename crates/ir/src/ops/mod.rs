@@ -1,0 +1,17 @@
+//! Built-in ops, one file per family. Each op keeps its shape rule, reference semantics and
+//! derivative side by side.
+mod cast;
+mod elementwise;
+mod gather;
+mod layout;
+mod matmul;
+mod reduce;
+mod source;
+
+pub use cast::Cast;
+pub use elementwise::{eval_elementwise, BinaryOp, Select, UnaryOp};
+pub use gather::{Gather, ScatterAdd};
+pub use layout::{BroadcastTo, Concat, Pad, Reshape, Slice, SumTo, Transpose};
+pub use matmul::MatMul;
+pub use reduce::{Reduce, ReduceKind};
+pub use source::{Constant, Fill, Input};

@@ -1,0 +1,290 @@
+//! Scalar expressions: the elementwise form of an op, for fusion and the JIT.
+//!
+//! An elementwise op describes what it does to one element as a tiny expression DAG over its
+//! inputs (`sigmoid(x)`, `a * b`, ...). The interpreter evaluates that expression in f64 over
+//! broadcast inputs, fusion splices expressions of neighbouring ops into one, and the JIT compiles
+//! the result to one loop. One definition of each op's arithmetic serves all three.
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+/// One-argument scalar functions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Unary {
+    Neg,
+    Exp,
+    Log,
+    Sqrt,
+    Tanh,
+    /// `1 / (1 + exp(-x))`
+    Sigmoid,
+    Abs,
+    /// `1 / x`
+    Recip,
+    /// `max(x, 0)`, NaN-propagating
+    Relu,
+}
+
+/// Two-argument scalar functions. Comparisons give 1.0 for true, 0.0 for false.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Binary {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    /// NaN-propagating maximum.
+    Max,
+    /// NaN-propagating minimum.
+    Min,
+    /// `a^b` (powf).
+    Pow,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+impl Unary {
+    pub fn eval(self, x: f64) -> f64 {
+        match self {
+            Unary::Neg => -x,
+            Unary::Exp => x.exp(),
+            Unary::Log => x.ln(),
+            Unary::Sqrt => x.sqrt(),
+            Unary::Tanh => x.tanh(),
+            Unary::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            Unary::Abs => x.abs(),
+            Unary::Recip => 1.0 / x,
+            Unary::Relu => {
+                if x.is_nan() {
+                    x
+                } else {
+                    x.max(0.0)
+                }
+            }
+        }
+    }
+}
+
+impl Binary {
+    pub fn eval(self, a: f64, b: f64) -> f64 {
+        let flag = |c: bool| if c { 1.0 } else { 0.0 };
+        match self {
+            Binary::Add => a + b,
+            Binary::Sub => a - b,
+            Binary::Mul => a * b,
+            Binary::Div => a / b,
+            Binary::Max => {
+                if a.is_nan() || b.is_nan() {
+                    f64::NAN
+                } else {
+                    a.max(b)
+                }
+            }
+            Binary::Min => {
+                if a.is_nan() || b.is_nan() {
+                    f64::NAN
+                } else {
+                    a.min(b)
+                }
+            }
+            Binary::Pow => a.powf(b),
+            Binary::Lt => flag(a < b),
+            Binary::Le => flag(a <= b),
+            Binary::Gt => flag(a > b),
+            Binary::Ge => flag(a >= b),
+            Binary::Eq => flag(a == b),
+            Binary::Ne => flag(a != b),
+        }
+    }
+}
+
+/// A node of a scalar expression; operands index earlier nodes of the same [`ScalarFn`].
+#[derive(Clone, Copy, Debug)]
+pub enum Scalar {
+    /// The i-th input of the expression.
+    Input(u32),
+    Const(f64),
+    Unary(Unary, u32),
+    Binary(Binary, u32, u32),
+    /// `if c != 0 { a } else { b }`
+    Select(u32, u32, u32),
+}
+
+// Structural equality, with constants compared by their bits (so the kernel cache can key on it).
+impl PartialEq for Scalar {
+    fn eq(&self, o: &Self) -> bool {
+        use Scalar::*;
+        match (self, o) {
+            (Input(a), Input(b)) => a == b,
+            (Const(a), Const(b)) => a.to_bits() == b.to_bits(),
+            (Unary(f, a), Unary(g, b)) => f == g && a == b,
+            (Binary(f, a, b), Binary(g, c, d)) => f == g && a == c && b == d,
+            (Select(a, b, c), Select(d, e, f)) => a == d && b == e && c == f,
+            _ => false,
+        }
+    }
+}
+impl Eq for Scalar {}
+impl Hash for Scalar {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        std::mem::discriminant(self).hash(h);
+        match self {
+            Scalar::Input(i) => i.hash(h),
+            Scalar::Const(c) => c.to_bits().hash(h),
+            Scalar::Unary(f, a) => (f, a).hash(h),
+            Scalar::Binary(f, a, b) => (f, a, b).hash(h),
+            Scalar::Select(a, b, c) => (a, b, c).hash(h),
+        }
+    }
+}
+
+/// A scalar expression DAG with `n_inputs` inputs and one or more outputs.
+///
+/// Nodes are in topological order and hash-consed: pushing a node that exists returns the
+/// existing one, so composed expressions keep common subexpressions once.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ScalarFn {
+    pub n_inputs: usize,
+    pub nodes: Vec<Scalar>,
+    pub outputs: Vec<u32>,
+}
+
+impl ScalarFn {
+    /// An empty expression over `n_inputs` inputs (outputs are added with [`ScalarFn::output`]).
+    pub fn new(n_inputs: usize) -> Self {
+        ScalarFn {
+            n_inputs,
+            nodes: Vec::new(),
+            outputs: Vec::new(),
+        }
+    }
+    /// `f(x)`
+    pub fn unary(f: Unary) -> Self {
+        let mut e = Self::new(1);
+        let x = e.input(0);
+        let y = e.push(Scalar::Unary(f, x));
+        e.output(y);
+        e
+    }
+    /// `f(a, b)`
+    pub fn binary(f: Binary) -> Self {
+        let mut e = Self::new(2);
+        let (a, b) = (e.input(0), e.input(1));
+        let y = e.push(Scalar::Binary(f, a, b));
+        e.output(y);
+        e
+    }
+
+    pub fn input(&mut self, i: usize) -> u32 {
+        assert!(i < self.n_inputs, "scalar input {i} of {}", self.n_inputs);
+        self.push(Scalar::Input(i as u32))
+    }
+    pub fn constant(&mut self, c: f64) -> u32 {
+        self.push(Scalar::Const(c))
+    }
+    pub fn output(&mut self, node: u32) {
+        self.outputs.push(node);
+    }
+
+    /// Appends `s` unless an equal node exists (linear scan is fine: expressions are small,
+    /// and [`ScalarFn::splice`] uses a hash map for large compositions).
+    pub fn push(&mut self, s: Scalar) -> u32 {
+        if let Some(i) = self.nodes.iter().position(|n| *n == s) {
+            return i as u32;
+        }
+        self.nodes.push(s);
+        (self.nodes.len() - 1) as u32
+    }
+
+    /// Inlines `other` with its inputs bound to nodes `args` of `self`; returns the nodes of
+    /// `self` that compute `other`'s outputs. This is how fusion composes ops.
+    pub fn splice(&mut self, other: &ScalarFn, args: &[u32]) -> Vec<u32> {
+        assert_eq!(args.len(), other.n_inputs, "splice: argument count");
+        let mut index: HashMap<Scalar, u32> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (*n, i as u32))
+            .collect();
+        let mut map = Vec::with_capacity(other.nodes.len());
+        for n in &other.nodes {
+            let s = match *n {
+                Scalar::Input(i) => {
+                    map.push(args[i as usize]);
+                    continue;
+                }
+                Scalar::Const(c) => Scalar::Const(c),
+                Scalar::Unary(f, a) => Scalar::Unary(f, map[a as usize]),
+                Scalar::Binary(f, a, b) => Scalar::Binary(f, map[a as usize], map[b as usize]),
+                Scalar::Select(c, a, b) => {
+                    Scalar::Select(map[c as usize], map[a as usize], map[b as usize])
+                }
+            };
+            let id = *index.entry(s).or_insert_with(|| {
+                self.nodes.push(s);
+                (self.nodes.len() - 1) as u32
+            });
+            map.push(id);
+        }
+        other.outputs.iter().map(|&o| map[o as usize]).collect()
+    }
+
+    /// Evaluates every node in f64 for one element; `out` receives the outputs.
+    pub fn eval(&self, inputs: &[f64], out: &mut [f64]) {
+        let mut v = Vec::with_capacity(self.nodes.len());
+        for n in &self.nodes {
+            let x = match *n {
+                Scalar::Input(i) => inputs[i as usize],
+                Scalar::Const(c) => c,
+                Scalar::Unary(f, a) => f.eval(v[a as usize]),
+                Scalar::Binary(f, a, b) => f.eval(v[a as usize], v[b as usize]),
+                Scalar::Select(c, a, b) => {
+                    if v[c as usize] != 0.0 {
+                        v[a as usize]
+                    } else {
+                        v[b as usize]
+                    }
+                }
+            };
+            v.push(x);
+        }
+        for (o, &i) in out.iter_mut().zip(&self.outputs) {
+            *o = v[i as usize];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splice_composes_and_shares_subexpressions() {
+        // e(x) = sigmoid(x) * (1 - sigmoid(x)), built by splicing sigmoid twice.
+        let sig = ScalarFn::unary(Unary::Sigmoid);
+        let mut e = ScalarFn::new(1);
+        let x = e.input(0);
+        let s1 = e.splice(&sig, &[x])[0];
+        let s2 = e.splice(&sig, &[x])[0];
+        assert_eq!(s1, s2, "the second sigmoid is the first");
+        let one = e.constant(1.0);
+        let d = e.push(Scalar::Binary(Binary::Sub, one, s2));
+        let y = e.push(Scalar::Binary(Binary::Mul, s1, d));
+        e.output(y);
+        assert_eq!(e.nodes.len(), 5);
+        let mut out = [0.0];
+        e.eval(&[0.0], &mut out);
+        assert_eq!(out[0], 0.25);
+    }
+
+    #[test]
+    fn nan_propagates_through_max_and_comparisons_are_flags() {
+        assert!(Binary::Max.eval(f64::NAN, 0.0).is_nan());
+        assert_eq!(Binary::Max.eval(-1.0, 0.0), 0.0);
+        assert_eq!(Binary::Gt.eval(2.0, 1.0), 1.0);
+        assert_eq!(Binary::Le.eval(2.0, 1.0), 0.0);
+        assert_eq!(Unary::Sigmoid.eval(-1000.0), 0.0);
+    }
+}
