@@ -9,6 +9,7 @@ pub mod error;
 pub mod graph;
 pub mod interp;
 pub mod lstm;
+pub mod models;
 pub mod op;
 pub mod ops;
 pub mod passes;

@@ -1,0 +1,22 @@
+use thiserror::Error;
+use trellis_ir::IrError;
+
+/// The one error type of `trellis-autodiff`.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum AutodiffError {
+    #[error("grad: {0} is not a node of the graph")]
+    NotInGraph(String),
+    #[error("grad: the loss {node} must be a float scalar, got {ty}")]
+    BadLoss { node: String, ty: String },
+    #[error("grad: seed for {node} has type {got}, expected {expected}")]
+    BadSeed {
+        node: String,
+        expected: String,
+        got: String,
+    },
+    /// gradcheck found an element beyond tolerance.
+    #[error("gradcheck: {0}")]
+    Mismatch(String),
+    #[error(transparent)]
+    Ir(#[from] IrError),
+}

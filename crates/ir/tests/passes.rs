@@ -1,0 +1,92 @@
+//! Passes (DCE, CSE, constant folding) and DOT export.
+use trellis_ir::lstm::{lstm, LstmSpec, LstmWeights};
+use trellis_ir::passes::{constant_fold, cse, dce, optimize};
+use trellis_ir::{dot::to_dot, run, Feeds, Graph, Precision, Tensor, TensorType};
+
+#[test]
+fn dce_removes_what_no_output_needs_and_keeps_the_interface() {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorType::f32([2]));
+    let unused = g.input("unused", TensorType::f32([2]));
+    let y = g.exp(x).unwrap();
+    let dead = g.log(y).unwrap();
+    let _dead2 = g.neg(dead).unwrap();
+    g.set_outputs(vec![y]);
+    assert_eq!(dce(&mut g), 2);
+    assert_eq!(g.node_count(), 3);
+    assert!(g.contains(unused) && g.contains(y));
+}
+
+#[test]
+fn cse_merges_equal_nodes_transitively() {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorType::f32([2]));
+    let a1 = g.sigmoid(x).unwrap();
+    let a2 = g.sigmoid(x).unwrap();
+    let b1 = g.mul(a1, x).unwrap();
+    let b2 = g.mul(a2, x).unwrap();
+    let c = g.add(b1, b2).unwrap();
+    g.set_outputs(vec![c]);
+    assert_eq!(cse(&mut g), 2);
+    assert_eq!(g.operands(c), &[b1, b1]);
+    let feeds: Feeds = [(x, Tensor::f32([2], vec![0.0, 1.0]).unwrap())].into();
+    let v = run(&g, &feeds, &[c], Precision::F64).unwrap();
+    assert_eq!(v[0].to_f64_vec(), vec![0.0, 2.0 * 0.7310585786300049]);
+}
+
+#[test]
+fn constant_folding_evaluates_constant_subgraphs() {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorType::f32([2]));
+    let two = g.scalar(2.0, trellis_ir::DType::F32);
+    let three = g.scalar(3.0, trellis_ir::DType::F32);
+    let six = g.mul(two, three).unwrap();
+    let e = g.exp(six).unwrap();
+    let y = g.add(x, e).unwrap();
+    g.set_outputs(vec![y]);
+    assert_eq!(constant_fold(&mut g), 2);
+    assert_eq!(g.op(e).name(), "constant");
+    dce(&mut g);
+    assert_eq!(g.node_count(), 3, "x, folded constant, add");
+    let feeds: Feeds = [(x, Tensor::f32([2], vec![0.0, 1.0]).unwrap())].into();
+    let v = run(&g, &feeds, &[y], Precision::F32).unwrap();
+    assert_eq!(
+        v[0].as_f32().unwrap(),
+        &[6f64.exp() as f32, (6f64.exp() + 1.0) as f32]
+    );
+}
+
+#[test]
+fn dot_export_is_readable_for_a_3_step_lstm() {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorType::f32([3, 2, 4]));
+    let w_ih = g.param("w_ih", TensorType::f32([20, 4]));
+    let w_hh = g.param("w_hh", TensorType::f32([20, 5]));
+    let out = lstm(
+        &mut g,
+        x,
+        &LstmSpec {
+            layers: vec![LstmWeights {
+                w_ih,
+                w_hh,
+                bias: None,
+            }],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    g.set_outputs(vec![out.output]);
+    optimize(&mut g);
+    let d = to_dot(&g);
+    assert!(d.starts_with("digraph {"), "{d}");
+    assert!(
+        d.contains("matmul\\nf32[6,20]\\nl0.xw"),
+        "the hoisted projection is labelled: {d}"
+    );
+    assert!(d.contains("l0.t2.h"), "{d}");
+    assert_eq!(
+        d.matches("sigmoid").count(),
+        3 * 3 - 1,
+        "3 gates a step, no forget gate at t=0"
+    );
+}
