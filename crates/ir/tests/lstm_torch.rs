@@ -1,0 +1,377 @@
+//! The LSTM unroller against PyTorch's `torch.nn.LSTM` (golden values in `tests/fixtures/`,
+//! made by `scripts/golden/lstm_golden.py`), plus a single step checked by hand.
+use serde_json::Value;
+use std::collections::HashMap;
+use trellis_ir::lstm::{lstm, LstmOutput, LstmSpec, LstmWeights, SeqLayout};
+use trellis_ir::{run, DType, Graph, NodeId, Precision, Tensor, TensorType};
+
+// ---------------------------------------------------------------- fixture loading
+
+/// A fixture tensor: its shape and its row-major float64 values.
+#[derive(Clone, Debug)]
+struct Golden {
+    shape: Vec<usize>,
+    data: Vec<f64>,
+}
+
+struct Fixture {
+    name: String,
+    tensors: HashMap<String, Golden>,
+}
+
+impl Fixture {
+    fn load(file: &str) -> Fixture {
+        let path = format!("{}/../../tests/fixtures/{file}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let mut tensors = HashMap::new();
+        for (k, t) in v["tensors"].as_object().expect("tensors object") {
+            let shape: Vec<usize> = t["shape"]
+                .as_array()
+                .expect("shape")
+                .iter()
+                .map(|d| d.as_u64().expect("dim") as usize)
+                .collect();
+            let data: Vec<f64> = t["data"]
+                .as_array()
+                .expect("data")
+                .iter()
+                .map(|d| d.as_f64().expect("number"))
+                .collect();
+            assert_eq!(data.len(), shape.iter().product::<usize>(), "{file}: {k}");
+            tensors.insert(k.clone(), Golden { shape, data });
+        }
+        Fixture {
+            name: file.to_string(),
+            tensors,
+        }
+    }
+    fn get(&self, k: &str) -> &Golden {
+        self.tensors
+            .get(k)
+            .unwrap_or_else(|| panic!("{}: no tensor {k}", self.name))
+    }
+    /// Layer `l` of an `[L, B, H]` state tensor, as `[B, H]`.
+    fn layer(&self, k: &str, l: usize) -> Golden {
+        let t = self.get(k);
+        let (b, h) = (t.shape[1], t.shape[2]);
+        Golden {
+            shape: vec![b, h],
+            data: t.data[l * b * h..(l + 1) * b * h].to_vec(),
+        }
+    }
+}
+
+fn feed(t: &Golden, p: Precision) -> Tensor {
+    match p {
+        Precision::F64 => Tensor::f64(t.shape.clone(), t.data.clone()).unwrap(),
+        Precision::F32 => {
+            Tensor::f32(t.shape.clone(), t.data.iter().map(|&v| v as f32).collect()).unwrap()
+        }
+    }
+}
+
+/// |got - want| <= rtol·|want| + atol, elementwise, with the same shape.
+fn assert_close(what: &str, got: &Tensor, want: &Golden, rtol: f64, atol: f64) {
+    assert_eq!(got.dims(), &want.shape[..], "{what}: shape");
+    let g = got.to_f64_vec();
+    for (k, (&a, &b)) in g.iter().zip(&want.data).enumerate() {
+        assert!(
+            (a - b).abs() <= rtol * b.abs() + atol,
+            "{what}[{k}]: got {a:e}, want {b:e} (diff {:e}; rtol {rtol:e}, atol {atol:e})",
+            (a - b).abs()
+        );
+    }
+}
+
+fn tol(p: Precision) -> (f64, f64) {
+    match p {
+        Precision::F64 => (1e-9, 1e-12),
+        Precision::F32 => (1e-5, 1e-6),
+    }
+}
+
+const PRECISIONS: [Precision; 2] = [Precision::F64, Precision::F32];
+
+// ---------------------------------------------------------------- graph from a fixture
+
+struct Built {
+    g: Graph,
+    feeds_of: Vec<(NodeId, Golden)>,
+    out: LstmOutput,
+}
+
+/// Builds the unrolled LSTM over the fixture's first `layers` layers (an f32 graph: the
+/// interpreter promotes it to f64 under `Precision::F64`). `bias = bias_ih + bias_hh`.
+fn build(
+    fx: &Fixture,
+    layers: usize,
+    layout: SeqLayout,
+    return_sequences: bool,
+    init: Option<(&str, &str)>,
+) -> Built {
+    let mut g = Graph::new();
+    let mut feeds_of = Vec::new();
+    let mut leaf = |g: &mut Graph, name: &str, t: Golden, param: bool| {
+        let ty = TensorType::f32(t.shape.clone());
+        let id = if param {
+            g.param(name, ty)
+        } else {
+            g.input(name, ty)
+        };
+        feeds_of.push((id, t));
+        id
+    };
+    let x = leaf(&mut g, "x", fx.get("x").clone(), false);
+    let mut ws = Vec::new();
+    let mut states = Vec::new();
+    for l in 0..layers {
+        let w_ih = fx.get(&format!("weight_ih_l{l}")).clone();
+        let w_ih = leaf(&mut g, &format!("w_ih{l}"), w_ih, true);
+        let w_hh = fx.get(&format!("weight_hh_l{l}")).clone();
+        let w_hh = leaf(&mut g, &format!("w_hh{l}"), w_hh, true);
+        let (bi, bh) = (
+            fx.get(&format!("bias_ih_l{l}")),
+            fx.get(&format!("bias_hh_l{l}")),
+        );
+        let b = Golden {
+            shape: bi.shape.clone(),
+            data: bi.data.iter().zip(&bh.data).map(|(a, b)| a + b).collect(),
+        };
+        let bias = leaf(&mut g, &format!("bias{l}"), b, true);
+        ws.push(LstmWeights {
+            w_ih,
+            w_hh,
+            bias: Some(bias),
+        });
+        if let Some((h0, c0)) = init {
+            let h = leaf(&mut g, &format!("h0_{l}"), fx.layer(h0, l), false);
+            let c = leaf(&mut g, &format!("c0_{l}"), fx.layer(c0, l), false);
+            states.push((h, c));
+        }
+    }
+    let spec = LstmSpec {
+        layers: ws,
+        layout,
+        return_sequences,
+        initial_state: init.map(|_| states),
+    };
+    let out = lstm(&mut g, x, &spec).expect("lstm builds");
+    Built { g, feeds_of, out }
+}
+
+impl Built {
+    fn run(&self, outputs: &[NodeId], p: Precision) -> Vec<Tensor> {
+        let feeds: HashMap<NodeId, Tensor> = self
+            .feeds_of
+            .iter()
+            .map(|(id, t)| (*id, feed(t, p)))
+            .collect();
+        run(&self.g, &feeds, outputs, p).expect("interpreter runs")
+    }
+}
+
+/// One-layer fixture (`lstm_t3*.json`): sequence, final h and final c, for both initial states,
+/// both `return_sequences`, both precisions.
+fn check_one_layer(file: &str, layout: SeqLayout) {
+    let fx = Fixture::load(file);
+    // (initial state, expected output / h_n / c_n)
+    type Case<'a> = (Option<(&'a str, &'a str)>, [&'a str; 3]);
+    let cases: [Case; 2] = [
+        (None, ["output", "h_n", "c_n"]),
+        (Some(("h0", "c0")), ["output_h0", "h_n_h0", "c_n_h0"]),
+    ];
+    for (init, [out_k, h_k, c_k]) in cases {
+        for return_sequences in [true, false] {
+            let b = build(&fx, 1, layout, return_sequences, init);
+            for p in PRECISIONS {
+                let (rtol, atol) = tol(p);
+                let what = |v: &str| {
+                    format!(
+                        "{file} {v} (init {init:?}, return_sequences {return_sequences}, {p:?})"
+                    )
+                };
+                let r = b.run(&[b.out.output, b.out.h[0], b.out.c[0]], p);
+                let want_out = if return_sequences {
+                    fx.get(out_k).clone()
+                } else {
+                    fx.layer(h_k, 0)
+                };
+                assert_close(&what("output"), &r[0], &want_out, rtol, atol);
+                assert_close(&what("h"), &r[1], &fx.layer(h_k, 0), rtol, atol);
+                assert_close(&what("c"), &r[2], &fx.layer(c_k, 0), rtol, atol);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- tests against PyTorch
+
+#[test]
+fn one_layer_time_major_matches_torch() {
+    // Values from scripts/golden/lstm_golden.py (torch 2.x, float64):
+    //
+    // ```python
+    // torch.manual_seed(20240611)
+    // m = torch.nn.LSTM(input_size=3, hidden_size=2).double()
+    // with torch.no_grad():
+    //     for p in m.parameters(): p.uniform_(-1.0, 1.0)
+    // x = torch.randn(3, 2, 3, dtype=torch.float64)          # [T, B, in]
+    // h0 = 0.5 * torch.randn(1, 2, 2, dtype=torch.float64)
+    // c0 = 0.5 * torch.randn(1, 2, 2, dtype=torch.float64)
+    // output, (h_n, c_n) = m(x)                              # zero initial state
+    // output_h0, (h_n_h0, c_n_h0) = m(x, (h0, c0))
+    // ```
+    //
+    // e.g. h_n = [[[-0.16450067427818155, 0.003733762312341758],
+    //              [0.3059394170943799, -0.39385897133163655]]]
+    // trellis bias = bias_ih_l0 + bias_hh_l0; the output without return_sequences is h_n[0].
+    check_one_layer("lstm_t3.json", SeqLayout::TimeMajor);
+}
+
+#[test]
+fn one_layer_batch_major_matches_torch() {
+    // The same module and data as above, batch_first:
+    //
+    // ```python
+    // mb = torch.nn.LSTM(input_size=3, hidden_size=2, batch_first=True).double()
+    // mb.load_state_dict(m.state_dict())
+    // xb = x.transpose(0, 1).contiguous()                    # [B, T, in]
+    // output, (h_n, c_n) = mb(xb)                            # output [B, T, H]
+    // output_h0, (h_n_h0, c_n_h0) = mb(xb, (h0, c0))         # h0/c0/h_n/c_n stay [1, B, H]
+    // ```
+    check_one_layer("lstm_t3_batch_first.json", SeqLayout::BatchMajor);
+}
+
+#[test]
+fn two_layer_forward_and_loss_match_torch() {
+    // ```python
+    // torch.manual_seed(20240611 + 2)
+    // m = torch.nn.LSTM(input_size=4, hidden_size=3, num_layers=2).double()
+    // with torch.no_grad():
+    //     for p in m.parameters(): p.uniform_(-0.8, 0.8)
+    // x = torch.randn(5, 3, 4, dtype=torch.float64, requires_grad=True)   # [T, B, in]
+    // R = torch.randn(5, 3, 3, dtype=torch.float64)
+    // R2 = torch.randn(3, 3, dtype=torch.float64)
+    // output, (h_n, c_n) = m(x)
+    // loss = (output * R).sum() + (h_n[-1] * R2).sum()       # 0.5680559217382707
+    // ```
+    //
+    // Forward only here; the fixture's gradients are for the autodiff tests.
+    let fx = Fixture::load("lstm2_t5_grad.json");
+    let mut b = build(&fx, 2, SeqLayout::TimeMajor, true, None);
+    let r_id = b.g.input("R", TensorType::f32(fx.get("R").shape.clone()));
+    let r2_id = b.g.input("R2", TensorType::f32(fx.get("R2").shape.clone()));
+    b.feeds_of.push((r_id, fx.get("R").clone()));
+    b.feeds_of.push((r2_id, fx.get("R2").clone()));
+    let (out, h1) = (b.out.output, b.out.h[1]);
+    let or = b.g.mul(out, r_id).unwrap();
+    let s1 = b.g.sum_all(or).unwrap();
+    let hr = b.g.mul(h1, r2_id).unwrap();
+    let s2 = b.g.sum_all(hr).unwrap();
+    let loss = b.g.add(s1, s2).unwrap();
+    let last = build(&fx, 2, SeqLayout::TimeMajor, false, None);
+    for p in PRECISIONS {
+        let (rtol, atol) = tol(p);
+        let mut outs = vec![out, loss];
+        outs.extend(&b.out.h);
+        outs.extend(&b.out.c);
+        let r = b.run(&outs, p);
+        assert_close(
+            &format!("output ({p:?})"),
+            &r[0],
+            fx.get("output"),
+            rtol,
+            atol,
+        );
+        assert_close(&format!("loss ({p:?})"), &r[1], fx.get("loss"), rtol, atol);
+        for l in 0..2 {
+            let (h, c) = (fx.layer("h_n", l), fx.layer("c_n", l));
+            assert_close(&format!("h_n[{l}] ({p:?})"), &r[2 + l], &h, rtol, atol);
+            assert_close(&format!("c_n[{l}] ({p:?})"), &r[4 + l], &c, rtol, atol);
+        }
+        // Without return_sequences: the last layer's last h.
+        let r = last.run(&[last.out.output], p);
+        let want = fx.layer("h_n", 1);
+        assert_close(&format!("last output ({p:?})"), &r[0], &want, rtol, atol);
+    }
+}
+
+// ---------------------------------------------------------------- by hand
+
+/// T = B = in = H = 1, every weight 0.5, no bias, x = 1; returns the final (h, c).
+fn single_step(init: Option<(f64, f64)>, p: Precision) -> (f64, f64) {
+    let dtype = match p {
+        Precision::F32 => DType::F32,
+        Precision::F64 => DType::F64,
+    };
+    let val = |shape: &[usize], v: f64| Tensor::f64(shape, vec![v; shape.iter().product()]);
+    let mut g = Graph::new();
+    let mut feeds = HashMap::new();
+    let x = g.input("x", TensorType::f32([1, 1, 1]));
+    let w_ih = g.param("w_ih", TensorType::f32([4, 1]));
+    let w_hh = g.param("w_hh", TensorType::f32([4, 1]));
+    feeds.insert(x, val(&[1, 1, 1], 1.0).unwrap().cast(dtype));
+    feeds.insert(w_ih, val(&[4, 1], 0.5).unwrap().cast(dtype));
+    feeds.insert(w_hh, val(&[4, 1], 0.5).unwrap().cast(dtype));
+    let initial_state = init.map(|(h0, c0)| {
+        let h = g.input("h0", TensorType::f32([1, 1]));
+        let c = g.input("c0", TensorType::f32([1, 1]));
+        feeds.insert(h, val(&[1, 1], h0).unwrap().cast(dtype));
+        feeds.insert(c, val(&[1, 1], c0).unwrap().cast(dtype));
+        vec![(h, c)]
+    });
+    let spec = LstmSpec {
+        layers: vec![LstmWeights {
+            w_ih,
+            w_hh,
+            bias: None,
+        }],
+        layout: SeqLayout::TimeMajor,
+        return_sequences: false,
+        initial_state,
+    };
+    let o = lstm(&mut g, x, &spec).unwrap();
+    let r = run(&g, &feeds, &[o.output, o.h[0], o.c[0]], p).unwrap();
+    for t in &r {
+        assert_eq!(t.dims(), &[1, 1]);
+    }
+    let (out, h, c) = (
+        r[0].to_f64_vec()[0],
+        r[1].to_f64_vec()[0],
+        r[2].to_f64_vec()[0],
+    );
+    assert_eq!(out, h, "the output without return_sequences is the final h");
+    (h, c)
+}
+
+#[test]
+fn single_step_by_hand() {
+    // Zero initial state: every gate's pre-activation is z = 0.5 * x = 0.5.
+    //   i = o = σ(0.5) = 0.6224593312018546,  g = tanh(0.5) = 0.46211715726000974
+    //   c = f * 0 + i * g = 0.28764913664496794
+    //   h = o * tanh(c) = 0.6224593312018546 * 0.2799696460805275 = 0.17426971865610508
+    //
+    // h0 = c0 = 1: z = 0.5 * x + 0.5 * h0 = 1.
+    //   i = f = o = σ(1) = 0.7310585786300049,  g = tanh(1) = 0.7615941559557649
+    //   c = f * c0 + i * g = 1.2878285197759447
+    //   h = o * tanh(c) = 0.7310585786300049 * 0.8585567620227391 = 0.6276552861175231
+    let cases = [
+        (None, 0.17426971865610508, 0.28764913664496794),
+        (Some((1.0, 1.0)), 0.6276552861175231, 1.2878285197759447),
+    ];
+    for (init, h_want, c_want) in cases {
+        for p in PRECISIONS {
+            let (rtol, atol) = tol(p);
+            let (h, c) = single_step(init, p);
+            assert!(
+                (h - h_want).abs() <= rtol * h_want + atol,
+                "h (init {init:?}, {p:?}): got {h:e}, want {h_want:e}"
+            );
+            assert!(
+                (c - c_want).abs() <= rtol * c_want + atol,
+                "c (init {init:?}, {p:?}): got {c:e}, want {c_want:e}"
+            );
+        }
+    }
+}
