@@ -1,6 +1,6 @@
 //! The reference interpreter: evaluates a graph node by node with each op's `eval`.
 //! Kept simple on purpose: it is the ground truth the JIT is tested against.
-use crate::ops::Input;
+use crate::ops::{Cast, Input};
 use crate::{DType, Graph, IrError, NodeId, Result, Tensor};
 use std::collections::HashMap;
 
@@ -69,7 +69,16 @@ pub fn run(
             t.clone()
         } else {
             let args: Vec<&Tensor> = node.inputs.iter().map(|i| &vals[i]).collect();
-            node.op.eval(&args).map_err(|e| e.at(g.describe(n)))?
+            let to_f32 = node
+                .op
+                .as_any()
+                .downcast_ref::<Cast>()
+                .is_some_and(|c| c.dtype == DType::F32);
+            if precision == Precision::F64 && to_f32 {
+                args[0].cast(DType::F64) // a cast to f32 would round what F64 precision keeps
+            } else {
+                node.op.eval(&args).map_err(|e| e.at(g.describe(n)))?
+            }
         };
         vals.insert(n, promote(value));
         for &i in g.operands(n) {
