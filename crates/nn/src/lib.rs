@@ -1,1 +1,6 @@
 //! trellis-nn
+
+pub mod data;
+pub mod error;
+
+pub use error::{NnError, Result};

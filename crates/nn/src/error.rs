@@ -1,0 +1,72 @@
+//! The crate's one error type.
+//!
+//! Every variant names the file, argument or value involved, so a bad input can be fixed
+//! from the message alone. Other modules of `trellis-nn` add their variants here.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// The error type of `trellis-nn`.
+#[derive(Debug, Error)]
+pub enum NnError {
+    /// Reading or writing a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A JSON file is malformed (or does not have the expected structure).
+    #[error("{file}: malformed JSON at line {line}, column {column}: {message}")]
+    Json {
+        file: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+
+    /// A label is not 0 or 1.
+    #[error("{file}: review {index}: label must be 0 or 1, got {value}")]
+    BadLabel {
+        file: String,
+        index: usize,
+        value: String,
+    },
+
+    /// A file is not valid UTF-8.
+    #[error("{}: not valid UTF-8 (at byte {valid_up_to})", path.display())]
+    Utf8 { path: PathBuf, valid_up_to: usize },
+
+    /// A data set file or tree does not have the expected layout.
+    #[error("{file}: {message}")]
+    Layout { file: String, message: String },
+
+    /// A directory given to `load_dir` is neither a reviews.json package nor an aclImdb tree.
+    #[error(
+        "{}: not an IMDB data directory (expected reviews.json, package/reviews.json, \
+         or an aclImdb tree with train/{{pos,neg}} and test/{{pos,neg}})",
+        path.display()
+    )]
+    NotADataset { path: PathBuf },
+
+    /// A vocabulary file is malformed.
+    #[error("{file}: line {line}: {message}")]
+    Vocab {
+        file: String,
+        line: usize,
+        message: String,
+    },
+
+    /// A function argument is out of its domain.
+    #[error("invalid argument `{name}` = {value}: {message}")]
+    InvalidArgument {
+        name: &'static str,
+        value: String,
+        message: String,
+    },
+}
+
+/// `Result` with [`NnError`] as the default error.
+pub type Result<T, E = NnError> = std::result::Result<T, E>;
