@@ -37,7 +37,9 @@ pub enum JitError {
         len: usize,
     },
     /// An output view whose rows overlap (row_stride smaller than cols with more than one row).
-    #[error("output view {index}: row_stride {row_stride} < cols {cols} makes the {rows} rows overlap")]
+    #[error(
+        "output view {index}: row_stride {row_stride} < cols {cols} makes the {rows} rows overlap"
+    )]
     OverlappingOutput {
         index: usize,
         rows: usize,

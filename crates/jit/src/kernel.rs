@@ -275,16 +275,7 @@ impl Kernel {
     ) {
         // SAFETY: the caller upholds the contract above, which is what the generated code
         // relies on; the function pointer comes from a finalized, never-freed JIT module.
-        unsafe {
-            (self.f)(
-                rows,
-                cols,
-                inputs,
-                in_row_strides,
-                outputs,
-                out_row_strides,
-            )
-        }
+        unsafe { (self.f)(rows, cols, inputs, in_row_strides, outputs, out_row_strides) }
     }
 }
 
@@ -566,7 +557,8 @@ fn build_kernel(mut b: FunctionBuilder, spec: &KernelSpec, tc: TargetFrontendCon
     // Vector loop: for c in (0..cols4).step_by(4)
     b.switch_to_block(vec_head);
     let more = b.ins().icmp(IntCC::UnsignedLessThan, cv, cols4);
-    b.ins().brif(more, vec_body, &[], tail_head, &jump_args(&[cv]));
+    b.ins()
+        .brif(more, vec_body, &[], tail_head, &jump_args(&[cv]));
 
     // The body of one pass, for either lane type.
     let body = |b: &mut FunctionBuilder, c: Value, ty: Type, bcast: &[Option<Value>]| {

@@ -18,6 +18,9 @@
 //!
 //! `sqrt`, `recip`, `abs`, `neg`, `min`, `max`, `relu` and the comparisons are exact (correctly
 //! rounded). `pow` is described at [`Lanes::pow`].
+// The Cephes coefficients are kept as published (their f32 rounding is what is used).
+#![allow(clippy::excessive_precision)]
+
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Type, Value};
 use cranelift_frontend::FunctionBuilder;
