@@ -1,0 +1,49 @@
+//! The crate's one error type.
+
+/// Everything that can go wrong in `trellis-jit`: code generation, kernel specs and the views a
+/// kernel is run on. Other parts of the crate add variants; match with a wildcard arm.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JitError {
+    /// The host machine is not supported by Cranelift, or an ISA setting was rejected.
+    #[error("host ISA: {0}")]
+    Isa(String),
+    /// Cranelift failed to compile or link a function.
+    #[error("cranelift: {0}")]
+    Codegen(String),
+    /// A kernel spec that cannot be compiled (malformed expression, flag count, ...).
+    #[error("invalid kernel spec: {0}")]
+    InvalidSpec(String),
+    /// The number of input or output views does not match the kernel.
+    #[error("kernel expects {expected} {what} views, got {got}")]
+    ViewCount {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    /// A view does not cover the grid it is run over.
+    #[error(
+        "{what} view {index}: a {rows}x{cols} grid needs element {needed} \
+         (offset {offset}, row_stride {row_stride}) but the data has {len} elements"
+    )]
+    ViewOutOfBounds {
+        what: &'static str,
+        index: usize,
+        rows: usize,
+        cols: usize,
+        offset: usize,
+        row_stride: usize,
+        needed: usize,
+        len: usize,
+    },
+    /// An output view whose rows overlap (row_stride smaller than cols with more than one row).
+    #[error(
+        "output view {index}: row_stride {row_stride} < cols {cols} makes the {rows} rows overlap"
+    )]
+    OverlappingOutput {
+        index: usize,
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+    },
+}

@@ -1,0 +1,609 @@
+//! Fused elementwise kernels: a [`ScalarFn`] compiled by Cranelift into one loop over a 2-D grid.
+//!
+//! The generated function has the C signature
+//! `fn(rows, cols, in_ptrs, in_row_strides, out_ptrs, out_row_strides)` (strides in elements).
+//! For each row it runs an f32x4 loop over the columns, then a scalar tail for the last
+//! `cols % 4` columns. Inputs that are constant along columns (`col_broadcast`) are loaded once
+//! per row and splatted. Each expression node is emitted once per element, and all outputs are
+//! stored from the same pass.
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{types, AbiParam, BlockArg, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::isa::TargetFrontendConfig;
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, Linkage, Module};
+use trellis_ir::{Binary, Scalar, ScalarFn, Unary};
+
+use crate::error::JitError;
+use crate::math::Lanes;
+
+/// What a compiled kernel computes and how it reads its inputs; the kernel cache key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KernelSpec {
+    pub expr: ScalarFn,
+    /// Per input: true when the input is constant along columns (column stride 0, e.g. a
+    /// per-row value or a scalar).
+    pub col_broadcast: Vec<bool>,
+}
+
+impl KernelSpec {
+    /// A spec whose inputs are all full (not column-broadcast).
+    pub fn new(expr: ScalarFn) -> Self {
+        let col_broadcast = vec![false; expr.n_inputs];
+        KernelSpec {
+            expr,
+            col_broadcast,
+        }
+    }
+
+    /// Checks that the expression is well formed: operands refer to earlier nodes, inputs are
+    /// in range, there is at least one output, and there is one broadcast flag per input.
+    pub fn validate(&self) -> Result<(), JitError> {
+        let e = &self.expr;
+        let bad = |msg: String| Err(JitError::InvalidSpec(msg));
+        if self.col_broadcast.len() != e.n_inputs {
+            return bad(format!(
+                "{} col_broadcast flags for {} inputs",
+                self.col_broadcast.len(),
+                e.n_inputs
+            ));
+        }
+        if e.outputs.is_empty() {
+            return bad("the expression has no outputs".into());
+        }
+        for (i, n) in e.nodes.iter().enumerate() {
+            let ops: &[u32] = match n {
+                Scalar::Input(k) => {
+                    if *k as usize >= e.n_inputs {
+                        return bad(format!("node {i}: input {k} of {}", e.n_inputs));
+                    }
+                    &[]
+                }
+                Scalar::Const(_) => &[],
+                Scalar::Unary(_, a) => &[*a],
+                Scalar::Binary(_, a, b) => &[*a, *b],
+                Scalar::Select(c, a, b) => &[*c, *a, *b],
+            };
+            if let Some(o) = ops.iter().find(|&&o| o as usize >= i) {
+                return bad(format!("node {i} uses node {o}, which does not precede it"));
+            }
+        }
+        if let Some(o) = e.outputs.iter().find(|&&o| o as usize >= e.nodes.len()) {
+            return bad(format!("output node {o} of {} nodes", e.nodes.len()));
+        }
+        Ok(())
+    }
+}
+
+/// A strided 2-D view of f32 data: element (r, c) is at `data[offset + r*row_stride + c]` (or
+/// `data[offset + r*row_stride]` when the spec says col_broadcast). `row_stride` 0 = broadcast
+/// along rows (e.g. a bias).
+#[derive(Clone, Copy, Debug)]
+pub struct View<'a> {
+    pub data: &'a [f32],
+    pub offset: usize,
+    pub row_stride: usize,
+}
+
+/// A strided, writable 2-D view: element (r, c) is at `data[offset + r*row_stride + c]`.
+#[derive(Debug)]
+pub struct ViewMut<'a> {
+    pub data: &'a mut [f32],
+    pub offset: usize,
+    pub row_stride: usize,
+}
+
+impl<'a> View<'a> {
+    /// A dense row-major view of a `? x row_stride` matrix starting at element 0.
+    pub fn new(data: &'a [f32], row_stride: usize) -> Self {
+        View {
+            data,
+            offset: 0,
+            row_stride,
+        }
+    }
+}
+
+impl<'a> ViewMut<'a> {
+    /// A dense row-major view of a `? x row_stride` matrix starting at element 0.
+    pub fn new(data: &'a mut [f32], row_stride: usize) -> Self {
+        ViewMut {
+            data,
+            offset: 0,
+            row_stride,
+        }
+    }
+}
+
+type KernelFn = unsafe extern "C" fn(
+    usize,
+    usize,
+    *const *const f32,
+    *const usize,
+    *const *mut f32,
+    *const usize,
+);
+
+/// A compiled kernel. Cheap to share (`Arc<Kernel>` from [`KernelCache::get`]); its machine
+/// code lives as long as the process (Cranelift JIT memory is never freed).
+pub struct Kernel {
+    f: KernelFn,
+    col_broadcast: Vec<bool>,
+    n_outputs: usize,
+}
+
+impl std::fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kernel")
+            .field("code", &(self.f as *const u8))
+            .field("col_broadcast", &self.col_broadcast)
+            .field("n_outputs", &self.n_outputs)
+            .finish()
+    }
+}
+
+/// The last element index a view touches on a `rows x cols` grid (rows, cols >= 1).
+fn last_index(offset: usize, row_stride: usize, rows: usize, last_col: usize) -> Option<usize> {
+    (rows - 1)
+        .checked_mul(row_stride)?
+        .checked_add(offset)?
+        .checked_add(last_col)
+}
+
+impl Kernel {
+    pub fn n_inputs(&self) -> usize {
+        self.col_broadcast.len()
+    }
+    pub fn n_outputs(&self) -> usize {
+        self.n_outputs
+    }
+    /// Per input, whether it is read once per row (column stride 0).
+    pub fn col_broadcast(&self) -> &[bool] {
+        &self.col_broadcast
+    }
+
+    /// Runs the kernel over a `rows x cols` grid. Checks every bound (each view covers its last
+    /// element, counts match, output rows do not overlap) before calling the machine code and
+    /// returns an error naming what is wrong.
+    pub fn run(
+        &self,
+        rows: usize,
+        cols: usize,
+        inputs: &[View],
+        outputs: &mut [ViewMut],
+    ) -> Result<(), JitError> {
+        if inputs.len() != self.n_inputs() {
+            return Err(JitError::ViewCount {
+                what: "input",
+                expected: self.n_inputs(),
+                got: inputs.len(),
+            });
+        }
+        if outputs.len() != self.n_outputs {
+            return Err(JitError::ViewCount {
+                what: "output",
+                expected: self.n_outputs,
+                got: outputs.len(),
+            });
+        }
+        if rows == 0 || cols == 0 {
+            return Ok(());
+        }
+        let check = |what, index, offset, row_stride, last_col, len| {
+            let needed = last_index(offset, row_stride, rows, last_col);
+            match needed {
+                Some(n) if n < len => Ok(()),
+                _ => Err(JitError::ViewOutOfBounds {
+                    what,
+                    index,
+                    rows,
+                    cols,
+                    offset,
+                    row_stride,
+                    needed: needed.unwrap_or(usize::MAX),
+                    len,
+                }),
+            }
+        };
+        for (i, v) in inputs.iter().enumerate() {
+            let last_col = if self.col_broadcast[i] { 0 } else { cols - 1 };
+            check("input", i, v.offset, v.row_stride, last_col, v.data.len())?;
+        }
+        for (i, v) in outputs.iter().enumerate() {
+            check("output", i, v.offset, v.row_stride, cols - 1, v.data.len())?;
+            if rows > 1 && v.row_stride < cols {
+                return Err(JitError::OverlappingOutput {
+                    index: i,
+                    rows,
+                    cols,
+                    row_stride: v.row_stride,
+                });
+            }
+        }
+        // SAFETY: each offset is below its slice's length (checked above: offset <= last index
+        // < len), so the offset pointers stay inside their allocations.
+        let in_ptrs: Vec<*const f32> = inputs
+            .iter()
+            .map(|v| unsafe { v.data.as_ptr().add(v.offset) })
+            .collect();
+        let in_strides: Vec<usize> = inputs.iter().map(|v| v.row_stride).collect();
+        // SAFETY: as for the inputs.
+        let out_ptrs: Vec<*mut f32> = outputs
+            .iter_mut()
+            .map(|v| unsafe { v.data.as_mut_ptr().add(v.offset) })
+            .collect();
+        let out_strides: Vec<usize> = outputs.iter().map(|v| v.row_stride).collect();
+        // SAFETY: the counts match the kernel, every element (r, c) the kernel reads or writes
+        // lies inside its view's slice (checked above), outputs are distinct `&mut` slices so
+        // they alias nothing else, and the pointer arrays outlive the call.
+        unsafe {
+            self.run_raw(
+                rows,
+                cols,
+                in_ptrs.as_ptr(),
+                in_strides.as_ptr(),
+                out_ptrs.as_ptr(),
+                out_strides.as_ptr(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Unchecked raw entry for the executor: pointers are already offset to element (0, 0),
+    /// strides are in elements.
+    ///
+    /// # Safety
+    /// - `inputs` and `in_row_strides` point to [`Kernel::n_inputs`] readable entries,
+    ///   `outputs` and `out_row_strides` to [`Kernel::n_outputs`] entries;
+    /// - for every `r < rows`, `c < cols`, input `i` is readable at `inputs[i] + r *
+    ///   in_row_strides[i] + c` (`+ 0` instead of `+ c` for a col_broadcast input) and output
+    ///   `o` is writable at `outputs[o] + r * out_row_strides[o] + c`;
+    /// - no output element is read or written through any other pointer during the call,
+    ///   except that an output may be exactly the same view as an input (in place).
+    pub unsafe fn run_raw(
+        &self,
+        rows: usize,
+        cols: usize,
+        inputs: *const *const f32,
+        in_row_strides: *const usize,
+        outputs: *const *mut f32,
+        out_row_strides: *const usize,
+    ) {
+        // SAFETY: the caller upholds the contract above, which is what the generated code
+        // relies on; the function pointer comes from a finalized, never-freed JIT module.
+        unsafe { (self.f)(rows, cols, inputs, in_row_strides, outputs, out_row_strides) }
+    }
+}
+
+/// Compiles kernels into one JIT module and caches them by spec.
+pub struct KernelCache {
+    module: JITModule,
+    fma: bool,
+    kernels: HashMap<KernelSpec, Arc<Kernel>>,
+    ctx: cranelift_codegen::Context,
+    fctx: FunctionBuilderContext,
+}
+
+impl KernelCache {
+    /// A cache with a JIT module for the host (`opt_level=speed`, native ISA flags).
+    pub fn new() -> Result<Self, JitError> {
+        let mut fb = settings::builder();
+        let set = |fb: &mut settings::Builder, k: &str, v: &str| {
+            fb.set(k, v)
+                .map_err(|e| JitError::Isa(format!("setting {k}={v}: {e}")))
+        };
+        set(&mut fb, "opt_level", "speed")?;
+        set(&mut fb, "is_pic", "false")?;
+        let isa = cranelift_native::builder()
+            .map_err(|e| JitError::Isa(e.to_string()))?
+            .finish(settings::Flags::new(fb))
+            .map_err(|e| JitError::Isa(e.to_string()))?;
+        let fma = isa
+            .isa_flags()
+            .iter()
+            .any(|v| v.name == "has_fma" && v.as_bool() == Some(true));
+        let module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
+        let ctx = module.make_context();
+        Ok(KernelCache {
+            module,
+            fma,
+            kernels: HashMap::new(),
+            ctx,
+            fctx: FunctionBuilderContext::new(),
+        })
+    }
+
+    /// The kernel for `spec`, compiled on first use.
+    pub fn get(&mut self, spec: &KernelSpec) -> Result<Arc<Kernel>, JitError> {
+        if let Some(k) = self.kernels.get(spec) {
+            return Ok(k.clone());
+        }
+        spec.validate()?;
+        let f = self.compile(spec)?;
+        let k = Arc::new(Kernel {
+            f,
+            col_broadcast: spec.col_broadcast.clone(),
+            n_outputs: spec.expr.outputs.len(),
+        });
+        self.kernels.insert(spec.clone(), k.clone());
+        Ok(k)
+    }
+
+    /// The number of compiled kernels.
+    pub fn len(&self) -> usize {
+        self.kernels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.kernels.is_empty()
+    }
+
+    fn compile(&mut self, spec: &KernelSpec) -> Result<KernelFn, JitError> {
+        let cg = |e: &dyn std::fmt::Debug| JitError::Codegen(format!("{e:?}"));
+        let tc = self.module.target_config();
+        let ptr = tc.pointer_type();
+        let mut sig = self.module.make_signature();
+        for _ in 0..6 {
+            sig.params.push(AbiParam::new(ptr));
+        }
+        let name = format!("trellis_kernel_{}", self.kernels.len());
+        let id = self
+            .module
+            .declare_function(&name, Linkage::Local, &sig)
+            .map_err(|e| cg(&e))?;
+        self.module.clear_context(&mut self.ctx);
+        self.ctx.func.signature = sig;
+        {
+            let b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
+            build_kernel(b, spec, tc, self.fma);
+        }
+        self.module
+            .define_function(id, &mut self.ctx)
+            .map_err(|e| cg(&e))?;
+        self.module.clear_context(&mut self.ctx);
+        self.module.finalize_definitions().map_err(|e| cg(&e))?;
+        let code = self.module.get_finalized_function(id);
+        // SAFETY: `code` is the finalized machine code of a function declared with exactly
+        // this signature (six pointer-sized integer parameters, no result, the default call
+        // convention of the host = extern "C").
+        Ok(unsafe { std::mem::transmute::<*const u8, KernelFn>(code) })
+    }
+}
+
+/// Which nodes (and so which inputs) the outputs depend on.
+fn live_nodes(e: &ScalarFn) -> Vec<bool> {
+    let mut live = vec![false; e.nodes.len()];
+    for &o in &e.outputs {
+        live[o as usize] = true;
+    }
+    for i in (0..e.nodes.len()).rev() {
+        if !live[i] {
+            continue;
+        }
+        match e.nodes[i] {
+            Scalar::Input(_) | Scalar::Const(_) => {}
+            Scalar::Unary(_, a) => live[a as usize] = true,
+            Scalar::Binary(_, a, b) => {
+                live[a as usize] = true;
+                live[b as usize] = true;
+            }
+            Scalar::Select(c, a, b) => {
+                live[c as usize] = true;
+                live[a as usize] = true;
+                live[b as usize] = true;
+            }
+        }
+    }
+    live
+}
+
+/// A constant small-integer exponent, for `pow` by repeated multiplication.
+fn small_int(e: &ScalarFn, node: u32) -> Option<i32> {
+    match e.nodes[node as usize] {
+        Scalar::Const(c) if c.fract() == 0.0 && c.abs() <= 16.0 => Some(c as i32),
+        _ => None,
+    }
+}
+
+/// Emits the expression for one element (or four) given the input values.
+fn emit_expr(l: &mut Lanes, e: &ScalarFn, live: &[bool], inputs: &[Option<Value>]) -> Vec<Value> {
+    let mut v: Vec<Option<Value>> = Vec::with_capacity(e.nodes.len());
+    for (i, n) in e.nodes.iter().enumerate() {
+        if !live[i] {
+            v.push(None);
+            continue;
+        }
+        let g = |k: u32| v[k as usize].expect("operand of a live node is live");
+        let x = match *n {
+            Scalar::Input(k) => inputs[k as usize].expect("live input is loaded"),
+            Scalar::Const(c) => l.f(c as f32),
+            Scalar::Unary(f, a) => {
+                let a = g(a);
+                match f {
+                    Unary::Neg => l.b.ins().fneg(a),
+                    Unary::Exp => l.exp(a),
+                    Unary::Log => l.log(a),
+                    Unary::Sqrt => l.b.ins().sqrt(a),
+                    Unary::Tanh => l.tanh(a),
+                    Unary::Sigmoid => l.sigmoid(a),
+                    Unary::Abs => l.b.ins().fabs(a),
+                    Unary::Recip => {
+                        let one = l.f(1.0);
+                        l.div(one, a)
+                    }
+                    Unary::Relu => l.relu(a),
+                }
+            }
+            Scalar::Binary(f, a, b) => {
+                let (x, y) = (g(a), g(b));
+                let cmp = |l: &mut Lanes, cc| {
+                    let m = l.cmp(cc, x, y);
+                    l.flag(m)
+                };
+                match f {
+                    Binary::Add => l.add(x, y),
+                    Binary::Sub => l.sub(x, y),
+                    Binary::Mul => l.mul(x, y),
+                    Binary::Div => l.div(x, y),
+                    Binary::Max => l.b.ins().fmax(x, y),
+                    Binary::Min => l.b.ins().fmin(x, y),
+                    Binary::Pow => match small_int(e, b) {
+                        Some(n) => l.powi(x, n),
+                        None => l.pow(x, y),
+                    },
+                    Binary::Lt => cmp(l, FloatCC::LessThan),
+                    Binary::Le => cmp(l, FloatCC::LessThanOrEqual),
+                    Binary::Gt => cmp(l, FloatCC::GreaterThan),
+                    Binary::Ge => cmp(l, FloatCC::GreaterThanOrEqual),
+                    Binary::Eq => cmp(l, FloatCC::Equal),
+                    Binary::Ne => cmp(l, FloatCC::NotEqual),
+                }
+            }
+            Scalar::Select(c, a, b) => l.select_nonzero(g(c), g(a), g(b)),
+        };
+        v.push(Some(x));
+    }
+    e.outputs
+        .iter()
+        .map(|&o| v[o as usize].expect("outputs are live"))
+        .collect()
+}
+
+fn jump_args(v: &[Value]) -> Vec<BlockArg> {
+    v.iter().map(|&x| BlockArg::Value(x)).collect()
+}
+
+/// Builds the kernel's loop nest (see the module docs).
+fn build_kernel(mut b: FunctionBuilder, spec: &KernelSpec, tc: TargetFrontendConfig, fma: bool) {
+    let ptr = tc.pointer_type();
+    let e = &spec.expr;
+    let live = live_nodes(e);
+    let mut used = vec![false; e.n_inputs];
+    for (i, n) in e.nodes.iter().enumerate() {
+        if let (true, Scalar::Input(k)) = (live[i], n) {
+            used[*k as usize] = true;
+        }
+    }
+    let n_out = e.outputs.len();
+    // Bounds are checked by the caller; accesses never trap.
+    let mem = MemFlagsData::new().with_notrap();
+
+    let entry = b.create_block();
+    let row_head = b.create_block();
+    let row_body = b.create_block();
+    let vec_head = b.create_block();
+    let vec_body = b.create_block();
+    let tail_head = b.create_block();
+    let tail_body = b.create_block();
+    let row_next = b.create_block();
+    let exit = b.create_block();
+    let r = b.append_block_param(row_head, ptr);
+    let cv = b.append_block_param(vec_head, ptr);
+    let ct = b.append_block_param(tail_head, ptr);
+
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let p = b.block_params(entry).to_vec();
+    let (rows, cols, in_ptrs, in_rs, out_ptrs, out_rs) = (p[0], p[1], p[2], p[3], p[4], p[5]);
+    // Base pointers and row strides in bytes.
+    let load_ptr_stride = |b: &mut FunctionBuilder, ptrs: Value, strides: Value, i: usize| {
+        let off = (i * ptr.bytes() as usize) as i32;
+        let pp = b.ins().load(ptr, mem, ptrs, off);
+        let s = b.ins().load(ptr, mem, strides, off);
+        let sb = b.ins().ishl_imm_u(s, 2);
+        (pp, sb)
+    };
+    let ins: Vec<Option<(Value, Value)>> = (0..e.n_inputs)
+        .map(|i| used[i].then(|| load_ptr_stride(&mut b, in_ptrs, in_rs, i)))
+        .collect();
+    let outs: Vec<(Value, Value)> = (0..n_out)
+        .map(|i| load_ptr_stride(&mut b, out_ptrs, out_rs, i))
+        .collect();
+    let cols4 = b.ins().band_imm_s(cols, -4);
+    let zero = b.ins().iconst(ptr, 0);
+    b.ins().jump(row_head, &jump_args(&[zero]));
+
+    // for r in 0..rows
+    b.switch_to_block(row_head);
+    let more = b.ins().icmp(IntCC::UnsignedLessThan, r, rows);
+    b.ins().brif(more, row_body, &[], exit, &[]);
+
+    b.switch_to_block(row_body);
+    let row_base = |b: &mut FunctionBuilder, (p, s): (Value, Value)| {
+        let o = b.ins().imul(r, s);
+        b.ins().iadd(p, o)
+    };
+    let in_base: Vec<Option<Value>> = ins
+        .iter()
+        .map(|x| x.map(|ps| row_base(&mut b, ps)))
+        .collect();
+    let out_base: Vec<Value> = outs.iter().map(|&ps| row_base(&mut b, ps)).collect();
+    // Column-broadcast inputs: one load per row, splatted for the vector loop.
+    let mut bcast_s: Vec<Option<Value>> = vec![None; e.n_inputs];
+    let mut bcast_v: Vec<Option<Value>> = vec![None; e.n_inputs];
+    for i in 0..e.n_inputs {
+        if let (Some(base), true) = (in_base[i], spec.col_broadcast[i]) {
+            let s = b.ins().load(types::F32, mem, base, 0);
+            bcast_s[i] = Some(s);
+            bcast_v[i] = Some(b.ins().splat(types::F32X4, s));
+        }
+    }
+    b.ins().jump(vec_head, &jump_args(&[zero]));
+
+    // Vector loop: for c in (0..cols4).step_by(4)
+    b.switch_to_block(vec_head);
+    let more = b.ins().icmp(IntCC::UnsignedLessThan, cv, cols4);
+    b.ins()
+        .brif(more, vec_body, &[], tail_head, &jump_args(&[cv]));
+
+    // The body of one pass, for either lane type.
+    let body = |b: &mut FunctionBuilder, c: Value, ty: Type, bcast: &[Option<Value>]| {
+        let off = b.ins().ishl_imm_u(c, 2);
+        let vals: Vec<Option<Value>> = (0..e.n_inputs)
+            .map(|i| match (in_base[i], bcast[i]) {
+                (_, Some(v)) => Some(v),
+                (Some(base), None) => {
+                    let a = b.ins().iadd(base, off);
+                    Some(b.ins().load(ty, mem, a, 0))
+                }
+                (None, None) => None,
+            })
+            .collect();
+        let res = {
+            let mut l = Lanes::new(b, ty, fma);
+            emit_expr(&mut l, e, &live, &vals)
+        };
+        for (k, &y) in res.iter().enumerate() {
+            let a = b.ins().iadd(out_base[k], off);
+            b.ins().store(mem, y, a, 0);
+        }
+    };
+
+    b.switch_to_block(vec_body);
+    body(&mut b, cv, types::F32X4, &bcast_v);
+    let c4 = b.ins().iadd_imm_u(cv, 4);
+    b.ins().jump(vec_head, &jump_args(&[c4]));
+
+    // Scalar tail: for c in cols4..cols
+    b.switch_to_block(tail_head);
+    let more = b.ins().icmp(IntCC::UnsignedLessThan, ct, cols);
+    b.ins().brif(more, tail_body, &[], row_next, &[]);
+
+    b.switch_to_block(tail_body);
+    body(&mut b, ct, types::F32, &bcast_s);
+    let c1 = b.ins().iadd_imm_u(ct, 1);
+    b.ins().jump(tail_head, &jump_args(&[c1]));
+
+    b.switch_to_block(row_next);
+    let r1 = b.ins().iadd_imm_u(r, 1);
+    b.ins().jump(row_head, &jump_args(&[r1]));
+
+    b.switch_to_block(exit);
+    b.ins().return_(&[]);
+    b.seal_all_blocks();
+    b.finalize(tc);
+}

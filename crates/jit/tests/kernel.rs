@@ -1,0 +1,767 @@
+//! Kernels against the f64 reference `ScalarFn::eval` on random expressions, views and values;
+//! the kernel cache; view checking.
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use trellis_ir::{Binary, Scalar, ScalarFn, Unary};
+use trellis_jit::{JitError, KernelCache, KernelSpec, View, ViewMut};
+
+const UNARY: [Unary; 9] = [
+    Unary::Neg,
+    Unary::Exp,
+    Unary::Log,
+    Unary::Sqrt,
+    Unary::Tanh,
+    Unary::Sigmoid,
+    Unary::Abs,
+    Unary::Recip,
+    Unary::Relu,
+];
+const BINARY: [Binary; 13] = [
+    Binary::Add,
+    Binary::Sub,
+    Binary::Mul,
+    Binary::Div,
+    Binary::Max,
+    Binary::Min,
+    Binary::Pow,
+    Binary::Lt,
+    Binary::Le,
+    Binary::Gt,
+    Binary::Ge,
+    Binary::Eq,
+    Binary::Ne,
+];
+
+/// A random expression over `n_inputs` inputs with 1-3 outputs.
+fn random_expr(rng: &mut StdRng, n_inputs: usize) -> ScalarFn {
+    let mut e = ScalarFn::new(n_inputs);
+    for i in 0..n_inputs {
+        e.input(i);
+    }
+    let n_ops = rng.gen_range(1..=10);
+    let pick = |rng: &mut StdRng, e: &ScalarFn| -> u32 {
+        // Bias towards recent nodes so expressions get deep.
+        let n = e.nodes.len() as u32;
+        if rng.gen_bool(0.5) {
+            n - 1 - rng.gen_range(0..n.min(3))
+        } else {
+            rng.gen_range(0..n)
+        }
+    };
+    for _ in 0..n_ops {
+        let s = match rng.gen_range(0..10) {
+            0..=3 => Scalar::Unary(UNARY[rng.gen_range(0..UNARY.len())], pick(rng, &e)),
+            4..=7 => {
+                let f = BINARY[rng.gen_range(0..BINARY.len())];
+                let a = pick(rng, &e);
+                let b = if f == Binary::Pow && rng.gen_bool(0.5) {
+                    e.constant(f64::from(rng.gen_range(-16i32..=16)))
+                } else {
+                    pick(rng, &e)
+                };
+                Scalar::Binary(f, a, b)
+            }
+            8 => Scalar::Select(pick(rng, &e), pick(rng, &e), pick(rng, &e)),
+            _ => {
+                let c =
+                    [0.0, 1.0, -1.0, 0.5, 2.0, 3.0, -2.5, 1e-3, 100.0, 0.1][rng.gen_range(0..10)];
+                Scalar::Const(c)
+            }
+        };
+        e.push(s);
+    }
+    let last = (e.nodes.len() - 1) as u32;
+    e.output(last);
+    for _ in 0..rng.gen_range(0..=2) {
+        let o = rng.gen_range(0..e.nodes.len() as u32);
+        e.output(o);
+    }
+    e
+}
+
+fn random_value(rng: &mut StdRng) -> f32 {
+    if rng.gen_bool(0.85) {
+        match rng.gen_range(0..3) {
+            0 => rng.gen_range(-4.0f32..4.0),
+            1 => rng.gen_range(-30.0f32..30.0),
+            _ => rng.gen_range(-4i32..=4) as f32, // integers: pow parity, comparisons, selects
+        }
+    } else {
+        let specials = [
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            0.0,
+            -0.0,
+            1e30,
+            -1e30,
+            3e38,
+            -3e38,
+            1e-40,
+            -1e-40,
+            100.0,
+            -100.0,
+        ];
+        specials[rng.gen_range(0..specials.len())]
+    }
+}
+
+/// An upper bound on one f32 ulp at |v| (normal or subnormal).
+fn ulp(v: f64) -> f64 {
+    if v.is_finite() {
+        (v.abs() * f64::powi(2.0, -23)).max(f64::powi(2.0, -149))
+    } else {
+        0.0
+    }
+}
+
+/// `x * y` with `0 * inf = 0`: a zero error times any derivative is no error.
+fn m(x: f64, y: f64) -> f64 {
+    if x == 0.0 || y == 0.0 {
+        0.0
+    } else {
+        x * y
+    }
+}
+
+/// f64 values of every node (the same arithmetic as `ScalarFn::eval`) and, per node, a
+/// first-order bound on how far the kernel's f32 value may be from it:
+///
+/// - inputs are exact, a constant is off by its rounding to f32;
+/// - each operation adds its own error at the result (0.5 ulp for the correctly rounded
+///   +, -, *, /, sqrt; the measured bound of `math.rs` for exp/log/tanh/sigmoid, 2 ulp, and
+///   `(|n| + 1) / 2` ulp for `x^n` by repeated multiplication, `4 + |b ln a|` ulp for general
+///   pow) and propagates the operand errors through its derivative (`|b| e_a + |a| e_b` for a
+///   product, `e_a / a` for log, ...);
+/// - a comparison or select whose operands are closer than their error bounds could go either
+///   way, and a value that overflows f32 while finite in f64 (or whose operands' error intervals
+///   reach a singularity, e.g. log or sqrt near 0, division by ~0) can differ without bound:
+///   those get `inf`, "unknown", and elements depending on them are not compared (counted;
+///   the test asserts they are a small minority).
+///
+/// The comparison allows twice the bound, for the second-order terms this ignores.
+fn reference(e: &ScalarFn, x: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let n = e.nodes.len();
+    let (mut v, mut er): (Vec<f64>, Vec<f64>) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let inf = f64::INFINITY;
+    for node in &e.nodes {
+        let (val, err): (f64, f64) = match *node {
+            Scalar::Input(i) => (x[i as usize], 0.0),
+            Scalar::Const(c) => (c, (c - f64::from(c as f32)).abs()),
+            Scalar::Unary(f, a) => {
+                let (a, ea) = (v[a as usize], er[a as usize]);
+                let y = f.eval(a);
+                let loc = |k: f64| k * ulp(y);
+                let err = if ea == 0.0 {
+                    match f {
+                        Unary::Exp | Unary::Log | Unary::Tanh | Unary::Sigmoid => loc(2.0),
+                        Unary::Sqrt | Unary::Recip => loc(0.5),
+                        _ => 0.0,
+                    }
+                } else {
+                    match f {
+                        Unary::Neg | Unary::Abs | Unary::Relu => ea,
+                        Unary::Exp => m(a.exp(), ea.exp_m1()) + loc(2.0),
+                        Unary::Log if a - ea <= 0.0 && a >= 0.0 => inf,
+                        Unary::Log => ea / (a - ea) + loc(2.0),
+                        Unary::Sqrt if a - ea < 0.0 && a >= 0.0 => inf,
+                        Unary::Sqrt => (ea / (2.0 * a.sqrt())).min(ea.sqrt()) + loc(0.5),
+                        Unary::Tanh => ea + loc(2.0),
+                        Unary::Sigmoid => ea / 4.0 + loc(2.0),
+                        Unary::Recip if a.abs() <= 2.0 * ea => inf,
+                        Unary::Recip => 2.0 * ea / (a * a) + loc(0.5),
+                    }
+                };
+                (y, err)
+            }
+            Scalar::Binary(f, ia, ib) => {
+                let (a, ea, b, eb) = (
+                    v[ia as usize],
+                    er[ia as usize],
+                    v[ib as usize],
+                    er[ib as usize],
+                );
+                let y = f.eval(a, b);
+                let loc = |k: f64| k * ulp(y);
+                let exact = ea == 0.0 && eb == 0.0;
+                let err = match f {
+                    Binary::Add | Binary::Sub => ea + eb + loc(0.5),
+                    Binary::Mul => m(a.abs(), eb) + m(b.abs(), ea) + m(ea, eb) + loc(0.5),
+                    Binary::Div if exact => loc(0.5),
+                    Binary::Div if b.abs() <= 2.0 * eb => inf,
+                    Binary::Div => 2.0 * (m(a.abs(), eb) / (b * b) + ea / b.abs()) + loc(0.5),
+                    Binary::Max | Binary::Min => ea.max(eb),
+                    Binary::Lt | Binary::Le | Binary::Gt | Binary::Ge | Binary::Eq | Binary::Ne => {
+                        if exact || (a - b).abs() > ea + eb {
+                            0.0
+                        } else {
+                            inf
+                        }
+                    }
+                    Binary::Pow => {
+                        let int_exp = match e.nodes[ib as usize] {
+                            Scalar::Const(c) if c.fract() == 0.0 && c.abs() <= 16.0 => Some(c),
+                            _ => None,
+                        };
+                        match int_exp {
+                            Some(nn) => {
+                                let na = nn.abs();
+                                let loc_n = loc(0.5 * (na + 1.0));
+                                let big = a.abs().powf(na);
+                                if nn < 0.0
+                                    && a != 0.0
+                                    && (big < f64::from(f32::MIN_POSITIVE)
+                                        || big > f64::from(f32::MAX))
+                                {
+                                    // x^|n| is subnormal or overflows before the reciprocal.
+                                    inf
+                                } else if ea == 0.0 {
+                                    loc_n
+                                } else if a.abs() <= 2.0 * ea {
+                                    inf
+                                } else {
+                                    2.0 * m(na * y.abs(), ea / a.abs()) + loc_n
+                                }
+                            }
+                            None => {
+                                let la = a.abs().ln();
+                                if !exact && a.abs() <= 2.0 * ea {
+                                    inf
+                                } else {
+                                    let rel = m(b.abs(), ea / a.abs())
+                                        + m(la.abs(), eb)
+                                        + if y.is_finite() {
+                                            (4.0 + m(b.abs(), la.abs())) * f64::powi(2.0, -23)
+                                        } else {
+                                            0.0
+                                        };
+                                    m(y.abs(), rel) + ulp(y)
+                                }
+                            }
+                        }
+                    }
+                };
+                (y, err)
+            }
+            Scalar::Select(c, a, b) => {
+                let (vc, ec) = (v[c as usize], er[c as usize]);
+                let (pick_a, sure) = if vc.is_nan() {
+                    (true, ec == 0.0)
+                } else {
+                    (vc != 0.0, ec == 0.0 || vc.abs() > ec)
+                };
+                let k = if pick_a { a } else { b } as usize;
+                (v[k], if sure { er[k] } else { inf })
+            }
+        };
+        // A value the kernel holds as inf (or 0) while f64 does not: consumers see anything.
+        let overflow = val.is_finite() && (val as f32).is_infinite();
+        let err = if err.is_nan() || (overflow && !matches!(node, Scalar::Const(_))) {
+            inf
+        } else {
+            err
+        };
+        v.push(val);
+        er.push(err);
+    }
+    (v, er)
+}
+
+#[derive(Default, Debug)]
+struct Stats {
+    equal: usize,
+    within: usize,
+    unknown: usize,
+    /// Largest |got - reference| / bound among the elements that are not equal.
+    max_err_over_bound: f64,
+}
+
+/// Compares one kernel output against the reference value `v` with error bound `e` (see
+/// [`reference`]). A value beyond the f32 range counts as the f32 overflow threshold.
+fn check(got: f32, v: f64, e: f64, stats: &mut Stats) -> bool {
+    let want = v as f32;
+    if got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()) || got == want {
+        stats.equal += 1;
+        return true;
+    }
+    if e.is_infinite() {
+        // Output overflowed in f64 but not in f32 (or is unknown): report, don't compare.
+        stats.unknown += 1;
+        return true;
+    }
+    if got.is_nan() || want.is_nan() {
+        return false;
+    }
+    let top = f64::powi(2.0, 128);
+    let clamp = |x: f64| x.clamp(-top, top);
+    let ok = (clamp(f64::from(got)) - clamp(v)).abs() <= 2.0 * e + 0.5 * ulp(v);
+    if ok {
+        stats.within += 1;
+        let r = (f64::from(got) - v).abs() / (2.0 * e + 0.5 * ulp(v));
+        stats.max_err_over_bound = stats.max_err_over_bound.max(r);
+    }
+    ok
+}
+
+#[test]
+fn random_expressions_match_the_reference() {
+    let mut rng = StdRng::seed_from_u64(0x7e11_1500);
+    let mut cache = KernelCache::new().unwrap();
+    let mut stats = Stats::default();
+    let mut seen = [false; 9 + 13 + 1];
+    for case in 0..500 {
+        let n_in = rng.gen_range(1..=4);
+        let expr = random_expr(&mut rng, n_in);
+        for n in &expr.nodes {
+            match n {
+                Scalar::Unary(f, _) => seen[UNARY.iter().position(|g| g == f).unwrap()] = true,
+                Scalar::Binary(f, _, _) => {
+                    seen[9 + BINARY.iter().position(|g| g == f).unwrap()] = true
+                }
+                Scalar::Select(..) => seen[22] = true,
+                _ => {}
+            }
+        }
+        let col_broadcast: Vec<bool> = (0..n_in).map(|_| rng.gen_bool(0.3)).collect();
+        let spec = KernelSpec {
+            expr: expr.clone(),
+            col_broadcast: col_broadcast.clone(),
+        };
+        let k = cache.get(&spec).unwrap();
+        let rows = rng.gen_range(1..=5);
+        let cols = rng.gen_range(1..=13);
+        // Inputs: offset into a larger buffer, row_stride > cols or 0 (row broadcast).
+        let mut in_data = Vec::new();
+        let mut in_geom = Vec::new();
+        for &cb in &col_broadcast {
+            let width = if cb { 1 } else { cols };
+            let stride = if rng.gen_bool(0.2) {
+                0
+            } else {
+                width + rng.gen_range(0..3)
+            };
+            let offset = rng.gen_range(0..5);
+            let len = offset + (rows - 1) * stride + width + rng.gen_range(0..2);
+            in_data.push(
+                (0..len)
+                    .map(|_| random_value(&mut rng))
+                    .collect::<Vec<f32>>(),
+            );
+            in_geom.push((offset, stride));
+        }
+        let n_out = expr.outputs.len();
+        let sentinel = -1234.5f32;
+        let mut out_data = Vec::new();
+        let mut out_geom = Vec::new();
+        for _ in 0..n_out {
+            let stride = cols + rng.gen_range(0..3);
+            let offset = rng.gen_range(0..5);
+            let len = offset + (rows - 1) * stride + cols + rng.gen_range(0..2);
+            out_data.push(vec![sentinel; len]);
+            out_geom.push((offset, stride));
+        }
+        {
+            let views: Vec<View> = in_data
+                .iter()
+                .zip(&in_geom)
+                .map(|(d, &(offset, row_stride))| View {
+                    data: d,
+                    offset,
+                    row_stride,
+                })
+                .collect();
+            let mut outs: Vec<ViewMut> = out_data
+                .iter_mut()
+                .zip(&out_geom)
+                .map(|(d, &(offset, row_stride))| ViewMut {
+                    data: d,
+                    offset,
+                    row_stride,
+                })
+                .collect();
+            k.run(rows, cols, &views, &mut outs).unwrap();
+        }
+        let mut written = vec![vec![false; 0]; n_out];
+        for (o, d) in out_data.iter().enumerate() {
+            written[o] = vec![false; d.len()];
+        }
+        let mut x = vec![0.0f64; n_in];
+        let mut y = vec![0.0f64; n_out];
+        for r in 0..rows {
+            for c in 0..cols {
+                for i in 0..n_in {
+                    let (off, rs) = in_geom[i];
+                    let cc = if col_broadcast[i] { 0 } else { c };
+                    x[i] = f64::from(in_data[i][off + r * rs + cc]);
+                }
+                expr.eval(&x, &mut y);
+                let (v, e) = reference(&expr, &x);
+                for o in 0..n_out {
+                    let node = expr.outputs[o] as usize;
+                    assert!(
+                        v[node].to_bits() == y[o].to_bits() || (v[node].is_nan() && y[o].is_nan()),
+                        "test reference disagrees with ScalarFn::eval"
+                    );
+                    let (off, rs) = out_geom[o];
+                    let idx = off + r * rs + c;
+                    written[o][idx] = true;
+                    let got = out_data[o][idx];
+                    assert!(
+                        check(got, y[o], e[node], &mut stats),
+                        "case {case}: output {o} at ({r}, {c}) = {got:e}, want {:e} (f64 {:e}, \
+                         bound {:e})\ninputs {x:?}\ncol_broadcast {col_broadcast:?}\n{expr:#?}",
+                        y[o] as f32,
+                        y[o],
+                        e[node]
+                    );
+                }
+            }
+        }
+        // Nothing outside the grid is written.
+        for o in 0..n_out {
+            for (idx, &val) in out_data[o].iter().enumerate() {
+                if !written[o][idx] {
+                    assert_eq!(
+                        val.to_bits(),
+                        sentinel.to_bits(),
+                        "case {case}: output {o} index {idx} clobbered"
+                    );
+                }
+            }
+        }
+    }
+    eprintln!("{stats:?}");
+    assert!(
+        seen.iter().all(|&s| s),
+        "every op kind is exercised: {seen:?}"
+    );
+    let total = stats.equal + stats.within + stats.unknown;
+    assert!(
+        stats.equal * 2 > total,
+        "most elements match exactly: {stats:?}"
+    );
+    assert!(
+        stats.unknown * 10 < total,
+        "few elements are left unchecked: {stats:?}"
+    );
+}
+
+#[test]
+fn cache_compiles_a_spec_once() {
+    let mut cache = KernelCache::new().unwrap();
+    assert_eq!(cache.len(), 0);
+    let spec = KernelSpec::new(ScalarFn::unary(Unary::Sigmoid));
+    let a = cache.get(&spec).unwrap();
+    let b = cache.get(&spec.clone()).unwrap();
+    assert_eq!(cache.len(), 1);
+    assert!(std::sync::Arc::ptr_eq(&a, &b));
+    // A different broadcast pattern is a different kernel.
+    let mut add = KernelSpec::new(ScalarFn::binary(Binary::Add));
+    cache.get(&add).unwrap();
+    add.col_broadcast[1] = true;
+    cache.get(&add).unwrap();
+    assert_eq!(cache.len(), 3);
+}
+
+/// The LSTM cell update as one kernel with two outputs, a per-row bias and a scalar.
+#[test]
+fn lstm_like_kernel_with_broadcasts() {
+    // inputs: z (rows x cols), bias (row broadcast: stride 0), c_prev, scale (scalar: col
+    // broadcast + row stride 0). outputs: c = sigmoid(z + bias) * c_prev * scale, h = tanh(c).
+    let mut e = ScalarFn::new(4);
+    let (z, bias, cp, s) = (e.input(0), e.input(1), e.input(2), e.input(3));
+    let zb = e.push(Scalar::Binary(Binary::Add, z, bias));
+    let g = e.push(Scalar::Unary(Unary::Sigmoid, zb));
+    let c = e.push(Scalar::Binary(Binary::Mul, g, cp));
+    let c = e.push(Scalar::Binary(Binary::Mul, c, s));
+    let h = e.push(Scalar::Unary(Unary::Tanh, c));
+    e.output(c);
+    e.output(h);
+    let spec = KernelSpec {
+        expr: e,
+        col_broadcast: vec![false, false, false, true],
+    };
+    let mut cache = KernelCache::new().unwrap();
+    let k = cache.get(&spec).unwrap();
+    let (rows, cols) = (3, 7);
+    let zd: Vec<f32> = (0..rows * cols).map(|i| i as f32 * 0.1 - 1.0).collect();
+    let bd: Vec<f32> = (0..cols).map(|i| i as f32 * 0.05).collect();
+    let cpd: Vec<f32> = (0..rows * cols).map(|i| 1.0 - i as f32 * 0.03).collect();
+    let sd = [0.5f32];
+    let mut co = vec![0.0f32; rows * cols];
+    let mut ho = vec![0.0f32; rows * cols];
+    k.run(
+        rows,
+        cols,
+        &[
+            View::new(&zd, cols),
+            View::new(&bd, 0),
+            View::new(&cpd, cols),
+            View::new(&sd, 0),
+        ],
+        &mut [ViewMut::new(&mut co, cols), ViewMut::new(&mut ho, cols)],
+    )
+    .unwrap();
+    for r in 0..rows {
+        for (cc, &bias) in bd.iter().enumerate() {
+            let i = r * cols + cc;
+            let zb = f64::from(zd[i]) + f64::from(bias);
+            let c = 1.0 / (1.0 + (-zb).exp()) * f64::from(cpd[i]) * 0.5;
+            assert!(
+                (f64::from(co[i]) - c).abs() <= 4e-7 * c.abs().max(1e-30),
+                "c[{i}]"
+            );
+            assert!((f64::from(ho[i]) - c.tanh()).abs() <= 4e-7, "h[{i}]");
+        }
+    }
+}
+
+#[test]
+fn bad_views_are_errors() {
+    let mut cache = KernelCache::new().unwrap();
+    let k = cache
+        .get(&KernelSpec::new(ScalarFn::binary(Binary::Mul)))
+        .unwrap();
+    let a = vec![1.0f32; 12];
+    let short = vec![1.0f32; 11];
+    let mut out = vec![0.0f32; 12];
+    // 3 x 4 is fine.
+    k.run(
+        3,
+        4,
+        &[View::new(&a, 4), View::new(&a, 4)],
+        &mut [ViewMut::new(&mut out, 4)],
+    )
+    .unwrap();
+    assert_eq!(out, vec![1.0; 12]);
+    // Too short input.
+    let err = k
+        .run(
+            3,
+            4,
+            &[View::new(&a, 4), View::new(&short, 4)],
+            &mut [ViewMut::new(&mut out, 4)],
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            JitError::ViewOutOfBounds {
+                what: "input",
+                index: 1,
+                needed: 11,
+                len: 11,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Offset pushes the last element out.
+    let v = View {
+        data: &a,
+        offset: 1,
+        row_stride: 4,
+    };
+    assert!(k
+        .run(
+            3,
+            4,
+            &[View::new(&a, 4), v],
+            &mut [ViewMut::new(&mut out, 4)]
+        )
+        .is_err());
+    // Too short output.
+    let mut short_out = vec![0.0f32; 11];
+    let err = k
+        .run(
+            3,
+            4,
+            &[View::new(&a, 4), View::new(&a, 4)],
+            &mut [ViewMut::new(&mut short_out, 4)],
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, JitError::ViewOutOfBounds { what: "output", .. }),
+        "{err}"
+    );
+    // Overlapping output rows.
+    let err = k
+        .run(
+            3,
+            4,
+            &[View::new(&a, 4), View::new(&a, 4)],
+            &mut [ViewMut::new(&mut out, 2)],
+        )
+        .unwrap_err();
+    assert!(matches!(err, JitError::OverlappingOutput { .. }), "{err}");
+    // Wrong counts.
+    let err = k
+        .run(3, 4, &[View::new(&a, 4)], &mut [ViewMut::new(&mut out, 4)])
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            JitError::ViewCount {
+                what: "input",
+                expected: 2,
+                got: 1
+            }
+        ),
+        "{err}"
+    );
+    let err = k
+        .run(3, 4, &[View::new(&a, 4), View::new(&a, 4)], &mut [])
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            JitError::ViewCount {
+                what: "output",
+                expected: 1,
+                got: 0
+            }
+        ),
+        "{err}"
+    );
+    // Overflowing index arithmetic is an error, not a wrap-around.
+    let huge = View {
+        data: &a,
+        offset: 0,
+        row_stride: usize::MAX / 2,
+    };
+    assert!(k
+        .run(
+            3,
+            4,
+            &[View::new(&a, 4), huge],
+            &mut [ViewMut::new(&mut out, 4)]
+        )
+        .is_err());
+    // An empty grid touches nothing.
+    k.run(
+        0,
+        4,
+        &[View::new(&[], 4), View::new(&[], 4)],
+        &mut [ViewMut::new(&mut [], 4)],
+    )
+    .unwrap();
+    // Malformed specs.
+    let mut bad = KernelSpec::new(ScalarFn::unary(Unary::Exp));
+    bad.col_broadcast.push(true);
+    assert!(matches!(cache.get(&bad), Err(JitError::InvalidSpec(_))));
+    let mut e = ScalarFn::new(1);
+    e.nodes.push(Scalar::Unary(Unary::Exp, 3));
+    e.outputs.push(0);
+    assert!(matches!(
+        cache.get(&KernelSpec::new(e)),
+        Err(JitError::InvalidSpec(_))
+    ));
+    let mut e = ScalarFn::new(1);
+    e.input(0);
+    assert!(matches!(
+        cache.get(&KernelSpec::new(e)),
+        Err(JitError::InvalidSpec(_))
+    ));
+}
+
+/// pow: integer constant exponents by multiplication, the general path with powf's special
+/// cases.
+#[test]
+fn pow_cases() {
+    let mut cache = KernelCache::new().unwrap();
+    let powi = |cache: &mut KernelCache, n: f64, xs: &[f32]| -> Vec<f32> {
+        let mut e = ScalarFn::new(1);
+        let x = e.input(0);
+        let c = e.constant(n);
+        let y = e.push(Scalar::Binary(Binary::Pow, x, c));
+        e.output(y);
+        let k = cache.get(&KernelSpec::new(e)).unwrap();
+        let mut out = vec![0.0; xs.len()];
+        k.run(
+            1,
+            xs.len(),
+            &[View::new(xs, xs.len())],
+            &mut [ViewMut::new(&mut out, xs.len())],
+        )
+        .unwrap();
+        out
+    };
+    let xs = [-2.0f32, -1.5, 0.0, -0.0, 3.0, 0.5];
+    assert_eq!(
+        powi(&mut cache, 3.0, &xs),
+        vec![-8.0, -3.375, 0.0, -0.0, 27.0, 0.125]
+    );
+    assert_eq!(
+        powi(&mut cache, 2.0, &xs),
+        vec![4.0, 2.25, 0.0, 0.0, 9.0, 0.25]
+    );
+    let r = powi(&mut cache, -1.0, &xs);
+    assert_eq!(
+        r,
+        vec![
+            -0.5,
+            -1.0 / 1.5,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1.0 / 3.0,
+            2.0
+        ]
+    );
+    assert!(r[3].is_sign_negative());
+    assert_eq!(
+        powi(&mut cache, 0.0, &[f32::NAN, 0.0, -5.0]),
+        vec![1.0, 1.0, 1.0]
+    );
+
+    let k = cache
+        .get(&KernelSpec::new(ScalarFn::binary(Binary::Pow)))
+        .unwrap();
+    let nan = f32::NAN;
+    let inf = f32::INFINITY;
+    let cases: [(f32, f32, f32); 18] = [
+        (2.0, 10.0, 1024.0),
+        (2.0, 0.5, std::f32::consts::SQRT_2),
+        (-2.0, 3.0, -8.0),
+        (-2.0, 2.0, 4.0),
+        (-2.0, 0.5, nan),
+        (0.0, 2.0, 0.0),
+        (0.0, -2.0, inf),
+        (0.0, 0.0, 1.0),
+        (nan, 0.0, 1.0),
+        (1.0, nan, 1.0),
+        (nan, 2.0, nan),
+        (2.0, nan, nan),
+        (-1.0, inf, 1.0),
+        (0.5, inf, 0.0),
+        (2.0, inf, inf),
+        (2.0, -inf, 0.0),
+        (-inf, 3.0, -inf),
+        (10.0, -3.0, 1e-3),
+    ];
+    let a: Vec<f32> = cases.iter().map(|c| c.0).collect();
+    let b: Vec<f32> = cases.iter().map(|c| c.1).collect();
+    let n = cases.len();
+    for (rows, cols) in [(1, n), (n, 1)] {
+        let mut out = vec![0.0; n];
+        k.run(
+            rows,
+            cols,
+            &[View::new(&a, cols), View::new(&b, cols)],
+            &mut [ViewMut::new(&mut out, cols)],
+        )
+        .unwrap();
+        for (i, &(x, y, want)) in cases.iter().enumerate() {
+            let got = out[i];
+            let ok = if want.is_nan() {
+                got.is_nan()
+            } else {
+                got == want || (got - want).abs() <= 4.0 * f32::EPSILON * want.abs()
+            };
+            assert!(
+                ok,
+                "pow({x}, {y}) = {got}, want {want} (powf {})",
+                x.powf(y)
+            );
+        }
+    }
+}
