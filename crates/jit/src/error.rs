@@ -46,4 +46,13 @@ pub enum JitError {
         cols: usize,
         row_stride: usize,
     },
+    /// A graph the JIT cannot compile (dtype, update target, ...).
+    #[error("compile: {0}")]
+    Unsupported(String),
+    /// A value set or read through the plan that does not fit it.
+    #[error("plan: {0}")]
+    Feed(String),
+    /// An error of the graph or its data (shape, out-of-range id), located at a node.
+    #[error(transparent)]
+    Ir(#[from] trellis_ir::IrError),
 }

@@ -6,8 +6,14 @@
 //! vectors and a scalar tail. [`math`] holds the polynomial emitters for exp, log, tanh,
 //! sigmoid and pow.
 pub mod error;
+mod fusion;
+mod gemm;
 pub mod kernel;
+mod loc;
 pub mod math;
+mod memory;
+mod plan;
 
 pub use error::JitError;
 pub use kernel::{Kernel, KernelCache, KernelSpec, View, ViewMut};
+pub use plan::{compile, CompileOptions, Plan, PlanStats, Profile};

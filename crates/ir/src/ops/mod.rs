@@ -10,7 +10,7 @@ mod source;
 
 pub use cast::Cast;
 pub use elementwise::{eval_elementwise, BinaryOp, Select, UnaryOp};
-pub use gather::{Gather, ScatterAdd};
+pub use gather::{check_ids, Gather, ScatterAdd};
 pub use layout::{BroadcastTo, Concat, Pad, Reshape, Slice, SumTo, Transpose};
 pub use matmul::MatMul;
 pub use reduce::{Reduce, ReduceKind};

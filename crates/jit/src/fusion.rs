@@ -1,0 +1,133 @@
+//! Elementwise fusion: maximal groups of elementwise nodes of one shape that can run as one
+//! kernel, and a schedule in which each group runs as a unit.
+use std::collections::HashMap;
+use trellis_ir::{DType, Graph, NodeId};
+
+/// A node (`Single`) or a fused group of elementwise nodes (`Group`, members in topological order).
+#[derive(Clone, Debug)]
+pub enum Unit {
+    Single(NodeId),
+    Group(Vec<NodeId>),
+}
+
+/// Whether `n` computes elementwise (has a scalar form) on f32.
+pub fn is_elementwise(g: &Graph, n: NodeId) -> bool {
+    g.ty(n).dtype == DType::F32 && g.op(n).scalar().is_some()
+}
+
+/// Groups elementwise nodes and orders the result.
+///
+/// A node joins the group of an elementwise operand with the same shape when none of its other
+/// operands depends on that group: `dep[n]`, the newest group `n` depends on (groups are
+/// numbered in creation order), makes that test O(1), so grouping is linear and the grouped
+/// graph stays acyclic. `fusible(n)` lets the caller keep a node out of fusion.
+pub fn fuse(g: &Graph, order: &[NodeId], fusible: impl Fn(NodeId) -> bool) -> Vec<Unit> {
+    let mut group_of: HashMap<NodeId, usize> = HashMap::new();
+    let mut groups: Vec<Vec<NodeId>> = Vec::new();
+    let mut dep: HashMap<NodeId, i64> = HashMap::new();
+    for &n in order {
+        let ops = g.operands(n);
+        // Newest group the operands depend on, leaving out members of group `skip`.
+        let max_dep =
+            |group_of: &HashMap<NodeId, usize>, dep: &HashMap<NodeId, i64>, skip: Option<usize>| {
+                ops.iter()
+                    .filter(|o| skip.is_none() || group_of.get(o).copied() != skip)
+                    .map(|o| dep.get(o).copied().unwrap_or(-1))
+                    .max()
+                    .unwrap_or(-1)
+            };
+        if !fusible(n) {
+            let d = max_dep(&group_of, &dep, None);
+            dep.insert(n, d);
+            continue;
+        }
+        // Newest compatible operand group first: it is the likeliest to be free of conflicts.
+        let mut cands: Vec<usize> = ops
+            .iter()
+            .filter_map(|o| group_of.get(o).copied())
+            .filter(|&gi| g.ty(groups[gi][0]).shape == g.ty(n).shape)
+            .collect();
+        cands.sort_unstable_by(|a, b| b.cmp(a));
+        cands.dedup();
+        let joined = cands
+            .into_iter()
+            .find(|&gi| max_dep(&group_of, &dep, Some(gi)) < gi as i64);
+        let gi = match joined {
+            Some(gi) => {
+                groups[gi].push(n);
+                gi
+            }
+            None => {
+                groups.push(vec![n]);
+                groups.len() - 1
+            }
+        };
+        let d = (gi as i64).max(max_dep(&group_of, &dep, None));
+        group_of.insert(n, gi);
+        dep.insert(n, d);
+    }
+    schedule(g, order, &group_of, groups)
+}
+
+/// Topological order of the units (Kahn's algorithm on the condensed graph), keeping the
+/// original order where free so the result reads like the graph.
+fn schedule(
+    g: &Graph,
+    order: &[NodeId],
+    group_of: &HashMap<NodeId, usize>,
+    groups: Vec<Vec<NodeId>>,
+) -> Vec<Unit> {
+    // Unit id: groups first, then singles.
+    let mut unit_of: HashMap<NodeId, usize> = HashMap::new();
+    let mut units: Vec<Unit> = groups.into_iter().map(Unit::Group).collect();
+    for &n in order {
+        match group_of.get(&n) {
+            Some(&gi) => {
+                unit_of.insert(n, gi);
+            }
+            None => {
+                unit_of.insert(n, units.len());
+                units.push(Unit::Single(n));
+            }
+        }
+    }
+    let mut indeg = vec![0usize; units.len()];
+    let mut succ: Vec<Vec<usize>> = vec![Vec::new(); units.len()];
+    for &n in order {
+        let u = unit_of[&n];
+        for o in g.operands(n) {
+            let p = unit_of[o];
+            if p != u {
+                succ[p].push(u);
+                indeg[u] += 1;
+            }
+        }
+    }
+    // Ready units are taken in the order their first node appears in `order`.
+    let mut first = vec![usize::MAX; units.len()];
+    for (i, &n) in order.iter().enumerate() {
+        let u = unit_of[&n];
+        first[u] = first[u].min(i);
+    }
+    let mut ready = std::collections::BinaryHeap::new();
+    for u in 0..units.len() {
+        if indeg[u] == 0 {
+            ready.push(std::cmp::Reverse((first[u], u)));
+        }
+    }
+    let mut out = Vec::with_capacity(units.len());
+    while let Some(std::cmp::Reverse((_, u))) = ready.pop() {
+        out.push(u);
+        for &s in &succ[u] {
+            indeg[s] -= 1;
+            if indeg[s] == 0 {
+                ready.push(std::cmp::Reverse((first[s], s)));
+            }
+        }
+    }
+    assert_eq!(out.len(), units.len(), "fusion keeps the graph acyclic");
+    let mut slots: Vec<Option<Unit>> = units.into_iter().map(Some).collect();
+    out.into_iter()
+        .map(|u| slots[u].take().expect("each unit once"))
+        .collect()
+}

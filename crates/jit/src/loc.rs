@@ -1,0 +1,192 @@
+//! Where a value lives: a strided 2-D window on the plan's memory, and the views (reshape,
+//! slice, broadcast) that are windows on another value's memory rather than copies.
+use trellis_ir::Shape;
+
+/// A value seen as a `rows x cols` grid (cols = last dimension): element (r, c) is at
+/// `off + r*rs + c` in buffer `root` (`+ 0` instead of `+ c` when `cb`, broadcast along
+/// columns). `rs == 0` broadcasts along rows. Root 0 is the persistent region; other roots
+/// are arena buffers placed by the memory plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Loc {
+    pub root: usize,
+    pub off: usize,
+    pub rows: usize,
+    pub cols: usize,
+    pub rs: usize,
+    pub cb: bool,
+}
+
+/// `(rows, cols)` of a shape: cols is the last dimension (1 for a scalar).
+pub fn grid(shape: &Shape) -> (usize, usize) {
+    let d = shape.dims();
+    match d.last() {
+        None => (1, 1),
+        Some(&c) => (d[..d.len() - 1].iter().product(), c),
+    }
+}
+
+impl Loc {
+    /// A fresh dense buffer.
+    pub fn dense(root: usize, off: usize, shape: &Shape) -> Loc {
+        let (rows, cols) = grid(shape);
+        Loc {
+            root,
+            off,
+            rows,
+            cols,
+            rs: cols,
+            cb: false,
+        }
+    }
+    pub fn numel(&self) -> usize {
+        self.rows * self.cols
+    }
+    /// Row-major dense: element i of the flat value is at `off + i`.
+    pub fn is_dense(&self) -> bool {
+        !self.cb && (self.rs == self.cols || self.rows <= 1) && (self.cols > 0 || self.rows <= 1)
+    }
+    /// Rows that do not overlap (safe to write through).
+    pub fn is_writable(&self) -> bool {
+        !self.cb && (self.rows <= 1 || self.rs >= self.cols)
+    }
+    /// Element offset of (r, c).
+    pub fn at(&self, r: usize, c: usize) -> usize {
+        self.off + r * self.rs + if self.cb { 0 } else { c }
+    }
+    /// Highest element offset touched (for bounds checks), `off` when empty.
+    pub fn last(&self) -> usize {
+        if self.rows == 0 || self.cols == 0 {
+            self.off
+        } else {
+            self.at(self.rows - 1, self.cols - 1)
+        }
+    }
+
+    /// This dense value under another shape of equal size.
+    pub fn reshape(&self, to: &Shape) -> Option<Loc> {
+        self.is_dense().then(|| Loc::dense(self.root, self.off, to))
+    }
+
+    /// `slice(axis, start..end)` of a value of shape `from`, when it is a window: a column range
+    /// (last axis) or a block of whole rows (every axis before `axis` of size 1).
+    pub fn slice(&self, from: &Shape, axis: usize, start: usize, end: usize) -> Option<Loc> {
+        let d = from.dims();
+        if self.cb || (self.rs == 0 && self.rows > 1) {
+            return None;
+        }
+        if axis + 1 == d.len() {
+            return Some(Loc {
+                off: self.off + start,
+                cols: end - start,
+                ..*self
+            });
+        }
+        if d[..axis].iter().all(|&x| x == 1) {
+            // Each index along `axis` spans `per` rows of the grid.
+            let per: usize = d[axis + 1..d.len() - 1].iter().product();
+            return Some(Loc {
+                off: self.off + start * per * self.rs,
+                rows: (end - start) * per,
+                ..*self
+            });
+        }
+        None
+    }
+
+    /// This value (shape `from`) read as broadcast to `to`, when the pattern is a grid
+    /// broadcast: same grid, one row repeated (`[C]`, `[1, C]`), one column repeated
+    /// (`[R.., 1]`), or a single element.
+    pub fn broadcast(&self, from: &Shape, to: &Shape) -> Option<Loc> {
+        if from == to {
+            return Some(*self);
+        }
+        let (rows, cols) = grid(to);
+        let t = to.dims();
+        if from.rank() > t.len() || !self.is_dense() {
+            return None;
+        }
+        // `from` right-aligned to `to`, padded with leading ones.
+        let mut f = vec![1; t.len() - from.rank()];
+        f.extend_from_slice(from.dims());
+        let n = t.len();
+        let ones = |d: &[usize]| d.iter().all(|&x| x == 1);
+        if ones(&f) {
+            return Some(Loc {
+                root: self.root,
+                off: self.off,
+                rows,
+                cols,
+                rs: 0,
+                cb: true,
+            });
+        }
+        if n >= 1 && f[n - 1] == t[n - 1] && ones(&f[..n - 1]) {
+            return Some(Loc {
+                root: self.root,
+                off: self.off,
+                rows,
+                cols,
+                rs: 0,
+                cb: false,
+            });
+        }
+        if n >= 2 && f[n - 1] == 1 && f[..n - 1] == t[..n - 1] {
+            return Some(Loc {
+                root: self.root,
+                off: self.off,
+                rows,
+                cols,
+                rs: 1,
+                cb: true,
+            });
+        }
+        None
+    }
+
+    /// A window of this value's memory at row `r0`, column `c0` of size `rows x cols` (used to
+    /// place a concat input inside the concat).
+    pub fn window(&self, r0: usize, c0: usize, rows: usize, cols: usize) -> Loc {
+        Loc {
+            off: self.off + r0 * self.rs + c0,
+            rows,
+            cols,
+            ..*self
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn views() {
+        let s = |d: &[usize]| Shape::new(d);
+        let z = Loc::dense(1, 100, &s(&[8, 20]));
+        // Column slice: the gate i of z = [B, 4H].
+        let zi = z.slice(&s(&[8, 20]), 1, 5, 10).unwrap();
+        assert_eq!((zi.off, zi.rows, zi.cols, zi.rs), (105, 8, 5, 20));
+        assert!(!zi.is_dense() && zi.is_writable());
+        // Row block of [T*B, 4H] and of [T, B, H].
+        let r = z.slice(&s(&[8, 20]), 0, 2, 4).unwrap();
+        assert_eq!((r.off, r.rows, r.cols), (140, 2, 20));
+        let x = Loc::dense(1, 0, &s(&[3, 4, 5]));
+        let t1 = x.slice(&s(&[3, 4, 5]), 0, 1, 2).unwrap();
+        assert_eq!((t1.off, t1.rows, t1.cols), (20, 4, 5));
+        assert!(
+            x.slice(&s(&[3, 4, 5]), 1, 1, 2).is_none(),
+            "middle axis is not a window"
+        );
+        // Broadcasts.
+        let b = Loc::dense(0, 7, &s(&[20]));
+        let bb = b.broadcast(&s(&[20]), &s(&[8, 20])).unwrap();
+        assert_eq!((bb.rows, bb.cols, bb.rs, bb.cb), (8, 20, 0, false));
+        let col = Loc::dense(0, 7, &s(&[8, 1]));
+        let cb = col.broadcast(&s(&[8, 1]), &s(&[8, 20])).unwrap();
+        assert_eq!((cb.rows, cb.cols, cb.rs, cb.cb), (8, 20, 1, true));
+        assert_eq!(cb.at(3, 11), 10);
+        assert!(Loc::dense(0, 0, &s(&[3, 1]))
+            .broadcast(&s(&[3, 1]), &s(&[2, 3, 4]))
+            .is_none());
+    }
+}

@@ -1,0 +1,148 @@
+//! Compiled plans against the reference interpreter.
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use trellis_autodiff::grad;
+use trellis_ir::models::{seed_model, SeedConfig};
+use trellis_ir::{run, DType, Feeds, Graph, NodeId, Precision, Tensor, TensorType};
+use trellis_jit::{compile, CompileOptions};
+
+fn rand_f32(rng: &mut StdRng, shape: &[usize], scale: f32) -> Tensor {
+    let n = shape.iter().product();
+    Tensor::f32(
+        shape,
+        (0..n).map(|_| rng.gen_range(-scale..scale)).collect(),
+    )
+    .unwrap()
+}
+
+/// Largest `|a - b| / (atol + |b|)` over two tensors of one shape.
+fn worst(a: &Tensor, b: &Tensor, atol: f64) -> f64 {
+    assert_eq!(a.dims(), b.dims());
+    a.to_f64_vec()
+        .iter()
+        .zip(b.to_f64_vec())
+        .map(|(x, y)| (x - y).abs() / (atol + y.abs()))
+        .fold(0.0, f64::max)
+}
+
+/// The seed model at a small size with its gradients: (graph, feeds, outputs = [loss, grads..]).
+fn seed_training_graph(c: &SeedConfig, seed: u64) -> (Graph, Feeds, Vec<NodeId>) {
+    let mut g = Graph::new();
+    let m = seed_model(&mut g, c).unwrap();
+    let grads = grad(&mut g, m.loss, &m.params).unwrap();
+    let mut outs = vec![m.loss, m.logits];
+    outs.extend(&grads);
+    g.set_outputs(outs.clone());
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut feeds: Feeds = m
+        .params
+        .iter()
+        .map(|&p| (p, rand_f32(&mut rng, g.ty(p).dims(), 0.3)))
+        .collect();
+    feeds.insert(
+        m.ids,
+        Tensor::i64(
+            [c.batch, c.seq],
+            (0..c.batch * c.seq)
+                .map(|_| rng.gen_range(0..c.vocab as i64))
+                .collect(),
+        )
+        .unwrap(),
+    );
+    feeds.insert(
+        m.labels,
+        Tensor::f32([c.batch, 1], (0..c.batch).map(|i| (i % 2) as f32).collect()).unwrap(),
+    );
+    (g, feeds, outs)
+}
+
+#[test]
+fn seed_model_loss_and_every_gradient_match_the_interpreter() {
+    let c = SeedConfig {
+        vocab: 50,
+        embed: 8,
+        hidden: 8,
+        layers: 2,
+        seq: 6,
+        batch: 4,
+        dtype: DType::F32,
+    };
+    let (g, feeds, outs) = seed_training_graph(&c, 5);
+    let want = run(&g, &feeds, &outs, Precision::F64).unwrap();
+    for fuse in [true, false] {
+        let mut plan = compile(
+            &g,
+            &CompileOptions {
+                fuse,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        for (n, t) in &feeds {
+            plan.set(*n, t).unwrap();
+        }
+        plan.run().unwrap();
+        for (k, &o) in outs.iter().enumerate() {
+            let got = plan.get(o).unwrap();
+            let w = worst(&got, &want[k], 1e-3);
+            assert!(
+                w < 1e-5,
+                "output {k} ({}), fuse {fuse}: relative error {w:e}",
+                g.describe(o)
+            );
+        }
+        let s = plan.stats();
+        assert!(
+            s.fallbacks.keys().all(|k| k == "transpose"),
+            "only the ids transpose falls back: {:?}",
+            s.fallbacks
+        );
+        if fuse {
+            assert!(s.kernel_steps < 200, "{s:?}");
+        }
+    }
+}
+
+#[test]
+fn out_of_range_ids_are_an_error_before_anything_runs() {
+    let c = SeedConfig {
+        vocab: 50,
+        embed: 8,
+        hidden: 8,
+        layers: 1,
+        seq: 3,
+        batch: 2,
+        dtype: DType::F32,
+    };
+    let (g, feeds, _) = seed_training_graph(&c, 1);
+    let mut plan = compile(&g, &CompileOptions::default()).unwrap();
+    for (n, t) in &feeds {
+        plan.set(*n, t).unwrap();
+    }
+    let ids = g.find_input("ids").unwrap();
+    plan.set(ids, &Tensor::i64([2, 3], vec![1, 2, 3, 4, 77, 5]).unwrap())
+        .unwrap();
+    let e = plan.run().unwrap_err().to_string();
+    assert!(
+        e.ends_with("gather: id 77 at position 4 is outside the vocabulary of 50"),
+        "{e}"
+    );
+    let bad = plan
+        .set(ids, &Tensor::i64([3, 2], vec![0; 6]).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(bad, "plan: input 'ids' expects i64[2,3], got i64[3,2]");
+}
+
+#[test]
+fn f64_graphs_are_rejected_with_the_node_named() {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorType::f64([2]));
+    let y = g.exp(x).unwrap();
+    g.set_outputs(vec![y]);
+    let e = compile(&g, &CompileOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("f64[2]: the JIT compiles f32 graphs"), "{e}");
+}
