@@ -45,10 +45,6 @@ impl Loc {
     pub fn is_dense(&self) -> bool {
         !self.cb && (self.rs == self.cols || self.rows <= 1) && (self.cols > 0 || self.rows <= 1)
     }
-    /// Rows that do not overlap (safe to write through).
-    pub fn is_writable(&self) -> bool {
-        !self.cb && (self.rows <= 1 || self.rs >= self.cols)
-    }
     /// Element offset of (r, c).
     pub fn at(&self, r: usize, c: usize) -> usize {
         self.off + r * self.rs + if self.cb { 0 } else { c }
