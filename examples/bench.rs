@@ -136,6 +136,7 @@ fn main() {
     let mut infer = compile(&gi, &CompileOptions::default()).unwrap();
     fill(&mut infer, &gi, mi.ids, mi.labels, &mi.params, &c);
     infer.run().unwrap();
+    infer.reset_profile();
     let t = Instant::now();
     for _ in 0..steps {
         infer.run().unwrap();
@@ -143,21 +144,8 @@ fn main() {
     let infer_sps = (steps * c.batch) as f64 / t.elapsed().as_secs_f64();
 
     if profile {
-        let p = train.profile();
-        let s = train.stats();
-        let per = |x: f64| x / p.runs as f64 * 1e3;
-        eprintln!(
-            "train step: {:.1} ms = gemm {:.1} + kernels {:.1} + other {:.1} | {} gemms, {} kernel steps ({} kernels), {} other, fallbacks {:?}, loss {loss:.4}",
-            per(p.gemm_s + p.kernel_s + p.other_s),
-            per(p.gemm_s),
-            per(p.kernel_s),
-            per(p.other_s),
-            s.gemms,
-            s.kernel_steps,
-            s.kernels,
-            s.other_steps,
-            s.fallbacks
-        );
+        report("train", &train, loss);
+        report("infer", &infer, f64::NAN);
     }
     println!(
         "{{\"framework\":\"trellis\",\"seq\":{},\"batch\":{},\"hidden\":{},\"train_samples_per_s\":{:.1},\"infer_samples_per_s\":{:.1},\"compile_ms\":{:.1},\"arena_mb\":{:.1}}}",
@@ -169,4 +157,49 @@ fn main() {
         compile_ms,
         train.arena_bytes() as f64 / 1048576.0
     );
+}
+
+/// Where a plan's time goes: by kind, the slowest steps, and totals by shape of work.
+fn report(what: &str, train: &Plan, loss: f64) {
+    let p = train.profile();
+    let s = train.stats();
+    let per = |x: f64| x / p.runs as f64 * 1e3;
+    eprintln!(
+            "{what} step: {:.1} ms = gemm {:.1} + kernels {:.1} + split runs {:.1} + other {:.1} | {} gemms, {} kernel steps ({} kernels), {} steps in split runs, {} other, fallbacks {:?}, loss {loss:.4}",
+            per(p.gemm_s + p.kernel_s + p.split_s + p.other_s),
+            per(p.gemm_s),
+            per(p.kernel_s),
+            per(p.split_s),
+            per(p.other_s),
+            s.gemms,
+            s.kernel_steps,
+            s.kernels,
+            s.split_steps,
+            s.other_steps,
+            s.fallbacks
+        );
+    let mut idx: Vec<usize> = (0..p.per_step.len()).collect();
+    idx.sort_by(|a, b| p.per_step[*b].total_cmp(&p.per_step[*a]));
+    for &i in idx.iter().take(12) {
+        eprintln!(
+            "  {:8.3} ms  step {i}: {}",
+            p.per_step[i] / p.runs as f64 * 1e3,
+            train.describe_step(i)
+        );
+    }
+    // Totals by kind of step (same description = same shape of work).
+    let mut by: std::collections::HashMap<String, (f64, usize)> = Default::default();
+    for (i, t) in p.per_step.iter().enumerate() {
+        let e = by.entry(train.describe_step(i)).or_default();
+        e.0 += t / p.runs as f64 * 1e3;
+        e.1 += 1;
+    }
+    let mut by: Vec<_> = by.into_iter().collect();
+    by.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
+    for (d, (ms, n)) in by.iter().take(12) {
+        eprintln!(
+            "  {ms:8.2} ms total, {n:4} x {:.1} us: {d}",
+            ms / *n as f64 * 1e3
+        );
+    }
 }
