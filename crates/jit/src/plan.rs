@@ -254,10 +254,17 @@ pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Plan, JitError> {
     let mut b = Builder::new(&g, opts.threads);
     b.place_leaves(&order)?;
     b.place_concats(&order, &units);
+    b.updates = opts.updates.iter().map(|&(t, v)| (remap[&v], t)).collect();
     for u in &units {
         match u {
-            Unit::Single(n) => b.single(*n)?,
-            Unit::Group(members) => b.group(members)?,
+            Unit::Single(n) => {
+                b.single(*n)?;
+                b.done.insert(*n);
+            }
+            Unit::Group(members) => {
+                b.group(members)?;
+                b.done.extend(members.iter().copied());
+            }
         }
     }
     lap("lowering");
@@ -278,7 +285,9 @@ pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Plan, JitError> {
         let (Val::F(v), _) = plan.values[&remap[&value]] else {
             unreachable!("f32 by type check")
         };
-        plan.updates.push((t, v));
+        if v != t {
+            plan.updates.push((t, v)); // not computed in place: copied after the run
+        }
     }
     lap("finish");
     plan.stats.nodes = g.node_count();
@@ -302,6 +311,10 @@ struct Builder<'g> {
     kernels: HashSet<*const Kernel>,
     threads: usize,
     stats: PlanStats,
+    /// `value -> input` of the plan's updates.
+    updates: HashMap<NodeId, NodeId>,
+    /// Nodes already lowered (their steps come before any step emitted now).
+    done: HashSet<NodeId>,
 }
 
 impl<'g> Builder<'g> {
@@ -319,6 +332,8 @@ impl<'g> Builder<'g> {
             kernels: HashSet::new(),
             threads: threads.max(1),
             stats: PlanStats::default(),
+            updates: HashMap::new(),
+            done: HashSet::new(),
         }
     }
 
