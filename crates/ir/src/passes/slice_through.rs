@@ -35,11 +35,12 @@ pub fn slices_through_elementwise(g: &mut Graph) -> usize {
             let mut args = Vec::with_capacity(inputs.len());
             for &x in &inputs {
                 let xs = g.ty(x).shape.clone();
-                let full = xs.rank() == rank
-                    && xs.dims()[rank - 1] == out_shape.dims()[rank - 1]
-                    && s.end - s.start < xs.dims()[rank - 1];
+                let last = xs.rank().wrapping_sub(1);
+                let full = xs.rank() >= 1
+                    && xs.dims()[last] == out_shape.dims()[rank - 1]
+                    && xs.dims()[last] > 1;
                 let a = if full {
-                    g.slice(x, s.axis, s.start, s.end)
+                    g.slice(x, last, s.start, s.end)
                 } else {
                     Ok(x)
                 };
