@@ -46,6 +46,8 @@ fn check_op(
 
 type Bin = fn(&mut Graph, NodeId, NodeId) -> Result<NodeId>;
 type Un = fn(&mut Graph, NodeId) -> Result<NodeId>;
+/// A function and its closed-form second derivative.
+type SecondDerivativeCase = (&'static str, Un, fn(f64) -> f64);
 
 #[test]
 fn elementwise_binary_ops_with_broadcasting() {
@@ -263,7 +265,7 @@ fn gradcheck_catches_a_wrong_vjp() {
 #[test]
 fn second_derivatives_match_closed_forms() {
     let points = [-1.5, -0.3, 0.0, 0.7, 2.0];
-    let cases: [(&str, Un, fn(f64) -> f64); 3] = [
+    let cases: [SecondDerivativeCase; 3] = [
         ("tanh", Graph::tanh, |x: f64| {
             -2.0 * x.tanh() * (1.0 - x.tanh().powi(2))
         }),

@@ -222,7 +222,7 @@ fn matmul_values_with_every_transpose_flag() {
 fn layout_values() {
     let x = t(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
     let one = |f: &dyn Fn(&mut Graph, NodeId) -> Result<NodeId, IrError>| {
-        values(&[x.clone()], |g, v| f(g, v[0]))
+        values(std::slice::from_ref(&x), |g, v| f(g, v[0]))
     };
     assert_eq!(
         one(&|g, v| g.reshape(v, [3, 2])),

@@ -10,10 +10,12 @@ mod fusion;
 mod gemm;
 pub mod kernel;
 mod loc;
+mod lower;
 pub mod math;
 mod memory;
 mod plan;
 mod split;
+mod step;
 
 pub use error::JitError;
 pub use kernel::{Kernel, KernelCache, KernelSpec, View, ViewMut};

@@ -1,0 +1,739 @@
+//! Lowering: graph nodes placed in memory (views, concat inputs in place, updates in place)
+//! and turned into steps; then liveness, the memory plan, and the finished [`Plan`].
+use crate::fusion::Unit;
+use crate::loc::Loc;
+use crate::memory::{self, Interval};
+use crate::plan::{kernel_cache, Plan, PlanStats, Profile};
+use crate::step::{split_runs, ReduceMode, Step, Val};
+use crate::{JitError, Kernel, KernelSpec};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use trellis_ir::ops::{
+    BroadcastTo, Concat, Constant, Fill, Gather, Input, MatMul, Reduce, ReduceKind, Reshape,
+    ScatterAdd, Slice, SumTo,
+};
+use trellis_ir::{DType, Graph, NodeId, Op, Scalar, ScalarFn, Shape, Tensor};
+
+/// Lowering state: values placed so far, the steps, the buffers (roots) created.
+pub(crate) struct Builder<'g> {
+    g: &'g Graph,
+    vals: HashMap<NodeId, Val>,
+    /// Nodes whose location a concat user decided (they are written in place).
+    placed: HashSet<NodeId>,
+    steps: Vec<Step>,
+    /// Size of each root buffer; root 0 is the persistent region.
+    roots: Vec<usize>,
+    persistent: Vec<f32>,
+    ints: Vec<Vec<i64>>,
+    inputs: HashMap<NodeId, String>,
+    id_checks: Vec<(usize, usize, String)>,
+    kernels: HashSet<*const Kernel>,
+    threads: usize,
+    stats: PlanStats,
+    /// `value -> input` of the plan's updates.
+    pub(crate) updates: HashMap<NodeId, NodeId>,
+    /// Nodes already lowered (their steps come before any step emitted now).
+    pub(crate) done: HashSet<NodeId>,
+}
+
+impl<'g> Builder<'g> {
+    pub(crate) fn new(g: &'g Graph, threads: usize) -> Self {
+        Builder {
+            g,
+            vals: HashMap::new(),
+            placed: HashSet::new(),
+            steps: Vec::new(),
+            roots: vec![0],
+            persistent: Vec::new(),
+            ints: Vec::new(),
+            inputs: HashMap::new(),
+            id_checks: Vec::new(),
+            kernels: HashSet::new(),
+            threads: threads.max(1),
+            stats: PlanStats::default(),
+            updates: HashMap::new(),
+            done: HashSet::new(),
+        }
+    }
+
+    fn shape(&self, n: NodeId) -> &Shape {
+        &self.g.ty(n).shape
+    }
+    fn loc(&self, n: NodeId) -> Loc {
+        match self.vals[&n] {
+            Val::F(l) => l,
+            Val::I(_) => unreachable!("f32 value expected for {}", self.g.describe(n)),
+        }
+    }
+    fn new_root(&mut self, shape: &Shape) -> Loc {
+        self.roots.push(shape.numel());
+        Loc::dense(self.roots.len() - 1, 0, shape)
+    }
+    fn persist(&mut self, shape: &Shape, data: &[f32]) -> Loc {
+        let off = self.persistent.len().next_multiple_of(16);
+        self.persistent.resize(off, 0.0);
+        self.persistent.extend_from_slice(data);
+        Loc::dense(0, off, shape)
+    }
+    /// The location node `n` is computed into: where a concat placed it, else a new buffer.
+    fn out_loc(&mut self, n: NodeId) -> Loc {
+        match self.vals.get(&n) {
+            Some(Val::F(l)) if self.placed.contains(&n) => *l,
+            _ => {
+                let l = self.new_root(&self.g.ty(n).shape.clone());
+                self.vals.insert(n, Val::F(l));
+                l
+            }
+        }
+    }
+
+    /// Inputs, parameters, constants: persistent, set before any run.
+    pub(crate) fn place_leaves(&mut self, order: &[NodeId]) -> Result<(), JitError> {
+        for &n in order {
+            let node = self.g.node(n);
+            let any = node.op.as_any();
+            let value: Option<Tensor> = if let Some(i) = any.downcast_ref::<Input>() {
+                self.inputs.insert(n, i.name.clone());
+                Some(Tensor::zeros(&node.ty))
+            } else if let Some(c) = any.downcast_ref::<Constant>() {
+                Some((*c.0).clone())
+            } else {
+                any.downcast_ref::<Fill>()
+                    .map(|f| Tensor::full(&f.ty, f.value))
+            };
+            let Some(t) = value else { continue };
+            let v = match t.dtype() {
+                DType::I64 => {
+                    self.ints.push(t.as_i64().expect("i64").to_vec());
+                    Val::I(self.ints.len() - 1)
+                }
+                _ => Val::F(self.persist(t.shape(), &t.to_f32_vec())),
+            };
+            self.vals.insert(n, v);
+        }
+        Ok(())
+    }
+
+    /// Decides, from the last concat back, which concat inputs are computed straight into the
+    /// concat's memory (DESIGN point 3: step tensors contiguous, no copies).
+    pub(crate) fn place_concats(&mut self, order: &[NodeId], units: &[Unit]) {
+        // Nodes whose producer can write a strided window: GEMM and kernel outputs, concats.
+        let mut strided_ok: HashSet<NodeId> = HashSet::new();
+        for u in units {
+            if let Unit::Group(m) = u {
+                strided_ok.extend(m.iter().copied());
+            }
+        }
+        let is = |n: NodeId, f: fn(&dyn std::any::Any) -> bool| f(self.g.op(n).as_any());
+        for &n in order {
+            if is(n, |a| a.is::<MatMul>() || a.is::<Concat>()) {
+                strided_ok.insert(n);
+            }
+        }
+        let leafish = |b: &Self, n: NodeId| {
+            b.vals.contains_key(&n)
+                || is(n, |a| {
+                    a.is::<Reshape>() || a.is::<Slice>() || a.is::<BroadcastTo>()
+                })
+        };
+        for &c in order.iter().rev() {
+            let Some(cat) = self.g.op(c).as_any().downcast_ref::<Concat>() else {
+                continue;
+            };
+            if self.g.ty(c).dtype != DType::F32 {
+                continue;
+            }
+            let shape = self.shape(c).clone();
+            let d = shape.dims().to_vec();
+            let axis = cat.axis;
+            let col = axis + 1 == d.len() && d.len() >= 2;
+            let row = !col && d[..axis].iter().all(|&x| x == 1);
+            if !col && !row {
+                continue;
+            }
+            let base = match self.vals.get(&c) {
+                Some(Val::F(l)) => *l,
+                _ => {
+                    let l = self.new_root(&shape);
+                    self.vals.insert(c, Val::F(l));
+                    l
+                }
+            };
+            let per: usize = if row {
+                d[axis + 1..d.len() - 1].iter().product()
+            } else {
+                1
+            };
+            let mut at = 0;
+            for &x in self.g.operands(c) {
+                let len = self.g.ty(x).dims()[axis];
+                let win = if col {
+                    base.window(0, at, base.rows, len)
+                } else {
+                    base.window(at * per, 0, len * per, base.cols)
+                };
+                at += len;
+                let strided = !win.is_dense();
+                if self.placed.contains(&x)
+                    || leafish(self, x)
+                    || (strided && !strided_ok.contains(&x))
+                {
+                    continue;
+                }
+                self.vals.insert(x, Val::F(win));
+                self.placed.insert(x);
+            }
+        }
+    }
+
+    /// Lowers one non-fused node.
+    pub(crate) fn single(&mut self, n: NodeId) -> Result<(), JitError> {
+        let g = self.g;
+        let node = g.node(n);
+        let any = node.op.as_any();
+        if any.is::<Input>() || any.is::<Constant>() || any.is::<Fill>() {
+            return Ok(());
+        }
+        let ops: Vec<NodeId> = node.inputs.to_vec();
+        let f32 = node.ty.dtype == DType::F32;
+        // Views: no step, a window on the operand's memory.
+        if f32 && !self.placed.contains(&n) {
+            let view = if let Some(r) = any.downcast_ref::<Reshape>() {
+                self.loc(ops[0]).reshape(&r.shape)
+            } else if let Some(s) = any.downcast_ref::<Slice>() {
+                self.loc(ops[0])
+                    .slice(self.shape(ops[0]), s.axis, s.start, s.end)
+            } else if let Some(b) = any.downcast_ref::<BroadcastTo>() {
+                self.loc(ops[0]).broadcast(self.shape(ops[0]), &b.shape)
+            } else {
+                None
+            };
+            if let Some(v) = view {
+                self.vals.insert(n, Val::F(v));
+                return Ok(());
+            }
+        }
+        if let Some(mm) = any.downcast_ref::<MatMul>() {
+            return self.matmul(n, mm, ops[0], ops[1]);
+        }
+        if any.is::<Concat>() && matches!(self.vals.get(&n), Some(Val::F(_))) {
+            // Inputs not written in place are copied into their window.
+            let base = self.loc(n);
+            let cat = any.downcast_ref::<Concat>().expect("concat");
+            let d = node.ty.dims().to_vec();
+            let col = cat.axis + 1 == d.len() && d.len() >= 2;
+            let per: usize = if col {
+                1
+            } else {
+                d[cat.axis + 1..d.len() - 1].iter().product()
+            };
+            let mut at = 0;
+            for &x in &ops {
+                let len = g.ty(x).dims()[cat.axis];
+                let win = if col {
+                    base.window(0, at, base.rows, len)
+                } else {
+                    base.window(at * per, 0, len * per, base.cols)
+                };
+                at += len;
+                if self.placed.contains(&x)
+                    && self
+                        .vals
+                        .get(&x)
+                        .is_some_and(|v| matches!(v, Val::F(l) if *l == win))
+                {
+                    continue;
+                }
+                let src = self.loc(x);
+                self.copy(src, win)?;
+            }
+            return Ok(());
+        }
+        if f32 {
+            if any.is::<Gather>() {
+                if let (Val::F(table), Val::I(ids)) = (self.vals[&ops[0]], self.vals[&ops[1]]) {
+                    if table.is_dense() {
+                        let out = self.out_loc(n);
+                        if out.is_dense() {
+                            let vocab = g.ty(ops[0]).dims()[0];
+                            self.note_id_check(ops[1], vocab, g.describe(n));
+                            self.steps.push(Step::Gather {
+                                table,
+                                vocab,
+                                ids,
+                                out,
+                                node: g.describe(n),
+                            });
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            if let Some(s) = any.downcast_ref::<ScatterAdd>() {
+                if let (Val::I(ids), Val::F(src)) = (self.vals[&ops[0]], self.vals[&ops[1]]) {
+                    let out = self.out_loc(n);
+                    if src.is_dense() && out.is_dense() {
+                        self.note_id_check(ops[0], s.rows, g.describe(n));
+                        self.steps.push(Step::ScatterAdd {
+                            ids,
+                            src,
+                            rows: s.rows,
+                            out,
+                            node: g.describe(n),
+                        });
+                        return Ok(());
+                    }
+                }
+            }
+            if let Some((mode, scale, view)) = self.reduction(n, ops[0]) {
+                let out = self.out_loc(n);
+                if out.is_dense() {
+                    self.steps.push(Step::Reduce {
+                        src: view,
+                        mode,
+                        scale,
+                        out,
+                    });
+                    return Ok(());
+                }
+            }
+        }
+        self.fallback(n)
+    }
+
+    /// Ids reaching a gather through layout ops from an i64 input are checked before any step.
+    fn note_id_check(&mut self, ids: NodeId, vocab: usize, node: String) {
+        let mut n = ids;
+        loop {
+            let any = self.g.op(n).as_any();
+            if any.is::<Input>() {
+                if let Val::I(slot) = self.vals[&n] {
+                    self.id_checks.push((slot, vocab, node));
+                }
+                return;
+            }
+            let layout =
+                any.is::<Reshape>() || any.is::<trellis_ir::ops::Transpose>() || any.is::<Slice>();
+            if !layout {
+                return;
+            }
+            n = self.g.operands(n)[0];
+        }
+    }
+
+    /// A sum (or mean) over leading or trailing axes, as a row- or column-reduction of a 2-D view.
+    fn reduction(&self, n: NodeId, x: NodeId) -> Option<(ReduceMode, f32, Loc)> {
+        let any = self.g.op(n).as_any();
+        let xd = self.shape(x).dims().to_vec();
+        let (axes, mean): (Vec<usize>, bool) = if let Some(r) = any.downcast_ref::<Reduce>() {
+            (r.axes.to_vec(), r.kind == ReduceKind::Mean)
+        } else if let Some(s) = any.downcast_ref::<SumTo>() {
+            let off = xd.len() - s.shape.rank();
+            (
+                (0..xd.len())
+                    .filter(|&i| i < off || (s.shape.dims()[i - off] == 1 && xd[i] != 1))
+                    .collect(),
+                false,
+            )
+        } else {
+            return None;
+        };
+        // Size-1 axes do not matter: reduced axes must be a prefix or a suffix of the others.
+        let live: Vec<usize> = (0..xd.len()).filter(|&i| xd[i] != 1).collect();
+        let red: Vec<bool> = live.iter().map(|i| axes.contains(i)).collect();
+        let k = red.iter().take_while(|&&r| r).count();
+        let count: usize = axes.iter().map(|&a| xd[a]).product();
+        let scale = if mean { 1.0 / count as f32 } else { 1.0 };
+        let src = self.loc(x);
+        let split = |p: usize| -> Option<Loc> {
+            // View x as [outer, inner] with `p` leading live axes outer.
+            let outer: usize = live[..p].iter().map(|&i| xd[i]).product();
+            let inner: usize = live[p..].iter().map(|&i| xd[i]).product();
+            if src.is_dense() {
+                Some(Loc {
+                    rows: outer,
+                    cols: inner,
+                    rs: inner,
+                    cb: false,
+                    ..src
+                })
+            } else if inner == src.cols && outer == src.rows && !src.cb {
+                Some(src)
+            } else {
+                None
+            }
+        };
+        if red.iter().all(|&r| r) {
+            let v = split(0)?;
+            return Some((ReduceMode::Cols, scale, v));
+        }
+        if red[k..].iter().all(|&r| !r) {
+            return Some((ReduceMode::Rows, scale, split(k)?));
+        }
+        let j = red.iter().rev().take_while(|&&r| r).count();
+        if red[..red.len() - j].iter().all(|&r| !r) {
+            return Some((ReduceMode::Cols, scale, split(red.len() - j)?));
+        }
+        None
+    }
+
+    fn matmul(&mut self, n: NodeId, mm: &MatMul, a: NodeId, b: NodeId) -> Result<(), JitError> {
+        let (la, lb) = (self.gemm_operand(a)?, self.gemm_operand(b)?);
+        let c = self.out_loc(n);
+        let k = if mm.transpose_a { la.rows } else { la.cols };
+        self.steps.push(Step::Gemm {
+            m: c.rows,
+            n: c.cols,
+            k,
+            a: la,
+            ta: mm.transpose_a,
+            b: lb,
+            tb: mm.transpose_b,
+            c,
+        });
+        self.stats.gemms += 1;
+        Ok(())
+    }
+
+    /// A matrix GEMM can read with strides: not broadcast; otherwise a dense copy.
+    fn gemm_operand(&mut self, x: NodeId) -> Result<Loc, JitError> {
+        let l = self.loc(x);
+        if !l.cb && (l.rs > 0 || l.rows <= 1) && self.shape(x).rank() == 2 {
+            return Ok(l);
+        }
+        let dst = self.new_root(&self.g.ty(x).shape.clone());
+        self.copy(l, dst)?;
+        Ok(dst)
+    }
+
+    /// `dst = src` elementwise through the identity kernel (handles strided and broadcast reads).
+    fn copy(&mut self, src: Loc, dst: Loc) -> Result<(), JitError> {
+        let mut e = ScalarFn::new(1);
+        let x = e.input(0);
+        e.output(x);
+        let spec = KernelSpec {
+            expr: e,
+            col_broadcast: vec![src.cb],
+        };
+        self.kernel_step(spec, dst.rows, dst.cols, vec![src], vec![dst])
+    }
+
+    fn kernel_step(
+        &mut self,
+        spec: KernelSpec,
+        rows: usize,
+        cols: usize,
+        ins: Vec<Loc>,
+        outs: Vec<Loc>,
+    ) -> Result<(), JitError> {
+        let kernel = kernel_cache()?
+            .lock()
+            .map_err(|_| JitError::Unsupported("kernel cache poisoned".into()))?
+            .get(&spec)?;
+        self.kernels.insert(Arc::as_ptr(&kernel));
+        self.stats.kernel_steps += 1;
+        self.steps.push(Step::Kernel {
+            kernel,
+            rows,
+            cols,
+            ins,
+            outs,
+        });
+        Ok(())
+    }
+
+    /// One fused kernel for a group of elementwise nodes of one shape.
+    pub(crate) fn group(&mut self, members: &[NodeId]) -> Result<(), JitError> {
+        let g = self.g;
+        let shape = g.ty(members[0]).shape.clone();
+        let (rows, cols) = crate::loc::grid(&shape);
+        let set: HashSet<NodeId> = members.iter().copied().collect();
+        let outputs_set: HashSet<NodeId> = g.outputs().iter().copied().collect();
+        let mut expr = ScalarFn::new(0);
+        let mut slot: HashMap<NodeId, u32> = HashMap::new();
+        let mut ins: Vec<Loc> = Vec::new();
+        let mut in_nodes: Vec<NodeId> = Vec::new();
+        let mut inputs_pending: Vec<(NodeId, Loc)> = Vec::new();
+        // First pass: external operands and their read views.
+        for &m in members {
+            for &o in g.operands(m) {
+                if set.contains(&o) || in_nodes.contains(&o) {
+                    continue;
+                }
+                let src = self.loc(o);
+                let view = match src.broadcast(&g.ty(o).shape, &shape) {
+                    Some(v) if v.rows == rows && v.cols == cols => v,
+                    _ => {
+                        // Not a grid broadcast: materialise it densely first.
+                        let dst = self.new_root(&shape);
+                        self.fallback_into(
+                            Arc::new(BroadcastTo {
+                                shape: shape.clone(),
+                            }),
+                            &[o],
+                            Val::F(dst),
+                            "broadcast".into(),
+                        )?;
+                        dst
+                    }
+                };
+                in_nodes.push(o);
+                inputs_pending.push((o, view));
+            }
+        }
+        expr.n_inputs = inputs_pending.len();
+        for (i, (o, v)) in inputs_pending.into_iter().enumerate() {
+            let id = expr.push(Scalar::Input(i as u32));
+            slot.insert(o, id);
+            ins.push(v);
+        }
+        for &m in members {
+            let f = g.op(m).scalar().expect("elementwise");
+            let args: Vec<u32> = g.operands(m).iter().map(|o| slot[o]).collect();
+            let out = expr.splice(&f, &args)[0];
+            slot.insert(m, out);
+        }
+        let mut outs = Vec::new();
+        for &m in members {
+            let used_outside =
+                outputs_set.contains(&m) || g.users(m).iter().any(|u| !set.contains(u));
+            if used_outside {
+                let l = self.out_loc(m);
+                expr.output(slot[&m]);
+                outs.push(l);
+            }
+        }
+        let spec = KernelSpec {
+            col_broadcast: ins.iter().map(|l| l.cb).collect(),
+            expr,
+        };
+        self.kernel_step(spec, rows, cols, ins, outs)
+    }
+
+    fn fallback(&mut self, n: NodeId) -> Result<(), JitError> {
+        let out = if self.g.ty(n).dtype == DType::I64 {
+            self.ints.push(vec![0; self.g.ty(n).numel()]);
+            let v = Val::I(self.ints.len() - 1);
+            self.vals.insert(n, v);
+            v
+        } else {
+            let l = self.out_loc(n);
+            if !l.is_dense() {
+                let tmp = self.new_root(&self.g.ty(n).shape.clone());
+                let op = self.g.node(n).op.clone();
+                self.fallback_into(op, self.g.operands(n), Val::F(tmp), self.g.describe(n))?;
+                return self.copy(tmp, l);
+            }
+            Val::F(l)
+        };
+        let op = self.g.node(n).op.clone();
+        self.fallback_into(op, self.g.operands(n), out, self.g.describe(n))
+    }
+
+    fn fallback_into(
+        &mut self,
+        op: Arc<dyn Op>,
+        operands: &[NodeId],
+        out: Val,
+        node: String,
+    ) -> Result<(), JitError> {
+        *self
+            .stats
+            .fallbacks
+            .entry(op.name().to_string())
+            .or_default() += 1;
+        self.stats.other_steps += 1;
+        let ins = operands
+            .iter()
+            .map(|o| (self.vals[o], self.g.ty(*o).clone()))
+            .collect();
+        self.steps.push(Step::Fallback { op, ins, out, node });
+        Ok(())
+    }
+}
+
+impl Builder<'_> {
+    /// Liveness, the memory plan, absolute offsets: the finished [`Plan`].
+    pub(crate) fn finish(self, pinned: &[NodeId]) -> Result<Plan, JitError> {
+        let n_steps = self.steps.len();
+        let nroots = self.roots.len();
+        let (mut def, mut last) = (vec![usize::MAX; nroots], vec![0usize; nroots]);
+        for (i, s) in self.steps.iter().enumerate() {
+            for l in s.writes() {
+                def[l.root] = def[l.root].min(i);
+                last[l.root] = last[l.root].max(i);
+            }
+            for l in s.reads() {
+                def[l.root] = def[l.root].min(i);
+                last[l.root] = last[l.root].max(i);
+            }
+        }
+        for n in pinned {
+            if let Some(Val::F(l)) = self.vals.get(n) {
+                last[l.root] = n_steps;
+                def[l.root] = def[l.root].min(n_steps);
+            }
+        }
+        // Runs split across cores are found on buffers, before placement; every buffer a run
+        // touches then lives through the whole run, so no two halves meet in reused memory.
+        let split_runs = if self.threads > 1 {
+            split_runs(&self.steps)
+        } else {
+            Vec::new()
+        };
+        for &(a, b) in &split_runs {
+            for s in &self.steps[a..b] {
+                for l in s.reads().into_iter().chain(s.writes()) {
+                    def[l.root] = def[l.root].min(a);
+                    last[l.root] = last[l.root].max(b);
+                }
+            }
+        }
+        let intervals: Vec<Interval> = (1..nroots)
+            .map(|r| {
+                let d = if def[r] == usize::MAX {
+                    n_steps
+                } else {
+                    def[r]
+                };
+                Interval {
+                    size: self.roots[r],
+                    def: d,
+                    last: last[r].max(d),
+                }
+            })
+            .collect();
+        let (offsets, arena) = memory::plan(&intervals);
+        let base = self.persistent.len().next_multiple_of(16);
+        let abs = |l: Loc| -> Loc {
+            let off = if l.root == 0 {
+                l.off
+            } else {
+                base + offsets[l.root - 1] + l.off
+            };
+            Loc { root: 0, off, ..l }
+        };
+        let absv = |v: Val| match v {
+            Val::F(l) => Val::F(abs(l)),
+            i => i,
+        };
+        // A fresh zeroed allocation (calloc): the arena's pages are mapped lazily, not written.
+        let mut mem = vec![0f32; base + arena];
+        mem[..self.persistent.len()].copy_from_slice(&self.persistent);
+        let steps: Vec<Step> = self
+            .steps
+            .into_iter()
+            .map(|s| match s {
+                Step::Gemm {
+                    m,
+                    n,
+                    k,
+                    a,
+                    ta,
+                    b,
+                    tb,
+                    c,
+                } => Step::Gemm {
+                    m,
+                    n,
+                    k,
+                    a: abs(a),
+                    ta,
+                    b: abs(b),
+                    tb,
+                    c: abs(c),
+                },
+                Step::Kernel {
+                    kernel,
+                    rows,
+                    cols,
+                    ins,
+                    outs,
+                } => Step::Kernel {
+                    kernel,
+                    rows,
+                    cols,
+                    ins: ins.into_iter().map(abs).collect(),
+                    outs: outs.into_iter().map(abs).collect(),
+                },
+                Step::Gather {
+                    table,
+                    vocab,
+                    ids,
+                    out,
+                    node,
+                } => Step::Gather {
+                    table: abs(table),
+                    vocab,
+                    ids,
+                    out: abs(out),
+                    node,
+                },
+                Step::ScatterAdd {
+                    ids,
+                    src,
+                    rows,
+                    out,
+                    node,
+                } => Step::ScatterAdd {
+                    ids,
+                    src: abs(src),
+                    rows,
+                    out: abs(out),
+                    node,
+                },
+                Step::Reduce {
+                    src,
+                    mode,
+                    scale,
+                    out,
+                } => Step::Reduce {
+                    src: abs(src),
+                    mode,
+                    scale,
+                    out: abs(out),
+                },
+                Step::Fallback { op, ins, out, node } => Step::Fallback {
+                    op,
+                    ins: ins.into_iter().map(|(v, t)| (absv(v), t)).collect(),
+                    out: absv(out),
+                    node,
+                },
+            })
+            .collect();
+        // Every window must lie inside the memory: the unsafe calls in `run` rely on it.
+        for s in &steps {
+            for l in s.reads().into_iter().chain(s.writes()) {
+                if l.numel() > 0 && l.last() >= mem.len() {
+                    return Err(JitError::Unsupported(format!(
+                        "internal: window {l:?} outside memory of {}",
+                        mem.len()
+                    )));
+                }
+            }
+        }
+        let values = self
+            .vals
+            .iter()
+            .map(|(n, v)| (*n, (absv(*v), self.g.ty(*n).clone())))
+            .collect();
+        let mut stats = self.stats;
+        stats.kernels = self.kernels.len();
+        stats.arena_bytes = arena * 4;
+        stats.persistent_bytes = base * 4;
+        stats.split_steps = split_runs.iter().map(|r| r.1 - r.0).sum();
+        Ok(Plan {
+            split_runs,
+            steps,
+            mem,
+            ints: self.ints,
+            values,
+            inputs: self.inputs,
+            updates: Vec::new(),
+            id_checks: self.id_checks,
+            threads: self.threads,
+            stats,
+            profile: Profile::default(),
+        })
+    }
+}

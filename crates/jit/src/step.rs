@@ -1,0 +1,481 @@
+//! The steps a plan runs, how each executes, and which runs of them split across the cores.
+use crate::gemm::{sgemm, Mat};
+use crate::loc::Loc;
+use crate::split::{rows_of, span, HalfIo, RunBuilder};
+use crate::{JitError, Kernel};
+use std::sync::Arc;
+use trellis_ir::{Op, Tensor, TensorType};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReduceMode {
+    /// `out[c] = sum_r x[r, c]`
+    Rows,
+    /// `out[r] = sum_c x[r, c]`
+    Cols,
+}
+
+/// A value of the plan: f32 values live in `mem`, i64 values (token ids) in `ints`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Val {
+    F(Loc),
+    I(usize),
+}
+
+pub(crate) enum Step {
+    Gemm {
+        m: usize,
+        n: usize,
+        k: usize,
+        a: Loc,
+        ta: bool,
+        b: Loc,
+        tb: bool,
+        c: Loc,
+    },
+    Kernel {
+        kernel: Arc<Kernel>,
+        rows: usize,
+        cols: usize,
+        ins: Vec<Loc>,
+        outs: Vec<Loc>,
+    },
+    Gather {
+        table: Loc,
+        vocab: usize,
+        ids: usize,
+        out: Loc,
+        node: String,
+    },
+    ScatterAdd {
+        ids: usize,
+        src: Loc,
+        rows: usize,
+        out: Loc,
+        node: String,
+    },
+    Reduce {
+        src: Loc,
+        mode: ReduceMode,
+        scale: f32,
+        out: Loc,
+    },
+    Fallback {
+        op: Arc<dyn Op>,
+        ins: Vec<(Val, TensorType)>,
+        out: Val,
+        node: String,
+    },
+}
+
+impl Step {
+    pub(crate) fn reads(&self) -> Vec<Loc> {
+        match self {
+            Step::Gemm { a, b, .. } => vec![*a, *b],
+            Step::Kernel { ins, .. } => ins.clone(),
+            Step::Gather { table, .. } => vec![*table],
+            Step::ScatterAdd { src, .. } => vec![*src],
+            Step::Reduce { src, .. } => vec![*src],
+            Step::Fallback { ins, .. } => ins
+                .iter()
+                .filter_map(|(v, _)| if let Val::F(l) = v { Some(*l) } else { None })
+                .collect(),
+        }
+    }
+    pub(crate) fn writes(&self) -> Vec<Loc> {
+        match self {
+            Step::Gemm { c, .. } => vec![*c],
+            Step::Kernel { outs, .. } => outs.clone(),
+            Step::Gather { out, .. } | Step::ScatterAdd { out, .. } | Step::Reduce { out, .. } => {
+                vec![*out]
+            }
+            Step::Fallback { out: Val::F(l), .. } => vec![*l],
+            Step::Fallback { .. } => vec![],
+        }
+    }
+}
+
+/// Reads a window into a dense row-major vector.
+pub(crate) fn read(mem: &[f32], l: Loc) -> Vec<f32> {
+    if l.is_dense() {
+        return mem[l.off..l.off + l.numel()].to_vec();
+    }
+    let mut v = Vec::with_capacity(l.numel());
+    for r in 0..l.rows {
+        for c in 0..l.cols {
+            v.push(mem[l.at(r, c)]);
+        }
+    }
+    v
+}
+
+/// Writes dense row-major values into a window.
+pub(crate) fn write(mem: &mut [f32], l: Loc, v: &[f32]) {
+    if l.is_dense() {
+        mem[l.off..l.off + l.numel()].copy_from_slice(v);
+        return;
+    }
+    for r in 0..l.rows {
+        for c in 0..l.cols {
+            mem[l.at(r, c)] = v[r * l.cols + c];
+        }
+    }
+}
+
+/// Raw pointers that may cross to the second thread of a row split.
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr(pub(crate) *mut f32);
+// SAFETY: the pointer is only dereferenced by kernels on disjoint row ranges of `Plan::mem`,
+// which outlives the scoped join in `run_kernel`.
+unsafe impl Send for SendPtr {}
+// SAFETY: as above; the pointer itself is only copied.
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    pub(crate) fn at(self, off: usize) -> *mut f32 {
+        self.0.wrapping_add(off)
+    }
+}
+
+/// Smallest grid worth splitting across threads.
+pub(crate) const SPLIT_MIN_ELEMS: usize = 1 << 15;
+
+impl Step {
+    /// Executes step `i`; returns 0 for a GEMM, 1 for a kernel, 2 otherwise.
+    pub(crate) fn exec(
+        &self,
+        mem: &mut [f32],
+        ints: &mut [Vec<i64>],
+        threads: usize,
+    ) -> Result<u8, JitError> {
+        match self {
+            Step::Gemm {
+                m,
+                n,
+                k,
+                a,
+                ta,
+                b,
+                tb,
+                c,
+            } => {
+                let mat = |l: &Loc, t: bool| {
+                    if t {
+                        Mat {
+                            off: l.off,
+                            rs: 1,
+                            cs: l.rs as isize,
+                        }
+                    } else {
+                        Mat {
+                            off: l.off,
+                            rs: l.rs as isize,
+                            cs: 1,
+                        }
+                    }
+                };
+                let (ma, mb, mc) = (mat(a, *ta), mat(b, *tb), mat(c, false));
+                // SAFETY: `finish` checked that every window lies inside `mem`; a node's
+                // output never shares memory with its operands (distinct buffers or disjoint
+                // windows of one concat).
+                unsafe { sgemm(mem.as_mut_ptr(), *m, *n, *k, ma, mb, mc, false, threads) };
+                Ok(0)
+            }
+            Step::Kernel {
+                kernel,
+                rows,
+                cols,
+                ins,
+                outs,
+            } => {
+                let base = SendPtr(mem.as_mut_ptr());
+                run_kernel(kernel, *rows, *cols, ins, outs, base, threads);
+                Ok(1)
+            }
+            Step::Gather {
+                table,
+                vocab,
+                ids,
+                out,
+                node,
+            } => {
+                let ids = &ints[*ids];
+                trellis_ir::ops::check_ids("gather", ids, *vocab)
+                    .map_err(|e| JitError::Ir(e.at(node.clone())))?;
+                let row = table.numel() / (*vocab).max(1);
+                for (p, &id) in ids.iter().enumerate() {
+                    let src = table.off + id as usize * row;
+                    mem.copy_within(src..src + row, out.off + p * row);
+                }
+                Ok(2)
+            }
+            Step::ScatterAdd {
+                ids,
+                src,
+                rows,
+                out,
+                node,
+            } => {
+                let ids = &ints[*ids];
+                trellis_ir::ops::check_ids("scatter_add", ids, *rows)
+                    .map_err(|e| JitError::Ir(e.at(node.clone())))?;
+                let row = out.numel() / (*rows).max(1);
+                let (src, out) = (*src, *out);
+                mem[out.off..out.off + out.numel()].fill(0.0);
+                for (p, &id) in ids.iter().enumerate() {
+                    let (s, d) = (src.off + p * row, out.off + id as usize * row);
+                    for k in 0..row {
+                        mem[d + k] += mem[s + k];
+                    }
+                }
+                Ok(2)
+            }
+            Step::Reduce {
+                src,
+                mode,
+                scale,
+                out,
+            } => {
+                let (src, out, scale) = (*src, *out, *scale);
+                match mode {
+                    ReduceMode::Rows => {
+                        let mut acc = vec![0f32; src.cols];
+                        for r in 0..src.rows {
+                            if src.cb {
+                                let v = mem[src.at(r, 0)];
+                                acc.iter_mut().for_each(|a| *a += v);
+                            } else {
+                                let s = src.at(r, 0);
+                                for (a, x) in acc.iter_mut().zip(&mem[s..s + src.cols]) {
+                                    *a += x;
+                                }
+                            }
+                        }
+                        acc.iter_mut().for_each(|a| *a *= scale);
+                        write(
+                            mem,
+                            Loc {
+                                rows: 1,
+                                cols: out.numel(),
+                                rs: out.numel(),
+                                ..out
+                            },
+                            &acc,
+                        );
+                    }
+                    ReduceMode::Cols => {
+                        let acc: Vec<f32> = (0..src.rows)
+                            .map(|r| {
+                                let s: f64 = (0..src.cols).map(|c| mem[src.at(r, c)] as f64).sum();
+                                s as f32 * scale
+                            })
+                            .collect();
+                        write(
+                            mem,
+                            Loc {
+                                rows: 1,
+                                cols: out.numel(),
+                                rs: out.numel(),
+                                ..out
+                            },
+                            &acc,
+                        );
+                    }
+                }
+                Ok(2)
+            }
+            Step::Fallback { op, ins, out, node } => {
+                let mut args = Vec::with_capacity(ins.len());
+                for (v, ty) in ins {
+                    args.push(match *v {
+                        Val::F(l) => Tensor::f32(ty.shape.clone(), read(mem, l))?,
+                        Val::I(s) => Tensor::i64(ty.shape.clone(), ints[s].clone())?,
+                    });
+                }
+                let refs: Vec<&Tensor> = args.iter().collect();
+                let r = op
+                    .eval(&refs)
+                    .map_err(|e| JitError::Ir(e.at(node.clone())))?;
+                match *out {
+                    Val::F(l) => write(mem, l, &r.to_f32_vec()),
+                    Val::I(s) => ints[s].copy_from_slice(r.as_i64().expect("i64 result")),
+                }
+                Ok(2)
+            }
+        }
+    }
+}
+
+/// Rows `r0..r1` of a splittable step on the calling thread.
+pub(crate) fn exec_rows(s: &Step, r0: usize, r1: usize, base: SendPtr) {
+    match s {
+        Step::Kernel {
+            kernel,
+            cols,
+            ins,
+            outs,
+            ..
+        } => {
+            let ins: Vec<Loc> = ins.iter().map(|l| rows_of(l, r0, r1)).collect();
+            let outs: Vec<Loc> = outs.iter().map(|l| rows_of(l, r0, r1)).collect();
+            run_kernel(kernel, r1 - r0, *cols, &ins, &outs, base, 1);
+        }
+        Step::Gemm {
+            n, k, a, b, tb, c, ..
+        } => {
+            let (a, c) = (rows_of(a, r0, r1), rows_of(c, r0, r1));
+            let mb = if *tb {
+                Mat {
+                    off: b.off,
+                    rs: 1,
+                    cs: b.rs as isize,
+                }
+            } else {
+                Mat {
+                    off: b.off,
+                    rs: b.rs as isize,
+                    cs: 1,
+                }
+            };
+            let ma = Mat {
+                off: a.off,
+                rs: a.rs as isize,
+                cs: 1,
+            };
+            let mc = Mat {
+                off: c.off,
+                rs: c.rs as isize,
+                cs: 1,
+            };
+            // SAFETY: row windows of checked windows stay inside the memory; `split_runs`
+            // proved that no other thread touches the rows written here.
+            unsafe { sgemm(base.at(0), r1 - r0, *n, *k, ma, mb, mc, false, 1) };
+        }
+        _ => unreachable!("only kernels and GEMMs are split"),
+    }
+}
+
+/// Largest steps worth running as half-batch chains (bigger ones parallelise internally).
+const SPLIT_MAX_KERNEL: usize = 1 << 17;
+const SPLIT_MAX_GEMM: usize = 1 << 24;
+/// Shortest run worth a fork-join.
+const SPLIT_MIN_RUN: usize = 4;
+
+/// The two halves' address ranges of a step, if it is a small row-wise step.
+fn halves(s: &Step) -> Option<(HalfIo, HalfIo)> {
+    // Addresses keyed by buffer: runs are found before the memory plan places buffers.
+    let key = |l: &Loc| Loc {
+        off: (l.root << 40) + l.off,
+        ..*l
+    };
+    let io = |reads: Vec<Loc>, writes: Vec<Loc>| HalfIo {
+        reads: reads.iter().map(key).filter_map(|l| span(&l)).collect(),
+        writes: writes.iter().map(key).filter_map(|l| span(&l)).collect(),
+    };
+    match s {
+        Step::Kernel {
+            rows,
+            cols,
+            ins,
+            outs,
+            ..
+        } if *rows >= 2 && rows * cols <= SPLIT_MAX_KERNEL => {
+            let mid = rows / 2;
+            let part = |r0, r1| {
+                io(
+                    ins.iter().map(|l| rows_of(l, r0, r1)).collect(),
+                    outs.iter().map(|l| rows_of(l, r0, r1)).collect(),
+                )
+            };
+            Some((part(0, mid), part(mid, *rows)))
+        }
+        Step::Gemm {
+            m,
+            n,
+            k,
+            a,
+            ta: false,
+            b,
+            c,
+            ..
+        } if *m >= 2 && m * n * k <= SPLIT_MAX_GEMM => {
+            let mid = m / 2;
+            let part = |r0, r1| io(vec![rows_of(a, r0, r1), *b], vec![rows_of(c, r0, r1)]);
+            Some((part(0, mid), part(mid, *m)))
+        }
+        _ => None,
+    }
+}
+
+/// Maximal runs of consecutive splittable steps whose halves never touch each other's writes.
+pub(crate) fn split_runs(steps: &[Step]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut rb = RunBuilder::default();
+    let mut start: Option<usize> = None;
+    let close = |start: Option<usize>, end: usize, out: &mut Vec<(usize, usize)>| {
+        if let Some(s) = start.filter(|&s| end - s >= SPLIT_MIN_RUN) {
+            out.push((s, end));
+        }
+    };
+    for (i, s) in steps.iter().enumerate() {
+        match halves(s) {
+            Some((lo, hi)) if rb.fits(&lo, &hi) => {
+                start.get_or_insert(i);
+                rb.add(&lo, &hi);
+            }
+            Some((lo, hi)) => {
+                close(start, i, &mut out);
+                rb.clear();
+                start = rb.fits(&lo, &hi).then(|| {
+                    rb.add(&lo, &hi);
+                    i
+                });
+            }
+            None => {
+                close(start, i, &mut out);
+                rb.clear();
+                start = None;
+            }
+        }
+    }
+    close(start, steps.len(), &mut out);
+    out
+}
+
+/// Runs a kernel over its grid, split into two row halves on two threads when large.
+pub(crate) fn run_kernel(
+    kernel: &Kernel,
+    rows: usize,
+    cols: usize,
+    ins: &[Loc],
+    outs: &[Loc],
+    base: SendPtr,
+    threads: usize,
+) {
+    let go = |r0: usize, r1: usize| {
+        let ip: Vec<*const f32> = ins
+            .iter()
+            .map(|l| base.at(l.off + r0 * l.rs) as *const f32)
+            .collect();
+        let is: Vec<usize> = ins.iter().map(|l| l.rs).collect();
+        let op: Vec<*mut f32> = outs.iter().map(|l| base.at(l.off + r0 * l.rs)).collect();
+        let os: Vec<usize> = outs.iter().map(|l| l.rs).collect();
+        // SAFETY: `finish` checked that every window lies inside the plan's memory; rows
+        // r0..r1 of distinct output windows are disjoint and not read by the other half.
+        unsafe {
+            kernel.run_raw(
+                r1 - r0,
+                cols,
+                ip.as_ptr(),
+                is.as_ptr(),
+                op.as_ptr(),
+                os.as_ptr(),
+            )
+        }
+    };
+    if threads > 1 && rows >= 2 && rows * cols >= SPLIT_MIN_ELEMS {
+        let mid = rows / 2;
+        rayon::join(|| go(0, mid), || go(mid, rows));
+    } else {
+        go(0, rows);
+    }
+}
