@@ -13,7 +13,8 @@ pub struct Mat {
 /// Below this many multiply-adds a second thread costs more than it saves.
 const PARALLEL_MIN_FLOP: usize = 1 << 18;
 
-/// `C = A B` (`accumulate`: `C += A B`) for `A [m, k]`, `B [k, n]`, `C [m, n]`.
+/// `C = A B` for `A [m, k]`, `B [k, n]`, `C [m, n]`. (Summed gradients never need `C += A B`:
+/// sums fuse into the consuming kernel or become one batched GEMM, see `ir::passes`.)
 ///
 /// # Safety
 /// Every element the three matrices address lies inside the allocation at `base`, and `c`
@@ -27,7 +28,6 @@ pub unsafe fn sgemm(
     a: Mat,
     b: Mat,
     c: Mat,
-    accumulate: bool,
     threads: usize,
 ) {
     let par = if threads > 1 && m * n * k >= PARALLEL_MIN_FLOP {
@@ -45,14 +45,14 @@ pub unsafe fn sgemm(
             base.add(c.off),
             c.cs,
             c.rs,
-            accumulate,
+            false,
             base.add(a.off),
             a.cs,
             a.rs,
             base.add(b.off),
             b.cs,
             b.rs,
-            if accumulate { 1.0 } else { 0.0 },
+            0.0,
             1.0,
             false,
             false,

@@ -177,7 +177,7 @@ impl Step {
                 // SAFETY: `finish` checked that every window lies inside `mem`; a node's
                 // output never shares memory with its operands (distinct buffers or disjoint
                 // windows of one concat).
-                unsafe { sgemm(mem.as_mut_ptr(), *m, *n, *k, ma, mb, mc, false, threads) };
+                unsafe { sgemm(mem.as_mut_ptr(), *m, *n, *k, ma, mb, mc, threads) };
                 Ok(0)
             }
             Step::Kernel {
@@ -348,7 +348,7 @@ pub(crate) fn exec_rows(s: &Step, r0: usize, r1: usize, base: SendPtr) {
             };
             // SAFETY: row windows of checked windows stay inside the memory; `split_runs`
             // proved that no other thread touches the rows written here.
-            unsafe { sgemm(base.at(0), r1 - r0, *n, *k, ma, mb, mc, false, 1) };
+            unsafe { sgemm(base.at(0), r1 - r0, *n, *k, ma, mb, mc, 1) };
         }
         _ => unreachable!("only kernels and GEMMs are split"),
     }
