@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Markdown tables from the JSON lines that compare.sh collects (standard library only).
+
+    table.py results.jsonl [--peak-gflops 270]             medians per framework and config
+    table.py results.jsonl --scaling [--peer jax]          trellis beside a peer over T, B, H
+
+Each line is one run: {"framework", "seq", "batch", "hidden", "train_samples_per_s",
+"infer_samples_per_s", "compile_ms", "arena_mb", "peak_rss_mb"}. Lines that do not parse, or
+carry an "error" key, are skipped.
+
+FLOPs counted (fp32 multiply-adds as 2), per sample, embedding width E = 128, 2 LSTM layers:
+  one layer, one time step, forward:   2*(in + H)*4H     gate GEMMs x@W and h@U (in = E, then H)
+                                      + 13*H            elementwise: 4H bias/sum adds, 4H gate
+                                                        activations (1 each), c = f*c + i*g (3H),
+                                                        tanh(c), o*tanh(c)
+  forward  F = T * sum over layers of the above + 2H (dense) (the embedding is a gather: 0)
+  backward = 2F (two GEMMs per forward GEMM: the gradients of the input and of the weight)
+  training = 3F + T*E (embedding gradient scatter-add) + 12*P/B (Adam: ~12 flops per parameter
+             per step, shared by the B samples of the batch; P = number of parameters)
+  inference = F
+At T = 200, H = 128, B = 128 that is 105.5 MFLOP inference and 316.7 MFLOP training per sample
+(the GEMMs alone: 104.9 and 314.6). A row's share of the peak is samples/s * FLOPs per sample /
+(PEAK_GFLOPS * 1e9).
+"""
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+
+EMBED, VOCAB, LAYERS = 128, 10_000, 2
+
+
+def params(H, E=EMBED):
+    p = VOCAB * E + H + 1  # embedding, dense
+    n_in = E
+    for _ in range(LAYERS):
+        p += (n_in + H) * 4 * H + 4 * H
+        n_in = H
+    return p
+
+
+def forward_flops(T, H, E=EMBED):
+    per_step, n_in = 0, E
+    for _ in range(LAYERS):
+        per_step += 2 * (n_in + H) * 4 * H + 13 * H
+        n_in = H
+    return T * per_step + 2 * H
+
+
+def train_flops(T, B, H, E=EMBED):
+    return 3 * forward_flops(T, H, E) + T * E + 12 * params(H, E) / B
+
+
+def load(paths):
+    rows = []
+    for path in paths:
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if not line.startswith("{"):
+                    continue
+                try:
+                    r = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if "error" not in r and "framework" in r:
+                    rows.append(r)
+    return rows
+
+
+def med(rows, key):
+    vals = [r[key] for r in rows if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(x, digits=0):
+    if x is None:
+        return "-"
+    return f"{x:,.{digits}f}"
+
+
+ORDER = ["trellis", "jax", "keras-jax", "keras-tensorflow", "pytorch"]
+
+
+def order(name):
+    return (ORDER.index(name) if name in ORDER else len(ORDER), name)
+
+
+def compare(rows, peak):
+    configs = sorted({(r["seq"], r["batch"], r["hidden"]) for r in rows})
+    out = []
+    for T, B, H in configs:
+        rs = [r for r in rows if (r["seq"], r["batch"], r["hidden"]) == (T, B, H)]
+        ftr, finf = train_flops(T, B, H), forward_flops(T, H)
+        out.append(f"T = {T}, B = {B}, H = {H}: {ftr / 1e6:.1f} MFLOP per training sample, "
+                   f"{finf / 1e6:.1f} MFLOP per inference sample; fp32 peak {peak:g} GFLOP/s "
+                   f"(= {peak * 1e9 / ftr:,.0f} training / {peak * 1e9 / finf:,.0f} inference "
+                   "samples/s).\n")
+        out.append("| framework | runs | train samples/s | infer samples/s | compile ms "
+                   "| peak RSS MB | trellis/peer train | trellis/peer infer "
+                   "| train % of peak | infer % of peak |")
+        out.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+        by = {}
+        for r in rs:
+            by.setdefault(r["framework"], []).append(r)
+        med_of = {fw: {k: med(v, k) for k in ("train_samples_per_s", "infer_samples_per_s",
+                                               "compile_ms", "peak_rss_mb")}
+                  for fw, v in by.items()}
+        tr = med_of.get("trellis", {})
+        for fw in sorted(by, key=order):
+            m = med_of[fw]
+            tt, ti = m["train_samples_per_s"], m["infer_samples_per_s"]
+
+            def ratio(a, b):
+                return f"{a / b:.2f}x" if a and b else "-"
+
+            out.append(
+                f"| {fw} | {len(by[fw])} | {fmt(tt)} | {fmt(ti)} | {fmt(m['compile_ms'])} "
+                f"| {fmt(m['peak_rss_mb'])} "
+                f"| {ratio(tr.get('train_samples_per_s'), tt)} "
+                f"| {ratio(tr.get('infer_samples_per_s'), ti)} "
+                f"| {fmt(tt and 100 * tt * ftr / (peak * 1e9), 1)} "
+                f"| {fmt(ti and 100 * ti * finf / (peak * 1e9), 1)} |")
+        peers = {fw: m for fw, m in med_of.items() if fw != "trellis"}
+        if tr and peers:
+            line = []
+            for key, what in (("train_samples_per_s", "train"), ("infer_samples_per_s", "inference")):
+                best = max((fw for fw in peers if peers[fw][key]), key=lambda fw: peers[fw][key],
+                           default=None)
+                if best and tr.get(key):
+                    line.append(f"{what} {tr[key] / peers[best][key]:.2f}x the fastest peer "
+                                f"({best})")
+            if line:
+                out.append("\ntrellis: " + "; ".join(line) + ".")
+        out.append("")
+    return "\n".join(out)
+
+
+def scaling(rows, peak, peer):
+    by = {}
+    for r in rows:
+        by.setdefault((r["seq"], r["batch"], r["hidden"]), {}).setdefault(r["framework"], []).append(r)
+    out = [f"trellis beside {peer}; samples/s (train / inference), compile ms, trellis arena MB, "
+           f"peak RSS MB; share of the {peak:g} GFLOP/s fp32 peak for trellis training.\n",
+           f"| T | B | H | trellis train | trellis infer | trellis compile ms | arena MB "
+           f"| trellis RSS MB | {peer} train | {peer} infer | {peer} compile ms | {peer} RSS MB "
+           f"| train ratio | infer ratio | trellis train % of peak |",
+           "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    for (T, B, H) in sorted(by):
+        fws = by[(T, B, H)]
+        t = {k: med(fws.get("trellis", []), k) for k in
+             ("train_samples_per_s", "infer_samples_per_s", "compile_ms", "arena_mb", "peak_rss_mb")}
+        p = {k: med(fws.get(peer, []), k) for k in
+             ("train_samples_per_s", "infer_samples_per_s", "compile_ms", "peak_rss_mb")}
+
+        def ratio(k):
+            return f"{t[k] / p[k]:.2f}x" if t[k] and p[k] else "-"
+
+        share = t["train_samples_per_s"] and 100 * t["train_samples_per_s"] * train_flops(T, B, H) / (peak * 1e9)
+        out.append(
+            f"| {T} | {B} | {H} | {fmt(t['train_samples_per_s'])} | {fmt(t['infer_samples_per_s'])} "
+            f"| {fmt(t['compile_ms'])} | {fmt(t['arena_mb'], 1)} | {fmt(t['peak_rss_mb'])} "
+            f"| {fmt(p['train_samples_per_s'])} | {fmt(p['infer_samples_per_s'])} "
+            f"| {fmt(p['compile_ms'])} | {fmt(p['peak_rss_mb'])} "
+            f"| {ratio('train_samples_per_s')} | {ratio('infer_samples_per_s')} | {fmt(share, 1)} |")
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("files", nargs="+")
+    ap.add_argument("--peak-gflops", type=float,
+                    default=float(os.environ.get("PEAK_GFLOPS", "270")))
+    ap.add_argument("--scaling", action="store_true")
+    ap.add_argument("--peer", default="jax", help="the peer beside trellis in --scaling")
+    a = ap.parse_args()
+    rows = load(a.files)
+    if not rows:
+        sys.exit("table.py: no results in " + ", ".join(a.files))
+    print(scaling(rows, a.peak_gflops, a.peer) if a.scaling else compare(rows, a.peak_gflops))
+
+
+if __name__ == "__main__":
+    main()
