@@ -27,11 +27,9 @@ pub fn plan(intervals: &[Interval]) -> (Vec<usize>, usize) {
         let iv = intervals[i];
         // Release every buffer whose last use is before this definition.
         while next_free < by_last.len() && intervals[by_last[next_free]].last < iv.def {
+            // Defined before `iv` (def <= last < iv.def), so already placed.
             let j = by_last[next_free];
             next_free += 1;
-            if intervals[j].def > iv.def || offsets[j] == usize::MAX {
-                continue;
-            }
             release(&mut free, offsets[j], round(intervals[j].size));
         }
         let need = round(iv.size);
