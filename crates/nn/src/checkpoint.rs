@@ -8,7 +8,8 @@
 //! - optimiser state as `optimizer.{m,v,momentum}.{param}`.
 //!
 //! Metadata: `format = trellis`, `optimizer`, `step` (updates done, for Adam's bias
-//! correction) and `epoch` (epochs done, for the shuffle seed of the next epoch).
+//! correction), `epoch` (epochs done, for the shuffle seed of the next epoch) and
+//! `input_shape` (per sample, comma-separated; restored when the model has none).
 //!
 //! Files are written atomically: to `{path}.tmp`, synced, then renamed over `path`.
 use std::collections::HashMap;
@@ -78,6 +79,10 @@ pub fn save(model: &Sequential, path: &Path) -> Result<()> {
     meta.insert("format".to_string(), "trellis".to_string());
     meta.insert("step".to_string(), model.step().to_string());
     meta.insert("epoch".to_string(), model.epochs_done().to_string());
+    if let Some(shape) = model.input_shape() {
+        let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+        meta.insert("input_shape".to_string(), dims.join(","));
+    }
     if let Some(o) = model.optimizer_name() {
         meta.insert("optimizer".to_string(), o.to_string());
     }
@@ -192,6 +197,14 @@ pub fn load(model: &mut Sequential, path: &Path) -> Result<()> {
             .map_err(|_| err(format!("metadata epoch is not a number: {s:?}")))?,
         None => 0,
     };
+    if let Some(s) = meta.get("input_shape") {
+        let shape = s
+            .split(',')
+            .map(|d| d.parse::<usize>())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|_| err(format!("metadata input_shape is malformed: {s:?}")))?;
+        model.set_input_shape_if_unknown(shape);
+    }
     model.set_restored(weights, state, step, epochs);
     Ok(())
 }

@@ -340,6 +340,15 @@ impl Sequential {
     pub fn epochs_done(&self) -> usize {
         self.epochs_done
     }
+    /// The per-sample input shape, when set or inferred by `fit`.
+    pub fn input_shape(&self) -> Option<&[usize]> {
+        self.input_shape.as_deref()
+    }
+    pub(crate) fn set_input_shape_if_unknown(&mut self, shape: Vec<usize>) {
+        if self.input_shape.is_none() {
+            self.input_shape = Some(shape);
+        }
+    }
     pub(crate) fn optimizer_state(&self) -> &HashMap<String, Vec<f32>> {
         &self.opt_state
     }
@@ -435,7 +444,21 @@ impl Sequential {
             .collect();
         self.specs = specs;
         self.layer_params = ranges;
+        self.init_opt_state();
         Ok(())
+    }
+
+    /// Zero optimiser state for every parameter that has none yet (compiled and built).
+    fn init_opt_state(&mut self) {
+        let Some(c) = &self.compiled else { return };
+        for s in &self.specs {
+            for st in c.optimizer.state_names() {
+                let n: usize = s.shape.iter().product();
+                self.opt_state
+                    .entry(format!("optimizer.{st}.{}", s.name))
+                    .or_insert_with(|| vec![0.0; n]);
+            }
+        }
     }
 
     /// Sets the optimiser, loss and metrics (Keras's `compile`). Optimiser state restored by
@@ -456,6 +479,7 @@ impl Sequential {
         if self.takes_ids() || self.input_shape.is_some() {
             self.build()?;
         }
+        self.init_opt_state();
         Ok(())
     }
 
