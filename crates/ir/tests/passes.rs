@@ -90,3 +90,34 @@ fn dot_export_is_readable_for_a_3_step_lstm() {
         "3 gates a step, no forget gate at t=0"
     );
 }
+
+#[test]
+fn column_slices_move_through_elementwise_ops() {
+    use trellis_ir::passes::slices_through_elementwise;
+    let mut g = Graph::new();
+    let a = g.input("a", TensorType::f32([2, 8]));
+    let b = g.input("b", TensorType::f32([8]));
+    let z = g.add(a, b).unwrap();
+    let s1 = g.slice(z, 1, 0, 4).unwrap();
+    let s2 = g.slice(z, 1, 4, 8).unwrap();
+    let y1 = g.sigmoid(s1).unwrap();
+    let y2 = g.tanh(s2).unwrap();
+    g.set_outputs(vec![y1, y2]);
+    let feeds: Feeds = [
+        (
+            a,
+            Tensor::f32([2, 8], (0..16).map(|i| i as f32 / 8.0 - 1.0).collect()).unwrap(),
+        ),
+        (
+            b,
+            Tensor::f32([8], (0..8).map(|i| i as f32 / 4.0).collect()).unwrap(),
+        ),
+    ]
+    .into();
+    let before = run(&g, &feeds, &[y1, y2], Precision::F32).unwrap();
+    assert_eq!(slices_through_elementwise(&mut g), 2);
+    dce(&mut g);
+    assert!(!g.contains(z), "z is no longer computed");
+    assert_eq!(g.op(g.operands(y1)[0]).name(), "add");
+    assert_eq!(run(&g, &feeds, &[y1, y2], Precision::F32).unwrap(), before);
+}

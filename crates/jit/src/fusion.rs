@@ -66,7 +66,52 @@ pub fn fuse(g: &Graph, order: &[NodeId], fusible: impl Fn(NodeId) -> bool) -> Ve
         group_of.insert(n, gi);
         dep.insert(n, d);
     }
+    merge_into_sole_consumer(g, &mut group_of, &mut groups);
     schedule(g, order, &group_of, groups)
+}
+
+/// Merges a group into the group that consumes all of its outputs (same shape): its values
+/// then stay in registers instead of a round trip through memory. Safe without a cycle check:
+/// every path out of the producer enters the consumer directly.
+fn merge_into_sole_consumer(
+    g: &Graph,
+    group_of: &mut HashMap<NodeId, usize>,
+    groups: &mut [Vec<NodeId>],
+) {
+    let outputs: std::collections::HashSet<NodeId> = g.outputs().iter().copied().collect();
+    for gi in (0..groups.len()).rev() {
+        if groups[gi].is_empty() {
+            continue;
+        }
+        let mut consumer: Option<usize> = None;
+        let mut ok = true;
+        for &m in &groups[gi] {
+            if outputs.contains(&m) {
+                ok = false;
+                break;
+            }
+            for u in g.users(m) {
+                match group_of.get(&u).copied() {
+                    Some(x) if x == gi => {}
+                    Some(x) if consumer.is_none() || consumer == Some(x) => consumer = Some(x),
+                    _ => ok = false,
+                }
+            }
+        }
+        let Some(c) = consumer.filter(|_| ok) else {
+            continue;
+        };
+        if g.ty(groups[c][0]).shape != g.ty(groups[gi][0]).shape {
+            continue;
+        }
+        let moved = std::mem::take(&mut groups[gi]);
+        for &m in &moved {
+            group_of.insert(m, c);
+        }
+        let mut merged = moved;
+        merged.append(&mut groups[c]);
+        groups[c] = merged;
+    }
 }
 
 /// Topological order of the units (Kahn's algorithm on the condensed graph), keeping the
@@ -80,6 +125,7 @@ fn schedule(
     // Unit id: groups first, then singles.
     let mut unit_of: HashMap<NodeId, usize> = HashMap::new();
     let mut units: Vec<Unit> = groups.into_iter().map(Unit::Group).collect();
+    // (Emptied groups stay as placeholders so group ids keep their meaning; dropped below.)
     for &n in order {
         match group_of.get(&n) {
             Some(&gi) => {
@@ -129,5 +175,6 @@ fn schedule(
     let mut slots: Vec<Option<Unit>> = units.into_iter().map(Some).collect();
     out.into_iter()
         .map(|u| slots[u].take().expect("each unit once"))
+        .filter(|u| !matches!(u, Unit::Group(m) if m.is_empty()))
         .collect()
 }

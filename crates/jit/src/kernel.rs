@@ -364,6 +364,16 @@ impl KernelCache {
         self.module
             .define_function(id, &mut self.ctx)
             .map_err(|e| cg(&e))?;
+        // TRELLIS_DUMP_KERNELS=DIR writes each kernel's machine code (objdump -b binary).
+        if let (Some(dir), Some(code)) = (
+            std::env::var_os("TRELLIS_DUMP_KERNELS"),
+            self.ctx.compiled_code(),
+        ) {
+            let _ = std::fs::write(
+                std::path::Path::new(&dir).join(format!("{name}.bin")),
+                code.code_buffer(),
+            );
+        }
         self.module.clear_context(&mut self.ctx);
         self.module.finalize_definitions().map_err(|e| cg(&e))?;
         let code = self.module.get_finalized_function(id);
@@ -409,68 +419,93 @@ fn small_int(e: &ScalarFn, node: u32) -> Option<i32> {
     }
 }
 
-/// Emits the expression for one element (or four) given the input values.
-fn emit_expr(l: &mut Lanes, e: &ScalarFn, live: &[bool], inputs: &[Option<Value>]) -> Vec<Value> {
-    let mut v: Vec<Option<Value>> = Vec::with_capacity(e.nodes.len());
+/// Emits the expression for one element (or four) given the input values, for each of
+/// several independent copies (an unrolled loop body): node by node across the copies, so the
+/// copies' dependency chains interleave and the core overlaps them.
+fn emit_expr(
+    l: &mut Lanes,
+    e: &ScalarFn,
+    live: &[bool],
+    inputs: &[Vec<Option<Value>>],
+) -> Vec<Vec<Value>> {
+    let copies = inputs.len();
+    let mut v: Vec<Vec<Option<Value>>> = vec![Vec::with_capacity(e.nodes.len()); copies];
     for (i, n) in e.nodes.iter().enumerate() {
-        if !live[i] {
-            v.push(None);
-            continue;
+        for (u, vu) in v.iter_mut().enumerate() {
+            if !live[i] {
+                vu.push(None);
+                continue;
+            }
+            let x = emit_node(l, e, n, vu, &inputs[u]);
+            vu.push(Some(x));
         }
-        let g = |k: u32| v[k as usize].expect("operand of a live node is live");
-        let x = match *n {
-            Scalar::Input(k) => inputs[k as usize].expect("live input is loaded"),
-            Scalar::Const(c) => l.f(c as f32),
-            Scalar::Unary(f, a) => {
-                let a = g(a);
-                match f {
-                    Unary::Neg => l.b.ins().fneg(a),
-                    Unary::Exp => l.exp(a),
-                    Unary::Log => l.log(a),
-                    Unary::Sqrt => l.b.ins().sqrt(a),
-                    Unary::Tanh => l.tanh(a),
-                    Unary::Sigmoid => l.sigmoid(a),
-                    Unary::Abs => l.b.ins().fabs(a),
-                    Unary::Recip => {
-                        let one = l.f(1.0);
-                        l.div(one, a)
-                    }
-                    Unary::Relu => l.relu(a),
-                }
-            }
-            Scalar::Binary(f, a, b) => {
-                let (x, y) = (g(a), g(b));
-                let cmp = |l: &mut Lanes, cc| {
-                    let m = l.cmp(cc, x, y);
-                    l.flag(m)
-                };
-                match f {
-                    Binary::Add => l.add(x, y),
-                    Binary::Sub => l.sub(x, y),
-                    Binary::Mul => l.mul(x, y),
-                    Binary::Div => l.div(x, y),
-                    Binary::Max => l.b.ins().fmax(x, y),
-                    Binary::Min => l.b.ins().fmin(x, y),
-                    Binary::Pow => match small_int(e, b) {
-                        Some(n) => l.powi(x, n),
-                        None => l.pow(x, y),
-                    },
-                    Binary::Lt => cmp(l, FloatCC::LessThan),
-                    Binary::Le => cmp(l, FloatCC::LessThanOrEqual),
-                    Binary::Gt => cmp(l, FloatCC::GreaterThan),
-                    Binary::Ge => cmp(l, FloatCC::GreaterThanOrEqual),
-                    Binary::Eq => cmp(l, FloatCC::Equal),
-                    Binary::Ne => cmp(l, FloatCC::NotEqual),
-                }
-            }
-            Scalar::Select(c, a, b) => l.select_nonzero(g(c), g(a), g(b)),
-        };
-        v.push(Some(x));
     }
-    e.outputs
-        .iter()
-        .map(|&o| v[o as usize].expect("outputs are live"))
+    v.iter()
+        .map(|vu| {
+            e.outputs
+                .iter()
+                .map(|&o| vu[o as usize].expect("outputs are live"))
+                .collect()
+        })
         .collect()
+}
+
+/// One node of the expression, its operands already emitted in `v`.
+fn emit_node(
+    l: &mut Lanes,
+    e: &ScalarFn,
+    n: &Scalar,
+    v: &[Option<Value>],
+    inputs: &[Option<Value>],
+) -> Value {
+    let g = |k: u32| v[k as usize].expect("operand of a live node is live");
+    match *n {
+        Scalar::Input(k) => inputs[k as usize].expect("live input is loaded"),
+        Scalar::Const(c) => l.f(c as f32),
+        Scalar::Unary(f, a) => {
+            let a = g(a);
+            match f {
+                Unary::Neg => l.b.ins().fneg(a),
+                Unary::Exp => l.exp(a),
+                Unary::Log => l.log(a),
+                Unary::Sqrt => l.b.ins().sqrt(a),
+                Unary::Tanh => l.tanh(a),
+                Unary::Sigmoid => l.sigmoid(a),
+                Unary::Abs => l.b.ins().fabs(a),
+                Unary::Recip => {
+                    let one = l.f(1.0);
+                    l.div(one, a)
+                }
+                Unary::Relu => l.relu(a),
+            }
+        }
+        Scalar::Binary(f, a, b) => {
+            let (x, y) = (g(a), g(b));
+            let cmp = |l: &mut Lanes, cc| {
+                let m = l.cmp(cc, x, y);
+                l.flag(m)
+            };
+            match f {
+                Binary::Add => l.add(x, y),
+                Binary::Sub => l.sub(x, y),
+                Binary::Mul => l.mul(x, y),
+                Binary::Div => l.div(x, y),
+                Binary::Max => l.b.ins().fmax(x, y),
+                Binary::Min => l.b.ins().fmin(x, y),
+                Binary::Pow => match small_int(e, b) {
+                    Some(n) => l.powi(x, n),
+                    None => l.pow(x, y),
+                },
+                Binary::Lt => cmp(l, FloatCC::LessThan),
+                Binary::Le => cmp(l, FloatCC::LessThanOrEqual),
+                Binary::Gt => cmp(l, FloatCC::GreaterThan),
+                Binary::Ge => cmp(l, FloatCC::GreaterThanOrEqual),
+                Binary::Eq => cmp(l, FloatCC::Equal),
+                Binary::Ne => cmp(l, FloatCC::NotEqual),
+            }
+        }
+        Scalar::Select(c, a, b) => l.select_nonzero(g(c), g(a), g(b)),
+    }
 }
 
 fn jump_args(v: &[Value]) -> Vec<BlockArg> {
@@ -495,6 +530,8 @@ fn build_kernel(mut b: FunctionBuilder, spec: &KernelSpec, tc: TargetFrontendCon
     let entry = b.create_block();
     let row_head = b.create_block();
     let row_body = b.create_block();
+    let vec2_head = b.create_block();
+    let vec2_body = b.create_block();
     let vec_head = b.create_block();
     let vec_body = b.create_block();
     let tail_head = b.create_block();
@@ -502,8 +539,17 @@ fn build_kernel(mut b: FunctionBuilder, spec: &KernelSpec, tc: TargetFrontendCon
     let row_next = b.create_block();
     let exit = b.create_block();
     let r = b.append_block_param(row_head, ptr);
+    let c2 = b.append_block_param(vec2_head, ptr);
     let cv = b.append_block_param(vec_head, ptr);
     let ct = b.append_block_param(tail_head, ptr);
+    // Row base pointers travel as loop-header parameters: computed once per row, never
+    // re-derived inside the column loops.
+    let n_bases = spec.expr.n_inputs + spec.expr.outputs.len();
+    let heads = [vec2_head, vec_head, tail_head];
+    let base_params: Vec<Vec<Value>> = heads
+        .iter()
+        .map(|&h| (0..n_bases).map(|_| b.append_block_param(h, ptr)).collect())
+        .collect();
 
     b.append_block_params_for_function_params(entry);
     b.switch_to_block(entry);
@@ -524,6 +570,7 @@ fn build_kernel(mut b: FunctionBuilder, spec: &KernelSpec, tc: TargetFrontendCon
         .map(|i| load_ptr_stride(&mut b, out_ptrs, out_rs, i))
         .collect();
     let cols4 = b.ins().band_imm_s(cols, -4);
+    let cols8 = b.ins().band_imm_s(cols, -8);
     let zero = b.ins().iconst(ptr, 0);
     b.ins().jump(row_head, &jump_args(&[zero]));
 
@@ -537,66 +584,105 @@ fn build_kernel(mut b: FunctionBuilder, spec: &KernelSpec, tc: TargetFrontendCon
         let o = b.ins().imul(r, s);
         b.ins().iadd(p, o)
     };
-    let in_base: Vec<Option<Value>> = ins
+    let zero_base = b.ins().iconst(ptr, 0);
+    let in_base: Vec<Value> = ins
         .iter()
-        .map(|x| x.map(|ps| row_base(&mut b, ps)))
+        .map(|x| x.map_or(zero_base, |ps| row_base(&mut b, ps)))
         .collect();
     let out_base: Vec<Value> = outs.iter().map(|&ps| row_base(&mut b, ps)).collect();
     // Column-broadcast inputs: one load per row, splatted for the vector loop.
     let mut bcast_s: Vec<Option<Value>> = vec![None; e.n_inputs];
     let mut bcast_v: Vec<Option<Value>> = vec![None; e.n_inputs];
     for i in 0..e.n_inputs {
-        if let (Some(base), true) = (in_base[i], spec.col_broadcast[i]) {
-            let s = b.ins().load(types::F32, mem, base, 0);
+        if used[i] && spec.col_broadcast[i] {
+            let s = b.ins().load(types::F32, mem, in_base[i], 0);
             bcast_s[i] = Some(s);
             bcast_v[i] = Some(b.ins().splat(types::F32X4, s));
         }
     }
-    b.ins().jump(vec_head, &jump_args(&[zero]));
+    let row_bases: Vec<Value> = in_base.iter().chain(&out_base).copied().collect();
+    let with = |c: Value, bases: &[Value]| -> Vec<BlockArg> {
+        std::iter::once(c)
+            .chain(bases.iter().copied())
+            .map(BlockArg::Value)
+            .collect()
+    };
+    b.ins().jump(vec2_head, &with(zero, &row_bases));
 
-    // Vector loop: for c in (0..cols4).step_by(4)
-    b.switch_to_block(vec_head);
-    let more = b.ins().icmp(IntCC::UnsignedLessThan, cv, cols4);
-    b.ins()
-        .brif(more, vec_body, &[], tail_head, &jump_args(&[cv]));
-
-    // The body of one pass, for either lane type.
-    let body = |b: &mut FunctionBuilder, c: Value, ty: Type, bcast: &[Option<Value>]| {
-        let off = b.ins().ishl_imm_u(c, 2);
-        let vals: Vec<Option<Value>> = (0..e.n_inputs)
-            .map(|i| match (in_base[i], bcast[i]) {
-                (_, Some(v)) => Some(v),
-                (Some(base), None) => {
-                    let a = b.ins().iadd(base, off);
-                    Some(b.ins().load(ty, mem, a, 0))
-                }
-                (None, None) => None,
+    // The body of one pass over `copies` adjacent lane groups (interleaved chains), for either
+    // lane type, at the row's current pointers `ptrs` (inputs, then outputs). Returns the
+    // pointers advanced past the elements done: pointer bumping keeps the addresses in
+    // registers (a loop-invariant base would be re-derived at every access).
+    let body = |b: &mut FunctionBuilder,
+                copies: usize,
+                ty: Type,
+                bcast: &[Option<Value>],
+                ptrs: &[Value]|
+     -> Vec<Value> {
+        let bytes = ty.bytes() as i32;
+        let vals: Vec<Vec<Option<Value>>> = (0..copies)
+            .map(|u| {
+                (0..e.n_inputs)
+                    .map(|i| match (used[i], bcast[i]) {
+                        (_, Some(v)) => Some(v),
+                        (true, None) => Some(b.ins().load(ty, mem, ptrs[i], u as i32 * bytes)),
+                        (false, None) => None,
+                    })
+                    .collect()
             })
             .collect();
         let res = {
             let mut l = Lanes::new(b, ty, fma);
             emit_expr(&mut l, e, &live, &vals)
         };
-        for (k, &y) in res.iter().enumerate() {
-            let a = b.ins().iadd(out_base[k], off);
-            b.ins().store(mem, y, a, 0);
+        for (u, res) in res.iter().enumerate() {
+            for (k, &y) in res.iter().enumerate() {
+                b.ins()
+                    .store(mem, y, ptrs[e.n_inputs + k], u as i32 * bytes);
+            }
         }
+        let step = copies as i64 * bytes as i64;
+        (0..ptrs.len())
+            .map(|i| {
+                if i < e.n_inputs && (spec.col_broadcast[i] || !used[i]) {
+                    ptrs[i]
+                } else {
+                    b.ins().iadd_imm_u(ptrs[i], step)
+                }
+            })
+            .collect()
     };
 
+    // Unrolled vector loop: for c in (0..cols8).step_by(8), two f32x4 chains.
+    let p2 = base_params[0].clone();
+    b.switch_to_block(vec2_head);
+    let more = b.ins().icmp(IntCC::UnsignedLessThan, c2, cols8);
+    b.ins().brif(more, vec2_body, &[], vec_head, &with(c2, &p2));
+    b.switch_to_block(vec2_body);
+    let next = body(&mut b, 2, types::F32X4, &bcast_v, &p2);
+    let c8 = b.ins().iadd_imm_u(c2, 8);
+    b.ins().jump(vec2_head, &with(c8, &next));
+
+    // Vector loop: for c in (c..cols4).step_by(4)
+    let p1 = base_params[1].clone();
+    b.switch_to_block(vec_head);
+    let more = b.ins().icmp(IntCC::UnsignedLessThan, cv, cols4);
+    b.ins().brif(more, vec_body, &[], tail_head, &with(cv, &p1));
     b.switch_to_block(vec_body);
-    body(&mut b, cv, types::F32X4, &bcast_v);
+    let next = body(&mut b, 1, types::F32X4, &bcast_v, &p1);
     let c4 = b.ins().iadd_imm_u(cv, 4);
-    b.ins().jump(vec_head, &jump_args(&[c4]));
+    b.ins().jump(vec_head, &with(c4, &next));
 
     // Scalar tail: for c in cols4..cols
+    let pt = base_params[2].clone();
     b.switch_to_block(tail_head);
     let more = b.ins().icmp(IntCC::UnsignedLessThan, ct, cols);
     b.ins().brif(more, tail_body, &[], row_next, &[]);
 
     b.switch_to_block(tail_body);
-    body(&mut b, ct, types::F32, &bcast_s);
+    let next = body(&mut b, 1, types::F32, &bcast_s, &pt);
     let c1 = b.ins().iadd_imm_u(ct, 1);
-    b.ins().jump(tail_head, &jump_args(&[c1]));
+    b.ins().jump(tail_head, &with(c1, &next));
 
     b.switch_to_block(row_next);
     let r1 = b.ins().iadd_imm_u(r, 1);

@@ -13,6 +13,7 @@ mod loc;
 pub mod math;
 mod memory;
 mod plan;
+mod split;
 
 pub use error::JitError;
 pub use kernel::{Kernel, KernelCache, KernelSpec, View, ViewMut};

@@ -45,10 +45,6 @@ impl Loc {
     pub fn is_dense(&self) -> bool {
         !self.cb && (self.rs == self.cols || self.rows <= 1) && (self.cols > 0 || self.rows <= 1)
     }
-    /// Rows that do not overlap (safe to write through).
-    pub fn is_writable(&self) -> bool {
-        !self.cb && (self.rows <= 1 || self.rs >= self.cols)
-    }
     /// Element offset of (r, c).
     pub fn at(&self, r: usize, c: usize) -> usize {
         self.off + r * self.rs + if self.cb { 0 } else { c }
@@ -166,7 +162,7 @@ mod tests {
         // Column slice: the gate i of z = [B, 4H].
         let zi = z.slice(&s(&[8, 20]), 1, 5, 10).unwrap();
         assert_eq!((zi.off, zi.rows, zi.cols, zi.rs), (105, 8, 5, 20));
-        assert!(!zi.is_dense() && zi.is_writable());
+        assert!(!zi.is_dense());
         // Row block of [T*B, 4H] and of [T, B, H].
         let r = z.slice(&s(&[8, 20]), 0, 2, 4).unwrap();
         assert_eq!((r.off, r.rows, r.cols), (140, 2, 20));

@@ -61,21 +61,35 @@ impl<'a, 'b> Lanes<'a, 'b> {
 
     /// A float constant in every lane.
     pub fn f(&mut self, c: f32) -> Value {
-        let v = self.b.ins().f32const(c);
         if self.vector() {
-            self.b.ins().splat(self.ty, v)
+            // A constant-pool load (one instruction, often folded into its user) rather than a
+            // scalar constant moved and shuffled into every lane.
+            self.pool(self.ty, c.to_bits())
         } else {
-            v
+            self.b.ins().f32const(c)
         }
+    }
+
+    /// A four-lane constant from the function's constant pool.
+    fn pool(&mut self, ty: Type, bits: u32) -> Value {
+        let bytes: Vec<u8> = std::iter::repeat_n(bits.to_le_bytes(), 4)
+            .flatten()
+            .collect();
+        let h = self
+            .b
+            .func
+            .dfg
+            .constants
+            .insert(cranelift_codegen::ir::ConstantData::from(bytes));
+        self.b.ins().vconst(ty, h)
     }
 
     /// An integer constant in every lane.
     pub fn i(&mut self, c: i32) -> Value {
-        let v = self.b.ins().iconst(types::I32, i64::from(c));
         if self.vector() {
-            self.b.ins().splat(types::I32X4, v)
+            self.pool(types::I32X4, c as u32)
         } else {
-            v
+            self.b.ins().iconst(types::I32, i64::from(c))
         }
     }
 
@@ -193,12 +207,16 @@ impl<'a, 'b> Lanes<'a, 'b> {
     /// `exp(x)`: max 1 ulp. `n = round(x / ln2)` by the 1.5*2^23 trick, Cody-Waite reduction
     /// `r = x - n ln2` (|r| <= ln2/2), Cephes degree-7 polynomial, then `* 2^n` as two
     /// power-of-two factors so the subnormal range rounds once and `x > ln(FLT_MAX)` overflows to
-    /// inf. Inputs are clamped to `[-104, 89]` first (NaN stays NaN through `fmin`/`fmax`).
+    /// inf. Inputs are clamped to `[-104, 89]` first (NaN stays NaN).
     pub fn exp(&mut self, x: Value) -> Value {
         let hi = self.f(89.0);
         let lo = self.f(-104.0);
-        let x = self.b.ins().fmin(x, hi);
-        let x = self.b.ins().fmax(x, lo);
+        // Compare-and-select clamps: NaN fails both tests and passes through, in three
+        // instructions each instead of the long NaN-exact fmin/fmax sequences.
+        let above = self.cmp(FloatCC::GreaterThan, x, hi);
+        let x = self.sel(above, hi, x);
+        let below = self.cmp(FloatCC::LessThan, x, lo);
+        let x = self.sel(below, lo, x);
         let log2e = self.f(std::f32::consts::LOG2_E);
         let magic = self.f(MAGIC);
         let t = self.fma(x, log2e, magic);

@@ -7,6 +7,7 @@ use crate::fusion::{fuse, is_elementwise, Unit};
 use crate::gemm::{sgemm, Mat};
 use crate::loc::Loc;
 use crate::memory::{self, Interval};
+use crate::split::{rows_of, span, HalfIo, RunBuilder};
 use crate::{JitError, Kernel, KernelCache, KernelSpec};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -53,6 +54,8 @@ pub struct PlanStats {
     pub other_steps: usize,
     /// Ops run through their reference `eval` (no dedicated lowering), by op name.
     pub fallbacks: HashMap<String, usize>,
+    /// Steps that run as two half-batch chains on two cores.
+    pub split_steps: usize,
     pub arena_bytes: usize,
     pub persistent_bytes: usize,
     pub compile_ms: f64,
@@ -64,7 +67,11 @@ pub struct Profile {
     pub gemm_s: f64,
     pub kernel_s: f64,
     pub other_s: f64,
+    /// Runs of steps split across both cores (GEMMs and kernels of the recurrences).
+    pub split_s: f64,
     pub runs: usize,
+    /// Seconds per step, in step order.
+    pub per_step: Vec<f64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,6 +184,8 @@ pub struct Plan {
     /// `(i64 input slot, vocabulary, gather node)`: ids checked before any step runs.
     id_checks: Vec<(usize, usize, String)>,
     threads: usize,
+    /// Step ranges run as two half-batch chains, one per core (see `split`).
+    split_runs: Vec<(usize, usize)>,
     stats: PlanStats,
     profile: Profile,
 }
@@ -199,7 +208,18 @@ pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Plan, JitError> {
     }
     let requested = outputs.clone();
     g.set_outputs(outputs);
+    let timing = std::env::var_os("TRELLIS_COMPILE_TIMING").is_some();
+    let lap = |what: &str| {
+        if timing {
+            eprintln!(
+                "compile: {what} at {:.1} ms",
+                t0.elapsed().as_secs_f64() * 1e3
+            );
+        }
+    };
+    lap("clone");
     passes::optimize(&mut g);
+    lap("optimize");
     // Requested node -> its node in the optimised graph (CSE may have merged it).
     let remap: HashMap<NodeId, NodeId> = requested
         .iter()
@@ -230,15 +250,24 @@ pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Plan, JitError> {
             })
             .collect()
     };
+    lap("fusion");
     let mut b = Builder::new(&g, opts.threads);
     b.place_leaves(&order)?;
     b.place_concats(&order, &units);
+    b.updates = opts.updates.iter().map(|&(t, v)| (remap[&v], t)).collect();
     for u in &units {
         match u {
-            Unit::Single(n) => b.single(*n)?,
-            Unit::Group(members) => b.group(members)?,
+            Unit::Single(n) => {
+                b.single(*n)?;
+                b.done.insert(*n);
+            }
+            Unit::Group(members) => {
+                b.group(members)?;
+                b.done.extend(members.iter().copied());
+            }
         }
     }
+    lap("lowering");
     let mut pinned: Vec<NodeId> = g.outputs().to_vec();
     pinned.extend(opts.updates.iter().map(|u| remap[&u.1]));
     let mut plan = b.finish(&pinned)?;
@@ -256,8 +285,11 @@ pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Plan, JitError> {
         let (Val::F(v), _) = plan.values[&remap[&value]] else {
             unreachable!("f32 by type check")
         };
-        plan.updates.push((t, v));
+        if v != t {
+            plan.updates.push((t, v)); // not computed in place: copied after the run
+        }
     }
+    lap("finish");
     plan.stats.nodes = g.node_count();
     plan.stats.compile_ms = t0.elapsed().as_secs_f64() * 1e3;
     Ok(plan)
@@ -279,6 +311,10 @@ struct Builder<'g> {
     kernels: HashSet<*const Kernel>,
     threads: usize,
     stats: PlanStats,
+    /// `value -> input` of the plan's updates.
+    updates: HashMap<NodeId, NodeId>,
+    /// Nodes already lowered (their steps come before any step emitted now).
+    done: HashSet<NodeId>,
 }
 
 impl<'g> Builder<'g> {
@@ -296,6 +332,8 @@ impl<'g> Builder<'g> {
             kernels: HashSet::new(),
             threads: threads.max(1),
             stats: PlanStats::default(),
+            updates: HashMap::new(),
+            done: HashSet::new(),
         }
     }
 
@@ -822,6 +860,21 @@ impl Builder<'_> {
                 def[l.root] = def[l.root].min(n_steps);
             }
         }
+        // Runs split across cores are found on buffers, before placement; every buffer a run
+        // touches then lives through the whole run, so no two halves meet in reused memory.
+        let split_runs = if self.threads > 1 {
+            split_runs(&self.steps)
+        } else {
+            Vec::new()
+        };
+        for &(a, b) in &split_runs {
+            for s in &self.steps[a..b] {
+                for l in s.reads().into_iter().chain(s.writes()) {
+                    def[l.root] = def[l.root].min(a);
+                    last[l.root] = last[l.root].max(b);
+                }
+            }
+        }
         let intervals: Vec<Interval> = (1..nroots)
             .map(|r| {
                 let d = if def[r] == usize::MAX {
@@ -850,8 +903,9 @@ impl Builder<'_> {
             Val::F(l) => Val::F(abs(l)),
             i => i,
         };
-        let mut mem = self.persistent;
-        mem.resize(base + arena, 0.0);
+        // A fresh zeroed allocation (calloc): the arena's pages are mapped lazily, not written.
+        let mut mem = vec![0f32; base + arena];
+        mem[..self.persistent.len()].copy_from_slice(&self.persistent);
         let steps: Vec<Step> = self
             .steps
             .into_iter()
@@ -953,7 +1007,9 @@ impl Builder<'_> {
         stats.kernels = self.kernels.len();
         stats.arena_bytes = arena * 4;
         stats.persistent_bytes = base * 4;
+        stats.split_steps = split_runs.iter().map(|r| r.1 - r.0).sum();
         Ok(Plan {
+            split_runs,
             steps,
             mem,
             ints: self.ints,
@@ -1023,6 +1079,36 @@ impl Plan {
     pub fn profile(&self) -> &Profile {
         &self.profile
     }
+    /// A one-line description of step `i` (kind and extents), for profiles.
+    pub fn describe_step(&self, i: usize) -> String {
+        match &self.steps[i] {
+            Step::Gemm {
+                m, n, k, ta, tb, ..
+            } => format!("gemm {m}x{n}x{k} ta={ta} tb={tb}"),
+            Step::Kernel {
+                kernel,
+                rows,
+                cols,
+                ins,
+                outs,
+            } => {
+                format!(
+                    "kernel {rows}x{cols} ins {} outs {} ({} bcast) {:?}",
+                    ins.len(),
+                    outs.len(),
+                    kernel.col_broadcast().len(),
+                    ins.iter().map(|l| l.rs).collect::<Vec<_>>()
+                )
+            }
+            Step::Gather { node, .. } => format!("gather {node}"),
+            Step::ScatterAdd { node, .. } => format!("scatter_add {node}"),
+            Step::Reduce { src, mode, .. } => {
+                format!("reduce {:?} {}x{}", mode, src.rows, src.cols)
+            }
+            Step::Fallback { node, .. } => format!("fallback {node}"),
+        }
+    }
+
     pub fn reset_profile(&mut self) {
         self.profile = Profile::default();
     }
@@ -1103,17 +1189,34 @@ impl Plan {
                 .map_err(|e| JitError::Ir(e.at(node.clone())))?;
         }
         let mut t = Instant::now();
-        for i in 0..self.steps.len() {
-            let kind = self.exec(i)?;
+        let split_runs = std::mem::take(&mut self.split_runs);
+        let mut runs = split_runs.iter().copied().peekable();
+        let mut i = 0;
+        while i < self.steps.len() {
+            let (kind, next) = match runs.peek().copied() {
+                Some((a, b)) if a == i => {
+                    runs.next();
+                    self.exec_split(a, b);
+                    (3, b)
+                }
+                _ => (self.exec(i)?, i + 1),
+            };
             let now = Instant::now();
             let dt = (now - t).as_secs_f64();
             t = now;
+            if self.profile.per_step.len() < self.steps.len() {
+                self.profile.per_step.resize(self.steps.len(), 0.0);
+            }
+            self.profile.per_step[i] += dt;
             match kind {
                 0 => self.profile.gemm_s += dt,
                 1 => self.profile.kernel_s += dt,
+                3 => self.profile.split_s += dt,
                 _ => self.profile.other_s += dt,
             }
+            i = next;
         }
+        self.split_runs = split_runs;
         for k in 0..self.updates.len() {
             let (target, value) = self.updates[k];
             let v = read(&self.mem, value);
@@ -1122,6 +1225,26 @@ impl Plan {
         self.profile.other_s += t.elapsed().as_secs_f64();
         self.profile.runs += 1;
         Ok(())
+    }
+
+    /// Runs steps `a..b` as two half-batch chains, one per core (`split_runs` proved the
+    /// halves independent).
+    fn exec_split(&mut self, a: usize, b: usize) {
+        let base = SendPtr(self.mem.as_mut_ptr());
+        let steps = &self.steps[a..b];
+        let half = |upper: bool| {
+            for s in steps {
+                let rows = match s {
+                    Step::Kernel { rows, .. } => *rows,
+                    Step::Gemm { m, .. } => *m,
+                    _ => unreachable!("only kernels and GEMMs are split"),
+                };
+                let mid = rows / 2;
+                let (r0, r1) = if upper { (mid, rows) } else { (0, mid) };
+                exec_rows(s, r0, r1, base);
+            }
+        };
+        rayon::join(|| half(false), || half(true));
     }
 
     /// Executes step `i`; returns 0 for a GEMM, 1 for a kernel, 2 otherwise.
@@ -1296,6 +1419,142 @@ impl Plan {
             }
         }
     }
+}
+
+/// Rows `r0..r1` of a splittable step on the calling thread.
+fn exec_rows(s: &Step, r0: usize, r1: usize, base: SendPtr) {
+    match s {
+        Step::Kernel {
+            kernel,
+            cols,
+            ins,
+            outs,
+            ..
+        } => {
+            let ins: Vec<Loc> = ins.iter().map(|l| rows_of(l, r0, r1)).collect();
+            let outs: Vec<Loc> = outs.iter().map(|l| rows_of(l, r0, r1)).collect();
+            run_kernel(kernel, r1 - r0, *cols, &ins, &outs, base, 1);
+        }
+        Step::Gemm {
+            n, k, a, b, tb, c, ..
+        } => {
+            let (a, c) = (rows_of(a, r0, r1), rows_of(c, r0, r1));
+            let mb = if *tb {
+                Mat {
+                    off: b.off,
+                    rs: 1,
+                    cs: b.rs as isize,
+                }
+            } else {
+                Mat {
+                    off: b.off,
+                    rs: b.rs as isize,
+                    cs: 1,
+                }
+            };
+            let ma = Mat {
+                off: a.off,
+                rs: a.rs as isize,
+                cs: 1,
+            };
+            let mc = Mat {
+                off: c.off,
+                rs: c.rs as isize,
+                cs: 1,
+            };
+            // SAFETY: row windows of checked windows stay inside the memory; `split_runs`
+            // proved that no other thread touches the rows written here.
+            unsafe { sgemm(base.at(0), r1 - r0, *n, *k, ma, mb, mc, false, 1) };
+        }
+        _ => unreachable!("only kernels and GEMMs are split"),
+    }
+}
+
+/// Largest steps worth running as half-batch chains (bigger ones parallelise internally).
+const SPLIT_MAX_KERNEL: usize = 1 << 17;
+const SPLIT_MAX_GEMM: usize = 1 << 24;
+/// Shortest run worth a fork-join.
+const SPLIT_MIN_RUN: usize = 4;
+
+/// The two halves' address ranges of a step, if it is a small row-wise step.
+fn halves(s: &Step) -> Option<(HalfIo, HalfIo)> {
+    // Addresses keyed by buffer: runs are found before the memory plan places buffers.
+    let key = |l: &Loc| Loc {
+        off: (l.root << 40) + l.off,
+        ..*l
+    };
+    let io = |reads: Vec<Loc>, writes: Vec<Loc>| HalfIo {
+        reads: reads.iter().map(key).filter_map(|l| span(&l)).collect(),
+        writes: writes.iter().map(key).filter_map(|l| span(&l)).collect(),
+    };
+    match s {
+        Step::Kernel {
+            rows,
+            cols,
+            ins,
+            outs,
+            ..
+        } if *rows >= 2 && rows * cols <= SPLIT_MAX_KERNEL => {
+            let mid = rows / 2;
+            let part = |r0, r1| {
+                io(
+                    ins.iter().map(|l| rows_of(l, r0, r1)).collect(),
+                    outs.iter().map(|l| rows_of(l, r0, r1)).collect(),
+                )
+            };
+            Some((part(0, mid), part(mid, *rows)))
+        }
+        Step::Gemm {
+            m,
+            n,
+            k,
+            a,
+            ta: false,
+            b,
+            c,
+            ..
+        } if *m >= 2 && m * n * k <= SPLIT_MAX_GEMM => {
+            let mid = m / 2;
+            let part = |r0, r1| io(vec![rows_of(a, r0, r1), *b], vec![rows_of(c, r0, r1)]);
+            Some((part(0, mid), part(mid, *m)))
+        }
+        _ => None,
+    }
+}
+
+/// Maximal runs of consecutive splittable steps whose halves never touch each other's writes.
+fn split_runs(steps: &[Step]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut rb = RunBuilder::default();
+    let mut start: Option<usize> = None;
+    let close = |start: Option<usize>, end: usize, out: &mut Vec<(usize, usize)>| {
+        if let Some(s) = start.filter(|&s| end - s >= SPLIT_MIN_RUN) {
+            out.push((s, end));
+        }
+    };
+    for (i, s) in steps.iter().enumerate() {
+        match halves(s) {
+            Some((lo, hi)) if rb.fits(&lo, &hi) => {
+                start.get_or_insert(i);
+                rb.add(&lo, &hi);
+            }
+            Some((lo, hi)) => {
+                close(start, i, &mut out);
+                rb.clear();
+                start = rb.fits(&lo, &hi).then(|| {
+                    rb.add(&lo, &hi);
+                    i
+                });
+            }
+            None => {
+                close(start, i, &mut out);
+                rb.clear();
+                start = None;
+            }
+        }
+    }
+    close(start, steps.len(), &mut out);
+    out
 }
 
 /// Runs a kernel over its grid, split into two row halves on two threads when large.

@@ -146,3 +146,53 @@ fn f64_graphs_are_rejected_with_the_node_named() {
         .to_string();
     assert!(e.contains("f64[2]: the JIT compiles f32 graphs"), "{e}");
 }
+
+#[test]
+fn updates_apply_after_each_run() {
+    // p' = p - 0.1 * d(sum(p * x))/dp = p - 0.1 x, three times; also read p' as an output.
+    let mut g = Graph::new();
+    let p = g.param("p", TensorType::f32([2, 3]));
+    let x = g.input("x", TensorType::f32([2, 3]));
+    let px = g.mul(p, x).unwrap();
+    let loss = g.sum_all(px).unwrap();
+    let d = grad(&mut g, loss, &[p]).unwrap()[0];
+    let lr = g.scalar(0.1, DType::F32);
+    let step = g.mul(lr, d).unwrap();
+    let np = g.sub(p, step).unwrap();
+    g.set_outputs(vec![loss]);
+    let mut plan = compile(
+        &g,
+        &CompileOptions {
+            updates: vec![(p, np)],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    plan.set(p, &Tensor::f32([2, 3], vec![1.0; 6]).unwrap())
+        .unwrap();
+    plan.set(
+        x,
+        &Tensor::f32([2, 3], vec![1.0, 2.0, 3.0, -1.0, 0.0, 10.0]).unwrap(),
+    )
+    .unwrap();
+    let mut losses = Vec::new();
+    for _ in 0..3 {
+        plan.run().unwrap();
+        losses.push(plan.get(loss).unwrap().to_f64_vec()[0]);
+    }
+    let got = plan.get(p).unwrap().to_f32_vec();
+    let want: Vec<f32> = [1.0f32, 2.0, 3.0, -1.0, 0.0, 10.0]
+        .iter()
+        .map(|x| 1.0 - 0.3 * x)
+        .collect();
+    for (a, b) in got.iter().zip(&want) {
+        assert!((a - b).abs() < 1e-6, "{got:?} vs {want:?}");
+    }
+    // loss_k = sum(p_k x) with p_k = 1 - 0.1 k x: 15, 15 - 0.1*115, 15 - 0.2*115.
+    for (k, l) in losses.iter().enumerate() {
+        assert!(
+            (l - (15.0 - 0.1 * k as f64 * 115.0)).abs() < 1e-4,
+            "{losses:?}"
+        );
+    }
+}

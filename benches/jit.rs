@@ -1,0 +1,144 @@
+//! Criterion benches of the compiled pieces: the LSTM step kernels (forward and backward), the
+//! GEMM shapes of the seed step, compiling the seed training step, and running it at T = 50.
+use criterion::{criterion_group, criterion_main, Criterion};
+use trellis::autodiff::grad;
+use trellis::ir::models::{seed_model, SeedConfig};
+use trellis::ir::{Graph, NodeId, Tensor, TensorType};
+use trellis::jit::{compile, CompileOptions, Plan};
+
+const B: usize = 128;
+const H: usize = 128;
+
+/// Sets every input of a plan to small deterministic values.
+fn fill(plan: &mut Plan, g: &Graph, inputs: &[NodeId]) {
+    for &n in inputs {
+        let ty = g.ty(n);
+        let t = match ty.dtype {
+            trellis::ir::DType::I64 => Tensor::i64(ty.shape.clone(), vec![1; ty.numel()]).unwrap(),
+            _ => Tensor::f32(
+                ty.shape.clone(),
+                (0..ty.numel())
+                    .map(|i| ((i % 97) as f32 - 48.0) / 100.0)
+                    .collect(),
+            )
+            .unwrap(),
+        };
+        plan.set(n, &t).unwrap();
+    }
+}
+
+/// One LSTM cell step from the pre-activation `z [B, 4H]` and `c_{t-1}`: returns (h, c).
+fn cell(g: &mut Graph, z: NodeId, c0: NodeId) -> (NodeId, NodeId) {
+    let s = |g: &mut Graph, k: usize| g.slice(z, 1, k * H, (k + 1) * H).unwrap();
+    let (zi, zf, zg, zo) = (s(g, 0), s(g, 1), s(g, 2), s(g, 3));
+    let (i, f, gg, o) = (
+        g.sigmoid(zi).unwrap(),
+        g.sigmoid(zf).unwrap(),
+        g.tanh(zg).unwrap(),
+        g.sigmoid(zo).unwrap(),
+    );
+    let fc = g.mul(f, c0).unwrap();
+    let ig = g.mul(i, gg).unwrap();
+    let c = g.add(fc, ig).unwrap();
+    let tc = g.tanh(c).unwrap();
+    (g.mul(o, tc).unwrap(), c)
+}
+
+fn plan_of(g: &Graph) -> Plan {
+    let mut p = compile(g, &CompileOptions::default()).unwrap();
+    let inputs: Vec<NodeId> = g.inputs().iter().chain(g.params()).copied().collect();
+    fill(&mut p, g, &inputs);
+    p
+}
+
+fn bench(c: &mut Criterion) {
+    // Step kernels.
+    let mut g = Graph::new();
+    let z = g.input("z", TensorType::f32([B, 4 * H]));
+    let c0 = g.input("c0", TensorType::f32([B, H]));
+    let (h, cc) = cell(&mut g, z, c0);
+    g.set_outputs(vec![h, cc]);
+    let mut fwd = plan_of(&g);
+    c.bench_function("lstm step forward kernel B=128 H=128", |b| {
+        b.iter(|| fwd.run().unwrap())
+    });
+    let sh = g.sum_all(h).unwrap();
+    let sc = g.sum_all(cc).unwrap();
+    let loss = g.add(sh, sc).unwrap();
+    let d = grad(&mut g, loss, &[z, c0]).unwrap();
+    g.set_outputs(d);
+    let mut bwd = plan_of(&g);
+    c.bench_function("lstm step backward kernels B=128 H=128", |b| {
+        b.iter(|| bwd.run().unwrap())
+    });
+
+    // GEMM shapes of the seed step at T = 200 (rows = T*B for the hoisted and batched ones).
+    for (name, m, k, n, ta, tb) in [
+        (
+            "recurrent h W_hh^T 128x128 . 128x512",
+            B,
+            H,
+            4 * H,
+            false,
+            true,
+        ),
+        (
+            "recurrent dz W_hh 128x512 . 512x128",
+            B,
+            4 * H,
+            H,
+            false,
+            false,
+        ),
+        (
+            "hoisted X W_ih^T 25600x128 . 128x512",
+            200 * B,
+            H,
+            4 * H,
+            false,
+            true,
+        ),
+        (
+            "batched dZ^T H 512x25600 . 25600x128",
+            4 * H,
+            200 * B,
+            H,
+            true,
+            false,
+        ),
+    ] {
+        let mut g = Graph::new();
+        let a = g.input("a", TensorType::f32(if ta { [k, m] } else { [m, k] }));
+        let bb = g.input("b", TensorType::f32(if tb { [n, k] } else { [k, n] }));
+        let y = g.matmul_t(a, bb, ta, tb).unwrap();
+        g.set_outputs(vec![y]);
+        let mut p = plan_of(&g);
+        c.bench_function(&format!("gemm {name}"), |b| b.iter(|| p.run().unwrap()));
+    }
+
+    // Compiling and running the seed training step at T = 50.
+    let cfg = SeedConfig {
+        seq: 50,
+        ..SeedConfig::default()
+    };
+    let mut g = Graph::new();
+    let m = seed_model(&mut g, &cfg).unwrap();
+    let grads = grad(&mut g, m.loss, &m.params).unwrap();
+    let mut outs = vec![m.loss];
+    outs.extend(grads);
+    g.set_outputs(outs);
+    c.bench_function("compile seed training step T=50", |b| {
+        b.iter(|| compile(&g, &CompileOptions::default()).unwrap())
+    });
+    let mut step = plan_of(&g);
+    c.bench_function("seed training step (forward + backward) T=50 B=128", |b| {
+        b.iter(|| step.run().unwrap())
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(10);
+    targets = bench
+}
+criterion_main!(benches);

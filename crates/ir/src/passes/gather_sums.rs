@@ -1,0 +1,210 @@
+//! Rewrites of sums that autodiff produces, into the forms the JIT runs fast.
+//!
+//! * `pad(a) + pad(b) + ...` over disjoint ranges of one axis is `concat(a, b, ...)` (with zero
+//!   fills in the gaps): the gradient of a value sliced into pieces (an LSTM's `z` into its
+//!   gates, the hoisted projection into its steps) is assembled in place, not summed.
+//! * `sum_t A_t^T B_t` is `concat_t(A_t)^T concat_t(B_t)`: the per-step weight gradients of a
+//!   recurrence become one GEMM with `K = T·B` (DESIGN.md, speed point 3). A concat that is a
+//!   contiguous run of an existing concat's operands becomes a slice of it, so step values
+//!   stored contiguously once are reused.
+use crate::ops::{BinaryOp, Concat, MatMul, Pad};
+use crate::{Binary, Graph, NodeId};
+use std::collections::HashMap;
+
+/// The leaves of the tree of `add`s rooted at `n`, descending into adds used only there.
+fn add_leaves(g: &Graph, n: NodeId, out: &mut Vec<NodeId>) {
+    for &o in g.operands(n) {
+        let is_add = g
+            .op(o)
+            .as_any()
+            .downcast_ref::<BinaryOp>()
+            .is_some_and(|b| b.0 == Binary::Add);
+        if is_add && g.users(o).len() == 1 && g.ty(o) == g.ty(n) && !g.outputs().contains(&o) {
+            add_leaves(g, o, out);
+        } else {
+            out.push(o);
+        }
+    }
+}
+
+fn is_add(g: &Graph, n: NodeId) -> bool {
+    g.op(n)
+        .as_any()
+        .downcast_ref::<BinaryOp>()
+        .is_some_and(|b| b.0 == Binary::Add)
+}
+
+/// Roots of add trees: adds not themselves inside a larger tree.
+fn add_roots(g: &Graph) -> Vec<NodeId> {
+    g.topo_order()
+        .into_iter()
+        .filter(|&n| is_add(g, n))
+        .filter(|&n| {
+            let users = g.users(n);
+            !(users.len() == 1
+                && is_add(g, users[0])
+                && g.ty(users[0]) == g.ty(n)
+                && !g.outputs().contains(&n))
+        })
+        .collect()
+}
+
+/// Replaces sums of disjoint pads along one axis by a concat. Returns the number rewritten.
+pub fn pads_to_concat(g: &mut Graph) -> usize {
+    let mut count = 0;
+    for root in add_roots(g) {
+        let mut leaves = Vec::new();
+        add_leaves(g, root, &mut leaves);
+        let pads: Option<Vec<(Pad, NodeId)>> = leaves
+            .iter()
+            .map(|&l| {
+                g.op(l)
+                    .as_any()
+                    .downcast_ref::<Pad>()
+                    .map(|p| (p.clone(), g.operands(l)[0]))
+            })
+            .collect();
+        let Some(mut pads) = pads else { continue };
+        if pads.len() < 2 || g.ty(root).shape != g.ty(leaves[0]).shape {
+            continue;
+        }
+        let (axis, total) = (pads[0].0.axis, pads[0].0.total);
+        if pads.iter().any(|(p, _)| p.axis != axis || p.total != total) {
+            continue;
+        }
+        pads.sort_by_key(|(p, _)| p.start);
+        let mut parts = Vec::new();
+        let mut at = 0;
+        let mut ok = true;
+        for (p, x) in &pads {
+            if p.start < at {
+                ok = false; // overlapping ranges: a real sum
+                break;
+            }
+            if p.start > at {
+                let mut ty = g.ty(*x).clone();
+                ty.shape.0[axis] = p.start - at;
+                parts.push(g.fill(ty, 0.0));
+            }
+            parts.push(*x);
+            at = p.start + g.ty(*x).dims()[axis];
+        }
+        if !ok {
+            continue;
+        }
+        if at < total {
+            let mut ty = g.ty(root).clone();
+            ty.shape.0[axis] = total - at;
+            parts.push(g.fill(ty, 0.0));
+        }
+        if let Ok(c) = g.apply(Concat { axis }, &parts) {
+            g.replace_uses(root, c);
+            count += 1;
+        }
+    }
+    count
+}
+
+/// Replaces `sum_t matmul_t(A_t, B_t, true, false)` by one matmul over row-concatenated
+/// operands. Returns the number rewritten.
+pub fn batch_weight_gradients(g: &mut Graph) -> usize {
+    // Where each node appears in existing row concats: (concat, position).
+    let mut in_concat: HashMap<NodeId, Vec<(NodeId, usize)>> = HashMap::new();
+    let mut count = 0;
+    for n in g.node_ids().collect::<Vec<_>>() {
+        if g.op(n)
+            .as_any()
+            .downcast_ref::<Concat>()
+            .is_some_and(|c| c.axis == 0)
+        {
+            for (i, &x) in g.operands(n).iter().enumerate() {
+                in_concat.entry(x).or_default().push((n, i));
+            }
+        }
+    }
+    for root in add_roots(g) {
+        let mut leaves = Vec::new();
+        add_leaves(g, root, &mut leaves);
+        if leaves.len() < 2 {
+            continue;
+        }
+        let want = MatMul {
+            transpose_a: true,
+            transpose_b: false,
+        };
+        let pairs: Option<Vec<(NodeId, NodeId)>> = leaves
+            .iter()
+            .map(|&l| {
+                let is = g.op(l).as_any().downcast_ref::<MatMul>() == Some(&want)
+                    && g.users(l).len() == 1;
+                is.then(|| (g.operands(l)[0], g.operands(l)[1]))
+            })
+            .collect();
+        let Some(mut pairs) = pairs else { continue };
+        if pairs
+            .iter()
+            .any(|&(a, b)| g.ty(a).rank() != 2 || g.ty(b).rank() != 2)
+        {
+            continue;
+        }
+        // Sum terms come newest first; order them as an existing concat stores their A (or B)
+        // operands, so the concats below can be slices of it.
+        if let Some(pos) = positions(
+            g,
+            &pairs.iter().map(|p| p.0).collect::<Vec<_>>(),
+            &in_concat,
+        )
+        .or_else(|| {
+            positions(
+                g,
+                &pairs.iter().map(|p| p.1).collect::<Vec<_>>(),
+                &in_concat,
+            )
+        }) {
+            let mut keyed: Vec<(usize, (NodeId, NodeId))> = pos.into_iter().zip(pairs).collect();
+            keyed.sort_by_key(|k| k.0);
+            pairs = keyed.into_iter().map(|k| k.1).collect();
+        }
+        let a: Vec<NodeId> = pairs.iter().map(|p| p.0).collect();
+        let b: Vec<NodeId> = pairs.iter().map(|p| p.1).collect();
+        let (Some(ca), Some(cb)) = (row_concat(g, &a, &in_concat), row_concat(g, &b, &in_concat))
+        else {
+            continue;
+        };
+        if let Ok(m) = g.apply(want, &[ca, cb]) {
+            g.replace_uses(root, m);
+            count += 1;
+        }
+    }
+    count
+}
+
+/// Positions of `xs` among the operands of one existing row concat holding all of them.
+fn positions(
+    g: &Graph,
+    xs: &[NodeId],
+    index: &HashMap<NodeId, Vec<(NodeId, usize)>>,
+) -> Option<Vec<usize>> {
+    index.get(&xs[0])?.iter().find_map(|&(c, _)| {
+        let ops = g.operands(c);
+        xs.iter().map(|x| ops.iter().position(|o| o == x)).collect()
+    })
+}
+
+/// `concat(xs, axis 0)`, or a slice of an existing concat whose operands include `xs` as a
+/// contiguous run in this order (step values stored once are reused, not copied).
+fn row_concat(
+    g: &mut Graph,
+    xs: &[NodeId],
+    index: &HashMap<NodeId, Vec<(NodeId, usize)>>,
+) -> Option<NodeId> {
+    for &(c, p) in index.get(&xs[0]).map(|v| v.as_slice()).unwrap_or(&[]) {
+        let ops = g.operands(c).to_vec();
+        if ops.len() >= p + xs.len() && ops[p..p + xs.len()] == *xs {
+            let rows = |k: usize| -> usize { ops[..k].iter().map(|o| g.ty(*o).dims()[0]).sum() };
+            let (start, end) = (rows(p), rows(p + xs.len()));
+            return g.slice(c, 0, start, end).ok();
+        }
+    }
+    g.apply(Concat { axis: 0 }, xs).ok()
+}

@@ -1,0 +1,205 @@
+//! The seed model's training step (forward, backward, Adam) and inference, timed.
+//!
+//! `cargo run --release --example bench -- --seq 200 --batch 128 --steps 20` prints one JSON
+//! line; `--profile` adds where the time goes (GEMM, kernels, the rest) on stderr.
+use std::time::Instant;
+use trellis::autodiff::grad;
+use trellis::ir::models::{seed_model, SeedConfig};
+use trellis::ir::{Graph, NodeId, Tensor, TensorType};
+use trellis::jit::{compile, CompileOptions, Plan};
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.parse().expect("a number"))
+        .unwrap_or(default)
+}
+
+/// Keras's Adam for every parameter, appended to `g`: returns the updates and the `lr_t` input.
+/// `m' = b1 m + (1-b1) g`, `v' = b2 v + (1-b2) g^2`, `p' = p - lr_t m' / (sqrt(v') + eps)`.
+fn adam(g: &mut Graph, params: &[NodeId], grads: &[NodeId]) -> (Vec<(NodeId, NodeId)>, NodeId) {
+    let lr_t = g.input("lr_t", TensorType::f32([]));
+    let mut updates = Vec::new();
+    for (&p, &d) in params.iter().zip(grads) {
+        let ty = g.ty(p).clone();
+        let name = g.node(p).name.clone().unwrap_or_default();
+        let m = g.input(&format!("{name}.m"), ty.clone());
+        let v = g.input(&format!("{name}.v"), ty);
+        let (b1, b2, eps) = (
+            g.scalar(0.9, ty_f32()),
+            g.scalar(0.999, ty_f32()),
+            g.scalar(1e-7, ty_f32()),
+        );
+        let (c1, c2) = (g.scalar(0.1, ty_f32()), g.scalar(0.001, ty_f32()));
+        let nm = {
+            let a = g.mul(b1, m).unwrap();
+            let b = g.mul(c1, d).unwrap();
+            g.add(a, b).unwrap()
+        };
+        let nv = {
+            let a = g.mul(b2, v).unwrap();
+            let d2 = g.mul(d, d).unwrap();
+            let b = g.mul(c2, d2).unwrap();
+            g.add(a, b).unwrap()
+        };
+        let s = g.sqrt(nv).unwrap();
+        let den = g.add(s, eps).unwrap();
+        let step = g.div(nm, den).unwrap();
+        let step = g.mul(lr_t, step).unwrap();
+        let np = g.sub(p, step).unwrap();
+        updates.extend([(p, np), (m, nm), (v, nv)]);
+    }
+    (updates, lr_t)
+}
+
+fn ty_f32() -> trellis::ir::DType {
+    trellis::ir::DType::F32
+}
+
+fn fill(
+    plan: &mut Plan,
+    g: &Graph,
+    ids: NodeId,
+    labels: NodeId,
+    params: &[NodeId],
+    c: &SeedConfig,
+) {
+    let mut s = 12345u64;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    for &p in params {
+        let n = g.ty(p).numel();
+        let v: Vec<f32> = (0..n)
+            .map(|_| ((next() % 1000) as f32 / 1000.0 - 0.5) * 0.1)
+            .collect();
+        plan.set_f32(p, &v).unwrap();
+    }
+    let idv: Vec<i64> = (0..c.batch * c.seq)
+        .map(|_| (next() % c.vocab as u64) as i64)
+        .collect();
+    plan.set_i64(ids, &idv).unwrap();
+    if let Ok(()) = plan.set_f32(
+        labels,
+        &(0..c.batch).map(|i| (i % 2) as f32).collect::<Vec<_>>(),
+    ) {}
+}
+
+fn main() {
+    let c = SeedConfig {
+        seq: arg("--seq", 200),
+        batch: arg("--batch", 128),
+        hidden: arg("--hidden", 128),
+        embed: arg("--embed", 128),
+        vocab: arg("--vocab", 10_000),
+        ..SeedConfig::default()
+    };
+    let steps = arg("--steps", 20);
+    let profile = std::env::args().any(|a| a == "--profile");
+
+    // Training step: forward, backward, Adam.
+    let t0 = Instant::now();
+    let mut g = Graph::new();
+    let m = seed_model(&mut g, &c).unwrap();
+    let grads = grad(&mut g, m.loss, &m.params).unwrap();
+    let (updates, lr_t) = adam(&mut g, &m.params, &grads);
+    g.set_outputs(vec![m.loss]);
+    let mut train = compile(
+        &g,
+        &CompileOptions {
+            updates,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let compile_ms = t0.elapsed().as_secs_f64() * 1e3;
+    fill(&mut train, &g, m.ids, m.labels, &m.params, &c);
+    train.set(lr_t, &Tensor::scalar_f32(1e-3)).unwrap();
+    train.run().unwrap(); // warm-up
+    train.reset_profile();
+    let t = Instant::now();
+    for _ in 0..steps {
+        train.run().unwrap();
+    }
+    let train_sps = (steps * c.batch) as f64 / t.elapsed().as_secs_f64();
+    let loss = train.get(m.loss).unwrap().to_f64_vec()[0];
+
+    // Inference: the forward graph alone.
+    let mut gi = Graph::new();
+    let mi = seed_model(&mut gi, &c).unwrap();
+    gi.set_outputs(vec![mi.logits]);
+    let mut infer = compile(&gi, &CompileOptions::default()).unwrap();
+    fill(&mut infer, &gi, mi.ids, mi.labels, &mi.params, &c);
+    infer.run().unwrap();
+    infer.reset_profile();
+    let t = Instant::now();
+    for _ in 0..steps {
+        infer.run().unwrap();
+    }
+    let infer_sps = (steps * c.batch) as f64 / t.elapsed().as_secs_f64();
+
+    if profile {
+        report("train", &train, loss);
+        report("infer", &infer, f64::NAN);
+    }
+    println!(
+        "{{\"framework\":\"trellis\",\"seq\":{},\"batch\":{},\"hidden\":{},\"train_samples_per_s\":{:.1},\"infer_samples_per_s\":{:.1},\"compile_ms\":{:.1},\"arena_mb\":{:.1}}}",
+        c.seq,
+        c.batch,
+        c.hidden,
+        train_sps,
+        infer_sps,
+        compile_ms,
+        train.arena_bytes() as f64 / 1048576.0
+    );
+}
+
+/// Where a plan's time goes: by kind, the slowest steps, and totals by shape of work.
+fn report(what: &str, train: &Plan, loss: f64) {
+    let p = train.profile();
+    let s = train.stats();
+    let per = |x: f64| x / p.runs as f64 * 1e3;
+    eprintln!(
+            "{what} step: {:.1} ms = gemm {:.1} + kernels {:.1} + split runs {:.1} + other {:.1} | {} gemms, {} kernel steps ({} kernels), {} steps in split runs, {} other, fallbacks {:?}, loss {loss:.4}",
+            per(p.gemm_s + p.kernel_s + p.split_s + p.other_s),
+            per(p.gemm_s),
+            per(p.kernel_s),
+            per(p.split_s),
+            per(p.other_s),
+            s.gemms,
+            s.kernel_steps,
+            s.kernels,
+            s.split_steps,
+            s.other_steps,
+            s.fallbacks
+        );
+    let mut idx: Vec<usize> = (0..p.per_step.len()).collect();
+    idx.sort_by(|a, b| p.per_step[*b].total_cmp(&p.per_step[*a]));
+    for &i in idx.iter().take(12) {
+        eprintln!(
+            "  {:8.3} ms  step {i}: {}",
+            p.per_step[i] / p.runs as f64 * 1e3,
+            train.describe_step(i)
+        );
+    }
+    // Totals by kind of step (same description = same shape of work).
+    let mut by: std::collections::HashMap<String, (f64, usize)> = Default::default();
+    for (i, t) in p.per_step.iter().enumerate() {
+        let e = by.entry(train.describe_step(i)).or_default();
+        e.0 += t / p.runs as f64 * 1e3;
+        e.1 += 1;
+    }
+    let mut by: Vec<_> = by.into_iter().collect();
+    by.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
+    for (d, (ms, n)) in by.iter().take(12) {
+        eprintln!(
+            "  {ms:8.2} ms total, {n:4} x {:.1} us: {d}",
+            ms / *n as f64 * 1e3
+        );
+    }
+}
