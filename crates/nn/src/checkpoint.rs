@@ -162,10 +162,16 @@ pub fn load(model: &mut Sequential, path: &Path) -> Result<()> {
         weights.push(v);
     }
     let meta = meta.metadata().clone().unwrap_or_default();
-    let same_optimizer = meta.get("optimizer").map(String::as_str) == model.optimizer_name();
+    // Optimiser state loads when the model's optimiser (if compiled yet) is of the same kind.
+    let file_opt = meta.get("optimizer").cloned();
+    let usable = match (&file_opt, model.optimizer_name()) {
+        (Some(f), Some(m)) => f == m,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
     let mut state = HashMap::new();
     let mut step = 0;
-    if same_optimizer {
+    if usable {
         for (name, t) in st.tensors() {
             if !name.starts_with("optimizer.") {
                 continue;
@@ -205,6 +211,10 @@ pub fn load(model: &mut Sequential, path: &Path) -> Result<()> {
             .map_err(|_| err(format!("metadata input_shape is malformed: {s:?}")))?;
         model.set_input_shape_if_unknown(shape);
     }
-    model.set_restored(weights, state, step, epochs);
+    let opt = match (usable, file_opt) {
+        (true, Some(name)) => Some((name, state, step)),
+        _ => None,
+    };
+    model.set_restored(weights, opt, epochs);
     Ok(())
 }

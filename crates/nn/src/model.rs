@@ -244,6 +244,8 @@ pub struct Sequential {
     weights: Vec<Vec<f32>>,
     compiled: Option<Compiled>,
     opt_state: HashMap<String, Vec<f32>>,
+    /// The optimiser kind `opt_state` and `step` belong to.
+    state_owner: Option<String>,
     step: u64,
     epochs_done: usize,
     eval_batch: usize,
@@ -355,16 +357,20 @@ impl Sequential {
     pub(crate) fn optimizer_name(&self) -> Option<&'static str> {
         self.compiled.as_ref().map(|c| c.optimizer.name())
     }
+    /// Restored weights, optimiser `(kind, state, step)` when usable, and epochs done.
     pub(crate) fn set_restored(
         &mut self,
         weights: Vec<Vec<f32>>,
-        state: HashMap<String, Vec<f32>>,
-        step: u64,
+        optimizer: Option<(String, HashMap<String, Vec<f32>>, u64)>,
         epochs: usize,
     ) {
         self.weights = weights;
-        self.opt_state.extend(state);
-        self.step = step;
+        if let Some((kind, state, step)) = optimizer {
+            self.opt_state = state;
+            self.step = step;
+            self.state_owner = Some(kind);
+            self.init_opt_state();
+        }
         self.epochs_done = epochs;
     }
     /// Batch size of `evaluate` and `predict` (default 32; `fit` sets it to its batch size).
@@ -461,16 +467,27 @@ impl Sequential {
         }
     }
 
-    /// Sets the optimiser, loss and metrics (Keras's `compile`). Optimiser state restored by
-    /// [`Sequential::load`] before or after is kept.
+    /// Sets the optimiser, loss and metrics (Keras's `compile`). Optimiser state (and the step
+    /// count) restored by [`Sequential::load`], before or after, is kept when the optimiser is
+    /// of the same kind; a different kind starts from zero state at step 0.
     pub fn compile(
         &mut self,
         optimizer: impl Into<Optimizer>,
         loss: Loss,
         metrics: &[Metric],
     ) -> Result<()> {
+        let optimizer = optimizer.into();
+        if self
+            .state_owner
+            .as_deref()
+            .is_some_and(|o| o != optimizer.name())
+        {
+            self.opt_state.clear();
+            self.step = 0;
+        }
+        self.state_owner = Some(optimizer.name().to_string());
         self.compiled = Some(Compiled {
-            optimizer: optimizer.into(),
+            optimizer,
             loss,
             metrics: metrics.to_vec(),
         });

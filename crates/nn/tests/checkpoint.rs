@@ -199,3 +199,41 @@ fn mismatched_checkpoint_names_the_tensor_and_shapes() {
         "{msg}"
     );
 }
+
+#[test]
+fn load_before_compile_keeps_optimizer_state_and_a_new_optimizer_kind_resets_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    let (x, y) = task(8);
+    let mut a = model(1, 4);
+    a.fit(&x, &y, &FitOptions::new(1, 4).quiet()).unwrap();
+    a.save(&path).unwrap();
+    let fresh = || {
+        Sequential::new()
+            .add(Embedding::new(30, 8))
+            .add(LstmConfig::new(4).with_return_sequences(true))
+            .add(Lstm::new(4))
+            .add(Dense::new(1, Activation::Sigmoid))
+    };
+    // Load, then compile with Adam: state and step are kept; training continues like `a`.
+    let mut b = fresh();
+    b.build().unwrap();
+    b.load(&path).unwrap();
+    b.compile(Adam::new(0.01), Loss::BinaryCrossentropy, &[])
+        .unwrap();
+    assert_eq!(b.step(), 2);
+    a.fit(&x, &y, &FitOptions::new(1, 4).quiet()).unwrap();
+    b.fit(&x, &y, &FitOptions::new(1, 4).quiet()).unwrap();
+    assert_eq!(a.weights(), b.weights());
+    // Compile with SGD: a different optimiser starts at step 0; its checkpoint has no m/v.
+    let mut c = fresh();
+    c.build().unwrap();
+    c.load(&path).unwrap();
+    c.compile(Sgd::new(0.1), Loss::BinaryCrossentropy, &[])
+        .unwrap();
+    assert_eq!(c.step(), 0);
+    c.save(&path).unwrap();
+    let buf = std::fs::read(&path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&buf).unwrap();
+    assert!(st.names().iter().all(|n| !n.starts_with("optimizer.")));
+}
