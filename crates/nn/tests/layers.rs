@@ -269,3 +269,31 @@ fn embedding_lstm_dense_forward_matches_the_ir_seed_model() {
         assert!((x - y).abs() < 1e-12, "{x} vs {y}");
     }
 }
+
+#[test]
+fn lstm_return_state_through_forward_and_rejected_in_sequential() {
+    use trellis_nn::layers::{Layer, Layout, Scope};
+    let l = LstmConfig::new(5).with_return_state(true).init();
+    let mut g = trellis_ir::Graph::new();
+    let x = g.input("x", trellis_ir::TensorType::f32([4, 3, 2])); // [T, B, in]
+    let scope = Scope {
+        module: "lstm".into(),
+        index: 0,
+    };
+    let params: Vec<_> = l
+        .params(&scope, 2)
+        .iter()
+        .map(|s| g.param(&s.name, trellis_ir::TensorType::f32(s.shape.as_slice())))
+        .collect();
+    let out = l.forward(&mut g, x, Layout::TimeMajor, &params).unwrap();
+    assert_eq!(g.ty(out.output).dims(), &[3, 5]);
+    assert_eq!(g.ty(out.h[0]).dims(), &[3, 5]);
+    assert_eq!(g.ty(out.c[0]).dims(), &[3, 5]);
+    let mut m = Sequential::new()
+        .add(Embedding::new(10, 2))
+        .add(LstmConfig::new(5).with_return_state(true));
+    m.compile(Adam::default(), Loss::MeanSquaredError, &[])
+        .unwrap();
+    let e = m.step_graph(3, &[4], false).unwrap_err().to_string();
+    assert!(e.contains("return_state"), "{e}");
+}
