@@ -59,6 +59,59 @@ pub enum NnError {
         message: String,
     },
 
+    /// A token id outside the vocabulary of the model's embedding.
+    #[error(
+        "token id {id} at sample {sample}, position {position} is out of range: the \
+         embedding has a vocabulary of {vocab} (ids 0..{vocab})"
+    )]
+    TokenOutOfRange {
+        id: i64,
+        sample: usize,
+        position: usize,
+        vocab: usize,
+    },
+
+    /// A training label that the loss cannot take.
+    #[error("label of sample {sample} is {value}: {expected}")]
+    BadTarget {
+        sample: usize,
+        value: f32,
+        expected: String,
+    },
+
+    /// Inputs whose sizes do not agree.
+    #[error("{0}")]
+    Shape(String),
+
+    /// A model used before it is ready (not compiled, not built, ...).
+    #[error("model: {0}")]
+    Model(String),
+
+    /// A checkpoint tensor whose shape does not match the model's.
+    #[error("{}: {tensor}: expected {expected:?}, got {got:?}", path.display())]
+    CheckpointShape {
+        path: PathBuf,
+        tensor: String,
+        expected: Vec<usize>,
+        got: Vec<usize>,
+    },
+
+    /// A checkpoint that cannot be read (truncated, missing tensor, wrong dtype, ...).
+    #[error("{}: {message}", path.display())]
+    Checkpoint { path: PathBuf, message: String },
+
+    /// An error building the graph.
+    #[error("graph: {0}")]
+    Ir(#[from] trellis_ir::IrError),
+
+    /// An error differentiating the graph.
+    #[error("autodiff: {0}")]
+    Autodiff(#[from] trellis_autodiff::AutodiffError),
+
+    /// An error compiling or running the plan.
+    #[error("jit: {0}")]
+    Jit(#[from] trellis_jit::JitError),
+
     /// A function argument is out of its domain.
     #[error("invalid argument `{name}` = {value}: {message}")]
     InvalidArgument {

@@ -1,6 +1,46 @@
-//! trellis-nn
+//! trellis-nn: Keras-style layers, losses, optimisers, metrics and the `Sequential` model on
+//! top of the trellis graph, autodiff and JIT; plus the data pipeline and checkpoints.
+//!
+//! ```no_run
+//! use trellis_nn::prelude::*;
+//! let enc = data::encode_dataset(&data::imdb::subset()?, 10_000, 200)?;
+//! let mut model = Sequential::new()
+//!     .add(Embedding::new(10_000, 128))
+//!     .add(LstmConfig::new(128).with_return_sequences(true))
+//!     .add(Lstm::new(128))
+//!     .add(Dense::new(1, Activation::Sigmoid));
+//! model.compile(Adam::default(), Loss::BinaryCrossentropy, &[Metric::Accuracy])?;
+//! model.fit(&enc.x_train, &enc.y_train, &FitOptions::new(3, 128))?;
+//! println!("{:?}", model.evaluate(&enc.x_test, &enc.y_test)?);
+//! # Ok::<(), trellis_nn::NnError>(())
+//! ```
 
+pub mod checkpoint;
 pub mod data;
 pub mod error;
+pub mod init;
+pub mod layers;
+pub mod losses;
+pub mod metrics;
+pub mod model;
+pub mod optim;
 
 pub use error::{NnError, Result};
+pub use init::Init;
+pub use layers::{
+    Activation, Dense, DenseConfig, Dropout, DropoutConfig, Embedding, EmbeddingConfig, Layer,
+    Lstm, LstmConfig, ParamSpec,
+};
+pub use losses::Loss;
+pub use metrics::Metric;
+pub use model::{EpochLog, Evaluation, FitOptions, History, Inputs, Model, Sequential, StepGraph};
+pub use optim::{Adam, Optimizer, Sgd};
+
+/// Everything a model script needs.
+pub mod prelude {
+    pub use crate::data;
+    pub use crate::{
+        Activation, Adam, Dense, DenseConfig, Dropout, Embedding, FitOptions, Loss, Lstm,
+        LstmConfig, Metric, Model, Sequential, Sgd,
+    };
+}

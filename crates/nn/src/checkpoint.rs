@@ -1,0 +1,220 @@
+//! Checkpoints: weights and optimiser state in one safetensors file.
+//!
+//! Tensors (all f32, PyTorch state-dict names and layouts):
+//! - every parameter under its name (`embedding.weight`, `lstm.weight_ih_l0`, ...);
+//! - for each LSTM layer, `*.bias_hh_l{k}` as zeros beside trellis's one bias stored as
+//!   `*.bias_ih_l{k}` (PyTorch adds the two; loading sums them back, so a PyTorch state dict
+//!   loads too);
+//! - optimiser state as `optimizer.{m,v,momentum}.{param}`.
+//!
+//! Metadata: `format = trellis`, `optimizer`, `step` (updates done, for Adam's bias
+//! correction), `epoch` (epochs done, for the shuffle seed of the next epoch) and
+//! `input_shape` (per sample, comma-separated; restored when the model has none).
+//!
+//! Files are written atomically: to `{path}.tmp`, synced, then renamed over `path`.
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::{NnError, Result, Sequential};
+
+/// The name of the zero `bias_hh` companion of an LSTM `bias_ih` parameter.
+fn bias_hh_of(name: &str) -> Option<String> {
+    let (module, leaf) = name.rsplit_once('.')?;
+    let k = leaf.strip_prefix("bias_ih_l")?;
+    Some(format!("{module}.bias_hh_l{k}"))
+}
+
+fn bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> NnError + '_ {
+    move |source| NnError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `model`'s weights, optimiser state and step count to `path`.
+pub fn save(model: &Sequential, path: &Path) -> Result<()> {
+    if model.param_specs().is_empty() {
+        return Err(NnError::Model(
+            "nothing to save: the model is not built".into(),
+        ));
+    }
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (s, w) in model.param_specs().iter().zip(model.weights()) {
+        tensors.push((s.name.clone(), s.shape.clone(), bytes(w)));
+        if let Some(hh) = bias_hh_of(&s.name) {
+            tensors.push((hh, s.shape.clone(), bytes(&vec![0.0; w.len()])));
+        }
+    }
+    let shapes: HashMap<&str, &Vec<usize>> = model
+        .param_specs()
+        .iter()
+        .map(|s| (s.name.as_str(), &s.shape))
+        .collect();
+    let mut state: Vec<_> = model.optimizer_state().iter().collect();
+    state.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, v) in state {
+        let param = name.splitn(3, '.').nth(2).unwrap_or("");
+        let shape = shapes
+            .get(param)
+            .map(|s| (*s).clone())
+            .unwrap_or_else(|| vec![v.len()]);
+        tensors.push((name.clone(), shape, bytes(v)));
+    }
+    let views = tensors
+        .iter()
+        .map(|(n, s, b)| Ok((n.clone(), TensorView::new(Dtype::F32, s.clone(), b)?)))
+        .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()
+        .map_err(|e| NnError::Checkpoint {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+    let mut meta = HashMap::new();
+    meta.insert("format".to_string(), "trellis".to_string());
+    meta.insert("step".to_string(), model.step().to_string());
+    meta.insert("epoch".to_string(), model.epochs_done().to_string());
+    if let Some(shape) = model.input_shape() {
+        let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+        meta.insert("input_shape".to_string(), dims.join(","));
+    }
+    if let Some(o) = model.optimizer_name() {
+        meta.insert("optimizer".to_string(), o.to_string());
+    }
+    let buf = safetensors::serialize(views, &Some(meta)).map_err(|e| NnError::Checkpoint {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
+    let mut tmp = PathBuf::from(path);
+    tmp.as_mut_os_string().push(".tmp");
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(&buf).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+    }
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    Ok(())
+}
+
+fn f32s(path: &Path, name: &str, t: &TensorView) -> Result<Vec<f32>> {
+    if t.dtype() != Dtype::F32 {
+        return Err(NnError::Checkpoint {
+            path: path.into(),
+            message: format!("{name}: expected dtype F32, got {:?}", t.dtype()),
+        });
+    }
+    Ok(t.data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+/// Restores `model`'s weights (and, when present, optimiser state and step count) from `path`.
+/// Nothing changes unless every tensor loads.
+pub fn load(model: &mut Sequential, path: &Path) -> Result<()> {
+    let buf = std::fs::read(path).map_err(io(path))?;
+    let err = |message: String| NnError::Checkpoint {
+        path: path.into(),
+        message,
+    };
+    let (_, meta) = SafeTensors::read_metadata(&buf).map_err(|e| {
+        err(format!(
+            "not a readable safetensors file ({} bytes; truncated or corrupt?): {e}",
+            buf.len()
+        ))
+    })?;
+    let st = SafeTensors::deserialize(&buf)
+        .map_err(|e| err(format!("not a readable safetensors file: {e}")))?;
+    let mut weights = Vec::new();
+    for s in model.param_specs() {
+        let t = st
+            .tensor(&s.name)
+            .map_err(|_| err(format!("missing tensor {}", s.name)))?;
+        if t.shape() != s.shape.as_slice() {
+            return Err(NnError::CheckpointShape {
+                path: path.into(),
+                tensor: s.name.clone(),
+                expected: s.shape.clone(),
+                got: t.shape().to_vec(),
+            });
+        }
+        let mut v = f32s(path, &s.name, &t)?;
+        if let Some(hh) = bias_hh_of(&s.name) {
+            if let Ok(t2) = st.tensor(&hh) {
+                if t2.shape() != s.shape.as_slice() {
+                    return Err(NnError::CheckpointShape {
+                        path: path.into(),
+                        tensor: hh,
+                        expected: s.shape.clone(),
+                        got: t2.shape().to_vec(),
+                    });
+                }
+                for (a, b) in v.iter_mut().zip(f32s(path, &hh, &t2)?) {
+                    *a += b;
+                }
+            }
+        }
+        weights.push(v);
+    }
+    let meta = meta.metadata().clone().unwrap_or_default();
+    // Optimiser state loads when the model's optimiser (if compiled yet) is of the same kind.
+    let file_opt = meta.get("optimizer").cloned();
+    let usable = match (&file_opt, model.optimizer_name()) {
+        (Some(f), Some(m)) => f == m,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    let mut state = HashMap::new();
+    let mut step = 0;
+    if usable {
+        for (name, t) in st.tensors() {
+            if !name.starts_with("optimizer.") {
+                continue;
+            }
+            let param = name.splitn(3, '.').nth(2).unwrap_or("");
+            if let Some(s) = model.param_specs().iter().find(|s| s.name == param) {
+                if t.shape() != s.shape.as_slice() {
+                    return Err(NnError::CheckpointShape {
+                        path: path.into(),
+                        tensor: name,
+                        expected: s.shape.clone(),
+                        got: t.shape().to_vec(),
+                    });
+                }
+            }
+            let v = f32s(path, &name, &t)?;
+            state.insert(name, v);
+        }
+        step = match meta.get("step") {
+            Some(s) => s
+                .parse()
+                .map_err(|_| err(format!("metadata step is not a number: {s:?}")))?,
+            None => 0,
+        };
+    }
+    let epochs = match meta.get("epoch") {
+        Some(s) => s
+            .parse()
+            .map_err(|_| err(format!("metadata epoch is not a number: {s:?}")))?,
+        None => 0,
+    };
+    if let Some(s) = meta.get("input_shape") {
+        let shape = s
+            .split(',')
+            .map(|d| d.parse::<usize>())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|_| err(format!("metadata input_shape is malformed: {s:?}")))?;
+        model.set_input_shape_if_unknown(shape);
+    }
+    let opt = match (usable, file_opt) {
+        (true, Some(name)) => Some((name, state, step)),
+        _ => None,
+    };
+    model.set_restored(weights, opt, epochs);
+    Ok(())
+}

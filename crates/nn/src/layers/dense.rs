@@ -1,0 +1,149 @@
+//! `Dense(units, activation)`: `y = act(x W^T + b)` over the last axis.
+use std::any::Any;
+
+use trellis_ir::{Graph, NodeId};
+
+use super::{Act, BuildCtx, Layer, Layout, ParamSpec, Scope};
+use crate::init::Init;
+use crate::Result;
+
+/// The activation of a [`Dense`] layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Activation {
+    /// Identity (Keras `activation=None`).
+    #[default]
+    Linear,
+    Sigmoid,
+    Relu,
+    Tanh,
+    /// Over the last axis.
+    Softmax,
+}
+
+impl Activation {
+    /// Applies the activation to `z` (softmax over the last axis).
+    pub fn apply(self, g: &mut Graph, z: NodeId) -> Result<NodeId> {
+        Ok(match self {
+            Activation::Linear => z,
+            Activation::Sigmoid => g.sigmoid(z)?,
+            Activation::Relu => g.relu(z)?,
+            Activation::Tanh => g.tanh(z)?,
+            Activation::Softmax => {
+                let ls = crate::losses::log_softmax(g, z)?;
+                g.exp(ls)?
+            }
+        })
+    }
+}
+
+/// Configuration of a [`Dense`] layer. Keras defaults: no activation, Glorot-uniform kernel,
+/// zero bias.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DenseConfig {
+    pub units: usize,
+    pub activation: Activation,
+    pub use_bias: bool,
+    pub kernel_init: Init,
+    pub bias_init: Init,
+}
+
+impl DenseConfig {
+    pub fn new(units: usize) -> Self {
+        DenseConfig {
+            units,
+            activation: Activation::Linear,
+            use_bias: true,
+            kernel_init: Init::GlorotUniform,
+            bias_init: Init::Zeros,
+        }
+    }
+    pub fn with_activation(mut self, a: Activation) -> Self {
+        self.activation = a;
+        self
+    }
+    pub fn with_bias(mut self, use_bias: bool) -> Self {
+        self.use_bias = use_bias;
+        self
+    }
+    pub fn with_kernel_init(mut self, init: Init) -> Self {
+        self.kernel_init = init;
+        self
+    }
+    pub fn with_bias_init(mut self, init: Init) -> Self {
+        self.bias_init = init;
+        self
+    }
+    pub fn init(self) -> Dense {
+        Dense { config: self }
+    }
+}
+
+/// A fully connected layer. Parameters (as `torch.nn.Linear`): `{module}.weight [units, in]`,
+/// `{module}.bias [units]`. On a sequence it applies to every step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dense {
+    pub config: DenseConfig,
+}
+
+impl Dense {
+    pub fn new(units: usize, activation: Activation) -> Self {
+        DenseConfig::new(units).with_activation(activation).init()
+    }
+}
+
+impl From<DenseConfig> for Box<dyn Layer> {
+    fn from(c: DenseConfig) -> Self {
+        Box::new(c.init())
+    }
+}
+
+impl Layer for Dense {
+    fn kind(&self) -> &'static str {
+        "dense"
+    }
+    fn out_features(&self, _in_features: usize) -> usize {
+        self.config.units
+    }
+    fn params(&self, scope: &Scope, in_features: usize) -> Vec<ParamSpec> {
+        let c = &self.config;
+        let mut p = vec![ParamSpec::new(
+            format!("{}.weight", scope.module),
+            &[c.units, in_features],
+            c.kernel_init.clone(),
+        )];
+        if c.use_bias {
+            p.push(ParamSpec::new(
+                format!("{}.bias", scope.module),
+                &[c.units],
+                c.bias_init.clone(),
+            ));
+        }
+        p
+    }
+    fn build(&self, g: &mut Graph, x: Act, params: &[NodeId], _: &mut BuildCtx) -> Result<Act> {
+        let dims = g.ty(x.node).dims().to_vec();
+        let f = *dims.last().unwrap_or(&1);
+        let rows: usize = dims[..dims.len().saturating_sub(1)].iter().product();
+        let x2 = g.reshape(x.node, [rows, f])?;
+        let mut z = g.matmul_t(x2, params[0], false, true)?;
+        if self.config.use_bias {
+            z = g.add(z, params[1])?;
+        }
+        let mut out_dims = dims.clone();
+        *out_dims.last_mut().expect("rank >= 1") = self.config.units;
+        let z = g.reshape(z, out_dims.as_slice())?;
+        let y = self.config.activation.apply(g, z)?;
+        Ok(Act {
+            node: y,
+            layout: if dims.len() == 3 {
+                x.layout
+            } else {
+                Layout::BatchMajor
+            },
+            logits: Some((z, self.config.activation)),
+        })
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

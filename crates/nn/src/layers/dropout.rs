@@ -1,0 +1,76 @@
+//! `Dropout(rate)`: in training, multiplies by a random keep-mask scaled by `1 / (1 - rate)`;
+//! at inference, the identity.
+use std::any::Any;
+
+use trellis_ir::{Graph, NodeId, TensorType};
+
+use super::{Act, BuildCtx, Layer, MaskInput, ParamSpec, Scope};
+use crate::{NnError, Result};
+
+/// Configuration of a [`Dropout`] layer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DropoutConfig {
+    pub rate: f32,
+}
+
+impl DropoutConfig {
+    pub fn new(rate: f32) -> Self {
+        DropoutConfig { rate }
+    }
+    pub fn init(self) -> Dropout {
+        Dropout { config: self }
+    }
+}
+
+/// Dropout. The mask is a graph input of the activation's shape, filled by the model from a
+/// seeded host RNG at every training step (no random op in the graph: the step stays one
+/// deterministic plan). No parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dropout {
+    pub config: DropoutConfig,
+}
+
+impl Dropout {
+    pub fn new(rate: f32) -> Self {
+        DropoutConfig::new(rate).init()
+    }
+}
+
+impl From<DropoutConfig> for Box<dyn Layer> {
+    fn from(c: DropoutConfig) -> Self {
+        Box::new(c.init())
+    }
+}
+
+impl Layer for Dropout {
+    fn kind(&self) -> &'static str {
+        "dropout"
+    }
+    fn out_features(&self, in_features: usize) -> usize {
+        in_features
+    }
+    fn params(&self, _: &Scope, _: usize) -> Vec<ParamSpec> {
+        Vec::new()
+    }
+    fn build(&self, g: &mut Graph, x: Act, _: &[NodeId], ctx: &mut BuildCtx) -> Result<Act> {
+        let rate = self.config.rate;
+        if !(0.0..1.0).contains(&rate) {
+            return Err(NnError::InvalidArgument {
+                name: "rate",
+                value: rate.to_string(),
+                message: "dropout rate must be in [0, 1)".into(),
+            });
+        }
+        if !ctx.training || rate == 0.0 {
+            return Ok(Act::new(x.node, x.layout));
+        }
+        let shape = g.ty(x.node).shape.clone();
+        let name = format!("dropout{}.mask", ctx.masks.len());
+        let mask = g.input(&name, TensorType::f32(shape));
+        ctx.masks.push(MaskInput { node: mask, rate });
+        Ok(Act::new(g.mul(x.node, mask)?, x.layout))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

@@ -1,0 +1,92 @@
+//! `Embedding(vocab, dim)`: rows of a `[vocab, dim]` table picked by integer ids.
+use std::any::Any;
+
+use trellis_ir::{Graph, NodeId};
+
+use super::{Act, BuildCtx, Layer, Layout, ParamSpec, Scope};
+use crate::init::Init;
+use crate::{NnError, Result};
+
+/// Configuration of an [`Embedding`]. Keras defaults: `RandomUniform(-0.05, 0.05)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmbeddingConfig {
+    pub vocab: usize,
+    pub dim: usize,
+    pub init: Init,
+}
+
+impl EmbeddingConfig {
+    pub fn new(vocab: usize, dim: usize) -> Self {
+        EmbeddingConfig {
+            vocab,
+            dim,
+            init: Init::Uniform(0.05),
+        }
+    }
+    pub fn with_init(mut self, init: Init) -> Self {
+        self.init = init;
+        self
+    }
+    pub fn init(self) -> Embedding {
+        Embedding { config: self }
+    }
+}
+
+/// Maps ids `[B, T]` to a time-major sequence `[T, B, dim]` (ids `[B]` to `[B, dim]`).
+/// Parameter: `{module}.weight [vocab, dim]` (as `torch.nn.Embedding`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Embedding {
+    pub config: EmbeddingConfig,
+}
+
+impl Embedding {
+    pub fn new(vocab: usize, dim: usize) -> Self {
+        EmbeddingConfig::new(vocab, dim).init()
+    }
+    pub fn vocab(&self) -> usize {
+        self.config.vocab
+    }
+}
+
+impl From<EmbeddingConfig> for Box<dyn Layer> {
+    fn from(c: EmbeddingConfig) -> Self {
+        Box::new(c.init())
+    }
+}
+
+impl Layer for Embedding {
+    fn kind(&self) -> &'static str {
+        "embedding"
+    }
+    fn out_features(&self, _in_features: usize) -> usize {
+        self.config.dim
+    }
+    fn params(&self, scope: &Scope, _in_features: usize) -> Vec<ParamSpec> {
+        vec![ParamSpec::new(
+            format!("{}.weight", scope.module),
+            &[self.config.vocab, self.config.dim],
+            self.config.init.clone(),
+        )]
+    }
+    fn build(&self, g: &mut Graph, x: Act, params: &[NodeId], _: &mut BuildCtx) -> Result<Act> {
+        let ids = x.node;
+        let ty = g.ty(ids).clone();
+        match ty.rank() {
+            // Transposing the ids (not the embedded floats) gives the LSTM its time-major input.
+            2 => {
+                let ids_t = g.transpose(ids, &[1, 0])?;
+                Ok(Act::new(g.gather(params[0], ids_t)?, Layout::TimeMajor))
+            }
+            1 => Ok(Act::new(g.gather(params[0], ids)?, Layout::BatchMajor)),
+            _ => Err(NnError::Shape(format!(
+                "embedding: ids must be [batch] or [batch, time], got {ty}"
+            ))),
+        }
+    }
+    fn takes_ids(&self) -> bool {
+        true
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

@@ -1,0 +1,160 @@
+//! `LSTM(units)`: built on the unroller [`trellis_ir::lstm::lstm`] (gates i, f, g, o; one bias).
+use std::any::Any;
+
+use trellis_ir::lstm::{lstm, LstmOutput, LstmSpec, LstmWeights, SeqLayout};
+use trellis_ir::{Graph, NodeId};
+
+use super::{Act, BuildCtx, Layer, Layout, ParamSpec, Scope};
+use crate::init::Init;
+use crate::{NnError, Result};
+
+/// Configuration of an [`Lstm`]. Keras defaults: `return_sequences=False`,
+/// `return_state=False`, Glorot-uniform kernel, orthogonal recurrent kernel, zero bias with the
+/// forget gate at 1.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LstmConfig {
+    pub units: usize,
+    pub return_sequences: bool,
+    pub return_state: bool,
+    pub kernel_init: Init,
+    pub recurrent_init: Init,
+    pub bias_init: Init,
+}
+
+impl LstmConfig {
+    pub fn new(units: usize) -> Self {
+        LstmConfig {
+            units,
+            return_sequences: false,
+            return_state: false,
+            kernel_init: Init::GlorotUniform,
+            recurrent_init: Init::Orthogonal,
+            bias_init: Init::LstmBias,
+        }
+    }
+    pub fn with_return_sequences(mut self, yes: bool) -> Self {
+        self.return_sequences = yes;
+        self
+    }
+    pub fn with_return_state(mut self, yes: bool) -> Self {
+        self.return_state = yes;
+        self
+    }
+    pub fn with_kernel_init(mut self, init: Init) -> Self {
+        self.kernel_init = init;
+        self
+    }
+    pub fn with_recurrent_init(mut self, init: Init) -> Self {
+        self.recurrent_init = init;
+        self
+    }
+    pub fn with_bias_init(mut self, init: Init) -> Self {
+        self.bias_init = init;
+        self
+    }
+    pub fn init(self) -> Lstm {
+        Lstm { config: self }
+    }
+}
+
+/// A single LSTM layer. Parameters, in PyTorch's layout and names (`k` is the layer's index in
+/// its stacked module, see [`Sequential`](crate::Sequential)): `{module}.weight_ih_l{k}
+/// [4H, in]`, `{module}.weight_hh_l{k} [4H, H]`, `{module}.bias_ih_l{k} [4H]` (trellis's one
+/// bias; checkpoints add `bias_hh_l{k}` as zeros for PyTorch).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lstm {
+    pub config: LstmConfig,
+}
+
+impl Lstm {
+    pub fn new(units: usize) -> Self {
+        LstmConfig::new(units).init()
+    }
+
+    /// Unrolls the layer over `x` (`[T, B, in]` or `[B, T, in]` per `layout`) with its
+    /// `params` (`w_ih, w_hh, bias`): every step's output when `return_sequences`, and the
+    /// final `h` and `c` (what `return_state` returns).
+    pub fn forward(
+        &self,
+        g: &mut Graph,
+        x: NodeId,
+        layout: Layout,
+        params: &[NodeId],
+    ) -> Result<LstmOutput> {
+        let spec = LstmSpec {
+            layers: vec![LstmWeights {
+                w_ih: params[0],
+                w_hh: params[1],
+                bias: Some(params[2]),
+            }],
+            layout: match layout {
+                Layout::TimeMajor => SeqLayout::TimeMajor,
+                Layout::BatchMajor => SeqLayout::BatchMajor,
+            },
+            return_sequences: self.config.return_sequences,
+            initial_state: None,
+        };
+        Ok(lstm(g, x, &spec)?)
+    }
+}
+
+impl From<LstmConfig> for Box<dyn Layer> {
+    fn from(c: LstmConfig) -> Self {
+        Box::new(c.init())
+    }
+}
+
+impl Layer for Lstm {
+    fn kind(&self) -> &'static str {
+        "lstm"
+    }
+    fn out_features(&self, _in_features: usize) -> usize {
+        self.config.units
+    }
+    fn params(&self, scope: &Scope, in_features: usize) -> Vec<ParamSpec> {
+        let (c, m, k) = (&self.config, &scope.module, scope.index);
+        let h = c.units;
+        vec![
+            ParamSpec::new(
+                format!("{m}.weight_ih_l{k}"),
+                &[4 * h, in_features],
+                c.kernel_init.clone(),
+            ),
+            ParamSpec::new(
+                format!("{m}.weight_hh_l{k}"),
+                &[4 * h, h],
+                c.recurrent_init.clone(),
+            ),
+            ParamSpec::new(format!("{m}.bias_ih_l{k}"), &[4 * h], c.bias_init.clone()),
+        ]
+    }
+    fn build(&self, g: &mut Graph, x: Act, params: &[NodeId], _: &mut BuildCtx) -> Result<Act> {
+        if self.config.return_state {
+            return Err(NnError::Model(
+                "lstm: return_state gives three outputs, which a Sequential cannot pass on; \
+                 call Lstm::forward to get the states"
+                    .into(),
+            ));
+        }
+        let ty = g.ty(x.node).clone();
+        if ty.rank() != 3 {
+            return Err(NnError::Shape(format!(
+                "lstm: input must be a sequence [batch, time, features], got {ty}"
+            )));
+        }
+        let out = self.forward(g, x.node, x.layout, params)?;
+        Ok(if self.config.return_sequences {
+            Act::new(out.output, x.layout)
+        } else {
+            Act::new(out.output, Layout::BatchMajor)
+        })
+    }
+    fn stacks_on(&self, prev: &dyn Layer) -> bool {
+        prev.as_any()
+            .downcast_ref::<Lstm>()
+            .is_some_and(|p| p.config.return_sequences)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

@@ -1,0 +1,127 @@
+//! Layers: each appends its nodes to a [`Graph`] and declares its parameters.
+//!
+//! A layer is a small config struct (Keras defaults, `with_*` setters); the weights live in
+//! the [`Sequential`](crate::Sequential) that owns the layer, so one layer description can be
+//! built into several graphs (training at one batch size, inference at another).
+//!
+//! Values flow between layers as an [`Act`]: a node and where its time axis sits. Sequences run
+//! time-major inside the model (`[T, B, F]`, what the LSTM unroller wants: the embedding
+//! transposes the integer ids, not the embedded floats); the model's output is batch-major.
+use std::any::Any;
+use std::fmt::Debug;
+
+use trellis_ir::{Graph, NodeId};
+
+use crate::init::Init;
+use crate::Result;
+
+mod dense;
+mod dropout;
+mod embedding;
+mod lstm;
+
+pub use dense::{Activation, Dense, DenseConfig};
+pub use dropout::{Dropout, DropoutConfig};
+pub use embedding::{Embedding, EmbeddingConfig};
+pub use lstm::{Lstm, LstmConfig};
+
+/// A parameter a layer declares: its full name (PyTorch state-dict style), shape and
+/// initialiser.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub init: Init,
+}
+
+impl ParamSpec {
+    pub fn new(name: impl Into<String>, shape: &[usize], init: Init) -> Self {
+        ParamSpec {
+            name: name.into(),
+            shape: shape.to_vec(),
+            init,
+        }
+    }
+}
+
+/// Where the time axis of a sequence value sits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Batch first: `[B, ...]` (a sequence is `[B, T, F]`).
+    BatchMajor,
+    /// A sequence stored `[T, B, F]`.
+    TimeMajor,
+}
+
+/// A value flowing between layers.
+#[derive(Clone, Copy, Debug)]
+pub struct Act {
+    pub node: NodeId,
+    pub layout: Layout,
+    /// When the value is an activation of a logit (a `Dense` layer's output): the logit and
+    /// the activation, so that the loss can be computed stably from the logit.
+    pub logits: Option<(NodeId, Activation)>,
+}
+
+impl Act {
+    pub fn new(node: NodeId, layout: Layout) -> Self {
+        Act {
+            node,
+            layout,
+            logits: None,
+        }
+    }
+}
+
+/// A random input a layer needs fed at every training step (a dropout keep-mask).
+#[derive(Clone, Debug)]
+pub struct MaskInput {
+    pub node: NodeId,
+    /// Probability of dropping an element; kept elements are scaled by `1 / (1 - rate)`.
+    pub rate: f32,
+}
+
+/// What a layer needs to know while it builds: training or inference, and where to register
+/// the per-step random inputs it creates.
+#[derive(Debug, Default)]
+pub struct BuildCtx {
+    pub training: bool,
+    pub masks: Vec<MaskInput>,
+}
+
+/// Names a layer's parameters: `module` is the state-dict prefix (`lstm`, `dense_1`, ...),
+/// `index` the layer's index within a stacked module (the `l1` of `lstm.weight_ih_l1`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scope {
+    pub module: String,
+    pub index: usize,
+}
+
+/// A layer of a [`Sequential`](crate::Sequential).
+pub trait Layer: Debug + Send + Sync {
+    /// The base of the layer's parameter names: `embedding`, `lstm`, `dense`, `dropout`.
+    fn kind(&self) -> &'static str;
+    /// Width of the last axis of the output, given the input's.
+    fn out_features(&self, in_features: usize) -> usize;
+    /// The parameters, in the order [`Layer::build`] takes them.
+    fn params(&self, scope: &Scope, in_features: usize) -> Vec<ParamSpec>;
+    /// Appends the layer to `g`; `params` are the nodes of [`Layer::params`].
+    fn build(&self, g: &mut Graph, x: Act, params: &[NodeId], ctx: &mut BuildCtx) -> Result<Act>;
+    /// Whether this layer stacks onto `prev` as the next layer of one module (as
+    /// `torch.nn.LSTM(num_layers=2)` stacks two LSTMs): its parameters then share `prev`'s
+    /// module name with the next index.
+    fn stacks_on(&self, _prev: &dyn Layer) -> bool {
+        false
+    }
+    /// Whether the layer expects integer token ids as input (an embedding).
+    fn takes_ids(&self) -> bool {
+        false
+    }
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<L: Layer + 'static> From<L> for Box<dyn Layer> {
+    fn from(l: L) -> Self {
+        Box::new(l)
+    }
+}

@@ -1,0 +1,158 @@
+//! Losses as graph builders. Each gives a per-sample loss `[B, 1]`; the model reduces it with a
+//! per-sample weight input (`sum(loss * w)`, `w = 1/n` on the `n` real rows of a batch and 0 on
+//! padding rows), so one plan at the full batch size trains a partial batch exactly.
+use trellis_ir::{Graph, NodeId};
+
+use crate::layers::Activation;
+use crate::Result;
+
+/// A loss of [`Sequential::compile`](crate::Sequential::compile).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loss {
+    /// Labels 0/1, one per output unit. From the logit when the last activation is a sigmoid
+    /// (stable for large |z|); otherwise from the probability, clipped to `[1e-7, 1 - 1e-7]`
+    /// as Keras does.
+    BinaryCrossentropy,
+    /// Integer class labels (given as `f32` class indices, one per sample). From the logits
+    /// with a stable log-softmax when the last activation is a softmax; otherwise from the
+    /// clipped probabilities.
+    SparseCategoricalCrossentropy,
+    /// Mean over the output units of `(prediction - target)^2`.
+    MeanSquaredError,
+}
+
+impl Loss {
+    /// Keras's name of the loss.
+    pub fn name(self) -> &'static str {
+        match self {
+            Loss::BinaryCrossentropy => "binary_crossentropy",
+            Loss::SparseCategoricalCrossentropy => "sparse_categorical_crossentropy",
+            Loss::MeanSquaredError => "mean_squared_error",
+        }
+    }
+
+    /// Values per sample in the user's `y` for a model with `out_width` outputs.
+    pub fn targets_per_sample(self, out_width: usize) -> usize {
+        match self {
+            Loss::SparseCategoricalCrossentropy => 1,
+            _ => out_width,
+        }
+    }
+
+    /// The per-sample loss `[B, 1]` of the output `pred` (`[B, K]`) whose logit and activation
+    /// are `logits` when known, against the target node `y` (`[B, K]`; for the sparse loss,
+    /// the labels one-hot encoded on the host).
+    pub fn per_sample(
+        self,
+        g: &mut Graph,
+        pred: NodeId,
+        logits: Option<(NodeId, Activation)>,
+        y: NodeId,
+    ) -> Result<NodeId> {
+        match (self, logits) {
+            (Loss::BinaryCrossentropy, Some((z, Activation::Sigmoid))) => {
+                bce_with_logits_per_sample(g, z, y)
+            }
+            (Loss::BinaryCrossentropy, _) => bce_per_sample(g, pred, y),
+            (Loss::SparseCategoricalCrossentropy, Some((z, Activation::Softmax))) => {
+                let ls = log_softmax(g, z)?;
+                nll_per_sample(g, ls, y)
+            }
+            (Loss::SparseCategoricalCrossentropy, _) => {
+                let p = clip(g, pred)?;
+                let lp = g.log(p)?;
+                nll_per_sample(g, lp, y)
+            }
+            (Loss::MeanSquaredError, _) => mse_per_sample(g, pred, y),
+        }
+    }
+}
+
+/// `sum(per_sample * w)`: the weighted mean loss, a scalar.
+pub fn weighted_sum(g: &mut Graph, per_sample: NodeId, w: NodeId) -> Result<NodeId> {
+    let l = g.mul(per_sample, w)?;
+    Ok(g.sum_all(l)?)
+}
+
+/// Binary cross-entropy from logits `z [B, K]` per sample, `[B, 1]`:
+/// `mean_k(max(z, 0) - z y + log(1 + exp(-|z|)))`, the formula of
+/// [`trellis_ir::models::bce_with_logits`] without its mean over the batch.
+pub fn bce_with_logits_per_sample(g: &mut Graph, z: NodeId, y: NodeId) -> Result<NodeId> {
+    let zero = g.scalar_like(z, 0.0)?;
+    let one = g.scalar_like(z, 1.0)?;
+    let relu = g.maximum(z, zero)?;
+    let zy = g.mul(z, y)?;
+    let a = g.abs(z)?;
+    let na = g.neg(a)?;
+    let e = g.exp(na)?;
+    let e1 = g.add(one, e)?;
+    let l = g.log(e1)?;
+    let t = g.sub(relu, zy)?;
+    let t = g.add(t, l)?;
+    Ok(g.mean(t, &[1], true)?)
+}
+
+/// Probability clipped to `[1e-7, 1 - 1e-7]` (Keras's epsilon).
+fn clip(g: &mut Graph, p: NodeId) -> Result<NodeId> {
+    let lo = g.scalar_like(p, 1e-7)?;
+    let hi = g.scalar_like(p, 1.0 - 1e-7)?;
+    let p = g.maximum(p, lo)?;
+    Ok(g.minimum(p, hi)?)
+}
+
+/// Binary cross-entropy from probabilities `p [B, K]` per sample, `[B, 1]`.
+pub fn bce_per_sample(g: &mut Graph, p: NodeId, y: NodeId) -> Result<NodeId> {
+    let p = clip(g, p)?;
+    let one = g.scalar_like(p, 1.0)?;
+    let lp = g.log(p)?;
+    let q = g.sub(one, p)?;
+    let lq = g.log(q)?;
+    let ny = g.sub(one, y)?;
+    let a = g.mul(y, lp)?;
+    let b = g.mul(ny, lq)?;
+    let s = g.add(a, b)?;
+    let m = g.mean(s, &[1], true)?;
+    Ok(g.neg(m)?)
+}
+
+/// `-sum_c onehot * logp` per sample, `[B, 1]`.
+fn nll_per_sample(g: &mut Graph, logp: NodeId, onehot: NodeId) -> Result<NodeId> {
+    let t = g.mul(onehot, logp)?;
+    let s = g.sum(t, &[1], true)?;
+    Ok(g.neg(s)?)
+}
+
+/// Mean squared error per sample, `[B, 1]`.
+pub fn mse_per_sample(g: &mut Graph, p: NodeId, y: NodeId) -> Result<NodeId> {
+    let d = g.sub(p, y)?;
+    let d2 = g.mul(d, d)?;
+    Ok(g.mean(d2, &[1], true)?)
+}
+
+/// Row-wise maximum over the last axis, keeping it (`[.., 1]`), by halving: `log2(C)`
+/// elementwise `maximum`s of overlapping slices (the IR has no max-reduction).
+pub fn max_last(g: &mut Graph, z: NodeId) -> Result<NodeId> {
+    let axis = g.ty(z).rank() - 1;
+    let mut m = z;
+    let mut w = g.ty(z).dims()[axis];
+    while w > 1 {
+        let half = w.div_ceil(2);
+        let a = g.slice(m, axis, 0, half)?;
+        let b = g.slice(m, axis, w - half, w)?;
+        m = g.maximum(a, b)?;
+        w = half;
+    }
+    Ok(m)
+}
+
+/// Stable log-softmax over the last axis: `z - m - log(sum(exp(z - m)))` with `m` the row
+/// maximum. (Any `m` gives the same value and gradient; the maximum keeps `exp` in range.)
+pub fn log_softmax(g: &mut Graph, z: NodeId) -> Result<NodeId> {
+    let axis = g.ty(z).rank() - 1;
+    let m = max_last(g, z)?;
+    let s = g.sub(z, m)?;
+    let e = g.exp(s)?;
+    let se = g.sum(e, &[axis], true)?;
+    let lse = g.log(se)?;
+    Ok(g.sub(s, lse)?)
+}

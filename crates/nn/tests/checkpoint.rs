@@ -1,0 +1,239 @@
+//! Checkpoints: round trip, resume, PyTorch bias convention, and clear errors for truncated and
+//! mismatched files.
+use trellis_nn::prelude::*;
+use trellis_nn::NnError;
+
+fn model(seed: u64, hidden: usize) -> Sequential {
+    let mut m = Sequential::new()
+        .with_seed(seed)
+        .add(Embedding::new(30, 8))
+        .add(LstmConfig::new(hidden).with_return_sequences(true))
+        .add(Lstm::new(hidden))
+        .add(Dense::new(1, Activation::Sigmoid));
+    m.compile(
+        Adam::new(0.01),
+        Loss::BinaryCrossentropy,
+        &[Metric::Accuracy],
+    )
+    .unwrap();
+    m
+}
+
+fn task(n: usize) -> (Vec<i64>, Vec<f32>) {
+    let x = (0..n * 5)
+        .map(|i| ((i * 7 + i / 5) % 29 + 1) as i64)
+        .collect();
+    let y = (0..n).map(|i| (i % 2) as f32).collect();
+    (x, y)
+}
+
+#[test]
+fn save_load_gives_bit_identical_predictions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    let (x, y) = task(12);
+    let mut a = model(1, 6);
+    a.fit(&x, &y, &FitOptions::new(2, 4).quiet()).unwrap();
+    a.save(&path).unwrap();
+    assert!(!dir.path().join("m.safetensors.tmp").exists());
+    let mut b = model(99, 6).with_input_shape(&[5]);
+    assert_ne!(a.predict(&x).unwrap(), b.predict(&x).unwrap());
+    b.load(&path).unwrap();
+    assert_eq!(a.predict(&x).unwrap(), b.predict(&x).unwrap());
+    assert_eq!(a.weights(), b.weights());
+    assert_eq!(b.step(), a.step());
+    assert_eq!(b.epochs_done(), 2);
+}
+
+#[test]
+fn resume_continues_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ckpt.safetensors");
+    let (x, y) = task(10);
+    // Two epochs in one go ...
+    let mut a = model(3, 6);
+    let ha = a
+        .fit(&x, &y, &FitOptions::new(2, 4).with_seed(7).quiet())
+        .unwrap();
+    // ... or one epoch with a checkpoint, then a new process loads it and trains one more.
+    let mut b = model(3, 6);
+    b.fit(
+        &x,
+        &y,
+        &FitOptions::new(1, 4)
+            .with_seed(7)
+            .with_checkpoint(&path)
+            .quiet(),
+    )
+    .unwrap();
+    let mut c = model(123, 6);
+    c.load(&path).unwrap();
+    assert_eq!(c.step(), 3);
+    let hc = c
+        .fit(&x, &y, &FitOptions::new(1, 4).with_seed(7).quiet())
+        .unwrap();
+    assert_eq!(hc.epochs[0].epoch, 2);
+    assert_eq!(hc.epochs[0].loss, ha.epochs[1].loss);
+    assert_eq!(c.step(), a.step());
+    assert_eq!(c.weights(), a.weights());
+    assert_eq!(c.predict(&x).unwrap(), a.predict(&x).unwrap());
+}
+
+#[test]
+fn checkpoint_uses_torch_names_and_sums_bias_hh_on_load() {
+    use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    let a = model(1, 4);
+    a.save(&path).unwrap();
+    let buf = std::fs::read(&path).unwrap();
+    let st = SafeTensors::deserialize(&buf).unwrap();
+    let mut names: Vec<String> = st.names().into_iter().cloned().collect();
+    names.sort();
+    for n in [
+        "embedding.weight",
+        "lstm.weight_ih_l0",
+        "lstm.weight_hh_l0",
+        "lstm.bias_ih_l0",
+        "lstm.bias_hh_l0",
+        "lstm.weight_ih_l1",
+        "lstm.bias_hh_l1",
+        "dense.weight",
+        "dense.bias",
+        "optimizer.m.lstm.weight_ih_l0",
+        "optimizer.v.dense.bias",
+    ] {
+        assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
+    }
+    let hh = st.tensor("lstm.bias_hh_l0").unwrap();
+    assert_eq!(hh.shape(), &[16]);
+    assert!(hh.data().iter().all(|&b| b == 0));
+    // A PyTorch-style file with both biases non-zero loads as their sum.
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (s, w) in a.param_specs().iter().zip(a.weights()) {
+        let mut w = w.clone();
+        if s.name.contains("bias_ih") {
+            w.iter_mut().for_each(|v| *v = 0.25);
+            let hh = s.name.replace("bias_ih", "bias_hh");
+            let b: Vec<u8> = vec![0.5f32; w.len()]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect();
+            tensors.push((hh, s.shape.clone(), b));
+        }
+        let b: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+        tensors.push((s.name.clone(), s.shape.clone(), b));
+    }
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                TensorView::new(Dtype::F32, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    let torch = dir.path().join("torch.safetensors");
+    safetensors::serialize_to_file(views, &None, &torch).unwrap();
+    let mut b = model(5, 4);
+    b.load(&torch).unwrap();
+    assert!(b
+        .weight("lstm.bias_ih_l1")
+        .unwrap()
+        .iter()
+        .all(|&v| v == 0.75));
+    assert_eq!(b.weight("dense.weight"), a.weight("dense.weight"));
+    assert_eq!(b.step(), 0); // no optimiser state in the file
+}
+
+#[test]
+fn truncated_checkpoint_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    let mut a = model(1, 4);
+    a.save(&path).unwrap();
+    let full = std::fs::read(&path).unwrap();
+    for keep in [full.len() - 10, full.len() / 2, 100, 4, 0] {
+        std::fs::write(&path, &full[..keep]).unwrap();
+        let before = a.weights().to_vec();
+        let e = a.load(&path).unwrap_err();
+        assert!(matches!(e, NnError::Checkpoint { .. }), "{e:?}");
+        let msg = e.to_string();
+        assert!(msg.contains("m.safetensors"), "{msg}");
+        assert!(msg.contains("truncated or corrupt"), "{msg}");
+        assert_eq!(
+            a.weights(),
+            before.as_slice(),
+            "a failed load changes nothing"
+        );
+    }
+    let e = a.load(dir.path().join("missing.safetensors")).unwrap_err();
+    assert!(matches!(e, NnError::Io { .. }));
+}
+
+#[test]
+fn mismatched_checkpoint_names_the_tensor_and_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    model(1, 8).save(&path).unwrap();
+    let mut small = model(1, 4);
+    let e = small.load(&path).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.ends_with("m.safetensors: lstm.weight_ih_l0: expected [16, 8], got [32, 8]"),
+        "{msg}"
+    );
+    // A model with a tensor the file lacks.
+    let mut other = Sequential::new()
+        .add(Embedding::new(30, 8))
+        .add(LstmConfig::new(8).with_return_sequences(true))
+        .add(Lstm::new(8))
+        .add(Dense::new(4, Activation::Relu))
+        .add(Dense::new(1, Activation::Sigmoid));
+    other
+        .compile(Adam::default(), Loss::BinaryCrossentropy, &[])
+        .unwrap();
+    let msg = other.load(&path).unwrap_err().to_string();
+    assert!(
+        msg.contains("dense.weight: expected [4, 8], got [1, 8]"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn load_before_compile_keeps_optimizer_state_and_a_new_optimizer_kind_resets_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    let (x, y) = task(8);
+    let mut a = model(1, 4);
+    a.fit(&x, &y, &FitOptions::new(1, 4).quiet()).unwrap();
+    a.save(&path).unwrap();
+    let fresh = || {
+        Sequential::new()
+            .add(Embedding::new(30, 8))
+            .add(LstmConfig::new(4).with_return_sequences(true))
+            .add(Lstm::new(4))
+            .add(Dense::new(1, Activation::Sigmoid))
+    };
+    // Load, then compile with Adam: state and step are kept; training continues like `a`.
+    let mut b = fresh();
+    b.build().unwrap();
+    b.load(&path).unwrap();
+    b.compile(Adam::new(0.01), Loss::BinaryCrossentropy, &[])
+        .unwrap();
+    assert_eq!(b.step(), 2);
+    a.fit(&x, &y, &FitOptions::new(1, 4).quiet()).unwrap();
+    b.fit(&x, &y, &FitOptions::new(1, 4).quiet()).unwrap();
+    assert_eq!(a.weights(), b.weights());
+    // Compile with SGD: a different optimiser starts at step 0; its checkpoint has no m/v.
+    let mut c = fresh();
+    c.build().unwrap();
+    c.load(&path).unwrap();
+    c.compile(Sgd::new(0.1), Loss::BinaryCrossentropy, &[])
+        .unwrap();
+    assert_eq!(c.step(), 0);
+    c.save(&path).unwrap();
+    let buf = std::fs::read(&path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&buf).unwrap();
+    assert!(st.names().iter().all(|n| !n.starts_with("optimizer.")));
+}

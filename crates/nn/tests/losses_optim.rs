@@ -1,0 +1,264 @@
+//! Losses against hand-computed values; Adam and SGD steps against the Keras formulas by hand;
+//! global-norm clipping; accuracy.
+use std::collections::HashMap;
+
+use trellis_ir::{run, Graph, NodeId, Precision, Tensor, TensorType};
+use trellis_jit::{compile, CompileOptions};
+use trellis_nn::layers::Activation;
+use trellis_nn::losses::{weighted_sum, Loss};
+use trellis_nn::metrics::accuracy_counts;
+use trellis_nn::{Adam, Optimizer, Sgd};
+
+/// Per-sample losses of `loss` for predictions/logits `z` `[n, k]` and targets `y` `[n, k]`,
+/// and the weighted mean with `w = 1/n`, through the interpreter.
+fn eval_loss(loss: Loss, act: Activation, z: &[f32], y: &[f32], k: usize) -> (Vec<f32>, f32) {
+    let n = z.len() / k;
+    let mut g = Graph::new();
+    let zi = g.input("z", TensorType::f32([n, k]));
+    let yi = g.input("y", TensorType::f32([n, k]));
+    let wi = g.input("w", TensorType::f32([n, 1]));
+    let pred = act.apply(&mut g, zi).unwrap();
+    let per = loss.per_sample(&mut g, pred, Some((zi, act)), yi).unwrap();
+    let total = weighted_sum(&mut g, per, wi).unwrap();
+    let mut f = HashMap::new();
+    f.insert(zi, Tensor::f32([n, k], z.to_vec()).unwrap());
+    f.insert(yi, Tensor::f32([n, k], y.to_vec()).unwrap());
+    f.insert(wi, Tensor::f32([n, 1], vec![1.0 / n as f32; n]).unwrap());
+    let r = run(&g, &f, &[per, total], Precision::F32).unwrap();
+    (r[0].to_f32_vec(), r[1].to_f32_vec()[0])
+}
+
+fn close(a: f32, b: f64, tol: f64) {
+    assert!((a as f64 - b).abs() <= tol * b.abs().max(1.0), "{a} vs {b}");
+}
+
+#[test]
+fn binary_crossentropy_from_logits() {
+    // z=2, y=1: log(1 + e^-2); z=-1, y=0: log(1 + e^-1); z=100, y=0: 100 (stable, no inf).
+    let (per, mean) = eval_loss(
+        Loss::BinaryCrossentropy,
+        Activation::Sigmoid,
+        &[2.0, -1.0, 100.0],
+        &[1.0, 0.0, 0.0],
+        1,
+    );
+    close(per[0], 0.126_928_011_042_968_5, 1e-6);
+    close(per[1], 0.313_261_687_518_222_8, 1e-6);
+    close(per[2], 100.0, 1e-6);
+    close(
+        mean,
+        (0.126_928_011_042_968_5 + 0.313_261_687_518_222_8 + 100.0) / 3.0,
+        1e-6,
+    );
+    // Agrees with the ir's mean bce_with_logits.
+    let mut g = Graph::new();
+    let z = g.input("z", TensorType::f32([2, 1]));
+    let y = g.input("y", TensorType::f32([2, 1]));
+    let l = trellis_ir::models::bce_with_logits(&mut g, z, y).unwrap();
+    let mut f = HashMap::new();
+    f.insert(z, Tensor::f32([2, 1], vec![2.0, -1.0]).unwrap());
+    f.insert(y, Tensor::f32([2, 1], vec![1.0, 0.0]).unwrap());
+    let r = run(&g, &f, &[l], Precision::F32).unwrap()[0].to_f32_vec()[0];
+    close(
+        r,
+        (0.126_928_011_042_968_5 + 0.313_261_687_518_222_8) / 2.0,
+        1e-6,
+    );
+}
+
+#[test]
+fn binary_crossentropy_from_probabilities_is_clipped() {
+    // No sigmoid: the output is taken as a probability. p=0.8, y=1: -ln 0.8; p=0.3, y=0: -ln 0.7;
+    // p=0, y=1: -ln 1e-7 (clipped, finite).
+    let (per, _) = eval_loss(
+        Loss::BinaryCrossentropy,
+        Activation::Linear,
+        &[0.8, 0.3, 0.0],
+        &[1.0, 0.0, 1.0],
+        1,
+    );
+    close(per[0], -(0.8f64.ln()), 1e-6);
+    close(per[1], -(0.7f64.ln()), 1e-6);
+    close(per[2], -(1e-7f64.ln()), 1e-3);
+}
+
+#[test]
+fn sparse_categorical_crossentropy_from_logits() {
+    // logits [1, 2, 3]: log-sum-exp = 3.4076059644443806.
+    let lse = 3.407_605_964_444_380_6;
+    let (per, _) = eval_loss(
+        Loss::SparseCategoricalCrossentropy,
+        Activation::Softmax,
+        &[1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 1000.0, 0.0, -1000.0],
+        &[0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0], // one-hot of 2, 0, 0
+        3,
+    );
+    close(per[0], lse - 3.0, 1e-6);
+    close(per[1], lse - 1.0, 1e-6);
+    close(per[2], 0.0, 1e-6); // stable with huge logits
+                              // Softmax sums to one and matches by hand.
+    let mut g = Graph::new();
+    let z = g.input("z", TensorType::f32([1, 5]));
+    let p = Activation::Softmax.apply(&mut g, z).unwrap();
+    let mut f = HashMap::new();
+    let zs = [0.5f32, -1.0, 2.0, 0.0, 1.5];
+    f.insert(z, Tensor::f32([1, 5], zs.to_vec()).unwrap());
+    let r = run(&g, &f, &[p], Precision::F32).unwrap()[0].to_f32_vec();
+    let s: f64 = zs.iter().map(|&v| (v as f64).exp()).sum();
+    for (a, v) in r.iter().zip(zs) {
+        close(*a, (v as f64).exp() / s, 1e-6);
+    }
+}
+
+#[test]
+fn mean_squared_error() {
+    let (per, mean) = eval_loss(
+        Loss::MeanSquaredError,
+        Activation::Linear,
+        &[1.0, 2.0, 0.5, 0.5],
+        &[0.0, 4.0, 0.5, 1.5],
+        2,
+    );
+    close(per[0], 2.5, 1e-7); // (1 + 4) / 2
+    close(per[1], 0.5, 1e-7); // (0 + 1) / 2
+    close(mean, 1.5, 1e-7);
+}
+
+/// Builds `loss(params)` and the optimiser's update, compiles it, and runs `steps` steps from
+/// `init`; returns the parameter values after each step.
+fn run_steps(
+    opt: Optimizer,
+    init: &[f32],
+    loss_fn: impl Fn(&mut Graph, &[NodeId]) -> NodeId,
+    steps: u64,
+) -> Vec<Vec<f32>> {
+    let mut g = Graph::new();
+    let ps: Vec<NodeId> = (0..init.len())
+        .map(|i| g.param(&format!("p{i}"), TensorType::f32([1])))
+        .collect();
+    let loss = loss_fn(&mut g, &ps);
+    let grads = trellis_autodiff::grad(&mut g, loss, &ps).unwrap();
+    let named: Vec<(String, NodeId)> = ps
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (format!("p{i}"), *p))
+        .collect();
+    let og = opt.build(&mut g, &named, &grads).unwrap();
+    g.set_outputs(vec![loss]);
+    let mut plan = compile(
+        &g,
+        &CompileOptions {
+            updates: og.updates.clone(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    for (p, v) in ps.iter().zip(init) {
+        plan.set_f32(*p, &[*v]).unwrap();
+    }
+    let mut out = Vec::new();
+    for step in 0..steps {
+        plan.set_f32(og.lr, &[opt.lr_for_step(step)]).unwrap();
+        plan.run().unwrap();
+        out.push(ps.iter().map(|p| plan.f32_slice(*p).unwrap()[0]).collect());
+    }
+    out
+}
+
+fn square(g: &mut Graph, ps: &[NodeId]) -> NodeId {
+    let sq = g.mul(ps[0], ps[0]).unwrap();
+    g.sum_all(sq).unwrap()
+}
+
+#[test]
+fn adam_two_steps_match_the_keras_formula() {
+    // loss = p^2 from p = 1 (gradient 2p); Keras Adam by hand in f64.
+    let (lr, b1, b2, eps) = (1e-3f64, 0.9f64, 0.999f64, 1e-7f64);
+    let (mut p, mut m, mut v) = (1.0f64, 0.0, 0.0);
+    let mut want = Vec::new();
+    for t in 1..=2 {
+        let g = 2.0 * p;
+        m = b1 * m + (1.0 - b1) * g;
+        v = b2 * v + (1.0 - b2) * g * g;
+        let lr_t = lr * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
+        p -= lr_t * m / (v.sqrt() + eps);
+        want.push(p);
+    }
+    // Step 1 moves by almost exactly lr (Adam's first step is lr * sign(g)).
+    assert!((want[0] - 0.999).abs() < 1e-7);
+    let got = run_steps(Adam::default().into(), &[1.0], square, 2);
+    close(got[0][0], want[0], 1e-7);
+    close(got[1][0], want[1], 1e-7);
+    assert!(got[1][0] < got[0][0]);
+}
+
+#[test]
+fn sgd_momentum_and_nesterov_match_by_hand() {
+    // lr 0.1, momentum 0.9, loss p^2 from 1: v1 = -0.2, p1 = 0.8; g2 = 1.6, v2 = -0.34,
+    // p2 = 0.46.
+    let got = run_steps(Sgd::new(0.1).with_momentum(0.9).into(), &[1.0], square, 2);
+    close(got[0][0], 0.8, 1e-6);
+    close(got[1][0], 0.46, 1e-6);
+    // Nesterov: p1 = 1 + 0.9 * -0.2 - 0.2 = 0.62.
+    let got = run_steps(
+        Sgd::new(0.1).with_momentum(0.9).with_nesterov(true).into(),
+        &[1.0],
+        square,
+        1,
+    );
+    close(got[0][0], 0.62, 1e-6);
+    // Plain SGD: p1 = 1 - 0.1 * 2.
+    let got = run_steps(Sgd::new(0.1).into(), &[1.0], square, 1);
+    close(got[0][0], 0.8, 1e-6);
+}
+
+#[test]
+fn clipping_by_global_norm() {
+    // loss = 3 p0 + 4 q0: gradients (3, 4), global norm 5.
+    let lin = |g: &mut Graph, ps: &[NodeId]| {
+        let three = g.scalar(3.0, trellis_ir::DType::F32);
+        let four = g.scalar(4.0, trellis_ir::DType::F32);
+        let a = g.mul(ps[0], three).unwrap();
+        let b = g.mul(ps[1], four).unwrap();
+        let s = g.add(a, b).unwrap();
+        g.sum_all(s).unwrap()
+    };
+    let got = run_steps(
+        Sgd::new(1.0).with_global_clipnorm(1.0).into(),
+        &[0.0, 0.0],
+        lin,
+        1,
+    );
+    close(got[0][0], -0.6, 1e-6);
+    close(got[0][1], -0.8, 1e-6);
+    let got = run_steps(
+        Sgd::new(1.0).with_global_clipnorm(10.0).into(),
+        &[0.0, 0.0],
+        lin,
+        1,
+    );
+    close(got[0][0], -3.0, 1e-6);
+    close(got[0][1], -4.0, 1e-6);
+}
+
+#[test]
+fn accuracy_binary_and_categorical() {
+    // Binary: threshold 0.5 on the probability.
+    let (ok, n) = accuracy_counts(
+        Loss::BinaryCrossentropy,
+        &[0.9, 0.2, 0.6, 0.4],
+        &[1.0, 0.0, 0.0, 0.0],
+        4,
+        1,
+    );
+    assert_eq!((ok, n), (3, 4));
+    // Sparse categorical: argmax against the class id.
+    let (ok, n) = accuracy_counts(
+        Loss::SparseCategoricalCrossentropy,
+        &[0.1, 0.7, 0.2, 0.5, 0.3, 0.2],
+        &[1.0, 2.0],
+        2,
+        3,
+    );
+    assert_eq!((ok, n), (1, 2));
+}

@@ -1,0 +1,90 @@
+//! The seed model: the classic Keras IMDB sentiment LSTM.
+//!
+//! ```text
+//! cargo run --release --example imdb                       # embedded 2,000/1,000 subset, offline
+//! scripts/fetch-imdb.sh                                    # the full 25k/25k set, once
+//! cargo run --release --example imdb -- --data data/imdb-full --epochs 3 [--batch 128]
+//!     [--maxlen 200] [--save model.safetensors]
+//! ```
+use std::time::Instant;
+
+use trellis::nn::prelude::*;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse()?;
+    let ds = match &args.data {
+        Some(dir) => data::imdb::load_dir(dir)?,
+        None => data::imdb::subset()?,
+    };
+    let enc = data::encode_dataset(&ds, 10_000, args.maxlen)?;
+    println!(
+        "{} train / {} test reviews, maxlen {}",
+        enc.n_train(),
+        enc.n_test(),
+        args.maxlen
+    );
+
+    let mut model = Sequential::new()
+        .add(Embedding::new(10_000, 128))
+        .add(LstmConfig::new(128).with_return_sequences(true))
+        .add(Lstm::new(128))
+        .add(Dense::new(1, Activation::Sigmoid));
+    model.compile(
+        Adam::default(),
+        Loss::BinaryCrossentropy,
+        &[Metric::Accuracy],
+    )?;
+
+    let mut opts = FitOptions::new(args.epochs, args.batch);
+    opts.checkpoint = args.save.clone().map(Into::into);
+    let t = Instant::now();
+    model.fit(&enc.x_train, &enc.y_train, &opts)?;
+    let train_s = t.elapsed().as_secs_f64();
+
+    let test = model.evaluate(&enc.x_test, &enc.y_test)?;
+    println!(
+        "test loss {:.4} - test accuracy {:.4} ({:.1} s training, {:.1} s per epoch)",
+        test.loss,
+        test.accuracy.unwrap_or(f64::NAN),
+        train_s,
+        train_s / args.epochs as f64
+    );
+    Ok(())
+}
+
+struct Args {
+    data: Option<String>,
+    epochs: usize,
+    batch: usize,
+    maxlen: usize,
+    save: Option<String>,
+}
+
+impl Args {
+    fn parse() -> Result<Args, String> {
+        let mut a = Args {
+            data: None,
+            epochs: 3,
+            batch: 128,
+            maxlen: 200,
+            save: None,
+        };
+        let mut it = std::env::args().skip(1);
+        while let Some(flag) = it.next() {
+            let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+            let num = |v: String| {
+                v.parse::<usize>()
+                    .map_err(|_| format!("{flag}: not a number: {v}"))
+            };
+            match flag.as_str() {
+                "--data" => a.data = Some(value()?),
+                "--epochs" => a.epochs = num(value()?)?,
+                "--batch" => a.batch = num(value()?)?,
+                "--maxlen" => a.maxlen = num(value()?)?,
+                "--save" => a.save = Some(value()?),
+                _ => return Err(format!("unknown argument {flag}\nusage: imdb [--data DIR] [--epochs N] [--batch B] [--maxlen L] [--save PATH]")),
+            }
+        }
+        Ok(a)
+    }
+}
