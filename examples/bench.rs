@@ -125,6 +125,9 @@ fn main() {
     let t = Instant::now();
     for _ in 0..steps {
         train.run().unwrap();
+        if std::env::var_os("TRELLIS_BENCH_LOSS").is_some() {
+            eprintln!("loss {:.5}", train.get(m.loss).unwrap().to_f64_vec()[0]);
+        }
     }
     let train_sps = (steps * c.batch) as f64 / t.elapsed().as_secs_f64();
     let loss = train.get(m.loss).unwrap().to_f64_vec()[0];

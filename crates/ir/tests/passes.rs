@@ -121,3 +121,19 @@ fn column_slices_move_through_elementwise_ops() {
     assert_eq!(g.op(g.operands(y1)[0]).name(), "add");
     assert_eq!(run(&g, &feeds, &[y1, y2], Precision::F32).unwrap(), before);
 }
+
+#[test]
+fn cse_never_merges_distinct_large_constants() {
+    // v and -v of even length once hashed alike (the sign bits cancelled in an FNV key).
+    let mut g = Graph::new();
+    let v: Vec<f32> = vec![0.05; 20];
+    let a = g.constant(Tensor::f32([20], v.clone()).unwrap());
+    let b = g.constant(Tensor::f32([20], v.iter().map(|x| -x).collect()).unwrap());
+    let a2 = g.constant(Tensor::f32([20], v).unwrap());
+    let s = g.add(a, b).unwrap();
+    let t = g.add(s, a2).unwrap();
+    g.set_outputs(vec![t]);
+    assert_eq!(cse(&mut g), 1, "only the equal constant merges");
+    let out = run(&g, &Feeds::new(), &[t], Precision::F32).unwrap();
+    assert_eq!(out[0].as_f32().unwrap(), &[0.05f32; 20]);
+}

@@ -213,6 +213,10 @@ impl Plan {
     pub fn profile(&self) -> &Profile {
         &self.profile
     }
+    /// Number of steps the plan runs.
+    pub fn step_count(&self) -> usize {
+        self.steps.len()
+    }
     /// A one-line description of step `i` (kind and extents), for profiles.
     pub fn describe_step(&self, i: usize) -> String {
         match &self.steps[i] {
@@ -227,17 +231,21 @@ impl Plan {
                 outs,
             } => {
                 format!(
-                    "kernel {rows}x{cols} ins {} outs {} ({} bcast) {:?}",
+                    "kernel {rows}x{cols} ins {} outs {} ({} bcast) {:?} -> {:?}",
                     ins.len(),
                     outs.len(),
                     kernel.col_broadcast().len(),
-                    ins.iter().map(|l| l.rs).collect::<Vec<_>>()
+                    ins.iter().map(|l| (l.off, l.rs)).collect::<Vec<_>>(),
+                    outs.iter().map(|l| (l.off, l.rs)).collect::<Vec<_>>()
                 )
             }
             Step::Gather { node, .. } => format!("gather {node}"),
             Step::ScatterAdd { node, .. } => format!("scatter_add {node}"),
-            Step::Reduce { src, mode, .. } => {
-                format!("reduce {:?} {}x{}", mode, src.rows, src.cols)
+            Step::Reduce { src, mode, out, .. } => {
+                format!(
+                    "reduce {:?} {}x{} {} -> {}",
+                    mode, src.rows, src.cols, src.off, out.off
+                )
             }
             Step::Fallback { node, .. } => format!("fallback {node}"),
         }

@@ -51,12 +51,17 @@ impl fmt::Debug for Constant {
         if t.numel() <= 16 {
             write!(f, "Constant({} {:?})", t.ty(), t.data())
         } else {
-            // FNV-1a over the bits: equal data gives equal keys.
-            let mut h: u64 = 0xcbf29ce484222325;
-            for x in t.to_f64_vec() {
-                h = (h ^ x.to_bits()).wrapping_mul(0x100000001b3);
-            }
-            write!(f, "Constant({} #{h:016x})", t.ty())
+            // Two SipHashes (data forwards and backwards) over the bits: a 128-bit key, so
+            // distinct constants never merge in CSE. (A plain FNV lets `v` and `-v` collide
+            // for an even length: the sign bits cancel.)
+            use std::hash::{Hash, Hasher};
+            let bits: Vec<u64> = t.to_f64_vec().iter().map(|x| x.to_bits()).collect();
+            let mut a = std::collections::hash_map::DefaultHasher::new();
+            bits.hash(&mut a);
+            let mut b = std::collections::hash_map::DefaultHasher::new();
+            bits.iter().rev().for_each(|x| x.hash(&mut b));
+            let h = ((a.finish() as u128) << 64) | b.finish() as u128;
+            write!(f, "Constant({} #{h:032x})", t.ty())
         }
     }
 }
