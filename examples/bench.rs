@@ -136,8 +136,18 @@ fn main() {
     let mut gi = Graph::new();
     let mi = seed_model(&mut gi, &c).unwrap();
     gi.set_outputs(vec![mi.logits]);
-    let threads = std::env::var("TRELLIS_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(CompileOptions::default().threads);
-    let mut infer = compile(&gi, &CompileOptions { threads, ..Default::default() }).unwrap();
+    let threads = std::env::var("TRELLIS_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(CompileOptions::default().threads);
+    let mut infer = compile(
+        &gi,
+        &CompileOptions {
+            threads,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     fill(&mut infer, &gi, mi.ids, mi.labels, &mi.params, &c);
     infer.run().unwrap();
     infer.reset_profile();

@@ -110,6 +110,9 @@ pub fn seed_model(g: &mut Graph, c: &SeedConfig) -> Result<SeedModel> {
     let loss = bce_with_logits(g, logits, labels)?;
     g.set_name(loss, "loss");
     g.set_outputs(vec![loss, logits]);
+    // The embedding lookup folded into the first projection (before any `grad`, so the
+    // backward graph takes the cheaper form too).
+    crate::passes::gather_before_matmul(g);
     Ok(SeedModel {
         ids,
         labels,

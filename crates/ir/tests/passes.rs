@@ -137,3 +137,38 @@ fn cse_never_merges_distinct_large_constants() {
     let out = run(&g, &Feeds::new(), &[t], Precision::F32).unwrap();
     assert_eq!(out[0].as_f32().unwrap(), &[0.05f32; 20]);
 }
+
+#[test]
+fn embedding_lookups_fold_into_the_projection() {
+    use trellis_ir::passes::gather_before_matmul;
+    let mut g = Graph::new();
+    let table = g.param("table", TensorType::f32([3, 2]));
+    let w = g.param("w", TensorType::f32([4, 2]));
+    let ids = g.input("ids", TensorType::i64([2, 3]));
+    let x = g.gather(table, ids).unwrap();
+    let x = g.reshape(x, [6, 2]).unwrap();
+    let y = g.matmul_t(x, w, false, true).unwrap();
+    g.set_outputs(vec![y]);
+    let feeds: Feeds = [
+        (
+            table,
+            Tensor::f32([3, 2], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap(),
+        ),
+        (
+            w,
+            Tensor::f32([4, 2], vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 2.0, -1.0]).unwrap(),
+        ),
+        (ids, Tensor::i64([2, 3], vec![2, 0, 2, 1, 1, 0]).unwrap()),
+    ]
+    .into();
+    let before = run(&g, &feeds, g.outputs(), Precision::F32).unwrap();
+    assert_eq!(gather_before_matmul(&mut g), 1, "3 table rows < 6 lookups");
+    dce(&mut g);
+    let out = g.outputs()[0];
+    assert_eq!(g.op(out).name(), "reshape");
+    assert_eq!(g.op(g.operands(out)[0]).name(), "gather");
+    // Row 0 looks up id 2: (5, 6) projected by w = [5, 6, 11, 4].
+    let after = run(&g, &feeds, &[out], Precision::F32).unwrap();
+    assert_eq!(after, before);
+    assert_eq!(&after[0].as_f32().unwrap()[..4], &[5.0, 6.0, 11.0, 4.0]);
+}

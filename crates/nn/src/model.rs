@@ -554,6 +554,9 @@ impl Sequential {
         let loss = weighted_sum(&mut g, per, w)?;
         g.set_name(loss, "loss");
         let optimizer = if training {
+            // Before differentiating: an embedding followed by a projection projects the table
+            // once, and the backward graph follows that cheaper form.
+            trellis_ir::passes::gather_before_matmul(&mut g);
             let grads = trellis_autodiff::grad(&mut g, loss, &params)?;
             let named: Vec<(String, NodeId)> = self
                 .specs

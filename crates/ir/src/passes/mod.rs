@@ -3,23 +3,27 @@
 mod cse;
 mod dce;
 mod fold;
+mod gather_matmul;
 mod gather_sums;
 mod slice_through;
 
 pub use cse::cse;
 pub use dce::dce;
 pub use fold::{constant_fold, FOLD_LIMIT};
+pub use gather_matmul::gather_before_matmul;
 pub use gather_sums::{batch_weight_gradients, pads_to_concat};
 pub use slice_through::slices_through_elementwise;
 
 use crate::Graph;
 
-/// The standard pipeline: fold constants, merge common subexpressions, push column slices
+/// The standard pipeline: fold constants, merge common subexpressions, fold embedding
+/// lookups into the projection after them, push column slices
 /// through elementwise ops, assemble sums of
 /// pads and per-step weight gradients, drop dead nodes.
 pub fn optimize(g: &mut Graph) {
     constant_fold(g);
     cse(g);
+    gather_before_matmul(g);
     slices_through_elementwise(g);
     pads_to_concat(g);
     batch_weight_gradients(g);

@@ -1,0 +1,58 @@
+//! Embedding lookups folded into the projection that follows them:
+//! `gather(E, ids) W^T = gather(E W^T, ids)`.
+//!
+//! Row selection commutes with multiplying on the right, so when the table has fewer rows than
+//! are looked up (a vocabulary of 10,000 against `T·B` = 25,600 tokens), projecting the table
+//! once is cheaper than projecting every looked-up row: 1.3 instead of 3.4 GFLOP for the seed
+//! model's first LSTM layer, and its backward becomes a scatter into the projected table.
+use crate::ops::{Gather, MatMul, Reshape};
+use crate::{Graph, NodeId};
+
+/// Rewrites `matmul(reshape?(gather(E, ids)), W)` into `reshape(gather(matmul(E, W), ids))`
+/// when the lookup feeds only this product and the table is smaller than the lookup. Returns
+/// the number rewritten. Run it before `autodiff::grad` so the backward graph follows.
+pub fn gather_before_matmul(g: &mut Graph) -> usize {
+    let mut count = 0;
+    for m in g.topo_order() {
+        let Some(mm) = g.op(m).as_any().downcast_ref::<MatMul>().copied() else {
+            continue;
+        };
+        if mm.transpose_a {
+            continue;
+        }
+        let (x, w) = (g.operands(m)[0], g.operands(m)[1]);
+        // Through an optional reshape to the gathered rows.
+        let (gat, via_reshape) = if g.op(x).as_any().is::<Reshape>() {
+            (g.operands(x)[0], true)
+        } else {
+            (x, false)
+        };
+        if !g.op(gat).as_any().is::<Gather>() {
+            continue;
+        }
+        let single_use =
+            |n: NodeId, user: NodeId| g.users(n) == [user] && !g.outputs().contains(&n);
+        if !single_use(x, m) || (via_reshape && !single_use(gat, x)) {
+            continue;
+        }
+        let (table, ids) = (g.operands(gat)[0], g.operands(gat)[1]);
+        let t = g.ty(table).dims().to_vec();
+        let rows = g.ty(x).dims()[0];
+        if t.len() != 2 || t[0] >= rows {
+            continue;
+        }
+        let Ok(tw) = g.matmul_t(table, w, false, mm.transpose_b) else {
+            continue;
+        };
+        let Ok(picked) = g.gather(tw, ids) else {
+            continue;
+        };
+        let shape = g.ty(m).shape.clone();
+        let Ok(out) = g.reshape(picked, shape) else {
+            continue;
+        };
+        g.replace_uses(m, out);
+        count += 1;
+    }
+    count
+}
