@@ -45,9 +45,9 @@ pub struct SeedModel {
     pub loss: NodeId,
 }
 
-/// Binary cross-entropy from logits, stable for large |z|:
-/// `mean(max(z, 0) - z y + log(1 + exp(-|z|)))`.
-pub fn bce_with_logits(g: &mut Graph, z: NodeId, y: NodeId) -> Result<NodeId> {
+/// Binary cross-entropy from logits `z [B, K]`, per sample (`[B, 1]`), stable for large |z|:
+/// `mean_k(max(z, 0) - z y + log(1 + exp(-|z|)))`.
+pub fn bce_with_logits_per_sample(g: &mut Graph, z: NodeId, y: NodeId) -> Result<NodeId> {
     let zero = g.scalar_like(z, 0.0)?;
     let one = g.scalar_like(z, 1.0)?;
     let relu = g.maximum(z, zero)?;
@@ -59,7 +59,13 @@ pub fn bce_with_logits(g: &mut Graph, z: NodeId, y: NodeId) -> Result<NodeId> {
     let l = g.log(e1)?;
     let t = g.sub(relu, zy)?;
     let t = g.add(t, l)?;
-    g.mean_all(t)
+    g.mean(t, &[1], true)
+}
+
+/// Mean binary cross-entropy from logits over the batch, a scalar.
+pub fn bce_with_logits(g: &mut Graph, z: NodeId, y: NodeId) -> Result<NodeId> {
+    let per = bce_with_logits_per_sample(g, z, y)?;
+    g.mean_all(per)
 }
 
 /// Builds the seed model forward graph with its loss; sets the graph outputs to `[loss, logits]`.

@@ -6,6 +6,23 @@ use crate::{JitError, Kernel};
 use std::sync::Arc;
 use trellis_ir::{Op, Tensor, TensorType};
 
+/// The GEMM view of a window, read transposed when `t`.
+fn mat(l: &Loc, t: bool) -> Mat {
+    if t {
+        Mat {
+            off: l.off,
+            rs: 1,
+            cs: l.rs as isize,
+        }
+    } else {
+        Mat {
+            off: l.off,
+            rs: l.rs as isize,
+            cs: 1,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ReduceMode {
     /// `out[c] = sum_r x[r, c]`
@@ -158,21 +175,6 @@ impl Step {
                 tb,
                 c,
             } => {
-                let mat = |l: &Loc, t: bool| {
-                    if t {
-                        Mat {
-                            off: l.off,
-                            rs: 1,
-                            cs: l.rs as isize,
-                        }
-                    } else {
-                        Mat {
-                            off: l.off,
-                            rs: l.rs as isize,
-                            cs: 1,
-                        }
-                    }
-                };
                 let (ma, mb, mc) = (mat(a, *ta), mat(b, *tb), mat(c, false));
                 // SAFETY: `finish` checked that every window lies inside `mem`; a node's
                 // output never shares memory with its operands (distinct buffers or disjoint
@@ -323,29 +325,8 @@ pub(crate) fn exec_rows(s: &Step, r0: usize, r1: usize, base: SendPtr) {
             n, k, a, b, tb, c, ..
         } => {
             let (a, c) = (rows_of(a, r0, r1), rows_of(c, r0, r1));
-            let mb = if *tb {
-                Mat {
-                    off: b.off,
-                    rs: 1,
-                    cs: b.rs as isize,
-                }
-            } else {
-                Mat {
-                    off: b.off,
-                    rs: b.rs as isize,
-                    cs: 1,
-                }
-            };
-            let ma = Mat {
-                off: a.off,
-                rs: a.rs as isize,
-                cs: 1,
-            };
-            let mc = Mat {
-                off: c.off,
-                rs: c.rs as isize,
-                cs: 1,
-            };
+            let mb = mat(b, *tb);
+            let (ma, mc) = (mat(&a, false), mat(&c, false));
             // SAFETY: row windows of checked windows stay inside the memory; `split_runs`
             // proved that no other thread touches the rows written here.
             unsafe { sgemm(base.at(0), r1 - r0, *n, *k, ma, mb, mc, 1) };

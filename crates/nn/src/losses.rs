@@ -1,6 +1,7 @@
 //! Losses as graph builders. Each gives a per-sample loss `[B, 1]`; the model reduces it with a
 //! per-sample weight input (`sum(loss * w)`, `w = 1/n` on the `n` real rows of a batch and 0 on
 //! padding rows), so one plan at the full batch size trains a partial batch exactly.
+use trellis_ir::models::bce_with_logits_per_sample;
 use trellis_ir::{Graph, NodeId};
 
 use crate::layers::Activation;
@@ -51,7 +52,7 @@ impl Loss {
     ) -> Result<NodeId> {
         match (self, logits) {
             (Loss::BinaryCrossentropy, Some((z, Activation::Sigmoid))) => {
-                bce_with_logits_per_sample(g, z, y)
+                Ok(bce_with_logits_per_sample(g, z, y)?)
             }
             (Loss::BinaryCrossentropy, _) => bce_per_sample(g, pred, y),
             (Loss::SparseCategoricalCrossentropy, Some((z, Activation::Softmax))) => {
@@ -72,24 +73,6 @@ impl Loss {
 pub fn weighted_sum(g: &mut Graph, per_sample: NodeId, w: NodeId) -> Result<NodeId> {
     let l = g.mul(per_sample, w)?;
     Ok(g.sum_all(l)?)
-}
-
-/// Binary cross-entropy from logits `z [B, K]` per sample, `[B, 1]`:
-/// `mean_k(max(z, 0) - z y + log(1 + exp(-|z|)))`, the formula of
-/// [`trellis_ir::models::bce_with_logits`] without its mean over the batch.
-pub fn bce_with_logits_per_sample(g: &mut Graph, z: NodeId, y: NodeId) -> Result<NodeId> {
-    let zero = g.scalar_like(z, 0.0)?;
-    let one = g.scalar_like(z, 1.0)?;
-    let relu = g.maximum(z, zero)?;
-    let zy = g.mul(z, y)?;
-    let a = g.abs(z)?;
-    let na = g.neg(a)?;
-    let e = g.exp(na)?;
-    let e1 = g.add(one, e)?;
-    let l = g.log(e1)?;
-    let t = g.sub(relu, zy)?;
-    let t = g.add(t, l)?;
-    Ok(g.mean(t, &[1], true)?)
 }
 
 /// Probability clipped to `[1e-7, 1 - 1e-7]` (Keras's epsilon).
