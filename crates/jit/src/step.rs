@@ -336,8 +336,8 @@ pub(crate) fn exec_rows(s: &Step, r0: usize, r1: usize, base: SendPtr) {
 }
 
 /// Largest steps worth running as half-batch chains (bigger ones parallelise internally).
-const SPLIT_MAX_KERNEL: usize = 1 << 17;
-const SPLIT_MAX_GEMM: usize = 1 << 24;
+const SPLIT_MAX_KERNEL: usize = 1 << 18;
+const SPLIT_MAX_GEMM: usize = 1 << 26;
 /// Shortest run worth a fork-join.
 const SPLIT_MIN_RUN: usize = 4;
 
