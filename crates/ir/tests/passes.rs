@@ -172,3 +172,40 @@ fn embedding_lookups_fold_into_the_projection() {
     assert_eq!(after, before);
     assert_eq!(&after[0].as_f32().unwrap()[..4], &[5.0, 6.0, 11.0, 4.0]);
 }
+
+#[test]
+fn a_bias_after_the_folded_projection_goes_into_the_table() {
+    use trellis_ir::passes::gather_before_matmul;
+    let mut g = Graph::new();
+    let table = g.param("table", TensorType::f32([2, 2]));
+    let w = g.param("w", TensorType::f32([3, 2]));
+    let b = g.param("b", TensorType::f32([3]));
+    let ids = g.input("ids", TensorType::i64([4]));
+    let x = g.gather(table, ids).unwrap();
+    let y = g.matmul_t(x, w, false, true).unwrap();
+    let z = g.add(y, b).unwrap();
+    let out = g.sigmoid(z).unwrap();
+    g.set_outputs(vec![out]);
+    let feeds: Feeds = [
+        (
+            table,
+            Tensor::f32([2, 2], vec![1.0, -1.0, 0.5, 2.0]).unwrap(),
+        ),
+        (
+            w,
+            Tensor::f32([3, 2], vec![1.0, 0.0, 0.0, 1.0, 0.5, 0.5]).unwrap(),
+        ),
+        (b, Tensor::f32([3], vec![0.1, 0.2, 0.3]).unwrap()),
+        (ids, Tensor::i64([4], vec![1, 0, 0, 1]).unwrap()),
+    ]
+    .into();
+    let before = run(&g, &feeds, &[out], Precision::F32).unwrap();
+    assert_eq!(gather_before_matmul(&mut g), 1);
+    dce(&mut g);
+    assert!(!g.contains(z), "the per-row bias add is gone");
+    // The table is projected and biased once: gather(table W^T + b, ids).
+    let gather = g.operands(out)[0];
+    assert_eq!(g.op(gather).name(), "gather");
+    assert_eq!(g.op(g.operands(gather)[0]).name(), "add");
+    assert_eq!(run(&g, &feeds, &[out], Precision::F32).unwrap(), before);
+}
