@@ -111,6 +111,16 @@ impl Step {
     }
 }
 
+/// Runs `f` over `0..n`, as two halves on two threads when `threads > 1` and `n` is large.
+fn in_halves(threads: usize, n: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
+    if threads > 1 && n >= 512 {
+        let mid = n / 2;
+        rayon::join(|| f(0..mid), || f(mid..n));
+    } else {
+        f(0..n);
+    }
+}
+
 /// Reads a window into a dense row-major vector.
 pub(crate) fn read(mem: &[f32], l: Loc) -> Vec<f32> {
     if l.is_dense() {
@@ -204,10 +214,18 @@ impl Step {
                 trellis_ir::ops::check_ids("gather", ids, *vocab)
                     .map_err(|e| JitError::Ir(e.at(node.clone())))?;
                 let row = table.numel() / (*vocab).max(1);
-                for (p, &id) in ids.iter().enumerate() {
-                    let src = table.off + id as usize * row;
-                    mem.copy_within(src..src + row, out.off + p * row);
-                }
+                let (t0, o0, base) = (table.off, out.off, SendPtr(mem.as_mut_ptr()));
+                in_halves(threads, ids.len(), |ps| {
+                    for p in ps {
+                        let src = t0 + ids[p] as usize * row;
+                        // SAFETY: ids are checked against the table above and `finish` checked
+                        // both windows lie in `mem`; the table is another node's buffer, so it
+                        // does not overlap the output, and each half writes its own rows.
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(base.at(src), base.at(o0 + p * row), row)
+                        };
+                    }
+                });
                 Ok(2)
             }
             Step::ScatterAdd {
@@ -221,14 +239,30 @@ impl Step {
                 trellis_ir::ops::check_ids("scatter_add", ids, *rows)
                     .map_err(|e| JitError::Ir(e.at(node.clone())))?;
                 let row = out.numel() / (*rows).max(1);
-                let (src, out) = (*src, *out);
-                mem[out.off..out.off + out.numel()].fill(0.0);
-                for (p, &id) in ids.iter().enumerate() {
-                    let (s, d) = (src.off + p * row, out.off + id as usize * row);
-                    for k in 0..row {
-                        mem[d + k] += mem[s + k];
+                let (s0, o0, n, base) = (src.off, out.off, *rows, SendPtr(mem.as_mut_ptr()));
+                // Each half owns a range of output rows and scans every id for it: no two
+                // threads add into one row.
+                in_halves(threads, n, |owned| {
+                    // SAFETY: `finish` checked both windows lie in `mem`; ids are checked
+                    // against the output's rows above; the source is another node's buffer;
+                    // this half writes only output rows in `owned`.
+                    unsafe {
+                        std::ptr::write_bytes(
+                            base.at(o0 + owned.start * row),
+                            0,
+                            owned.len() * row,
+                        );
+                        for (p, &id) in ids.iter().enumerate() {
+                            let id = id as usize;
+                            if owned.contains(&id) {
+                                let (s, d) = (base.at(s0 + p * row), base.at(o0 + id * row));
+                                for k in 0..row {
+                                    *d.add(k) += *s.add(k);
+                                }
+                            }
+                        }
                     }
-                }
+                });
                 Ok(2)
             }
             Step::Reduce {

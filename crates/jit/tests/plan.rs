@@ -58,14 +58,15 @@ fn seed_training_graph(c: &SeedConfig, seed: u64) -> (Graph, Feeds, Vec<NodeId>)
 
 #[test]
 fn seed_model_loss_and_every_gradient_match_the_interpreter() {
-    // A tiny size, and one whose batch-sized constants are too long to print in a CSE key.
-    for (batch, hidden) in [(4, 8), (20, 12)] {
+    // A tiny size; one whose batch-sized constants are too long to print in a CSE key; one
+    // large enough that gathers and scatters run as two halves (>= 512 rows).
+    for (vocab, seq, batch, hidden) in [(50, 6, 4, 8), (50, 6, 20, 12), (600, 10, 60, 8)] {
         let c = SeedConfig {
-            vocab: 50,
+            vocab,
             embed: 8,
             hidden,
             layers: 2,
-            seq: 6,
+            seq,
             batch,
             dtype: DType::F32,
         };
