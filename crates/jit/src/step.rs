@@ -272,7 +272,7 @@ impl Step {
                 out,
             } => {
                 let (src, out, scale) = (*src, *out, *scale);
-                match mode {
+                let acc: Vec<f32> = match mode {
                     ReduceMode::Rows => {
                         let mut acc = vec![0f32; src.cols];
                         for r in 0..src.rows {
@@ -286,37 +286,23 @@ impl Step {
                                 }
                             }
                         }
-                        acc.iter_mut().for_each(|a| *a *= scale);
-                        write(
-                            mem,
-                            Loc {
-                                rows: 1,
-                                cols: out.numel(),
-                                rs: out.numel(),
-                                ..out
-                            },
-                            &acc,
-                        );
+                        acc.iter_mut().map(|a| *a * scale).collect()
                     }
-                    ReduceMode::Cols => {
-                        let acc: Vec<f32> = (0..src.rows)
-                            .map(|r| {
-                                let s: f64 = (0..src.cols).map(|c| mem[src.at(r, c)] as f64).sum();
-                                s as f32 * scale
-                            })
-                            .collect();
-                        write(
-                            mem,
-                            Loc {
-                                rows: 1,
-                                cols: out.numel(),
-                                rs: out.numel(),
-                                ..out
-                            },
-                            &acc,
-                        );
-                    }
-                }
+                    ReduceMode::Cols => (0..src.rows)
+                        .map(|r| {
+                            let s: f64 = (0..src.cols).map(|c| mem[src.at(r, c)] as f64).sum();
+                            s as f32 * scale
+                        })
+                        .collect(),
+                };
+                // The output is dense: write it as one row.
+                let row = Loc {
+                    rows: 1,
+                    cols: out.numel(),
+                    rs: out.numel(),
+                    ..out
+                };
+                write(mem, row, &acc);
                 Ok(2)
             }
             Step::Fallback { op, ins, out, node } => {
