@@ -209,3 +209,39 @@ fn a_bias_after_the_folded_projection_goes_into_the_table() {
     assert_eq!(g.op(g.operands(gather)[0]).name(), "add");
     assert_eq!(run(&g, &feeds, &[out], Precision::F32).unwrap(), before);
 }
+
+#[test]
+fn weights_read_transposed_many_times_are_transposed_once() {
+    use trellis_ir::passes::{pretranspose_weights, PRETRANSPOSE_MIN_USES};
+    let mut g = Graph::new();
+    let w = g.param("w", TensorType::f32([3, 2]));
+    let mut h = g.input("h", TensorType::f32([1, 2]));
+    let mut products = Vec::new();
+    for _ in 0..PRETRANSPOSE_MIN_USES {
+        let z = g.matmul_t(h, w, false, true).unwrap(); // [1, 3]
+        products.push(z);
+        h = g.slice(z, 1, 0, 2).unwrap();
+    }
+    g.set_outputs(vec![h]);
+    let feeds: Feeds = [
+        (
+            w,
+            Tensor::f32([3, 2], vec![0.5, -1.0, 1.0, 0.25, 2.0, 2.0]).unwrap(),
+        ),
+        (
+            g.find_input("h").unwrap(),
+            Tensor::f32([1, 2], vec![1.0, 2.0]).unwrap(),
+        ),
+    ]
+    .into();
+    let before = run(&g, &feeds, &[h], Precision::F32).unwrap();
+    assert_eq!(pretranspose_weights(&mut g), PRETRANSPOSE_MIN_USES);
+    dce(&mut g);
+    assert!(products.iter().all(|&p| !g.contains(p)));
+    let transposes = g
+        .node_ids()
+        .filter(|&n| g.op(n).name() == "transpose")
+        .count();
+    assert_eq!(transposes, 1, "one transposed copy serves every product");
+    assert_eq!(run(&g, &feeds, &[h], Precision::F32).unwrap(), before);
+}

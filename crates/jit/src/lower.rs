@@ -285,6 +285,17 @@ impl<'g> Builder<'g> {
                     }
                 }
             }
+            let is_matrix_transpose = any
+                .downcast_ref::<trellis_ir::ops::Transpose>()
+                .is_some_and(|t| t.perm.as_slice() == [1, 0]);
+            if is_matrix_transpose && !self.loc(ops[0]).cb {
+                let src = self.loc(ops[0]);
+                let dst = self.out_loc(n);
+                if dst.is_dense() {
+                    self.steps.push(Step::Transpose { src, dst });
+                    return Ok(());
+                }
+            }
             if let Some((mode, scale, view)) = self.reduction(n, ops[0]) {
                 let out = self.out_loc(n);
                 if out.is_dense() {
@@ -692,6 +703,10 @@ impl Builder<'_> {
                     mode,
                     scale,
                     out: abs(out),
+                },
+                Step::Transpose { src, dst } => Step::Transpose {
+                    src: abs(src),
+                    dst: abs(dst),
                 },
                 Step::Fallback { op, ins, out, node } => Step::Fallback {
                     op,

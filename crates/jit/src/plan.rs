@@ -126,6 +126,7 @@ pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Plan, JitError> {
         }
     };
     lap("clone");
+    passes::pretranspose_weights(&mut g);
     passes::optimize(&mut g);
     lap("optimize");
     // Requested node -> its node in the optimised graph (CSE may have merged it).
@@ -248,6 +249,7 @@ impl Plan {
                 )
             }
             Step::Fallback { node, .. } => format!("fallback {node}"),
+            Step::Transpose { src, .. } => format!("transpose {}x{}", src.rows, src.cols),
         }
     }
 

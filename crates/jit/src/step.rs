@@ -82,6 +82,8 @@ pub(crate) enum Step {
         out: Val,
         node: String,
     },
+    /// `dst = src^T` for a matrix (a weight transposed once per run).
+    Transpose { src: Loc, dst: Loc },
 }
 
 impl Step {
@@ -91,7 +93,7 @@ impl Step {
             Step::Kernel { ins, .. } => ins.clone(),
             Step::Gather { table, .. } => vec![*table],
             Step::ScatterAdd { src, .. } => vec![*src],
-            Step::Reduce { src, .. } => vec![*src],
+            Step::Reduce { src, .. } | Step::Transpose { src, .. } => vec![*src],
             Step::Fallback { ins, .. } => ins
                 .iter()
                 .filter_map(|(v, _)| if let Val::F(l) = v { Some(*l) } else { None })
@@ -105,6 +107,7 @@ impl Step {
             Step::Gather { out, .. } | Step::ScatterAdd { out, .. } | Step::Reduce { out, .. } => {
                 vec![*out]
             }
+            Step::Transpose { dst, .. } => vec![*dst],
             Step::Fallback { out: Val::F(l), .. } => vec![*l],
             Step::Fallback { .. } => vec![],
         }
@@ -303,6 +306,15 @@ impl Step {
                     ..out
                 };
                 write(mem, row, &acc);
+                Ok(2)
+            }
+            Step::Transpose { src, dst } => {
+                let (src, d) = (*src, dst.off);
+                for r in 0..src.rows {
+                    for c in 0..src.cols {
+                        mem[d + c * src.rows + r] = mem[src.at(r, c)];
+                    }
+                }
                 Ok(2)
             }
             Step::Fallback { op, ins, out, node } => {

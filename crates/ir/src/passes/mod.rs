@@ -5,6 +5,7 @@ mod dce;
 mod fold;
 mod gather_matmul;
 mod gather_sums;
+mod pretranspose;
 mod slice_through;
 
 pub use cse::cse;
@@ -12,6 +13,7 @@ pub use dce::dce;
 pub use fold::{constant_fold, FOLD_LIMIT};
 pub use gather_matmul::gather_before_matmul;
 pub use gather_sums::{batch_weight_gradients, pads_to_concat};
+pub use pretranspose::{pretranspose_weights, PRETRANSPOSE_MIN_USES};
 pub use slice_through::slices_through_elementwise;
 
 use crate::Graph;
