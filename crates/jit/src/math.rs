@@ -217,6 +217,26 @@ impl<'a, 'b> Lanes<'a, 'b> {
         let x = self.sel(above, hi, x);
         let below = self.cmp(FloatCC::LessThan, x, lo);
         let x = self.sel(below, lo, x);
+        self.exp_core(x, true)
+    }
+
+    /// `exp(x)` for `x <= 0` (or NaN): only the lower clamp.
+    pub fn exp_nonpos(&mut self, x: Value) -> Value {
+        let lo = self.f(-104.0);
+        let below = self.cmp(FloatCC::LessThan, x, lo);
+        let x = self.sel(below, lo, x);
+        self.exp_core(x, true)
+    }
+
+    /// `exp(x)` for `x` the caller keeps in `[-87, 88]` (normal results): no clamps and one
+    /// power-of-two factor. Same polynomial, same 1 ulp.
+    pub fn exp_normal(&mut self, x: Value) -> Value {
+        self.exp_core(x, false)
+    }
+
+    /// Range reduction, polynomial and scaling by `2^n` (as two factors when `two_step`, so a
+    /// subnormal result rounds once).
+    fn exp_core(&mut self, x: Value, two_step: bool) -> Value {
         let log2e = self.f(std::f32::consts::LOG2_E);
         let magic = self.f(MAGIC);
         let t = self.fma(x, log2e, magic);
@@ -245,6 +265,10 @@ impl<'a, 'b> Lanes<'a, 'b> {
         let tb = self.to_bits(t);
         let mb = self.i(MAGIC.to_bits() as i32);
         let ni = self.b.ins().isub(tb, mb);
+        if !two_step {
+            let s = self.pow2i(ni);
+            return self.mul(y, s);
+        }
         let n1 = self.b.ins().sshr_imm_u(ni, 1);
         let n2 = self.b.ins().isub(ni, n1);
         let s1 = self.pow2i(n1);
@@ -340,8 +364,13 @@ impl<'a, 'b> Lanes<'a, 'b> {
         );
         let pz = self.mul(p, z);
         let small = self.fma(pz, x, x);
-        let ax2 = self.add(ax, ax);
-        let e = self.exp(ax2);
+        // For |x| >= 9.1, tanh rounds to exactly +-1 in f32, so the argument is clamped there
+        // and exp(2|x|) stays normal: no clamps and one scaling factor inside.
+        let cap = self.f(9.1);
+        let big_x = self.cmp(FloatCC::GreaterThan, ax, cap);
+        let axc = self.sel(big_x, cap, ax);
+        let ax2 = self.add(axc, axc);
+        let e = self.exp_normal(ax2);
         let one = self.f(1.0);
         let two = self.f(2.0);
         let d = self.add(e, one);
@@ -360,7 +389,7 @@ impl<'a, 'b> Lanes<'a, 'b> {
     pub fn sigmoid(&mut self, x: Value) -> Value {
         let ax = self.b.ins().fabs(x);
         let nax = self.b.ins().fneg(ax);
-        let e = self.exp(nax);
+        let e = self.exp_nonpos(nax);
         let one = self.f(1.0);
         let d = self.add(one, e);
         let zero = self.f(0.0);
