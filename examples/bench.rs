@@ -5,8 +5,10 @@
 use std::time::Instant;
 use trellis::autodiff::grad;
 use trellis::ir::models::{seed_model, SeedConfig};
-use trellis::ir::{Graph, NodeId, Tensor, TensorType};
+use trellis::ir::{Graph, NodeId, Tensor};
 use trellis::jit::{compile, CompileOptions, Plan};
+use trellis::nn::data::batches::SplitMix64;
+use trellis::nn::{Adam, Optimizer};
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -17,47 +19,7 @@ fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Keras's Adam for every parameter, appended to `g`: returns the updates and the `lr_t` input.
-/// `m' = b1 m + (1-b1) g`, `v' = b2 v + (1-b2) g^2`, `p' = p - lr_t m' / (sqrt(v') + eps)`.
-fn adam(g: &mut Graph, params: &[NodeId], grads: &[NodeId]) -> (Vec<(NodeId, NodeId)>, NodeId) {
-    let lr_t = g.input("lr_t", TensorType::f32([]));
-    let mut updates = Vec::new();
-    for (&p, &d) in params.iter().zip(grads) {
-        let ty = g.ty(p).clone();
-        let name = g.node(p).name.clone().unwrap_or_default();
-        let m = g.input(&format!("{name}.m"), ty.clone());
-        let v = g.input(&format!("{name}.v"), ty);
-        let (b1, b2, eps) = (
-            g.scalar(0.9, ty_f32()),
-            g.scalar(0.999, ty_f32()),
-            g.scalar(1e-7, ty_f32()),
-        );
-        let (c1, c2) = (g.scalar(0.1, ty_f32()), g.scalar(0.001, ty_f32()));
-        let nm = {
-            let a = g.mul(b1, m).unwrap();
-            let b = g.mul(c1, d).unwrap();
-            g.add(a, b).unwrap()
-        };
-        let nv = {
-            let a = g.mul(b2, v).unwrap();
-            let d2 = g.mul(d, d).unwrap();
-            let b = g.mul(c2, d2).unwrap();
-            g.add(a, b).unwrap()
-        };
-        let s = g.sqrt(nv).unwrap();
-        let den = g.add(s, eps).unwrap();
-        let step = g.div(nm, den).unwrap();
-        let step = g.mul(lr_t, step).unwrap();
-        let np = g.sub(p, step).unwrap();
-        updates.extend([(p, np), (m, nm), (v, nv)]);
-    }
-    (updates, lr_t)
-}
-
-fn ty_f32() -> trellis::ir::DType {
-    trellis::ir::DType::F32
-}
-
+/// Small deterministic weights (uniform in ±0.05), random token ids, alternating labels.
 fn fill(
     plan: &mut Plan,
     g: &Graph,
@@ -66,28 +28,19 @@ fn fill(
     params: &[NodeId],
     c: &SeedConfig,
 ) {
-    let mut s = 12345u64;
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        s
-    };
+    let mut rng = SplitMix64::new(12345);
     for &p in params {
-        let n = g.ty(p).numel();
-        let v: Vec<f32> = (0..n)
-            .map(|_| ((next() % 1000) as f32 / 1000.0 - 0.5) * 0.1)
+        let v: Vec<f32> = (0..g.ty(p).numel())
+            .map(|_| (rng.next_f64() as f32 - 0.5) * 0.1)
             .collect();
         plan.set_f32(p, &v).unwrap();
     }
     let idv: Vec<i64> = (0..c.batch * c.seq)
-        .map(|_| (next() % c.vocab as u64) as i64)
+        .map(|_| rng.below(c.vocab as u64) as i64)
         .collect();
     plan.set_i64(ids, &idv).unwrap();
-    if let Ok(()) = plan.set_f32(
-        labels,
-        &(0..c.batch).map(|i| (i % 2) as f32).collect::<Vec<_>>(),
-    ) {}
+    let y: Vec<f32> = (0..c.batch).map(|i| (i % 2) as f32).collect();
+    plan.set_f32(labels, &y).unwrap();
 }
 
 fn main() {
@@ -107,7 +60,15 @@ fn main() {
     let mut g = Graph::new();
     let m = seed_model(&mut g, &c).unwrap();
     let grads = grad(&mut g, m.loss, &m.params).unwrap();
-    let (updates, lr_t) = adam(&mut g, &m.params, &grads);
+    // Keras's Adam, as nn builds it; the learning-rate input takes lr_t for the first step.
+    let named: Vec<(String, NodeId)> = m
+        .params
+        .iter()
+        .map(|&p| (g.node(p).name.clone().unwrap_or_default(), p))
+        .collect();
+    let adam = Optimizer::from(Adam::default());
+    let opt = adam.build(&mut g, &named, &grads).unwrap();
+    let updates = opt.updates;
     g.set_outputs(vec![m.loss]);
     let mut train = compile(
         &g,
@@ -119,7 +80,9 @@ fn main() {
     .unwrap();
     let compile_ms = t0.elapsed().as_secs_f64() * 1e3;
     fill(&mut train, &g, m.ids, m.labels, &m.params, &c);
-    train.set(lr_t, &Tensor::scalar_f32(1e-3)).unwrap();
+    train
+        .set(opt.lr, &Tensor::scalar_f32(adam.lr_for_step(0)))
+        .unwrap();
     train.run().unwrap(); // warm-up
     train.reset_profile();
     let t = Instant::now();
