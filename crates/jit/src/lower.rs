@@ -137,19 +137,12 @@ impl<'g> Builder<'g> {
                 })
         };
         for &c in order.iter().rev() {
-            let Some(cat) = self.g.op(c).as_any().downcast_ref::<Concat>() else {
-                continue;
-            };
-            if self.g.ty(c).dtype != DType::F32 {
+            if !self.g.op(c).as_any().is::<Concat>() || self.g.ty(c).dtype != DType::F32 {
                 continue;
             }
             let shape = self.shape(c).clone();
-            let d = shape.dims().to_vec();
-            let axis = cat.axis;
-            let col = axis + 1 == d.len() && d.len() >= 2;
-            let row = !col && d[..axis].iter().all(|&x| x == 1);
-            if !col && !row {
-                continue;
+            if concat_windows(self.g, c, Loc::dense(0, 0, &shape)).is_none() {
+                continue; // neither rows nor columns: computed by the fallback
             }
             let base = match self.vals.get(&c) {
                 Some(Val::F(l)) => *l,
@@ -159,20 +152,8 @@ impl<'g> Builder<'g> {
                     l
                 }
             };
-            let per: usize = if row {
-                d[axis + 1..d.len() - 1].iter().product()
-            } else {
-                1
-            };
-            let mut at = 0;
-            for &x in self.g.operands(c) {
-                let len = self.g.ty(x).dims()[axis];
-                let win = if col {
-                    base.window(0, at, base.rows, len)
-                } else {
-                    base.window(at * per, 0, len * per, base.cols)
-                };
-                at += len;
+            let wins = concat_windows(self.g, c, base).expect("checked above");
+            for (&x, win) in self.g.operands(c).iter().zip(wins) {
                 let strided = !win.is_dense();
                 if self.placed.contains(&x)
                     || leafish(self, x)
@@ -218,24 +199,9 @@ impl<'g> Builder<'g> {
         }
         if any.is::<Concat>() && matches!(self.vals.get(&n), Some(Val::F(_))) {
             // Inputs not written in place are copied into their window.
-            let base = self.loc(n);
-            let cat = any.downcast_ref::<Concat>().expect("concat");
-            let d = node.ty.dims().to_vec();
-            let col = cat.axis + 1 == d.len() && d.len() >= 2;
-            let per: usize = if col {
-                1
-            } else {
-                d[cat.axis + 1..d.len() - 1].iter().product()
-            };
-            let mut at = 0;
-            for &x in &ops {
-                let len = g.ty(x).dims()[cat.axis];
-                let win = if col {
-                    base.window(0, at, base.rows, len)
-                } else {
-                    base.window(at * per, 0, len * per, base.cols)
-                };
-                at += len;
+            let wins = concat_windows(g, n, self.loc(n))
+                .expect("placed concats are row or column concats");
+            for (&x, win) in ops.iter().zip(wins) {
                 if self.placed.contains(&x)
                     && self
                         .vals
@@ -751,4 +717,39 @@ impl Builder<'_> {
             profile: Profile::default(),
         })
     }
+}
+
+/// Where each operand of concat `c` lies inside `base` (the concat's location), when the concat
+/// joins whole rows (every axis before its axis of size 1) or columns (its last axis of a
+/// matrix or more); `None` for other concats.
+fn concat_windows(g: &Graph, c: NodeId, base: Loc) -> Option<Vec<Loc>> {
+    let axis = g.op(c).as_any().downcast_ref::<Concat>()?.axis;
+    let d = g.ty(c).dims();
+    let col = axis + 1 == d.len() && d.len() >= 2;
+    let row = !col && d[..axis].iter().all(|&x| x == 1);
+    if !col && !row {
+        return None;
+    }
+    // Rows of the grid per index along the axis (a row concat of [.., n, rest.., C]).
+    let per: usize = if row {
+        d[axis + 1..d.len() - 1].iter().product()
+    } else {
+        1
+    };
+    let mut at = 0;
+    Some(
+        g.operands(c)
+            .iter()
+            .map(|&x| {
+                let len = g.ty(x).dims()[axis];
+                let w = if col {
+                    base.window(0, at, base.rows, len)
+                } else {
+                    base.window(at * per, 0, len * per, base.cols)
+                };
+                at += len;
+                w
+            })
+            .collect(),
+    )
 }
