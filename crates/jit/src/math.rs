@@ -13,7 +13,7 @@
 //! |---|---|
 //! | `exp` | 1 ulp |
 //! | `log` | 1 ulp |
-//! | `tanh` | 1 ulp |
+//! | `tanh` | 2 ulp |
 //! | `sigmoid` | 2 ulp |
 //!
 //! `sqrt`, `recip`, `abs`, `neg`, `min`, `max`, `relu` and the comparisons are exact (correctly
@@ -39,6 +39,17 @@ pub struct Lanes<'a, 'b> {
 }
 
 const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer in the low bits
+
+/// How `exp` scales its polynomial by `2^n`, by the range of `n` its caller guarantees.
+#[derive(Clone, Copy)]
+enum Scale {
+    /// `n` in `[-126, 127]`: one factor.
+    Normal,
+    /// `n` in `[-150, 0]`: a shifted factor and a constant one (subnormal results round once).
+    NonPos,
+    /// `n` in `[-150, 128]`: two factors of `2^(n/2)` (overflow to inf and subnormals).
+    Full,
+}
 
 impl<'a, 'b> Lanes<'a, 'b> {
     pub fn new(b: &'a mut FunctionBuilder<'b>, ty: Type, fma: bool) -> Self {
@@ -217,7 +228,7 @@ impl<'a, 'b> Lanes<'a, 'b> {
         let x = self.sel(above, hi, x);
         let below = self.cmp(FloatCC::LessThan, x, lo);
         let x = self.sel(below, lo, x);
-        self.exp_core(x, true)
+        self.exp_core(x, Scale::Full)
     }
 
     /// `exp(x)` for `x <= 0` (or NaN): only the lower clamp.
@@ -225,56 +236,88 @@ impl<'a, 'b> Lanes<'a, 'b> {
         let lo = self.f(-104.0);
         let below = self.cmp(FloatCC::LessThan, x, lo);
         let x = self.sel(below, lo, x);
-        self.exp_core(x, true)
+        self.exp_core(x, Scale::NonPos)
     }
 
     /// `exp(x)` for `x` the caller keeps in `[-87, 88]` (normal results): no clamps and one
     /// power-of-two factor. Same polynomial, same 1 ulp.
     pub fn exp_normal(&mut self, x: Value) -> Value {
-        self.exp_core(x, false)
+        self.exp_core(x, Scale::Normal)
     }
 
-    /// Range reduction, polynomial and scaling by `2^n` (as two factors when `two_step`, so a
-    /// subnormal result rounds once).
-    fn exp_core(&mut self, x: Value, two_step: bool) -> Value {
+    /// Range reduction, polynomial and scaling by `2^n` (see [`Scale`]).
+    fn exp_core(&mut self, x: Value, scale: Scale) -> Value {
+        let (tb, em1) = self.exp_reduced(x);
+        let one = self.f(1.0);
+        let y = self.add(em1, one);
+        match scale {
+            Scale::Normal => {
+                // 2^n: exponent bits n + 127 = tb - MAGIC + 127, one add.
+                let s = self.pow2_of_magic(tb, 127);
+                self.mul(y, s)
+            }
+            Scale::NonPos => {
+                // n in [-150, 0]: y 2^(n+64) is normal and exact, the factor 2^-64 then rounds
+                // once (into the subnormals where the result is one).
+                let s = self.pow2_of_magic(tb, 127 + 64);
+                let y = self.mul(y, s);
+                let k = self.f(f32::from_bits((127 - 64) << 23));
+                self.mul(y, k)
+            }
+            Scale::Full => {
+                let mb = self.i(MAGIC.to_bits() as i32);
+                let ni = self.b.ins().isub(tb, mb);
+                let n1 = self.b.ins().sshr_imm_u(ni, 1);
+                let n2 = self.b.ins().isub(ni, n1);
+                let s1 = self.pow2i(n1);
+                let s2 = self.pow2i(n2);
+                let y = self.mul(y, s1);
+                self.mul(y, s2)
+            }
+        }
+    }
+
+    /// The reduced exponential: `n = round(x / ln2)` by the 1.5*2^23 trick, Cody-Waite
+    /// `r = x - n ln2` (|r| <= ln2/2, ln2 = C1 + C2 with n C1 exact), and the Cephes polynomial
+    /// `expm1(r) = r + r^2 P(r)`. Returns the bits of `t = 1.5*2^23 + n` (n in the low bits)
+    /// and `expm1(r)`; `exp(x) = 2^n (1 + expm1(r))`.
+    fn exp_reduced(&mut self, x: Value) -> (Value, Value) {
         let log2e = self.f(std::f32::consts::LOG2_E);
         let magic = self.f(MAGIC);
         let t = self.fma(x, log2e, magic);
         let n = self.sub(t, magic);
-        // r = x - n * ln2, with ln2 = C1 + C2 and n * C1 exact.
         let c1 = self.f(-0.693_359_375);
         let c2 = self.f(2.121_944_4e-4);
         let r = self.fma(n, c1, x);
         let r = self.fma(n, c2, r);
-        let p = self.poly(
-            r,
-            &[
-                1.987_569_15e-4,
-                1.398_199_950_7e-3,
-                8.333_451_907_3e-3,
-                4.166_579_589_4e-2,
-                1.666_666_545_9e-1,
-                5.000_000_120_1e-1,
-            ],
-        );
+        // P(r) = (a0 r + a1) r^4 + (a2 r + a3) r^2 + (a4 r + a5) (Estrin: three FMAs deep
+        // instead of Horner's five, so more elements fit in flight).
         let z = self.mul(r, r);
-        let y = self.fma(p, z, r);
-        let one = self.f(1.0);
-        let y = self.add(y, one);
-        // Integer n from the bits of t (t = 1.5*2^23 + n, both in the same binade).
-        let tb = self.to_bits(t);
-        let mb = self.i(MAGIC.to_bits() as i32);
-        let ni = self.b.ins().isub(tb, mb);
-        if !two_step {
-            let s = self.pow2i(ni);
-            return self.mul(y, s);
-        }
-        let n1 = self.b.ins().sshr_imm_u(ni, 1);
-        let n2 = self.b.ins().isub(ni, n1);
-        let s1 = self.pow2i(n1);
-        let s2 = self.pow2i(n2);
-        let y = self.mul(y, s1);
-        self.mul(y, s2)
+        let [a0, a1, a2, a3, a4, a5] = [
+            1.987_569_15e-4,
+            1.398_199_950_7e-3,
+            8.333_451_907_3e-3,
+            4.166_579_589_4e-2,
+            1.666_666_545_9e-1,
+            5.000_000_120_1e-1,
+        ]
+        .map(|c| self.f(c));
+        let p01 = self.fma(a0, r, a1);
+        let p23 = self.fma(a2, r, a3);
+        let p45 = self.fma(a4, r, a5);
+        let q = self.fma(p01, z, p23);
+        let p = self.fma(q, z, p45);
+        let em1 = self.fma(p, z, r);
+        (self.to_bits(t), em1)
+    }
+
+    /// `2^(n + bias - 127)` as a float from `tb`, the bits of `1.5*2^23 + n`: the exponent field
+    /// is `tb - bits(1.5*2^23) + bias`, one integer add of a folded constant and a shift.
+    fn pow2_of_magic(&mut self, tb: Value, bias: i32) -> Value {
+        let k = self.i(bias.wrapping_sub(MAGIC.to_bits() as i32));
+        let e = self.b.ins().iadd(tb, k);
+        let e = self.b.ins().ishl_imm_u(e, 23);
+        self.from_bits(e)
     }
 
     /// `ln(x)`: max 1 ulp. `x = m 2^e` with `m` in `[sqrt(1/2), sqrt(2))` (subnormals are scaled
@@ -346,40 +389,31 @@ impl<'a, 'b> Lanes<'a, 'b> {
         self.sel(ok, r, nan)
     }
 
-    /// `tanh(x)`: max 1 ulp. `|x| < 0.625`: Cephes odd polynomial `x + x^3 P(x^2)` (keeps the
-    /// relative accuracy near 0, exact for subnormals); otherwise `sign(x) (1 - 2/(exp(2|x|)+1))`,
-    /// which saturates to exactly +-1.
+    /// `tanh(x)`: max 2 ulp. `tanh|x| = m / (m + 2)` with `m = expm1(2|x|)`, and
+    /// `expm1(y) = 2^n expm1(r) + (2^n - 1)` (one FMA; exact `expm1(r)` when n = 0, so tanh keeps
+    /// its relative accuracy near 0 and subnormals come back exactly); the sign of `x` is put
+    /// back with an `or`. `|x|` is clamped at 9.1, where tanh rounds to exactly 1 in f32, so
+    /// `2^n` stays normal. NaN gives NaN.
     pub fn tanh(&mut self, x: Value) -> Value {
         let ax = self.b.ins().fabs(x);
-        let z = self.mul(x, x);
-        let p = self.poly(
-            z,
-            &[
-                -5.704_988_727_45e-3,
-                2.063_908_879_54e-2,
-                -5.373_971_555_31e-2,
-                1.333_144_220_36e-1,
-                -3.333_328_194_22e-1,
-            ],
-        );
-        let pz = self.mul(p, z);
-        let small = self.fma(pz, x, x);
-        // For |x| >= 9.1, tanh rounds to exactly +-1 in f32, so the argument is clamped there
-        // and exp(2|x|) stays normal: no clamps and one scaling factor inside.
         let cap = self.f(9.1);
         let big_x = self.cmp(FloatCC::GreaterThan, ax, cap);
         let axc = self.sel(big_x, cap, ax);
-        let ax2 = self.add(axc, axc);
-        let e = self.exp_normal(ax2);
+        let y = self.add(axc, axc);
+        let (tb, em1r) = self.exp_reduced(y);
+        let s = self.pow2_of_magic(tb, 127);
         let one = self.f(1.0);
+        let sm1 = self.sub(s, one);
+        let m = self.fma(s, em1r, sm1);
         let two = self.f(2.0);
-        let d = self.add(e, one);
-        let q = self.div(two, d);
-        let big = self.sub(one, q);
-        let big = self.copysign(big, x);
-        let lim = self.f(0.625);
-        let is_small = self.cmp(FloatCC::LessThan, ax, lim);
-        self.sel(is_small, small, big)
+        let d = self.add(m, two);
+        let q = self.div(m, d);
+        let xb = self.to_bits(x);
+        let sign = self.i(i32::MIN);
+        let sx = self.b.ins().band(xb, sign);
+        let qb = self.to_bits(q);
+        let r = self.b.ins().bor(qb, sx);
+        self.from_bits(r)
     }
 
     /// `1 / (1 + exp(-x))`: max 2 ulp. With `e = exp(-|x|)`: `1 / (1 + e)` for `x >= 0` and
@@ -387,8 +421,11 @@ impl<'a, 'b> Lanes<'a, 'b> {
     /// `x < -87` is kept; the result saturates to exactly 1 for `x > 17` and to exactly 0 for
     /// `x < -104`. NaN gives NaN.
     pub fn sigmoid(&mut self, x: Value) -> Value {
-        let ax = self.b.ins().fabs(x);
-        let nax = self.b.ins().fneg(ax);
+        // -|x|: set the sign bit (one `or`).
+        let xb = self.to_bits(x);
+        let sign = self.i(i32::MIN);
+        let nax = self.b.ins().bor(xb, sign);
+        let nax = self.from_bits(nax);
         let e = self.exp_nonpos(nax);
         let one = self.f(1.0);
         let d = self.add(one, e);
