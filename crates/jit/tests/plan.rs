@@ -202,3 +202,57 @@ fn updates_apply_after_each_run() {
         );
     }
 }
+
+/// The LSTM cell fuses into one group and is emitted as two kernels, cut at the chained
+/// transcendental: gates and `c` (with `o` handed over), then `h = o tanh(c)`. Both match the
+/// interpreter.
+#[test]
+fn lstm_cell_is_two_kernels_cut_at_tanh_c() {
+    let (b, h) = (6, 5);
+    let mut g = Graph::new();
+    let z = g.input("z", TensorType::f32([b, 4 * h]));
+    let c0 = g.input("c0", TensorType::f32([b, h]));
+    let s = |g: &mut Graph, k: usize| g.slice(z, 1, k * h, (k + 1) * h).unwrap();
+    let (zi, zf, zg, zo) = (s(&mut g, 0), s(&mut g, 1), s(&mut g, 2), s(&mut g, 3));
+    let i = g.sigmoid(zi).unwrap();
+    let f = g.sigmoid(zf).unwrap();
+    let gg = g.tanh(zg).unwrap();
+    let o = g.sigmoid(zo).unwrap();
+    let fc = g.mul(f, c0).unwrap();
+    let ig = g.mul(i, gg).unwrap();
+    let c = g.add(fc, ig).unwrap();
+    let tc = g.tanh(c).unwrap();
+    let hh = g.mul(o, tc).unwrap();
+    g.set_outputs(vec![hh, c]);
+    let mut plan = compile(&g, &CompileOptions::default()).unwrap();
+    let kernels: Vec<String> = (0..plan.step_count())
+        .map(|k| plan.describe_step(k))
+        .filter(|d| d.starts_with("kernel"))
+        .collect();
+    assert_eq!(kernels.len(), 2, "{kernels:?}");
+    assert!(
+        kernels[0].contains("ins 5 outs 2"),
+        "gates: four slices of z and c0 -> c, o: {kernels:?}"
+    );
+    assert!(
+        kernels[1].contains("ins 2 outs 1"),
+        "h from c and o: {kernels:?}"
+    );
+
+    let mut rng = StdRng::seed_from_u64(3);
+    let feeds: Feeds = [
+        (z, rand_f32(&mut rng, &[b, 4 * h], 3.0)),
+        (c0, rand_f32(&mut rng, &[b, h], 1.0)),
+    ]
+    .into_iter()
+    .collect();
+    let want = run(&g, &feeds, &[hh, c], Precision::F64).unwrap();
+    for (n, t) in &feeds {
+        plan.set(*n, t).unwrap();
+    }
+    plan.run().unwrap();
+    for (k, &out) in [hh, c].iter().enumerate() {
+        let w = worst(&plan.get(out).unwrap(), &want[k], 1e-3);
+        assert!(w < 1e-5, "output {k}: relative error {w:e}");
+    }
+}
