@@ -6,7 +6,7 @@
 use crate::fusion::{fuse, is_elementwise, Unit};
 use crate::loc::Loc;
 use crate::lower::Builder;
-use crate::step::{exec_rows, read, write, SendPtr, Step, Val};
+use crate::step::{exec_rows, prefetch_inputs, read, write, SendPtr, Step, Val};
 use crate::{JitError, KernelCache};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -380,7 +380,7 @@ impl Plan {
         let base = SendPtr(self.mem.as_mut_ptr());
         let steps = &self.steps[a..b];
         let half = |upper: bool| {
-            for s in steps {
+            for (i, s) in steps.iter().enumerate() {
                 let rows = match s {
                     Step::Kernel { rows, .. } => *rows,
                     Step::Gemm { m, .. } => *m,
@@ -388,6 +388,9 @@ impl Plan {
                 };
                 let mid = rows / 2;
                 let (r0, r1) = if upper { (mid, rows) } else { (0, mid) };
+                if let (Step::Gemm { .. }, Some(next)) = (s, steps.get(i + 1)) {
+                    prefetch_inputs(next, r0, r1, base);
+                }
                 exec_rows(s, r0, r1, base);
             }
         };

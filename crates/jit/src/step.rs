@@ -367,6 +367,31 @@ pub(crate) fn exec_rows(s: &Step, r0: usize, r1: usize, base: SendPtr) {
     }
 }
 
+/// Asks the core to bring rows `r0..r1` of a kernel step's inputs into cache (L2), so a
+/// recurrence step's slice of a projection computed long before (in DRAM by then) arrives
+/// while the step's GEMM runs instead of stalling its kernel.
+pub(crate) fn prefetch_inputs(s: &Step, r0: usize, r1: usize, base: SendPtr) {
+    let Step::Kernel { ins, .. } = s else {
+        return;
+    };
+    for l in ins.iter().filter(|l| !l.cb) {
+        let l = rows_of(l, r0, r1);
+        for r in 0..l.rows {
+            let start = l.off + r * l.rs;
+            // One hint per 64-byte line (16 floats).
+            for e in (start..start + l.cols).step_by(16) {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: a prefetch is a hint that never faults, whatever the address; this
+                // one is inside the step's checked window anyway.
+                unsafe {
+                    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+                    _mm_prefetch::<_MM_HINT_T1>(base.at(e) as *const i8);
+                }
+            }
+        }
+    }
+}
+
 /// Largest steps worth running as half-batch chains (bigger ones parallelise internally).
 const SPLIT_MAX_KERNEL: usize = 1 << 18;
 const SPLIT_MAX_GEMM: usize = 1 << 26;
