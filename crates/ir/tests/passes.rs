@@ -122,6 +122,61 @@ fn column_slices_move_through_elementwise_ops() {
     assert_eq!(run(&g, &feeds, &[y1, y2], Precision::F32).unwrap(), before);
 }
 
+/// The LSTM's hoisted `x W^T + b`, sliced per step and then per gate: after the two passes
+/// each gate reads a slice of the product and a slice of the bias, and the `[T B, 4H]` add is
+/// gone.
+#[test]
+fn per_step_row_slices_move_through_the_bias_add() {
+    use trellis_ir::passes::{row_slices_through_bias, slices_through_elementwise};
+    let mut g = Graph::new();
+    let xw = g.input("xw", TensorType::f32([6, 8]));
+    let b = g.input("b", TensorType::f32([8]));
+    let h = g.input("h", TensorType::f32([2, 8]));
+    let z = g.add(xw, b).unwrap();
+    let mut outs = Vec::new();
+    for t in 0..3 {
+        let zt = g.slice(z, 0, 2 * t, 2 * t + 2).unwrap();
+        let zt = g.add(zt, h).unwrap();
+        let i = g.slice(zt, 1, 0, 4).unwrap();
+        let o = g.slice(zt, 1, 4, 8).unwrap();
+        outs.push(g.sigmoid(i).unwrap());
+        outs.push(g.tanh(o).unwrap());
+    }
+    g.set_outputs(outs.clone());
+    let feeds: Feeds = [
+        (
+            xw,
+            Tensor::f32([6, 8], (0..48).map(|i| i as f32 / 24.0 - 1.0).collect()).unwrap(),
+        ),
+        (
+            b,
+            Tensor::f32([8], (0..8).map(|i| i as f32 / 4.0).collect()).unwrap(),
+        ),
+        (
+            h,
+            Tensor::f32([2, 8], (0..16).map(|i| 0.5 - i as f32 / 16.0).collect()).unwrap(),
+        ),
+    ]
+    .into();
+    let before = run(&g, &feeds, &outs, Precision::F32).unwrap();
+    assert_eq!(row_slices_through_bias(&mut g), 3, "one per step");
+    assert!(!g.contains(z), "the full add is gone");
+    // Per step: two gate slices through `z_t + h`, then two through `xw_t + b`.
+    assert_eq!(slices_through_elementwise(&mut g), 12);
+    cse(&mut g);
+    dce(&mut g);
+    let adds_of_bias = g
+        .users(b)
+        .iter()
+        .filter(|&&u| g.op(u).name() == "slice")
+        .count();
+    assert_eq!(
+        adds_of_bias, 2,
+        "the bias is read as two gate slices (CSE'd across steps)"
+    );
+    assert_eq!(run(&g, &feeds, &outs, Precision::F32).unwrap(), before);
+}
+
 #[test]
 fn cse_never_merges_distinct_large_constants() {
     // v and -v of even length once hashed alike (the sign bits cancelled in an FNV key).

@@ -14,18 +14,19 @@ pub use fold::{constant_fold, FOLD_LIMIT};
 pub use gather_matmul::gather_before_matmul;
 pub use gather_sums::{batch_weight_gradients, pads_to_concat};
 pub use pretranspose::{pretranspose_weights, PRETRANSPOSE_MIN_USES};
-pub use slice_through::slices_through_elementwise;
+pub use slice_through::{row_slices_through_bias, slices_through_elementwise};
 
 use crate::Graph;
 
 /// The standard pipeline: fold constants, merge common subexpressions, fold embedding
-/// lookups into the projection after them, push column slices
-/// through elementwise ops, assemble sums of
+/// lookups into the projection after them, push per-step row slices through bias adds and
+/// column slices through elementwise ops, assemble sums of
 /// pads and per-step weight gradients, drop dead nodes.
 pub fn optimize(g: &mut Graph) {
     constant_fold(g);
     cse(g);
     gather_before_matmul(g);
+    row_slices_through_bias(g);
     slices_through_elementwise(g);
     pads_to_concat(g);
     batch_weight_gradients(g);
