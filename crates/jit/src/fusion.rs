@@ -115,19 +115,11 @@ fn merge_into_sole_consumer(
     }
 }
 
-/// Whether a node's scalar form evaluates a range-reduced polynomial (exp, log, tanh, sigmoid,
-/// pow): tens of dependent instructions.
+/// Whether a node evaluates a range-reduced polynomial (exp, log, tanh, sigmoid): tens of
+/// dependent instructions per element. (`pow` is left out: its common small-integer form is a
+/// few multiplications.)
 fn is_transcendental(g: &Graph, n: NodeId) -> bool {
-    use trellis_ir::scalar::{Binary, Scalar, Unary};
-    g.op(n).scalar().is_some_and(|e| {
-        e.nodes.iter().any(|s| {
-            matches!(
-                s,
-                Scalar::Unary(Unary::Exp | Unary::Log | Unary::Tanh | Unary::Sigmoid, _)
-                    | Scalar::Binary(Binary::Pow, _, _)
-            )
-        })
-    })
+    matches!(g.op(n).name(), "exp" | "log" | "tanh" | "sigmoid")
 }
 
 /// Splits a group at each transcendental that depends on another inside the group (the LSTM
@@ -142,8 +134,9 @@ fn split_transcendental_chains(
     group_of: &mut HashMap<NodeId, usize>,
     groups: &mut Vec<Vec<NodeId>>,
 ) {
+    let mut depth: HashMap<NodeId, usize> = HashMap::new();
     for gi in 0..groups.len() {
-        let mut depth: HashMap<NodeId, usize> = HashMap::new();
+        depth.clear();
         for &m in &groups[gi] {
             let d = g
                 .operands(m)
