@@ -596,6 +596,7 @@ impl Builder<'_> {
         };
         // A fresh zeroed allocation (calloc): the arena's pages are mapped lazily, not written.
         let mut mem = vec![0f32; base + arena];
+        crate::memory::advise_huge_pages(&mut mem);
         mem[..self.persistent.len()].copy_from_slice(&self.persistent);
         let steps: Vec<Step> = self
             .steps
