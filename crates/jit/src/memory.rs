@@ -87,6 +87,26 @@ fn release(free: &mut Vec<(usize, usize)>, off: usize, size: usize) {
     }
 }
 
+/// Asks Linux to back the plan's memory with 2 MB pages (transparent huge pages in `madvise`
+/// mode, the common default): the steps stream through hundreds of MB, and with 4 KB pages
+/// the TLB misses on every few rows. Called before the pages are first written; a refusal
+/// only costs speed.
+pub fn advise_huge_pages(mem: &mut [f32]) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let start = mem.as_mut_ptr() as usize;
+        let end = start + std::mem::size_of_val(mem);
+        let first = start.next_multiple_of(HUGE);
+        if end > first + HUGE {
+            let len = (end - first) / HUGE * HUGE;
+            // SAFETY: madvise only changes how the kernel backs these pages, which lie inside
+            // `mem` (rounded inward to whole huge pages); the contents are unchanged.
+            let _ = unsafe { libc::madvise(first as *mut libc::c_void, len, libc::MADV_HUGEPAGE) };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,26 +131,6 @@ mod tests {
                 let mem = offs[a] < offs[b] + ivs[b].size && offs[b] < offs[a] + ivs[a].size;
                 assert!(!(live && mem), "{a} and {b} collide");
             }
-        }
-    }
-}
-
-/// Asks Linux to back the plan's memory with 2 MB pages (transparent huge pages in `madvise`
-/// mode, the common default): the steps stream through hundreds of MB, and with 4 KB pages
-/// the TLB misses on every few rows. Called before the pages are first written; a refusal
-/// only costs speed.
-pub fn advise_huge_pages(mem: &mut [f32]) {
-    #[cfg(target_os = "linux")]
-    {
-        const HUGE: usize = 2 << 20;
-        let start = mem.as_mut_ptr() as usize;
-        let end = start + std::mem::size_of_val(mem);
-        let first = start.next_multiple_of(HUGE);
-        if end > first + HUGE {
-            let len = (end - first) / HUGE * HUGE;
-            // SAFETY: madvise only changes how the kernel backs these pages, which lie inside
-            // `mem` (rounded inward to whole huge pages); the contents are unchanged.
-            let _ = unsafe { libc::madvise(first as *mut libc::c_void, len, libc::MADV_HUGEPAGE) };
         }
     }
 }
