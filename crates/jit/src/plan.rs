@@ -6,6 +6,7 @@
 use crate::fusion::{fuse, is_elementwise, Unit};
 use crate::loc::Loc;
 use crate::lower::Builder;
+use crate::split::rows_of;
 use crate::step::{exec_rows, prefetch_inputs, read, write, SendPtr, Step, Val};
 use crate::{JitError, KernelCache};
 use std::collections::HashMap;
@@ -388,8 +389,8 @@ impl Plan {
                 };
                 let mid = rows / 2;
                 let (r0, r1) = if upper { (mid, rows) } else { (0, mid) };
-                if let (Step::Gemm { .. }, Some(next)) = (s, steps.get(i + 1)) {
-                    prefetch_inputs(next, r0, r1, base);
+                if let (Step::Gemm { c, .. }, Some(next)) = (s, steps.get(i + 1)) {
+                    prefetch_inputs(next, r0, r1, Some(rows_of(c, r0, r1)), base);
                 }
                 exec_rows(s, r0, r1, base);
             }

@@ -369,14 +369,21 @@ pub(crate) fn exec_rows(s: &Step, r0: usize, r1: usize, base: SendPtr) {
 
 /// Asks the core to bring rows `r0..r1` of a kernel step's inputs into cache (L2), so a
 /// recurrence step's slice of a projection computed long before (in DRAM by then) arrives
-/// while the step's GEMM runs instead of stalling its kernel.
-pub(crate) fn prefetch_inputs(s: &Step, r0: usize, r1: usize, base: SendPtr) {
+/// while the step's GEMM runs instead of stalling its kernel. Inputs inside `skip` (what the
+/// GEMM is about to write) are left out, and a row broadcast (row stride 0) is one row.
+pub(crate) fn prefetch_inputs(s: &Step, r0: usize, r1: usize, skip: Option<Loc>, base: SendPtr) {
     let Step::Kernel { ins, .. } = s else {
         return;
     };
+    let skip = skip.and_then(|l| span(&l));
     for l in ins.iter().filter(|l| !l.cb) {
         let l = rows_of(l, r0, r1);
-        for r in 0..l.rows {
+        let overlaps = |(a, b): (usize, usize)| span(&l).is_some_and(|(c, d)| c <= b && a <= d);
+        if skip.is_some_and(overlaps) {
+            continue;
+        }
+        let rows = if l.rs == 0 { l.rows.min(1) } else { l.rows };
+        for r in 0..rows {
             let start = l.off + r * l.rs;
             // One hint per 64-byte line (16 floats).
             for e in (start..start + l.cols).step_by(16) {
