@@ -53,6 +53,8 @@ pub struct PlanStats {
     pub fallbacks: HashMap<String, usize>,
     /// Steps that run as two half-batch chains on two cores.
     pub split_steps: usize,
+    /// Buffers of those runs that reuse the memory of an earlier one in the same run.
+    pub run_shared_buffers: usize,
     pub arena_bytes: usize,
     pub persistent_bytes: usize,
     pub compile_ms: f64,

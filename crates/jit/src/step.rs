@@ -339,6 +339,21 @@ impl Step {
     }
 }
 
+impl Step {
+    /// The windows a split step halves by rows, and those both halves read whole (a GEMM's
+    /// right operand; every window of a step that is never split).
+    pub(crate) fn row_split_locs(&self) -> (Vec<Loc>, Vec<Loc>) {
+        match self {
+            Step::Kernel { ins, outs, .. } => (ins.iter().chain(outs).copied().collect(), vec![]),
+            Step::Gemm { a, b, c, .. } => (vec![*a, *c], vec![*b]),
+            _ => (
+                vec![],
+                self.reads().into_iter().chain(self.writes()).collect(),
+            ),
+        }
+    }
+}
+
 /// Rows `r0..r1` of a splittable step on the calling thread.
 pub(crate) fn exec_rows(s: &Step, r0: usize, r1: usize, base: SendPtr) {
     match s {

@@ -87,6 +87,11 @@ fn seed_model_loss_and_every_gradient_match_the_interpreter() {
                 threads > 1,
                 "the recurrences run on both cores"
             );
+            assert_eq!(
+                plan.stats().run_shared_buffers > 0,
+                threads > 1,
+                "the steps' temporaries share memory inside the split runs"
+            );
             for (n, t) in &feeds {
                 plan.set(*n, t).unwrap();
             }
