@@ -4,6 +4,7 @@ use crate::fusion::Unit;
 use crate::loc::Loc;
 use crate::memory::{self, Interval};
 use crate::plan::{kernel_cache, Plan, PlanStats, Profile};
+use crate::split::span;
 use crate::step::{split_runs, ReduceMode, Step, Val};
 use crate::{JitError, Kernel, KernelSpec};
 use std::collections::{HashMap, HashSet};
@@ -574,6 +575,55 @@ impl Builder<'_> {
         out
     }
 
+    /// Which steps read only parameters, constants and what such steps wrote: never a data
+    /// input, never ids, never inside a split run.
+    fn invariant_steps(&self, split_runs: &[(usize, usize)]) -> Vec<bool> {
+        let data: Vec<Loc> = self
+            .g
+            .inputs()
+            .iter()
+            .filter_map(|n| match self.vals.get(n) {
+                Some(Val::F(l)) => Some(*l),
+                _ => None,
+            })
+            .collect();
+        let overlaps = |a: &Loc, b: &Loc| match (span(a), span(b)) {
+            (Some((a0, a1)), Some((b0, b1))) => a.root == b.root && a0 <= b1 && b0 <= a1,
+            _ => false,
+        };
+        let in_run = |i: usize| split_runs.iter().any(|&(a, b)| a <= i && i < b);
+        let mut variant_root = vec![false; self.roots.len()];
+        let mut invariant = vec![true; self.steps.len()];
+        // To a fixpoint: a root is variant once any variant step writes it.
+        loop {
+            let mut changed = false;
+            for (i, s) in self.steps.iter().enumerate() {
+                if !invariant[i] {
+                    continue;
+                }
+                let reads_ints = matches!(
+                    s,
+                    Step::Gather { .. } | Step::ScatterAdd { .. } | Step::Fallback { .. }
+                );
+                let variant = reads_ints
+                    || in_run(i)
+                    || s.reads()
+                        .iter()
+                        .any(|l| variant_root[l.root] || data.iter().any(|d| overlaps(d, l)));
+                if variant {
+                    invariant[i] = false;
+                    changed = true;
+                    for l in s.writes() {
+                        variant_root[l.root] = true;
+                    }
+                }
+            }
+            if !changed {
+                return invariant;
+            }
+        }
+    }
+
     /// Liveness, the memory plan, absolute offsets: the finished [`Plan`].
     pub(crate) fn finish(self, pinned: &[NodeId]) -> Result<Plan, JitError> {
         let n_steps = self.steps.len();
@@ -618,6 +668,36 @@ impl Builder<'_> {
                     let r = slot_of[l.root];
                     def[r] = def[r].min(a);
                     last[r] = last[r].max(b);
+                }
+            }
+        }
+        // Steps computed from parameters and constants alone (no data input, no ids, outside
+        // the split runs): a plan that does not update its parameters runs them again only
+        // after one is set. What they leave for the other steps keeps its memory for good.
+        let invariant = if self.updates.is_empty() {
+            self.invariant_steps(&split_runs)
+        } else {
+            vec![false; n_steps]
+        };
+        let mut invariant_root = vec![false; nroots];
+        for (s, _) in self.steps.iter().zip(&invariant).filter(|(_, &inv)| inv) {
+            for l in s.writes() {
+                invariant_root[l.root] = true;
+            }
+        }
+        for (s, _) in self.steps.iter().zip(&invariant).filter(|(_, &inv)| !inv) {
+            for l in s.reads() {
+                if l.root != 0 && invariant_root[l.root] {
+                    let r = slot_of[l.root];
+                    def[r] = 0;
+                    last[r] = n_steps;
+                }
+            }
+        }
+        for n in pinned {
+            if let Some(Val::F(l)) = self.vals.get(n) {
+                if l.root != 0 && invariant_root[l.root] {
+                    def[slot_of[l.root]] = 0;
                 }
             }
         }
@@ -764,8 +844,12 @@ impl Builder<'_> {
         stats.persistent_bytes = base * 4;
         stats.split_steps = split_runs.iter().map(|r| r.1 - r.0).sum();
         stats.run_shared_buffers = (1..nroots).filter(|&r| slot_of[r] != r).count();
+        stats.invariant_steps = invariant.iter().filter(|&&x| x).count();
         Ok(Plan {
             split_runs,
+            invariant,
+            params_dirty: true,
+            data_inputs: self.g.inputs().iter().copied().collect(),
             steps,
             mem,
             ints: self.ints,

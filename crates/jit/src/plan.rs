@@ -55,6 +55,9 @@ pub struct PlanStats {
     pub split_steps: usize,
     /// Buffers of those runs that reuse the memory of an earlier one in the same run.
     pub run_shared_buffers: usize,
+    /// Steps computed from parameters and constants only (e.g. the embedding table times the
+    /// first layer's input weights): run again only after a parameter is set.
+    pub invariant_steps: usize,
     pub arena_bytes: usize,
     pub persistent_bytes: usize,
     pub compile_ms: f64,
@@ -97,6 +100,12 @@ pub struct Plan {
     pub(crate) threads: usize,
     /// Step ranges run as two half-batch chains, one per core (see `split`).
     pub(crate) split_runs: Vec<(usize, usize)>,
+    /// Steps that depend on parameters and constants only, skipped while no parameter has
+    /// been set since the last run (never in a plan that updates its parameters).
+    pub(crate) invariant: Vec<bool>,
+    pub(crate) params_dirty: bool,
+    /// Data inputs (setting one leaves the parameter-only steps' results valid).
+    pub(crate) data_inputs: std::collections::HashSet<NodeId>,
     pub(crate) stats: PlanStats,
     pub(crate) profile: Profile,
 }
@@ -201,6 +210,7 @@ pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Plan, JitError> {
             plan.updates.push((t, v)); // not computed in place: copied after the run
         }
     }
+    plan.data_inputs.extend(graph.inputs().iter().copied());
     lap("finish");
     plan.stats.nodes = g.node_count();
     plan.stats.compile_ms = t0.elapsed().as_secs_f64() * 1e3;
@@ -288,7 +298,15 @@ impl Plan {
             Val::F(l) => write(&mut self.mem, l, t.as_f32().expect("f32 by type")),
             Val::I(s) => self.ints[s].copy_from_slice(t.as_i64().expect("i64 by type")),
         }
+        self.note_set(node);
         Ok(())
+    }
+
+    /// A parameter changed: the parameter-only steps run again at the next run.
+    fn note_set(&mut self, node: NodeId) {
+        if !self.data_inputs.contains(&node) {
+            self.params_dirty = true;
+        }
     }
 
     /// Sets an f32 input from a slice (no tensor allocation), checking its length.
@@ -297,6 +315,7 @@ impl Plan {
             Some((Val::F(l), ty)) if self.inputs.contains_key(&node) && ty.numel() == v.len() => {
                 let l = *l;
                 write(&mut self.mem, l, v);
+                self.note_set(node);
                 Ok(())
             }
             _ => Err(JitError::Feed(format!(
@@ -312,6 +331,7 @@ impl Plan {
             Some((Val::I(s), ty)) if self.inputs.contains_key(&node) && ty.numel() == v.len() => {
                 let s = *s;
                 self.ints[s].copy_from_slice(v);
+                self.note_set(node);
                 Ok(())
             }
             _ => Err(JitError::Feed(format!(
@@ -339,7 +359,12 @@ impl Plan {
         let split_runs = std::mem::take(&mut self.split_runs);
         let mut runs = split_runs.iter().copied().peekable();
         let mut i = 0;
+        let skip_invariant = !self.params_dirty;
         while i < self.steps.len() {
+            if skip_invariant && self.invariant[i] {
+                i += 1;
+                continue;
+            }
             let (kind, next) = match runs.peek().copied() {
                 Some((a, b)) if a == i => {
                     runs.next();
@@ -367,6 +392,7 @@ impl Plan {
             i = next;
         }
         self.split_runs = split_runs;
+        self.params_dirty = false;
         for k in 0..self.updates.len() {
             let (target, value) = self.updates[k];
             let v = read(&self.mem, value);

@@ -261,3 +261,63 @@ fn lstm_cell_is_two_kernels_cut_at_tanh_c() {
         assert!(w < 1e-5, "output {k}: relative error {w:e}");
     }
 }
+
+/// An inference plan skips its parameter-only steps (the embedding table times the first
+/// layer's input weights) while no parameter is set, and runs them again after one is: new
+/// ids alone, then a new embedding, both match the interpreter.
+#[test]
+fn parameter_only_steps_rerun_after_a_parameter_changes() {
+    let c = SeedConfig {
+        vocab: 12,
+        embed: 6,
+        hidden: 8,
+        layers: 2,
+        seq: 10,
+        batch: 4,
+        dtype: DType::F32,
+    };
+    let mut g = Graph::new();
+    let m = seed_model(&mut g, &c).unwrap();
+    g.set_outputs(vec![m.logits]);
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut feeds: Feeds = m
+        .params
+        .iter()
+        .map(|&p| (p, rand_f32(&mut rng, g.ty(p).dims(), 0.5)))
+        .collect();
+    let ids = |rng: &mut StdRng| {
+        let v = (0..c.batch * c.seq)
+            .map(|_| rng.gen_range(0..c.vocab as i64))
+            .collect();
+        Tensor::i64([c.batch, c.seq], v).unwrap()
+    };
+    feeds.insert(m.ids, ids(&mut rng));
+    feeds.insert(
+        m.labels,
+        Tensor::f32([c.batch, 1], vec![0.0; c.batch]).unwrap(),
+    );
+    let mut plan = compile(&g, &CompileOptions::default()).unwrap();
+    assert!(plan.stats().invariant_steps > 0, "{:?}", plan.stats());
+    let check = |plan: &mut trellis_jit::Plan, feeds: &Feeds, what: &str| {
+        for (n, t) in feeds {
+            plan.set(*n, t).unwrap();
+        }
+        plan.run().unwrap();
+        let want = run(&g, feeds, &[m.logits], Precision::F64).unwrap();
+        let w = worst(&plan.get(m.logits).unwrap(), &want[0], 1e-3);
+        assert!(w < 1e-5, "{what}: relative error {w:e}");
+    };
+    check(&mut plan, &feeds, "first run");
+    // Only the ids change: the cached table stays valid.
+    let new_ids = ids(&mut rng);
+    plan.set(m.ids, &new_ids).unwrap();
+    plan.run().unwrap();
+    feeds.insert(m.ids, new_ids);
+    let want = run(&g, &feeds, &[m.logits], Precision::F64).unwrap();
+    let w = worst(&plan.get(m.logits).unwrap(), &want[0], 1e-3);
+    assert!(w < 1e-5, "new ids: relative error {w:e}");
+    // A new embedding: the table is recomputed.
+    let emb = m.params[0];
+    feeds.insert(emb, rand_f32(&mut rng, g.ty(emb).dims(), 0.5));
+    check(&mut plan, &feeds, "new embedding");
+}
