@@ -4,7 +4,7 @@
 //! the gate slices through the add lets the gate kernel read the two matrix products directly:
 //! one fused kernel a step, and `z` is never written to memory.
 use crate::ops::Slice;
-use crate::{broadcast_shapes, Graph, NodeId};
+use crate::{Graph, NodeId};
 
 /// Rewrites elementwise nodes whose every use is a slice of the last axis, until none is left
 /// (a rewrite can expose the node before it). Returns the number of slices rewritten.
@@ -35,54 +35,15 @@ pub fn row_slices_through_bias(g: &mut Graph) -> usize {
             continue;
         }
         let rows = g.ty(n).dims()[0];
-        let inputs = g.operands(n).to_vec();
-        let full: Vec<bool> = inputs
+        let cut: Vec<Option<usize>> = g
+            .operands(n)
             .iter()
-            .map(|&x| g.ty(x).rank() == 2 && g.ty(x).dims()[0] == rows && rows > 1)
+            .map(|&x| (g.ty(x).rank() == 2 && g.ty(x).dims()[0] == rows && rows > 1).then_some(0))
             .collect();
-        if full.iter().filter(|&&f| f).count() != 1 || inputs.len() < 2 {
+        if cut.iter().flatten().count() != 1 || cut.len() < 2 {
             continue;
         }
-        let slices: Option<Vec<(NodeId, Slice)>> = g
-            .users(n)
-            .iter()
-            .map(|&u| {
-                let s = g.op(u).as_any().downcast_ref::<Slice>()?;
-                (s.axis == 0).then(|| (u, s.clone()))
-            })
-            .collect();
-        let Some(slices) = slices.filter(|s| !s.is_empty()) else {
-            continue;
-        };
-        let op = g.node(n).op.clone();
-        for (u, s) in slices {
-            let mut args = Vec::with_capacity(inputs.len());
-            for (&x, &f) in inputs.iter().zip(&full) {
-                args.push(if f {
-                    g.slice(x, 0, s.start, s.end)
-                } else {
-                    Ok(x)
-                });
-            }
-            let Ok(args) = args.into_iter().collect::<crate::Result<Vec<_>>>() else {
-                continue;
-            };
-            let Ok(m) = g.apply_arc(op.clone(), &args, None) else {
-                continue;
-            };
-            if g.ty(m) != g.ty(u) {
-                g.remove(m);
-                continue;
-            }
-            g.replace_uses(u, m);
-            // The slice is dead now; removing it keeps it from counting as a use next time.
-            g.remove(u);
-            count += 1;
-        }
-        // Dead once every slice is rewritten: removing it exposes its operands' slices.
-        if g.users(n).is_empty() {
-            g.remove(n);
-        }
+        count += rewrite_slices(g, n, 0, &cut);
     }
     count
 }
@@ -94,60 +55,71 @@ fn slices_through_once(g: &mut Graph) -> usize {
             continue;
         }
         let rank = g.ty(n).rank();
-        let users = g.users(n);
-        let slices: Option<Vec<(NodeId, Slice)>> = users
+        if rank == 0 {
+            continue;
+        }
+        let width = g.ty(n).dims()[rank - 1];
+        // Inputs that span the last axis are sliced (along their own last axis); broadcast
+        // ones (last dim 1 or absent) are shared.
+        let cut: Vec<Option<usize>> = g
+            .operands(n)
             .iter()
-            .map(|&u| {
-                let s = g.op(u).as_any().downcast_ref::<Slice>()?;
-                (rank >= 1 && s.axis == rank - 1).then(|| (u, s.clone()))
+            .map(|&x| {
+                let d = g.ty(x).dims();
+                let last = d.len().wrapping_sub(1);
+                (!d.is_empty() && d[last] == width && d[last] > 1).then_some(last)
             })
             .collect();
-        let Some(slices) = slices.filter(|s| !s.is_empty()) else {
+        count += rewrite_slices(g, n, rank - 1, &cut);
+    }
+    count
+}
+
+/// When every use of `n` is a slice along `axis`, rewrites each into `n`'s op applied to its
+/// operands, operand `i` sliced the same way along its axis `cut[i]` or shared when `None`. The
+/// rewritten slices are removed (so they no longer count as uses), and `n` once it has no use
+/// left, which exposes its operands' slices. Returns the number of slices rewritten.
+fn rewrite_slices(g: &mut Graph, n: NodeId, axis: usize, cut: &[Option<usize>]) -> usize {
+    let slices: Option<Vec<(NodeId, Slice)>> = g
+        .users(n)
+        .iter()
+        .map(|&u| {
+            let s = g.op(u).as_any().downcast_ref::<Slice>()?;
+            (s.axis == axis).then(|| (u, s.clone()))
+        })
+        .collect();
+    let Some(slices) = slices.filter(|s| !s.is_empty()) else {
+        return 0;
+    };
+    let op = g.node(n).op.clone();
+    let inputs = g.operands(n).to_vec();
+    let mut count = 0;
+    for (u, s) in slices {
+        let args: crate::Result<Vec<NodeId>> = inputs
+            .iter()
+            .zip(cut)
+            .map(|(&x, c)| match *c {
+                Some(a) => g.slice(x, a, s.start, s.end),
+                None => Ok(x),
+            })
+            .collect();
+        let Ok(args) = args else {
             continue;
         };
-        let op = g.node(n).op.clone();
-        let inputs = g.operands(n).to_vec();
-        let out_shape = g.ty(n).shape.clone();
-        for (u, s) in slices {
-            // Inputs that span the last axis are sliced; broadcast ones (last dim 1 or absent)
-            // are shared.
-            let mut args = Vec::with_capacity(inputs.len());
-            for &x in &inputs {
-                let xs = g.ty(x).shape.clone();
-                let last = xs.rank().wrapping_sub(1);
-                let full = xs.rank() >= 1
-                    && xs.dims()[last] == out_shape.dims()[rank - 1]
-                    && xs.dims()[last] > 1;
-                let a = if full {
-                    g.slice(x, last, s.start, s.end)
-                } else {
-                    Ok(x)
-                };
-                match a {
-                    Ok(a) => args.push(a),
-                    Err(_) => break,
-                }
-            }
-            if args.len() != inputs.len() {
-                continue;
-            }
-            // The new node must have the slice's shape (a broadcast-only input would not).
-            let Ok(m) = g.apply_arc(op.clone(), &args, None) else {
-                continue;
-            };
-            if g.ty(m) != g.ty(u) || broadcast_shapes(&g.ty(m).shape, &g.ty(u).shape).is_none() {
-                g.remove(m);
-                continue;
-            }
-            g.replace_uses(u, m);
-            // The slice is dead now; removing it keeps it from counting as a use next time.
-            g.remove(u);
-            count += 1;
+        // The new node must have the slice's type (a broadcast-only input would not).
+        let Ok(m) = g.apply_arc(op.clone(), &args, None) else {
+            continue;
+        };
+        if g.ty(m) != g.ty(u) {
+            g.remove(m);
+            continue;
         }
-        // Dead once every slice is rewritten: removing it exposes its operands' slices.
-        if g.users(n).is_empty() {
-            g.remove(n);
-        }
+        g.replace_uses(u, m);
+        g.remove(u);
+        count += 1;
+    }
+    if g.users(n).is_empty() {
+        g.remove(n);
     }
     count
 }
