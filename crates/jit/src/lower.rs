@@ -4,7 +4,7 @@ use crate::fusion::Unit;
 use crate::loc::Loc;
 use crate::memory::{self, Interval};
 use crate::plan::{kernel_cache, Plan, PlanStats, Profile};
-use crate::split::span;
+use crate::split::spans_meet;
 use crate::step::{split_runs, ReduceMode, Step, Val};
 use crate::{JitError, Kernel, KernelSpec};
 use std::collections::{HashMap, HashSet};
@@ -587,10 +587,6 @@ impl Builder<'_> {
                 _ => None,
             })
             .collect();
-        let overlaps = |a: &Loc, b: &Loc| match (span(a), span(b)) {
-            (Some((a0, a1)), Some((b0, b1))) => a.root == b.root && a0 <= b1 && b0 <= a1,
-            _ => false,
-        };
         let in_run = |i: usize| split_runs.iter().any(|&(a, b)| a <= i && i < b);
         let mut variant_root = vec![false; self.roots.len()];
         let mut invariant = vec![true; self.steps.len()];
@@ -609,7 +605,7 @@ impl Builder<'_> {
                     || in_run(i)
                     || s.reads()
                         .iter()
-                        .any(|l| variant_root[l.root] || data.iter().any(|d| overlaps(d, l)));
+                        .any(|l| variant_root[l.root] || data.iter().any(|d| spans_meet(d, l)));
                 if variant {
                     invariant[i] = false;
                     changed = true;

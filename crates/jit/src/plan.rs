@@ -210,7 +210,6 @@ pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Plan, JitError> {
             plan.updates.push((t, v)); // not computed in place: copied after the run
         }
     }
-    plan.data_inputs.extend(graph.inputs().iter().copied());
     lap("finish");
     plan.stats.nodes = g.node_count();
     plan.stats.compile_ms = t0.elapsed().as_secs_f64() * 1e3;
@@ -418,7 +417,7 @@ impl Plan {
                 let mid = rows / 2;
                 let (r0, r1) = if upper { (mid, rows) } else { (0, mid) };
                 if let (Step::Gemm { c, .. }, Some(next)) = (s, steps.get(i + 1)) {
-                    prefetch_inputs(next, r0, r1, Some(rows_of(c, r0, r1)), base);
+                    prefetch_inputs(next, r0, r1, rows_of(c, r0, r1), base);
                 }
                 exec_rows(s, r0, r1, base);
             }

@@ -43,6 +43,12 @@ pub fn span(l: &Loc) -> Option<(usize, usize)> {
     (l.rows > 0 && l.cols > 0).then(|| (l.off, l.last()))
 }
 
+/// Whether two windows of one buffer have overlapping spans (may touch a common element).
+pub fn spans_meet(a: &Loc, b: &Loc) -> bool {
+    a.root == b.root
+        && matches!((span(a), span(b)), (Some((a0, a1)), Some((b0, b1))) if a0 <= b1 && b0 <= a1)
+}
+
 /// Reads and writes of one half of a step.
 pub struct HalfIo {
     pub reads: Vec<(usize, usize)>,

@@ -1,7 +1,7 @@
 //! The steps a plan runs, how each executes, and which runs of them split across the cores.
 use crate::gemm::{sgemm, Mat};
 use crate::loc::Loc;
-use crate::split::{rows_of, span, HalfIo, RunBuilder};
+use crate::split::{rows_of, span, spans_meet, HalfIo, RunBuilder};
 use crate::{JitError, Kernel};
 use std::sync::Arc;
 use trellis_ir::{Op, Tensor, TensorType};
@@ -386,15 +386,13 @@ pub(crate) fn exec_rows(s: &Step, r0: usize, r1: usize, base: SendPtr) {
 /// recurrence step's slice of a projection computed long before (in DRAM by then) arrives
 /// while the step's GEMM runs instead of stalling its kernel. Inputs inside `skip` (what the
 /// GEMM is about to write) are left out, and a row broadcast (row stride 0) is one row.
-pub(crate) fn prefetch_inputs(s: &Step, r0: usize, r1: usize, skip: Option<Loc>, base: SendPtr) {
+pub(crate) fn prefetch_inputs(s: &Step, r0: usize, r1: usize, skip: Loc, base: SendPtr) {
     let Step::Kernel { ins, .. } = s else {
         return;
     };
-    let skip = skip.and_then(|l| span(&l));
     for l in ins.iter().filter(|l| !l.cb) {
         let l = rows_of(l, r0, r1);
-        let overlaps = |(a, b): (usize, usize)| span(&l).is_some_and(|(c, d)| c <= b && a <= d);
-        if skip.is_some_and(overlaps) {
+        if spans_meet(&l, &skip) {
             continue;
         }
         let rows = if l.rs == 0 { l.rows.min(1) } else { l.rows };
