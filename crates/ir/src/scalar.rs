@@ -20,7 +20,7 @@ pub enum Unary {
     Abs,
     /// `1 / x`
     Recip,
-    /// `max(x, 0)`, NaN-propagating
+    /// `max(x, 0)`, NaN-propagating (`relu(-0) = +0`)
     Relu,
 }
 
@@ -31,9 +31,9 @@ pub enum Binary {
     Sub,
     Mul,
     Div,
-    /// NaN-propagating maximum.
+    /// NaN-propagating maximum, `+0 > -0` (IEEE 754-2019 `maximum`).
     Max,
-    /// NaN-propagating minimum.
+    /// NaN-propagating minimum, `-0 < +0`.
     Min,
     /// `a^b` (powf).
     Pow,
@@ -56,14 +56,31 @@ impl Unary {
             Unary::Sigmoid => 1.0 / (1.0 + (-x).exp()),
             Unary::Abs => x.abs(),
             Unary::Recip => 1.0 / x,
-            Unary::Relu => {
-                if x.is_nan() {
-                    x
-                } else {
-                    x.max(0.0)
-                }
-            }
+            Unary::Relu => maximum(x, 0.0),
         }
+    }
+}
+
+/// IEEE 754-2019 `maximum`: NaN if either is NaN, and `+0 > -0` (`f64::max` leaves the sign
+/// of a zero result unspecified; the kernels and the interpreter must agree on it).
+fn maximum(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else if a == b {
+        f64::from_bits(a.to_bits() & b.to_bits())
+    } else {
+        a.max(b)
+    }
+}
+
+/// IEEE 754-2019 `minimum`: NaN if either is NaN, and `-0 < +0`.
+fn minimum(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else if a == b {
+        f64::from_bits(a.to_bits() | b.to_bits())
+    } else {
+        a.min(b)
     }
 }
 
@@ -75,20 +92,8 @@ impl Binary {
             Binary::Sub => a - b,
             Binary::Mul => a * b,
             Binary::Div => a / b,
-            Binary::Max => {
-                if a.is_nan() || b.is_nan() {
-                    f64::NAN
-                } else {
-                    a.max(b)
-                }
-            }
-            Binary::Min => {
-                if a.is_nan() || b.is_nan() {
-                    f64::NAN
-                } else {
-                    a.min(b)
-                }
-            }
+            Binary::Max => maximum(a, b),
+            Binary::Min => minimum(a, b),
             Binary::Pow => a.powf(b),
             Binary::Lt => flag(a < b),
             Binary::Le => flag(a <= b),

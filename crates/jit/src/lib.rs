@@ -14,6 +14,7 @@
 //! Files: `plan` (API, pipeline), `lower` (placement, steps, memory plan), `step` (execution),
 //! `fusion`, `split` (core split), `loc` (windows and views), `memory` (arena), `gemm`,
 //! `kernel` + `math` (codegen).
+mod avx512;
 pub mod error;
 mod fusion;
 mod gemm;
@@ -27,5 +28,5 @@ mod split;
 mod step;
 
 pub use error::JitError;
-pub use kernel::{Kernel, KernelCache, KernelSpec, View, ViewMut};
+pub use kernel::{Backend, Kernel, KernelCache, KernelSpec, View, ViewMut};
 pub use plan::{compile, CompileOptions, Plan, PlanStats, Profile};

@@ -3,7 +3,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use trellis_ir::{Binary, Scalar, ScalarFn, Unary};
-use trellis_jit::{JitError, KernelCache, KernelSpec, View, ViewMut};
+use trellis_jit::{Backend, JitError, KernelCache, KernelSpec, View, ViewMut};
 
 const UNARY: [Unary; 9] = [
     Unary::Neg,
@@ -186,6 +186,8 @@ fn reference(e: &ScalarFn, x: &[f64]) -> (Vec<f64>, Vec<f64>) {
                 let exact = ea == 0.0 && eb == 0.0;
                 let err = match f {
                     Binary::Add | Binary::Sub => ea + eb + loc(0.5),
+                    // An unknown operand may be inf in f32, and an exact zero times inf is NaN.
+                    Binary::Mul if ea.is_infinite() || eb.is_infinite() => inf,
                     Binary::Mul => m(a.abs(), eb) + m(b.abs(), ea) + m(ea, eb) + loc(0.5),
                     Binary::Div if exact => loc(0.5),
                     Binary::Div if b.abs() <= 2.0 * eb => inf,
@@ -306,161 +308,282 @@ fn check(got: f32, v: f64, e: f64, stats: &mut Stats) -> bool {
 #[test]
 fn random_expressions_match_the_reference() {
     let mut rng = StdRng::seed_from_u64(0x7e11_1500);
-    let mut cache = KernelCache::new().unwrap();
-    let mut stats = Stats::default();
-    let mut seen = [false; 9 + 13 + 1];
-    for case in 0..500 {
-        let n_in = rng.gen_range(1..=4);
-        let expr = random_expr(&mut rng, n_in);
-        for n in &expr.nodes {
-            match n {
-                Scalar::Unary(f, _) => seen[UNARY.iter().position(|g| g == f).unwrap()] = true,
-                Scalar::Binary(f, _, _) => {
-                    seen[9 + BINARY.iter().position(|g| g == f).unwrap()] = true
+    for backend in Backend::all_available() {
+        let mut cache = KernelCache::with_backend(backend).unwrap();
+        let mut stats = Stats::default();
+        let mut seen = [false; 9 + 13 + 1];
+        for case in 0..500 {
+            let n_in = rng.gen_range(1..=4);
+            let expr = random_expr(&mut rng, n_in);
+            for n in &expr.nodes {
+                match n {
+                    Scalar::Unary(f, _) => seen[UNARY.iter().position(|g| g == f).unwrap()] = true,
+                    Scalar::Binary(f, _, _) => {
+                        seen[9 + BINARY.iter().position(|g| g == f).unwrap()] = true
+                    }
+                    Scalar::Select(..) => seen[22] = true,
+                    _ => {}
                 }
-                Scalar::Select(..) => seen[22] = true,
-                _ => {}
             }
-        }
-        let col_broadcast: Vec<bool> = (0..n_in).map(|_| rng.gen_bool(0.3)).collect();
-        let spec = KernelSpec {
-            expr: expr.clone(),
-            col_broadcast: col_broadcast.clone(),
-        };
-        let k = cache.get(&spec).unwrap();
-        let rows = rng.gen_range(1..=5);
-        let cols = rng.gen_range(1..=13);
-        // Inputs: offset into a larger buffer, row_stride > cols or 0 (row broadcast).
-        let mut in_data = Vec::new();
-        let mut in_geom = Vec::new();
-        for &cb in &col_broadcast {
-            let width = if cb { 1 } else { cols };
-            let stride = if rng.gen_bool(0.2) {
-                0
-            } else {
-                width + rng.gen_range(0..3)
+            let col_broadcast: Vec<bool> = (0..n_in).map(|_| rng.gen_bool(0.3)).collect();
+            let spec = KernelSpec {
+                expr: expr.clone(),
+                col_broadcast: col_broadcast.clone(),
             };
-            let offset = rng.gen_range(0..5);
-            let len = offset + (rows - 1) * stride + width + rng.gen_range(0..2);
-            in_data.push(
-                (0..len)
-                    .map(|_| random_value(&mut rng))
-                    .collect::<Vec<f32>>(),
-            );
-            in_geom.push((offset, stride));
-        }
-        let n_out = expr.outputs.len();
-        let sentinel = -1234.5f32;
-        let mut out_data = Vec::new();
-        let mut out_geom = Vec::new();
-        for _ in 0..n_out {
-            let stride = cols + rng.gen_range(0..3);
-            let offset = rng.gen_range(0..5);
-            let len = offset + (rows - 1) * stride + cols + rng.gen_range(0..2);
-            out_data.push(vec![sentinel; len]);
-            out_geom.push((offset, stride));
-        }
-        {
-            let views: Vec<View> = in_data
-                .iter()
-                .zip(&in_geom)
-                .map(|(d, &(offset, row_stride))| View {
-                    data: d,
-                    offset,
-                    row_stride,
-                })
-                .collect();
-            let mut outs: Vec<ViewMut> = out_data
-                .iter_mut()
-                .zip(&out_geom)
-                .map(|(d, &(offset, row_stride))| ViewMut {
-                    data: d,
-                    offset,
-                    row_stride,
-                })
-                .collect();
-            k.run(rows, cols, &views, &mut outs).unwrap();
-        }
-        let mut written = vec![vec![false; 0]; n_out];
-        for (o, d) in out_data.iter().enumerate() {
-            written[o] = vec![false; d.len()];
-        }
-        let mut x = vec![0.0f64; n_in];
-        let mut y = vec![0.0f64; n_out];
-        for r in 0..rows {
-            for c in 0..cols {
-                for i in 0..n_in {
-                    let (off, rs) = in_geom[i];
-                    let cc = if col_broadcast[i] { 0 } else { c };
-                    x[i] = f64::from(in_data[i][off + r * rs + cc]);
-                }
-                expr.eval(&x, &mut y);
-                let (v, e) = reference(&expr, &x);
-                for o in 0..n_out {
-                    let node = expr.outputs[o] as usize;
-                    assert!(
-                        v[node].to_bits() == y[o].to_bits() || (v[node].is_nan() && y[o].is_nan()),
-                        "test reference disagrees with ScalarFn::eval"
-                    );
-                    let (off, rs) = out_geom[o];
-                    let idx = off + r * rs + c;
-                    written[o][idx] = true;
-                    let got = out_data[o][idx];
-                    assert!(
+            let k = cache.get(&spec).unwrap();
+            let rows = rng.gen_range(1..=5);
+            // Short rows (tiles spanning rows, scalar tails) and long ones (the AVX-512
+            // backend's row tiles read and write the caller's memory directly).
+            let cols = if rng.gen_bool(0.25) {
+                [64, 96, 100, 160, 288, 300][rng.gen_range(0..6)]
+            } else {
+                rng.gen_range(1..=13)
+            };
+            // Inputs: offset into a larger buffer, row_stride > cols or 0 (row broadcast).
+            let mut in_data = Vec::new();
+            let mut in_geom = Vec::new();
+            for &cb in &col_broadcast {
+                let width = if cb { 1 } else { cols };
+                let stride = if rng.gen_bool(0.2) {
+                    0
+                } else {
+                    width + rng.gen_range(0..3)
+                };
+                let offset = rng.gen_range(0..5);
+                let len = offset + (rows - 1) * stride + width + rng.gen_range(0..2);
+                in_data.push(
+                    (0..len)
+                        .map(|_| random_value(&mut rng))
+                        .collect::<Vec<f32>>(),
+                );
+                in_geom.push((offset, stride));
+            }
+            let n_out = expr.outputs.len();
+            let sentinel = -1234.5f32;
+            let mut out_data = Vec::new();
+            let mut out_geom = Vec::new();
+            for _ in 0..n_out {
+                let stride = cols + rng.gen_range(0..3);
+                let offset = rng.gen_range(0..5);
+                let len = offset + (rows - 1) * stride + cols + rng.gen_range(0..2);
+                out_data.push(vec![sentinel; len]);
+                out_geom.push((offset, stride));
+            }
+            {
+                let views: Vec<View> = in_data
+                    .iter()
+                    .zip(&in_geom)
+                    .map(|(d, &(offset, row_stride))| View {
+                        data: d,
+                        offset,
+                        row_stride,
+                    })
+                    .collect();
+                let mut outs: Vec<ViewMut> = out_data
+                    .iter_mut()
+                    .zip(&out_geom)
+                    .map(|(d, &(offset, row_stride))| ViewMut {
+                        data: d,
+                        offset,
+                        row_stride,
+                    })
+                    .collect();
+                k.run(rows, cols, &views, &mut outs).unwrap();
+            }
+            let mut written = vec![vec![false; 0]; n_out];
+            for (o, d) in out_data.iter().enumerate() {
+                written[o] = vec![false; d.len()];
+            }
+            let mut x = vec![0.0f64; n_in];
+            let mut y = vec![0.0f64; n_out];
+            for r in 0..rows {
+                for c in 0..cols {
+                    for i in 0..n_in {
+                        let (off, rs) = in_geom[i];
+                        let cc = if col_broadcast[i] { 0 } else { c };
+                        x[i] = f64::from(in_data[i][off + r * rs + cc]);
+                    }
+                    expr.eval(&x, &mut y);
+                    let (v, e) = reference(&expr, &x);
+                    for o in 0..n_out {
+                        let node = expr.outputs[o] as usize;
+                        assert!(
+                            v[node].to_bits() == y[o].to_bits()
+                                || (v[node].is_nan() && y[o].is_nan()),
+                            "test reference disagrees with ScalarFn::eval"
+                        );
+                        let (off, rs) = out_geom[o];
+                        let idx = off + r * rs + c;
+                        written[o][idx] = true;
+                        let got = out_data[o][idx];
+                        assert!(
                         check(got, y[o], e[node], &mut stats),
-                        "case {case}: output {o} at ({r}, {c}) = {got:e}, want {:e} (f64 {:e}, \
+                        "{backend:?} case {case}: output {o} at ({r}, {c}) = {got:e}, want {:e} (f64 {:e}, \
                          bound {:e})\ninputs {x:?}\ncol_broadcast {col_broadcast:?}\n{expr:#?}",
                         y[o] as f32,
                         y[o],
                         e[node]
                     );
+                    }
+                }
+            }
+            // Nothing outside the grid is written.
+            for o in 0..n_out {
+                for (idx, &val) in out_data[o].iter().enumerate() {
+                    if !written[o][idx] {
+                        assert_eq!(
+                            val.to_bits(),
+                            sentinel.to_bits(),
+                            "case {case}: output {o} index {idx} clobbered"
+                        );
+                    }
                 }
             }
         }
-        // Nothing outside the grid is written.
-        for o in 0..n_out {
-            for (idx, &val) in out_data[o].iter().enumerate() {
-                if !written[o][idx] {
+        eprintln!("{stats:?}");
+        assert!(
+            seen.iter().all(|&s| s),
+            "every op kind is exercised: {seen:?}"
+        );
+        let total = stats.equal + stats.within + stats.unknown;
+        assert!(
+            stats.equal * 2 > total,
+            "most elements match exactly: {stats:?}"
+        );
+        assert!(
+            stats.unknown * 10 < total,
+            "few elements are left unchecked: {stats:?}"
+        );
+    }
+}
+
+/// The backends run the same math (`math.rs`, one algorithm per function), so they agree bit
+/// for bit (NaNs as NaNs), on long rows and short ones.
+#[test]
+fn backends_agree_bit_for_bit() {
+    let backends = Backend::all_available();
+    if backends.len() < 2 {
+        eprintln!("one backend on this host: nothing to compare");
+        return;
+    }
+    let mut caches: Vec<KernelCache> = backends
+        .iter()
+        .map(|&b| KernelCache::with_backend(b).unwrap())
+        .collect();
+    let mut rng = StdRng::seed_from_u64(0xb17_b17);
+    for case in 0..300 {
+        let n_in = rng.gen_range(1..=4);
+        let expr = random_expr(&mut rng, n_in);
+        let spec = KernelSpec::new(expr.clone());
+        let (rows, cols) = [(3, 100), (7, 5), (2, 256)][case % 3];
+        let data: Vec<Vec<f32>> = (0..n_in)
+            .map(|_| (0..rows * cols).map(|_| random_value(&mut rng)).collect())
+            .collect();
+        let results: Vec<Vec<Vec<f32>>> = caches
+            .iter_mut()
+            .map(|cache| {
+                let k = cache.get(&spec).unwrap();
+                let views: Vec<View> = data.iter().map(|d| View::new(d, cols)).collect();
+                let mut out = vec![vec![0.0f32; rows * cols]; expr.outputs.len()];
+                let mut outs: Vec<ViewMut> =
+                    out.iter_mut().map(|d| ViewMut::new(d, cols)).collect();
+                k.run(rows, cols, &views, &mut outs).unwrap();
+                out
+            })
+            .collect();
+        for (o, (a, b)) in results[0].iter().zip(&results[1]).enumerate() {
+            for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
+                assert!(
+                    x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()),
+                    "case {case} output {o} element {i}: {:?} {x:e} vs {:?} {y:e}\n{expr:?}",
+                    backends[0],
+                    backends[1]
+                );
+            }
+        }
+    }
+}
+
+/// An output that is exactly an input's view (the executor updates parameters this way):
+/// every element reads its old value before the new one is written, on long rows too.
+#[test]
+fn in_place_outputs() {
+    // out0 = x * 2 + y (written over x), out1 = x (the old x), out2 = sigmoid(y).
+    let mut e = ScalarFn::new(2);
+    let (x, y) = (e.input(0), e.input(1));
+    let two = e.push(Scalar::Const(2.0));
+    let x2 = e.push(Scalar::Binary(Binary::Mul, x, two));
+    let s = e.push(Scalar::Binary(Binary::Add, x2, y));
+    let sy = e.push(Scalar::Unary(Unary::Sigmoid, y));
+    e.output(s);
+    e.output(x);
+    e.output(sy);
+    for backend in Backend::all_available() {
+        let mut cache = KernelCache::with_backend(backend).unwrap();
+        let k = cache.get(&KernelSpec::new(e.clone())).unwrap();
+        for (rows, cols) in [(3, 128), (2, 300), (5, 7)] {
+            let stride = cols + 5;
+            let n = rows * stride;
+            let mut xs: Vec<f32> = (0..n).map(|i| i as f32 * 0.25 - 3.0).collect();
+            let ys: Vec<f32> = (0..n).map(|i| 1.0 - i as f32 * 0.125).collect();
+            let x0 = xs.clone();
+            let mut old = vec![0.0f32; n];
+            let mut sig = vec![0.0f32; n];
+            let ins = [xs.as_ptr(), ys.as_ptr()];
+            let outs = [xs.as_mut_ptr(), old.as_mut_ptr(), sig.as_mut_ptr()];
+            // SAFETY: every view covers rows x cols at the stride; output 0 is exactly
+            // input 0 (allowed in place), the others are distinct buffers.
+            unsafe {
+                k.run_raw(
+                    rows,
+                    cols,
+                    ins.as_ptr(),
+                    [stride; 2].as_ptr(),
+                    outs.as_ptr(),
+                    [stride; 3].as_ptr(),
+                )
+            };
+            for r in 0..rows {
+                for c in 0..stride {
+                    let i = r * stride + c;
+                    if c >= cols {
+                        assert_eq!(xs[i], x0[i], "{backend:?} padding at {i} untouched");
+                        continue;
+                    }
                     assert_eq!(
-                        val.to_bits(),
-                        sentinel.to_bits(),
-                        "case {case}: output {o} index {idx} clobbered"
+                        xs[i],
+                        x0[i] * 2.0 + ys[i],
+                        "{backend:?} {rows}x{cols} x[{i}]"
+                    );
+                    assert_eq!(old[i], x0[i], "{backend:?} {rows}x{cols} old x[{i}]");
+                    let want = 1.0 / (1.0 + (-f64::from(ys[i])).exp());
+                    assert!(
+                        (f64::from(sig[i]) - want).abs() <= 2e-7 * want,
+                        "sigmoid[{i}]"
                     );
                 }
             }
         }
     }
-    eprintln!("{stats:?}");
-    assert!(
-        seen.iter().all(|&s| s),
-        "every op kind is exercised: {seen:?}"
-    );
-    let total = stats.equal + stats.within + stats.unknown;
-    assert!(
-        stats.equal * 2 > total,
-        "most elements match exactly: {stats:?}"
-    );
-    assert!(
-        stats.unknown * 10 < total,
-        "few elements are left unchecked: {stats:?}"
-    );
 }
 
 #[test]
 fn cache_compiles_a_spec_once() {
-    let mut cache = KernelCache::new().unwrap();
-    assert_eq!(cache.len(), 0);
-    let spec = KernelSpec::new(ScalarFn::unary(Unary::Sigmoid));
-    let a = cache.get(&spec).unwrap();
-    let b = cache.get(&spec.clone()).unwrap();
-    assert_eq!(cache.len(), 1);
-    assert!(std::sync::Arc::ptr_eq(&a, &b));
-    // A different broadcast pattern is a different kernel.
-    let mut add = KernelSpec::new(ScalarFn::binary(Binary::Add));
-    cache.get(&add).unwrap();
-    add.col_broadcast[1] = true;
-    cache.get(&add).unwrap();
-    assert_eq!(cache.len(), 3);
+    for backend in Backend::all_available() {
+        let mut cache = KernelCache::with_backend(backend).unwrap();
+        assert_eq!(cache.len(), 0);
+        let spec = KernelSpec::new(ScalarFn::unary(Unary::Sigmoid));
+        let a = cache.get(&spec).unwrap();
+        let b = cache.get(&spec.clone()).unwrap();
+        assert_eq!(cache.len(), 1);
+        assert!(std::sync::Arc::ptr_eq(&a, &b));
+        // A different broadcast pattern is a different kernel.
+        let mut add = KernelSpec::new(ScalarFn::binary(Binary::Add));
+        cache.get(&add).unwrap();
+        add.col_broadcast[1] = true;
+        cache.get(&add).unwrap();
+        assert_eq!(cache.len(), 3);
+    }
 }
 
 /// The LSTM cell update as one kernel with two outputs, a per-row bias and a scalar.
@@ -481,287 +604,293 @@ fn lstm_like_kernel_with_broadcasts() {
         expr: e,
         col_broadcast: vec![false, false, false, true],
     };
-    let mut cache = KernelCache::new().unwrap();
-    let k = cache.get(&spec).unwrap();
-    let (rows, cols) = (3, 7);
-    let zd: Vec<f32> = (0..rows * cols).map(|i| i as f32 * 0.1 - 1.0).collect();
-    let bd: Vec<f32> = (0..cols).map(|i| i as f32 * 0.05).collect();
-    let cpd: Vec<f32> = (0..rows * cols).map(|i| 1.0 - i as f32 * 0.03).collect();
-    let sd = [0.5f32];
-    let mut co = vec![0.0f32; rows * cols];
-    let mut ho = vec![0.0f32; rows * cols];
-    k.run(
-        rows,
-        cols,
-        &[
-            View::new(&zd, cols),
-            View::new(&bd, 0),
-            View::new(&cpd, cols),
-            View::new(&sd, 0),
-        ],
-        &mut [ViewMut::new(&mut co, cols), ViewMut::new(&mut ho, cols)],
-    )
-    .unwrap();
-    for r in 0..rows {
-        for (cc, &bias) in bd.iter().enumerate() {
-            let i = r * cols + cc;
-            let zb = f64::from(zd[i]) + f64::from(bias);
-            let c = 1.0 / (1.0 + (-zb).exp()) * f64::from(cpd[i]) * 0.5;
-            assert!(
-                (f64::from(co[i]) - c).abs() <= 4e-7 * c.abs().max(1e-30),
-                "c[{i}]"
-            );
-            assert!((f64::from(ho[i]) - c.tanh()).abs() <= 4e-7, "h[{i}]");
+    for backend in Backend::all_available() {
+        let mut cache = KernelCache::with_backend(backend).unwrap();
+        let k = cache.get(&spec).unwrap();
+        let (rows, cols) = (3, 7);
+        let zd: Vec<f32> = (0..rows * cols).map(|i| i as f32 * 0.1 - 1.0).collect();
+        let bd: Vec<f32> = (0..cols).map(|i| i as f32 * 0.05).collect();
+        let cpd: Vec<f32> = (0..rows * cols).map(|i| 1.0 - i as f32 * 0.03).collect();
+        let sd = [0.5f32];
+        let mut co = vec![0.0f32; rows * cols];
+        let mut ho = vec![0.0f32; rows * cols];
+        k.run(
+            rows,
+            cols,
+            &[
+                View::new(&zd, cols),
+                View::new(&bd, 0),
+                View::new(&cpd, cols),
+                View::new(&sd, 0),
+            ],
+            &mut [ViewMut::new(&mut co, cols), ViewMut::new(&mut ho, cols)],
+        )
+        .unwrap();
+        for r in 0..rows {
+            for (cc, &bias) in bd.iter().enumerate() {
+                let i = r * cols + cc;
+                let zb = f64::from(zd[i]) + f64::from(bias);
+                let c = 1.0 / (1.0 + (-zb).exp()) * f64::from(cpd[i]) * 0.5;
+                assert!(
+                    (f64::from(co[i]) - c).abs() <= 4e-7 * c.abs().max(1e-30),
+                    "c[{i}]"
+                );
+                assert!((f64::from(ho[i]) - c.tanh()).abs() <= 4e-7, "h[{i}]");
+            }
         }
     }
 }
 
 #[test]
 fn bad_views_are_errors() {
-    let mut cache = KernelCache::new().unwrap();
-    let k = cache
-        .get(&KernelSpec::new(ScalarFn::binary(Binary::Mul)))
-        .unwrap();
-    let a = vec![1.0f32; 12];
-    let short = vec![1.0f32; 11];
-    let mut out = vec![0.0f32; 12];
-    // 3 x 4 is fine.
-    k.run(
-        3,
-        4,
-        &[View::new(&a, 4), View::new(&a, 4)],
-        &mut [ViewMut::new(&mut out, 4)],
-    )
-    .unwrap();
-    assert_eq!(out, vec![1.0; 12]);
-    // Too short input.
-    let err = k
-        .run(
+    for backend in Backend::all_available() {
+        let mut cache = KernelCache::with_backend(backend).unwrap();
+        let k = cache
+            .get(&KernelSpec::new(ScalarFn::binary(Binary::Mul)))
+            .unwrap();
+        let a = vec![1.0f32; 12];
+        let short = vec![1.0f32; 11];
+        let mut out = vec![0.0f32; 12];
+        // 3 x 4 is fine.
+        k.run(
             3,
             4,
-            &[View::new(&a, 4), View::new(&short, 4)],
+            &[View::new(&a, 4), View::new(&a, 4)],
             &mut [ViewMut::new(&mut out, 4)],
         )
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            JitError::ViewOutOfBounds {
-                what: "input",
-                index: 1,
-                needed: 11,
-                len: 11,
-                ..
-            }
-        ),
-        "{err}"
-    );
-    // Offset pushes the last element out.
-    let v = View {
-        data: &a,
-        offset: 1,
-        row_stride: 4,
-    };
-    assert!(k
-        .run(
-            3,
+        .unwrap();
+        assert_eq!(out, vec![1.0; 12]);
+        // Too short input.
+        let err = k
+            .run(
+                3,
+                4,
+                &[View::new(&a, 4), View::new(&short, 4)],
+                &mut [ViewMut::new(&mut out, 4)],
+            )
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                JitError::ViewOutOfBounds {
+                    what: "input",
+                    index: 1,
+                    needed: 11,
+                    len: 11,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // Offset pushes the last element out.
+        let v = View {
+            data: &a,
+            offset: 1,
+            row_stride: 4,
+        };
+        assert!(k
+            .run(
+                3,
+                4,
+                &[View::new(&a, 4), v],
+                &mut [ViewMut::new(&mut out, 4)]
+            )
+            .is_err());
+        // Too short output.
+        let mut short_out = vec![0.0f32; 11];
+        let err = k
+            .run(
+                3,
+                4,
+                &[View::new(&a, 4), View::new(&a, 4)],
+                &mut [ViewMut::new(&mut short_out, 4)],
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, JitError::ViewOutOfBounds { what: "output", .. }),
+            "{err}"
+        );
+        // Overlapping output rows.
+        let err = k
+            .run(
+                3,
+                4,
+                &[View::new(&a, 4), View::new(&a, 4)],
+                &mut [ViewMut::new(&mut out, 2)],
+            )
+            .unwrap_err();
+        assert!(matches!(err, JitError::OverlappingOutput { .. }), "{err}");
+        // Wrong counts.
+        let err = k
+            .run(3, 4, &[View::new(&a, 4)], &mut [ViewMut::new(&mut out, 4)])
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                JitError::ViewCount {
+                    what: "input",
+                    expected: 2,
+                    got: 1
+                }
+            ),
+            "{err}"
+        );
+        let err = k
+            .run(3, 4, &[View::new(&a, 4), View::new(&a, 4)], &mut [])
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                JitError::ViewCount {
+                    what: "output",
+                    expected: 1,
+                    got: 0
+                }
+            ),
+            "{err}"
+        );
+        // Overflowing index arithmetic is an error, not a wrap-around.
+        let huge = View {
+            data: &a,
+            offset: 0,
+            row_stride: usize::MAX / 2,
+        };
+        assert!(k
+            .run(
+                3,
+                4,
+                &[View::new(&a, 4), huge],
+                &mut [ViewMut::new(&mut out, 4)]
+            )
+            .is_err());
+        // An empty grid touches nothing.
+        k.run(
+            0,
             4,
-            &[View::new(&a, 4), v],
-            &mut [ViewMut::new(&mut out, 4)]
+            &[View::new(&[], 4), View::new(&[], 4)],
+            &mut [ViewMut::new(&mut [], 4)],
         )
-        .is_err());
-    // Too short output.
-    let mut short_out = vec![0.0f32; 11];
-    let err = k
-        .run(
-            3,
-            4,
-            &[View::new(&a, 4), View::new(&a, 4)],
-            &mut [ViewMut::new(&mut short_out, 4)],
-        )
-        .unwrap_err();
-    assert!(
-        matches!(err, JitError::ViewOutOfBounds { what: "output", .. }),
-        "{err}"
-    );
-    // Overlapping output rows.
-    let err = k
-        .run(
-            3,
-            4,
-            &[View::new(&a, 4), View::new(&a, 4)],
-            &mut [ViewMut::new(&mut out, 2)],
-        )
-        .unwrap_err();
-    assert!(matches!(err, JitError::OverlappingOutput { .. }), "{err}");
-    // Wrong counts.
-    let err = k
-        .run(3, 4, &[View::new(&a, 4)], &mut [ViewMut::new(&mut out, 4)])
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            JitError::ViewCount {
-                what: "input",
-                expected: 2,
-                got: 1
-            }
-        ),
-        "{err}"
-    );
-    let err = k
-        .run(3, 4, &[View::new(&a, 4), View::new(&a, 4)], &mut [])
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            JitError::ViewCount {
-                what: "output",
-                expected: 1,
-                got: 0
-            }
-        ),
-        "{err}"
-    );
-    // Overflowing index arithmetic is an error, not a wrap-around.
-    let huge = View {
-        data: &a,
-        offset: 0,
-        row_stride: usize::MAX / 2,
-    };
-    assert!(k
-        .run(
-            3,
-            4,
-            &[View::new(&a, 4), huge],
-            &mut [ViewMut::new(&mut out, 4)]
-        )
-        .is_err());
-    // An empty grid touches nothing.
-    k.run(
-        0,
-        4,
-        &[View::new(&[], 4), View::new(&[], 4)],
-        &mut [ViewMut::new(&mut [], 4)],
-    )
-    .unwrap();
-    // Malformed specs.
-    let mut bad = KernelSpec::new(ScalarFn::unary(Unary::Exp));
-    bad.col_broadcast.push(true);
-    assert!(matches!(cache.get(&bad), Err(JitError::InvalidSpec(_))));
-    let mut e = ScalarFn::new(1);
-    e.nodes.push(Scalar::Unary(Unary::Exp, 3));
-    e.outputs.push(0);
-    assert!(matches!(
-        cache.get(&KernelSpec::new(e)),
-        Err(JitError::InvalidSpec(_))
-    ));
-    let mut e = ScalarFn::new(1);
-    e.input(0);
-    assert!(matches!(
-        cache.get(&KernelSpec::new(e)),
-        Err(JitError::InvalidSpec(_))
-    ));
+        .unwrap();
+        // Malformed specs.
+        let mut bad = KernelSpec::new(ScalarFn::unary(Unary::Exp));
+        bad.col_broadcast.push(true);
+        assert!(matches!(cache.get(&bad), Err(JitError::InvalidSpec(_))));
+        let mut e = ScalarFn::new(1);
+        e.nodes.push(Scalar::Unary(Unary::Exp, 3));
+        e.outputs.push(0);
+        assert!(matches!(
+            cache.get(&KernelSpec::new(e)),
+            Err(JitError::InvalidSpec(_))
+        ));
+        let mut e = ScalarFn::new(1);
+        e.input(0);
+        assert!(matches!(
+            cache.get(&KernelSpec::new(e)),
+            Err(JitError::InvalidSpec(_))
+        ));
+    }
 }
 
 /// pow: integer constant exponents by multiplication, the general path with powf's special
 /// cases.
 #[test]
 fn pow_cases() {
-    let mut cache = KernelCache::new().unwrap();
-    let powi = |cache: &mut KernelCache, n: f64, xs: &[f32]| -> Vec<f32> {
-        let mut e = ScalarFn::new(1);
-        let x = e.input(0);
-        let c = e.constant(n);
-        let y = e.push(Scalar::Binary(Binary::Pow, x, c));
-        e.output(y);
-        let k = cache.get(&KernelSpec::new(e)).unwrap();
-        let mut out = vec![0.0; xs.len()];
-        k.run(
-            1,
-            xs.len(),
-            &[View::new(xs, xs.len())],
-            &mut [ViewMut::new(&mut out, xs.len())],
-        )
-        .unwrap();
-        out
-    };
-    let xs = [-2.0f32, -1.5, 0.0, -0.0, 3.0, 0.5];
-    assert_eq!(
-        powi(&mut cache, 3.0, &xs),
-        vec![-8.0, -3.375, 0.0, -0.0, 27.0, 0.125]
-    );
-    assert_eq!(
-        powi(&mut cache, 2.0, &xs),
-        vec![4.0, 2.25, 0.0, 0.0, 9.0, 0.25]
-    );
-    let r = powi(&mut cache, -1.0, &xs);
-    assert_eq!(
-        r,
-        vec![
-            -0.5,
-            -1.0 / 1.5,
-            f32::INFINITY,
-            f32::NEG_INFINITY,
-            1.0 / 3.0,
-            2.0
-        ]
-    );
-    assert!(r[3].is_sign_negative());
-    assert_eq!(
-        powi(&mut cache, 0.0, &[f32::NAN, 0.0, -5.0]),
-        vec![1.0, 1.0, 1.0]
-    );
+    for backend in Backend::all_available() {
+        let mut cache = KernelCache::with_backend(backend).unwrap();
+        let powi = |cache: &mut KernelCache, n: f64, xs: &[f32]| -> Vec<f32> {
+            let mut e = ScalarFn::new(1);
+            let x = e.input(0);
+            let c = e.constant(n);
+            let y = e.push(Scalar::Binary(Binary::Pow, x, c));
+            e.output(y);
+            let k = cache.get(&KernelSpec::new(e)).unwrap();
+            let mut out = vec![0.0; xs.len()];
+            k.run(
+                1,
+                xs.len(),
+                &[View::new(xs, xs.len())],
+                &mut [ViewMut::new(&mut out, xs.len())],
+            )
+            .unwrap();
+            out
+        };
+        let xs = [-2.0f32, -1.5, 0.0, -0.0, 3.0, 0.5];
+        assert_eq!(
+            powi(&mut cache, 3.0, &xs),
+            vec![-8.0, -3.375, 0.0, -0.0, 27.0, 0.125]
+        );
+        assert_eq!(
+            powi(&mut cache, 2.0, &xs),
+            vec![4.0, 2.25, 0.0, 0.0, 9.0, 0.25]
+        );
+        let r = powi(&mut cache, -1.0, &xs);
+        assert_eq!(
+            r,
+            vec![
+                -0.5,
+                -1.0 / 1.5,
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+                1.0 / 3.0,
+                2.0
+            ]
+        );
+        assert!(r[3].is_sign_negative());
+        assert_eq!(
+            powi(&mut cache, 0.0, &[f32::NAN, 0.0, -5.0]),
+            vec![1.0, 1.0, 1.0]
+        );
 
-    let k = cache
-        .get(&KernelSpec::new(ScalarFn::binary(Binary::Pow)))
-        .unwrap();
-    let nan = f32::NAN;
-    let inf = f32::INFINITY;
-    let cases: [(f32, f32, f32); 18] = [
-        (2.0, 10.0, 1024.0),
-        (2.0, 0.5, std::f32::consts::SQRT_2),
-        (-2.0, 3.0, -8.0),
-        (-2.0, 2.0, 4.0),
-        (-2.0, 0.5, nan),
-        (0.0, 2.0, 0.0),
-        (0.0, -2.0, inf),
-        (0.0, 0.0, 1.0),
-        (nan, 0.0, 1.0),
-        (1.0, nan, 1.0),
-        (nan, 2.0, nan),
-        (2.0, nan, nan),
-        (-1.0, inf, 1.0),
-        (0.5, inf, 0.0),
-        (2.0, inf, inf),
-        (2.0, -inf, 0.0),
-        (-inf, 3.0, -inf),
-        (10.0, -3.0, 1e-3),
-    ];
-    let a: Vec<f32> = cases.iter().map(|c| c.0).collect();
-    let b: Vec<f32> = cases.iter().map(|c| c.1).collect();
-    let n = cases.len();
-    for (rows, cols) in [(1, n), (n, 1)] {
-        let mut out = vec![0.0; n];
-        k.run(
-            rows,
-            cols,
-            &[View::new(&a, cols), View::new(&b, cols)],
-            &mut [ViewMut::new(&mut out, cols)],
-        )
-        .unwrap();
-        for (i, &(x, y, want)) in cases.iter().enumerate() {
-            let got = out[i];
-            let ok = if want.is_nan() {
-                got.is_nan()
-            } else {
-                got == want || (got - want).abs() <= 4.0 * f32::EPSILON * want.abs()
-            };
-            assert!(
-                ok,
-                "pow({x}, {y}) = {got}, want {want} (powf {})",
-                x.powf(y)
-            );
+        let k = cache
+            .get(&KernelSpec::new(ScalarFn::binary(Binary::Pow)))
+            .unwrap();
+        let nan = f32::NAN;
+        let inf = f32::INFINITY;
+        let cases: [(f32, f32, f32); 18] = [
+            (2.0, 10.0, 1024.0),
+            (2.0, 0.5, std::f32::consts::SQRT_2),
+            (-2.0, 3.0, -8.0),
+            (-2.0, 2.0, 4.0),
+            (-2.0, 0.5, nan),
+            (0.0, 2.0, 0.0),
+            (0.0, -2.0, inf),
+            (0.0, 0.0, 1.0),
+            (nan, 0.0, 1.0),
+            (1.0, nan, 1.0),
+            (nan, 2.0, nan),
+            (2.0, nan, nan),
+            (-1.0, inf, 1.0),
+            (0.5, inf, 0.0),
+            (2.0, inf, inf),
+            (2.0, -inf, 0.0),
+            (-inf, 3.0, -inf),
+            (10.0, -3.0, 1e-3),
+        ];
+        let a: Vec<f32> = cases.iter().map(|c| c.0).collect();
+        let b: Vec<f32> = cases.iter().map(|c| c.1).collect();
+        let n = cases.len();
+        for (rows, cols) in [(1, n), (n, 1)] {
+            let mut out = vec![0.0; n];
+            k.run(
+                rows,
+                cols,
+                &[View::new(&a, cols), View::new(&b, cols)],
+                &mut [ViewMut::new(&mut out, cols)],
+            )
+            .unwrap();
+            for (i, &(x, y, want)) in cases.iter().enumerate() {
+                let got = out[i];
+                let ok = if want.is_nan() {
+                    got.is_nan()
+                } else {
+                    got == want || (got - want).abs() <= 4.0 * f32::EPSILON * want.abs()
+                };
+                assert!(
+                    ok,
+                    "pow({x}, {y}) = {got}, want {want} (powf {})",
+                    x.powf(y)
+                );
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Accuracy sweeps of the emitted exp / log / tanh / sigmoid (and the exact functions) against
 //! the correctly rounded f64 result, on both the f32x4 and the scalar path.
 use trellis_ir::{ScalarFn, Unary};
-use trellis_jit::{KernelCache, KernelSpec, View, ViewMut};
+use trellis_jit::{Backend, KernelCache, KernelSpec, View, ViewMut};
 
 /// Position of an f32 on the number line in ulps (-0 and +0 coincide).
 fn ord(x: f32) -> i64 {
@@ -102,47 +102,51 @@ fn sweep(cache: &mut KernelCache, f: Unary, xs: &[f32]) -> [(u64, f32); 2] {
 
 #[test]
 fn transcendental_accuracy_within_2_ulp() {
-    let mut cache = KernelCache::new().unwrap();
-    let xs = sample();
-    for (f, bound) in [
-        (Unary::Exp, 1),
-        (Unary::Log, 1),
-        (Unary::Tanh, 2),
-        (Unary::Sigmoid, 2),
-    ] {
-        let [v, s] = sweep(&mut cache, f, &xs);
-        eprintln!(
-            "{f:?}: vector max {} ulp at {:e}, scalar max {} ulp at {:e}",
-            v.0, v.1, s.0, s.1
-        );
-        assert!(
-            v.0 <= bound,
-            "{f:?} vector path: {} ulp at x = {:e}",
-            v.0,
-            v.1
-        );
-        assert!(
-            s.0 <= bound,
-            "{f:?} scalar path: {} ulp at x = {:e}",
-            s.0,
-            s.1
-        );
+    for backend in Backend::all_available() {
+        let mut cache = KernelCache::with_backend(backend).unwrap();
+        let xs = sample();
+        for (f, bound) in [
+            (Unary::Exp, 1),
+            (Unary::Log, 1),
+            (Unary::Tanh, 2),
+            (Unary::Sigmoid, 2),
+        ] {
+            let [v, s] = sweep(&mut cache, f, &xs);
+            eprintln!(
+                "{f:?}: vector max {} ulp at {:e}, scalar max {} ulp at {:e}",
+                v.0, v.1, s.0, s.1
+            );
+            assert!(
+                v.0 <= bound,
+                "{f:?} vector path: {} ulp at x = {:e}",
+                v.0,
+                v.1
+            );
+            assert!(
+                s.0 <= bound,
+                "{f:?} scalar path: {} ulp at x = {:e}",
+                s.0,
+                s.1
+            );
+        }
     }
 }
 
 #[test]
 fn exact_functions_are_exact() {
-    let mut cache = KernelCache::new().unwrap();
-    let xs: Vec<f32> = sample().into_iter().step_by(7).collect();
-    for f in [
-        Unary::Neg,
-        Unary::Sqrt,
-        Unary::Abs,
-        Unary::Recip,
-        Unary::Relu,
-    ] {
-        let [v, s] = sweep(&mut cache, f, &xs);
-        assert_eq!((v.0, s.0), (0, 0), "{f:?}: {v:?} {s:?}");
+    for backend in Backend::all_available() {
+        let mut cache = KernelCache::with_backend(backend).unwrap();
+        let xs: Vec<f32> = sample().into_iter().step_by(7).collect();
+        for f in [
+            Unary::Neg,
+            Unary::Sqrt,
+            Unary::Abs,
+            Unary::Recip,
+            Unary::Relu,
+        ] {
+            let [v, s] = sweep(&mut cache, f, &xs);
+            assert_eq!((v.0, s.0), (0, 0), "{f:?}: {v:?} {s:?}");
+        }
     }
 }
 
@@ -165,79 +169,81 @@ fn eval_both(cache: &mut KernelCache, f: Unary, xs: &[f32]) -> [Vec<f32>; 2] {
 
 #[test]
 fn special_values() {
-    let mut cache = KernelCache::new().unwrap();
-    let inf = f32::INFINITY;
-    let nan = f32::NAN;
-    let cases: Vec<(Unary, Vec<(f32, f32)>)> = vec![
-        (
-            Unary::Exp,
-            vec![
-                (88.8, inf),
-                (1000.0, inf),
-                (inf, inf),
-                (-104.0, 0.0),
-                (-1000.0, 0.0),
-                (-inf, 0.0),
-                (0.0, 1.0),
-                (-0.0, 1.0),
-                (-103.0, (-103.0f64).exp() as f32), // subnormal result
-            ],
-        ),
-        (
-            Unary::Log,
-            vec![
-                (0.0, -inf),
-                (-0.0, -inf),
-                (1.0, 0.0),
-                (inf, inf),
-                (-1.0, nan),
-                (-inf, nan),
-                (-f32::MIN_POSITIVE, nan),
-                (f32::from_bits(1), -103.278_93),
-            ],
-        ),
-        (
-            Unary::Sigmoid,
-            vec![
-                (0.0, 0.5),
-                (17.0, 1.0),
-                (100.0, 1.0),
-                (inf, 1.0),
-                (-105.0, 0.0),
-                (-inf, 0.0),
-                (-100.0, (1.0 / (1.0 + 100f64.exp())) as f32), // subnormal, not flushed
-            ],
-        ),
-        (
-            Unary::Tanh,
-            vec![
-                (0.0, 0.0),
-                (10.0, 1.0),
-                (inf, 1.0),
-                (-inf, -1.0),
-                (1e-30, 1e-30),
-                (-1e-30, -1e-30),
-                (f32::from_bits(1), f32::from_bits(1)),
-            ],
-        ),
-    ];
-    for (f, pairs) in cases {
-        let xs: Vec<f32> = pairs.iter().map(|p| p.0).chain([nan, -nan]).collect();
-        for out in eval_both(&mut cache, f, &xs) {
-            for (i, &(x, want)) in pairs.iter().enumerate() {
-                let got = out[i];
-                let ok = if want.is_nan() {
-                    got.is_nan()
-                } else {
-                    got == want && got.is_sign_negative() == want.is_sign_negative()
-                        || want != 0.0 && !want.is_infinite() && ulps(got, want) <= 1
-                };
-                assert!(ok, "{f:?}({x:e}) = {got:e}, want {want:e}");
+    for backend in Backend::all_available() {
+        let mut cache = KernelCache::with_backend(backend).unwrap();
+        let inf = f32::INFINITY;
+        let nan = f32::NAN;
+        let cases: Vec<(Unary, Vec<(f32, f32)>)> = vec![
+            (
+                Unary::Exp,
+                vec![
+                    (88.8, inf),
+                    (1000.0, inf),
+                    (inf, inf),
+                    (-104.0, 0.0),
+                    (-1000.0, 0.0),
+                    (-inf, 0.0),
+                    (0.0, 1.0),
+                    (-0.0, 1.0),
+                    (-103.0, (-103.0f64).exp() as f32), // subnormal result
+                ],
+            ),
+            (
+                Unary::Log,
+                vec![
+                    (0.0, -inf),
+                    (-0.0, -inf),
+                    (1.0, 0.0),
+                    (inf, inf),
+                    (-1.0, nan),
+                    (-inf, nan),
+                    (-f32::MIN_POSITIVE, nan),
+                    (f32::from_bits(1), -103.278_93),
+                ],
+            ),
+            (
+                Unary::Sigmoid,
+                vec![
+                    (0.0, 0.5),
+                    (17.0, 1.0),
+                    (100.0, 1.0),
+                    (inf, 1.0),
+                    (-105.0, 0.0),
+                    (-inf, 0.0),
+                    (-100.0, (1.0 / (1.0 + 100f64.exp())) as f32), // subnormal, not flushed
+                ],
+            ),
+            (
+                Unary::Tanh,
+                vec![
+                    (0.0, 0.0),
+                    (10.0, 1.0),
+                    (inf, 1.0),
+                    (-inf, -1.0),
+                    (1e-30, 1e-30),
+                    (-1e-30, -1e-30),
+                    (f32::from_bits(1), f32::from_bits(1)),
+                ],
+            ),
+        ];
+        for (f, pairs) in cases {
+            let xs: Vec<f32> = pairs.iter().map(|p| p.0).chain([nan, -nan]).collect();
+            for out in eval_both(&mut cache, f, &xs) {
+                for (i, &(x, want)) in pairs.iter().enumerate() {
+                    let got = out[i];
+                    let ok = if want.is_nan() {
+                        got.is_nan()
+                    } else {
+                        got == want && got.is_sign_negative() == want.is_sign_negative()
+                            || want != 0.0 && !want.is_infinite() && ulps(got, want) <= 1
+                    };
+                    assert!(ok, "{f:?}({x:e}) = {got:e}, want {want:e}");
+                }
+                assert!(
+                    out[pairs.len()].is_nan() && out[pairs.len() + 1].is_nan(),
+                    "{f:?}(NaN)"
+                );
             }
-            assert!(
-                out[pairs.len()].is_nan() && out[pairs.len() + 1].is_nan(),
-                "{f:?}(NaN)"
-            );
         }
     }
 }
