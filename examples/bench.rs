@@ -142,11 +142,14 @@ fn report(what: &str, train: &Plan, loss: f64) {
     let s = train.stats();
     let per = |x: f64| x / p.runs as f64 * 1e3;
     eprintln!(
-            "{what} step: {:.1} ms = gemm {:.1} + kernels {:.1} + split runs {:.1} + other {:.1} | {} gemms, {} kernel steps ({} kernels), {} steps in split runs, {} other, fallbacks {:?}, loss {loss:.4}",
+            "{what} step: {:.1} ms = gemm {:.1} + kernels {:.1} + split runs {:.1} (gemm {:.1} + kernels {:.1} + wait {:.1}) + other {:.1} | {} gemms, {} kernel steps ({} kernels), {} steps in split runs, {} other, fallbacks {:?}, loss {loss:.4}",
             per(p.gemm_s + p.kernel_s + p.split_s + p.other_s),
             per(p.gemm_s),
             per(p.kernel_s),
             per(p.split_s),
+            per(p.split_gemm_s),
+            per(p.split_kernel_s),
+            per(p.split_s - p.split_gemm_s - p.split_kernel_s),
             per(p.other_s),
             s.gemms,
             s.kernel_steps,

@@ -20,6 +20,8 @@ use crate::math::{self, Cmp, Lanes};
 /// Elements per tile: 16 vectors, so a slot is 1 KiB and twenty slots fit in L1 with room.
 pub(crate) const TILE: usize = 256;
 const LANES: usize = 16;
+/// Rows ahead to prefetch on row tiles.
+const AHEAD: usize = 4;
 
 /// True when this host runs [`Program`]s (AVX-512F and FMA).
 pub(crate) fn available() -> bool {
@@ -262,6 +264,13 @@ impl Program {
                 let (p, rs) = (ins[k], in_rs[k]);
                 if direct && !self.col_broadcast[k] && !overwritten[k] {
                     at[s] = p.wrapping_add(r0 * rs + c0) as *mut f32;
+                    if rs != 0 && r0 + AHEAD < rows {
+                        let ahead = p.wrapping_add((r0 + AHEAD) * rs + c0);
+                        for line in (0..n).step_by(LANES) {
+                            // A hint: never faults; the row is inside the input's view.
+                            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line) as *const i8);
+                        }
+                    }
                     continue;
                 }
                 at[s] = slot(s);

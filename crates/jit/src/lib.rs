@@ -3,17 +3,19 @@
 //! [`compile`] runs the ir passes, fuses elementwise ops ([`fusion`](crate) groups), places
 //! every value in one memory block (views for slices/reshapes/broadcasts, concat inputs written
 //! in place, parameter updates in place), turns nodes into steps (GEMM calls through the `gemm`
-//! crate, Cranelift kernels, gathers, reductions), finds the runs of steps that split into two
+//! crate, fused kernels, gathers, reductions), finds the runs of steps that split into two
 //! half-batch chains (one per core), and assigns arena memory by liveness.
 //!
-//! [`KernelCache::get`] compiles a [`KernelSpec`] (a `ScalarFn` plus how each input is
-//! broadcast) into a [`Kernel`] that runs the expression over a strided 2-D grid with f32x4
-//! vectors and a scalar tail. [`math`] holds the polynomial emitters for exp, log, tanh,
-//! sigmoid and pow.
+//! [`KernelCache::get`] turns a [`KernelSpec`] (a `ScalarFn` plus how each input is
+//! broadcast) into a [`Kernel`] that runs the expression over a strided 2-D grid, on one of two
+//! [`Backend`]s: Cranelift machine code (f32x4 loops with a scalar tail, any x86-64 host) or,
+//! where the host has AVX-512, a tile program on sixteen-lane registers (`avx512`, ~2.6x
+//! faster on the LSTM cell). [`math`] writes exp, log, tanh, sigmoid and pow once, over the
+//! [`math::Lanes`] primitives both backends provide, so their results are bit-identical.
 //!
 //! Files: `plan` (API, pipeline), `lower` (placement, steps, memory plan), `step` (execution),
 //! `fusion`, `split` (core split), `loc` (windows and views), `memory` (arena), `gemm`,
-//! `kernel` + `math` (codegen).
+//! `kernel` (Cranelift codegen, cache) + `avx512` (tile programs) + `math` (the functions).
 mod avx512;
 pub mod error;
 mod fusion;

@@ -71,6 +71,10 @@ pub struct Profile {
     pub other_s: f64,
     /// Runs of steps split across both cores (GEMMs and kernels of the recurrences).
     pub split_s: f64,
+    /// Inside the split runs, the first core's time in GEMMs and in kernels (the rest of
+    /// `split_s` is waiting for the other core and prefetching).
+    pub split_gemm_s: f64,
+    pub split_kernel_s: f64,
     pub runs: usize,
     /// Seconds per step, in step order.
     pub per_step: Vec<f64>,
@@ -367,7 +371,9 @@ impl Plan {
             let (kind, next) = match runs.peek().copied() {
                 Some((a, b)) if a == i => {
                     runs.next();
-                    self.exec_split(a, b);
+                    let (g, k) = self.exec_split(a, b);
+                    self.profile.split_gemm_s += g;
+                    self.profile.split_kernel_s += k;
                     (3, b)
                 }
                 _ => (
@@ -403,11 +409,12 @@ impl Plan {
     }
 
     /// Runs steps `a..b` as two half-batch chains, one per core (`split_runs` proved the
-    /// halves independent).
-    fn exec_split(&mut self, a: usize, b: usize) {
+    /// halves independent). Returns the lower half's seconds in GEMMs and in kernels.
+    fn exec_split(&mut self, a: usize, b: usize) -> (f64, f64) {
         let base = SendPtr(self.mem.as_mut_ptr());
         let steps = &self.steps[a..b];
         let half = |upper: bool| {
+            let mut times = (0.0, 0.0);
             for (i, s) in steps.iter().enumerate() {
                 let rows = match s {
                     Step::Kernel { rows, .. } => *rows,
@@ -419,9 +426,16 @@ impl Plan {
                 if let (Step::Gemm { c, .. }, Some(next)) = (s, steps.get(i + 1)) {
                     prefetch_inputs(next, r0, r1, rows_of(c, r0, r1), base);
                 }
+                let t = Instant::now();
                 exec_rows(s, r0, r1, base);
+                let dt = t.elapsed().as_secs_f64();
+                match s {
+                    Step::Gemm { .. } => times.0 += dt,
+                    _ => times.1 += dt,
+                }
             }
+            times
         };
-        rayon::join(|| half(false), || half(true));
+        rayon::join(|| half(false), || half(true)).0
     }
 }
