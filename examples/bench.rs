@@ -170,7 +170,10 @@ fn report(what: &str, train: &Plan, loss: f64) {
     // Totals by kind of step (same description = same shape of work).
     let mut by: std::collections::HashMap<String, (f64, usize)> = Default::default();
     for (i, t) in p.per_step.iter().enumerate() {
-        let e = by.entry(train.describe_step(i)).or_default();
+        // Kernels of one shape at different addresses are one kind of work.
+        let d = train.describe_step(i);
+        let key = d.split(" [").next().unwrap_or(&d).to_string();
+        let e = by.entry(key).or_default();
         e.0 += t / p.runs as f64 * 1e3;
         e.1 += 1;
     }

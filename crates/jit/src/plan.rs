@@ -371,9 +371,20 @@ impl Plan {
             let (kind, next) = match runs.peek().copied() {
                 Some((a, b)) if a == i => {
                     runs.next();
-                    let (g, k) = self.exec_split(a, b);
-                    self.profile.split_gemm_s += g;
-                    self.profile.split_kernel_s += k;
+                    let times = self.exec_split(a, b);
+                    if self.profile.per_step.len() < self.steps.len() {
+                        self.profile.per_step.resize(self.steps.len(), 0.0);
+                    }
+                    // Each step of the run gets the first core's time in it; the run's head
+                    // also gets the rest (waiting for the other core, prefetching).
+                    for (j, dt) in times.into_iter().enumerate() {
+                        match self.steps[a + j] {
+                            Step::Gemm { .. } => self.profile.split_gemm_s += dt,
+                            _ => self.profile.split_kernel_s += dt,
+                        }
+                        self.profile.per_step[a + j] += dt;
+                        self.profile.per_step[a] -= dt;
+                    }
                     (3, b)
                 }
                 _ => (
@@ -409,12 +420,12 @@ impl Plan {
     }
 
     /// Runs steps `a..b` as two half-batch chains, one per core (`split_runs` proved the
-    /// halves independent). Returns the lower half's seconds in GEMMs and in kernels.
-    fn exec_split(&mut self, a: usize, b: usize) -> (f64, f64) {
+    /// halves independent). Returns the lower half's seconds in each step.
+    fn exec_split(&mut self, a: usize, b: usize) -> Vec<f64> {
         let base = SendPtr(self.mem.as_mut_ptr());
         let steps = &self.steps[a..b];
         let half = |upper: bool| {
-            let mut times = (0.0, 0.0);
+            let mut times = Vec::with_capacity(if upper { 0 } else { steps.len() });
             for (i, s) in steps.iter().enumerate() {
                 let rows = match s {
                     Step::Kernel { rows, .. } => *rows,
@@ -428,10 +439,8 @@ impl Plan {
                 }
                 let t = Instant::now();
                 exec_rows(s, r0, r1, base);
-                let dt = t.elapsed().as_secs_f64();
-                match s {
-                    Step::Gemm { .. } => times.0 += dt,
-                    _ => times.1 += dt,
+                if !upper {
+                    times.push(t.elapsed().as_secs_f64());
                 }
             }
             times
