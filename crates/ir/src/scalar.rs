@@ -46,6 +46,24 @@ pub enum Binary {
 }
 
 impl Unary {
+    /// Every function, for tests and for backends that build a table per function.
+    pub const ALL: [Unary; 9] = [
+        Unary::Neg,
+        Unary::Exp,
+        Unary::Log,
+        Unary::Sqrt,
+        Unary::Tanh,
+        Unary::Sigmoid,
+        Unary::Abs,
+        Unary::Recip,
+        Unary::Relu,
+    ];
+
+    /// This function's position in [`Unary::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn eval(self, x: f64) -> f64 {
         match self {
             Unary::Neg => -x,
@@ -85,6 +103,28 @@ fn minimum(a: f64, b: f64) -> f64 {
 }
 
 impl Binary {
+    /// Every function, for tests and for backends that build a table per function.
+    pub const ALL: [Binary; 13] = [
+        Binary::Add,
+        Binary::Sub,
+        Binary::Mul,
+        Binary::Div,
+        Binary::Max,
+        Binary::Min,
+        Binary::Pow,
+        Binary::Lt,
+        Binary::Le,
+        Binary::Gt,
+        Binary::Ge,
+        Binary::Eq,
+        Binary::Ne,
+    ];
+
+    /// This function's position in [`Binary::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn eval(self, a: f64, b: f64) -> f64 {
         let flag = |c: bool| if c { 1.0 } else { 0.0 };
         match self {
@@ -291,5 +331,15 @@ mod tests {
         assert_eq!(Binary::Gt.eval(2.0, 1.0), 1.0);
         assert_eq!(Binary::Le.eval(2.0, 1.0), 0.0);
         assert_eq!(Unary::Sigmoid.eval(-1000.0), 0.0);
+    }
+
+    #[test]
+    fn all_lists_each_function_at_its_index() {
+        for (i, f) in Unary::ALL.iter().enumerate() {
+            assert_eq!(f.index(), i, "{f:?}");
+        }
+        for (i, f) in Binary::ALL.iter().enumerate() {
+            assert_eq!(f.index(), i, "{f:?}");
+        }
     }
 }

@@ -43,6 +43,8 @@ enum Op {
 #[derive(Clone, Copy, Debug)]
 struct Instr {
     op: Op,
+    /// `op`'s loop (looked up once, when the program is built).
+    run: Loop,
     dst: usize,
     a: usize,
     b: usize,
@@ -111,40 +113,31 @@ impl Program {
             };
             slot_of[i] = dst;
             let s = |k: u32| slot_of[k as usize];
-            match *node {
-                Scalar::Input(k) => loads.push((k as usize, dst)),
-                Scalar::Const(c) => consts.push((c as f32, dst)),
-                Scalar::Unary(f, a) => instrs.push(Instr {
-                    op: Op::Unary(f),
-                    dst,
-                    a: s(a),
-                    b: 0,
-                    c: 0,
-                }),
-                Scalar::Binary(Binary::Pow, a, b) if small_int(e, b).is_some() => {
-                    instrs.push(Instr {
-                        op: Op::Powi(small_int(e, b).expect("checked")),
-                        dst,
-                        a: s(a),
-                        b: 0,
-                        c: 0,
-                    })
+            let op = match *node {
+                Scalar::Input(k) => {
+                    loads.push((k as usize, dst));
+                    continue;
                 }
-                Scalar::Binary(f, a, b) => instrs.push(Instr {
-                    op: Op::Binary(f),
-                    dst,
-                    a: s(a),
-                    b: s(b),
-                    c: 0,
-                }),
-                Scalar::Select(c, a, b) => instrs.push(Instr {
-                    op: Op::Select,
-                    dst,
-                    a: s(c),
-                    b: s(a),
-                    c: s(b),
-                }),
-            }
+                Scalar::Const(c) => {
+                    consts.push((c as f32, dst));
+                    continue;
+                }
+                Scalar::Unary(f, a) => (Op::Unary(f), [s(a), 0, 0]),
+                Scalar::Binary(Binary::Pow, a, b) if small_int(e, b).is_some() => {
+                    (Op::Powi(small_int(e, b).expect("checked")), [s(a), 0, 0])
+                }
+                Scalar::Binary(f, a, b) => (Op::Binary(f), [s(a), s(b), 0]),
+                Scalar::Select(c, a, b) => (Op::Select, [s(c), s(a), s(b)]),
+            };
+            let (op, [a, b, c]) = op;
+            instrs.push(Instr {
+                op,
+                run: op.vector_loop(),
+                dst,
+                a,
+                b,
+                c,
+            });
         }
         Program {
             loads,
@@ -301,7 +294,7 @@ impl Program {
                 // that are computed on and never stored); a pointer into the caller's memory
                 // is used only on a tile of exactly `n = nvec * 16` elements of one row, which
                 // the contract makes readable (inputs) or writable (outputs).
-                unsafe { exec(i, at[i.dst], at[i.a], at[i.b], at[i.c], nvec) };
+                unsafe { (i.run)(i, at[i.dst], at[i.a], at[i.b], at[i.c], nvec) };
             }
             for (o, &(s, _)) in self.stores.iter().enumerate() {
                 let (p, rs) = (outs[o], out_rs[o]);
@@ -393,34 +386,141 @@ unsafe fn copy(src: *const f32, dst: *mut f32, n: usize) {
 /// halve the loop and dispatch overhead and give the core two polynomials to interleave.
 const UNROLL: usize = 2;
 
-/// One instruction over `nvec` vectors of its slots (rounded up to [`UNROLL`]; slots hold a
-/// whole tile, so the extra lanes are scratch).
+/// The loop of one instruction: `d[v] = op(a[v], b[v], c[v])` for `v < nvec` vectors.
+type Loop = unsafe fn(&Instr, *mut f32, *const f32, *const f32, *const f32, usize);
+
+/// Loads `UNROLL` vectors at `p + at`.
 ///
 /// # Safety
-/// Each pointer is a slot of [`TILE`] floats and `nvec <= TILE / 16`.
-#[target_feature(enable = "avx512f,fma")]
-unsafe fn exec(ins: &Instr, d: *mut f32, a: *const f32, b: *const f32, c: *const f32, nvec: usize) {
-    let l = &mut Zmm::<UNROLL>;
-    let load = |p: *const f32, at: usize| -> [__m512; UNROLL] {
-        // SAFETY: `at + 16 * UNROLL <= TILE`, inside the slot.
-        let mut x = [_mm512_setzero_ps(); UNROLL];
-        for (k, x) in x.iter_mut().enumerate() {
-            *x = unsafe { _mm512_loadu_ps(p.add(at + k * LANES)) };
+/// `p + at .. p + at + 16 * UNROLL` is readable.
+#[inline(always)]
+unsafe fn load(p: *const f32, at: usize) -> [__m512; UNROLL] {
+    let mut x = [_mm512_setzero_ps(); UNROLL];
+    for (k, x) in x.iter_mut().enumerate() {
+        // SAFETY: inside the range the caller vouches for.
+        *x = unsafe { _mm512_loadu_ps(p.add(at + k * LANES)) };
+    }
+    x
+}
+
+/// The vector loop of an instruction whose function is fixed at compile time, so the loop
+/// body is that function alone (no dispatch per vector): `$y` computed from the loaded
+/// operands `$x..` by `$e`.
+macro_rules! vector_loop {
+    ($d:ident, $nvec:ident, |$($x:ident = $p:ident),*| $e:expr) => {
+        for v in (0..$nvec).step_by(UNROLL) {
+            let at = v * LANES;
+            // SAFETY (loads and stores): `at + 16 * UNROLL <= TILE` (`nvec` is at most a
+            // tile's vectors, rounded up to `UNROLL`), inside each slot.
+            $(let $x = unsafe { load($p, at) };)*
+            let y = $e;
+            for (k, y) in y.into_iter().enumerate() {
+                unsafe { _mm512_storeu_ps($d.add(at + k * LANES), y) };
+            }
         }
-        x
     };
-    for v in (0..nvec).step_by(UNROLL) {
-        let at = v * LANES;
-        let x = load(a, at);
-        let y = match ins.op {
-            Op::Unary(f) => math::unary(l, f, x),
-            Op::Powi(n) => l.powi(x, n),
-            Op::Binary(f) => math::binary(l, f, x, load(b, at)),
-            Op::Select => l.select_nonzero(x, load(b, at), load(c, at)),
-        };
-        for (k, y) in y.into_iter().enumerate() {
-            // SAFETY: as for the loads.
-            unsafe { _mm512_storeu_ps(d.add(at + k * LANES), y) };
+}
+
+/// `d = f(a)` for `f = Unary::ALL[F]`.
+///
+/// # Safety
+/// Each pointer is a slot of [`TILE`] floats (or a row segment of `nvec * 16`) and
+/// `nvec <= TILE / 16`.
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn unary_loop<const F: usize>(
+    _: &Instr,
+    d: *mut f32,
+    a: *const f32,
+    _: *const f32,
+    _: *const f32,
+    nvec: usize,
+) {
+    let l = &mut Zmm::<UNROLL>;
+    vector_loop!(d, nvec, |x = a| math::unary(l, Unary::ALL[F], x));
+}
+
+/// `d = f(a, b)` for `f = Binary::ALL[F]`. Safety as [`unary_loop`].
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn binary_loop<const F: usize>(
+    _: &Instr,
+    d: *mut f32,
+    a: *const f32,
+    b: *const f32,
+    _: *const f32,
+    nvec: usize,
+) {
+    let l = &mut Zmm::<UNROLL>;
+    vector_loop!(d, nvec, |x = a, y = b| math::binary(l, Binary::ALL[F], x, y));
+}
+
+/// `d = a^n` for the instruction's small integer `n`. Safety as [`unary_loop`].
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn powi_loop(
+    i: &Instr,
+    d: *mut f32,
+    a: *const f32,
+    _: *const f32,
+    _: *const f32,
+    nvec: usize,
+) {
+    let l = &mut Zmm::<UNROLL>;
+    let n = match i.op {
+        Op::Powi(n) => n,
+        _ => unreachable!("powi_loop runs Powi instructions"),
+    };
+    vector_loop!(d, nvec, |x = a| l.powi(x, n));
+}
+
+/// `d = if a != 0 { b } else { c }`. Safety as [`unary_loop`].
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn select_loop(
+    _: &Instr,
+    d: *mut f32,
+    a: *const f32,
+    b: *const f32,
+    c: *const f32,
+    nvec: usize,
+) {
+    let l = &mut Zmm::<UNROLL>;
+    vector_loop!(d, nvec, |x = a, t = b, e = c| l.select_nonzero(x, t, e));
+}
+
+/// One loop per unary and per binary function, in the order of `Unary::ALL` / `Binary::ALL`.
+const UNARY_LOOPS: [Loop; 9] = [
+    unary_loop::<0>,
+    unary_loop::<1>,
+    unary_loop::<2>,
+    unary_loop::<3>,
+    unary_loop::<4>,
+    unary_loop::<5>,
+    unary_loop::<6>,
+    unary_loop::<7>,
+    unary_loop::<8>,
+];
+const BINARY_LOOPS: [Loop; 13] = [
+    binary_loop::<0>,
+    binary_loop::<1>,
+    binary_loop::<2>,
+    binary_loop::<3>,
+    binary_loop::<4>,
+    binary_loop::<5>,
+    binary_loop::<6>,
+    binary_loop::<7>,
+    binary_loop::<8>,
+    binary_loop::<9>,
+    binary_loop::<10>,
+    binary_loop::<11>,
+    binary_loop::<12>,
+];
+
+impl Op {
+    /// The loop that runs this operation.
+    fn vector_loop(self) -> Loop {
+        match self {
+            Op::Unary(f) => UNARY_LOOPS[f.index()],
+            Op::Binary(f) => BINARY_LOOPS[f.index()],
+            Op::Powi(_) => powi_loop,
+            Op::Select => select_loop,
         }
     }
 }

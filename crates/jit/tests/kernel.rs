@@ -5,32 +5,8 @@ use rand::{Rng, SeedableRng};
 use trellis_ir::{Binary, Scalar, ScalarFn, Unary};
 use trellis_jit::{Backend, JitError, KernelCache, KernelSpec, View, ViewMut};
 
-const UNARY: [Unary; 9] = [
-    Unary::Neg,
-    Unary::Exp,
-    Unary::Log,
-    Unary::Sqrt,
-    Unary::Tanh,
-    Unary::Sigmoid,
-    Unary::Abs,
-    Unary::Recip,
-    Unary::Relu,
-];
-const BINARY: [Binary; 13] = [
-    Binary::Add,
-    Binary::Sub,
-    Binary::Mul,
-    Binary::Div,
-    Binary::Max,
-    Binary::Min,
-    Binary::Pow,
-    Binary::Lt,
-    Binary::Le,
-    Binary::Gt,
-    Binary::Ge,
-    Binary::Eq,
-    Binary::Ne,
-];
+const UNARY: [Unary; 9] = Unary::ALL;
+const BINARY: [Binary; 13] = Binary::ALL;
 
 /// A random expression over `n_inputs` inputs with 1-3 outputs.
 fn random_expr(rng: &mut StdRng, n_inputs: usize) -> ScalarFn {
