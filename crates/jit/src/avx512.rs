@@ -226,6 +226,17 @@ impl Program {
                 std::slice::from_raw_parts(out_row_strides, self.stores.len()),
             )
         };
+        // A dense grid (every full input and output has row stride `cols`, every column-
+        // broadcast input is a single scalar) is one long row: whole tiles, read and written
+        // in place, instead of a tile per short row (an Adam update over an embedding table).
+        let dense = (0..ins.len())
+            .all(|k| in_rs[k] == if self.col_broadcast[k] { 0 } else { cols })
+            && out_rs.iter().all(|&s| s == cols);
+        let (rows, cols) = if dense {
+            (1, rows * cols)
+        } else {
+            (rows, cols)
+        };
         // In place (an output is exactly an input's view): the output is written only after
         // the tile is done, from scratch, and the input is read from a copy, since another
         // output may still read it after the first is stored.
