@@ -4,11 +4,13 @@
 //! Cranelift's x64 backend stops at 128-bit vectors and 16 registers; the LSTM cell's five
 //! polynomials then cost ~90 instructions per four elements and the gate kernels were 40% of a
 //! recurrence step. Here the same [`ScalarFn`] runs as a short program over a tile of up to
-//! [`TILE`] elements of the `rows x cols` grid (numexpr's design): the live inputs are copied
-//! into tile-sized slots, each node is one tight loop over the tile in `zmm` registers (the
-//! math is [`crate::math`]'s, instantiated for [`Avx512`], so results are bit-identical to the
-//! Cranelift kernels), and the outputs are copied out. Slots are reused by liveness, so a
-//! tile's working set stays in L1.
+//! [`TILE`] elements of the `rows x cols` grid (numexpr's design): each node is one tight loop
+//! over the tile in `zmm` registers, its function fixed when the program is built (the math is
+//! [`crate::math`]'s, instantiated for [`Zmm`], so results are bit-identical to the Cranelift
+//! kernels). Intermediate values live in tile-sized slots reused by liveness, so a tile's
+//! working set stays in L1; on tiles inside one row, inputs are read and outputs written in the
+//! caller's memory directly, otherwise they are staged through slots. A dense grid is one long
+//! row.
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 

@@ -1,6 +1,7 @@
-//! Fused elementwise kernels: a [`ScalarFn`] compiled by Cranelift into one loop over a 2-D grid.
+//! Fused elementwise kernels: a [`ScalarFn`] run over a strided 2-D grid, by one of two
+//! [`Backend`]s behind one [`Kernel`] type and one cache; this file is also the Cranelift one.
 //!
-//! The generated function has the C signature
+//! Cranelift compiles the expression into one function with the C signature
 //! `fn(rows, cols, in_ptrs, in_row_strides, out_ptrs, out_row_strides)` (strides in elements).
 //! For each row it runs an f32x4 loop over the columns, then a scalar tail for the last
 //! `cols % 4` columns. Inputs that are constant along columns (`col_broadcast`) are loaded once
@@ -132,11 +133,11 @@ type KernelFn = unsafe extern "C" fn(
 /// Which code runs fused kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Backend {
-    /// Machine code from Cranelift: f32x4 loops (any x86-64 host).
+    /// Machine code from Cranelift: f32x4 loops (any host Cranelift supports).
     Cranelift,
     /// Tile programs on sixteen-lane `zmm` registers (hosts with AVX-512F and FMA), see
-    /// `avx512.rs`. Same math, bit-identical results; measured about 3x faster on the LSTM
-    /// cell.
+    /// `avx512.rs`. Same math, bit-identical results; the LSTM step's kernels run 2.6x
+    /// (forward) and 1.5x (backward) faster than with Cranelift.
     Avx512,
 }
 

@@ -16,7 +16,34 @@
 //! Files: `plan` (API, pipeline), `lower` (placement, steps, memory plan), `step` (execution),
 //! `fusion`, `split` (core split), `loc` (windows and views), `memory` (arena), `gemm`,
 //! `kernel` (Cranelift codegen, cache) + `avx512` (tile programs) + `math` (the functions).
+#[cfg(target_arch = "x86_64")]
 mod avx512;
+/// Elsewhere no host runs AVX-512 tile programs: the cache never builds one.
+#[cfg(not(target_arch = "x86_64"))]
+mod avx512 {
+    pub(crate) fn available() -> bool {
+        false
+    }
+    /// Never built: [`crate::KernelCache::with_backend`] refuses the AVX-512 backend first.
+    #[derive(Debug)]
+    pub(crate) enum Program {}
+    impl Program {
+        pub(crate) fn new(_: &crate::KernelSpec) -> Program {
+            unreachable!("AVX-512 programs are only built on x86-64 hosts that have AVX-512")
+        }
+        pub(crate) unsafe fn run(
+            &self,
+            _: usize,
+            _: usize,
+            _: *const *const f32,
+            _: *const usize,
+            _: *const *mut f32,
+            _: *const usize,
+        ) {
+            match *self {}
+        }
+    }
+}
 pub mod error;
 mod fusion;
 mod gemm;
