@@ -146,7 +146,7 @@ impl Backend {
     /// portable one.
     pub fn host() -> Backend {
         let forced = std::env::var("TRELLIS_KERNELS").is_ok_and(|v| v == "cranelift");
-        if !forced && crate::avx512::available() {
+        if !forced && avx512::available() {
             Backend::Avx512
         } else {
             Backend::Cranelift
@@ -156,7 +156,7 @@ impl Backend {
     /// Every backend this host runs (for tests that check them all).
     pub fn all_available() -> Vec<Backend> {
         let mut v = vec![Backend::Cranelift];
-        if crate::avx512::available() {
+        if avx512::available() {
             v.push(Backend::Avx512);
         }
         v
