@@ -157,6 +157,19 @@ pub enum Scalar {
     Select(u32, u32, u32),
 }
 
+impl Scalar {
+    /// The nodes this node reads, in order.
+    pub fn operands(self) -> impl Iterator<Item = u32> {
+        let (ops, n) = match self {
+            Scalar::Input(_) | Scalar::Const(_) => ([0; 3], 0),
+            Scalar::Unary(_, a) => ([a, 0, 0], 1),
+            Scalar::Binary(_, a, b) => ([a, b, 0], 2),
+            Scalar::Select(c, a, b) => ([c, a, b], 3),
+        };
+        ops.into_iter().take(n)
+    }
+}
+
 // Structural equality, with constants compared by their bits (so the kernel cache can key on it).
 impl PartialEq for Scalar {
     fn eq(&self, o: &Self) -> bool {

@@ -78,7 +78,7 @@ impl Program {
         // Last reader of each node; outputs are read at the end of the tile.
         let mut last = vec![0usize; n];
         for (i, node) in e.nodes.iter().enumerate().filter(|(i, _)| live[*i]) {
-            for o in operands(node) {
+            for o in node.operands() {
                 last[o as usize] = i;
             }
         }
@@ -95,7 +95,7 @@ impl Program {
             }
             // Operands whose last use is this node give their slots back first: an
             // instruction reads a vector of each operand before it writes that of its result.
-            for o in operands(node) {
+            for o in node.operands() {
                 let o = o as usize;
                 if last[o] == i && !matches!(e.nodes[o], Scalar::Const(_) | Scalar::Input(_)) {
                     last[o] = usize::MAX - 1; // freed once, even if used twice here
@@ -331,16 +331,6 @@ impl Program {
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
 struct Line([f32; LANES]);
-
-/// The nodes a node reads.
-fn operands(n: &Scalar) -> Vec<u32> {
-    match *n {
-        Scalar::Input(_) | Scalar::Const(_) => vec![],
-        Scalar::Unary(_, a) => vec![a],
-        Scalar::Binary(_, a, b) => vec![a, b],
-        Scalar::Select(c, a, b) => vec![c, a, b],
-    }
-}
 
 /// The row segments `(row, col, len, offset in the tile)` of the grid elements
 /// `start .. start + n` (row-major over `cols` columns). An iterator rather than a callback:

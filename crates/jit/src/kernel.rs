@@ -58,19 +58,12 @@ impl KernelSpec {
             return bad("the expression has no outputs".into());
         }
         for (i, n) in e.nodes.iter().enumerate() {
-            let ops: &[u32] = match n {
-                Scalar::Input(k) => {
-                    if *k as usize >= e.n_inputs {
-                        return bad(format!("node {i}: input {k} of {}", e.n_inputs));
-                    }
-                    &[]
+            if let Scalar::Input(k) = n {
+                if *k as usize >= e.n_inputs {
+                    return bad(format!("node {i}: input {k} of {}", e.n_inputs));
                 }
-                Scalar::Const(_) => &[],
-                Scalar::Unary(_, a) => &[*a],
-                Scalar::Binary(_, a, b) => &[*a, *b],
-                Scalar::Select(c, a, b) => &[*c, *a, *b],
-            };
-            if let Some(o) = ops.iter().find(|&&o| o as usize >= i) {
+            }
+            if let Some(o) = n.operands().find(|&o| o as usize >= i) {
                 return bad(format!("node {i} uses node {o}, which does not precede it"));
             }
         }
@@ -470,18 +463,8 @@ pub(crate) fn live_nodes(e: &ScalarFn) -> Vec<bool> {
         if !live[i] {
             continue;
         }
-        match e.nodes[i] {
-            Scalar::Input(_) | Scalar::Const(_) => {}
-            Scalar::Unary(_, a) => live[a as usize] = true,
-            Scalar::Binary(_, a, b) => {
-                live[a as usize] = true;
-                live[b as usize] = true;
-            }
-            Scalar::Select(c, a, b) => {
-                live[c as usize] = true;
-                live[a as usize] = true;
-                live[b as usize] = true;
-            }
+        for a in e.nodes[i].operands() {
+            live[a as usize] = true;
         }
     }
     live
