@@ -358,6 +358,8 @@ impl Plan {
             trellis_ir::ops::check_ids("gather", &self.ints[*slot], *vocab)
                 .map_err(|e| JitError::Ir(e.at(node.clone())))?;
         }
+        // `reset_profile` empties it; every step's slot exists before the loop.
+        self.profile.per_step.resize(self.steps.len(), 0.0);
         let mut t = Instant::now();
         let split_runs = std::mem::take(&mut self.split_runs);
         let mut runs = split_runs.iter().copied().peekable();
@@ -372,9 +374,6 @@ impl Plan {
                 Some((a, b)) if a == i => {
                     runs.next();
                     let times = self.exec_split(a, b);
-                    if self.profile.per_step.len() < self.steps.len() {
-                        self.profile.per_step.resize(self.steps.len(), 0.0);
-                    }
                     // Each step of the run gets the first core's time in it; the run's head
                     // also gets the rest (waiting for the other core, prefetching).
                     for (j, dt) in times.into_iter().enumerate() {
@@ -395,9 +394,6 @@ impl Plan {
             let now = Instant::now();
             let dt = (now - t).as_secs_f64();
             t = now;
-            if self.profile.per_step.len() < self.steps.len() {
-                self.profile.per_step.resize(self.steps.len(), 0.0);
-            }
             self.profile.per_step[i] += dt;
             match kind {
                 0 => self.profile.gemm_s += dt,
