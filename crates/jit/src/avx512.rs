@@ -175,14 +175,13 @@ impl Program {
         out_row_strides: *const usize,
     ) {
         thread_local! {
-            static SCRATCH: RefCell<Vec<Line>> = const { RefCell::new(Vec::new()) };
+            static SCRATCH: RefCell<Scratch> = const { RefCell::new(Scratch::new()) };
         }
         SCRATCH.with_borrow_mut(|scratch| {
             let lines = self.n_slots * (TILE / LANES);
-            if scratch.len() < lines {
-                scratch.resize(lines, Line([0.0; LANES]));
+            if scratch.lines.len() < lines {
+                scratch.lines.resize(lines, Line([0.0; LANES]));
             }
-            let slots = scratch.as_mut_ptr() as *mut f32;
             // SAFETY: the caller's contract covers every grid element read and written, the
             // scratch holds `n_slots` tiles, and the host has the features `tiles` enables.
             unsafe {
@@ -193,7 +192,7 @@ impl Program {
                     in_row_strides,
                     outputs,
                     out_row_strides,
-                    slots,
+                    scratch,
                 )
             }
         })
@@ -209,8 +208,9 @@ impl Program {
         in_row_strides: *const usize,
         outputs: *const *mut f32,
         out_row_strides: *const usize,
-        slots: *mut f32,
+        scratch: &mut Scratch,
     ) {
+        let slots = scratch.lines.as_mut_ptr() as *mut f32;
         let slot = |k: usize| slots.wrapping_add(k * TILE);
         for &(c, s) in &self.consts {
             for v in 0..TILE / LANES {
@@ -242,18 +242,28 @@ impl Program {
         // In place (an output is exactly an input's view): the output is written only after
         // the tile is done, from scratch, and the input is read from a copy, since another
         // output may still read it after the first is stored.
-        let in_place: Vec<bool> = outs
-            .iter()
-            .map(|&o| ins.iter().any(|&i| std::ptr::eq(i, o)))
-            .collect();
-        let overwritten: Vec<bool> = ins
-            .iter()
-            .map(|&i| outs.iter().any(|&o| std::ptr::eq(i, o)))
-            .collect();
+        // (The per-call tables live in the thread's scratch: no allocation per call.)
+        let Scratch {
+            at,
+            in_place,
+            overwritten,
+            ..
+        } = scratch;
+        in_place.clear();
+        in_place.extend(
+            outs.iter()
+                .map(|&o| ins.iter().any(|&i| std::ptr::eq(i, o))),
+        );
+        overwritten.clear();
+        overwritten.extend(
+            ins.iter()
+                .map(|&i| outs.iter().any(|&o| std::ptr::eq(i, o))),
+        );
         // Where each slot's tile lives: scratch, or (for inputs and outputs, on tiles inside
         // one row whose length is whole iterations) the caller's memory itself, so a row of
         // the LSTM gates is read where the GEMM left it, without a copy.
-        let mut at: Vec<*mut f32> = (0..self.n_slots).map(slot).collect();
+        at.clear();
+        at.extend((0..self.n_slots).map(slot));
         let row_tiles = cols >= 4 * LANES;
         let tile_len = if row_tiles { TILE.min(cols) } else { TILE };
         let total = rows * cols;
@@ -323,6 +333,28 @@ impl Program {
                 }
             }
             start += n;
+        }
+    }
+}
+
+/// A thread's working memory for running programs, kept between calls.
+struct Scratch {
+    /// The slots, `TILE` floats each.
+    lines: Vec<Line>,
+    /// Per slot, where its tile lives in the current tile (scratch or the caller's memory).
+    at: Vec<*mut f32>,
+    /// Per output, whether it is exactly an input's view; per input, whether it is an output's.
+    in_place: Vec<bool>,
+    overwritten: Vec<bool>,
+}
+
+impl Scratch {
+    const fn new() -> Scratch {
+        Scratch {
+            lines: Vec::new(),
+            at: Vec::new(),
+            in_place: Vec::new(),
+            overwritten: Vec::new(),
         }
     }
 }
