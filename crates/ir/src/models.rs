@@ -108,7 +108,7 @@ pub fn seed_model(g: &mut Graph, c: &SeedConfig) -> Result<SeedModel> {
         layers,
         layout: SeqLayout::TimeMajor,
         return_sequences: false,
-        initial_state: None,
+        ..Default::default()
     };
     let h = lstm(g, x, &spec)?.output; // [B, H]
     let z = g.matmul_t(h, w, false, true)?;

@@ -92,7 +92,7 @@ impl Lstm {
                 Layout::BatchMajor => SeqLayout::BatchMajor,
             },
             return_sequences: self.config.return_sequences,
-            initial_state: None,
+            ..Default::default()
         };
         Ok(lstm(g, x, &spec)?)
     }
