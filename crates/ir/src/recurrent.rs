@@ -105,8 +105,9 @@ pub(crate) fn sequence_rows(
     Ok((rows, t_len, batch, width))
 }
 
-/// Brings a mask (`[T, B]` or `[B, T]` per `layout`, float or integer, nonzero = real step)
-/// to the float rows `[T·B, 1]` the unroller reads.
+/// Brings a mask (`[T, B]` or `[B, T]` per `layout`; floats 1 for a real step and 0 for
+/// padding, or integers, nonzero for a real step) to the float rows `[T·B, 1]` the unroller
+/// reads.
 pub(crate) fn mask_rows(
     g: &mut Graph,
     cell: &str,
@@ -134,9 +135,9 @@ pub(crate) fn mask_rows(
     let m = if g.ty(m).dtype == dtype {
         m
     } else {
-        let zero = g.scalar(0.0, g.ty(m).dtype);
-        let nz = g.not_equal(m, zero)?;
-        g.cast(nz, dtype)?
+        let f = g.cast(m, dtype)?;
+        let zero = g.scalar(0.0, dtype);
+        g.not_equal(f, zero)?
     };
     g.reshape(m, [t_len * batch, 1])
 }
