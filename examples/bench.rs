@@ -3,17 +3,35 @@
 //! `cargo run --release --example bench -- --seq 200 --batch 128 --steps 20` prints one JSON
 //! line; `--profile` adds where the time goes (GEMM, kernels, the rest) on stderr.
 //!
+//! `--cell lstm|gru|bilstm` picks the recurrent layers (`ir::models::SeedCell`).
+//!
 //! `--init keras` (the default) starts from the weights a Keras user gets (the layers'
 //! default initialisers, as `nn` draws them); `--init small` from uniform(+-0.05) everywhere,
 //! the regime where gradients decay through the steps into subnormal numbers (which plans
 //! flush to zero: on Intel cores they would otherwise cost a microcode assist each).
 use std::time::Instant;
 use trellis::autodiff::grad;
-use trellis::ir::models::{seed_model, SeedConfig};
+use trellis::ir::models::{seed_model, SeedCell, SeedConfig};
 use trellis::ir::{Graph, NodeId, Tensor};
 use trellis::jit::{compile, CompileOptions, Plan};
 use trellis::nn::data::batches::SplitMix64;
 use trellis::nn::{Adam, Init, Optimizer};
+
+/// `--cell NAME` (default lstm).
+fn cell_arg() -> SeedCell {
+    let args: Vec<String> = std::env::args().collect();
+    match args
+        .iter()
+        .position(|a| a == "--cell")
+        .and_then(|i| args.get(i + 1))
+    {
+        None => SeedCell::Lstm,
+        Some(name) => SeedCell::parse(name).unwrap_or_else(|| {
+            eprintln!("--cell takes lstm, gru or bilstm, not {name}");
+            std::process::exit(2)
+        }),
+    }
+}
 
 /// How the weights start.
 #[derive(Clone, Copy, PartialEq)]
@@ -60,7 +78,7 @@ impl Start {
             Init::Orthogonal
         } else if param.starts_with("lstm.bias") {
             Init::LstmBias
-        } else if param.ends_with(".bias") {
+        } else if param.contains("bias") {
             Init::Zeros
         } else {
             Init::GlorotUniform
@@ -108,6 +126,7 @@ fn main() {
         hidden: arg("--hidden", 128),
         embed: arg("--embed", 128),
         vocab: arg("--vocab", 10_000),
+        cell: cell_arg(),
         ..SeedConfig::default()
     };
     let steps = arg("--steps", 20);
@@ -184,10 +203,11 @@ fn main() {
         report("infer", &infer, f64::NAN);
     }
     println!(
-        "{{\"framework\":\"trellis\",\"seq\":{},\"batch\":{},\"hidden\":{},\"init\":\"{}\",\"train_samples_per_s\":{:.1},\"infer_samples_per_s\":{:.1},\"compile_ms\":{:.1},\"arena_mb\":{:.1}}}",
+        "{{\"framework\":\"trellis\",\"seq\":{},\"batch\":{},\"hidden\":{},\"cell\":\"{}\",\"init\":\"{}\",\"train_samples_per_s\":{:.1},\"infer_samples_per_s\":{:.1},\"compile_ms\":{:.1},\"arena_mb\":{:.1}}}",
         c.seq,
         c.batch,
         c.hidden,
+        c.cell.name(),
         start.name(),
         train_sps,
         infer_sps,
