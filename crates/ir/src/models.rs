@@ -79,8 +79,8 @@ pub struct SeedModel {
     pub loss: NodeId,
 }
 
-/// Binary cross-entropy from logits `z [B, K]`, per sample (`[B, 1]`), stable for large |z|:
-/// `mean_k(max(z, 0) - z y + log(1 + exp(-|z|)))`.
+/// Binary cross-entropy from logits `z [.., K]` over the last axis (`[.., 1]`: per sample, or
+/// per step), stable for large |z|: `mean_k(max(z, 0) - z y + log(1 + exp(-|z|)))`.
 pub fn bce_with_logits_per_sample(g: &mut Graph, z: NodeId, y: NodeId) -> Result<NodeId> {
     let zero = g.scalar_like(z, 0.0)?;
     let one = g.scalar_like(z, 1.0)?;
@@ -93,7 +93,8 @@ pub fn bce_with_logits_per_sample(g: &mut Graph, z: NodeId, y: NodeId) -> Result
     let l = g.log(e1)?;
     let t = g.sub(relu, zy)?;
     let t = g.add(t, l)?;
-    g.mean(t, &[1], true)
+    let axis = g.ty(t).rank() - 1;
+    g.mean(t, &[axis], true)
 }
 
 /// Mean binary cross-entropy from logits over the batch, a scalar.
