@@ -125,7 +125,8 @@ def compare(rows, peak):
     for cell, T, B, H in configs:
         rs = [r for r in rows if config(r) == (cell, T, B, H)]
         ftr, finf = train_flops(T, B, H, cell), forward_flops(T, H, cell)
-        out.append(f"cell {cell}, T = {T}, B = {B}, H = {H}: {ftr / 1e6:.1f} MFLOP per training sample, "
+        out.append(f"cell {cell}, T = {T}, B = {B}, H = {H}: "
+                   f"{ftr / 1e6:.1f} MFLOP per training sample, "
                    f"{finf / 1e6:.1f} MFLOP per inference sample; fp32 peak {peak:g} GFLOP/s "
                    f"(= {peak * 1e9 / ftr:,.0f} training / {peak * 1e9 / finf:,.0f} inference "
                    "samples/s).\n")
@@ -174,9 +175,10 @@ def scaling(rows, peak, peer):
     by = {}
     for r in rows:
         by.setdefault(config(r), {}).setdefault(r["framework"], []).append(r)
+    peer_rows = [r for fws in by.values() for r in fws.get(peer, [])]
     out = [f"trellis beside {peer}; samples/s (train / inference), compile ms, trellis arena MB, "
            f"peak RSS MB; share of the {peak:g} GFLOP/s fp32 peak for trellis training; "
-           f"{peer} flushes subnormals: {ftz([r for fws in by.values() for r in fws.get(peer, [])])}.\n",
+           f"{peer} flushes subnormals: {ftz(peer_rows)}.\n",
            f"| cell | T | B | H | trellis train | trellis infer | trellis compile ms | arena MB "
            f"| trellis RSS MB | {peer} train | {peer} infer | {peer} compile ms | {peer} RSS MB "
            f"| train ratio | infer ratio | trellis train % of peak |",
@@ -194,7 +196,8 @@ def scaling(rows, peak, peer):
         share = (t["train_samples_per_s"]
                  and 100 * t["train_samples_per_s"] * train_flops(T, B, H, cell) / (peak * 1e9))
         out.append(
-            f"| {cell} | {T} | {B} | {H} | {fmt(t['train_samples_per_s'])} | {fmt(t['infer_samples_per_s'])} "
+            f"| {cell} | {T} | {B} | {H} | {fmt(t['train_samples_per_s'])} "
+            f"| {fmt(t['infer_samples_per_s'])} "
             f"| {fmt(t['compile_ms'])} | {fmt(t['arena_mb'], 1)} | {fmt(t['peak_rss_mb'])} "
             f"| {fmt(p['train_samples_per_s'])} | {fmt(p['infer_samples_per_s'])} "
             f"| {fmt(p['compile_ms'])} | {fmt(p['peak_rss_mb'])} "
