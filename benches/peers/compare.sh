@@ -3,7 +3,8 @@
 # same configuration, alternately for several rounds; prints a markdown table of medians.
 #
 #   benches/peers/compare.sh [--rounds 3] [--seq 200] [--batch 128] [--hidden 128] [--steps 20]
-#                            [--warmup 2] [--cell lstm|gru|bilstm] [--only trellis,jax,...] [--no-build]
+#                            [--warmup 2] [--cell lstm|gru|bilstm] [--only trellis,jax,...]
+#                            [--no-build]
 #   benches/peers/compare.sh --scaling [--steps 3] [--warmup 1] [--cell lstm] [--only trellis,jax]
 #
 # Names: trellis, jax, keras-jax, keras-tensorflow, pytorch, pytorch-ftz (default: all).
@@ -40,7 +41,7 @@ for v in TRELLIS_BIN PEERS_THREADS PEAK_GFLOPS SCALING_H SCALING_B SCALING_T; do
 done
 
 ROUNDS=3 SEQ=200 BATCH=128 HIDDEN=128 STEPS="" WARMUP="" ONLY="" SCALING=0 BUILD=1 CELL=lstm
-usage() { sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS=$2; shift 2 ;;
@@ -58,7 +59,10 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-case "$CELL" in lstm|gru|bilstm) ;; *) echo "compare.sh: --cell takes lstm, gru or bilstm, not $CELL" >&2; exit 2 ;; esac
+case "$CELL" in
+    lstm|gru|bilstm) ;;
+    *) echo "compare.sh: --cell takes lstm, gru or bilstm, not $CELL" >&2; exit 2 ;;
+esac
 ALL="trellis jax keras-jax keras-tensorflow pytorch pytorch-ftz"
 if [ "$SCALING" = 1 ]; then
     NAMES=${ONLY:-trellis,jax}; STEPS=${STEPS:-3}; WARMUP=${WARMUP:-1}; ROUNDS=1
@@ -136,7 +140,8 @@ run() {
     case "$name" in
         trellis) cmd=("$TRELLIS_BIN" "${sizes[@]}") ;;
         pytorch) cmd=("$PY" "$HERE/torch_lstm.py" "${sizes[@]}" --warmup "$WARMUP") ;;
-        pytorch-ftz) cmd=("$PY" "$HERE/torch_lstm.py" "${sizes[@]}" --warmup "$WARMUP" --flush-denormal) ;;
+        pytorch-ftz)
+            cmd=("$PY" "$HERE/torch_lstm.py" "${sizes[@]}" --warmup "$WARMUP" --flush-denormal) ;;
         jax) cmd=("$PY" "$HERE/jax_lstm.py" "${sizes[@]}" --warmup "$WARMUP") ;;
         keras-jax) cmd=("$PY" "$HERE/keras_lstm.py" --backend jax "${sizes[@]}" --warmup "$WARMUP") ;;
         keras-tensorflow) cmd=("$PY" "$HERE/keras_lstm.py" --backend tensorflow "${sizes[@]}" --warmup "$WARMUP") ;;
@@ -157,7 +162,9 @@ run() {
     fi
     # trellis' plans flush subnormals by design (crates/jit/src/fpmode.rs, checked inside plan
     # execution by crates/jit/tests/subnormals.rs); its bench does not print it.
-    if [ "$name" = trellis ] && [[ "$line" != *'"ftz":'* ]]; then line="${line%\}},\"ftz\":true}"; fi
+    if [ "$name" = trellis ] && [[ "$line" != *'"ftz":'* ]]; then
+        line="${line%\}},\"ftz\":true}"
+    fi
     line="${line%\}},\"peak_rss_mb\":${rss:-null},\"cpu\":\"${CPU//\"/}\"}"
     echo "$line" >> "$OUT"
     echo "   $line" >&2
@@ -179,7 +186,8 @@ machine() {
         lstm) echo 'LSTM(H, return_sequences) -> LSTM(H)' ;;
         gru) echo 'GRU(H, return_sequences) -> GRU(H), torch.nn.GRU formula' ;;
         bilstm) echo 'Bidirectional(LSTM(H, return_sequences)) -> Bidirectional(LSTM(H)), concat' ;;
-        esac)); trellis from Keras's initialisers (its bench's --init keras); peers at their defaults; ftz = subnormals flushed, as each process measured it"
+        esac)); trellis from Keras's initialisers (its bench's --init keras);" \
+        "peers at their defaults; ftz = subnormals flushed, as each process measured it"
     echo "- Command: \`$COMMAND\`"
     echo "- Results: benches/peers/results/$(basename "$OUT")"
 }
