@@ -36,6 +36,10 @@ def parse_args(extra=None):
     p.add_argument("--cell", choices=CELLS, default="lstm",
                    help="lstm: LSTM -> LSTM; gru: GRU -> GRU (torch.nn.GRU's formula); "
                         "bilstm: Bidirectional(LSTM) twice, outputs concatenated")
+    p.add_argument("--init", choices=("keras", "small"), default="keras",
+                   help="keras: the framework's default initialisers; small: uniform(+-0.05) "
+                        "for every parameter, as trellis' bench --init small (the regime where "
+                        "gradients decay into subnormals)")
     p.add_argument("--warmup", type=int, default=2,
                    help="untimed steps after the first (compiling) one")
     if extra:
@@ -68,6 +72,16 @@ class Timer:
 # (subnormal) result is written as zero; either way the result is exactly zero.
 SUBNORMAL_BITS = 0x000AE398
 PROBE_N = 256  # 256 x 256: large enough that the frameworks split the work over their threads
+
+
+SMALL = 0.05  # --init small: every parameter uniform in +-SMALL
+
+
+def small_like(shapes, seed=0):
+    """--init small: numpy arrays uniform in +-SMALL, one per shape."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    return [rng.uniform(-SMALL, SMALL, size=s).astype(np.float32) for s in shapes]
 
 
 def probe_inputs():
@@ -109,6 +123,7 @@ def emit(framework, args, train_sps, infer_sps, compile_ms, ftz):
         "batch": args.batch,
         "hidden": args.hidden,
         "cell": args.cell,
+        "init": args.init,
         "ftz": ftz,
         "train_samples_per_s": round(train_sps, 1),
         "infer_samples_per_s": round(infer_sps, 1),

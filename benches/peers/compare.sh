@@ -3,12 +3,13 @@
 # same configuration, alternately for several rounds; prints a markdown table of medians.
 #
 #   benches/peers/compare.sh [--rounds 3] [--seq 200] [--batch 128] [--hidden 128] [--steps 20]
-#                            [--warmup 2] [--cell lstm|gru|bilstm] [--only trellis,jax,...]
-#                            [--no-build]
+#                            [--warmup 2] [--cell lstm|gru|bilstm] [--init keras|small]
+#                            [--only trellis,jax,...] [--no-build]
 #   benches/peers/compare.sh --scaling [--steps 3] [--warmup 1] [--cell lstm] [--only trellis,jax]
 #
 # Names: trellis, jax, keras-jax, keras-tensorflow, pytorch, pytorch-ftz (default: all).
-# --cell (default lstm) picks the seed model's recurrent layers in every framework.
+# --cell (default lstm) picks the seed model's recurrent layers in every framework; --init small
+# starts every framework from uniform(+-0.05) weights (default keras: each one's own defaults).
 # Environment: SCALING_T, SCALING_B, SCALING_H (the --scaling grid), PEAK_GFLOPS (fp32 peak of the machine, default 270), PEERS_THREADS (default 2),
 # PYTHON (the interpreter that makes the venv, default python3.11), TRELLIS_BIN (a bench binary
 # to use instead of building one; implies nothing about --no-build, which skips `cargo build`).
@@ -40,8 +41,8 @@ for v in TRELLIS_BIN PEERS_THREADS PEAK_GFLOPS SCALING_H SCALING_B SCALING_T; do
     [ -z "${!v:-}" ] || COMMAND="$v=\"${!v}\" $COMMAND"
 done
 
-ROUNDS=3 SEQ=200 BATCH=128 HIDDEN=128 STEPS="" WARMUP="" ONLY="" SCALING=0 BUILD=1 CELL=lstm
-usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+ROUNDS=3 SEQ=200 BATCH=128 HIDDEN=128 STEPS="" WARMUP="" ONLY="" SCALING=0 BUILD=1 CELL=lstm INIT=keras
+usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS=$2; shift 2 ;;
@@ -52,6 +53,7 @@ while [ $# -gt 0 ]; do
         --warmup) WARMUP=$2; shift 2 ;;
         --only) ONLY=$2; shift 2 ;;
         --cell) CELL=$2; shift 2 ;;
+        --init) INIT=$2; shift 2 ;;
         --scaling) SCALING=1; shift ;;
         --no-build) BUILD=0; shift ;;
         -h|--help) usage 0 ;;
@@ -62,6 +64,10 @@ done
 case "$CELL" in
     lstm|gru|bilstm) ;;
     *) echo "compare.sh: --cell takes lstm, gru or bilstm, not $CELL" >&2; exit 2 ;;
+esac
+case "$INIT" in
+    keras|small) ;;
+    *) echo "compare.sh: --init takes keras or small, not $INIT" >&2; exit 2 ;;
 esac
 ALL="trellis jax keras-jax keras-tensorflow pytorch pytorch-ftz"
 if [ "$SCALING" = 1 ]; then
@@ -136,7 +142,7 @@ MD=$HERE/results/$KIND-$STAMP.md
 # One run: name T B H; appends its JSON line (with peak_rss_mb and cpu) to $OUT.
 run() {
     local name=$1 T=$2 B=$3 H=$4 cmd
-    local sizes=(--seq "$T" --batch "$B" --steps "$STEPS" --hidden "$H" --cell "$CELL")
+    local sizes=(--seq "$T" --batch "$B" --steps "$STEPS" --hidden "$H" --cell "$CELL" --init "$INIT")
     case "$name" in
         trellis) cmd=("$TRELLIS_BIN" "${sizes[@]}") ;;
         pytorch) cmd=("$PY" "$HERE/torch_lstm.py" "${sizes[@]}" --warmup "$WARMUP") ;;
@@ -148,7 +154,7 @@ run() {
     esac
     local tv stdout rc=0
     tv=$(mktemp) stdout=$(mktemp)
-    echo "== $name T=$T B=$B H=$H cell=$CELL: ${cmd[*]}" >> "$LOG"
+    echo "== $name T=$T B=$B H=$H cell=$CELL init=$INIT: ${cmd[*]}" >> "$LOG"
     "${PIN[@]}" /usr/bin/time -v -o "$tv" "${cmd[@]}" > "$stdout" 2>> "$LOG" || rc=$?
     local line rss
     line=$(grep '^{' "$stdout" | tail -n 1 || true)
@@ -156,7 +162,7 @@ run() {
     cat "$tv" >> "$LOG"
     rm -f "$tv" "$stdout"
     if [ "$rc" != 0 ] || [ -z "$line" ]; then
-        echo "{\"framework\":\"$name\",\"seq\":$T,\"batch\":$B,\"hidden\":$H,\"cell\":\"$CELL\",\"error\":\"exit $rc, see results/$(basename "$LOG")\"}" >> "$OUT"
+        echo "{\"framework\":\"$name\",\"seq\":$T,\"batch\":$B,\"hidden\":$H,\"cell\":\"$CELL\",\"init\":\"$INIT\",\"error\":\"exit $rc, see results/$(basename "$LOG")\"}" >> "$OUT"
         echo "   $name FAILED (exit $rc; see $LOG)" >&2
         return 0
     fi
@@ -186,8 +192,9 @@ machine() {
         lstm) echo 'LSTM(H, return_sequences) -> LSTM(H)' ;;
         gru) echo 'GRU(H, return_sequences) -> GRU(H), torch.nn.GRU formula' ;;
         bilstm) echo 'Bidirectional(LSTM(H, return_sequences)) -> Bidirectional(LSTM(H)), concat' ;;
-        esac)); trellis from Keras's initialisers (its bench's --init keras);" \
-        "peers at their defaults; ftz = subnormals flushed, as each process measured it"
+        esac)); --init $INIT ($([ "$INIT" = small ] && echo 'every parameter uniform(+-0.05)' \
+        || echo "each framework's default initialisers; trellis: Keras's")); peers otherwise at" \
+        "their defaults; ftz = subnormals flushed, as each process measured it"
     echo "- Command: \`$COMMAND\`"
     echo "- Results: benches/peers/results/$(basename "$OUT")"
 }

@@ -20,7 +20,8 @@ jitted by JAX.
 import functools
 
 import common  # noqa: F401  (thread / XLA environment first)
-from common import VOCAB, EMBED, Timer, data, emit, flushes, parse_args, probe_inputs
+from common import (EMBED, VOCAB, Timer, data, emit, flushes, parse_args, probe_inputs,
+                    small_like)
 
 import jax
 import jax.numpy as jnp
@@ -127,6 +128,10 @@ def main():
     xn, yn = data(args.seq, args.batch)
     ids, y = jnp.asarray(xn), jnp.asarray(yn)
     params = init(jax.random.PRNGKey(0), args.cell, args.hidden)
+    if args.init == "small":
+        leaves, tree = jax.tree.flatten(params)
+        params = jax.tree.unflatten(tree, [jnp.asarray(v) for v in
+                                           small_like([p.shape for p in leaves])])
     zeros = lambda: jax.tree.map(jnp.zeros_like, params)  # noqa: E731
     opt = {"m": zeros(), "v": zeros(), "t": jnp.zeros((), jnp.float32)}
     jax.block_until_ready((params, opt, ids, y))

@@ -19,7 +19,8 @@ import os
 import sys
 
 import common  # noqa: F401  (thread / XLA environment first)
-from common import THREADS, VOCAB, EMBED, Timer, data, emit, flushes, parse_args, probe_inputs
+from common import (EMBED, THREADS, VOCAB, Timer, data, emit, flushes, parse_args,
+                    probe_inputs, small_like)
 
 
 def seed_model(keras, cell, seq, hidden, activation="sigmoid"):
@@ -80,6 +81,8 @@ def main():
 
     x, y = data(args.seq, args.batch)
     model = seed_model(keras, args.cell, args.seq, args.hidden)
+    if args.init == "small":
+        model.set_weights(small_like([w.shape for w in model.get_weights()]))
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
 
     # train_on_batch returns the logs as numpy values, so each call has finished on return.

@@ -6,8 +6,9 @@
 
 Each line is one run: {"framework", "seq", "batch", "hidden", "cell", "ftz",
 "train_samples_per_s", "infer_samples_per_s", "compile_ms", "arena_mb", "peak_rss_mb", "cpu"}.
-Lines that do not parse, or carry an "error" key, are skipped; a line without "cell" (older
-results) is the LSTM model.
+"init" (keras: each framework's default initialisers; small: uniform(+-0.05) everywhere) is
+part of a configuration, beside cell, T, B and H. Lines that do not parse, or carry an "error"
+key, are skipped; a line without "cell" or "init" (older results) is lstm, keras.
 
 FLOPs counted (fp32 multiply-adds as 2), per sample, embedding width E = 128, 2 layers; "in" is
 a layer's input width (E, then H, or 2H after a bidirectional layer):
@@ -83,8 +84,6 @@ def load(paths):
                 except json.JSONDecodeError:
                     continue
                 if "error" not in r and "framework" in r:
-                    if r.get("init") not in (None, "keras"):  # trellis' bench --init small
-                        r["framework"] += f" (init {r['init']})"
                     rows.append(r)
     return rows
 
@@ -116,16 +115,19 @@ def ftz(rows):
 
 
 def config(r):
-    return (cell_of(r), r["seq"], r["batch"], r["hidden"])
+    return (cell_of(r), r.get("init") or "keras", r["seq"], r["batch"], r["hidden"])
+
+
+def config_order(c):
+    return (list(CELLS).index(c[0]), c[1:])
 
 
 def compare(rows, peak):
-    configs = sorted({config(r) for r in rows}, key=lambda c: (list(CELLS).index(c[0]), c[1:]))
     out = []
-    for cell, T, B, H in configs:
-        rs = [r for r in rows if config(r) == (cell, T, B, H)]
+    for cell, init, T, B, H in sorted({config(r) for r in rows}, key=config_order):
+        rs = [r for r in rows if config(r) == (cell, init, T, B, H)]
         ftr, finf = train_flops(T, B, H, cell), forward_flops(T, H, cell)
-        out.append(f"cell {cell}, T = {T}, B = {B}, H = {H}: "
+        out.append(f"cell {cell}, init {init}, T = {T}, B = {B}, H = {H}: "
                    f"{ftr / 1e6:.1f} MFLOP per training sample, "
                    f"{finf / 1e6:.1f} MFLOP per inference sample; fp32 peak {peak:g} GFLOP/s "
                    f"(= {peak * 1e9 / ftr:,.0f} training / {peak * 1e9 / finf:,.0f} inference "
@@ -179,12 +181,12 @@ def scaling(rows, peak, peer):
     out = [f"trellis beside {peer}; samples/s (train / inference), compile ms, trellis arena MB, "
            f"peak RSS MB; share of the {peak:g} GFLOP/s fp32 peak for trellis training; "
            f"{peer} flushes subnormals: {ftz(peer_rows)}.\n",
-           f"| cell | T | B | H | trellis train | trellis infer | trellis compile ms | arena MB "
-           f"| trellis RSS MB | {peer} train | {peer} infer | {peer} compile ms | {peer} RSS MB "
+           f"| cell | init | T | B | H | trellis train | trellis infer | trellis compile ms "
+           f"| arena MB | trellis RSS MB | {peer} train | {peer} infer | {peer} compile ms | {peer} RSS MB "
            f"| train ratio | infer ratio | trellis train % of peak |",
-           "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
-    for (cell, T, B, H) in sorted(by, key=lambda c: (list(CELLS).index(c[0]), c[1:])):
-        fws = by[(cell, T, B, H)]
+           "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    for (cell, init, T, B, H) in sorted(by, key=config_order):
+        fws = by[(cell, init, T, B, H)]
         t = {k: med(fws.get("trellis", []), k) for k in
              ("train_samples_per_s", "infer_samples_per_s", "compile_ms", "arena_mb", "peak_rss_mb")}
         p = {k: med(fws.get(peer, []), k) for k in
@@ -196,7 +198,7 @@ def scaling(rows, peak, peer):
         share = (t["train_samples_per_s"]
                  and 100 * t["train_samples_per_s"] * train_flops(T, B, H, cell) / (peak * 1e9))
         out.append(
-            f"| {cell} | {T} | {B} | {H} | {fmt(t['train_samples_per_s'])} "
+            f"| {cell} | {init} | {T} | {B} | {H} | {fmt(t['train_samples_per_s'])} "
             f"| {fmt(t['infer_samples_per_s'])} "
             f"| {fmt(t['compile_ms'])} | {fmt(t['arena_mb'], 1)} | {fmt(t['peak_rss_mb'])} "
             f"| {fmt(p['train_samples_per_s'])} | {fmt(p['infer_samples_per_s'])} "

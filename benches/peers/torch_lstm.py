@@ -15,7 +15,8 @@ JSON line is measured after the run: a matmul and an elementwise product on subn
 import sys
 
 import common  # noqa: F401  (thread environment first)
-from common import THREADS, VOCAB, EMBED, Timer, data, emit, flushes, parse_args, probe_inputs
+from common import (EMBED, SMALL, THREADS, VOCAB, Timer, data, emit, flushes, parse_args,
+                    probe_inputs)
 
 import torch
 from torch import nn
@@ -54,6 +55,10 @@ def main():
     x, y = torch.from_numpy(xn).long(), torch.from_numpy(yn)
 
     model = Seed(args.cell, args.hidden)
+    if args.init == "small":
+        with torch.no_grad():
+            for p in model.parameters():
+                nn.init.uniform_(p, -SMALL, SMALL)
     loss_fn = nn.BCEWithLogitsLoss()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
 
