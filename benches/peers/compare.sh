@@ -3,10 +3,13 @@
 # same configuration, alternately for several rounds; prints a markdown table of medians.
 #
 #   benches/peers/compare.sh [--rounds 3] [--seq 200] [--batch 128] [--hidden 128] [--steps 20]
-#                            [--warmup 2] [--only trellis,jax,...] [--no-build]
-#   benches/peers/compare.sh --scaling [--steps 3] [--warmup 1] [--only trellis,jax]
+#                            [--warmup 2] [--cell lstm|gru|bilstm] [--init keras|small]
+#                            [--only trellis,jax,...] [--no-build]
+#   benches/peers/compare.sh --scaling [--steps 3] [--warmup 1] [--cell lstm] [--only trellis,jax]
 #
-# Names: trellis, jax, keras-jax, keras-tensorflow, pytorch (default: all).
+# Names: trellis, jax, keras-jax, keras-tensorflow, pytorch, pytorch-ftz (default: all).
+# --cell (default lstm) picks the seed model's recurrent layers in every framework; --init small
+# starts every framework from uniform(+-0.05) weights (default keras: each one's own defaults).
 # Environment: SCALING_T, SCALING_B, SCALING_H (the --scaling grid), PEAK_GFLOPS (fp32 peak of the machine, default 270), PEERS_THREADS (default 2),
 # PYTHON (the interpreter that makes the venv, default python3.11), TRELLIS_BIN (a bench binary
 # to use instead of building one; implies nothing about --no-build, which skips `cargo build`).
@@ -19,11 +22,14 @@
 #     several GB of CUDA libraries); requirements.txt is installed into it, and again whenever
 #     that file changes.
 #  3. `cargo build --release --example bench` from the repository root, once.
-#  4. Round after round, trellis then every peer, each a fresh process printing one JSON line;
-#     peak_rss_mb is added to the line and it is appended to benches/peers/results-<date>.jsonl.
-#     Each process's stderr goes to results-<date>.log.
-#  5. The header (date, machine, command, versions) and table.py's table, printed and written
-#     to results-<date>.md.
+#  4. Round after round, trellis then every peer, each a fresh process printing one JSON line
+#     (with "cell" and "ftz": whether the process measured its framework flushing subnormals;
+#     trellis' bench does not print it, and plans always flush, so "ftz":true is added for it);
+#     peak_rss_mb and cpu (lscpu's model name) are added to the line and it is appended to
+#     benches/peers/results/results-<date>.jsonl. Each process's stderr goes to
+#     results/results-<date>.log (git-ignored).
+#  5. The header (date, CPU model, command, versions, cell) and table.py's table, printed and
+#     written to results/results-<date>.md.
 # With more CPUs than PEERS_THREADS, every command is pinned with taskset to the first
 # PEERS_THREADS CPUs (trellis sizes its thread pool by the CPUs it may run on).
 set -euo pipefail
@@ -35,8 +41,8 @@ for v in TRELLIS_BIN PEERS_THREADS PEAK_GFLOPS SCALING_H SCALING_B SCALING_T; do
     [ -z "${!v:-}" ] || COMMAND="$v=\"${!v}\" $COMMAND"
 done
 
-ROUNDS=3 SEQ=200 BATCH=128 HIDDEN=128 STEPS="" WARMUP="" ONLY="" SCALING=0 BUILD=1
-usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+ROUNDS=3 SEQ=200 BATCH=128 HIDDEN=128 STEPS="" WARMUP="" ONLY="" SCALING=0 BUILD=1 CELL=lstm INIT=keras
+usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS=$2; shift 2 ;;
@@ -46,6 +52,8 @@ while [ $# -gt 0 ]; do
         --steps) STEPS=$2; shift 2 ;;
         --warmup) WARMUP=$2; shift 2 ;;
         --only) ONLY=$2; shift 2 ;;
+        --cell) CELL=$2; shift 2 ;;
+        --init) INIT=$2; shift 2 ;;
         --scaling) SCALING=1; shift ;;
         --no-build) BUILD=0; shift ;;
         -h|--help) usage 0 ;;
@@ -53,7 +61,15 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-ALL="trellis jax keras-jax keras-tensorflow pytorch"
+case "$CELL" in
+    lstm|gru|bilstm) ;;
+    *) echo "compare.sh: --cell takes lstm, gru or bilstm, not $CELL" >&2; exit 2 ;;
+esac
+case "$INIT" in
+    keras|small) ;;
+    *) echo "compare.sh: --init takes keras or small, not $INIT" >&2; exit 2 ;;
+esac
+ALL="trellis jax keras-jax keras-tensorflow pytorch pytorch-ftz"
 if [ "$SCALING" = 1 ]; then
     NAMES=${ONLY:-trellis,jax}; STEPS=${STEPS:-3}; WARMUP=${WARMUP:-1}; ROUNDS=1
 else
@@ -112,27 +128,33 @@ if [ "$(nproc)" -gt "$PEERS_THREADS" ] && command -v taskset >/dev/null; then
     PIN=(taskset -c "0-$((PEERS_THREADS - 1))")
 fi
 
+CPU=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)
+CPU=${CPU:-unknown CPU}
+
 STAMP=$(date +%Y-%m-%d-%H%M%S)
 KIND=results; [ "$SCALING" = 1 ] && KIND=scaling
-OUT=$HERE/$KIND-$STAMP.jsonl
-LOG=$HERE/$KIND-$STAMP.log
-MD=$HERE/$KIND-$STAMP.md
+mkdir -p "$HERE/results"
+OUT=$HERE/results/$KIND-$STAMP.jsonl
+LOG=$HERE/results/$KIND-$STAMP.log
+MD=$HERE/results/$KIND-$STAMP.md
 : > "$OUT"
 
-# One run: name T B H; appends its JSON line (with peak_rss_mb) to $OUT.
+# One run: name T B H; appends its JSON line (with peak_rss_mb and cpu) to $OUT.
 run() {
     local name=$1 T=$2 B=$3 H=$4 cmd
-    local sizes=(--seq "$T" --batch "$B" --steps "$STEPS" --hidden "$H")
+    local sizes=(--seq "$T" --batch "$B" --steps "$STEPS" --hidden "$H" --cell "$CELL" --init "$INIT")
     case "$name" in
         trellis) cmd=("$TRELLIS_BIN" "${sizes[@]}") ;;
         pytorch) cmd=("$PY" "$HERE/torch_lstm.py" "${sizes[@]}" --warmup "$WARMUP") ;;
+        pytorch-ftz)
+            cmd=("$PY" "$HERE/torch_lstm.py" "${sizes[@]}" --warmup "$WARMUP" --flush-denormal) ;;
         jax) cmd=("$PY" "$HERE/jax_lstm.py" "${sizes[@]}" --warmup "$WARMUP") ;;
         keras-jax) cmd=("$PY" "$HERE/keras_lstm.py" --backend jax "${sizes[@]}" --warmup "$WARMUP") ;;
         keras-tensorflow) cmd=("$PY" "$HERE/keras_lstm.py" --backend tensorflow "${sizes[@]}" --warmup "$WARMUP") ;;
     esac
     local tv stdout rc=0
     tv=$(mktemp) stdout=$(mktemp)
-    echo "== $name T=$T B=$B H=$H: ${cmd[*]}" >> "$LOG"
+    echo "== $name T=$T B=$B H=$H cell=$CELL init=$INIT: ${cmd[*]}" >> "$LOG"
     "${PIN[@]}" /usr/bin/time -v -o "$tv" "${cmd[@]}" > "$stdout" 2>> "$LOG" || rc=$?
     local line rss
     line=$(grep '^{' "$stdout" | tail -n 1 || true)
@@ -140,20 +162,23 @@ run() {
     cat "$tv" >> "$LOG"
     rm -f "$tv" "$stdout"
     if [ "$rc" != 0 ] || [ -z "$line" ]; then
-        echo "{\"framework\":\"$name\",\"seq\":$T,\"batch\":$B,\"hidden\":$H,\"error\":\"exit $rc, see $(basename "$LOG")\"}" >> "$OUT"
+        echo "{\"framework\":\"$name\",\"seq\":$T,\"batch\":$B,\"hidden\":$H,\"cell\":\"$CELL\",\"init\":\"$INIT\",\"error\":\"exit $rc, see results/$(basename "$LOG")\"}" >> "$OUT"
         echo "   $name FAILED (exit $rc; see $LOG)" >&2
         return 0
     fi
-    line="${line%\}},\"peak_rss_mb\":${rss:-null}}"
+    # trellis' plans flush subnormals by design (crates/jit/src/fpmode.rs, checked inside plan
+    # execution by crates/jit/tests/subnormals.rs); its bench does not print it.
+    if [ "$name" = trellis ] && [[ "$line" != *'"ftz":'* ]]; then
+        line="${line%\}},\"ftz\":true}"
+    fi
+    line="${line%\}},\"peak_rss_mb\":${rss:-null},\"cpu\":\"${CPU//\"/}\"}"
     echo "$line" >> "$OUT"
     echo "   $line" >&2
 }
 
 machine() {
-    local model
-    model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)
     echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "- Machine: ${model:-unknown CPU}, $(nproc) CPUs (nproc); runs use $PEERS_THREADS threads${PIN:+, pinned with ${PIN[*]}}; fp32 peak taken as $PEAK_GFLOPS GFLOP/s"
+    echo "- Machine: $CPU, $(nproc) CPUs (nproc); runs use $PEERS_THREADS threads${PIN:+, pinned with ${PIN[*]}}; fp32 peak taken as $PEAK_GFLOPS GFLOP/s"
     if [ -n "${TRELLIS_BIN_GIVEN:-}" ]; then
         echo "- trellis: the bench binary $TRELLIS_BIN (given by TRELLIS_BIN)"
     else
@@ -163,8 +188,15 @@ machine() {
         echo "- Peers: Python $("$PY" -c 'import platform; print(platform.python_version())'), $("$PY" -m pip list --format=freeze 2>/dev/null \
             | grep -iE '^(torch|tensorflow[-_]cpu|tensorflow|jax|jaxlib|keras|numpy)==' | tr '\n' ' ')"
     fi
+    echo "- Model: the seed model with --cell $CELL ($(case $CELL in
+        lstm) echo 'LSTM(H, return_sequences) -> LSTM(H)' ;;
+        gru) echo 'GRU(H, return_sequences) -> GRU(H), torch.nn.GRU formula' ;;
+        bilstm) echo 'Bidirectional(LSTM(H, return_sequences)) -> Bidirectional(LSTM(H)), concat' ;;
+        esac)); --init $INIT ($([ "$INIT" = small ] && echo 'every parameter uniform(+-0.05)' \
+        || echo "each framework's default initialisers; trellis: Keras's")); peers otherwise at" \
+        "their defaults; ftz = subnormals flushed, as each process measured it"
     echo "- Command: \`$COMMAND\`"
-    echo "- Results: benches/peers/$(basename "$OUT")"
+    echo "- Results: benches/peers/results/$(basename "$OUT")"
 }
 
 TABLEPY=python3; [ -x "$PY" ] && TABLEPY=$PY  # table.py needs only the standard library

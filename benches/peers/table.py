@@ -4,23 +4,30 @@
     table.py results.jsonl [--peak-gflops 270]             medians per framework and config
     table.py results.jsonl --scaling [--peer jax]          trellis beside a peer over T, B, H
 
-Each line is one run: {"framework", "seq", "batch", "hidden", "train_samples_per_s",
-"infer_samples_per_s", "compile_ms", "arena_mb", "peak_rss_mb"}. Lines that do not parse, or
-carry an "error" key, are skipped.
+Each line is one run: {"framework", "seq", "batch", "hidden", "cell", "ftz",
+"train_samples_per_s", "infer_samples_per_s", "compile_ms", "arena_mb", "peak_rss_mb", "cpu"}.
+"init" (keras: each framework's default initialisers; small: uniform(+-0.05) everywhere) is
+part of a configuration, beside cell, T, B and H. Lines that do not parse, or carry an "error"
+key, are skipped; a line without "cell" or "init" (older results) is lstm, keras.
 
-FLOPs counted (fp32 multiply-adds as 2), per sample, embedding width E = 128, 2 LSTM layers:
-  one layer, one time step, forward:   2*(in + H)*4H     gate GEMMs x@W and h@U (in = E, then H)
-                                      + 13*H            elementwise: 4H bias/sum adds, 4H gate
-                                                        activations (1 each), c = f*c + i*g (3H),
-                                                        tanh(c), o*tanh(c)
-  forward  F = T * sum over layers of the above + 2H (dense) (the embedding is a gather: 0)
+FLOPs counted (fp32 multiply-adds as 2), per sample, embedding width E = 128, 2 layers; "in" is
+a layer's input width (E, then H, or 2H after a bidirectional layer):
+  one layer, one direction, one time step, forward:
+    lstm   2*(in + H)*4H + 13H   gate GEMMs x@W and h@U; elementwise: 4H bias/sum adds, 4H gate
+                                 activations (1 each), c = f*c + i*g (3H), tanh(c), o*tanh(c)
+    gru    2*(in + H)*3H + 16H   gate GEMMs; elementwise: 3H input bias, 3H recurrent bias,
+                                 r and z sums (2H), 2 sigmoids (2H), r*hn, + xn, tanh (3H),
+                                 h' = n + z*(h - n) (3H)
+    bilstm the lstm figure for each of the 2 directions, and the second layer reads 2H
+  forward  F = T * sum over layers and directions of the above + 2*D*H (dense over the D
+             directions' last states; the embedding is a gather: 0)
   backward = 2F (two GEMMs per forward GEMM: the gradients of the input and of the weight)
   training = 3F + T*E (embedding gradient scatter-add) + 12*P/B (Adam: ~12 flops per parameter
              per step, shared by the B samples of the batch; P = number of parameters)
   inference = F
-At T = 200, H = 128, B = 128 that is 105.5 MFLOP inference and 316.7 MFLOP training per sample
-(the GEMMs alone: 104.9 and 314.6). A row's share of the peak is samples/s * FLOPs per sample /
-(PEAK_GFLOPS * 1e9).
+At T = 200, H = 128, B = 128 that is, inference / training MFLOP per sample: lstm 105.5 / 316.7
+(the GEMMs alone: 104.9 and 314.6), gru 79.5 / 238.6, bilstm 263.5 / 790.6. A row's share of
+the peak is samples/s * FLOPs per sample / (PEAK_GFLOPS * 1e9).
 """
 import argparse
 import json
@@ -30,27 +37,38 @@ import statistics
 import sys
 
 EMBED, VOCAB, LAYERS = 128, 10_000, 2
+# Per cell: gates, elementwise flops per unit of H and step, biases per layer (in units of
+# gates * H), directions.
+CELLS = {"lstm": (4, 13, 1, 1), "gru": (3, 16, 2, 1), "bilstm": (4, 13, 1, 2)}
 
 
-def params(H, E=EMBED):
-    p = VOCAB * E + H + 1  # embedding, dense
-    n_in = E
-    for _ in range(LAYERS):
-        p += (n_in + H) * 4 * H + 4 * H
-        n_in = H
+def cell_of(r):
+    return r.get("cell") or "lstm"
+
+
+def layer_inputs(H, cell, E=EMBED):
+    """The input width of each layer."""
+    dirs = CELLS[cell][3]
+    return [E] + [dirs * H] * (LAYERS - 1)
+
+
+def params(H, cell="lstm", E=EMBED):
+    gates, _, biases, dirs = CELLS[cell]
+    p = VOCAB * E + dirs * H + 1  # embedding, dense
+    for n_in in layer_inputs(H, cell, E):
+        p += dirs * ((n_in + H) * gates * H + biases * gates * H)
     return p
 
 
-def forward_flops(T, H, E=EMBED):
-    per_step, n_in = 0, E
-    for _ in range(LAYERS):
-        per_step += 2 * (n_in + H) * 4 * H + 13 * H
-        n_in = H
-    return T * per_step + 2 * H
+def forward_flops(T, H, cell="lstm", E=EMBED):
+    gates, elementwise, _, dirs = CELLS[cell]
+    per_step = sum(dirs * (2 * (n_in + H) * gates * H + elementwise * H)
+                   for n_in in layer_inputs(H, cell, E))
+    return T * per_step + 2 * dirs * H
 
 
-def train_flops(T, B, H, E=EMBED):
-    return 3 * forward_flops(T, H, E) + T * E + 12 * params(H, E) / B
+def train_flops(T, B, H, cell="lstm", E=EMBED):
+    return 3 * forward_flops(T, H, cell, E) + T * E + 12 * params(H, cell, E) / B
 
 
 def load(paths):
@@ -81,27 +99,43 @@ def fmt(x, digits=0):
     return f"{x:,.{digits}f}"
 
 
-ORDER = ["trellis", "jax", "keras-jax", "keras-tensorflow", "pytorch"]
+ORDER = ["trellis", "jax", "keras-jax", "keras-tensorflow", "pytorch", "pytorch-ftz"]
 
 
 def order(name):
     return (ORDER.index(name) if name in ORDER else len(ORDER), name)
 
 
+def ftz(rows):
+    """Whether the runs flushed subnormals: yes, no, mixed (runs disagree), - (not recorded)."""
+    seen = {r.get("ftz") for r in rows} - {None}
+    if not seen:
+        return "-"
+    return ("yes" if True in seen else "no") if len(seen) == 1 else "mixed"
+
+
+def config(r):
+    return (cell_of(r), r.get("init") or "keras", r["seq"], r["batch"], r["hidden"])
+
+
+def config_order(c):
+    return (list(CELLS).index(c[0]), c[1:])
+
+
 def compare(rows, peak):
-    configs = sorted({(r["seq"], r["batch"], r["hidden"]) for r in rows})
     out = []
-    for T, B, H in configs:
-        rs = [r for r in rows if (r["seq"], r["batch"], r["hidden"]) == (T, B, H)]
-        ftr, finf = train_flops(T, B, H), forward_flops(T, H)
-        out.append(f"T = {T}, B = {B}, H = {H}: {ftr / 1e6:.1f} MFLOP per training sample, "
+    for cell, init, T, B, H in sorted({config(r) for r in rows}, key=config_order):
+        rs = [r for r in rows if config(r) == (cell, init, T, B, H)]
+        ftr, finf = train_flops(T, B, H, cell), forward_flops(T, H, cell)
+        out.append(f"cell {cell}, init {init}, T = {T}, B = {B}, H = {H}: "
+                   f"{ftr / 1e6:.1f} MFLOP per training sample, "
                    f"{finf / 1e6:.1f} MFLOP per inference sample; fp32 peak {peak:g} GFLOP/s "
                    f"(= {peak * 1e9 / ftr:,.0f} training / {peak * 1e9 / finf:,.0f} inference "
                    "samples/s).\n")
-        out.append("| framework | runs | train samples/s | infer samples/s | compile ms "
+        out.append("| framework | runs | ftz | train samples/s | infer samples/s | compile ms "
                    "| peak RSS MB | trellis/peer train | trellis/peer infer "
                    "| train % of peak | infer % of peak |")
-        out.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+        out.append("|---|--:|:-:|--:|--:|--:|--:|--:|--:|--:|--:|")
         by = {}
         for r in rs:
             by.setdefault(r["framework"], []).append(r)
@@ -117,7 +151,8 @@ def compare(rows, peak):
                 return f"{a / b:.2f}x" if a and b else "-"
 
             out.append(
-                f"| {fw} | {len(by[fw])} | {fmt(tt)} | {fmt(ti)} | {fmt(m['compile_ms'])} "
+                f"| {fw} | {len(by[fw])} | {ftz(by[fw])} | {fmt(tt)} | {fmt(ti)} "
+                f"| {fmt(m['compile_ms'])} "
                 f"| {fmt(m['peak_rss_mb'])} "
                 f"| {ratio(tr.get('train_samples_per_s'), tt)} "
                 f"| {ratio(tr.get('infer_samples_per_s'), ti)} "
@@ -141,15 +176,17 @@ def compare(rows, peak):
 def scaling(rows, peak, peer):
     by = {}
     for r in rows:
-        by.setdefault((r["seq"], r["batch"], r["hidden"]), {}).setdefault(r["framework"], []).append(r)
+        by.setdefault(config(r), {}).setdefault(r["framework"], []).append(r)
+    peer_rows = [r for fws in by.values() for r in fws.get(peer, [])]
     out = [f"trellis beside {peer}; samples/s (train / inference), compile ms, trellis arena MB, "
-           f"peak RSS MB; share of the {peak:g} GFLOP/s fp32 peak for trellis training.\n",
-           f"| T | B | H | trellis train | trellis infer | trellis compile ms | arena MB "
-           f"| trellis RSS MB | {peer} train | {peer} infer | {peer} compile ms | {peer} RSS MB "
+           f"peak RSS MB; share of the {peak:g} GFLOP/s fp32 peak for trellis training; "
+           f"{peer} flushes subnormals: {ftz(peer_rows)}.\n",
+           f"| cell | init | T | B | H | trellis train | trellis infer | trellis compile ms "
+           f"| arena MB | trellis RSS MB | {peer} train | {peer} infer | {peer} compile ms | {peer} RSS MB "
            f"| train ratio | infer ratio | trellis train % of peak |",
-           "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
-    for (T, B, H) in sorted(by):
-        fws = by[(T, B, H)]
+           "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    for (cell, init, T, B, H) in sorted(by, key=config_order):
+        fws = by[(cell, init, T, B, H)]
         t = {k: med(fws.get("trellis", []), k) for k in
              ("train_samples_per_s", "infer_samples_per_s", "compile_ms", "arena_mb", "peak_rss_mb")}
         p = {k: med(fws.get(peer, []), k) for k in
@@ -158,9 +195,11 @@ def scaling(rows, peak, peer):
         def ratio(k):
             return f"{t[k] / p[k]:.2f}x" if t[k] and p[k] else "-"
 
-        share = t["train_samples_per_s"] and 100 * t["train_samples_per_s"] * train_flops(T, B, H) / (peak * 1e9)
+        share = (t["train_samples_per_s"]
+                 and 100 * t["train_samples_per_s"] * train_flops(T, B, H, cell) / (peak * 1e9))
         out.append(
-            f"| {T} | {B} | {H} | {fmt(t['train_samples_per_s'])} | {fmt(t['infer_samples_per_s'])} "
+            f"| {cell} | {init} | {T} | {B} | {H} | {fmt(t['train_samples_per_s'])} "
+            f"| {fmt(t['infer_samples_per_s'])} "
             f"| {fmt(t['compile_ms'])} | {fmt(t['arena_mb'], 1)} | {fmt(t['peak_rss_mb'])} "
             f"| {fmt(p['train_samples_per_s'])} | {fmt(p['infer_samples_per_s'])} "
             f"| {fmt(p['compile_ms'])} | {fmt(p['peak_rss_mb'])} "
