@@ -83,11 +83,21 @@ impl Graph {
                 )));
             }
         }
+        // Leaves are made without a check (`input`, `param`): an impossible size is refused
+        // at its first use, before any size is computed from it.
+        for &i in inputs {
+            self.g[i.0]
+                .ty
+                .check_size(&format!("{}: operand {}", op.name(), self.describe(i)))?;
+        }
         let tys: SmallVec<[&TensorType; 3]> = inputs.iter().map(|&i| &self.g[i.0].ty).collect();
-        let ty = op.infer(&tys).map_err(|e| match &name {
-            Some(n) => e.at(format!("'{n}'")),
-            None => e,
-        });
+        let ty = op
+            .infer(&tys)
+            .and_then(|ty| ty.check_size(op.name()).map(|_| ty))
+            .map_err(|e| match &name {
+                Some(n) => e.at(format!("'{n}'")),
+                None => e,
+            });
         drop(tys);
         let ty = ty?;
         let id = NodeId(self.g.add_node(Node {
@@ -102,7 +112,18 @@ impl Graph {
         Ok(id)
     }
 
-    /// A named input fed at every run.
+    /// [`Graph::input`], refusing an impossible size at once (rather than at its first use).
+    pub fn try_input(&mut self, name: &str, ty: TensorType) -> Result<NodeId> {
+        ty.check_size(&format!("input '{name}'"))?;
+        Ok(self.input(name, ty))
+    }
+    /// [`Graph::param`], refusing an impossible size at once (rather than at its first use).
+    pub fn try_param(&mut self, name: &str, ty: TensorType) -> Result<NodeId> {
+        ty.check_size(&format!("parameter '{name}'"))?;
+        Ok(self.param(name, ty))
+    }
+    /// A named input fed at every run. Its size is checked when an op uses it and when the
+    /// graph is compiled ([`Graph::try_input`] checks it here).
     pub fn input(&mut self, name: &str, ty: TensorType) -> NodeId {
         let id = self.leaf(
             Input {
@@ -115,7 +136,7 @@ impl Graph {
         self.inputs.push(id);
         id
     }
-    /// A named trained parameter.
+    /// A named trained parameter (size checked as for [`Graph::input`]).
     pub fn param(&mut self, name: &str, ty: TensorType) -> NodeId {
         let id = self.leaf(
             Input {

@@ -11,16 +11,14 @@ use crate::ops::{BinaryOp, Concat, MatMul, Pad};
 use crate::{Binary, Graph, NodeId};
 use std::collections::HashMap;
 
-/// The leaves of the tree of `add`s rooted at `n`, descending into adds used only there.
-fn add_leaves(g: &Graph, n: NodeId, out: &mut Vec<NodeId>) {
-    for &o in g.operands(n) {
-        let is_add = g
-            .op(o)
-            .as_any()
-            .downcast_ref::<BinaryOp>()
-            .is_some_and(|b| b.0 == Binary::Add);
-        if is_add && g.users(o).len() == 1 && g.ty(o) == g.ty(n) && !g.outputs().contains(&o) {
-            add_leaves(g, o, out);
+/// The leaves of the tree of `add`s rooted at `root`, left to right, descending into adds used
+/// only there. Iterative: autodiff sums a value used at every time step as a chain of T adds.
+fn add_leaves(g: &Graph, root: NodeId, out: &mut Vec<NodeId>) {
+    let ty = g.ty(root);
+    let mut stack: Vec<NodeId> = g.operands(root).iter().rev().copied().collect();
+    while let Some(o) = stack.pop() {
+        if is_add(g, o) && g.users(o).len() == 1 && g.ty(o) == ty && !g.outputs().contains(&o) {
+            stack.extend(g.operands(o).iter().rev());
         } else {
             out.push(o);
         }
@@ -84,7 +82,10 @@ pub fn pads_to_concat(g: &mut Graph) -> usize {
             if p.start > at {
                 let mut ty = g.ty(*x).clone();
                 ty.shape.0[axis] = p.start - at;
-                parts.push(g.fill(ty, 0.0));
+                match g.fill(ty, 0.0) {
+                    Ok(f) => parts.push(f),
+                    Err(_) => ok = false,
+                }
             }
             parts.push(*x);
             at = p.start + g.ty(*x).dims()[axis];
@@ -95,7 +96,10 @@ pub fn pads_to_concat(g: &mut Graph) -> usize {
         if at < total {
             let mut ty = g.ty(root).clone();
             ty.shape.0[axis] = total - at;
-            parts.push(g.fill(ty, 0.0));
+            match g.fill(ty, 0.0) {
+                Ok(f) => parts.push(f),
+                Err(_) => continue,
+            }
         }
         if let Ok(c) = g.apply(Concat { axis }, &parts) {
             g.replace_uses(root, c);
