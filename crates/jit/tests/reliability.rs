@@ -167,9 +167,9 @@ fn a_long_sequence_compiles_on_a_small_stack() {
     // Kernels are compiled (by Cranelift, on this thread) and cached first at a short length;
     // the long graph then reuses them, so the small stack measures the graph passes alone.
     training_plan(3).unwrap();
-    const T: usize = 3000;
+    const T: usize = 1500;
     let (plan, nodes) = std::thread::Builder::new()
-        .stack_size(256 << 10)
+        .stack_size(128 << 10)
         .spawn(|| training_plan(T))
         .unwrap()
         .join()
