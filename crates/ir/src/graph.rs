@@ -43,7 +43,8 @@ pub enum InputKind {
 #[derive(Clone, Copy, Debug)]
 struct Use {
     user: NodeId,
-    slot: u16,
+    /// u32: a concat of every step of a 100,000-step sequence has that many operands.
+    slot: u32,
 }
 
 /// Marks an operand slot whose operand was removed (the use went with it).
@@ -96,24 +97,23 @@ impl Graph {
                 )));
             }
         }
-        if inputs.len() > u16::MAX as usize {
+        if self.nodes.len() >= u32::MAX as usize {
             return Err(IrError::Invalid(format!(
-                "{}: {} operands, at most {} allowed",
+                "{}: the graph is full ({} nodes)",
                 op.name(),
-                inputs.len(),
-                u16::MAX
+                self.nodes.len()
             )));
         }
         // Leaves are made without a check (`input`, `param`): an impossible size is refused
         // at its first use, before any size is computed from it.
         for &i in inputs {
             self.ty(i)
-                .check_size(&format!("{}: operand {}", op.name(), self.describe(i)))?;
+                .check_size(|| format!("{}: operand {}", op.name(), self.describe(i)))?;
         }
         let tys: SmallVec<[&TensorType; 3]> = inputs.iter().map(|&i| self.ty(i)).collect();
         let ty = op
             .infer(&tys)
-            .and_then(|ty| ty.check_size(op.name()).map(|_| ty))
+            .and_then(|ty| ty.check_size(|| op.name().to_string()).map(|_| ty))
             .map_err(|e| match &name {
                 Some(n) => e.at(format!("'{n}'")),
                 None => e,
@@ -148,7 +148,7 @@ impl Graph {
         self.use_pos[user.index()][slot] = list.len() as u32;
         list.push(Use {
             user,
-            slot: slot as u16,
+            slot: slot as u32,
         });
     }
     /// Forgets the use by operand `slot` of `user` (O(1): swap-remove, then fix the moved use).
@@ -167,12 +167,12 @@ impl Graph {
 
     /// [`Graph::input`], refusing an impossible size at once (rather than at its first use).
     pub fn try_input(&mut self, name: &str, ty: TensorType) -> Result<NodeId> {
-        ty.check_size(&format!("input '{name}'"))?;
+        ty.check_size(|| format!("input '{name}'"))?;
         Ok(self.input(name, ty))
     }
     /// [`Graph::param`], refusing an impossible size at once (rather than at its first use).
     pub fn try_param(&mut self, name: &str, ty: TensorType) -> Result<NodeId> {
-        ty.check_size(&format!("parameter '{name}'"))?;
+        ty.check_size(|| format!("parameter '{name}'"))?;
         Ok(self.param(name, ty))
     }
     /// A named input fed at every run. Its size is checked when an op uses it and when the

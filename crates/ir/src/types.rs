@@ -150,11 +150,12 @@ impl TensorType {
     /// An error naming `what` and this type when it is an impossible size (see
     /// [`TensorType::checked_bytes`]): a vocabulary of 2^62 x 8 is refused here instead of
     /// wrapping to an empty buffer.
-    pub fn check_size(&self, what: &str) -> crate::Result<()> {
+    /// `what` is only built for the error (this check runs for every node added).
+    pub fn check_size(&self, what: impl FnOnce() -> String) -> crate::Result<()> {
         match self.checked_bytes() {
             Some(_) => Ok(()),
             None => Err(crate::IrError::TooLarge {
-                what: what.to_string(),
+                what: what(),
                 ty: self.to_string(),
             }),
         }
@@ -233,7 +234,10 @@ mod tests {
         let big = TensorType::f32([1 << 62, 8]);
         assert_eq!(big.numel(), usize::MAX, "saturates, never wraps to 0");
         assert_eq!(big.checked_bytes(), None);
-        let e = big.check_size("embedding").unwrap_err().to_string();
+        let e = big
+            .check_size(|| "embedding".into())
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("embedding") && e.contains("f32[4611686018427387904,8]"),
             "{e}"

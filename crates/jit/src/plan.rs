@@ -144,7 +144,7 @@ pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Plan, JitError> {
     let t0 = Instant::now();
     // Every size below is computed from these types: an impossible one stops here, named.
     for n in graph.node_ids() {
-        graph.ty(n).check_size(&graph.describe(n))?;
+        graph.ty(n).check_size(|| graph.describe(n))?;
     }
     let mut g = graph.clone();
     let mut outputs: Vec<NodeId> = graph.outputs().to_vec();
