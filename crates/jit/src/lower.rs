@@ -128,11 +128,17 @@ impl<'g> Builder<'g> {
                 floats = floats.and_then(|f| f.next_multiple_of(16).checked_add(ty.numel()));
             }
         }
-        let bytes = floats
-            .and_then(|f| f.checked_mul(4))
-            .and_then(|f| f.checked_add(int_bytes?));
-        self.check_limit(bytes.unwrap_or(usize::MAX), 0)?;
-        let floats = floats.expect("checked by the limit");
+        let sizes = floats.and_then(|f| Some((f, f.checked_mul(4)?.checked_add(int_bytes?)?)));
+        let Some((floats, bytes)) = sizes else {
+            return Err(JitError::MemoryLimit {
+                needed: usize::MAX,
+                persistent: usize::MAX,
+                arena: 0,
+                limit: self.limit.0,
+                limit_is: self.limit.1,
+            });
+        };
+        self.check_limit(bytes, 0)?;
         self.persistent
             .try_reserve_exact(floats)
             .map_err(|_| JitError::Alloc {
