@@ -2,17 +2,94 @@
 //!
 //! `cargo run --release --example bench -- --seq 200 --batch 128 --steps 20` prints one JSON
 //! line; `--profile` adds where the time goes (GEMM, kernels, the rest) on stderr.
+//!
+//! `--cell lstm|gru|bilstm` picks the recurrent layers (`ir::models::SeedCell`).
+//!
+//! `--init keras` (the default) starts from the weights a Keras user gets (the layers'
+//! default initialisers, as `nn` draws them); `--init small` from uniform(+-0.05) everywhere,
+//! the regime where gradients decay through the steps into subnormal numbers (which plans
+//! flush to zero: on Intel cores they would otherwise cost a microcode assist each).
+//!
 //! `--compile-only` builds and compiles both plans without running them and prints the
 //! times (graph building + `grad` included in `*_total_ms`, `compile` alone in `*_compile_ms`):
 //! `cargo run --release --example bench -- --seq 20000 --batch 4 --hidden 16 --embed 16
 //! --vocab 100 --compile-only`.
 use std::time::Instant;
 use trellis::autodiff::grad;
-use trellis::ir::models::{seed_model, SeedConfig};
+use trellis::ir::models::{seed_model, SeedCell, SeedConfig};
 use trellis::ir::{Graph, NodeId, Tensor};
 use trellis::jit::{compile, CompileOptions, Plan};
 use trellis::nn::data::batches::SplitMix64;
-use trellis::nn::{Adam, Optimizer};
+use trellis::nn::{Adam, Init, Optimizer};
+
+/// `--cell NAME` (default lstm).
+fn cell_arg() -> SeedCell {
+    let args: Vec<String> = std::env::args().collect();
+    match args
+        .iter()
+        .position(|a| a == "--cell")
+        .and_then(|i| args.get(i + 1))
+    {
+        None => SeedCell::Lstm,
+        Some(name) => SeedCell::parse(name).unwrap_or_else(|| {
+            eprintln!("--cell takes lstm, gru or bilstm, not {name}");
+            std::process::exit(2)
+        }),
+    }
+}
+
+/// How the weights start.
+#[derive(Clone, Copy, PartialEq)]
+enum Start {
+    /// Each layer's Keras default (what `nn` gives a new model).
+    Keras,
+    /// Uniform in +-0.05 everywhere.
+    Small,
+}
+
+impl Start {
+    fn from_args() -> Start {
+        let args: Vec<String> = std::env::args().collect();
+        match args
+            .iter()
+            .position(|a| a == "--init")
+            .and_then(|i| args.get(i + 1))
+            .map(String::as_str)
+        {
+            None | Some("keras") => Start::Keras,
+            Some("small") => Start::Small,
+            Some(other) => {
+                eprintln!("--init takes keras or small, not {other}");
+                std::process::exit(2)
+            }
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Start::Keras => "keras",
+            Start::Small => "small",
+        }
+    }
+
+    /// The initialiser of a seed-model parameter, by its (PyTorch-style) name.
+    fn init(self, param: &str) -> Init {
+        if self == Start::Small {
+            return Init::Uniform(0.05);
+        }
+        if param.starts_with("embedding.") {
+            Init::Uniform(0.05)
+        } else if param.contains("weight_hh") {
+            Init::Orthogonal
+        } else if param.starts_with("lstm.bias") {
+            Init::LstmBias
+        } else if param.contains("bias") {
+            Init::Zeros
+        } else {
+            Init::GlorotUniform
+        }
+    }
+}
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -23,7 +100,7 @@ fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Small deterministic weights (uniform in ±0.05), random token ids, alternating labels.
+/// Deterministic weights (as `start` says), random token ids, alternating labels.
 fn fill(
     plan: &mut Plan,
     g: &Graph,
@@ -31,12 +108,12 @@ fn fill(
     labels: NodeId,
     params: &[NodeId],
     c: &SeedConfig,
+    start: Start,
 ) {
     let mut rng = SplitMix64::new(12345);
     for &p in params {
-        let v: Vec<f32> = (0..g.ty(p).numel())
-            .map(|_| (rng.next_f64() as f32 - 0.5) * 0.1)
-            .collect();
+        let name = g.node(p).name.clone().unwrap_or_default();
+        let v = start.init(&name).sample(g.ty(p).dims(), &mut rng);
         plan.set_f32(p, &v).unwrap();
     }
     let idv: Vec<i64> = (0..c.batch * c.seq)
@@ -54,10 +131,12 @@ fn main() {
         hidden: arg("--hidden", 128),
         embed: arg("--embed", 128),
         vocab: arg("--vocab", 10_000),
+        cell: cell_arg(),
         ..SeedConfig::default()
     };
     let steps = arg("--steps", 20);
     let profile = std::env::args().any(|a| a == "--profile");
+    let start = Start::from_args();
 
     // Training step: forward, backward, Adam.
     let t0 = Instant::now();
@@ -87,7 +166,7 @@ fn main() {
         compile_only(&c, compile_ms, &train);
         return;
     }
-    fill(&mut train, &g, m.ids, m.labels, &m.params, &c);
+    fill(&mut train, &g, m.ids, m.labels, &m.params, &c, start);
     train
         .set(opt.lr, &Tensor::scalar_f32(adam.lr_for_step(0)))
         .unwrap();
@@ -119,7 +198,7 @@ fn main() {
         },
     )
     .unwrap();
-    fill(&mut infer, &gi, mi.ids, mi.labels, &mi.params, &c);
+    fill(&mut infer, &gi, mi.ids, mi.labels, &mi.params, &c, start);
     infer.run().unwrap();
     infer.reset_profile();
     let t = Instant::now();
@@ -133,10 +212,12 @@ fn main() {
         report("infer", &infer, f64::NAN);
     }
     println!(
-        "{{\"framework\":\"trellis\",\"seq\":{},\"batch\":{},\"hidden\":{},\"train_samples_per_s\":{:.1},\"infer_samples_per_s\":{:.1},\"compile_ms\":{:.1},\"arena_mb\":{:.1}}}",
+        "{{\"framework\":\"trellis\",\"seq\":{},\"batch\":{},\"hidden\":{},\"cell\":\"{}\",\"init\":\"{}\",\"train_samples_per_s\":{:.1},\"infer_samples_per_s\":{:.1},\"compile_ms\":{:.1},\"arena_mb\":{:.1}}}",
         c.seq,
         c.batch,
         c.hidden,
+        c.cell.name(),
+        start.name(),
         train_sps,
         infer_sps,
         compile_ms,

@@ -157,6 +157,7 @@ pub fn build(
         layout,
         return_sequences,
         initial_state: init.map(|_| states),
+        ..Default::default()
     };
     let out = lstm(&mut g, x, &spec).expect("lstm builds");
     Built { g, feeds_of, out }

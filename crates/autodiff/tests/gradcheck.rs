@@ -3,7 +3,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use trellis_autodiff::{grad, gradcheck, Tolerance};
-use trellis_ir::models::{seed_model, SeedConfig};
+use trellis_ir::models::{seed_model, SeedCell, SeedConfig};
 use trellis_ir::{DType, Feeds, Graph, IrError, NodeId, Op, Result, Tensor, TensorType};
 
 /// Random values in `[lo, hi)`.
@@ -188,15 +188,28 @@ fn the_seed_model_end_to_end() {
     seed_model_gradcheck(10);
 }
 
+#[test]
+fn the_gru_and_bidirectional_seed_models_end_to_end() {
+    // Smaller than the LSTM's: central differences cost two runs per parameter element.
+    for cell in [SeedCell::Gru, SeedCell::BiLstm] {
+        seed_model_gradcheck_with(12, 4, cell);
+    }
+}
+
 fn seed_model_gradcheck(vocab: usize) {
+    seed_model_gradcheck_with(vocab, 8, SeedCell::Lstm)
+}
+
+fn seed_model_gradcheck_with(vocab: usize, width: usize, cell: SeedCell) {
     let c = SeedConfig {
         vocab,
-        embed: 8,
-        hidden: 8,
+        embed: width,
+        hidden: width,
         layers: 2,
         seq: 6,
         batch: 4,
         dtype: DType::F32,
+        cell,
     };
     let mut g = Graph::new();
     let m = seed_model(&mut g, &c).unwrap();

@@ -166,6 +166,7 @@ fn single_step(init: Option<(f64, f64)>, p: Precision) -> (f64, f64) {
         layout: SeqLayout::TimeMajor,
         return_sequences: false,
         initial_state,
+        ..Default::default()
     };
     let o = lstm(&mut g, x, &spec).unwrap();
     let r = run(&g, &feeds, &[o.output, o.h[0], o.c[0]], p).unwrap();

@@ -13,8 +13,10 @@
 //! faster on the LSTM cell). [`math`] writes exp, log, tanh, sigmoid and pow once, over the
 //! [`math::Lanes`] primitives both backends provide, so their results are bit-identical.
 //!
+//! Plans run on trellis' own worker threads with subnormals flushed to zero ([`fpmode`]).
+//!
 //! Files: `plan` (API, pipeline), `lower` (placement, steps, memory plan), `step` (execution),
-//! `fusion`, `split` (core split), `loc` (windows and views), `memory` (arena), `gemm`,
+//! `fusion`, `split` (core split), `fpmode` (FTZ/DAZ, the worker pool), `loc` (windows and views), `memory` (arena), `gemm`,
 //! `kernel` (Cranelift codegen, cache) + `avx512` (tile programs) + `math` (the functions).
 #[cfg(target_arch = "x86_64")]
 mod avx512;
@@ -45,6 +47,7 @@ mod avx512 {
     }
 }
 pub mod error;
+pub mod fpmode;
 mod fusion;
 mod gemm;
 pub mod kernel;

@@ -940,12 +940,12 @@ impl Builder<'_> {
 }
 
 /// Where each operand of concat `c` lies inside `base` (the concat's location), when the concat
-/// joins whole rows (every axis before its axis of size 1) or columns (its last axis of a
-/// matrix or more); `None` for other concats.
+/// joins whole rows (every axis before its axis of size 1) or columns (its last axis, a
+/// vector's only one); `None` for other concats.
 fn concat_windows(g: &Graph, c: NodeId, base: Loc) -> Option<Vec<Loc>> {
     let axis = g.op(c).as_any().downcast_ref::<Concat>()?.axis;
     let d = g.ty(c).dims();
-    let col = axis + 1 == d.len() && d.len() >= 2;
+    let col = axis + 1 == d.len();
     let row = !col && d[..axis].iter().all(|&x| x == 1);
     if !col && !row {
         return None;

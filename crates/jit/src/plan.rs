@@ -381,8 +381,14 @@ impl Plan {
         }
     }
 
-    /// Runs every step, then applies the updates.
+    /// Runs every step, then applies the updates. Runs on trellis' worker threads with
+    /// subnormals flushed to zero (see [`crate::fpmode`]); the caller's floating-point state is
+    /// left as it was.
     pub fn run(&mut self) -> Result<(), JitError> {
+        crate::fpmode::run_flushed(|| self.run_steps())
+    }
+
+    fn run_steps(&mut self) -> Result<(), JitError> {
         for (slot, vocab, node) in &self.id_checks {
             trellis_ir::ops::check_ids("gather", &self.ints[*slot], *vocab)
                 .map_err(|e| JitError::Ir(e.at(node.clone())))?;

@@ -2,7 +2,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use trellis_autodiff::grad;
-use trellis_ir::models::{seed_model, SeedConfig};
+use trellis_ir::models::{seed_model, SeedCell, SeedConfig};
 use trellis_ir::{run, DType, Feeds, Graph, NodeId, Precision, Tensor, TensorType};
 use trellis_jit::{compile, CompileOptions};
 
@@ -60,7 +60,13 @@ fn seed_training_graph(c: &SeedConfig, seed: u64) -> (Graph, Feeds, Vec<NodeId>)
 fn seed_model_loss_and_every_gradient_match_the_interpreter() {
     // A tiny size; one whose batch-sized constants are too long to print in a CSE key; one
     // large enough that gathers and scatters run as two halves (>= 512 rows).
-    for (vocab, seq, batch, hidden) in [(50, 6, 4, 8), (50, 6, 20, 12), (600, 10, 60, 8)] {
+    for (vocab, seq, batch, hidden, cell) in [
+        (50, 6, 4, 8, SeedCell::Lstm),
+        (50, 6, 20, 12, SeedCell::Lstm),
+        (600, 10, 60, 8, SeedCell::Lstm),
+        (50, 6, 20, 12, SeedCell::Gru),
+        (50, 6, 20, 12, SeedCell::BiLstm),
+    ] {
         let c = SeedConfig {
             vocab,
             embed: 8,
@@ -69,6 +75,7 @@ fn seed_model_loss_and_every_gradient_match_the_interpreter() {
             seq,
             batch,
             dtype: DType::F32,
+            cell,
         };
         let (g, feeds, outs) = seed_training_graph(&c, 5);
         let want = run(&g, &feeds, &outs, Precision::F64).unwrap();
@@ -99,7 +106,7 @@ fn seed_model_loss_and_every_gradient_match_the_interpreter() {
             for (k, &o) in outs.iter().enumerate() {
                 let got = plan.get(o).unwrap();
                 let w = worst(&got, &want[k], 1e-3);
-                assert!(w < 1e-5, "B={batch} output {k} ({}), fuse {fuse}, threads {threads}: relative error {w:e}", g.describe(o));
+                assert!(w < 1e-5, "{cell:?} B={batch} output {k} ({}), fuse {fuse}, threads {threads}: relative error {w:e}", g.describe(o));
             }
             let s = plan.stats();
             assert!(
@@ -124,6 +131,7 @@ fn out_of_range_ids_are_an_error_before_anything_runs() {
         seq: 3,
         batch: 2,
         dtype: DType::F32,
+        ..Default::default()
     };
     let (g, feeds, _) = seed_training_graph(&c, 1);
     let mut plan = compile(&g, &CompileOptions::default()).unwrap();
@@ -275,6 +283,7 @@ fn parameter_only_steps_rerun_after_a_parameter_changes() {
         seq: 10,
         batch: 4,
         dtype: DType::F32,
+        ..Default::default()
     };
     let mut g = Graph::new();
     let m = seed_model(&mut g, &c).unwrap();

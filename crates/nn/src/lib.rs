@@ -28,8 +28,8 @@ pub mod optim;
 pub use error::{NnError, Result};
 pub use init::Init;
 pub use layers::{
-    Activation, Dense, DenseConfig, Dropout, DropoutConfig, Embedding, EmbeddingConfig, Layer,
-    Lstm, LstmConfig, ParamSpec,
+    Activation, Bidirectional, Dense, DenseConfig, Dropout, DropoutConfig, Embedding,
+    EmbeddingConfig, Gru, GruConfig, Layer, Lstm, LstmConfig, Masking, Merge, ParamSpec, Recurrent,
 };
 pub use losses::Loss;
 pub use metrics::Metric;
@@ -40,7 +40,8 @@ pub use optim::{Adam, Optimizer, Sgd};
 pub mod prelude {
     pub use crate::data;
     pub use crate::{
-        Activation, Adam, Dense, DenseConfig, Dropout, Embedding, FitOptions, Loss, Lstm,
-        LstmConfig, Metric, Model, Sequential, Sgd,
+        Activation, Adam, Bidirectional, Dense, DenseConfig, Dropout, Embedding, EmbeddingConfig,
+        FitOptions, Gru, GruConfig, Loss, Lstm, LstmConfig, Masking, Merge, Metric, Model,
+        Sequential, Sgd,
     };
 }

@@ -1,6 +1,8 @@
-//! Losses as graph builders. Each gives a per-sample loss `[B, 1]`; the model reduces it with a
-//! per-sample weight input (`sum(loss * w)`, `w = 1/n` on the `n` real rows of a batch and 0 on
-//! padding rows), so one plan at the full batch size trains a partial batch exactly.
+//! Losses as graph builders. Each reduces the last axis (the output units) to 1: a per-sample
+//! loss `[B, 1]`, or per step `[B, T, 1]` for sequence outputs. The model reduces it with a
+//! weight input of the same shape (`sum(loss * w)`, `w = 1/n` on the `n` real rows — or real
+//! steps — of a batch and 0 on padding), so one plan at the full batch size trains a partial
+//! batch exactly.
 use trellis_ir::models::bce_with_logits_per_sample;
 use trellis_ir::{Graph, NodeId};
 
@@ -83,7 +85,7 @@ fn clip(g: &mut Graph, p: NodeId) -> Result<NodeId> {
     Ok(g.minimum(p, hi)?)
 }
 
-/// Binary cross-entropy from probabilities `p [B, K]` per sample, `[B, 1]`.
+/// Binary cross-entropy from probabilities `p [.., K]` over the last axis, `[.., 1]`.
 pub fn bce_per_sample(g: &mut Graph, p: NodeId, y: NodeId) -> Result<NodeId> {
     let p = clip(g, p)?;
     let one = g.scalar_like(p, 1.0)?;
@@ -94,22 +96,29 @@ pub fn bce_per_sample(g: &mut Graph, p: NodeId, y: NodeId) -> Result<NodeId> {
     let a = g.mul(y, lp)?;
     let b = g.mul(ny, lq)?;
     let s = g.add(a, b)?;
-    let m = g.mean(s, &[1], true)?;
+    let m = mean_last(g, s)?;
     Ok(g.neg(m)?)
 }
 
-/// `-sum_c onehot * logp` per sample, `[B, 1]`.
+/// `-sum_c onehot * logp` over the last axis, `[.., 1]`.
 fn nll_per_sample(g: &mut Graph, logp: NodeId, onehot: NodeId) -> Result<NodeId> {
     let t = g.mul(onehot, logp)?;
-    let s = g.sum(t, &[1], true)?;
+    let axis = g.ty(t).rank() - 1;
+    let s = g.sum(t, &[axis], true)?;
     Ok(g.neg(s)?)
 }
 
-/// Mean squared error per sample, `[B, 1]`.
+/// Mean squared error over the last axis, `[.., 1]`.
 pub fn mse_per_sample(g: &mut Graph, p: NodeId, y: NodeId) -> Result<NodeId> {
     let d = g.sub(p, y)?;
     let d2 = g.mul(d, d)?;
-    Ok(g.mean(d2, &[1], true)?)
+    mean_last(g, d2)
+}
+
+/// The mean over the last axis, kept as size 1.
+fn mean_last(g: &mut Graph, x: NodeId) -> Result<NodeId> {
+    let axis = g.ty(x).rank() - 1;
+    Ok(g.mean(x, &[axis], true)?)
 }
 
 /// Row-wise maximum over the last axis, keeping it (`[.., 1]`), by halving: `log2(C)`

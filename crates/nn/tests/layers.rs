@@ -237,6 +237,7 @@ fn embedding_lstm_dense_forward_matches_the_ir_seed_model() {
         seq: t,
         batch: b,
         dtype: trellis_ir::DType::F32,
+        ..Default::default()
     };
     let ir = ir_seed(&mut g, &cfg).unwrap();
     let ids: Vec<i64> = (0..(b * t) as i64).map(|i| (i * 7) % 20).collect();

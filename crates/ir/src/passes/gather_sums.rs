@@ -11,18 +11,29 @@ use crate::ops::{BinaryOp, Concat, MatMul, Pad};
 use crate::{Binary, Graph, NodeId};
 use std::collections::HashMap;
 
-/// The leaves of the tree of `add`s rooted at `root`, left to right, descending into adds used
-/// only there. Iterative: autodiff sums a value used at every time step as a chain of T adds.
-fn add_leaves(g: &Graph, root: NodeId, out: &mut Vec<NodeId>) {
-    let ty = g.ty(root);
-    let mut stack: Vec<NodeId> = g.operands(root).iter().rev().copied().collect();
+/// The leaves of the tree of `add`s rooted at `n`, descending into adds of the same type that
+/// are not outputs and are used only there, or, with `shared`, also into adds used elsewhere
+/// (a sum CSE merged between two trees). Iterative; `None` past `MAX_LEAVES` leaves (sharing
+/// can make a small DAG a large tree).
+fn add_leaves(g: &Graph, n: NodeId, shared: bool) -> Option<Vec<NodeId>> {
+    const MAX_LEAVES: usize = 1 << 16;
+    let mut out = Vec::new();
+    let mut stack: Vec<NodeId> = g.operands(n).iter().rev().copied().collect();
     while let Some(o) = stack.pop() {
-        if is_add(g, o) && g.users(o).len() == 1 && g.ty(o) == ty && !g.outputs().contains(&o) {
+        let descend = is_add(g, o)
+            && (shared || g.users(o).len() == 1)
+            && g.ty(o) == g.ty(n)
+            && !g.outputs().contains(&o);
+        if descend {
             stack.extend(g.operands(o).iter().rev());
         } else {
             out.push(o);
+            if out.len() > MAX_LEAVES {
+                return None;
+            }
         }
     }
+    Some(out)
 }
 
 fn is_add(g: &Graph, n: NodeId) -> bool {
@@ -48,49 +59,65 @@ fn add_roots(g: &Graph) -> Vec<NodeId> {
 }
 
 /// Replaces sums of disjoint pads along one axis by a concat. Returns the number rewritten.
+///
+/// A sum of pads that CSE shared between two trees (the GRU's `pad(dr) + pad(dz)`, common to
+/// the gradients of its input and recurrent projections) is read through from each tree, outer
+/// trees first, so both become concats and the shared sum dies.
 pub fn pads_to_concat(g: &mut Graph) -> usize {
     let mut count = 0;
-    for root in add_roots(g) {
-        let mut leaves = Vec::new();
-        add_leaves(g, root, &mut leaves);
-        let pads: Option<Vec<(Pad, NodeId)>> = leaves
-            .iter()
-            .map(|&l| {
-                g.op(l)
-                    .as_any()
-                    .downcast_ref::<Pad>()
-                    .map(|p| (p.clone(), g.operands(l)[0]))
-            })
-            .collect();
-        let Some(mut pads) = pads else { continue };
-        if pads.len() < 2 || g.ty(root).shape != g.ty(leaves[0]).shape {
-            continue;
+    for root in add_roots(g).into_iter().rev() {
+        if g.users(root).is_empty() && !g.outputs().contains(&root) {
+            continue; // a shared sum whose trees were all rewritten
         }
-        let (axis, total) = (pads[0].0.axis, pads[0].0.total);
-        if pads.iter().any(|(p, _)| p.axis != axis || p.total != total) {
+        let Some(leaves) = add_leaves(g, root, true) else {
+            continue;
+        };
+        // The pads of the root's full type along the first such pad's axis; the rest of the
+        // sum (other terms, e.g. a bias gradient's other steps) is added to their concat.
+        let pad_of = |l: NodeId| {
+            let p = g.op(l).as_any().downcast_ref::<Pad>()?;
+            (g.ty(l) == g.ty(root)).then(|| (p.clone(), g.operands(l)[0]))
+        };
+        let Some((first, _)) = leaves.iter().find_map(|&l| pad_of(l)) else {
+            continue;
+        };
+        let (axis, total) = (first.axis, first.total);
+        let (mut pads, mut others) = (Vec::new(), Vec::new());
+        for &l in &leaves {
+            match pad_of(l) {
+                Some((p, x)) if p.axis == axis && p.total == total => pads.push((p, x)),
+                _ => others.push(l),
+            }
+        }
+        if pads.len() < 2 {
             continue;
         }
         pads.sort_by_key(|(p, _)| p.start);
+        let disjoint = pads
+            .windows(2)
+            .all(|w| w[0].0.start + g.ty(w[0].1).dims()[axis] <= w[1].0.start);
+        if !disjoint {
+            continue; // overlapping ranges: a real sum
+        }
         let mut parts = Vec::new();
         let mut at = 0;
-        let mut ok = true;
+        let mut gap_failed = false;
         for (p, x) in &pads {
-            if p.start < at {
-                ok = false; // overlapping ranges: a real sum
-                break;
-            }
             if p.start > at {
                 let mut ty = g.ty(*x).clone();
                 ty.shape.0[axis] = p.start - at;
                 match g.fill(ty, 0.0) {
                     Ok(f) => parts.push(f),
-                    Err(_) => ok = false,
+                    Err(_) => {
+                        gap_failed = true;
+                        break;
+                    }
                 }
             }
             parts.push(*x);
             at = p.start + g.ty(*x).dims()[axis];
         }
-        if !ok {
+        if gap_failed {
             continue;
         }
         if at < total {
@@ -101,8 +128,17 @@ pub fn pads_to_concat(g: &mut Graph) -> usize {
                 Err(_) => continue,
             }
         }
-        if let Ok(c) = g.apply(Concat { axis }, &parts) {
-            g.replace_uses(root, c);
+        let Ok(mut sum) = g.apply(Concat { axis }, &parts) else {
+            continue;
+        };
+        for o in others {
+            match g.add(sum, o) {
+                Ok(s) => sum = s,
+                Err(_) => break,
+            }
+        }
+        if g.ty(sum) == g.ty(root) {
+            g.replace_uses(root, sum);
             count += 1;
         }
     }
@@ -127,8 +163,9 @@ pub fn batch_weight_gradients(g: &mut Graph) -> usize {
         }
     }
     for root in add_roots(g) {
-        let mut leaves = Vec::new();
-        add_leaves(g, root, &mut leaves);
+        let Some(leaves) = add_leaves(g, root, false) else {
+            continue;
+        };
         if leaves.len() < 2 {
             continue;
         }

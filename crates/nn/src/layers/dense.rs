@@ -133,14 +133,14 @@ impl Layer for Dense {
         *out_dims.last_mut().expect("rank >= 1") = self.config.units;
         let z = g.reshape(z, out_dims.as_slice())?;
         let y = self.config.activation.apply(g, z)?;
+        let out = if dims.len() == 3 {
+            x.with_node(y)
+        } else {
+            Act::new(y, Layout::BatchMajor)
+        };
         Ok(Act {
-            node: y,
-            layout: if dims.len() == 3 {
-                x.layout
-            } else {
-                Layout::BatchMajor
-            },
             logits: Some((z, self.config.activation)),
+            ..out
         })
     }
     fn as_any(&self) -> &dyn Any {

@@ -62,13 +62,13 @@ impl Layer for Dropout {
             });
         }
         if !ctx.training || rate == 0.0 {
-            return Ok(Act::new(x.node, x.layout));
+            return Ok(x);
         }
         let shape = g.ty(x.node).shape.clone();
         let name = format!("dropout{}.mask", ctx.masks.len());
         let mask = g.input(&name, TensorType::f32(shape));
         ctx.masks.push(MaskInput { node: mask, rate });
-        Ok(Act::new(g.mul(x.node, mask)?, x.layout))
+        Ok(x.with_node(g.mul(x.node, mask)?))
     }
     fn as_any(&self) -> &dyn Any {
         self

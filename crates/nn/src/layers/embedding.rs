@@ -1,18 +1,21 @@
 //! `Embedding(vocab, dim)`: rows of a `[vocab, dim]` table picked by integer ids.
 use std::any::Any;
 
-use trellis_ir::{Graph, NodeId};
+use trellis_ir::{Graph, NodeId, Tensor};
 
 use super::{Act, BuildCtx, Layer, Layout, ParamSpec, Scope};
 use crate::init::Init;
 use crate::{NnError, Result};
 
-/// Configuration of an [`Embedding`]. Keras defaults: `RandomUniform(-0.05, 0.05)`.
+/// Configuration of an [`Embedding`]. Keras defaults: `RandomUniform(-0.05, 0.05)`,
+/// `mask_zero=False`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EmbeddingConfig {
     pub vocab: usize,
     pub dim: usize,
     pub init: Init,
+    /// Id 0 is padding: the steps where it stands are masked for the layers after.
+    pub mask_zero: bool,
 }
 
 impl EmbeddingConfig {
@@ -21,10 +24,15 @@ impl EmbeddingConfig {
             vocab,
             dim,
             init: Init::Uniform(0.05),
+            mask_zero: false,
         }
     }
     pub fn with_init(mut self, init: Init) -> Self {
         self.init = init;
+        self
+    }
+    pub fn with_mask_zero(mut self, yes: bool) -> Self {
+        self.mask_zero = yes;
         self
     }
     pub fn init(self) -> Embedding {
@@ -71,11 +79,28 @@ impl Layer for Embedding {
     fn build(&self, g: &mut Graph, x: Act, params: &[NodeId], _: &mut BuildCtx) -> Result<Act> {
         let ids = x.node;
         let ty = g.ty(ids).clone();
+        if self.config.vocab == 0 || self.config.dim == 0 {
+            return Err(NnError::InvalidArgument {
+                name: "embedding",
+                value: format!("Embedding({}, {})", self.config.vocab, self.config.dim),
+                message: "the vocabulary and the dimension must be positive".into(),
+            });
+        }
         match ty.rank() {
             // Transposing the ids (not the embedded floats) gives the LSTM its time-major input.
             2 => {
                 let ids_t = g.transpose(ids, &[1, 0])?;
-                Ok(Act::new(g.gather(params[0], ids_t)?, Layout::TimeMajor))
+                let mut act = Act::new(g.gather(params[0], ids_t)?, Layout::TimeMajor);
+                if self.config.mask_zero {
+                    // The mask as a lookup too: a [vocab, 1] column of ones with a 0 at id 0.
+                    let mut real = vec![1.0f32; self.config.vocab];
+                    real[0] = 0.0;
+                    let table = g.constant(Tensor::f32([self.config.vocab, 1], real)?);
+                    let m = g.gather(table, ids_t)?; // [T, B, 1]
+                    let (t, b) = (g.ty(ids_t).dims()[0], g.ty(ids_t).dims()[1]);
+                    act.mask = Some(g.reshape(m, [t, b])?);
+                }
+                Ok(act)
             }
             1 => Ok(Act::new(g.gather(params[0], ids)?, Layout::BatchMajor)),
             _ => Err(NnError::Shape(format!(

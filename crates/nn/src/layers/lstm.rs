@@ -1,9 +1,10 @@
 //! `LSTM(units)`: built on the unroller [`trellis_ir::lstm::lstm`] (gates i, f, g, o; one bias).
 use std::any::Any;
 
-use trellis_ir::lstm::{lstm, LstmOutput, LstmSpec, LstmWeights, SeqLayout};
+use trellis_ir::lstm::{lstm, Direction, LstmOutput, LstmSpec, LstmWeights};
 use trellis_ir::{Graph, NodeId};
 
+use super::recurrent::{check_sequence, output, seq_layout, Recurrent};
 use super::{Act, BuildCtx, Layer, Layout, ParamSpec, Scope};
 use crate::init::Init;
 use crate::{NnError, Result};
@@ -81,20 +82,55 @@ impl Lstm {
         layout: Layout,
         params: &[NodeId],
     ) -> Result<LstmOutput> {
+        self.run(
+            g,
+            &Act::new(x, layout),
+            params,
+            Direction::Forward,
+            self.config.return_sequences,
+        )
+    }
+
+    fn run(
+        &self,
+        g: &mut Graph,
+        x: &Act,
+        params: &[NodeId],
+        direction: Direction,
+        return_sequences: bool,
+    ) -> Result<LstmOutput> {
         let spec = LstmSpec {
             layers: vec![LstmWeights {
                 w_ih: params[0],
                 w_hh: params[1],
                 bias: Some(params[2]),
             }],
-            layout: match layout {
-                Layout::TimeMajor => SeqLayout::TimeMajor,
-                Layout::BatchMajor => SeqLayout::BatchMajor,
-            },
-            return_sequences: self.config.return_sequences,
-            initial_state: None,
+            layout: seq_layout(x.layout),
+            return_sequences,
+            direction,
+            mask: x.mask,
+            ..Default::default()
         };
-        Ok(lstm(g, x, &spec)?)
+        Ok(lstm(g, x.node, &spec)?)
+    }
+}
+
+impl Recurrent for Lstm {
+    fn units(&self) -> usize {
+        self.config.units
+    }
+    fn return_sequences(&self) -> bool {
+        self.config.return_sequences
+    }
+    fn unroll(
+        &self,
+        g: &mut Graph,
+        x: &Act,
+        params: &[NodeId],
+        direction: Direction,
+    ) -> Result<(NodeId, Vec<NodeId>)> {
+        let o = self.run(g, x, params, direction, true)?;
+        Ok((o.output, vec![o.h[0], o.c[0]]))
     }
 }
 
@@ -136,18 +172,10 @@ impl Layer for Lstm {
                     .into(),
             ));
         }
-        let ty = g.ty(x.node).clone();
-        if ty.rank() != 3 {
-            return Err(NnError::Shape(format!(
-                "lstm: input must be a sequence [batch, time, features], got {ty}"
-            )));
-        }
-        let out = self.forward(g, x.node, x.layout, params)?;
-        Ok(if self.config.return_sequences {
-            Act::new(out.output, x.layout)
-        } else {
-            Act::new(out.output, Layout::BatchMajor)
-        })
+        check_sequence(g, "lstm", &x)?;
+        let rs = self.config.return_sequences;
+        let out = self.run(g, &x, params, Direction::Forward, rs)?;
+        Ok(output(&x, out.output, out.h[0], rs))
     }
     fn stacks_on(&self, prev: &dyn Layer) -> bool {
         prev.as_any()

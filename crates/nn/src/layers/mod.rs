@@ -15,15 +15,23 @@ use trellis_ir::{Graph, NodeId};
 use crate::init::Init;
 use crate::Result;
 
+mod bidirectional;
 mod dense;
 mod dropout;
 mod embedding;
+mod gru;
 mod lstm;
+mod masking;
+mod recurrent;
 
+pub use bidirectional::{Bidirectional, Merge};
 pub use dense::{Activation, Dense, DenseConfig};
 pub use dropout::{Dropout, DropoutConfig};
 pub use embedding::{Embedding, EmbeddingConfig};
+pub use gru::{Gru, GruConfig};
 pub use lstm::{Lstm, LstmConfig};
+pub use masking::Masking;
+pub use recurrent::Recurrent;
 
 /// A parameter a layer declares: its full name (PyTorch state-dict style), shape and
 /// initialiser.
@@ -61,6 +69,10 @@ pub struct Act {
     /// When the value is an activation of a logit (a `Dense` layer's output): the logit and
     /// the activation, so that the loss can be computed stably from the logit.
     pub logits: Option<(NodeId, Activation)>,
+    /// Which steps of a sequence are real (Keras's mask): f32, 1 for a real step and 0 for
+    /// padding, `[T, B]` or `[B, T]` as `layout` says. Recurrent layers carry their state over
+    /// masked steps; losses and metrics skip them.
+    pub mask: Option<NodeId>,
 }
 
 impl Act {
@@ -69,6 +81,14 @@ impl Act {
             node,
             layout,
             logits: None,
+            mask: None,
+        }
+    }
+    /// `node` in this value's place: same layout and mask (an elementwise layer's output).
+    pub fn with_node(&self, node: NodeId) -> Self {
+        Act {
+            mask: self.mask,
+            ..Act::new(node, self.layout)
         }
     }
 }

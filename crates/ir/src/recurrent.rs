@@ -1,0 +1,353 @@
+//! The recurrent unroller the cells share (LSTM in `lstm`, GRU in `gru`): one layer over T
+//! steps, in either direction, with an optional mask, the input projection hoisted out of the
+//! recurrence.
+//!
+//! Per layer:
+//!
+//! ```text
+//! xw = x W_ih^T + b_ih                 all steps at once: one [T·B, in] x [in, G·H] GEMM
+//! for t in 0..T (or T-1..=0 reversed):  state_t = cell(xw[t], state_{t-1})
+//! ```
+//!
+//! **Masking** (Keras semantics): `mask` is `[T·B, 1]` (time-major rows, 1 for a real step,
+//! 0 for padding). A masked step carries the state over unchanged and outputs zero:
+//! `s_t = s_{t-1} + m (s'_t - s_{t-1})`, `out_t = m s'_t` (with no earlier state, `s_t = m s'_t`).
+//! So a sequence's state starts at its first real step in either direction: a reversed layer
+//! over post-padded data starts at each sequence's own last real step, and pre- and
+//! post-padding give the same final state.
+use crate::{Graph, IrError, NodeId, Result, Shape};
+
+/// Which way a layer walks the steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Direction {
+    #[default]
+    Forward,
+    /// From the last step to the first (the backward half of a bidirectional layer).
+    Reverse,
+}
+
+/// Where the time axis of the input and of a sequence output sits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SeqLayout {
+    /// `[T, B, features]`
+    #[default]
+    TimeMajor,
+    /// `[B, T, features]`
+    BatchMajor,
+}
+
+/// One step of a cell: from the step's rows of the hoisted projection `[B, G·H]` and the
+/// state before it (`None` at the first step: zeros), the new state; `state[0]` is the
+/// output `h`.
+pub(crate) trait Cell {
+    /// What the cell is called in errors (`lstm`, `gru`).
+    fn name(&self) -> &'static str;
+    /// Gate blocks stacked in `W_ih` / `W_hh` (LSTM 4, GRU 3).
+    fn gates(&self) -> usize;
+    /// State tensors carried between steps (LSTM 2: `h, c`; GRU 1: `h`).
+    fn states(&self) -> usize;
+    fn step(
+        &self,
+        g: &mut Graph,
+        zx: NodeId,
+        prev: Option<&[NodeId]>,
+        w: &LayerWeights,
+        h: usize,
+    ) -> Result<Vec<NodeId>>;
+}
+
+/// One layer's weights in PyTorch's layout: `w_ih [G·H, in]`, `w_hh [G·H, H]`, biases `[G·H]`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LayerWeights {
+    pub w_ih: NodeId,
+    pub w_hh: NodeId,
+    /// Added to the hoisted projection.
+    pub b_ih: Option<NodeId>,
+    /// Added to `h W_hh^T` at each step (only where the cell needs it apart: GRU's `b_hn`).
+    pub b_hh: Option<NodeId>,
+}
+
+/// A layer's results.
+pub(crate) struct LayerOutput {
+    /// Each step's output `[B, H]`, in time order (also for a reversed layer).
+    pub steps: Vec<NodeId>,
+    /// The state after the last step taken (for a reversed layer, after step 0).
+    pub state: Vec<NodeId>,
+}
+
+pub(crate) fn err(cell: &str, layer: usize, msg: String) -> IrError {
+    IrError::Invalid(format!("{cell} layer {layer}: {msg}"))
+}
+
+/// Brings `x` (`[T, B, in]` or `[B, T, in]`) to its rows `[T·B, in]`; returns `(rows, T, B, in)`.
+pub(crate) fn sequence_rows(
+    g: &mut Graph,
+    cell: &str,
+    x: NodeId,
+    layout: SeqLayout,
+) -> Result<(NodeId, usize, usize, usize)> {
+    let xt = g.ty(x).clone();
+    if xt.rank() != 3 || !xt.dtype.is_float() {
+        return Err(IrError::Invalid(format!(
+            "{cell}: input must be a float [T, B, in] or [B, T, in], got {xt}"
+        )));
+    }
+    let x = match layout {
+        SeqLayout::TimeMajor => x,
+        SeqLayout::BatchMajor => g.transpose(x, &[1, 0, 2])?,
+    };
+    let d = g.ty(x).dims().to_vec();
+    let (t_len, batch, width) = (d[0], d[1], d[2]);
+    if t_len == 0 {
+        return Err(IrError::Invalid(format!("{cell}: sequence length 0")));
+    }
+    let rows = g.reshape(x, [t_len * batch, width])?;
+    Ok((rows, t_len, batch, width))
+}
+
+/// Brings a mask (`[T, B]` or `[B, T]` per `layout`; floats 1 for a real step and 0 for
+/// padding, or integers, nonzero for a real step) to the float rows `[T·B, 1]` the unroller
+/// reads.
+pub(crate) fn mask_rows(
+    g: &mut Graph,
+    cell: &str,
+    mask: NodeId,
+    layout: SeqLayout,
+    t_len: usize,
+    batch: usize,
+    dtype: crate::DType,
+) -> Result<NodeId> {
+    let want = match layout {
+        SeqLayout::TimeMajor => [t_len, batch],
+        SeqLayout::BatchMajor => [batch, t_len],
+    };
+    if g.ty(mask).dims() != want {
+        return Err(IrError::Invalid(format!(
+            "{cell}: the mask must be {} like the input's first two axes, got {}",
+            Shape::new(&want),
+            g.ty(mask)
+        )));
+    }
+    let m = match layout {
+        SeqLayout::TimeMajor => mask,
+        SeqLayout::BatchMajor => g.transpose(mask, &[1, 0])?,
+    };
+    let m = if g.ty(m).dtype == dtype {
+        m
+    } else {
+        let f = g.cast(m, dtype)?;
+        let zero = g.scalar(0.0, dtype);
+        g.not_equal(f, zero)?
+    };
+    g.reshape(m, [t_len * batch, 1])
+}
+
+/// A stack of layers of one cell: what [`unroll`] takes besides the cell and the input.
+pub(crate) struct StackSpec {
+    pub layers: Vec<LayerWeights>,
+    pub layout: SeqLayout,
+    pub return_sequences: bool,
+    /// Per layer, the cell's state tensors (`[B, H]` each).
+    pub initial_state: Option<Vec<Vec<NodeId>>>,
+    pub direction: Direction,
+    pub mask: Option<NodeId>,
+}
+
+/// The stack's results: its output and, per layer, the final state tensors.
+pub(crate) struct StackOutput {
+    pub output: NodeId,
+    pub states: Vec<Vec<NodeId>>,
+}
+
+/// Unrolls a stack of `cell` layers over `x` (`[T, B, in]` or `[B, T, in]`).
+pub(crate) fn unroll(
+    g: &mut Graph,
+    cell: &dyn Cell,
+    x: NodeId,
+    spec: &StackSpec,
+) -> Result<StackOutput> {
+    let name = cell.name();
+    let (mut seq, t_len, batch, _) = sequence_rows(g, name, x, spec.layout)?;
+    if spec.layers.is_empty() {
+        return Err(IrError::Invalid(format!("{name}: no layers")));
+    }
+    if let Some(init) = &spec.initial_state {
+        if init.len() != spec.layers.len() {
+            return Err(IrError::Invalid(format!(
+                "{name}: {} initial states for {} layers",
+                init.len(),
+                spec.layers.len()
+            )));
+        }
+    }
+    let dtype = g.ty(x).dtype;
+    let mask = match spec.mask {
+        Some(m) => Some(mask_rows(g, name, m, spec.layout, t_len, batch, dtype)?),
+        None => None,
+    };
+    let mut states = Vec::new();
+    for (l, w) in spec.layers.iter().enumerate() {
+        let init = spec.initial_state.as_ref().map(|s| &s[l][..]);
+        let out = unroll_layer(
+            g,
+            cell,
+            l,
+            seq,
+            (t_len, batch),
+            w,
+            spec.direction,
+            mask,
+            init,
+        )?;
+        states.push(out.state);
+        if l + 1 < spec.layers.len() || spec.return_sequences {
+            seq = steps_to_rows(g, l, &out.steps)?;
+        }
+    }
+    let output = if spec.return_sequences {
+        rows_to_sequence(g, seq, t_len, batch, spec.layout)?
+    } else {
+        states.last().expect("one layer at least")[0]
+    };
+    Ok(StackOutput { output, states })
+}
+
+/// Unrolls one layer of `cell` over `rows` (`[T·B, in]`, time-major rows).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn unroll_layer(
+    g: &mut Graph,
+    cell: &dyn Cell,
+    l: usize,
+    rows: NodeId,
+    (t_len, batch): (usize, usize),
+    w: &LayerWeights,
+    direction: Direction,
+    mask: Option<NodeId>,
+    initial: Option<&[NodeId]>,
+) -> Result<LayerOutput> {
+    let name = cell.name();
+    let gates = cell.gates();
+    let width = g.ty(rows).dims()[1];
+    let (wi, wh) = (g.ty(w.w_ih).dims().to_vec(), g.ty(w.w_hh).dims().to_vec());
+    if wi.len() != 2 || wi[0] % gates != 0 || wi[0] == 0 || wi[1] != width {
+        return Err(err(
+            name,
+            l,
+            format!("w_ih must be [{gates}H, {width}], got {}", Shape::new(&wi)),
+        ));
+    }
+    let h = wi[0] / gates;
+    if wh != [gates * h, h] {
+        return Err(err(
+            name,
+            l,
+            format!("w_hh must be [{}, {h}], got {}", gates * h, Shape::new(&wh)),
+        ));
+    }
+    for b in [w.b_ih, w.b_hh].into_iter().flatten() {
+        if g.ty(b).dims() != [gates * h] {
+            return Err(err(
+                name,
+                l,
+                format!("biases must be [{}], got {}", gates * h, g.ty(b).shape),
+            ));
+        }
+    }
+    if let Some(init) = initial {
+        if init.len() != cell.states() {
+            return Err(err(
+                name,
+                l,
+                format!(
+                    "{} initial states for {} state tensors",
+                    init.len(),
+                    cell.states()
+                ),
+            ));
+        }
+        for &s in init {
+            if g.ty(s).dims() != [batch, h] {
+                return Err(err(
+                    name,
+                    l,
+                    format!(
+                        "initial state must be [{batch}, {h}], got {}",
+                        g.ty(s).shape
+                    ),
+                ));
+            }
+        }
+    }
+    // Hoisted input projection for every step: [T·B, G·H].
+    let mut xw = g.matmul_t(rows, w.w_ih, false, true)?;
+    if let Some(b) = w.b_ih {
+        xw = g.add(xw, b)?;
+    }
+    g.set_name(xw, format!("l{l}.xw"));
+    let mut prev: Option<Vec<NodeId>> = initial.map(<[NodeId]>::to_vec);
+    let mut steps = vec![None; t_len];
+    for k in 0..t_len {
+        let t = match direction {
+            Direction::Forward => k,
+            Direction::Reverse => t_len - 1 - k,
+        };
+        let zx = g.slice(xw, 0, t * batch, (t + 1) * batch)?;
+        let new = cell.step(g, zx, prev.as_deref(), w, h)?;
+        let (state, out) = match mask {
+            None => (new.clone(), new[0]),
+            Some(m) => {
+                let mt = g.slice(m, 0, t * batch, (t + 1) * batch)?; // [B, 1]
+                let out = g.mul(mt, new[0])?;
+                let state = match &prev {
+                    None => {
+                        let mut s = vec![out];
+                        for &n in &new[1..] {
+                            s.push(g.mul(mt, n)?);
+                        }
+                        s
+                    }
+                    Some(p) => {
+                        let mut s = Vec::with_capacity(new.len());
+                        for (&n, &q) in new.iter().zip(p) {
+                            let d = g.sub(n, q)?;
+                            let md = g.mul(mt, d)?;
+                            s.push(g.add(q, md)?);
+                        }
+                        s
+                    }
+                };
+                (state, out)
+            }
+        };
+        g.set_name(state[0], format!("l{l}.t{t}.h"));
+        steps[t] = Some(out);
+        prev = Some(state);
+    }
+    Ok(LayerOutput {
+        steps: steps.into_iter().map(|s| s.expect("every step")).collect(),
+        state: prev.expect("t_len > 0"),
+    })
+}
+
+/// The steps `[B, H]` (time order) as the rows `[T·B, H]` the next layer reads.
+pub(crate) fn steps_to_rows(g: &mut Graph, l: usize, steps: &[NodeId]) -> Result<NodeId> {
+    let seq = g.concat(steps, 0)?;
+    g.set_name(seq, format!("l{l}.h_all"));
+    Ok(seq)
+}
+
+/// Rows `[T·B, H]` as a sequence output in `layout`.
+pub(crate) fn rows_to_sequence(
+    g: &mut Graph,
+    rows: NodeId,
+    t_len: usize,
+    batch: usize,
+    layout: SeqLayout,
+) -> Result<NodeId> {
+    let width = g.ty(rows).dims()[1];
+    let s = g.reshape(rows, [t_len, batch, width])?;
+    match layout {
+        SeqLayout::TimeMajor => Ok(s),
+        SeqLayout::BatchMajor => g.transpose(s, &[1, 0, 2]),
+    }
+}

@@ -1,0 +1,159 @@
+//! `GRU(units)`: Keras's `GRU(reset_after=True)`, i.e. `torch.nn.GRU`, built on the unroller
+//! [`trellis_ir::gru::gru`] (gates r, z, n; the input and recurrent biases kept apart).
+use std::any::Any;
+
+use trellis_ir::gru::{gru, GruSpec, GruWeights};
+use trellis_ir::lstm::Direction;
+use trellis_ir::{Graph, NodeId};
+
+use super::recurrent::{check_sequence, output, seq_layout, Recurrent};
+use super::{Act, BuildCtx, Layer, ParamSpec, Scope};
+use crate::init::Init;
+use crate::Result;
+
+/// Configuration of a [`Gru`]. Keras defaults: `return_sequences=False`, Glorot-uniform
+/// kernel, orthogonal recurrent kernel, zero biases.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GruConfig {
+    pub units: usize,
+    pub return_sequences: bool,
+    pub kernel_init: Init,
+    pub recurrent_init: Init,
+    pub bias_init: Init,
+}
+
+impl GruConfig {
+    pub fn new(units: usize) -> Self {
+        GruConfig {
+            units,
+            return_sequences: false,
+            kernel_init: Init::GlorotUniform,
+            recurrent_init: Init::Orthogonal,
+            bias_init: Init::Zeros,
+        }
+    }
+    pub fn with_return_sequences(mut self, yes: bool) -> Self {
+        self.return_sequences = yes;
+        self
+    }
+    pub fn with_kernel_init(mut self, init: Init) -> Self {
+        self.kernel_init = init;
+        self
+    }
+    pub fn with_recurrent_init(mut self, init: Init) -> Self {
+        self.recurrent_init = init;
+        self
+    }
+    pub fn with_bias_init(mut self, init: Init) -> Self {
+        self.bias_init = init;
+        self
+    }
+    pub fn init(self) -> Gru {
+        Gru { config: self }
+    }
+}
+
+/// A single GRU layer. Parameters, in PyTorch's layout and names: `{module}.weight_ih_l{k}
+/// [3H, in]`, `{module}.weight_hh_l{k} [3H, H]`, `{module}.bias_ih_l{k} [3H]`,
+/// `{module}.bias_hh_l{k} [3H]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gru {
+    pub config: GruConfig,
+}
+
+impl Gru {
+    pub fn new(units: usize) -> Self {
+        GruConfig::new(units).init()
+    }
+
+    fn run(
+        &self,
+        g: &mut Graph,
+        x: &Act,
+        params: &[NodeId],
+        direction: Direction,
+        return_sequences: bool,
+    ) -> Result<(NodeId, NodeId)> {
+        let spec = GruSpec {
+            layers: vec![GruWeights {
+                w_ih: params[0],
+                w_hh: params[1],
+                b_ih: Some(params[2]),
+                b_hh: Some(params[3]),
+            }],
+            layout: seq_layout(x.layout),
+            return_sequences,
+            direction,
+            mask: x.mask,
+            ..Default::default()
+        };
+        let o = gru(g, x.node, &spec)?;
+        Ok((o.output, o.h[0]))
+    }
+}
+
+impl From<GruConfig> for Box<dyn Layer> {
+    fn from(c: GruConfig) -> Self {
+        Box::new(c.init())
+    }
+}
+
+impl Recurrent for Gru {
+    fn units(&self) -> usize {
+        self.config.units
+    }
+    fn return_sequences(&self) -> bool {
+        self.config.return_sequences
+    }
+    fn unroll(
+        &self,
+        g: &mut Graph,
+        x: &Act,
+        params: &[NodeId],
+        direction: Direction,
+    ) -> Result<(NodeId, Vec<NodeId>)> {
+        let (seq, h) = self.run(g, x, params, direction, true)?;
+        Ok((seq, vec![h]))
+    }
+}
+
+impl Layer for Gru {
+    fn kind(&self) -> &'static str {
+        "gru"
+    }
+    fn out_features(&self, _in_features: usize) -> usize {
+        self.config.units
+    }
+    fn params(&self, scope: &Scope, in_features: usize) -> Vec<ParamSpec> {
+        let (c, m, k) = (&self.config, &scope.module, scope.index);
+        let h = c.units;
+        vec![
+            ParamSpec::new(
+                format!("{m}.weight_ih_l{k}"),
+                &[3 * h, in_features],
+                c.kernel_init.clone(),
+            ),
+            ParamSpec::new(
+                format!("{m}.weight_hh_l{k}"),
+                &[3 * h, h],
+                c.recurrent_init.clone(),
+            ),
+            ParamSpec::new(format!("{m}.bias_ih_l{k}"), &[3 * h], c.bias_init.clone()),
+            ParamSpec::new(format!("{m}.bias_hh_l{k}"), &[3 * h], c.bias_init.clone()),
+        ]
+    }
+    fn build(&self, g: &mut Graph, x: Act, params: &[NodeId], _: &mut BuildCtx) -> Result<Act> {
+        check_sequence(g, "gru", &x)?;
+        let rs = self.config.return_sequences;
+        let (seq, h) = self.run(g, &x, params, Direction::Forward, rs)?;
+        Ok(output(&x, seq, h, rs))
+    }
+    fn stacks_on(&self, prev: &dyn Layer) -> bool {
+        prev.as_any()
+            .downcast_ref::<Gru>()
+            .is_some_and(|p| p.config.return_sequences)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

@@ -1,0 +1,57 @@
+//! What the recurrent layers (LSTM, GRU) share: the unroll in either direction over an
+//! [`Act`] with its mask, what a layer returns (`return_sequences`), and how layers stack
+//! into one PyTorch module.
+use trellis_ir::lstm::{Direction, SeqLayout};
+use trellis_ir::{Graph, NodeId};
+
+use super::{Act, Layer, Layout};
+use crate::{NnError, Result};
+
+/// A layer that walks a sequence step by step (wrapped by
+/// [`Bidirectional`](super::Bidirectional)).
+pub trait Recurrent: Layer {
+    fn units(&self) -> usize;
+    fn return_sequences(&self) -> bool;
+    /// Unrolls over `x` (`[T, B, F]` / `[B, T, F]` as `x.layout`, masked by `x.mask`) in
+    /// `direction`: every step's output in `x.layout` (time order) and the final states
+    /// (`h` first).
+    fn unroll(
+        &self,
+        g: &mut Graph,
+        x: &Act,
+        params: &[NodeId],
+        direction: Direction,
+    ) -> Result<(NodeId, Vec<NodeId>)>;
+}
+
+/// The ir's name for a layout.
+pub(crate) fn seq_layout(l: Layout) -> SeqLayout {
+    match l {
+        Layout::TimeMajor => SeqLayout::TimeMajor,
+        Layout::BatchMajor => SeqLayout::BatchMajor,
+    }
+}
+
+/// Checks that `x` is a sequence `[*, *, F]` for layer `what`.
+pub(crate) fn check_sequence(g: &Graph, what: &str, x: &Act) -> Result<()> {
+    let ty = g.ty(x.node);
+    if ty.rank() != 3 {
+        return Err(NnError::Shape(format!(
+            "{what}: input must be a sequence [batch, time, features], got {ty}"
+        )));
+    }
+    Ok(())
+}
+
+/// What a recurrent layer passes on: every step (keeping the input's layout and mask) or the
+/// last state `[B, H]` (batch-major, no mask: every sample has one).
+pub(crate) fn output(x: &Act, seq: NodeId, last: NodeId, return_sequences: bool) -> Act {
+    if return_sequences {
+        Act {
+            mask: x.mask,
+            ..Act::new(seq, x.layout)
+        }
+    } else {
+        Act::new(last, Layout::BatchMajor)
+    }
+}

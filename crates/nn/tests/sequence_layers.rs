@@ -1,0 +1,166 @@
+//! GRU, Bidirectional and masking in models: PyTorch parameter names, output widths, and the
+//! masking promise at the model level (pre- and post-padded ids train alike).
+use trellis_nn::prelude::*;
+
+fn names(m: &Sequential) -> Vec<String> {
+    m.param_specs()
+        .iter()
+        .map(|s| format!("{}{:?}", s.name, s.shape))
+        .collect()
+}
+
+fn compiled(m: Sequential) -> Sequential {
+    let mut m = m.with_seed(3);
+    m.compile(
+        Adam::default(),
+        Loss::BinaryCrossentropy,
+        &[Metric::Accuracy],
+    )
+    .unwrap();
+    m
+}
+
+#[test]
+fn stacked_bidirectional_gru_has_torch_names() {
+    // torch.nn.GRU(4, 3, num_layers=2, bidirectional=True) names its parameters so.
+    let m = compiled(
+        Sequential::new()
+            .add(Embedding::new(10, 4))
+            .add(Bidirectional::new(
+                GruConfig::new(3).with_return_sequences(true).init(),
+            ))
+            .add(Bidirectional::new(Gru::new(3)))
+            .add(Dense::new(1, Activation::Sigmoid)),
+    );
+    let mut want = vec!["embedding.weight[10, 4]".to_string()];
+    for (l, inp) in [(0, 4), (1, 6)] {
+        for suffix in ["", "_reverse"] {
+            want.extend([
+                format!("gru.weight_ih_l{l}{suffix}[9, {inp}]"),
+                format!("gru.weight_hh_l{l}{suffix}[9, 3]"),
+                format!("gru.bias_ih_l{l}{suffix}[9]"),
+                format!("gru.bias_hh_l{l}{suffix}[9]"),
+            ]);
+        }
+    }
+    want.push("dense.weight[1, 6]".into());
+    want.push("dense.bias[1]".into());
+    assert_eq!(names(&m), want);
+}
+
+#[test]
+fn merge_modes_set_the_output_width() {
+    for (merge, width) in [
+        (Merge::Concat, 10),
+        (Merge::Sum, 5),
+        (Merge::Ave, 5),
+        (Merge::Mul, 5),
+    ] {
+        let m = compiled(
+            Sequential::new()
+                .add(Embedding::new(10, 4))
+                .add(Bidirectional::new(Lstm::new(5)).with_merge(merge))
+                .add(Dense::new(1, Activation::Sigmoid)),
+        );
+        assert_eq!(m.weight("dense.weight").unwrap().len(), width, "{merge:?}");
+    }
+}
+
+/// Ids of three sequences with lengths 6, 3 and 4 out of 6 steps, padded with 0 before or after.
+fn padded(pre: bool) -> Vec<i64> {
+    let real: [&[i64]; 3] = [&[3, 5, 7, 2, 9, 4], &[8, 1, 6], &[2, 2, 7, 5]];
+    let mut out = Vec::new();
+    for r in real {
+        let pad = vec![0; 6 - r.len()];
+        if pre {
+            out.extend(&pad);
+            out.extend(r);
+        } else {
+            out.extend(r);
+            out.extend(&pad);
+        }
+    }
+    out
+}
+
+#[test]
+fn masked_models_train_the_same_on_pre_and_post_padding() {
+    let build = || {
+        compiled(
+            Sequential::new()
+                .add(EmbeddingConfig::new(10, 4).with_mask_zero(true))
+                .add(Bidirectional::new(
+                    LstmConfig::new(5).with_return_sequences(true).init(),
+                ))
+                .add(Gru::new(3))
+                .add(Dense::new(1, Activation::Sigmoid)),
+        )
+    };
+    let y = [1.0, 0.0, 1.0];
+    let opts = FitOptions::new(2, 3).with_shuffle(false).quiet();
+    let mut runs = Vec::new();
+    for pre in [false, true] {
+        let mut m = build();
+        let h = m.fit(&padded(pre), &y, &opts).unwrap();
+        runs.push((h.loss(), m.weights().to_vec()));
+    }
+    let (post, pre) = (&runs[0], &runs[1]);
+    for (a, b) in post.0.iter().zip(&pre.0) {
+        assert!((a - b).abs() < 1e-6, "losses {:?} vs {:?}", post.0, pre.0);
+    }
+    for (wa, wb) in post.1.iter().zip(&pre.1) {
+        for (a, b) in wa.iter().zip(wb) {
+            assert!((a - b).abs() < 1e-5, "weights differ: {a} vs {b}");
+        }
+    }
+    // Without the mask the padding is data: the same two runs differ.
+    let mut plain = Vec::new();
+    for pre in [false, true] {
+        let mut m = compiled(
+            Sequential::new()
+                .add(Embedding::new(10, 4))
+                .add(Bidirectional::new(
+                    LstmConfig::new(5).with_return_sequences(true).init(),
+                ))
+                .add(Gru::new(3))
+                .add(Dense::new(1, Activation::Sigmoid)),
+        );
+        plain.push(m.fit(&padded(pre), &y, &opts).unwrap().loss());
+    }
+    assert!((plain[0][1] - plain[1][1]).abs() > 1e-4, "{plain:?}");
+}
+
+#[test]
+fn masking_layer_skips_steps_whose_features_all_equal_the_value() {
+    // Float sequences [3 samples, 4 steps, 2 features]; the padded steps are (-1, -1).
+    let real = [[0.5f32, 0.1], [0.2, -0.3], [0.9, 0.4], [0.3, 0.3]];
+    let sample = |n: usize, pre: bool| -> Vec<f32> {
+        let mut steps: Vec<[f32; 2]> = real[..n].to_vec();
+        let pad = vec![[-1.0, -1.0]; 4 - n];
+        if pre {
+            steps.splice(0..0, pad);
+        } else {
+            steps.extend(pad);
+        }
+        steps.concat()
+    };
+    let mut losses = Vec::new();
+    for pre in [false, true] {
+        let x: Vec<f32> = [4, 2, 3].iter().flat_map(|&n| sample(n, pre)).collect();
+        let mut m = Sequential::new()
+            .add(Masking::new(-1.0))
+            .add(Gru::new(4))
+            .add(Dense::new(1, Activation::Sigmoid))
+            .with_input_shape(&[4, 2])
+            .with_seed(1);
+        m.compile(Adam::default(), Loss::BinaryCrossentropy, &[])
+            .unwrap();
+        let h = m
+            .fit(&x, &[1.0, 0.0, 1.0], &FitOptions::new(2, 3).quiet())
+            .unwrap();
+        losses.push(h.loss());
+    }
+    for (a, b) in losses[0].iter().zip(&losses[1]) {
+        assert!((a - b).abs() < 1e-6, "{losses:?}");
+    }
+}
