@@ -94,14 +94,13 @@ pub fn grad_with_seed(
             }
         }
     }
-    Ok(wrt
-        .iter()
+    wrt.iter()
         .map(|&w| match total[w.index()] {
-            Some(d) => d,
+            Some(d) => Ok(d),
             None => {
                 let ty = g.ty(w).clone();
-                g.fill(ty, 0.0)
+                Ok(g.fill(ty, 0.0)?)
             }
         })
-        .collect())
+        .collect()
 }

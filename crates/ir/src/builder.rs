@@ -133,10 +133,9 @@ impl Graph {
         }
         self.apply(Cast { dtype }, &[x])
     }
-    /// A tensor of type `ty` filled with `value`.
-    pub fn fill(&mut self, ty: TensorType, value: f64) -> NodeId {
+    /// A tensor of type `ty` filled with `value` (an error when `ty` is an impossible size).
+    pub fn fill(&mut self, ty: TensorType, value: f64) -> Result<NodeId> {
         self.apply(Fill { ty, value }, &[])
-            .expect("a fill always infers")
     }
     /// A scalar constant of `dtype`.
     pub fn scalar(&mut self, value: f64, dtype: DType) -> NodeId {

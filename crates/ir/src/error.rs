@@ -35,6 +35,10 @@ pub enum IrError {
         position: usize,
         vocab: usize,
     },
+    /// A type whose size cannot exist: its element or byte count overflows (`isize::MAX` bytes
+    /// is the most one allocation holds). Names what has the type.
+    #[error("{what}: {ty} is an impossible size (more than isize::MAX bytes)")]
+    TooLarge { what: String, ty: String },
     #[error("{0}")]
     Invalid(String),
 }

@@ -1,26 +1,25 @@
-//! The graph: nodes holding ops, on a petgraph `StableGraph` so passes can delete nodes
-//! without invalidating the ids others hold.
+//! The graph: nodes holding ops, in a slot vector whose ids stay valid while passes delete
+//! other nodes, with each node's uses indexed both ways so that removing or redirecting a use
+//! is O(1) whatever the operand's fan-out (a weight read at every one of T steps).
 use crate::ops::Input;
 use crate::{IrError, Op, Result, Tensor, TensorType};
-use petgraph::stable_graph::{NodeIndex, StableDiGraph};
-use petgraph::visit::{EdgeRef, NodeIndexable};
-use petgraph::Direction;
 use smallvec::SmallVec;
 use std::fmt;
 use std::sync::Arc;
 
-/// A node of a [`Graph`]; stays valid while the node exists.
+/// A node of a [`Graph`]; stays valid while the node exists. Ids are given in creation order
+/// and never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NodeId(pub NodeIndex);
+pub struct NodeId(u32);
 
 impl NodeId {
     pub fn index(self) -> usize {
-        self.0.index()
+        self.0 as usize
     }
 }
 impl fmt::Display for NodeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "%{}", self.0.index())
+        write!(f, "%{}", self.0)
     }
 }
 
@@ -40,11 +39,26 @@ pub enum InputKind {
     Param,
 }
 
-/// A dataflow graph of ops. Edges run operand -> user and carry the operand's slot; the
-/// node's `inputs` list is the same information in order, kept in step by every mutation here.
+/// One use of a node: operand `slot` of `user`.
+#[derive(Clone, Copy, Debug)]
+struct Use {
+    user: NodeId,
+    /// u32: a concat of every step of a 100,000-step sequence has that many operands.
+    slot: u32,
+}
+
+/// Marks an operand slot whose operand was removed (the use went with it).
+const UNLINKED: u32 = u32::MAX;
+
+/// A dataflow graph of ops. Each node's `inputs` list its operands in order; `uses[x]` holds
+/// every (user, slot) reading `x`, and `use_pos[user][slot]` where that entry sits in it, so
+/// both directions are kept in step by every mutation here in O(1) per use.
 #[derive(Clone, Debug, Default)]
 pub struct Graph {
-    g: StableDiGraph<Node, u16>,
+    nodes: Vec<Option<Node>>,
+    uses: Vec<Vec<Use>>,
+    use_pos: Vec<SmallVec<[u32; 3]>>,
+    live: usize,
     inputs: Vec<NodeId>,
     params: Vec<NodeId>,
     outputs: Vec<NodeId>,
@@ -76,33 +90,93 @@ impl Graph {
         name: Option<String>,
     ) -> Result<NodeId> {
         for &i in inputs {
-            if !self.g.contains_node(i.0) {
+            if !self.contains(i) {
                 return Err(IrError::Invalid(format!(
                     "{}: operand {i} is not in the graph",
                     op.name()
                 )));
             }
         }
-        let tys: SmallVec<[&TensorType; 3]> = inputs.iter().map(|&i| &self.g[i.0].ty).collect();
-        let ty = op.infer(&tys).map_err(|e| match &name {
-            Some(n) => e.at(format!("'{n}'")),
-            None => e,
-        });
+        if self.nodes.len() >= u32::MAX as usize {
+            return Err(IrError::Invalid(format!(
+                "{}: the graph is full ({} nodes)",
+                op.name(),
+                self.nodes.len()
+            )));
+        }
+        // Leaves are made without a check (`input`, `param`): an impossible size is refused
+        // at its first use, before any size is computed from it.
+        for &i in inputs {
+            self.ty(i)
+                .check_size(|| format!("{}: operand {}", op.name(), self.describe(i)))?;
+        }
+        let tys: SmallVec<[&TensorType; 3]> = inputs.iter().map(|&i| self.ty(i)).collect();
+        let ty = op
+            .infer(&tys)
+            .and_then(|ty| ty.check_size(|| op.name().to_string()).map(|_| ty))
+            .map_err(|e| match &name {
+                Some(n) => e.at(format!("'{n}'")),
+                None => e,
+            });
         drop(tys);
         let ty = ty?;
-        let id = NodeId(self.g.add_node(Node {
+        Ok(self.add_node(Node {
             op,
             inputs: SmallVec::from_slice(inputs),
             ty,
             name,
-        }));
-        for (slot, &i) in inputs.iter().enumerate() {
-            self.g.add_edge(i.0, id.0, slot as u16);
-        }
-        Ok(id)
+        }))
     }
 
-    /// A named input fed at every run.
+    /// Stores a node and links its operands' uses.
+    fn add_node(&mut self, node: Node) -> NodeId {
+        let id = NodeId(u32::try_from(self.nodes.len()).expect("fewer than 2^32 nodes"));
+        let operands = node.inputs.clone();
+        self.nodes.push(Some(node));
+        self.uses.push(Vec::new());
+        self.use_pos
+            .push(SmallVec::from_elem(UNLINKED, operands.len()));
+        self.live += 1;
+        for (slot, &x) in operands.iter().enumerate() {
+            self.link(x, id, slot);
+        }
+        id
+    }
+    /// Records that operand `slot` of `user` reads `x`.
+    fn link(&mut self, x: NodeId, user: NodeId, slot: usize) {
+        let list = &mut self.uses[x.index()];
+        self.use_pos[user.index()][slot] = list.len() as u32;
+        list.push(Use {
+            user,
+            slot: slot as u32,
+        });
+    }
+    /// Forgets the use by operand `slot` of `user` (O(1): swap-remove, then fix the moved use).
+    fn unlink(&mut self, user: NodeId, slot: usize) {
+        let pos = std::mem::replace(&mut self.use_pos[user.index()][slot], UNLINKED);
+        if pos == UNLINKED {
+            return;
+        }
+        let x = self.node(user).inputs[slot];
+        let list = &mut self.uses[x.index()];
+        list.swap_remove(pos as usize);
+        if let Some(moved) = list.get(pos as usize).copied() {
+            self.use_pos[moved.user.index()][moved.slot as usize] = pos;
+        }
+    }
+
+    /// [`Graph::input`], refusing an impossible size at once (rather than at its first use).
+    pub fn try_input(&mut self, name: &str, ty: TensorType) -> Result<NodeId> {
+        ty.check_size(|| format!("input '{name}'"))?;
+        Ok(self.input(name, ty))
+    }
+    /// [`Graph::param`], refusing an impossible size at once (rather than at its first use).
+    pub fn try_param(&mut self, name: &str, ty: TensorType) -> Result<NodeId> {
+        ty.check_size(|| format!("parameter '{name}'"))?;
+        Ok(self.param(name, ty))
+    }
+    /// A named input fed at every run. Its size is checked when an op uses it and when the
+    /// graph is compiled ([`Graph::try_input`] checks it here).
     pub fn input(&mut self, name: &str, ty: TensorType) -> NodeId {
         let id = self.leaf(
             Input {
@@ -115,7 +189,7 @@ impl Graph {
         self.inputs.push(id);
         id
     }
-    /// A named trained parameter.
+    /// A named trained parameter (size checked as for [`Graph::input`]).
     pub fn param(&mut self, name: &str, ty: TensorType) -> NodeId {
         let id = self.leaf(
             Input {
@@ -130,31 +204,41 @@ impl Graph {
     }
     fn leaf(&mut self, op: Input, name: &str) -> NodeId {
         let ty = op.ty.clone();
-        NodeId(self.g.add_node(Node {
+        self.add_node(Node {
             op: Arc::new(op),
             inputs: SmallVec::new(),
             ty,
             name: Some(name.into()),
-        }))
+        })
     }
 
+    /// The node `id` (panics when it was removed, like indexing a removed slot).
     pub fn node(&self, id: NodeId) -> &Node {
-        &self.g[id.0]
+        match self.get(id) {
+            Some(n) => n,
+            None => panic!("node {id} is not in the graph"),
+        }
+    }
+    fn node_mut(&mut self, id: NodeId) -> &mut Node {
+        match self.nodes.get_mut(id.index()).and_then(Option::as_mut) {
+            Some(n) => n,
+            None => panic!("node {id} is not in the graph"),
+        }
     }
     pub fn get(&self, id: NodeId) -> Option<&Node> {
-        self.g.node_weight(id.0)
+        self.nodes.get(id.index()).and_then(Option::as_ref)
     }
     pub fn ty(&self, id: NodeId) -> &TensorType {
-        &self.g[id.0].ty
+        &self.node(id).ty
     }
     pub fn op(&self, id: NodeId) -> &dyn Op {
-        &*self.g[id.0].op
+        &*self.node(id).op
     }
     pub fn operands(&self, id: NodeId) -> &[NodeId] {
-        &self.g[id.0].inputs
+        &self.node(id).inputs
     }
     pub fn set_name(&mut self, id: NodeId, name: impl Into<String>) {
-        self.g[id.0].name = Some(name.into());
+        self.node_mut(id).name = Some(name.into());
     }
     /// `%id` and the debug name, for error messages.
     pub fn describe(&self, id: NodeId) -> String {
@@ -168,24 +252,32 @@ impl Graph {
     }
     /// Distinct nodes that use `id` as an operand.
     pub fn users(&self, id: NodeId) -> Vec<NodeId> {
-        let mut u: Vec<NodeId> = self
-            .g
-            .neighbors_directed(id.0, Direction::Outgoing)
-            .map(NodeId)
-            .collect();
+        let mut u: Vec<NodeId> = self.uses[id.index()].iter().map(|u| u.user).collect();
         u.sort();
         u.dedup();
         u
     }
+    /// Number of uses of `id` (an operand read twice by one user counts twice).
+    pub fn use_count(&self, id: NodeId) -> usize {
+        self.uses[id.index()].len()
+    }
     pub fn contains(&self, id: NodeId) -> bool {
-        self.g.contains_node(id.0)
+        self.get(id).is_some()
     }
     pub fn node_count(&self) -> usize {
-        self.g.node_count()
+        self.live
+    }
+    /// One more than the largest node index ever given: the length of per-node tables.
+    pub fn node_bound(&self) -> usize {
+        self.nodes.len()
     }
     /// All node ids, in index order (not necessarily topological; see [`Graph::topo_order`]).
     pub fn node_ids(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.g.node_indices().map(NodeId)
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.is_some())
+            .map(|(i, _)| NodeId(i as u32))
     }
     pub fn inputs(&self) -> &[NodeId] {
         &self.inputs
@@ -207,53 +299,43 @@ impl Graph {
             .copied()
             .find(|&i| self.node(i).name.as_deref() == Some(name))
     }
-    /// The underlying petgraph, for algorithms and export.
-    pub fn petgraph(&self) -> &StableDiGraph<Node, u16> {
-        &self.g
-    }
-
     /// Nodes in an order where operands come before users (Kahn's algorithm, linear).
     pub fn topo_order(&self) -> Vec<NodeId> {
-        let mut indeg: Vec<u32> = vec![0; self.g.node_bound()];
-        for n in self.g.node_indices() {
-            indeg[n.index()] = self.g[n].inputs.len() as u32;
+        let mut indeg: Vec<u32> = vec![0; self.nodes.len()];
+        for n in self.node_ids() {
+            indeg[n.index()] = self.node(n).inputs.len() as u32;
         }
         let mut order: Vec<NodeId> = self
-            .g
-            .node_indices()
-            .filter(|n| self.g[*n].inputs.is_empty())
-            .map(NodeId)
+            .node_ids()
+            .filter(|&n| self.node(n).inputs.is_empty())
             .collect();
         let mut head = 0;
         while head < order.len() {
-            let n = order[head].0;
+            let n = order[head];
             head += 1;
-            for e in self.g.edges_directed(n, Direction::Outgoing) {
-                let t = e.target();
-                indeg[t.index()] -= 1;
-                if indeg[t.index()] == 0 {
-                    order.push(NodeId(t));
+            // Newest use first, as the graph stored them before (a stable schedule).
+            for u in self.uses[n.index()].iter().rev() {
+                let t = u.user.index();
+                indeg[t] -= 1;
+                if indeg[t] == 0 {
+                    order.push(u.user);
                 }
             }
         }
-        debug_assert_eq!(
-            order.len(),
-            self.g.node_count(),
-            "graphs are acyclic by construction"
-        );
+        debug_assert_eq!(order.len(), self.live, "graphs are acyclic by construction");
         order
     }
 
     /// Marks the nodes `roots` depend on (themselves included), indexed by node index.
     pub fn reachable_from(&self, roots: &[NodeId]) -> Vec<bool> {
-        let mut seen = vec![false; self.g.node_bound()];
+        let mut seen = vec![false; self.nodes.len()];
         let mut stack: Vec<NodeId> = roots.to_vec();
         while let Some(n) = stack.pop() {
             if std::mem::replace(&mut seen[n.index()], true) {
                 continue;
             }
             stack.extend(
-                self.g[n.0]
+                self.node(n)
                     .inputs
                     .iter()
                     .copied()
@@ -268,15 +350,9 @@ impl Graph {
         if old == new {
             return;
         }
-        let edges: Vec<_> = self
-            .g
-            .edges_directed(old.0, Direction::Outgoing)
-            .map(|e| (e.id(), e.target(), *e.weight()))
-            .collect();
-        for (e, user, slot) in edges {
-            self.g.remove_edge(e);
-            self.g.add_edge(new.0, user, slot);
-            self.g[user].inputs[slot as usize] = new;
+        for u in std::mem::take(&mut self.uses[old.index()]) {
+            self.node_mut(u.user).inputs[u.slot as usize] = new;
+            self.link(new, u.user, u.slot as usize);
         }
         for o in &mut self.outputs {
             if *o == old {
@@ -285,9 +361,21 @@ impl Graph {
         }
     }
 
-    /// Removes a node with its edges. Interface lists drop it too.
+    /// Removes a node with its uses. Interface lists drop it too; users left reading it keep
+    /// its id among their operands (passes remove or redirect them).
     pub fn remove(&mut self, id: NodeId) {
-        self.g.remove_node(id.0);
+        if !self.contains(id) {
+            return;
+        }
+        for slot in 0..self.node(id).inputs.len() {
+            self.unlink(id, slot);
+        }
+        for u in std::mem::take(&mut self.uses[id.index()]) {
+            self.use_pos[u.user.index()][u.slot as usize] = UNLINKED;
+        }
+        self.nodes[id.index()] = None;
+        self.use_pos[id.index()] = SmallVec::new();
+        self.live -= 1;
         self.inputs.retain(|&i| i != id);
         self.params.retain(|&i| i != id);
         self.outputs.retain(|&i| i != id);
@@ -295,28 +383,24 @@ impl Graph {
 
     /// Replaces a node's op (its type must stay the same), used by constant folding.
     pub fn set_op(&mut self, id: NodeId, op: Arc<dyn Op>, inputs: &[NodeId]) -> Result<()> {
-        let tys: Vec<&TensorType> = inputs.iter().map(|&i| &self.g[i.0].ty).collect();
+        let tys: Vec<&TensorType> = inputs.iter().map(|&i| self.ty(i)).collect();
         let ty = op.infer(&tys)?;
-        if ty != self.g[id.0].ty {
+        if ty != self.node(id).ty {
             return Err(IrError::Invalid(format!(
                 "set_op on {id}: type {ty} differs from {}",
-                self.g[id.0].ty
+                self.node(id).ty
             )));
         }
-        let old: Vec<_> = self
-            .g
-            .edges_directed(id.0, Direction::Incoming)
-            .map(|e| e.id())
-            .collect();
-        for e in old {
-            self.g.remove_edge(e);
+        for slot in 0..self.node(id).inputs.len() {
+            self.unlink(id, slot);
         }
-        for (slot, &i) in inputs.iter().enumerate() {
-            self.g.add_edge(i.0, id.0, slot as u16);
-        }
-        let n = &mut self.g[id.0];
+        let n = self.node_mut(id);
         n.op = op;
         n.inputs = SmallVec::from_slice(inputs);
+        self.use_pos[id.index()] = SmallVec::from_elem(UNLINKED, inputs.len());
+        for (slot, &x) in inputs.iter().enumerate() {
+            self.link(x, id, slot);
+        }
         Ok(())
     }
 

@@ -39,6 +39,11 @@ pub trait Op: Debug + Send + Sync + AsAny {
     fn scalar(&self) -> Option<ScalarFn> {
         None
     }
+    /// Whether [`Op::scalar`] is `Some`, without building the expression (passes ask this of
+    /// every node). Elementwise ops override both.
+    fn is_elementwise(&self) -> bool {
+        false
+    }
 }
 
 /// Checks an op's input count.

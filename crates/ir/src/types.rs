@@ -15,6 +15,13 @@ impl DType {
     pub fn is_float(self) -> bool {
         matches!(self, DType::F32 | DType::F64)
     }
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            DType::F32 => 4,
+            DType::F64 | DType::I64 => 8,
+        }
+    }
 }
 
 impl fmt::Display for DType {
@@ -44,9 +51,19 @@ impl Shape {
     pub fn rank(&self) -> usize {
         self.0.len()
     }
-    /// Number of elements (1 for a scalar).
+    /// Number of elements (1 for a scalar). Saturates instead of wrapping: every type in a
+    /// graph has passed [`TensorType::check_size`], so only shapes that never entered one can
+    /// saturate, and a saturated count matches no real buffer.
     pub fn numel(&self) -> usize {
-        self.0.iter().product()
+        self.0.iter().fold(1usize, |n, &d| n.saturating_mul(d))
+    }
+    /// Number of elements, `None` when the product (counting empty axes as 1, so that every
+    /// partial product such as a row count is covered too) overflows `usize`.
+    pub fn checked_numel(&self) -> Option<usize> {
+        self.0
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d.max(1)))?;
+        Some(self.numel())
     }
     /// Row-major strides in elements.
     pub fn strides(&self) -> SmallVec<[usize; 4]> {
@@ -119,6 +136,30 @@ impl TensorType {
     pub fn numel(&self) -> usize {
         self.shape.numel()
     }
+    /// Bytes of a value of this type, when it is a possible size: no product of dimensions
+    /// overflows and the bytes fit in `isize::MAX` (the most one allocation can hold).
+    pub fn checked_bytes(&self) -> Option<usize> {
+        let n = self.shape.checked_numel()?;
+        let full = self
+            .shape
+            .dims()
+            .iter()
+            .try_fold(self.dtype.size(), |b, &d| b.checked_mul(d.max(1)))?;
+        (full <= isize::MAX as usize).then_some(n * self.dtype.size())
+    }
+    /// An error naming `what` and this type when it is an impossible size (see
+    /// [`TensorType::checked_bytes`]): a vocabulary of 2^62 x 8 is refused here instead of
+    /// wrapping to an empty buffer.
+    /// `what` is only built for the error (this check runs for every node added).
+    pub fn check_size(&self, what: impl FnOnce() -> String) -> crate::Result<()> {
+        match self.checked_bytes() {
+            Some(_) => Ok(()),
+            None => Err(crate::IrError::TooLarge {
+                what: what(),
+                ty: self.to_string(),
+            }),
+        }
+    }
 }
 
 impl fmt::Display for TensorType {
@@ -186,5 +227,26 @@ mod tests {
         assert_eq!(s(&[2, 3, 4]).strides().as_slice(), &[12, 4, 1]);
         assert_eq!(s(&[]).numel(), 1);
         assert_eq!(TensorType::f32([128, 256]).to_string(), "f32[128,256]");
+    }
+
+    #[test]
+    fn impossible_sizes_are_refused_not_wrapped() {
+        let big = TensorType::f32([1 << 62, 8]);
+        assert_eq!(big.numel(), usize::MAX, "saturates, never wraps to 0");
+        assert_eq!(big.checked_bytes(), None);
+        let e = big
+            .check_size(|| "embedding".into())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("embedding") && e.contains("f32[4611686018427387904,8]"),
+            "{e}"
+        );
+        // An empty axis does not hide an overflowing row count.
+        assert_eq!(TensorType::f32([1 << 62, 8, 0]).checked_bytes(), None);
+        assert_eq!(TensorType::f32([0, 5]).checked_bytes(), Some(0));
+        // Elements that fit but bytes that do not.
+        assert_eq!(TensorType::f64([1 << 60, 1]).checked_bytes(), None);
+        assert_eq!(TensorType::i64([3, 4]).checked_bytes(), Some(96));
     }
 }

@@ -319,7 +319,7 @@ fn gather_scatter_cast_constant_values() {
     assert_eq!(c.as_i64(), Some(&[1i64, -2][..]));
     let mut g = Graph::new();
     let k = g.constant(Tensor::f32([2], vec![1.0, 2.0]).unwrap());
-    let f = g.fill(TensorType::f32([2]), 0.5);
+    let f = g.fill(TensorType::f32([2]), 0.5).unwrap();
     let s = g.add(k, f).unwrap();
     let out = run(&g, &Feeds::new(), &[s], Precision::F32).unwrap();
     assert_eq!(out[0].as_f32(), Some(&[1.5f32, 2.5][..]));

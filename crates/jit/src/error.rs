@@ -49,6 +49,23 @@ pub enum JitError {
     /// A graph the JIT cannot compile (dtype, update target, ...).
     #[error("compile: {0}")]
     Unsupported(String),
+    /// The plan needs more memory than the limit (by default the memory available on the
+    /// machine; see `CompileOptions::memory_limit`). Checked before the memory is allocated.
+    #[error(
+        "compile: the plan needs {needed} bytes ({persistent} for inputs, parameters and \
+         constants + {arena} for intermediate values) but {limit_is} is {limit} bytes"
+    )]
+    MemoryLimit {
+        needed: usize,
+        persistent: usize,
+        arena: usize,
+        limit: usize,
+        /// Where the limit comes from ("the memory limit set", "the memory available").
+        limit_is: &'static str,
+    },
+    /// The allocator refused the plan's memory.
+    #[error("compile: allocating {bytes} bytes for the plan's {what} failed")]
+    Alloc { bytes: usize, what: &'static str },
     /// A value set or read through the plan that does not fit it.
     #[error("plan: {0}")]
     Feed(String),

@@ -1,7 +1,15 @@
 //! Elementwise fusion: maximal groups of elementwise nodes of one shape that can run as one
 //! kernel, and a schedule in which each group runs as a unit.
-use std::collections::HashMap;
 use trellis_ir::{DType, Graph, NodeId};
+
+/// `group_of` entry of a node in no group. Per-node tables are vectors indexed by node index:
+/// fusion looks every node up several times, and hashing was most of its time at long T.
+const NO_GROUP: usize = usize::MAX;
+
+/// The group of `n`, if any.
+fn group(group_of: &[usize], n: NodeId) -> Option<usize> {
+    Some(group_of[n.index()]).filter(|&g| g != NO_GROUP)
+}
 
 /// A node (`Single`) or a fused group of elementwise nodes (`Group`, members in topological order).
 #[derive(Clone, Debug)]
@@ -12,7 +20,7 @@ pub enum Unit {
 
 /// Whether `n` computes elementwise (has a scalar form) on f32.
 pub fn is_elementwise(g: &Graph, n: NodeId) -> bool {
-    g.ty(n).dtype == DType::F32 && g.op(n).scalar().is_some()
+    g.ty(n).dtype == DType::F32 && g.op(n).is_elementwise()
 }
 
 /// Groups elementwise nodes and orders the result.
@@ -22,29 +30,27 @@ pub fn is_elementwise(g: &Graph, n: NodeId) -> bool {
 /// numbered in creation order), makes that test O(1), so grouping is linear and the grouped
 /// graph stays acyclic. `fusible(n)` lets the caller keep a node out of fusion.
 pub fn fuse(g: &Graph, order: &[NodeId], fusible: impl Fn(NodeId) -> bool) -> Vec<Unit> {
-    let mut group_of: HashMap<NodeId, usize> = HashMap::new();
+    let mut group_of: Vec<usize> = vec![NO_GROUP; g.node_bound()];
     let mut groups: Vec<Vec<NodeId>> = Vec::new();
-    let mut dep: HashMap<NodeId, i64> = HashMap::new();
+    let mut dep: Vec<i64> = vec![-1; g.node_bound()];
     for &n in order {
         let ops = g.operands(n);
         // Newest group the operands depend on, leaving out members of group `skip`.
-        let max_dep =
-            |group_of: &HashMap<NodeId, usize>, dep: &HashMap<NodeId, i64>, skip: Option<usize>| {
-                ops.iter()
-                    .filter(|o| skip.is_none() || group_of.get(o).copied() != skip)
-                    .map(|o| dep.get(o).copied().unwrap_or(-1))
-                    .max()
-                    .unwrap_or(-1)
-            };
+        let max_dep = |group_of: &[usize], dep: &[i64], skip: Option<usize>| {
+            ops.iter()
+                .filter(|&&o| skip.is_none() || group(group_of, o) != skip)
+                .map(|o| dep[o.index()])
+                .max()
+                .unwrap_or(-1)
+        };
         if !fusible(n) {
-            let d = max_dep(&group_of, &dep, None);
-            dep.insert(n, d);
+            dep[n.index()] = max_dep(&group_of, &dep, None);
             continue;
         }
         // Newest compatible operand group first: it is the likeliest to be free of conflicts.
         let mut cands: Vec<usize> = ops
             .iter()
-            .filter_map(|o| group_of.get(o).copied())
+            .filter_map(|&o| group(&group_of, o))
             .filter(|&gi| g.ty(groups[gi][0]).shape == g.ty(n).shape)
             .collect();
         cands.sort_unstable_by(|a, b| b.cmp(a));
@@ -63,8 +69,8 @@ pub fn fuse(g: &Graph, order: &[NodeId], fusible: impl Fn(NodeId) -> bool) -> Ve
             }
         };
         let d = (gi as i64).max(max_dep(&group_of, &dep, None));
-        group_of.insert(n, gi);
-        dep.insert(n, d);
+        group_of[n.index()] = gi;
+        dep[n.index()] = d;
     }
     merge_into_sole_consumer(g, &mut group_of, &mut groups);
     split_transcendental_chains(g, &mut group_of, &mut groups);
@@ -74,11 +80,7 @@ pub fn fuse(g: &Graph, order: &[NodeId], fusible: impl Fn(NodeId) -> bool) -> Ve
 /// Merges a group into the group that consumes all of its outputs (same shape): its values
 /// then stay in registers instead of a round trip through memory. Safe without a cycle check:
 /// every path out of the producer enters the consumer directly.
-fn merge_into_sole_consumer(
-    g: &Graph,
-    group_of: &mut HashMap<NodeId, usize>,
-    groups: &mut [Vec<NodeId>],
-) {
+fn merge_into_sole_consumer(g: &Graph, group_of: &mut [usize], groups: &mut [Vec<NodeId>]) {
     let outputs: std::collections::HashSet<NodeId> = g.outputs().iter().copied().collect();
     for gi in (0..groups.len()).rev() {
         if groups[gi].is_empty() {
@@ -92,7 +94,7 @@ fn merge_into_sole_consumer(
                 break;
             }
             for u in g.users(m) {
-                match group_of.get(&u).copied() {
+                match group(group_of, u) {
                     Some(x) if x == gi => {}
                     Some(x) if consumer.is_none() || consumer == Some(x) => consumer = Some(x),
                     _ => ok = false,
@@ -107,7 +109,7 @@ fn merge_into_sole_consumer(
         }
         let moved = std::mem::take(&mut groups[gi]);
         for &m in &moved {
-            group_of.insert(m, c);
+            group_of[m.index()] = c;
         }
         let mut merged = moved;
         merged.append(&mut groups[c]);
@@ -129,24 +131,23 @@ fn is_transcendental(g: &Graph, n: NodeId) -> bool {
 /// the LSTM forward step 109 -> 96 us at B = H = 128, `cargo bench --bench jit -- "lstm step
 /// forward"`, for one extra [B, H] buffer that stays in cache). Splitting by depth keeps the
 /// parts acyclic: a member never depends on a member of a deeper level.
-fn split_transcendental_chains(
-    g: &Graph,
-    group_of: &mut HashMap<NodeId, usize>,
-    groups: &mut Vec<Vec<NodeId>>,
-) {
-    let mut depth: HashMap<NodeId, usize> = HashMap::new();
+fn split_transcendental_chains(g: &Graph, group_of: &mut [usize], groups: &mut Vec<Vec<NodeId>>) {
+    // Depth of each member within its group (only read for members of the group at hand).
+    let mut depth: Vec<usize> = vec![0; g.node_bound()];
     for gi in 0..groups.len() {
-        depth.clear();
+        let mut levels = 0;
         for &m in &groups[gi] {
             let d = g
                 .operands(m)
                 .iter()
-                .filter_map(|o| depth.get(o).copied())
+                .filter(|o| group_of[o.index()] == gi)
+                .map(|o| depth[o.index()])
                 .max()
                 .unwrap_or(0);
-            depth.insert(m, d + usize::from(is_transcendental(g, m)));
+            let dm = d + usize::from(is_transcendental(g, m));
+            depth[m.index()] = dm;
+            levels = levels.max(dm);
         }
-        let levels = depth.values().copied().max().unwrap_or(0);
         if levels < 2 {
             continue;
         }
@@ -154,10 +155,10 @@ fn split_transcendental_chains(
         let base = groups.len();
         groups.extend((1..levels).map(|_| Vec::new()));
         for m in members {
-            let level = depth[&m].max(1) - 1;
+            let level = depth[m.index()].max(1) - 1;
             let to = if level == 0 { gi } else { base + level - 1 };
             groups[to].push(m);
-            group_of.insert(m, to);
+            group_of[m.index()] = to;
         }
     }
 }
@@ -167,20 +168,18 @@ fn split_transcendental_chains(
 fn schedule(
     g: &Graph,
     order: &[NodeId],
-    group_of: &HashMap<NodeId, usize>,
+    group_of: &[usize],
     groups: Vec<Vec<NodeId>>,
 ) -> Vec<Unit> {
     // Unit id: groups first, then singles.
-    let mut unit_of: HashMap<NodeId, usize> = HashMap::new();
+    let mut unit_of: Vec<usize> = vec![0; g.node_bound()];
     let mut units: Vec<Unit> = groups.into_iter().map(Unit::Group).collect();
     // (Emptied groups stay as placeholders so group ids keep their meaning; dropped below.)
     for &n in order {
-        match group_of.get(&n) {
-            Some(&gi) => {
-                unit_of.insert(n, gi);
-            }
+        match group(group_of, n) {
+            Some(gi) => unit_of[n.index()] = gi,
             None => {
-                unit_of.insert(n, units.len());
+                unit_of[n.index()] = units.len();
                 units.push(Unit::Single(n));
             }
         }
@@ -188,9 +187,9 @@ fn schedule(
     let mut indeg = vec![0usize; units.len()];
     let mut succ: Vec<Vec<usize>> = vec![Vec::new(); units.len()];
     for &n in order {
-        let u = unit_of[&n];
+        let u = unit_of[n.index()];
         for o in g.operands(n) {
-            let p = unit_of[o];
+            let p = unit_of[o.index()];
             if p != u {
                 succ[p].push(u);
                 indeg[u] += 1;
@@ -200,7 +199,7 @@ fn schedule(
     // Ready units are taken in the order their first node appears in `order`.
     let mut first = vec![usize::MAX; units.len()];
     for (i, &n) in order.iter().enumerate() {
-        let u = unit_of[&n];
+        let u = unit_of[n.index()];
         first[u] = first[u].min(i);
     }
     let mut ready = std::collections::BinaryHeap::new();

@@ -38,8 +38,10 @@ impl Loc {
             cb: false,
         }
     }
+    /// Elements of the grid. Windows come from shapes that passed `check_size`, so this never
+    /// saturates in a compiled plan; [`Loc::end`] is the checked bound.
     pub fn numel(&self) -> usize {
-        self.rows * self.cols
+        self.rows.saturating_mul(self.cols)
     }
     /// Row-major dense: element i of the flat value is at `off + i`.
     pub fn is_dense(&self) -> bool {
@@ -49,7 +51,20 @@ impl Loc {
     pub fn at(&self, r: usize, c: usize) -> usize {
         self.off + r * self.rs + if self.cb { 0 } else { c }
     }
-    /// Highest element offset touched (for bounds checks), `off` when empty.
+    /// One past the highest element offset touched (`off` when the grid is empty), `None` when
+    /// that overflows: the bounds check every window of a plan passes.
+    pub fn end(&self) -> Option<usize> {
+        if self.rows == 0 || self.cols == 0 {
+            return Some(self.off);
+        }
+        let col = if self.cb { 0 } else { self.cols - 1 };
+        (self.rows - 1)
+            .checked_mul(self.rs)?
+            .checked_add(col)?
+            .checked_add(self.off)?
+            .checked_add(1)
+    }
+    /// Highest element offset touched, `off` when empty (for a window that passed [`Loc::end`]).
     pub fn last(&self) -> usize {
         if self.rows == 0 || self.cols == 0 {
             self.off
@@ -159,6 +174,15 @@ mod tests {
     fn views() {
         let s = |d: &[usize]| Shape::new(d);
         let z = Loc::dense(1, 100, &s(&[8, 20]));
+        assert_eq!(z.end(), Some(260));
+        let huge = Loc {
+            rows: 1 << 62,
+            cols: 8,
+            rs: 8,
+            ..z
+        };
+        assert_eq!(huge.end(), None, "an overflowing window has no end");
+        assert_eq!(Loc { rows: 0, ..huge }.end(), Some(100));
         // Column slice: the gate i of z = [B, 4H].
         let zi = z.slice(&s(&[8, 20]), 1, 5, 10).unwrap();
         assert_eq!((zi.off, zi.rows, zi.cols, zi.rs), (105, 8, 5, 20));

@@ -13,7 +13,7 @@ use trellis_ir::ops::{
     BroadcastTo, Concat, Constant, Fill, Gather, Input, MatMul, Reduce, ReduceKind, Reshape,
     ScatterAdd, Slice, SumTo,
 };
-use trellis_ir::{DType, Graph, NodeId, Op, Scalar, ScalarFn, Shape, Tensor};
+use trellis_ir::{DType, Graph, NodeId, Op, Scalar, ScalarFn, Shape};
 
 /// Lowering state: values placed so far, the steps, the buffers (roots) created.
 pub(crate) struct Builder<'g> {
@@ -30,6 +30,8 @@ pub(crate) struct Builder<'g> {
     id_checks: Vec<(usize, usize, String)>,
     kernels: HashSet<*const Kernel>,
     threads: usize,
+    /// Most bytes the plan may take, and what that limit is (for the error).
+    limit: (usize, &'static str),
     stats: PlanStats,
     /// `value -> input` of the plan's updates.
     pub(crate) updates: HashMap<NodeId, NodeId>,
@@ -38,7 +40,7 @@ pub(crate) struct Builder<'g> {
 }
 
 impl<'g> Builder<'g> {
-    pub(crate) fn new(g: &'g Graph, threads: usize) -> Self {
+    pub(crate) fn new(g: &'g Graph, threads: usize, limit: (usize, &'static str)) -> Self {
         Builder {
             g,
             vals: HashMap::new(),
@@ -51,6 +53,7 @@ impl<'g> Builder<'g> {
             id_checks: Vec::new(),
             kernels: HashSet::new(),
             threads: threads.max(1),
+            limit,
             stats: PlanStats::default(),
             updates: HashMap::new(),
             done: HashSet::new(),
@@ -70,11 +73,29 @@ impl<'g> Builder<'g> {
         self.roots.push(shape.numel());
         Loc::dense(self.roots.len() - 1, 0, shape)
     }
-    fn persist(&mut self, shape: &Shape, data: &[f32]) -> Loc {
+    /// A persistent value (in memory reserved by `place_leaves`), `fill` when no `data`.
+    fn persist(&mut self, shape: &Shape, data: Option<&[f32]>, fill: f32) -> Loc {
         let off = self.persistent.len().next_multiple_of(16);
         self.persistent.resize(off, 0.0);
-        self.persistent.extend_from_slice(data);
+        match data {
+            Some(d) => self.persistent.extend_from_slice(d),
+            None => self.persistent.resize(off + shape.numel(), fill),
+        }
         Loc::dense(0, off, shape)
+    }
+    /// Fails when `persistent + arena` bytes exceed the limit.
+    fn check_limit(&self, persistent: usize, arena: usize) -> Result<(), JitError> {
+        let (limit, limit_is) = self.limit;
+        match persistent.checked_add(arena) {
+            Some(needed) if needed <= limit => Ok(()),
+            needed => Err(JitError::MemoryLimit {
+                needed: needed.unwrap_or(usize::MAX),
+                persistent,
+                arena,
+                limit,
+                limit_is,
+            }),
+        }
     }
     /// The location node `n` is computed into: where a concat placed it, else a new buffer.
     fn out_loc(&mut self, n: NodeId) -> Loc {
@@ -88,27 +109,65 @@ impl<'g> Builder<'g> {
         }
     }
 
-    /// Inputs, parameters, constants: persistent, set before any run.
+    /// Inputs, parameters, constants: persistent, set before any run. Their total size is
+    /// checked against the memory limit and reserved before any of it is allocated.
     pub(crate) fn place_leaves(&mut self, order: &[NodeId]) -> Result<(), JitError> {
-        for &n in order {
+        let is_leaf = |n: &NodeId| {
+            let any = self.g.op(*n).as_any();
+            any.is::<Input>() || any.is::<Constant>() || any.is::<Fill>()
+        };
+        let leaves: Vec<NodeId> = order.iter().copied().filter(is_leaf).collect();
+        // Elements of f32 values (each aligned to 16) and bytes of i64 ones; sizes were
+        // checked in `compile`, so only the sums can overflow.
+        let (mut floats, mut int_bytes) = (Some(0usize), Some(0usize));
+        for &n in &leaves {
+            let ty = self.g.ty(n);
+            if ty.dtype == DType::I64 {
+                int_bytes = int_bytes.and_then(|b| b.checked_add(ty.numel().checked_mul(8)?));
+            } else {
+                floats = floats.and_then(|f| f.next_multiple_of(16).checked_add(ty.numel()));
+            }
+        }
+        let sizes = floats.and_then(|f| Some((f, f.checked_mul(4)?.checked_add(int_bytes?)?)));
+        let Some((floats, bytes)) = sizes else {
+            return Err(JitError::MemoryLimit {
+                needed: usize::MAX,
+                persistent: usize::MAX,
+                arena: 0,
+                limit: self.limit.0,
+                limit_is: self.limit.1,
+            });
+        };
+        self.check_limit(bytes, 0)?;
+        self.persistent
+            .try_reserve_exact(floats)
+            .map_err(|_| JitError::Alloc {
+                bytes: floats * 4,
+                what: "inputs, parameters and constants",
+            })?;
+        for n in leaves {
             let node = self.g.node(n);
             let any = node.op.as_any();
-            let value: Option<Tensor> = if let Some(i) = any.downcast_ref::<Input>() {
+            let (constant, fill) = if let Some(i) = any.downcast_ref::<Input>() {
                 self.inputs.insert(n, i.name.clone());
-                Some(Tensor::zeros(&node.ty))
+                (None, 0.0)
             } else if let Some(c) = any.downcast_ref::<Constant>() {
-                Some((*c.0).clone())
+                (Some(c.0.clone()), 0.0)
             } else {
-                any.downcast_ref::<Fill>()
-                    .map(|f| Tensor::full(&f.ty, f.value))
+                let f = any.downcast_ref::<Fill>().expect("a leaf");
+                (None, f.value)
             };
-            let Some(t) = value else { continue };
-            let v = match t.dtype() {
-                DType::I64 => {
-                    self.ints.push(t.as_i64().expect("i64").to_vec());
-                    Val::I(self.ints.len() - 1)
-                }
-                _ => Val::F(self.persist(t.shape(), &t.to_f32_vec())),
+            let v = if node.ty.dtype == DType::I64 {
+                let ids = match &constant {
+                    Some(t) => t.as_i64().expect("i64").to_vec(),
+                    None => vec![fill as i64; node.ty.numel()],
+                };
+                self.ints.push(ids);
+                Val::I(self.ints.len() - 1)
+            } else {
+                let shape = node.ty.shape.clone();
+                let data = constant.map(|t| t.to_f32_vec());
+                Val::F(self.persist(&shape, data.as_deref(), fill as f32))
             };
             self.vals.insert(n, v);
         }
@@ -712,11 +771,26 @@ impl Builder<'_> {
                 }
             })
             .collect();
-        let (mut offsets, arena) = memory::plan(&intervals);
+        let base = self.persistent.len().next_multiple_of(16);
+        let (mut offsets, arena) = memory::plan(&intervals)
+            .filter(|(_, arena)| {
+                arena
+                    .checked_add(base)
+                    .and_then(|n| n.checked_mul(4))
+                    .is_some()
+            })
+            .ok_or_else(|| JitError::MemoryLimit {
+                needed: usize::MAX,
+                persistent: base * 4,
+                arena: usize::MAX,
+                limit: self.limit.0,
+                limit_is: self.limit.1,
+            })?;
+        // The estimate, checked before the memory exists.
+        self.check_limit(base * 4, arena * 4)?;
         for r in 1..nroots {
             offsets[r - 1] = offsets[slot_of[r] - 1];
         }
-        let base = self.persistent.len().next_multiple_of(16);
         let abs = |l: Loc| -> Loc {
             let off = if l.root == 0 {
                 l.off
@@ -730,7 +804,10 @@ impl Builder<'_> {
             i => i,
         };
         // A fresh zeroed allocation (calloc): the arena's pages are mapped lazily, not written.
-        let mut mem = vec![0f32; base + arena];
+        let mut mem = memory::zeroed_f32(base + arena).ok_or(JitError::Alloc {
+            bytes: (base + arena) * 4,
+            what: "memory",
+        })?;
         crate::memory::advise_huge_pages(&mut mem);
         mem[..self.persistent.len()].copy_from_slice(&self.persistent);
         let steps: Vec<Step> = self
@@ -821,7 +898,9 @@ impl Builder<'_> {
         // Every window must lie inside the memory: the unsafe calls in `run` rely on it.
         for s in &steps {
             for l in s.reads().into_iter().chain(s.writes()) {
-                if l.numel() > 0 && l.last() >= mem.len() {
+                // Empty windows touch nothing, but only an honest `end` says a window is empty:
+                // its row count times row stride must not overflow either.
+                if l.end().is_none_or(|end| end > mem.len()) {
                     return Err(JitError::Unsupported(format!(
                         "internal: window {l:?} outside memory of {}",
                         mem.len()

@@ -14,7 +14,8 @@ const ALIGN: usize = 16;
 
 /// Offsets (in elements) for each interval, and the arena size. Greedy in order of definition,
 /// best fit among free blocks, freeing after each interval's last use: O(n log n + n·free).
-pub fn plan(intervals: &[Interval]) -> (Vec<usize>, usize) {
+/// `None` when the arena's size overflows `usize`.
+pub fn plan(intervals: &[Interval]) -> Option<(Vec<usize>, usize)> {
     let mut order: Vec<usize> = (0..intervals.len()).collect();
     order.sort_by_key(|&i| (intervals[i].def, std::cmp::Reverse(intervals[i].size)));
     let mut by_last: Vec<usize> = (0..intervals.len()).collect();
@@ -30,9 +31,9 @@ pub fn plan(intervals: &[Interval]) -> (Vec<usize>, usize) {
             // Defined before `iv` (def <= last < iv.def), so already placed.
             let j = by_last[next_free];
             next_free += 1;
-            release(&mut free, offsets[j], round(intervals[j].size));
+            release(&mut free, offsets[j], round(intervals[j].size)?);
         }
-        let need = round(iv.size);
+        let need = round(iv.size)?;
         let best = free
             .iter()
             .enumerate()
@@ -54,23 +55,48 @@ pub fn plan(intervals: &[Interval]) -> (Vec<usize>, usize) {
                 match free.last() {
                     Some(&(off, size)) if off + size == top => {
                         free.pop();
-                        top = off + need;
+                        top = off.checked_add(need)?;
                         off
                     }
                     _ => {
                         let off = top;
-                        top += need;
+                        top = top.checked_add(need)?;
                         off
                     }
                 }
             }
         };
     }
-    (offsets, top)
+    Some((offsets, top))
 }
 
-fn round(n: usize) -> usize {
-    n.div_ceil(ALIGN) * ALIGN
+fn round(n: usize) -> Option<usize> {
+    n.div_ceil(ALIGN).checked_mul(ALIGN)
+}
+
+/// Bytes of memory the machine can give this process now: `MemAvailable` of /proc/meminfo on
+/// Linux; `None` elsewhere (no limit but what the allocator refuses).
+pub fn available_bytes() -> Option<usize> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// `len` zeroed floats from the allocator's zeroed path (calloc: the pages are mapped lazily,
+/// not written), or `None` when the allocation is refused, instead of aborting the process.
+pub fn zeroed_f32(len: usize) -> Option<Vec<f32>> {
+    if len == 0 {
+        return Some(Vec::new());
+    }
+    let layout = std::alloc::Layout::array::<f32>(len).ok()?;
+    // SAFETY: `layout` has a nonzero size; a non-null result is a block of `len` f32s, zeroed
+    // (0.0 is all zero bits), allocated by the global allocator with exactly the layout
+    // `Vec::from_raw_parts` (capacity `len`) frees it with.
+    unsafe {
+        let p = std::alloc::alloc_zeroed(layout) as *mut f32;
+        (!p.is_null()).then(|| Vec::from_raw_parts(p, len, len))
+    }
 }
 
 /// Returns a block to the free list, merging with its neighbours.
@@ -115,7 +141,7 @@ mod tests {
     fn disjoint_lifetimes_share_memory_and_overlapping_ones_do_not() {
         let iv = |size, def, last| Interval { size, def, last };
         // a [0,1], b [1,2] overlap at step 1; c [3,4] can reuse a's block.
-        let (offs, top) = plan(&[iv(16, 0, 1), iv(16, 1, 2), iv(16, 3, 4)]);
+        let (offs, top) = plan(&[iv(16, 0, 1), iv(16, 1, 2), iv(16, 3, 4)]).unwrap();
         assert_ne!(offs[0], offs[1]);
         assert_eq!(offs[2], offs[0]);
         assert_eq!(top, 32);
@@ -123,7 +149,7 @@ mod tests {
         let ivs: Vec<Interval> = (0..200)
             .map(|i| iv(1 + (i * 37) % 100, i % 50, i % 50 + (i * 7) % 13))
             .collect();
-        let (offs, top) = plan(&ivs);
+        let (offs, top) = plan(&ivs).unwrap();
         for a in 0..ivs.len() {
             assert!(offs[a] + ivs[a].size <= top);
             for b in 0..a {
@@ -132,5 +158,14 @@ mod tests {
                 assert!(!(live && mem), "{a} and {b} collide");
             }
         }
+    }
+
+    #[test]
+    fn an_arena_that_overflows_is_refused() {
+        let iv = |size, def, last| Interval { size, def, last };
+        assert!(plan(&[iv(usize::MAX / 2, 0, 1), iv(usize::MAX / 2, 0, 1)]).is_none());
+        assert!(plan(&[iv(usize::MAX, 0, 1)]).is_none());
+        assert_eq!(zeroed_f32(3), Some(vec![0.0; 3]));
+        assert_eq!(zeroed_f32(usize::MAX), None, "refused, not an abort");
     }
 }

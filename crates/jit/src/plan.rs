@@ -25,6 +25,28 @@ pub struct CompileOptions {
     pub threads: usize,
     /// Fuse elementwise ops into kernels (off: one kernel per op, for testing).
     pub fuse: bool,
+    /// Most bytes the plan's memory may take (persistent values + arena); compiling fails
+    /// with [`JitError::MemoryLimit`] before allocating more. `None`: the memory available on
+    /// the machine when compiling (`MemAvailable` on Linux; unlimited where unknown).
+    pub memory_limit: Option<usize>,
+}
+
+impl CompileOptions {
+    /// These options with a memory limit of `bytes`.
+    pub fn with_memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = Some(bytes);
+        self
+    }
+    /// The limit in force and what it is, for errors.
+    pub(crate) fn resolved_memory_limit(&self) -> (usize, &'static str) {
+        match self.memory_limit {
+            Some(b) => (b, "the memory limit set"),
+            None => match crate::memory::available_bytes() {
+                Some(b) => (b, "the memory available"),
+                None => (usize::MAX, "the address space"),
+            },
+        }
+    }
 }
 
 impl Default for CompileOptions {
@@ -36,6 +58,7 @@ impl Default for CompileOptions {
             updates: Vec::new(),
             threads,
             fuse: true,
+            memory_limit: None,
         }
     }
 }
@@ -58,6 +81,8 @@ pub struct PlanStats {
     /// Steps computed from parameters and constants only (e.g. the embedding table times the
     /// first layer's input weights): run again only after a parameter is set.
     pub invariant_steps: usize,
+    /// Bytes of intermediate values (shared by liveness) and of inputs, parameters and
+    /// constants: the plan's memory, known (and checked against the limit) before allocating.
     pub arena_bytes: usize,
     pub persistent_bytes: usize,
     pub compile_ms: f64,
@@ -117,6 +142,10 @@ pub struct Plan {
 /// Compiles `graph` (outputs: `graph.outputs()`) into a [`Plan`].
 pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Plan, JitError> {
     let t0 = Instant::now();
+    // Every size below is computed from these types: an impossible one stops here, named.
+    for n in graph.node_ids() {
+        graph.ty(n).check_size(|| graph.describe(n))?;
+    }
     let mut g = graph.clone();
     let mut outputs: Vec<NodeId> = graph.outputs().to_vec();
     for &(target, value) in &opts.updates {
@@ -176,7 +205,7 @@ pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Plan, JitError> {
             .collect()
     };
     lap("fusion");
-    let mut b = Builder::new(&g, opts.threads);
+    let mut b = Builder::new(&g, opts.threads, opts.resolved_memory_limit());
     b.place_leaves(&order)?;
     b.place_concats(&order, &units);
     b.updates = opts.updates.iter().map(|&(t, v)| (remap[&v], t)).collect();

@@ -115,6 +115,9 @@ impl Op for UnaryOp {
     fn eval(&self, inputs: &[&Tensor]) -> Result<Tensor> {
         eval_with(self, inputs)
     }
+    fn is_elementwise(&self) -> bool {
+        true
+    }
     fn scalar(&self) -> Option<ScalarFn> {
         Some(ScalarFn::unary(self.0))
     }
@@ -207,6 +210,9 @@ impl Op for BinaryOp {
     fn eval(&self, inputs: &[&Tensor]) -> Result<Tensor> {
         eval_with(self, inputs)
     }
+    fn is_elementwise(&self) -> bool {
+        true
+    }
     fn scalar(&self) -> Option<ScalarFn> {
         Some(ScalarFn::binary(self.0))
     }
@@ -278,6 +284,9 @@ impl Op for Select {
     }
     fn eval(&self, inputs: &[&Tensor]) -> Result<Tensor> {
         eval_with(self, inputs)
+    }
+    fn is_elementwise(&self) -> bool {
+        true
     }
     fn scalar(&self) -> Option<ScalarFn> {
         let mut e = ScalarFn::new(3);

@@ -219,7 +219,11 @@ impl Op for Pad {
         expect_arity("pad", inputs.len(), 1)?;
         check_axis("pad", inputs, self.axis)?;
         let len = inputs[0].dims()[self.axis];
-        if self.start + len > self.total {
+        if self
+            .start
+            .checked_add(len)
+            .is_none_or(|end| end > self.total)
+        {
             return Err(IrError::shape(
                 "pad",
                 inputs,
@@ -287,7 +291,7 @@ impl Op for Concat {
         }
         check_axis("concat", inputs, self.axis)?;
         let first = inputs[0];
-        let mut total = 0;
+        let mut total: usize = 0;
         for t in inputs {
             let same_rest = t.rank() == first.rank()
                 && (0..t.rank()).all(|d| d == self.axis || t.dims()[d] == first.dims()[d]);
@@ -298,7 +302,8 @@ impl Op for Concat {
                     format!("inputs differ outside axis {}", self.axis),
                 ));
             }
-            total += t.dims()[self.axis];
+            total = usize::checked_add(total, t.dims()[self.axis])
+                .ok_or_else(|| IrError::shape("concat", inputs, "the joined length overflows"))?;
         }
         let mut d = first.shape.clone();
         d.0[self.axis] = total;

@@ -101,19 +101,32 @@ pub fn pads_to_concat(g: &mut Graph) -> usize {
         }
         let mut parts = Vec::new();
         let mut at = 0;
+        let mut gap_failed = false;
         for (p, x) in &pads {
             if p.start > at {
                 let mut ty = g.ty(*x).clone();
                 ty.shape.0[axis] = p.start - at;
-                parts.push(g.fill(ty, 0.0));
+                match g.fill(ty, 0.0) {
+                    Ok(f) => parts.push(f),
+                    Err(_) => {
+                        gap_failed = true;
+                        break;
+                    }
+                }
             }
             parts.push(*x);
             at = p.start + g.ty(*x).dims()[axis];
         }
+        if gap_failed {
+            continue;
+        }
         if at < total {
             let mut ty = g.ty(root).clone();
             ty.shape.0[axis] = total - at;
-            parts.push(g.fill(ty, 0.0));
+            match g.fill(ty, 0.0) {
+                Ok(f) => parts.push(f),
+                Err(_) => continue,
+            }
         }
         let Ok(mut sum) = g.apply(Concat { axis }, &parts) else {
             continue;

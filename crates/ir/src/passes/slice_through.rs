@@ -28,7 +28,7 @@ pub fn row_slices_through_bias(g: &mut Graph) -> usize {
     let mut count = 0;
     for n in g.topo_order() {
         if !g.contains(n)
-            || g.op(n).scalar().is_none()
+            || !g.op(n).is_elementwise()
             || g.outputs().contains(&n)
             || g.ty(n).rank() != 2
         {
@@ -51,7 +51,7 @@ pub fn row_slices_through_bias(g: &mut Graph) -> usize {
 fn slices_through_once(g: &mut Graph) -> usize {
     let mut count = 0;
     for n in g.topo_order() {
-        if !g.contains(n) || g.op(n).scalar().is_none() || g.outputs().contains(&n) {
+        if !g.contains(n) || !g.op(n).is_elementwise() || g.outputs().contains(&n) {
             continue;
         }
         let rank = g.ty(n).rank();
