@@ -23,8 +23,7 @@
 #     that file changes.
 #  3. `cargo build --release --example bench` from the repository root, once.
 #  4. Round after round, trellis then every peer, each a fresh process printing one JSON line
-#     (with "cell" and "ftz": whether the process measured its framework flushing subnormals;
-#     trellis' bench does not print it, and plans always flush, so "ftz":true is added for it);
+#     (with "cell" and "ftz": whether the process measured its framework flushing subnormals);
 #     peak_rss_mb and cpu (lscpu's model name) are added to the line and it is appended to
 #     benches/peers/results/results-<date>.jsonl. Each process's stderr goes to
 #     results/results-<date>.log (git-ignored).
@@ -165,11 +164,6 @@ run() {
         echo "{\"framework\":\"$name\",\"seq\":$T,\"batch\":$B,\"hidden\":$H,\"cell\":\"$CELL\",\"init\":\"$INIT\",\"error\":\"exit $rc, see results/$(basename "$LOG")\"}" >> "$OUT"
         echo "   $name FAILED (exit $rc; see $LOG)" >&2
         return 0
-    fi
-    # trellis' plans flush subnormals by design (crates/jit/src/fpmode.rs, checked inside plan
-    # execution by crates/jit/tests/subnormals.rs); its bench does not print it.
-    if [ "$name" = trellis ] && [[ "$line" != *'"ftz":'* ]]; then
-        line="${line%\}},\"ftz\":true}"
     fi
     line="${line%\}},\"peak_rss_mb\":${rss:-null},\"cpu\":\"${CPU//\"/}\"}"
     echo "$line" >> "$OUT"
