@@ -16,34 +16,12 @@ bilstm_packed_grad.json / bigru_packed_grad.json: the bidirectional modules over
     zero, the backward direction starts at each sequence's last real step, h_n holds each
     sequence's final states; `mask` [T, B] is 1 on real steps; same loss.
 """
-import json
-import os
-
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from lstm_golden import t, write  # one fixture format: the LSTM script's writer
+
 SEED = 20261130
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-OUT = os.path.join(ROOT, "tests", "fixtures")
-
-
-def t(x):
-    x = x.detach().to(torch.float64).contiguous()
-    return {"shape": list(x.shape), "data": [float(v) for v in x.reshape(-1).tolist()]}
-
-
-def write(name, obj):
-    os.makedirs(OUT, exist_ok=True)
-    path = os.path.join(OUT, name)
-    head = {k: v for k, v in obj.items() if k != "tensors"}
-    lines = [json.dumps(k) + ": " + json.dumps(v) for k, v in head.items()]
-    tens = ",\n  ".join(json.dumps(k) + ": " + json.dumps(v) for k, v in obj["tensors"].items())
-    lines.append('"tensors": {\n  ' + tens + "\n}")
-    text = "{\n" + ",\n".join(lines) + "\n}\n"
-    assert json.loads(text) == json.loads(json.dumps(obj))
-    with open(path, "w") as f:
-        f.write(text)
-    print("wrote", os.path.relpath(path, ROOT))
 
 
 def case(name, module, T, B, seed, lengths=None, description=""):
