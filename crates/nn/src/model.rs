@@ -450,6 +450,14 @@ impl Sequential {
                 }
             };
             let p = l.params(&s, features);
+            if let Some(z) = p.iter().find(|p| p.shape.contains(&0)) {
+                return Err(NnError::Model(format!(
+                    "layer {i} ({}): parameter {} has shape {:?}: sizes must be positive",
+                    l.kind(),
+                    z.name,
+                    z.shape
+                )));
+            }
             ranges.push(specs.len()..specs.len() + p.len());
             specs.extend(p);
             features = l.out_features(features);
@@ -682,6 +690,13 @@ impl Sequential {
             Some(y) => {
                 let k = self.out_width()?;
                 let per = c.loss.targets_per_sample(k);
+                if per == 0 {
+                    return Err(NnError::Model(
+                        "the model's output width is unknown: it has no layers, or its input \
+                         shape is unknown (call with_input_shape or fit first)"
+                            .into(),
+                    ));
+                }
                 if !y.len().is_multiple_of(per) {
                     return Err(NnError::Shape(format!(
                         "y has {} values, not a multiple of the {per} targets per sample",

@@ -62,16 +62,29 @@ impl Sequential {
             });
         }
         self.compiled()?;
-        if self.input_shape.is_none() {
+        let inferred = self.input_shape.is_none();
+        let was_built = !self.specs.is_empty();
+        if inferred {
             // Infer the per-sample shape from the data: [row] (ids, or features of a Dense).
             let per = self.compiled()?.loss.targets_per_sample(self.out_width()?);
-            let n = y.len() / per.max(1);
-            if n > 0 && x.len().is_multiple_of(n) {
-                self.input_shape = Some(vec![x.len() / n]);
+            if per > 0 && y.len().is_multiple_of(per) {
+                let n = y.len() / per;
+                if n > 0 && x.len().is_multiple_of(n) {
+                    self.input_shape = Some(vec![x.len() / n]);
+                }
             }
         }
-        self.build()?;
-        let (n_all, row) = self.check_data(&x, Some(y))?;
+        let checked = self.build().and_then(|_| self.check_data(&x, Some(y)));
+        if checked.is_err() && inferred {
+            // A guess from data that turned out wrong must not stick to the model.
+            self.input_shape = None;
+            if !was_built {
+                self.specs.clear();
+                self.weights.clear();
+                self.opt_state.clear();
+            }
+        }
+        let (n_all, row) = checked?;
         let row_len = x.len() / n_all;
         let per_y = y.len() / n_all;
         // Hold out the last fraction (Keras takes it before shuffling).
