@@ -113,7 +113,11 @@ fn orthogonal(shape: &[usize], rng: &mut SplitMix64) -> Vec<f32> {
             }
         }
         for (bi, b) in blocks.iter().enumerate() {
-            deinterleave(b, m, &mut rest[bi * LANES * m..(w * m).min((bi + 1) * LANES * m)]);
+            deinterleave(
+                b,
+                m,
+                &mut rest[bi * LANES * m..(w * m).min((bi + 1) * LANES * m)],
+            );
         }
         // Then within the group, column after column.
         for c in 0..w {
@@ -137,7 +141,11 @@ fn orthogonal(shape: &[usize], rng: &mut SplitMix64) -> Vec<f32> {
     for r in 0..rows {
         for c in 0..cols {
             // rows >= cols: out = Q [m=rows, k=cols]; else out = Q^T [k=rows, m=cols].
-            out[r * cols + c] = if rows >= cols { q[c * m + r] } else { q[r * m + c] } as f32;
+            out[r * cols + c] = if rows >= cols {
+                q[c * m + r]
+            } else {
+                q[r * m + c]
+            } as f32;
         }
     }
     out
@@ -166,19 +174,33 @@ fn deinterleave(b: &[f64], m: usize, cols: &mut [f64]) {
 }
 
 /// For each finished column `qi` of `done` in order: `col -= (qi . col) qi` for every column of
-/// the interleaved block, each dot product summed in row order (as `Iterator::sum` does).
+/// the interleaved block, each dot product summed in row order (as `Iterator::sum` does). One
+/// pass per `qi`: the update by `q_{i-1}` of a row and the next dot product's term of that row
+/// share it (the same operations in the same order as two passes, so the same bits).
 fn project_block(done: &[f64], m: usize, b: &mut [f64]) {
-    for qi in done.chunks(m) {
-        let mut d = [-0.0f64; LANES];
-        for (a, row) in qi.iter().zip(b.chunks_exact(LANES)) {
-            for l in 0..LANES {
-                d[l] += a * row[l];
-            }
+    let mut cols = done.chunks(m);
+    let Some(first) = cols.next() else { return };
+    let mut d = [-0.0f64; LANES];
+    for (a, row) in first.iter().zip(b.chunks_exact(LANES)) {
+        for l in 0..LANES {
+            d[l] += a * row[l];
         }
-        for (a, row) in qi.iter().zip(b.chunks_exact_mut(LANES)) {
+    }
+    let mut prev = first;
+    for qi in cols {
+        let mut next = [-0.0f64; LANES];
+        for ((a, q), row) in prev.iter().zip(qi).zip(b.chunks_exact_mut(LANES)) {
             for l in 0..LANES {
                 row[l] -= d[l] * a;
+                next[l] += q * row[l];
             }
+        }
+        d = next;
+        prev = qi;
+    }
+    for (a, row) in prev.iter().zip(b.chunks_exact_mut(LANES)) {
+        for l in 0..LANES {
+            row[l] -= d[l] * a;
         }
     }
 }
@@ -231,7 +253,15 @@ mod tests {
 
     #[test]
     fn blocked_orthogonal_is_bit_identical_to_column_at_a_time() {
-        for shape in [[1, 1], [3, 7], [7, 3], [64, 16], [40, 37], [37, 40], [96, 35]] {
+        for shape in [
+            [1, 1],
+            [3, 7],
+            [7, 3],
+            [64, 16],
+            [40, 37],
+            [37, 40],
+            [96, 35],
+        ] {
             let a = orthogonal(&shape, &mut SplitMix64::new(11));
             let b = orthogonal_reference(&shape, &mut SplitMix64::new(11));
             assert!(

@@ -64,7 +64,10 @@ pub fn check_params(specs: &[ParamSpec], states: usize, limit: Option<u64>) -> R
     if total > limit as u128 {
         let (s, n) = largest.expect("a parameter when total > 0");
         return Err(NnError::TooLarge {
-            what: format!("model parameters (largest: {} {:?}, {n} values)", s.name, s.shape),
+            what: format!(
+                "model parameters (largest: {} {:?}, {n} values)",
+                s.name, s.shape
+            ),
             message: format!(
                 "need {} ({} of f32 weights, {states} optimiser state tensor(s) per weight, \
                  {} of initialiser workspace), more than the {} {source}",
@@ -87,16 +90,26 @@ mod tests {
     fn overflow_and_limit_are_errors_naming_the_parameter() {
         assert_eq!(checked_numel(&[3, 4]), Some(12));
         assert_eq!(checked_numel(&[1 << 62, 8]), None);
-        let huge = [ParamSpec::new("embedding.weight", &[1 << 62, 8], Init::Zeros)];
+        let huge = [ParamSpec::new(
+            "embedding.weight",
+            &[1 << 62, 8],
+            Init::Zeros,
+        )];
         let e = check_params(&huge, 0, None).unwrap_err().to_string();
-        assert!(e.contains("embedding.weight") && e.contains("overflows"), "{e}");
+        assert!(
+            e.contains("embedding.weight") && e.contains("overflows"),
+            "{e}"
+        );
         let small = [ParamSpec::new("dense.weight", &[4, 4], Init::Orthogonal)];
         // 64 B of weights, twice that of Adam state, 128 B of f64 workspace.
         check_params(&small, 2, Some(64 * 3 + 128)).unwrap();
         let e = check_params(&small, 2, Some(64 * 3 + 127))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("dense.weight") && e.contains("with_memory_limit"), "{e}");
+        assert!(
+            e.contains("dense.weight") && e.contains("with_memory_limit"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -63,13 +63,22 @@ mod tests {
     fn nan_predictions_count_as_wrong() {
         let nan = f32::NAN;
         // Binary: a NaN is neither above nor below the threshold.
-        let c = accuracy_counts(Loss::BinaryCrossentropy, &[nan, nan, 0.9], &[0.0, 1.0, 1.0], 3, 1);
+        let c = accuracy_counts(
+            Loss::BinaryCrossentropy,
+            &[nan, nan, 0.9],
+            &[0.0, 1.0, 1.0],
+            3,
+            1,
+        );
         assert_eq!(c, (1, 3));
         // Categorical: a row holding a NaN has no argmax, even against class 0.
         let p = [nan, 0.1, 0.2, 0.7, 0.2, 0.1];
         let c = accuracy_counts(Loss::SparseCategoricalCrossentropy, &p, &[0.0, 0.0], 2, 3);
         assert_eq!(c, (1, 2));
         let y = [1.0, 0.0, 0.0, 1.0, 0.0, 0.0];
-        assert_eq!(accuracy_counts(Loss::MeanSquaredError, &p, &y, 2, 3), (1, 2));
+        assert_eq!(
+            accuracy_counts(Loss::MeanSquaredError, &p, &y, 2, 3),
+            (1, 2)
+        );
     }
 }

@@ -133,13 +133,17 @@ fn optimizer() -> impl Strategy<Value = Optimizer> {
                 Optimizer::from(a)
             }),
         // Up to rates that diverge, so the non-finite guard is exercised.
-        (float_param(1e-4..50.0), float_param(0.0..0.99), any::<bool>(), clip).prop_map(
-            |(lr, mom, nesterov, clip)| {
+        (
+            float_param(1e-4..50.0),
+            float_param(0.0..0.99),
+            any::<bool>(),
+            clip
+        )
+            .prop_map(|(lr, mom, nesterov, clip)| {
                 let mut s = Sgd::new(lr).with_momentum(mom).with_nesterov(nesterov);
                 s.global_clipnorm = clip;
                 Optimizer::from(s)
-            }
-        ),
+            }),
     ]
 }
 
@@ -344,7 +348,11 @@ fn finite(what: &str, v: f64) -> Result<(), TestCaseError> {
 }
 
 fn check_predictions(p: &[f32], n: usize) -> Result<(), TestCaseError> {
-    prop_assert!(n > 0 && p.len().is_multiple_of(n), "{} outputs for {n} samples", p.len());
+    prop_assert!(
+        n > 0 && p.len().is_multiple_of(n),
+        "{} outputs for {n} samples",
+        p.len()
+    );
     if let Some(v) = p.iter().find(|v| !v.is_finite()) {
         prop_assert!(false, "predict returned Ok with {v}");
     }
@@ -353,10 +361,16 @@ fn check_predictions(p: &[f32], n: usize) -> Result<(), TestCaseError> {
 
 /// Whether a case draws a size that passes the parameter check but makes a plan the ir/jit
 /// half must handle (see the module docs): a sequence of 100,000 steps (recursion depth,
-/// compile time), or a vocabulary of 2^20 whose projected table the arena must hold.
+/// compile time), a vocabulary of 2^20 whose projected table the arena must hold, or a layer
+/// of 2^20 units (a huge softmax or LSTM state).
 fn needs_ir_jit_half(c: &Case) -> bool {
     let big = |u: usize| (1 << 16..1 << 40).contains(&u);
-    c.time >= 10_000 || c.embedding.is_some_and(|(v, d)| big(v) || big(d))
+    c.time >= 10_000
+        || c.embedding.is_some_and(|(v, d)| big(v) || big(d))
+        || c.layers.iter().any(|l| match *l {
+            LayerDesc::Lstm { units, .. } | LayerDesc::Dense { units, .. } => big(units),
+            LayerDesc::Dropout(_) => false,
+        })
 }
 
 fn run_case(c: &Case) -> Result<(), TestCaseError> {
@@ -398,7 +412,10 @@ fn run_case(c: &Case) -> Result<(), TestCaseError> {
         prop_assert_eq!(h.epochs.len(), c.epochs);
         for e in &h.epochs {
             finite("the epoch loss", e.loss)?;
-            for v in [e.accuracy, e.val_loss, e.val_accuracy].into_iter().flatten() {
+            for v in [e.accuracy, e.val_loss, e.val_accuracy]
+                .into_iter()
+                .flatten()
+            {
                 finite("an epoch figure", v)?;
             }
         }
@@ -442,7 +459,10 @@ fn run_case(c: &Case) -> Result<(), TestCaseError> {
     note("load", loaded.map_err(|e| e.to_string()));
     if ok {
         for w in fresh.weights() {
-            prop_assert!(w.iter().all(|v| v.is_finite()), "load accepted non-finite weights");
+            prop_assert!(
+                w.iter().all(|v| v.is_finite()),
+                "load accepted non-finite weights"
+            );
         }
         if let Ok(p) = fresh.predict(x) {
             check_predictions(&p, c.samples)?;
@@ -474,7 +494,10 @@ fn the_public_api_never_panics_and_never_returns_non_finite() {
     // thread's 2 MiB of stack.
     let result = std::thread::Builder::new()
         .stack_size(64 << 20)
-        .spawn(|| TestRunner::new(config()).run(&case(), |c| run_case(&c)))
+        .spawn(|| {
+            let r = TestRunner::new(config()).run(&case(), |c| run_case(&c));
+            r.map_err(|e| e.to_string())
+        })
         .expect("spawn the fuzz thread")
         .join()
         .expect("the fuzz thread");

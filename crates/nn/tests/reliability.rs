@@ -66,7 +66,11 @@ fn non_finite_float_inputs_are_errors_naming_the_position() {
     );
     x[7] = f32::INFINITY;
     assert!(m.predict(&x).unwrap_err().to_string().contains("is inf"));
-    assert!(m.evaluate(&x, &y).unwrap_err().to_string().contains("sample 3"));
+    assert!(m
+        .evaluate(&x, &y)
+        .unwrap_err()
+        .to_string()
+        .contains("sample 3"));
     assert_eq!(m.step(), 0);
 }
 
@@ -77,14 +81,32 @@ fn hyperparameters_are_validated_by_compile() {
         (Sgd::new(-0.1).into(), "`learning_rate` = -0.1"),
         (Sgd::new(1e300).into(), "`learning_rate` = 1000000"),
         (Sgd::new(0.1).with_momentum(1.0).into(), "`momentum` = 1"),
-        (Sgd::new(0.1).with_momentum(-0.5).into(), "`momentum` = -0.5"),
-        (Sgd::new(0.1).with_global_clipnorm(0.0).into(), "`global_clipnorm` = 0"),
-        (Adam::default().with_betas(1.0, 0.999).into(), "`beta_1` = 1"),
-        (Adam::default().with_betas(0.9, f64::NAN).into(), "`beta_2` = NaN"),
+        (
+            Sgd::new(0.1).with_momentum(-0.5).into(),
+            "`momentum` = -0.5",
+        ),
+        (
+            Sgd::new(0.1).with_global_clipnorm(0.0).into(),
+            "`global_clipnorm` = 0",
+        ),
+        (
+            Adam::default().with_betas(1.0, 0.999).into(),
+            "`beta_1` = 1",
+        ),
+        (
+            Adam::default().with_betas(0.9, f64::NAN).into(),
+            "`beta_2` = NaN",
+        ),
         (Adam::default().with_epsilon(0.0).into(), "`epsilon` = 0"),
-        (Adam::default().with_epsilon(1e-50).into(), "`epsilon` = 0.00000"),
+        (
+            Adam::default().with_epsilon(1e-50).into(),
+            "`epsilon` = 0.00000",
+        ),
         (Adam::new(f64::INFINITY).into(), "`learning_rate` = inf"),
-        (Adam::default().with_global_clipnorm(-1.0).into(), "`global_clipnorm` = -1"),
+        (
+            Adam::default().with_global_clipnorm(-1.0).into(),
+            "`global_clipnorm` = -1",
+        ),
     ];
     for (opt, want) in cases {
         let mut m = Sequential::new()
@@ -94,7 +116,10 @@ fn hyperparameters_are_validated_by_compile() {
             .compile(opt.clone(), Loss::BinaryCrossentropy, &[])
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("invalid argument ") && e.contains(want), "{opt:?}: {e}");
+        assert!(
+            e.starts_with("invalid argument ") && e.contains(want),
+            "{opt:?}: {e}"
+        );
     }
     // The defaults and the edges that are fine.
     for opt in [
@@ -110,12 +135,13 @@ fn hyperparameters_are_validated_by_compile() {
 fn a_diverging_regression_is_an_error_and_keeps_finite_weights() {
     let (x, y) = reg_data(16);
     let mut m = regression(Sgd::new(10.0));
-    let e = m
-        .fit(&x, &y, &FitOptions::new(200, 4).quiet())
-        .unwrap_err();
+    let e = m.fit(&x, &y, &FitOptions::new(200, 4).quiet()).unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, NnError::NonFinite(_)), "{msg}");
-    assert!(msg.starts_with("epoch ") && msg.contains(", batch "), "{msg}");
+    assert!(
+        msg.starts_with("epoch ") && msg.contains(", batch "),
+        "{msg}"
+    );
     assert!(all_finite(&m), "{:?}", m.weights());
     // The model is still usable.
     assert!(m.predict(&x[..2]).is_ok_and(|p| p[0].is_finite()));
@@ -153,7 +179,9 @@ fn fit_compiles_for_the_samples_it_has() {
     // batch_size 1e9 used to allocate a 1e9-row plan and abort; now it is a batch of 6.
     let (x, y) = ids_task(6);
     let mut a = ids_model(2);
-    let ha = a.fit(&x, &y, &FitOptions::new(2, 1_000_000_000).quiet()).unwrap();
+    let ha = a
+        .fit(&x, &y, &FitOptions::new(2, 1_000_000_000).quiet())
+        .unwrap();
     let mut b = ids_model(2);
     let hb = b.fit(&x, &y, &FitOptions::new(2, 6).quiet()).unwrap();
     assert_eq!(ha.loss(), hb.loss());
@@ -308,16 +336,26 @@ fn the_checkpoint_path_is_checked_before_the_first_epoch() {
     let dir = tempfile::tempdir().unwrap();
     let (x, y) = ids_task(8);
     for (path, want) in [
-        (dir.path().join("no/such/dir/m.safetensors"), "is not a directory"),
+        (
+            dir.path().join("no/such/dir/m.safetensors"),
+            "is not a directory",
+        ),
         (dir.path().to_path_buf(), "it is a directory"),
     ] {
         let mut m = ids_model(1);
         let before = m.weights().to_vec();
         let e = m
-            .fit(&x, &y, &FitOptions::new(2, 4).with_checkpoint(&path).quiet())
+            .fit(
+                &x,
+                &y,
+                &FitOptions::new(2, 4).with_checkpoint(&path).quiet(),
+            )
             .unwrap_err()
             .to_string();
-        assert!(e.contains("cannot save a checkpoint here") && e.contains(want), "{e}");
+        assert!(
+            e.contains("cannot save a checkpoint here") && e.contains(want),
+            "{e}"
+        );
         assert_eq!(m.step(), 0);
         assert_eq!(m.weights(), &before[..]);
     }
@@ -329,7 +367,11 @@ fn a_validation_split_of_zero_samples_is_an_error() {
     let (x, y) = ids_task(10);
     let mut m = ids_model(1);
     let e = m
-        .fit(&x, &y, &FitOptions::new(1, 4).with_validation_split(0.01).quiet())
+        .fit(
+            &x,
+            &y,
+            &FitOptions::new(1, 4).with_validation_split(0.01).quiet(),
+        )
         .unwrap_err()
         .to_string();
     assert_eq!(
@@ -338,7 +380,11 @@ fn a_validation_split_of_zero_samples_is_an_error() {
          to train on: both parts must have at least one sample"
     );
     let e = m
-        .fit(&x[..5], &y[..1], &FitOptions::new(1, 4).with_validation_split(0.6).quiet())
+        .fit(
+            &x[..5],
+            &y[..1],
+            &FitOptions::new(1, 4).with_validation_split(0.6).quiet(),
+        )
         .unwrap_err()
         .to_string();
     assert!(e.contains("holds out 1 of the 1 samples, leaving 0"), "{e}");

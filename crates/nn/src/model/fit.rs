@@ -22,6 +22,15 @@ struct TrainData<'x> {
     per_y: usize,
 }
 
+/// One epoch's schedule: its number, the sample order, the batch size and the settings.
+struct Epoch<'e> {
+    number: usize,
+    order: &'e [usize],
+    batch: usize,
+    compiled: &'e Compiled,
+    seed: u64,
+}
+
 /// What one pass over an epoch's batches gives.
 #[derive(Default)]
 struct EpochRun {
@@ -139,8 +148,15 @@ impl Sequential {
                     (0..n_train).collect()
                 };
                 let step0 = self.step;
+                let ep = Epoch {
+                    number: epoch,
+                    order: &order,
+                    batch: b,
+                    compiled: &c,
+                    seed: opts.seed,
+                };
                 let bar = progress_bar(opts.verbose, n_train, e, opts.epochs);
-                let run = self.run_epoch(&mut r, &data, &order, b, &c, opts.seed, epoch, None, bar.as_ref())?;
+                let run = self.run_epoch(&mut r, &data, &ep, None, bar.as_ref())?;
                 let train_s = t0.elapsed().as_secs_f64();
                 if let Some(bar) = bar {
                     bar.finish_and_clear();
@@ -155,7 +171,7 @@ impl Sequential {
                     None => None,
                 };
                 if let Some((batch, what)) = bad {
-                    let kept = self.roll_back(&mut r, &data, &order, b, &c, opts.seed, epoch, step0, batch);
+                    let kept = self.roll_back(&mut r, &data, &ep, step0, batch);
                     return Err(NnError::NonFinite(format!(
                         "epoch {epoch}, batch {} of {batches}: {what}; training stopped, the \
                          model keeps its weights {kept}",
@@ -197,28 +213,25 @@ impl Sequential {
 
     /// Runs the training steps of one epoch over `order` (only the batches before `stop`, when
     /// given); stops at the first non-finite loss.
-    #[allow(clippy::too_many_arguments)]
     fn run_epoch(
         &mut self,
         r: &mut Runner,
         d: &TrainData,
-        order: &[usize],
-        b: usize,
-        c: &Compiled,
-        seed: u64,
-        epoch: usize,
+        ep: &Epoch,
         stop: Option<usize>,
         bar: Option<&ProgressBar>,
     ) -> Result<EpochRun> {
+        let c = ep.compiled;
         let acc = c.metrics.contains(&Metric::Accuracy) && stop.is_none();
-        let mut rng = SplitMix64::new(seed ^ (epoch as u64).wrapping_mul(0xD134_2543_DE82_EF95));
+        let mut rng =
+            SplitMix64::new(ep.seed ^ (ep.number as u64).wrapping_mul(0xD134_2543_DE82_EF95));
         let t0 = Instant::now();
         let mut out = EpochRun::default();
-        for (bi, range) in batch_ranges(order.len(), b)?.enumerate() {
+        for (bi, range) in batch_ranges(ep.order.len(), ep.batch)?.enumerate() {
             if stop == Some(bi) {
                 break;
             }
-            let rows = &order[range];
+            let rows = &ep.order[range];
             self.feed(r, &d.x, Some(d.y), rows, d.row_len)?;
             let o = r.sg.optimizer.as_ref().expect("training graph");
             r.plan
@@ -261,10 +274,7 @@ impl Sequential {
                 let done = bar.position() as f64;
                 let mut msg = format!("loss {:.4}", out.loss_sum / done);
                 if acc {
-                    msg += &format!(
-                        " - accuracy {:.4}",
-                        out.correct as f64 / out.counted as f64
-                    );
+                    msg += &format!(" - accuracy {:.4}", out.correct as f64 / out.counted as f64);
                 }
                 let sps = done / t0.elapsed().as_secs_f64();
                 msg += &format!(" - {sps:.0} samples/s");
@@ -274,27 +284,22 @@ impl Sequential {
         Ok(out)
     }
 
-    /// After batch `batch` of `epoch` went non-finite: resets the plan to the epoch's start
+    /// After batch `batch` of epoch `ep` went non-finite: resets the plan to the epoch's start
     /// (which the host still holds: weights are pulled at epoch ends), replays the batches
     /// before `batch` (deterministic: same order, same dropout masks) and keeps their result
     /// when it is finite, else the epoch's start. Says which weights the model kept.
-    #[allow(clippy::too_many_arguments)]
     fn roll_back(
         &mut self,
         r: &mut Runner,
         d: &TrainData,
-        order: &[usize],
-        b: usize,
-        c: &Compiled,
-        seed: u64,
-        epoch: usize,
+        ep: &Epoch,
         step0: u64,
         batch: usize,
     ) -> &'static str {
         self.step = step0;
         let replayed = (|| -> Result<bool> {
             self.push_weights(r)?;
-            let run = self.run_epoch(r, d, order, b, c, seed, epoch, Some(batch), None)?;
+            let run = self.run_epoch(r, d, ep, Some(batch), None)?;
             Ok(run.bad.is_none() && plan_state_finite(r)?)
         })();
         if matches!(replayed, Ok(true)) && self.pull_weights(r).is_ok() {
@@ -308,7 +313,10 @@ impl Sequential {
 
 /// Whether every weight and optimiser state in a training plan is finite.
 fn plan_state_finite(r: &Runner) -> Result<bool> {
-    let states = r.sg.optimizer.iter().flat_map(|o| o.states.iter().map(|s| s.1));
+    let states =
+        r.sg.optimizer
+            .iter()
+            .flat_map(|o| o.states.iter().map(|s| s.1));
     for n in r.sg.params.iter().copied().chain(states) {
         let finite = match r.plan.f32_slice(n) {
             Some(s) => s.iter().all(|v| v.is_finite()),
