@@ -6,11 +6,23 @@
 //! cargo run --release --example imdb -- --data data/imdb-full --epochs 3 [--batch 128]
 //!     [--maxlen 200] [--save model.safetensors]
 //! ```
+use std::process::ExitCode;
 use std::time::Instant;
 
 use trellis::nn::prelude::*;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> ExitCode {
+    // Errors print as their message (Display), not as a Debug dump, and exit nonzero.
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse()?;
     let ds = match &args.data {
         Some(dir) => data::imdb::load_dir(dir)?,
@@ -42,12 +54,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let train_s = t.elapsed().as_secs_f64();
 
     let test = model.evaluate(&enc.x_test, &enc.y_test)?;
+    let timing = match args.epochs {
+        0 => "untrained".to_string(),
+        n => format!(
+            "{train_s:.1} s training, {:.1} s per epoch",
+            train_s / n as f64
+        ),
+    };
     println!(
-        "test loss {:.4} - test accuracy {:.4} ({:.1} s training, {:.1} s per epoch)",
+        "test loss {:.4} - test accuracy {:.4} ({timing})",
         test.loss,
         test.accuracy.unwrap_or(f64::NAN),
-        train_s,
-        train_s / args.epochs as f64
     );
     Ok(())
 }

@@ -11,10 +11,16 @@
 //! correction), `epoch` (epochs done, for the shuffle seed of the next epoch) and
 //! `input_shape` (per sample, comma-separated; restored when the model has none).
 //!
-//! Files are written atomically: to `{path}.tmp`, synced, then renamed over `path`.
+//! Files are written atomically: to a temp file of a name unique to the write
+//! (`{path}.{pid}.{n}.tmp`, same directory, so two writers never collide), synced, then renamed
+//! over `path`; the temp file is removed on every error path.
+//!
+//! Loading refuses a file holding a NaN or infinite value (weights or optimiser state: it
+//! would make every later result NaN) unless [`LoadOptions::allow_non_finite`] is set.
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
@@ -90,15 +96,101 @@ pub fn save(model: &Sequential, path: &Path) -> Result<()> {
         path: path.into(),
         message: e.to_string(),
     })?;
-    let mut tmp = PathBuf::from(path);
-    tmp.as_mut_os_string().push(".tmp");
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&buf).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
+    write_atomic(path, &buf)
+}
+
+/// A temp file beside `path` whose name no other write (in this process or another) uses;
+/// removed when dropped unless it has been renamed into place.
+struct TempFile(Option<PathBuf>);
+
+impl TempFile {
+    fn beside(path: &Path) -> Result<(TempFile, std::fs::File)> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let mut tmp = PathBuf::from(path);
+        tmp.as_mut_os_string()
+            .push(format!(".{}.{n}.tmp", std::process::id()));
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(io(&tmp))?;
+        Ok((TempFile(Some(tmp)), f))
     }
-    std::fs::rename(&tmp, path).map_err(io(path))?;
-    Ok(())
+    fn path(&self) -> &Path {
+        self.0.as_deref().expect("not yet renamed")
+    }
+    fn rename_to(mut self, path: &Path) -> Result<()> {
+        std::fs::rename(self.path(), path).map_err(io(path))?;
+        self.0 = None;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Writes `bytes` to `path` atomically (temp file, sync, rename).
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let (tmp, mut f) = TempFile::beside(path)?;
+    f.write_all(bytes).map_err(io(tmp.path()))?;
+    f.sync_all().map_err(io(tmp.path()))?;
+    drop(f);
+    tmp.rename_to(path)
+}
+
+/// Checks that a checkpoint can be written to `path` (called by `fit` before the first epoch):
+/// it is not a directory, its directory exists, and a file can be created there.
+pub fn check_writable(path: &Path) -> Result<()> {
+    let fail = |message: &str| NnError::Checkpoint {
+        path: path.into(),
+        message: format!("cannot save a checkpoint here: {message}"),
+    };
+    if path.is_dir() {
+        return Err(fail("it is a directory"));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(fail(&format!("{} is not a directory", dir.display())));
+    }
+    // The one reliable test of writability is to create the temp file the save will use.
+    TempFile::beside(path).map(drop).map_err(|e| match e {
+        NnError::Io { source, .. } => fail(&source.to_string()),
+        e => e,
+    })
+}
+
+/// Options of [`load_with`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Accept NaN and infinite values in the file's tensors (refused by default).
+    pub allow_non_finite: bool,
+}
+
+/// The first non-finite value of `v`, as an error naming the tensor and index.
+fn check_finite(path: &Path, name: &str, v: &[f32], opts: LoadOptions) -> Result<()> {
+    if opts.allow_non_finite {
+        return Ok(());
+    }
+    match v.iter().position(|x| !x.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(NnError::Checkpoint {
+            path: path.into(),
+            message: format!(
+                "{name}[{i}] is {}: the checkpoint holds non-finite values (a diverged run?); \
+                 load it with LoadOptions {{ allow_non_finite: true }} to accept them",
+                v[i]
+            ),
+        }),
+    }
 }
 
 fn f32s(path: &Path, name: &str, t: &TensorView) -> Result<Vec<f32>> {
@@ -116,7 +208,7 @@ fn f32s(path: &Path, name: &str, t: &TensorView) -> Result<Vec<f32>> {
 
 /// Restores `model`'s weights (and, when present, optimiser state and step count) from `path`.
 /// Nothing changes unless every tensor loads.
-pub fn load(model: &mut Sequential, path: &Path) -> Result<()> {
+pub fn load(model: &mut Sequential, path: &Path, opts: LoadOptions) -> Result<()> {
     let buf = std::fs::read(path).map_err(io(path))?;
     let err = |message: String| NnError::Checkpoint {
         path: path.into(),
@@ -159,6 +251,7 @@ pub fn load(model: &mut Sequential, path: &Path) -> Result<()> {
                 }
             }
         }
+        check_finite(path, &s.name, &v, opts)?;
         weights.push(v);
     }
     let meta = meta.metadata().clone().unwrap_or_default();
@@ -188,6 +281,7 @@ pub fn load(model: &mut Sequential, path: &Path) -> Result<()> {
                 }
             }
             let v = f32s(path, &name, &t)?;
+            check_finite(path, &name, &v, opts)?;
             state.insert(name, v);
         }
         step = match meta.get("step") {

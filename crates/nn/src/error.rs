@@ -112,6 +112,23 @@ pub enum NnError {
     #[error("jit: {0}")]
     Jit(#[from] trellis_jit::JitError),
 
+    /// A float input that is NaN or infinite.
+    #[error("x: sample {sample}, position {position} is {value}: inputs must be finite")]
+    NonFiniteInput {
+        sample: usize,
+        position: usize,
+        value: f32,
+    },
+
+    /// A value the model computed that is NaN or infinite (a diverging run).
+    #[error("{0}")]
+    NonFinite(String),
+
+    /// A size that cannot be had: its arithmetic overflows, or it needs more memory than is
+    /// available (or than the limit set).
+    #[error("{what}: {message}")]
+    TooLarge { what: String, message: String },
+
     /// A function argument is out of its domain.
     #[error("invalid argument `{name}` = {value}: {message}")]
     InvalidArgument {

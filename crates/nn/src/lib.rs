@@ -21,6 +21,7 @@ pub mod error;
 pub mod init;
 pub mod layers;
 pub mod losses;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod optim;

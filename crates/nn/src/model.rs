@@ -20,18 +20,21 @@
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use trellis_ir::{Graph, NodeId, TensorType};
 use trellis_jit::{CompileOptions, Plan};
 
-use crate::data::{batch_ranges, shuffled_indices, SplitMix64};
+use crate::checkpoint::LoadOptions;
+use crate::data::{batch_ranges, SplitMix64};
 use crate::layers::{Act, BuildCtx, Embedding, Layer, Layout, MaskInput, ParamSpec, Scope};
 use crate::losses::{weighted_sum, Loss};
+use crate::memory::checked_numel;
 use crate::metrics::{accuracy_counts, Metric};
 use crate::optim::{Optimizer, OptimizerGraph};
 use crate::{NnError, Result};
+
+mod fit;
 
 /// Model inputs: token ids (for a model that starts with an [`Embedding`]) or floats, row-major
 /// `[n, per-sample shape]`.
@@ -249,6 +252,8 @@ pub struct Sequential {
     step: u64,
     epochs_done: usize,
     eval_batch: usize,
+    /// Host memory the parameters may take (`None`: what the system has available).
+    memory_limit: Option<u64>,
     train: Option<Runner>,
     infer: Option<Runner>,
 }
@@ -291,6 +296,13 @@ impl Sequential {
     /// Seeds the weight initialisers (default 0).
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
+        self
+    }
+    /// Caps the host memory that building the model may take for its parameters (weights,
+    /// optimiser state, initialiser workspace), in bytes; by default the memory the system has
+    /// available. A model over it is an error naming its largest parameter.
+    pub fn with_memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = Some(bytes);
         self
     }
     /// The shape of one sample (without the batch axis): `[T]` for token ids, `[F]` or `[T, F]`
@@ -438,11 +450,24 @@ impl Sequential {
                 }
             };
             let p = l.params(&s, features);
+            if let Some(z) = p.iter().find(|p| p.shape.contains(&0)) {
+                return Err(NnError::Model(format!(
+                    "layer {i} ({}): parameter {} has shape {:?}: sizes must be positive",
+                    l.kind(),
+                    z.name,
+                    z.shape
+                )));
+            }
             ranges.push(specs.len()..specs.len() + p.len());
             specs.extend(p);
             features = l.out_features(features);
             scope = Some(s);
         }
+        let states = self
+            .compiled
+            .as_ref()
+            .map_or(0, |c| c.optimizer.state_names().len());
+        crate::memory::check_params(&specs, states, self.memory_limit)?;
         let mut rng = SplitMix64::new(self.seed);
         self.weights = specs
             .iter()
@@ -477,6 +502,7 @@ impl Sequential {
         metrics: &[Metric],
     ) -> Result<()> {
         let optimizer = optimizer.into();
+        optimizer.validate()?;
         if self
             .state_owner
             .as_deref()
@@ -664,6 +690,13 @@ impl Sequential {
             Some(y) => {
                 let k = self.out_width()?;
                 let per = c.loss.targets_per_sample(k);
+                if per == 0 {
+                    return Err(NnError::Model(
+                        "the model's output width is unknown: it has no layers, or its input \
+                         shape is unknown (call with_input_shape or fit first)"
+                            .into(),
+                    ));
+                }
                 if !y.len().is_multiple_of(per) {
                     return Err(NnError::Shape(format!(
                         "y has {} values, not a multiple of the {per} targets per sample",
@@ -684,16 +717,12 @@ impl Sequential {
                 n
             }
             None => {
-                let row: usize = self
-                    .input_shape
-                    .as_ref()
-                    .ok_or_else(|| {
-                        NnError::Model(
-                            "the input shape is unknown: call with_input_shape or fit first".into(),
-                        )
-                    })?
-                    .iter()
-                    .product();
+                let shape = self.input_shape.as_ref().ok_or_else(|| {
+                    NnError::Model(
+                        "the input shape is unknown: call with_input_shape or fit first".into(),
+                    )
+                })?;
+                let row = checked_numel(shape).unwrap_or(0);
                 if row == 0 || !x.len().is_multiple_of(row) || x.is_empty() {
                     return Err(NnError::Shape(format!(
                         "x has {} values, not a whole number of rows of {row}",
@@ -704,9 +733,12 @@ impl Sequential {
             }
         };
         let row_len = x.len() / n;
+        if row_len == 0 {
+            return Err(NnError::Shape(format!("x is empty, for {n} samples of y")));
+        }
         let row = match &self.input_shape {
             Some(s) => {
-                if s.iter().product::<usize>() != row_len {
+                if checked_numel(s) != Some(row_len) {
                     return Err(NnError::Shape(format!(
                         "x has {row_len} values per sample ({} values for {n} samples), the \
                          model's input shape is {s:?}",
@@ -725,6 +757,15 @@ impl Sequential {
                     sample: i / row_len,
                     position: i % row_len,
                     vocab,
+                });
+            }
+        }
+        if let Inputs::Floats(v) = x {
+            if let Some(i) = v.iter().position(|f| !f.is_finite()) {
+                return Err(NnError::NonFiniteInput {
+                    sample: i / row_len,
+                    position: i % row_len,
+                    value: v[i],
                 });
             }
         }
@@ -794,164 +835,6 @@ impl Sequential {
         Ok(())
     }
 
-    /// Trains the model (Keras's `fit`).
-    pub fn fit<'a>(
-        &mut self,
-        x: impl Into<Inputs<'a>>,
-        y: &[f32],
-        opts: &FitOptions,
-    ) -> Result<History> {
-        let x = x.into();
-        if opts.batch_size == 0 {
-            return Err(NnError::InvalidArgument {
-                name: "batch_size",
-                value: "0".into(),
-                message: "must be positive".into(),
-            });
-        }
-        if !(0.0..1.0).contains(&opts.validation_split) {
-            return Err(NnError::InvalidArgument {
-                name: "validation_split",
-                value: opts.validation_split.to_string(),
-                message: "must be in [0, 1)".into(),
-            });
-        }
-        self.compiled()?;
-        if self.input_shape.is_none() {
-            // Infer the per-sample shape from the data: [row] (ids, or features of a Dense).
-            let per = self.compiled()?.loss.targets_per_sample(self.out_width()?);
-            let n = y.len() / per.max(1);
-            if n > 0 && x.len().is_multiple_of(n) {
-                self.input_shape = Some(vec![x.len() / n]);
-            }
-        }
-        self.build()?;
-        let (n_all, row) = self.check_data(&x, Some(y))?;
-        let row_len: usize = row.iter().product();
-        let per_y = y.len() / n_all;
-        // Hold out the last fraction (Keras takes it before shuffling).
-        let (n_train, val) = match opts.validation_data {
-            Some((vx, vy)) => {
-                self.check_data(&vx, Some(vy))?;
-                (n_all, Some((vx, vy)))
-            }
-            None if opts.validation_split > 0.0 => {
-                let n_val = ((n_all as f64) * opts.validation_split as f64).round() as usize;
-                let n_tr = n_all - n_val;
-                if n_val == 0 || n_tr == 0 {
-                    (n_all, None)
-                } else {
-                    (
-                        n_tr,
-                        Some((x.slice(n_tr * row_len..n_all * row_len), &y[n_tr * per_y..])),
-                    )
-                }
-            }
-            None => (n_all, None),
-        };
-        let c = self.compiled()?.clone();
-        let acc = c.metrics.contains(&Metric::Accuracy);
-        let b = opts.batch_size;
-        self.eval_batch = b;
-        let mut r = self.runner(true, b, &row)?;
-        let result = (|| -> Result<History> {
-            self.push_weights(&mut r)?;
-            let mut history = History::default();
-            for e in 0..opts.epochs {
-                let epoch = self.epochs_done + 1;
-                let t0 = Instant::now();
-                let order: Vec<usize> = if opts.shuffle {
-                    shuffled_indices(n_train, opts.seed.wrapping_add(epoch as u64))
-                } else {
-                    (0..n_train).collect()
-                };
-                let mut rng =
-                    SplitMix64::new(opts.seed ^ (epoch as u64).wrapping_mul(0xD134_2543_DE82_EF95));
-                let bar = progress_bar(opts.verbose, n_train, e, opts.epochs);
-                let (mut loss_sum, mut correct, mut counted) = (0f64, 0u64, 0u64);
-                let mut steps = 0;
-                for range in batch_ranges(n_train, b)? {
-                    let rows = &order[range];
-                    self.feed(&mut r, &x, Some(y), rows, row_len)?;
-                    let o = r.sg.optimizer.as_ref().expect("training graph");
-                    r.plan
-                        .set_f32(o.lr, &[c.optimizer.lr_for_step(self.step)])?;
-                    for m in &r.sg.masks {
-                        let len = r.sg.graph.ty(m.node).numel();
-                        let scale = 1.0 / (1.0 - m.rate);
-                        let mask: Vec<f32> = (0..len)
-                            .map(|_| {
-                                if rng.next_f64() < m.rate as f64 {
-                                    0.0
-                                } else {
-                                    scale
-                                }
-                            })
-                            .collect();
-                        r.plan.set_f32(m.node, &mask)?;
-                    }
-                    r.plan.run()?;
-                    self.step += 1;
-                    steps += 1;
-                    let l = scalar(&r.plan, r.sg.loss)?;
-                    loss_sum += l * rows.len() as f64;
-                    if acc {
-                        let yr: Vec<f32> = rows
-                            .iter()
-                            .flat_map(|&s| y[s * per_y..(s + 1) * per_y].iter().copied())
-                            .collect();
-                        let p = values(&r.plan, r.sg.pred)?;
-                        let (ok, cnt) =
-                            accuracy_counts(c.loss, &p, &yr, rows.len(), r.sg.out_width);
-                        correct += ok;
-                        counted += cnt;
-                    }
-                    if let Some(bar) = &bar {
-                        bar.inc(rows.len() as u64);
-                        let done = bar.position() as f64;
-                        let mut msg = format!("loss {:.4}", loss_sum / done);
-                        if acc {
-                            msg += &format!(" - accuracy {:.4}", correct as f64 / counted as f64);
-                        }
-                        let sps = done / t0.elapsed().as_secs_f64();
-                        msg += &format!(" - {sps:.0} samples/s");
-                        bar.set_message(msg);
-                    }
-                }
-                let train_s = t0.elapsed().as_secs_f64();
-                if let Some(bar) = bar {
-                    bar.finish_and_clear();
-                }
-                self.pull_weights(&r)?;
-                self.epochs_done += 1;
-                let mut log = EpochLog {
-                    epoch,
-                    loss: loss_sum / n_train as f64,
-                    accuracy: acc.then(|| correct as f64 / counted.max(1) as f64),
-                    steps,
-                    samples_per_sec: n_train as f64 / train_s,
-                    ..Default::default()
-                };
-                if let Some((vx, vy)) = val {
-                    let ev = self.evaluate(vx, vy)?;
-                    log.val_loss = Some(ev.loss);
-                    log.val_accuracy = ev.accuracy;
-                }
-                log.seconds = t0.elapsed().as_secs_f64();
-                if let Some(p) = &opts.checkpoint {
-                    self.save(p)?;
-                }
-                if opts.verbose {
-                    println!("{}", format_log(&log, opts.epochs, e + 1));
-                }
-                history.epochs.push(log);
-            }
-            Ok(history)
-        })();
-        self.train = Some(r);
-        result
-    }
-
     /// Runs the forward plan over `x` in batches; calls `f(rows, predictions)` per batch.
     fn forward_batches(
         &mut self,
@@ -961,7 +844,8 @@ impl Sequential {
     ) -> Result<usize> {
         let (n, row) = self.check_data(x, y)?;
         let row_len: usize = row.iter().product();
-        let b = self.eval_batch.max(1);
+        // A plan for more rows than there are samples would only add padding.
+        let b = self.eval_batch.min(n).max(1);
         let mut r = self.runner(false, b, &row)?;
         let res = (|| -> Result<()> {
             self.push_weights(&mut r)?;
@@ -972,7 +856,23 @@ impl Sequential {
                 r.plan.run()?;
                 let l = scalar(&r.plan, r.sg.loss)?;
                 let p = values(&r.plan, r.sg.pred)?;
-                f(rows, &p[..rows.len() * r.sg.out_width], l);
+                let p = &p[..rows.len() * r.sg.out_width];
+                if let Some(i) = p.iter().position(|v| !v.is_finite()) {
+                    return Err(NnError::NonFinite(format!(
+                        "the model's output for sample {} is {} (its weights or inputs are too \
+                         large for f32)",
+                        rows[i / r.sg.out_width],
+                        p[i]
+                    )));
+                }
+                if y.is_some() && !l.is_finite() {
+                    return Err(NnError::NonFinite(format!(
+                        "the loss of samples {}..{} is {l}",
+                        rows[0],
+                        rows[0] + rows.len()
+                    )));
+                }
+                f(rows, p, l);
             }
             Ok(())
         })();
@@ -1017,9 +917,14 @@ impl Sequential {
         crate::checkpoint::save(self, path.as_ref())
     }
     /// Restores weights, optimiser state and step count from [`Sequential::save`]'s file.
+    /// A file holding NaN or infinite values is refused (see [`Sequential::load_with`]).
     pub fn load(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        self.load_with(path, LoadOptions::default())
+    }
+    /// [`Sequential::load`] with options (e.g. accepting non-finite values).
+    pub fn load_with(&mut self, path: impl AsRef<Path>, opts: LoadOptions) -> Result<()> {
         self.build()?;
-        crate::checkpoint::load(self, path.as_ref())
+        crate::checkpoint::load(self, path.as_ref(), opts)
     }
 }
 

@@ -7,7 +7,7 @@
 //! the bias-corrected `lr_t` computed on the host from the step count).
 use trellis_ir::{DType, Graph, NodeId, TensorType};
 
-use crate::Result;
+use crate::{NnError, Result};
 
 /// Adam, with the Keras defaults (`lr 1e-3, beta_1 0.9, beta_2 0.999, epsilon 1e-7`) and the
 /// Keras update:
@@ -162,6 +162,54 @@ impl Optimizer {
             }
             Optimizer::Sgd(s) => s.learning_rate as f32,
         }
+    }
+
+    /// Checks the hyperparameters (done by `compile`): a value that would make every weight
+    /// NaN or send training the wrong way is an error naming it.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |name: &'static str, value: f64, message: &str| {
+            Err(NnError::InvalidArgument {
+                name,
+                value: value.to_string(),
+                message: message.into(),
+            })
+        };
+        // The learning rate is fed as f32 (Adam's `lr_t` can grow by 1 / (1 - beta_1)).
+        let lr_ok = |lr: f64| lr.is_finite() && lr >= 0.0 && lr <= f32::MAX as f64;
+        let unit = |b: f64| (0.0..1.0).contains(&b);
+        let (lr, clip) = match self {
+            Optimizer::Adam(a) => {
+                if !unit(a.beta_1) {
+                    return bad("beta_1", a.beta_1, "must be in [0, 1)");
+                }
+                if !unit(a.beta_2) {
+                    return bad("beta_2", a.beta_2, "must be in [0, 1)");
+                }
+                if !(a.epsilon.is_finite() && a.epsilon > 0.0 && a.epsilon as f32 > 0.0) {
+                    return bad("epsilon", a.epsilon, "must be positive and finite (as f32)");
+                }
+                (a.learning_rate, a.global_clipnorm)
+            }
+            Optimizer::Sgd(s) => {
+                if !unit(s.momentum) {
+                    return bad("momentum", s.momentum, "must be in [0, 1)");
+                }
+                (s.learning_rate, s.global_clipnorm)
+            }
+        };
+        if !lr_ok(lr) {
+            return bad(
+                "learning_rate",
+                lr,
+                "must be finite, non-negative and within f32 range",
+            );
+        }
+        if let Some(c) = clip {
+            if !(c.is_finite() && c > 0.0 && c as f32 > 0.0) {
+                return bad("global_clipnorm", c, "must be positive and finite (as f32)");
+            }
+        }
+        Ok(())
     }
 
     fn clipnorm(&self) -> Option<f64> {

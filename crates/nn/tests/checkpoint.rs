@@ -1,5 +1,6 @@
 //! Checkpoints: round trip, resume, PyTorch bias convention, and clear errors for truncated and
 //! mismatched files.
+use trellis_nn::checkpoint::LoadOptions;
 use trellis_nn::prelude::*;
 use trellis_nn::NnError;
 
@@ -236,4 +237,122 @@ fn load_before_compile_keeps_optimizer_state_and_a_new_optimizer_kind_resets_it(
     let buf = std::fs::read(&path).unwrap();
     let st = safetensors::SafeTensors::deserialize(&buf).unwrap();
     assert!(st.names().iter().all(|n| !n.starts_with("optimizer.")));
+}
+
+#[test]
+fn checkpoints_with_non_finite_values_are_refused_unless_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = task(8);
+    let mut a = model(1, 6);
+    a.fit(&x, &y, &FitOptions::new(1, 4).quiet()).unwrap();
+    // NaN weights (set by hand: fit never leaves them).
+    let w = "lstm.weight_hh_l0";
+    let mut bad = a.weight(w).unwrap().to_vec();
+    bad[5] = f32::NAN;
+    let mut b = model(1, 6);
+    b.fit(&x, &y, &FitOptions::new(1, 4).quiet()).unwrap();
+    b.set_weight(w, &bad).unwrap();
+    let p = dir.path().join("nan.safetensors");
+    b.save(&p).unwrap();
+    let mut c = model(3, 6);
+    let before = c.weights().to_vec();
+    let e = c.load(&p).unwrap_err().to_string();
+    assert!(
+        e.contains("lstm.weight_hh_l0[5] is NaN") && e.contains("allow_non_finite"),
+        "{e}"
+    );
+    assert_eq!(c.weights(), &before[..]);
+    c.load_with(
+        &p,
+        LoadOptions {
+            allow_non_finite: true,
+        },
+    )
+    .unwrap();
+    assert!(c.weight(w).unwrap()[5].is_nan());
+}
+
+#[test]
+fn nan_optimizer_state_in_a_checkpoint_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = task(8);
+    let mut a = model(1, 6);
+    a.fit(&x, &y, &FitOptions::new(1, 4).quiet()).unwrap();
+    let p = dir.path().join("m.safetensors");
+    a.save(&p).unwrap();
+    // Overwrite one f32 of the optimiser's `v` for the dense weight with NaN, in place.
+    let mut bytes = std::fs::read(&p).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    let off = header["optimizer.v.dense.weight"]["data_offsets"][0]
+        .as_u64()
+        .unwrap() as usize;
+    let at = 8 + header_len + off;
+    bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(&p, &bytes).unwrap();
+    let mut b = model(2, 6);
+    let e = b.load(&p).unwrap_err().to_string();
+    assert!(e.contains("optimizer.v.dense.weight[0] is NaN"), "{e}");
+    assert_eq!(b.step(), 0);
+}
+
+#[test]
+fn concurrent_saves_use_unique_temp_files_and_leave_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.safetensors");
+    let (x, y) = task(8);
+    let mut a = model(1, 6);
+    a.fit(&x, &y, &FitOptions::new(1, 4).quiet()).unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..25 {
+                    a.save(&p).unwrap();
+                }
+            });
+        }
+    });
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["m.safetensors"]);
+    model(5, 6).load(&p).unwrap();
+    // A save that fails (the path is a directory) removes its temp file too.
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(sub.join("keep"), b"x").unwrap();
+    assert!(a.save(&sub).is_err());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+}
+
+#[test]
+fn the_checkpoint_path_is_checked_before_the_first_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = task(8);
+    for (path, want) in [
+        (
+            dir.path().join("no/such/dir/m.safetensors"),
+            "is not a directory",
+        ),
+        (dir.path().to_path_buf(), "it is a directory"),
+    ] {
+        let mut m = model(1, 6);
+        let before = m.weights().to_vec();
+        let e = m
+            .fit(
+                &x,
+                &y,
+                &FitOptions::new(2, 4).with_checkpoint(&path).quiet(),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cannot save a checkpoint here") && e.contains(want),
+            "{e}"
+        );
+        assert_eq!(m.step(), 0);
+        assert_eq!(m.weights(), &before[..]);
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }

@@ -328,3 +328,53 @@ fn bad_inputs_give_clear_errors() {
     let e = n.fit(&x, &y, &q).unwrap_err().to_string();
     assert!(e.contains("compile"), "{e}");
 }
+
+#[test]
+fn fit_compiles_for_the_samples_it_has() {
+    // batch_size 1e9 used to allocate a 1e9-row plan and abort; now it is a batch of 6.
+    let (x, y) = task(6, 5, 1);
+    let mut a = tiny(2);
+    let ha = a
+        .fit(&x, &y, &FitOptions::new(2, 1_000_000_000).quiet())
+        .unwrap();
+    let mut b = tiny(2);
+    let hb = b.fit(&x, &y, &FitOptions::new(2, 6).quiet()).unwrap();
+    assert_eq!(ha.loss(), hb.loss());
+    assert_eq!(ha.epochs[0].steps, 1);
+    assert_eq!(a.weights(), b.weights());
+    // evaluate and predict with an eval batch far above the data size.
+    a.set_eval_batch_size(usize::MAX);
+    assert_eq!(a.predict(&x).unwrap(), b.predict(&x).unwrap());
+    assert_eq!(
+        a.evaluate(&x, &y).unwrap().loss,
+        b.evaluate(&x, &y).unwrap().loss
+    );
+}
+
+#[test]
+fn a_validation_split_of_zero_samples_is_an_error() {
+    let (x, y) = task(10, 5, 1);
+    let mut m = tiny(1);
+    let e = m
+        .fit(
+            &x,
+            &y,
+            &FitOptions::new(1, 4).with_validation_split(0.01).quiet(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "invalid argument `validation_split` = 0.01: holds out 0 of the 10 samples, leaving 10 \
+         to train on: both parts must have at least one sample"
+    );
+    let e = m
+        .fit(
+            &x[..5],
+            &y[..1],
+            &FitOptions::new(1, 4).with_validation_split(0.6).quiet(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("holds out 1 of the 1 samples, leaving 0"), "{e}");
+}

@@ -67,6 +67,8 @@ struct RawReview {
 /// `file` names the source in errors: malformed JSON gives its line and column, a label
 /// other than 0 or 1 the review's index and the value.
 pub fn parse_reviews_json(bytes: &[u8], file: &str) -> Result<Vec<(String, u8)>> {
+    // A UTF-8 byte order mark (as some editors write) is not JSON but harmless: skip it.
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let raw: Vec<RawReview> = serde_json::from_slice(bytes).map_err(|e| {
         let mut message = e.to_string();
         if let Some(at) = message.rfind(" at line ") {

@@ -150,18 +150,20 @@ impl Layer for Lstm {
     fn params(&self, scope: &Scope, in_features: usize) -> Vec<ParamSpec> {
         let (c, m, k) = (&self.config, &scope.module, scope.index);
         let h = c.units;
+        // Saturating: an absurd `units` then fails the model's size check with a clear error.
+        let h4 = h.saturating_mul(4);
         vec![
             ParamSpec::new(
                 format!("{m}.weight_ih_l{k}"),
-                &[4 * h, in_features],
+                &[h4, in_features],
                 c.kernel_init.clone(),
             ),
             ParamSpec::new(
                 format!("{m}.weight_hh_l{k}"),
-                &[4 * h, h],
+                &[h4, h],
                 c.recurrent_init.clone(),
             ),
-            ParamSpec::new(format!("{m}.bias_ih_l{k}"), &[4 * h], c.bias_init.clone()),
+            ParamSpec::new(format!("{m}.bias_ih_l{k}"), &[h4], c.bias_init.clone()),
         ]
     }
     fn build(&self, g: &mut Graph, x: Act, params: &[NodeId], _: &mut BuildCtx) -> Result<Act> {

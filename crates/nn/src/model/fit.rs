@@ -1,0 +1,330 @@
+//! `fit`, the training loop, and the guards that keep a run from ending silently wrong: the
+//! step is compiled for `min(batch_size, samples)`, the checkpoint path is checked before the
+//! first epoch, and the first non-finite loss stops training (Keras's `TerminateOnNaN`, always
+//! on) with an error naming the epoch and batch, the model keeping its weights from before it.
+use std::time::Instant;
+
+use indicatif::ProgressBar;
+
+use super::{
+    format_log, progress_bar, scalar, values, Compiled, EpochLog, FitOptions, History, Inputs,
+    Runner, Sequential,
+};
+use crate::data::{batch_ranges, shuffled_indices, SplitMix64};
+use crate::metrics::{accuracy_counts, Metric};
+use crate::{NnError, Result};
+
+/// The training data of one `fit` call.
+struct TrainData<'x> {
+    x: Inputs<'x>,
+    y: &'x [f32],
+    row_len: usize,
+    per_y: usize,
+}
+
+/// One epoch's schedule: its number, the sample order, the batch size and the settings.
+struct Epoch<'e> {
+    number: usize,
+    order: &'e [usize],
+    batch: usize,
+    compiled: &'e Compiled,
+    seed: u64,
+}
+
+/// What one pass over an epoch's batches gives.
+#[derive(Default)]
+struct EpochRun {
+    loss_sum: f64,
+    correct: u64,
+    counted: u64,
+    steps: usize,
+    /// The first batch whose step went non-finite, and what went wrong.
+    bad: Option<(usize, String)>,
+}
+
+impl Sequential {
+    /// Trains the model (Keras's `fit`).
+    ///
+    /// Errors before any training when the data, the options or the checkpoint path are
+    /// unusable; stops at the first non-finite loss (or non-finite weights after an epoch) with
+    /// an error naming the epoch and batch, leaving the model with its weights and optimiser
+    /// state from before that batch (the epoch's earlier batches are replayed exactly).
+    pub fn fit<'a>(
+        &mut self,
+        x: impl Into<Inputs<'a>>,
+        y: &[f32],
+        opts: &FitOptions,
+    ) -> Result<History> {
+        let x = x.into();
+        if opts.batch_size == 0 {
+            return Err(NnError::InvalidArgument {
+                name: "batch_size",
+                value: "0".into(),
+                message: "must be positive".into(),
+            });
+        }
+        if !(0.0..1.0).contains(&opts.validation_split) {
+            return Err(NnError::InvalidArgument {
+                name: "validation_split",
+                value: opts.validation_split.to_string(),
+                message: "must be in [0, 1)".into(),
+            });
+        }
+        self.compiled()?;
+        let inferred = self.input_shape.is_none();
+        let was_built = !self.specs.is_empty();
+        if inferred {
+            // Infer the per-sample shape from the data: [row] (ids, or features of a Dense).
+            let per = self.compiled()?.loss.targets_per_sample(self.out_width()?);
+            if per > 0 && y.len().is_multiple_of(per) {
+                let n = y.len() / per;
+                if n > 0 && x.len().is_multiple_of(n) {
+                    self.input_shape = Some(vec![x.len() / n]);
+                }
+            }
+        }
+        let checked = self.build().and_then(|_| self.check_data(&x, Some(y)));
+        if checked.is_err() && inferred {
+            // A guess from data that turned out wrong must not stick to the model.
+            self.input_shape = None;
+            if !was_built {
+                self.specs.clear();
+                self.weights.clear();
+                self.opt_state.clear();
+            }
+        }
+        let (n_all, row) = checked?;
+        let row_len = x.len() / n_all;
+        let per_y = y.len() / n_all;
+        // Hold out the last fraction (Keras takes it before shuffling).
+        let (n_train, val) = match opts.validation_data {
+            Some((vx, vy)) => {
+                self.check_data(&vx, Some(vy))?;
+                (n_all, Some((vx, vy)))
+            }
+            None if opts.validation_split > 0.0 => {
+                let n_val = ((n_all as f64) * opts.validation_split as f64).round() as usize;
+                let n_tr = n_all - n_val;
+                if n_val == 0 || n_tr == 0 {
+                    return Err(NnError::InvalidArgument {
+                        name: "validation_split",
+                        value: opts.validation_split.to_string(),
+                        message: format!(
+                            "holds out {n_val} of the {n_all} samples, leaving {n_tr} to train \
+                             on: both parts must have at least one sample"
+                        ),
+                    });
+                }
+                (
+                    n_tr,
+                    Some((x.slice(n_tr * row_len..n_all * row_len), &y[n_tr * per_y..])),
+                )
+            }
+            None => (n_all, None),
+        };
+        if let Some(p) = &opts.checkpoint {
+            crate::checkpoint::check_writable(p)?;
+        }
+        let c = self.compiled()?.clone();
+        // A plan for more rows than there are samples would only add padding.
+        let b = opts.batch_size.min(n_train);
+        self.eval_batch = opts.batch_size;
+        let mut r = self.runner(true, b, &row)?;
+        let data = TrainData {
+            x,
+            y,
+            row_len,
+            per_y,
+        };
+        let result = (|| -> Result<History> {
+            self.push_weights(&mut r)?;
+            let mut history = History::default();
+            for e in 0..opts.epochs {
+                let epoch = self.epochs_done + 1;
+                let t0 = Instant::now();
+                let order: Vec<usize> = if opts.shuffle {
+                    shuffled_indices(n_train, opts.seed.wrapping_add(epoch as u64))
+                } else {
+                    (0..n_train).collect()
+                };
+                let step0 = self.step;
+                let ep = Epoch {
+                    number: epoch,
+                    order: &order,
+                    batch: b,
+                    compiled: &c,
+                    seed: opts.seed,
+                };
+                let bar = progress_bar(opts.verbose, n_train, e, opts.epochs);
+                let run = self.run_epoch(&mut r, &data, &ep, None, bar.as_ref())?;
+                let train_s = t0.elapsed().as_secs_f64();
+                if let Some(bar) = bar {
+                    bar.finish_and_clear();
+                }
+                let batches = n_train.div_ceil(b);
+                let bad = match run.bad {
+                    Some(bad) => Some(bad),
+                    None if !plan_state_finite(&r)? => Some((
+                        batches - 1,
+                        "the update left non-finite weights".to_string(),
+                    )),
+                    None => None,
+                };
+                if let Some((batch, what)) = bad {
+                    let kept = self.roll_back(&mut r, &data, &ep, step0, batch);
+                    return Err(NnError::NonFinite(format!(
+                        "epoch {epoch}, batch {} of {batches}: {what}; training stopped, the \
+                         model keeps its weights {kept}",
+                        batch + 1
+                    )));
+                }
+                self.pull_weights(&r)?;
+                self.epochs_done += 1;
+                let mut log = EpochLog {
+                    epoch,
+                    loss: run.loss_sum / n_train as f64,
+                    accuracy: c
+                        .metrics
+                        .contains(&Metric::Accuracy)
+                        .then(|| run.correct as f64 / run.counted.max(1) as f64),
+                    steps: run.steps,
+                    samples_per_sec: n_train as f64 / train_s,
+                    ..Default::default()
+                };
+                if let Some((vx, vy)) = val {
+                    let ev = self.evaluate(vx, vy)?;
+                    log.val_loss = Some(ev.loss);
+                    log.val_accuracy = ev.accuracy;
+                }
+                log.seconds = t0.elapsed().as_secs_f64();
+                if let Some(p) = &opts.checkpoint {
+                    self.save(p)?;
+                }
+                if opts.verbose {
+                    println!("{}", format_log(&log, opts.epochs, e + 1));
+                }
+                history.epochs.push(log);
+            }
+            Ok(history)
+        })();
+        self.train = Some(r);
+        result
+    }
+
+    /// Runs the training steps of one epoch over `order` (only the batches before `stop`, when
+    /// given); stops at the first non-finite loss.
+    fn run_epoch(
+        &mut self,
+        r: &mut Runner,
+        d: &TrainData,
+        ep: &Epoch,
+        stop: Option<usize>,
+        bar: Option<&ProgressBar>,
+    ) -> Result<EpochRun> {
+        let c = ep.compiled;
+        let acc = c.metrics.contains(&Metric::Accuracy) && stop.is_none();
+        let mut rng =
+            SplitMix64::new(ep.seed ^ (ep.number as u64).wrapping_mul(0xD134_2543_DE82_EF95));
+        let t0 = Instant::now();
+        let mut out = EpochRun::default();
+        for (bi, range) in batch_ranges(ep.order.len(), ep.batch)?.enumerate() {
+            if stop == Some(bi) {
+                break;
+            }
+            let rows = &ep.order[range];
+            self.feed(r, &d.x, Some(d.y), rows, d.row_len)?;
+            let o = r.sg.optimizer.as_ref().expect("training graph");
+            r.plan
+                .set_f32(o.lr, &[c.optimizer.lr_for_step(self.step)])?;
+            for m in &r.sg.masks {
+                let len = r.sg.graph.ty(m.node).numel();
+                let scale = 1.0 / (1.0 - m.rate);
+                let mask: Vec<f32> = (0..len)
+                    .map(|_| {
+                        if rng.next_f64() < m.rate as f64 {
+                            0.0
+                        } else {
+                            scale
+                        }
+                    })
+                    .collect();
+                r.plan.set_f32(m.node, &mask)?;
+            }
+            r.plan.run()?;
+            self.step += 1;
+            out.steps += 1;
+            let l = scalar(&r.plan, r.sg.loss)?;
+            if !l.is_finite() {
+                out.bad = Some((bi, format!("the loss is {l}")));
+                return Ok(out);
+            }
+            out.loss_sum += l * rows.len() as f64;
+            if acc {
+                let yr: Vec<f32> = rows
+                    .iter()
+                    .flat_map(|&s| d.y[s * d.per_y..(s + 1) * d.per_y].iter().copied())
+                    .collect();
+                let p = values(&r.plan, r.sg.pred)?;
+                let (ok, cnt) = accuracy_counts(c.loss, &p, &yr, rows.len(), r.sg.out_width);
+                out.correct += ok;
+                out.counted += cnt;
+            }
+            if let Some(bar) = bar {
+                bar.inc(rows.len() as u64);
+                let done = bar.position() as f64;
+                let mut msg = format!("loss {:.4}", out.loss_sum / done);
+                if acc {
+                    msg += &format!(" - accuracy {:.4}", out.correct as f64 / out.counted as f64);
+                }
+                let sps = done / t0.elapsed().as_secs_f64();
+                msg += &format!(" - {sps:.0} samples/s");
+                bar.set_message(msg);
+            }
+        }
+        Ok(out)
+    }
+
+    /// After batch `batch` of epoch `ep` went non-finite: resets the plan to the epoch's start
+    /// (which the host still holds: weights are pulled at epoch ends), replays the batches
+    /// before `batch` (deterministic: same order, same dropout masks) and keeps their result
+    /// when it is finite, else the epoch's start. Says which weights the model kept.
+    fn roll_back(
+        &mut self,
+        r: &mut Runner,
+        d: &TrainData,
+        ep: &Epoch,
+        step0: u64,
+        batch: usize,
+    ) -> &'static str {
+        self.step = step0;
+        let replayed = (|| -> Result<bool> {
+            self.push_weights(r)?;
+            let run = self.run_epoch(r, d, ep, Some(batch), None)?;
+            Ok(run.bad.is_none() && plan_state_finite(r)?)
+        })();
+        if matches!(replayed, Ok(true)) && self.pull_weights(r).is_ok() {
+            "from before this batch"
+        } else {
+            self.step = step0;
+            "from the start of this epoch"
+        }
+    }
+}
+
+/// Whether every weight and optimiser state in a training plan is finite.
+fn plan_state_finite(r: &Runner) -> Result<bool> {
+    let states =
+        r.sg.optimizer
+            .iter()
+            .flat_map(|o| o.states.iter().map(|s| s.1));
+    for n in r.sg.params.iter().copied().chain(states) {
+        let finite = match r.plan.f32_slice(n) {
+            Some(s) => s.iter().all(|v| v.is_finite()),
+            None => values(&r.plan, n)?.iter().all(|v| v.is_finite()),
+        };
+        if !finite {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
