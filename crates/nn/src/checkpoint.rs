@@ -4,7 +4,7 @@
 //! - every parameter under its name (`embedding.weight`, `lstm.weight_ih_l0`, ...);
 //! - for each LSTM layer, `*.bias_hh_l{k}` as zeros beside trellis's one bias stored as
 //!   `*.bias_ih_l{k}` (PyTorch adds the two; loading sums them back, so a PyTorch state dict
-//!   loads too);
+//!   loads too); a GRU's two biases are parameters of their own, saved as they are;
 //! - optimiser state as `optimizer.{m,v,momentum}.{param}`.
 //!
 //! Metadata: `format = trellis`, `optimizer`, `step` (updates done, for Adam's bias
@@ -26,11 +26,13 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::{NnError, Result, Sequential};
 
-/// The name of the zero `bias_hh` companion of an LSTM `bias_ih` parameter.
-fn bias_hh_of(name: &str) -> Option<String> {
+/// The name of the zero `bias_hh` companion of an LSTM `bias_ih` parameter: a layer whose
+/// `bias_hh` is a parameter of its own (a GRU's) has none.
+fn bias_hh_of(model: &Sequential, name: &str) -> Option<String> {
     let (module, leaf) = name.rsplit_once('.')?;
     let k = leaf.strip_prefix("bias_ih_l")?;
-    Some(format!("{module}.bias_hh_l{k}"))
+    let hh = format!("{module}.bias_hh_l{k}");
+    (!model.param_specs().iter().any(|s| s.name == hh)).then_some(hh)
 }
 
 fn bytes(v: &[f32]) -> Vec<u8> {
@@ -54,7 +56,7 @@ pub fn save(model: &Sequential, path: &Path) -> Result<()> {
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for (s, w) in model.param_specs().iter().zip(model.weights()) {
         tensors.push((s.name.clone(), s.shape.clone(), bytes(w)));
-        if let Some(hh) = bias_hh_of(&s.name) {
+        if let Some(hh) = bias_hh_of(model, &s.name) {
             tensors.push((hh, s.shape.clone(), bytes(&vec![0.0; w.len()])));
         }
     }
@@ -236,7 +238,7 @@ pub fn load(model: &mut Sequential, path: &Path, opts: LoadOptions) -> Result<()
             });
         }
         let mut v = f32s(path, &s.name, &t)?;
-        if let Some(hh) = bias_hh_of(&s.name) {
+        if let Some(hh) = bias_hh_of(model, &s.name) {
             if let Ok(t2) = st.tensor(&hh) {
                 if t2.shape() != s.shape.as_slice() {
                     return Err(NnError::CheckpointShape {

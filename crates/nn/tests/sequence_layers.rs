@@ -1,6 +1,7 @@
 //! GRU, Bidirectional and masking in models: PyTorch parameter names, output widths, and the
 //! masking promise at the model level (pre- and post-padded ids train alike).
 use trellis_nn::prelude::*;
+use trellis_nn::Init;
 
 fn names(m: &Sequential) -> Vec<String> {
     m.param_specs()
@@ -163,4 +164,56 @@ fn masking_layer_skips_steps_whose_features_all_equal_the_value() {
     for (a, b) in losses[0].iter().zip(&losses[1]) {
         assert!((a - b).abs() < 1e-6, "{losses:?}");
     }
+}
+
+#[test]
+fn gru_and_bidirectional_checkpoints_round_trip_with_torch_names() {
+    let build = || {
+        compiled(
+            Sequential::new()
+                .add(Embedding::new(10, 4))
+                .add(Bidirectional::new(
+                    LstmConfig::new(3).with_return_sequences(true).init(),
+                ))
+                .add(GruConfig::new(3).with_bias_init(Init::Uniform(0.5)))
+                .add(Dense::new(1, Activation::Sigmoid)),
+        )
+    };
+    let mut m = build();
+    let x: Vec<i64> = (0..12).map(|i| i % 10).collect();
+    m.fit(&x, &[1.0, 0.0, 1.0], &FitOptions::new(1, 3).quiet())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    m.save(&path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
+    names.retain(|n| !n.starts_with("optimizer."));
+    names.sort();
+    let mut want: Vec<String> = [
+        "dense.bias",
+        "dense.weight",
+        "embedding.weight",
+        "gru.bias_hh_l0",
+        "gru.bias_ih_l0",
+        "gru.weight_hh_l0",
+        "gru.weight_ih_l0",
+    ]
+    .map(String::from)
+    .to_vec();
+    for suffix in ["", "_reverse"] {
+        for t in ["bias_hh", "bias_ih", "weight_hh", "weight_ih"] {
+            want.push(format!("lstm.{t}_l0{suffix}"));
+        }
+    }
+    want.sort();
+    assert_eq!(names, want);
+    // The GRU's recurrent bias is its own parameter, saved as it is (not a zero companion).
+    let hh = st.tensor("gru.bias_hh_l0").unwrap();
+    assert!(hh.data().chunks(4).any(|c| c != [0, 0, 0, 0]));
+    let mut fresh = build();
+    fresh.load(&path).unwrap();
+    assert_eq!(fresh.weights(), m.weights());
+    assert_eq!(fresh.predict(&x).unwrap(), m.predict(&x).unwrap());
 }

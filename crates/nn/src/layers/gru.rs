@@ -6,7 +6,7 @@ use trellis_ir::gru::{gru, GruSpec, GruWeights};
 use trellis_ir::lstm::Direction;
 use trellis_ir::{Graph, NodeId};
 
-use super::recurrent::{check_sequence, output, seq_layout, Recurrent};
+use super::recurrent::{check_sequence, output, seq_layout, weight_specs, Recurrent};
 use super::{Act, BuildCtx, Layer, ParamSpec, Scope};
 use crate::init::Init;
 use crate::Result;
@@ -125,22 +125,10 @@ impl Layer for Gru {
         self.config.units
     }
     fn params(&self, scope: &Scope, in_features: usize) -> Vec<ParamSpec> {
-        let (c, m, k) = (&self.config, &scope.module, scope.index);
-        let h = c.units;
-        vec![
-            ParamSpec::new(
-                format!("{m}.weight_ih_l{k}"),
-                &[3 * h, in_features],
-                c.kernel_init.clone(),
-            ),
-            ParamSpec::new(
-                format!("{m}.weight_hh_l{k}"),
-                &[3 * h, h],
-                c.recurrent_init.clone(),
-            ),
-            ParamSpec::new(format!("{m}.bias_ih_l{k}"), &[3 * h], c.bias_init.clone()),
-            ParamSpec::new(format!("{m}.bias_hh_l{k}"), &[3 * h], c.bias_init.clone()),
-        ]
+        let c = &self.config;
+        let inits = (&c.kernel_init, &c.recurrent_init);
+        let biases = [("bias_ih", &c.bias_init), ("bias_hh", &c.bias_init)];
+        weight_specs(scope, in_features, 3, c.units, inits, &biases)
     }
     fn build(&self, g: &mut Graph, x: Act, params: &[NodeId], _: &mut BuildCtx) -> Result<Act> {
         check_sequence(g, "gru", &x)?;

@@ -4,7 +4,7 @@ use std::any::Any;
 use trellis_ir::lstm::{lstm, Direction, LstmOutput, LstmSpec, LstmWeights};
 use trellis_ir::{Graph, NodeId};
 
-use super::recurrent::{check_sequence, output, seq_layout, Recurrent};
+use super::recurrent::{check_sequence, output, seq_layout, weight_specs, Recurrent};
 use super::{Act, BuildCtx, Layer, Layout, ParamSpec, Scope};
 use crate::init::Init;
 use crate::{NnError, Result};
@@ -148,23 +148,16 @@ impl Layer for Lstm {
         self.config.units
     }
     fn params(&self, scope: &Scope, in_features: usize) -> Vec<ParamSpec> {
-        let (c, m, k) = (&self.config, &scope.module, scope.index);
-        let h = c.units;
-        // Saturating: an absurd `units` then fails the model's size check with a clear error.
-        let h4 = h.saturating_mul(4);
-        vec![
-            ParamSpec::new(
-                format!("{m}.weight_ih_l{k}"),
-                &[h4, in_features],
-                c.kernel_init.clone(),
-            ),
-            ParamSpec::new(
-                format!("{m}.weight_hh_l{k}"),
-                &[h4, h],
-                c.recurrent_init.clone(),
-            ),
-            ParamSpec::new(format!("{m}.bias_ih_l{k}"), &[h4], c.bias_init.clone()),
-        ]
+        let c = &self.config;
+        let inits = (&c.kernel_init, &c.recurrent_init);
+        weight_specs(
+            scope,
+            in_features,
+            4,
+            c.units,
+            inits,
+            &[("bias_ih", &c.bias_init)],
+        )
     }
     fn build(&self, g: &mut Graph, x: Act, params: &[NodeId], _: &mut BuildCtx) -> Result<Act> {
         if self.config.return_state {

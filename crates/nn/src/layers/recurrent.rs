@@ -4,7 +4,8 @@
 use trellis_ir::lstm::{Direction, SeqLayout};
 use trellis_ir::{Graph, NodeId};
 
-use super::{Act, Layer, Layout};
+use super::{Act, Layer, Layout, ParamSpec, Scope};
+use crate::init::Init;
 use crate::{NnError, Result};
 
 /// A layer that walks a sequence step by step (wrapped by
@@ -54,4 +55,40 @@ pub(crate) fn output(x: &Act, seq: NodeId, last: NodeId, return_sequences: bool)
     } else {
         Act::new(last, Layout::BatchMajor)
     }
+}
+
+/// A recurrent layer's parameters in PyTorch's names and layout, for `gates` gate blocks:
+/// `{module}.weight_ih_l{k} [G·H, in]`, `{module}.weight_hh_l{k} [G·H, H]`, then one `[G·H]`
+/// vector per name in `biases` (`bias_ih`, `bias_hh`). `G·H` saturates, so an absurd `units`
+/// fails the model's size check with a clear error instead of wrapping.
+pub(crate) fn weight_specs(
+    scope: &Scope,
+    in_features: usize,
+    gates: usize,
+    units: usize,
+    (kernel, recurrent): (&Init, &Init),
+    biases: &[(&str, &Init)],
+) -> Vec<ParamSpec> {
+    let (m, k) = (&scope.module, scope.index);
+    let gh = units.saturating_mul(gates);
+    let mut specs = vec![
+        ParamSpec::new(
+            format!("{m}.weight_ih_l{k}"),
+            &[gh, in_features],
+            kernel.clone(),
+        ),
+        ParamSpec::new(
+            format!("{m}.weight_hh_l{k}"),
+            &[gh, units],
+            recurrent.clone(),
+        ),
+    ];
+    for (name, init) in biases {
+        specs.push(ParamSpec::new(
+            format!("{m}.{name}_l{k}"),
+            &[gh],
+            (*init).clone(),
+        ));
+    }
+    specs
 }
