@@ -195,17 +195,24 @@ fn check_finite(path: &Path, name: &str, v: &[f32], opts: LoadOptions) -> Result
     }
 }
 
+/// A tensor's values as f32: f32 as stored, f64 (PyTorch's `.double()` state dicts) rounded.
 fn f32s(path: &Path, name: &str, t: &TensorView) -> Result<Vec<f32>> {
-    if t.dtype() != Dtype::F32 {
-        return Err(NnError::Checkpoint {
+    match t.dtype() {
+        Dtype::F32 => Ok(t
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()),
+        Dtype::F64 => Ok(t
+            .data()
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
+            .collect()),
+        other => Err(NnError::Checkpoint {
             path: path.into(),
-            message: format!("{name}: expected dtype F32, got {:?}", t.dtype()),
-        });
+            message: format!("{name}: expected dtype F32 or F64, got {other:?}"),
+        }),
     }
-    Ok(t.data()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect())
 }
 
 /// Restores `model`'s weights (and, when present, optimiser state and step count) from `path`.

@@ -30,7 +30,8 @@ pub use error::{NnError, Result};
 pub use init::Init;
 pub use layers::{
     Activation, Bidirectional, Dense, DenseConfig, Dropout, DropoutConfig, Embedding,
-    EmbeddingConfig, Gru, GruConfig, Layer, Lstm, LstmConfig, Masking, Merge, ParamSpec, Recurrent,
+    EmbeddingConfig, Gru, GruConfig, Layer, Lstm, LstmConfig, Masking, Merge, Name, Named,
+    ParamSpec, Recurrent,
 };
 pub use losses::Loss;
 pub use metrics::Metric;
@@ -42,7 +43,7 @@ pub mod prelude {
     pub use crate::data;
     pub use crate::{
         Activation, Adam, Bidirectional, Dense, DenseConfig, Dropout, Embedding, EmbeddingConfig,
-        FitOptions, Gru, GruConfig, Loss, Lstm, LstmConfig, Masking, Merge, Metric, Model,
+        FitOptions, Gru, GruConfig, Loss, Lstm, LstmConfig, Masking, Merge, Metric, Model, Name,
         Sequential, Sgd,
     };
 }

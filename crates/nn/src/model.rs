@@ -432,11 +432,17 @@ impl Sequential {
                     l.kind()
                 )));
             }
-            let stacked = i > 0 && l.stacks_on(&*self.layers[i - 1]);
+            // A layer stacks onto the one before it only under the same name (or none).
+            let stacked =
+                i > 0 && l.name() == self.layers[i - 1].name() && l.stacks_on(&*self.layers[i - 1]);
             let s = match (&scope, stacked) {
                 (Some(prev), true) => Scope {
                     module: prev.module.clone(),
                     index: prev.index + 1,
+                },
+                _ if l.name().is_some() => Scope {
+                    module: l.name().unwrap_or_default().to_string(),
+                    index: 0,
                 },
                 _ => {
                     let c = counts.entry(l.kind()).or_default();
@@ -456,6 +462,17 @@ impl Sequential {
                     l.kind(),
                     z.name,
                     z.shape
+                )));
+            }
+            if let Some(dup) = p
+                .iter()
+                .find(|q| specs.iter().any(|s: &ParamSpec| s.name == q.name))
+            {
+                return Err(NnError::Model(format!(
+                    "layer {i} ({}): a parameter named {} exists already: give the layers \
+                     different names",
+                    l.kind(),
+                    dup.name
                 )));
             }
             ranges.push(specs.len()..specs.len() + p.len());

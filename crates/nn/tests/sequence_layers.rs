@@ -217,3 +217,96 @@ fn gru_and_bidirectional_checkpoints_round_trip_with_torch_names() {
     assert_eq!(fresh.weights(), m.weights());
     assert_eq!(fresh.predict(&x).unwrap(), m.predict(&x).unwrap());
 }
+
+/// A PyTorch module's state dict (f64, two LSTM biases, its own module names) loads into a
+/// model whose layers carry those names.
+#[test]
+fn a_torch_state_dict_with_its_own_names_loads() {
+    use safetensors::tensor::{Dtype, TensorView};
+    let mut m = compiled(
+        Sequential::new()
+            .add(Embedding::new(12, 4).named("emb"))
+            .add(LstmConfig::new(3).with_return_sequences(true).named("rnn"))
+            .add(Lstm::new(3).named("rnn"))
+            .add(Dense::new(1, Activation::Sigmoid).named("fc")),
+    );
+    let names: Vec<String> = m.param_specs().iter().map(|s| s.name.clone()).collect();
+    assert_eq!(
+        names,
+        [
+            "emb.weight",
+            "rnn.weight_ih_l0",
+            "rnn.weight_hh_l0",
+            "rnn.bias_ih_l0",
+            "rnn.weight_ih_l1",
+            "rnn.weight_hh_l1",
+            "rnn.bias_ih_l1",
+            "fc.weight",
+            "fc.bias"
+        ]
+    );
+    // torch.save-like values: tensor k holds k + i/1000 at index i, as f64.
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (k, s) in m.param_specs().iter().enumerate() {
+        let n: usize = s.shape.iter().product();
+        let v: Vec<u8> = (0..n)
+            .flat_map(|i| (k as f64 + i as f64 / 1000.0).to_le_bytes())
+            .collect();
+        tensors.push((s.name.clone(), s.shape.clone(), v));
+        if let Some(l) = s.name.strip_prefix("rnn.bias_ih_l") {
+            let hh: Vec<u8> = (0..n).flat_map(|_| 0.5f64.to_le_bytes()).collect();
+            tensors.push((format!("rnn.bias_hh_l{l}"), s.shape.clone(), hh));
+        }
+    }
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                TensorView::new(Dtype::F64, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("torch.safetensors");
+    safetensors::serialize_to_file(views, &None, &path).unwrap();
+    m.load(&path).unwrap();
+    for (k, s) in m.param_specs().iter().enumerate() {
+        let w = m.weight(&s.name).unwrap();
+        let extra = if s.name.starts_with("rnn.bias") {
+            0.5
+        } else {
+            0.0
+        };
+        for (i, &v) in w.iter().enumerate() {
+            let want = (k as f64 + i as f64 / 1000.0 + extra) as f32;
+            assert_eq!(v, want, "{}[{i}]", s.name);
+        }
+    }
+}
+
+#[test]
+fn two_layers_of_one_name_that_do_not_stack_are_an_error() {
+    let mut m = Sequential::new()
+        .add(Embedding::new(12, 4))
+        .add(Dense::new(3, Activation::Relu).named("fc"))
+        .add(Dense::new(1, Activation::Sigmoid).named("fc"));
+    let e = m
+        .compile(Adam::default(), Loss::BinaryCrossentropy, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("a parameter named fc.weight exists already"),
+        "{e}"
+    );
+    // An unnamed LSTM after a named one starts a module of its own.
+    let m = compiled(
+        Sequential::new()
+            .add(Embedding::new(12, 4))
+            .add(LstmConfig::new(3).with_return_sequences(true).named("enc"))
+            .add(Lstm::new(3))
+            .add(Dense::new(1, Activation::Sigmoid)),
+    );
+    assert!(m.weight("enc.weight_ih_l0").is_some());
+    assert!(m.weight("lstm.weight_ih_l0").is_some());
+}

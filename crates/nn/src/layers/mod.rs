@@ -22,6 +22,7 @@ mod embedding;
 mod gru;
 mod lstm;
 mod masking;
+mod named;
 mod recurrent;
 
 pub use bidirectional::{Bidirectional, Merge};
@@ -31,6 +32,7 @@ pub use embedding::{Embedding, EmbeddingConfig};
 pub use gru::{Gru, GruConfig};
 pub use lstm::{Lstm, LstmConfig};
 pub use masking::Masking;
+pub use named::{Name, Named};
 pub use recurrent::Recurrent;
 
 /// A parameter a layer declares: its full name (PyTorch state-dict style), shape and
@@ -121,6 +123,11 @@ pub struct Scope {
 pub trait Layer: Debug + Send + Sync {
     /// The base of the layer's parameter names: `embedding`, `lstm`, `dense`, `dropout`.
     fn kind(&self) -> &'static str;
+    /// The module name the user gave the layer ([`Name::named`]); `None`: named after its
+    /// kind and place (`lstm`, `lstm_1`, ...).
+    fn name(&self) -> Option<&str> {
+        None
+    }
     /// Width of the last axis of the output, given the input's.
     fn out_features(&self, in_features: usize) -> usize;
     /// The parameters, in the order [`Layer::build`] takes them.
