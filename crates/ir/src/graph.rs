@@ -257,6 +257,11 @@ impl Graph {
         u.dedup();
         u
     }
+    /// The user of each use of `id`, unordered, a user once per operand slot reading `id`
+    /// ([`Graph::users`] without sorting or allocating).
+    pub fn use_iter(&self, id: NodeId) -> impl Iterator<Item = NodeId> + '_ {
+        self.uses[id.index()].iter().map(|u| u.user)
+    }
     /// Number of uses of `id` (an operand read twice by one user counts twice).
     pub fn use_count(&self, id: NodeId) -> usize {
         self.uses[id.index()].len()
