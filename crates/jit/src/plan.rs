@@ -213,11 +213,9 @@ pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Plan, JitError> {
         match u {
             Unit::Single(n) => {
                 b.single(*n)?;
-                b.done.insert(*n);
             }
             Unit::Group(members) => {
                 b.group(members)?;
-                b.done.extend(members.iter().copied());
             }
         }
     }
