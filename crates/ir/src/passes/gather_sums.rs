@@ -21,7 +21,7 @@ fn add_leaves(g: &Graph, n: NodeId, shared: bool) -> Option<Vec<NodeId>> {
     let mut stack: Vec<NodeId> = g.operands(n).iter().rev().copied().collect();
     while let Some(o) = stack.pop() {
         let descend = is_add(g, o)
-            && (shared || g.users(o).len() == 1)
+            && (shared || g.sole_user(o).is_some())
             && g.ty(o) == g.ty(n)
             && !g.outputs().contains(&o);
         if descend {
@@ -49,11 +49,9 @@ fn add_roots(g: &Graph) -> Vec<NodeId> {
         .into_iter()
         .filter(|&n| is_add(g, n))
         .filter(|&n| {
-            let users = g.users(n);
-            !(users.len() == 1
-                && is_add(g, users[0])
-                && g.ty(users[0]) == g.ty(n)
-                && !g.outputs().contains(&n))
+            !g.sole_user(n).is_some_and(|u| {
+                is_add(g, u) && g.ty(u) == g.ty(n) && !g.outputs().contains(&n)
+            })
         })
         .collect()
 }
@@ -66,7 +64,7 @@ fn add_roots(g: &Graph) -> Vec<NodeId> {
 pub fn pads_to_concat(g: &mut Graph) -> usize {
     let mut count = 0;
     for root in add_roots(g).into_iter().rev() {
-        if g.users(root).is_empty() && !g.outputs().contains(&root) {
+        if g.use_count(root) == 0 && !g.outputs().contains(&root) {
             continue; // a shared sum whose trees were all rewritten
         }
         let Some(leaves) = add_leaves(g, root, true) else {
