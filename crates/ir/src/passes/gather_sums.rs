@@ -13,10 +13,11 @@ use std::collections::HashMap;
 
 /// The leaves of the tree of `add`s rooted at `n`, descending into adds of the same type that
 /// are not outputs and are used only there, or, with `shared`, also into adds used elsewhere
-/// (a sum CSE merged between two trees). Iterative; `None` past `MAX_LEAVES` leaves (sharing
-/// can make a small DAG a large tree).
+/// (a sum CSE merged between two trees). Iterative; `None` past as many leaves as the graph
+/// has nodes, and at least 2^16 (sharing can make a small DAG a large tree; a tree of distinct
+/// terms, such as T steps' weight gradients, is never cut).
 fn add_leaves(g: &Graph, n: NodeId, shared: bool) -> Option<Vec<NodeId>> {
-    const MAX_LEAVES: usize = 1 << 16;
+    let max_leaves = g.node_count().max(1 << 16);
     let mut out = Vec::new();
     let mut stack: Vec<NodeId> = g.operands(n).iter().rev().copied().collect();
     while let Some(o) = stack.pop() {
@@ -28,7 +29,7 @@ fn add_leaves(g: &Graph, n: NodeId, shared: bool) -> Option<Vec<NodeId>> {
             stack.extend(g.operands(o).iter().rev());
         } else {
             out.push(o);
-            if out.len() > MAX_LEAVES {
+            if out.len() > max_leaves {
                 return None;
             }
         }
@@ -218,7 +219,9 @@ pub fn batch_weight_gradients(g: &mut Graph) -> usize {
     count
 }
 
-/// Positions of `xs` among the operands of one existing row concat holding all of them.
+/// Positions of `xs` among the operands of one existing row concat holding all of them. Each
+/// position is read from `index` (T terms searched in a T-operand concat were O(T^2)), and
+/// searched for only when this pass has since redirected that operand (a node it made).
 fn positions(
     g: &Graph,
     xs: &[NodeId],
@@ -226,7 +229,16 @@ fn positions(
 ) -> Option<Vec<usize>> {
     index.get(&xs[0])?.iter().find_map(|&(c, _)| {
         let ops = g.operands(c);
-        xs.iter().map(|x| ops.iter().position(|o| o == x)).collect()
+        xs.iter()
+            .map(|x| {
+                let indexed = index
+                    .get(x)
+                    .and_then(|at| at.iter().find(|&&(c2, _)| c2 == c))
+                    .map(|&(_, i)| i)
+                    .filter(|&i| ops.get(i) == Some(x));
+                indexed.or_else(|| ops.iter().position(|o| o == x))
+            })
+            .collect()
     })
 }
 
