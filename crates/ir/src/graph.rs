@@ -315,14 +315,18 @@ impl Graph {
     }
     /// Nodes in an order where operands come before users (Kahn's algorithm, linear).
     pub fn topo_order(&self) -> Vec<NodeId> {
+        // One sequential scan for in-degrees and leaves (leaves in index order); a live node's
+        // `use_pos` has one entry per operand, and is much smaller to scan than the nodes.
         let mut indeg: Vec<u32> = vec![0; self.nodes.len()];
-        for n in self.node_ids() {
-            indeg[n.index()] = self.node(n).inputs.len() as u32;
+        let mut order: Vec<NodeId> = Vec::with_capacity(self.live);
+        for (i, (node, pos)) in self.nodes.iter().zip(&self.use_pos).enumerate() {
+            if node.is_some() {
+                indeg[i] = pos.len() as u32;
+                if pos.is_empty() {
+                    order.push(NodeId(i as u32));
+                }
+            }
         }
-        let mut order: Vec<NodeId> = self
-            .node_ids()
-            .filter(|&n| self.node(n).inputs.is_empty())
-            .collect();
         let mut head = 0;
         while head < order.len() {
             let n = order[head];

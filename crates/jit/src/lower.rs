@@ -16,10 +16,33 @@ use trellis_ir::ops::{
 };
 use trellis_ir::{DType, Graph, NodeId, Op, Scalar, ScalarFn, Shape};
 
+/// Each node's value so far, indexed by node index (a lookup per operand of every node: a
+/// hash table was a tenth of lowering at long T).
+struct Vals(Vec<Option<Val>>);
+
+impl Vals {
+    fn get(&self, n: &NodeId) -> Option<&Val> {
+        self.0[n.index()].as_ref()
+    }
+    fn contains_key(&self, n: &NodeId) -> bool {
+        self.0[n.index()].is_some()
+    }
+    fn insert(&mut self, n: NodeId, v: Val) {
+        self.0[n.index()] = Some(v);
+    }
+}
+
+impl std::ops::Index<&NodeId> for Vals {
+    type Output = Val;
+    fn index(&self, n: &NodeId) -> &Val {
+        self.get(n).expect("a value for every operand lowered before its users")
+    }
+}
+
 /// Lowering state: values placed so far, the steps, the buffers (roots) created.
 pub(crate) struct Builder<'g> {
     g: &'g Graph,
-    vals: FxHashMap<NodeId, Val>,
+    vals: Vals,
     /// Nodes whose location a concat user decided (they are written in place).
     placed: FxHashSet<NodeId>,
     steps: Vec<Step>,
@@ -44,7 +67,7 @@ impl<'g> Builder<'g> {
     pub(crate) fn new(g: &'g Graph, threads: usize, limit: (usize, &'static str)) -> Self {
         Builder {
             g,
-            vals: FxHashMap::default(),
+            vals: Vals(vec![None; g.node_bound()]),
             placed: FxHashSet::default(),
             steps: Vec::new(),
             roots: vec![0],
@@ -911,9 +934,9 @@ impl Builder<'_> {
             }
         }
         let values = self
-            .vals
-            .iter()
-            .map(|(n, v)| (*n, (absv(*v), self.g.ty(*n).clone())))
+            .g
+            .node_ids()
+            .filter_map(|n| Some((n, (absv(*self.vals.get(&n)?), self.g.ty(n).clone()))))
             .collect();
         let mut stats = self.stats;
         stats.kernels = self.kernels.len();
