@@ -35,7 +35,8 @@ impl Vals {
 impl std::ops::Index<&NodeId> for Vals {
     type Output = Val;
     fn index(&self, n: &NodeId) -> &Val {
-        self.get(n).expect("a value for every operand lowered before its users")
+        self.get(n)
+            .expect("a value for every operand lowered before its users")
     }
 }
 

@@ -25,18 +25,23 @@ enum BufferRanges {
 
 impl Ranges {
     pub fn overlaps(&self, a: usize, b: usize) -> bool {
-        debug_assert_eq!(a >> BUFFER_BITS, b >> BUFFER_BITS, "a range inside one buffer");
+        debug_assert_eq!(
+            a >> BUFFER_BITS,
+            b >> BUFFER_BITS,
+            "a range inside one buffer"
+        );
         match self.0.get(&(a >> BUFFER_BITS)) {
             None => false,
             Some(BufferRanges::Few(v)) => v.iter().any(|&(s, e)| s <= b && e >= a),
-            Some(BufferRanges::Many(m)) => m
-                .range(..=b)
-                .next_back()
-                .is_some_and(|(_, &e)| e >= a),
+            Some(BufferRanges::Many(m)) => m.range(..=b).next_back().is_some_and(|(_, &e)| e >= a),
         }
     }
     pub fn insert(&mut self, mut a: usize, mut b: usize) {
-        debug_assert_eq!(a >> BUFFER_BITS, b >> BUFFER_BITS, "a range inside one buffer");
+        debug_assert_eq!(
+            a >> BUFFER_BITS,
+            b >> BUFFER_BITS,
+            "a range inside one buffer"
+        );
         let entry = self
             .0
             .entry(a >> BUFFER_BITS)

@@ -50,9 +50,8 @@ fn add_roots(g: &Graph) -> Vec<NodeId> {
         .into_iter()
         .filter(|&n| is_add(g, n))
         .filter(|&n| {
-            !g.sole_user(n).is_some_and(|u| {
-                is_add(g, u) && g.ty(u) == g.ty(n) && !g.outputs().contains(&n)
-            })
+            !g.sole_user(n)
+                .is_some_and(|u| is_add(g, u) && g.ty(u) == g.ty(n) && !g.outputs().contains(&n))
         })
         .collect()
 }

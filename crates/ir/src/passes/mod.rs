@@ -27,7 +27,10 @@ pub fn optimize(g: &mut Graph) {
     let t0 = std::time::Instant::now();
     let lap = |what: &str| {
         if timing {
-            eprintln!("  optimize: {what} at {:.1} ms", t0.elapsed().as_secs_f64() * 1e3);
+            eprintln!(
+                "  optimize: {what} at {:.1} ms",
+                t0.elapsed().as_secs_f64() * 1e3
+            );
         }
     };
     constant_fold(g);
