@@ -672,7 +672,11 @@ impl Builder<'_> {
                 _ => None,
             })
             .collect();
-        let in_run = |i: usize| split_runs.iter().any(|&(a, b)| a <= i && i < b);
+        let mut in_run_step = vec![false; self.steps.len()];
+        for &(a, b) in split_runs {
+            in_run_step[a..b].fill(true);
+        }
+        let in_run = |i: usize| in_run_step[i];
         let mut variant_root = vec![false; self.roots.len()];
         let mut invariant = vec![true; self.steps.len()];
         // To a fixpoint: a root is variant once any variant step writes it.
