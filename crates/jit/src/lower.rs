@@ -16,34 +16,42 @@ use trellis_ir::ops::{
 };
 use trellis_ir::{DType, Graph, NodeId, Op, Scalar, ScalarFn, Shape};
 
-/// Each node's value so far, indexed by node index (a lookup per operand of every node: a
-/// hash table was a tenth of lowering at long T).
-struct Vals(Vec<Option<Val>>);
+/// A value per node, indexed by node index: lowering looks one up per operand of every node,
+/// and a hash table of millions of nodes was a tenth of lowering at long T.
+#[derive(Clone, Debug)]
+pub(crate) struct NodeTable<T>(Vec<Option<T>>);
 
-impl Vals {
-    fn get(&self, n: &NodeId) -> Option<&Val> {
-        self.0[n.index()].as_ref()
+impl<T: Clone> NodeTable<T> {
+    /// A table for nodes with index below `bound` (it grows when given a larger one).
+    pub(crate) fn new(bound: usize) -> Self {
+        NodeTable(vec![None; bound])
     }
-    fn contains_key(&self, n: &NodeId) -> bool {
-        self.0[n.index()].is_some()
+    pub(crate) fn get(&self, n: &NodeId) -> Option<&T> {
+        self.0.get(n.index())?.as_ref()
     }
-    fn insert(&mut self, n: NodeId, v: Val) {
+    pub(crate) fn contains_key(&self, n: &NodeId) -> bool {
+        self.get(n).is_some()
+    }
+    pub(crate) fn insert(&mut self, n: NodeId, v: T) {
+        if n.index() >= self.0.len() {
+            self.0.resize(n.index() + 1, None);
+        }
         self.0[n.index()] = Some(v);
     }
 }
 
-impl std::ops::Index<&NodeId> for Vals {
-    type Output = Val;
-    fn index(&self, n: &NodeId) -> &Val {
+impl<T: Clone> std::ops::Index<&NodeId> for NodeTable<T> {
+    type Output = T;
+    fn index(&self, n: &NodeId) -> &T {
         self.get(n)
-            .expect("a value for every operand lowered before its users")
+            .unwrap_or_else(|| panic!("no value for node {n}"))
     }
 }
 
 /// Lowering state: values placed so far, the steps, the buffers (roots) created.
 pub(crate) struct Builder<'g> {
     g: &'g Graph,
-    vals: Vals,
+    vals: NodeTable<Val>,
     /// Nodes whose location a concat user decided (they are written in place).
     placed: FxHashSet<NodeId>,
     steps: Vec<Step>,
@@ -68,7 +76,7 @@ impl<'g> Builder<'g> {
     pub(crate) fn new(g: &'g Graph, threads: usize, limit: (usize, &'static str)) -> Self {
         Builder {
             g,
-            vals: Vals(vec![None; g.node_bound()]),
+            vals: NodeTable::new(g.node_bound()),
             placed: FxHashSet::default(),
             steps: Vec::new(),
             roots: vec![0],
@@ -938,11 +946,12 @@ impl Builder<'_> {
                 }
             }
         }
-        let values = self
-            .g
-            .node_ids()
-            .filter_map(|n| Some((n, (absv(*self.vals.get(&n)?), self.g.ty(n).clone()))))
-            .collect();
+        let mut values = NodeTable::new(self.g.node_bound());
+        for n in self.g.node_ids() {
+            if let Some(v) = self.vals.get(&n) {
+                values.insert(n, (absv(*v), self.g.ty(n).clone()));
+            }
+        }
         let mut stats = self.stats;
         stats.kernels = self.kernels.len();
         stats.arena_bytes = arena * 4;

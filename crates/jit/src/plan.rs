@@ -121,7 +121,7 @@ pub struct Plan {
     pub(crate) steps: Vec<Step>,
     pub(crate) mem: Vec<f32>,
     pub(crate) ints: Vec<Vec<i64>>,
-    pub(crate) values: rustc_hash::FxHashMap<NodeId, (Val, TensorType)>,
+    pub(crate) values: crate::lower::NodeTable<(Val, TensorType)>,
     pub(crate) inputs: HashMap<NodeId, String>,
     pub(crate) updates: Vec<(Loc, Loc)>,
     /// `(i64 input slot, vocabulary, gather node)`: ids checked before any step runs.
