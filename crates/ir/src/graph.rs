@@ -56,7 +56,9 @@ const UNLINKED: u32 = u32::MAX;
 #[derive(Clone, Debug, Default)]
 pub struct Graph {
     nodes: Vec<Option<Node>>,
-    uses: Vec<Vec<Use>>,
+    /// Inline up to two uses (most nodes have one or two): no allocation per node to make,
+    /// clone or free.
+    uses: Vec<SmallVec<[Use; 2]>>,
     use_pos: Vec<SmallVec<[u32; 3]>>,
     live: usize,
     inputs: Vec<NodeId>,
@@ -133,7 +135,7 @@ impl Graph {
         let id = NodeId(u32::try_from(self.nodes.len()).expect("fewer than 2^32 nodes"));
         let operands = node.inputs.clone();
         self.nodes.push(Some(node));
-        self.uses.push(Vec::new());
+        self.uses.push(SmallVec::new());
         self.use_pos
             .push(SmallVec::from_elem(UNLINKED, operands.len()));
         self.live += 1;
@@ -257,6 +259,18 @@ impl Graph {
         u.dedup();
         u
     }
+    /// The user of each use of `id`, unordered, a user once per operand slot reading `id`
+    /// ([`Graph::users`] without sorting or allocating).
+    pub fn use_iter(&self, id: NodeId) -> impl Iterator<Item = NodeId> + '_ {
+        self.uses[id.index()].iter().map(|u| u.user)
+    }
+    /// The one node using `id` (in one or more operand slots), `None` when there are none
+    /// or several: `users(id).len() == 1` without allocating.
+    pub fn sole_user(&self, id: NodeId) -> Option<NodeId> {
+        let mut it = self.use_iter(id);
+        let first = it.next()?;
+        it.all(|u| u == first).then_some(first)
+    }
     /// Number of uses of `id` (an operand read twice by one user counts twice).
     pub fn use_count(&self, id: NodeId) -> usize {
         self.uses[id.index()].len()
@@ -301,14 +315,18 @@ impl Graph {
     }
     /// Nodes in an order where operands come before users (Kahn's algorithm, linear).
     pub fn topo_order(&self) -> Vec<NodeId> {
+        // One sequential scan for in-degrees and leaves (leaves in index order); a live node's
+        // `use_pos` has one entry per operand, and is much smaller to scan than the nodes.
         let mut indeg: Vec<u32> = vec![0; self.nodes.len()];
-        for n in self.node_ids() {
-            indeg[n.index()] = self.node(n).inputs.len() as u32;
+        let mut order: Vec<NodeId> = Vec::with_capacity(self.live);
+        for (i, (node, pos)) in self.nodes.iter().zip(&self.use_pos).enumerate() {
+            if node.is_some() {
+                indeg[i] = pos.len() as u32;
+                if pos.is_empty() {
+                    order.push(NodeId(i as u32));
+                }
+            }
         }
-        let mut order: Vec<NodeId> = self
-            .node_ids()
-            .filter(|&n| self.node(n).inputs.is_empty())
-            .collect();
         let mut head = 0;
         while head < order.len() {
             let n = order[head];

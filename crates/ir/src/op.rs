@@ -1,7 +1,8 @@
 //! The op contract: one trait, implemented once per op, that every part of trellis reads.
 use crate::{Graph, IrError, NodeId, Result, ScalarFn, Tensor, TensorType};
 use std::any::Any;
-use std::fmt::Debug;
+use std::fmt::{Debug, Write};
+use std::hash::Hasher;
 
 /// Lets passes and the JIT recognise a concrete op (`op.as_any().downcast_ref::<MatMul>()`)
 /// without each op writing the method.
@@ -23,8 +24,10 @@ impl<T: Any> AsAny for T {
 ///   gradient `grad` (`None` where no gradient flows, e.g. token ids).
 /// * `scalar`: for elementwise ops, the per-element expression; fusion and the JIT use it.
 ///
-/// The `Debug` form of an op is its identity for common-subexpression elimination: two nodes
-/// with equal `Debug` strings and equal inputs compute the same value.
+/// An op's identity for common-subexpression elimination is [`Op::identity_hash`] and
+/// [`Op::same_as`]: two nodes with the same op and equal inputs compute the same value. By
+/// default that is the `Debug` form; ops whose fields are `Hash + Eq` compare the fields
+/// instead ([`structural_identity!`]), which is what keeps CSE cheap on millions of nodes.
 pub trait Op: Debug + Send + Sync + AsAny {
     fn name(&self) -> &str;
     fn infer(&self, inputs: &[&TensorType]) -> Result<TensorType>;
@@ -44,6 +47,37 @@ pub trait Op: Debug + Send + Sync + AsAny {
     fn is_elementwise(&self) -> bool {
         false
     }
+    /// Feeds the op's identity to `h`: equal ops (see [`Op::same_as`]) must hash equally.
+    fn identity_hash(&self, h: &mut dyn Hasher) {
+        struct W<'a>(&'a mut dyn Hasher);
+        impl std::fmt::Write for W<'_> {
+            fn write_str(&mut self, s: &str) -> std::fmt::Result {
+                self.0.write(s.as_bytes());
+                Ok(())
+            }
+        }
+        let _ = write!(W(h), "{self:?}");
+    }
+    /// Whether `other` is the same op (same computation on the same inputs): by default,
+    /// equal `Debug` forms.
+    fn same_as(&self, other: &dyn Op) -> bool {
+        format!("{self:?}") == format!("{other:?}")
+    }
+}
+
+/// In an `impl Op` of a type that is `Hash + Eq` (and whose `Debug` form shows exactly its
+/// fields): the op's CSE identity is its type and field values, not its formatted text.
+#[macro_export]
+macro_rules! structural_identity {
+    () => {
+        fn identity_hash(&self, mut h: &mut dyn std::hash::Hasher) {
+            std::hash::Hash::hash(&std::any::TypeId::of::<Self>(), &mut h);
+            std::hash::Hash::hash(self, &mut h);
+        }
+        fn same_as(&self, other: &dyn $crate::Op) -> bool {
+            $crate::op::AsAny::as_any(other).downcast_ref::<Self>() == Some(self)
+        }
+    };
 }
 
 /// Checks an op's input count.

@@ -4,7 +4,7 @@
 //! inputs (`sigmoid(x)`, `a * b`, ...). The interpreter evaluates that expression in f64 over
 //! broadcast inputs, fusion splices expressions of neighbouring ops into one, and the JIT compiles
 //! the result to one loop. One definition of each op's arithmetic serves all three.
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::hash::{Hash, Hasher};
 
 /// One-argument scalar functions.
@@ -259,13 +259,29 @@ impl ScalarFn {
     /// Inlines `other` with its inputs bound to nodes `args` of `self`; returns the nodes of
     /// `self` that compute `other`'s outputs. This is how fusion composes ops.
     pub fn splice(&mut self, other: &ScalarFn, args: &[u32]) -> Vec<u32> {
-        assert_eq!(args.len(), other.n_inputs, "splice: argument count");
-        let mut index: HashMap<Scalar, u32> = self
-            .nodes
+        let mut index = self.index();
+        self.splice_indexed(&mut index, other, args)
+    }
+
+    /// Each node of `self` by its position: what [`ScalarFn::splice_indexed`] keeps current.
+    pub fn index(&self) -> FxHashMap<Scalar, u32> {
+        self.nodes
             .iter()
             .enumerate()
             .map(|(i, n)| (*n, i as u32))
-            .collect();
+            .collect()
+    }
+
+    /// [`ScalarFn::splice`] with the index of `self` (from [`ScalarFn::index`]) kept across
+    /// calls: composing a group of k ops is then O(k), not O(k^2).
+    pub fn splice_indexed(
+        &mut self,
+        index: &mut FxHashMap<Scalar, u32>,
+        other: &ScalarFn,
+        args: &[u32],
+    ) -> Vec<u32> {
+        assert_eq!(args.len(), other.n_inputs, "splice: argument count");
+        debug_assert_eq!(index.len(), self.nodes.len(), "splice: a stale index");
         let mut map = Vec::with_capacity(other.nodes.len());
         for n in &other.nodes {
             let s = match *n {

@@ -7,7 +7,8 @@ use crate::plan::{kernel_cache, Plan, PlanStats, Profile};
 use crate::split::spans_meet;
 use crate::step::{split_runs, ReduceMode, Step, Val};
 use crate::{JitError, Kernel, KernelSpec};
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use trellis_ir::ops::{
     BroadcastTo, Concat, Constant, Fill, Gather, Input, MatMul, Reduce, ReduceKind, Reshape,
@@ -15,12 +16,44 @@ use trellis_ir::ops::{
 };
 use trellis_ir::{DType, Graph, NodeId, Op, Scalar, ScalarFn, Shape};
 
+/// A value per node, indexed by node index: lowering looks one up per operand of every node,
+/// and a hash table of millions of nodes was a tenth of lowering at long T.
+#[derive(Clone, Debug)]
+pub(crate) struct NodeTable<T>(Vec<Option<T>>);
+
+impl<T: Clone> NodeTable<T> {
+    /// A table for nodes with index below `bound` (it grows when given a larger one).
+    pub(crate) fn new(bound: usize) -> Self {
+        NodeTable(vec![None; bound])
+    }
+    pub(crate) fn get(&self, n: &NodeId) -> Option<&T> {
+        self.0.get(n.index())?.as_ref()
+    }
+    pub(crate) fn contains_key(&self, n: &NodeId) -> bool {
+        self.get(n).is_some()
+    }
+    pub(crate) fn insert(&mut self, n: NodeId, v: T) {
+        if n.index() >= self.0.len() {
+            self.0.resize(n.index() + 1, None);
+        }
+        self.0[n.index()] = Some(v);
+    }
+}
+
+impl<T: Clone> std::ops::Index<&NodeId> for NodeTable<T> {
+    type Output = T;
+    fn index(&self, n: &NodeId) -> &T {
+        self.get(n)
+            .unwrap_or_else(|| panic!("no value for node {n}"))
+    }
+}
+
 /// Lowering state: values placed so far, the steps, the buffers (roots) created.
 pub(crate) struct Builder<'g> {
     g: &'g Graph,
-    vals: HashMap<NodeId, Val>,
+    vals: NodeTable<Val>,
     /// Nodes whose location a concat user decided (they are written in place).
-    placed: HashSet<NodeId>,
+    placed: FxHashSet<NodeId>,
     steps: Vec<Step>,
     /// Size of each root buffer; root 0 is the persistent region.
     roots: Vec<usize>,
@@ -28,35 +61,35 @@ pub(crate) struct Builder<'g> {
     ints: Vec<Vec<i64>>,
     inputs: HashMap<NodeId, String>,
     id_checks: Vec<(usize, usize, String)>,
-    kernels: HashSet<*const Kernel>,
+    kernels: FxHashSet<*const Kernel>,
     threads: usize,
     /// Most bytes the plan may take, and what that limit is (for the error).
     limit: (usize, &'static str),
     stats: PlanStats,
     /// `value -> input` of the plan's updates.
-    pub(crate) updates: HashMap<NodeId, NodeId>,
-    /// Nodes already lowered (their steps come before any step emitted now).
-    pub(crate) done: HashSet<NodeId>,
+    pub(crate) updates: FxHashMap<NodeId, NodeId>,
+    /// The graph's outputs (a fused member that is one is written out).
+    outputs: FxHashSet<NodeId>,
 }
 
 impl<'g> Builder<'g> {
     pub(crate) fn new(g: &'g Graph, threads: usize, limit: (usize, &'static str)) -> Self {
         Builder {
             g,
-            vals: HashMap::new(),
-            placed: HashSet::new(),
+            vals: NodeTable::new(g.node_bound()),
+            placed: FxHashSet::default(),
             steps: Vec::new(),
             roots: vec![0],
             persistent: Vec::new(),
             ints: Vec::new(),
             inputs: HashMap::new(),
             id_checks: Vec::new(),
-            kernels: HashSet::new(),
+            kernels: FxHashSet::default(),
             threads: threads.max(1),
             limit,
             stats: PlanStats::default(),
-            updates: HashMap::new(),
-            done: HashSet::new(),
+            updates: FxHashMap::default(),
+            outputs: g.outputs().iter().copied().collect(),
         }
     }
 
@@ -178,7 +211,7 @@ impl<'g> Builder<'g> {
     /// concat's memory (DESIGN point 3: step tensors contiguous, no copies).
     pub(crate) fn place_concats(&mut self, order: &[NodeId], units: &[Unit]) {
         // Nodes whose producer can write a strided window: GEMM and kernel outputs, concats.
-        let mut strided_ok: HashSet<NodeId> = HashSet::new();
+        let mut strided_ok: FxHashSet<NodeId> = FxHashSet::default();
         for u in units {
             if let Unit::Group(m) = u {
                 strided_ok.extend(m.iter().copied());
@@ -484,19 +517,18 @@ impl<'g> Builder<'g> {
         let g = self.g;
         let shape = g.ty(members[0]).shape.clone();
         let (rows, cols) = crate::loc::grid(&shape);
-        let set: HashSet<NodeId> = members.iter().copied().collect();
-        let outputs_set: HashSet<NodeId> = g.outputs().iter().copied().collect();
+        let set: FxHashSet<NodeId> = members.iter().copied().collect();
         let mut expr = ScalarFn::new(0);
-        let mut slot: HashMap<NodeId, u32> = HashMap::new();
+        let mut slot: FxHashMap<NodeId, u32> = FxHashMap::default();
         let mut ins: Vec<Loc> = Vec::new();
-        let mut in_nodes: Vec<NodeId> = Vec::new();
         let mut inputs_pending: Vec<(NodeId, Loc)> = Vec::new();
         // First pass: external operands and their read views.
         for &m in members {
             for &o in g.operands(m) {
-                if set.contains(&o) || in_nodes.contains(&o) {
+                if set.contains(&o) || slot.contains_key(&o) {
                     continue;
                 }
+                slot.insert(o, 0);
                 let src = self.loc(o);
                 let view = match src.broadcast(&g.ty(o).shape, &shape) {
                     Some(v) if v.rows == rows && v.cols == cols => v,
@@ -514,7 +546,6 @@ impl<'g> Builder<'g> {
                         dst
                     }
                 };
-                in_nodes.push(o);
                 inputs_pending.push((o, view));
             }
         }
@@ -524,16 +555,19 @@ impl<'g> Builder<'g> {
             slot.insert(o, id);
             ins.push(v);
         }
+        let mut index = expr.index();
+        let mut args: Vec<u32> = Vec::new();
         for &m in members {
             let f = g.op(m).scalar().expect("elementwise");
-            let args: Vec<u32> = g.operands(m).iter().map(|o| slot[o]).collect();
-            let out = expr.splice(&f, &args)[0];
+            args.clear();
+            args.extend(g.operands(m).iter().map(|o| slot[o]));
+            let out = expr.splice_indexed(&mut index, &f, &args)[0];
             slot.insert(m, out);
         }
         let mut outs = Vec::new();
         for &m in members {
             let used_outside =
-                outputs_set.contains(&m) || g.users(m).iter().any(|u| !set.contains(u));
+                self.outputs.contains(&m) || g.use_iter(m).any(|u| !set.contains(&u));
             if used_outside {
                 let l = self.out_loc(m);
                 expr.output(slot[&m]);
@@ -646,7 +680,11 @@ impl Builder<'_> {
                 _ => None,
             })
             .collect();
-        let in_run = |i: usize| split_runs.iter().any(|&(a, b)| a <= i && i < b);
+        let mut in_run_step = vec![false; self.steps.len()];
+        for &(a, b) in split_runs {
+            in_run_step[a..b].fill(true);
+        }
+        let in_run = |i: usize| in_run_step[i];
         let mut variant_root = vec![false; self.roots.len()];
         let mut invariant = vec![true; self.steps.len()];
         // To a fixpoint: a root is variant once any variant step writes it.
@@ -908,11 +946,12 @@ impl Builder<'_> {
                 }
             }
         }
-        let values = self
-            .vals
-            .iter()
-            .map(|(n, v)| (*n, (absv(*v), self.g.ty(*n).clone())))
-            .collect();
+        let mut values = NodeTable::new(self.g.node_bound());
+        for n in self.g.node_ids() {
+            if let Some(v) = self.vals.get(&n) {
+                values.insert(n, (absv(*v), self.g.ty(n).clone()));
+            }
+        }
         let mut stats = self.stats;
         stats.kernels = self.kernels.len();
         stats.arena_bytes = arena * 4;

@@ -121,7 +121,7 @@ pub struct Plan {
     pub(crate) steps: Vec<Step>,
     pub(crate) mem: Vec<f32>,
     pub(crate) ints: Vec<Vec<i64>>,
-    pub(crate) values: HashMap<NodeId, (Val, TensorType)>,
+    pub(crate) values: crate::lower::NodeTable<(Val, TensorType)>,
     pub(crate) inputs: HashMap<NodeId, String>,
     pub(crate) updates: Vec<(Loc, Loc)>,
     /// `(i64 input slot, vocabulary, gather node)`: ids checked before any step runs.
@@ -213,11 +213,9 @@ pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Plan, JitError> {
         match u {
             Unit::Single(n) => {
                 b.single(*n)?;
-                b.done.insert(*n);
             }
             Unit::Group(members) => {
                 b.group(members)?;
-                b.done.extend(members.iter().copied());
             }
         }
     }

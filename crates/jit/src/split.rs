@@ -3,26 +3,77 @@
 //! synchronisation inside the run. A run is accepted only when the memory each half writes is
 //! never touched by the other half (checked on address ranges at compile time).
 use crate::loc::Loc;
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 use std::collections::BTreeMap;
 
-/// Merged, disjoint inclusive address ranges.
+/// Bits of an address below its buffer: `halves` keys addresses as `root << BUFFER_BITS + off`.
+pub const BUFFER_BITS: u32 = 40;
+
+/// Merged, disjoint inclusive address ranges, kept per buffer (`address >> BUFFER_BITS`): a
+/// range never spans two buffers, so each query only searches its own buffer's ranges instead
+/// of one tree of every range of a run thousands of steps long.
 #[derive(Default)]
-pub struct Ranges(BTreeMap<usize, usize>);
+pub struct Ranges(FxHashMap<usize, BufferRanges>);
+
+/// One buffer's ranges: a few inline (most buffers: one step's output, read by a few steps), a
+/// tree once there are many (a sequence buffer written a window per step).
+enum BufferRanges {
+    Few(SmallVec<[(usize, usize); 4]>),
+    Many(BTreeMap<usize, usize>),
+}
 
 impl Ranges {
     pub fn overlaps(&self, a: usize, b: usize) -> bool {
-        self.0.range(..=b).next_back().is_some_and(|(_, &e)| e >= a)
+        debug_assert_eq!(
+            a >> BUFFER_BITS,
+            b >> BUFFER_BITS,
+            "a range inside one buffer"
+        );
+        match self.0.get(&(a >> BUFFER_BITS)) {
+            None => false,
+            Some(BufferRanges::Few(v)) => v.iter().any(|&(s, e)| s <= b && e >= a),
+            Some(BufferRanges::Many(m)) => m.range(..=b).next_back().is_some_and(|(_, &e)| e >= a),
+        }
     }
     pub fn insert(&mut self, mut a: usize, mut b: usize) {
-        while let Some((&s, &e)) = self.0.range(..=b.saturating_add(1)).next_back() {
-            if e.saturating_add(1) < a {
-                break;
+        debug_assert_eq!(
+            a >> BUFFER_BITS,
+            b >> BUFFER_BITS,
+            "a range inside one buffer"
+        );
+        let entry = self
+            .0
+            .entry(a >> BUFFER_BITS)
+            .or_insert_with(|| BufferRanges::Few(SmallVec::new()));
+        match entry {
+            BufferRanges::Few(v) => {
+                // Merge every range that overlaps or touches [a, b], as the tree does.
+                v.retain(|&mut (s, e)| {
+                    let meets = s <= b.saturating_add(1) && e.saturating_add(1) >= a;
+                    if meets {
+                        a = a.min(s);
+                        b = b.max(e);
+                    }
+                    !meets
+                });
+                v.push((a, b));
+                if v.len() > 16 {
+                    *entry = BufferRanges::Many(v.iter().copied().collect());
+                }
             }
-            self.0.remove(&s);
-            a = a.min(s);
-            b = b.max(e);
+            BufferRanges::Many(m) => {
+                while let Some((&s, &e)) = m.range(..=b.saturating_add(1)).next_back() {
+                    if e.saturating_add(1) < a {
+                        break;
+                    }
+                    m.remove(&s);
+                    a = a.min(s);
+                    b = b.max(e);
+                }
+                m.insert(a, b);
+            }
         }
-        self.0.insert(a, b);
     }
     pub fn clear(&mut self) {
         self.0.clear();
@@ -111,7 +162,24 @@ mod tests {
         assert!(
             r.overlaps(25, 27) && r.overlaps(0, 10) && !r.overlaps(26, 29) && !r.overlaps(40, 50)
         );
-        assert_eq!(r.0.len(), 2);
+        let count = |r: &Ranges, buf: usize| match &r.0[&buf] {
+            BufferRanges::Few(v) => v.len(),
+            BufferRanges::Many(m) => m.len(),
+        };
+        assert_eq!(count(&r, 0), 2);
+        // Ranges of different buffers never merge, even when their addresses are adjacent.
+        let edge = (1 << BUFFER_BITS) - 1;
+        r.insert(edge - 5, edge);
+        r.insert(edge + 1, edge + 5);
+        assert!(r.overlaps(edge, edge) && r.overlaps(edge + 1, edge + 1));
+        assert_eq!((count(&r, 0), count(&r, 1)), (3, 1));
+        // Many ranges in one buffer (a tree) merge and answer as a few do.
+        for i in 0..40 {
+            r.insert(1000 + 10 * i, 1000 + 10 * i + 4);
+        }
+        r.insert(1005, 1019); // joins [1000,1004], [1010,1014] and [1020,1024]
+        assert!(r.overlaps(1007, 1007) && !r.overlaps(1025, 1029) && r.overlaps(1390, 1400));
+        assert_eq!(count(&r, 0), 3 + 40 - 2);
     }
 
     #[test]

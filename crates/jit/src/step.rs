@@ -422,7 +422,7 @@ const SPLIT_MIN_RUN: usize = 4;
 fn halves(s: &Step) -> Option<(HalfIo, HalfIo)> {
     // Addresses keyed by buffer: runs are found before the memory plan places buffers.
     let key = |l: &Loc| Loc {
-        off: (l.root << 40) + l.off,
+        off: (l.root << crate::split::BUFFER_BITS) + l.off,
         ..*l
     };
     let io = |reads: Vec<Loc>, writes: Vec<Loc>| HalfIo {

@@ -9,6 +9,7 @@ pub struct Cast {
 }
 
 impl Op for Cast {
+    crate::structural_identity!();
     fn name(&self) -> &str {
         "cast"
     }

@@ -95,6 +95,7 @@ fn unbroadcast(
 pub struct UnaryOp(pub Unary);
 
 impl Op for UnaryOp {
+    crate::structural_identity!();
     fn name(&self) -> &str {
         match self.0 {
             Unary::Neg => "neg",
@@ -186,6 +187,7 @@ impl Op for UnaryOp {
 pub struct BinaryOp(pub Binary);
 
 impl Op for BinaryOp {
+    crate::structural_identity!();
     fn name(&self) -> &str {
         match self.0 {
             Binary::Add => "add",
@@ -275,6 +277,7 @@ impl Op for BinaryOp {
 pub struct Select;
 
 impl Op for Select {
+    crate::structural_identity!();
     fn name(&self) -> &str {
         "select"
     }

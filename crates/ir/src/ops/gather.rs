@@ -27,6 +27,7 @@ fn ids_of<'a>(op: &str, t: &'a Tensor) -> Result<&'a [i64]> {
 pub struct Gather;
 
 impl Op for Gather {
+    crate::structural_identity!();
     fn name(&self) -> &str {
         "gather"
     }
@@ -83,6 +84,7 @@ pub struct ScatterAdd {
 }
 
 impl Op for ScatterAdd {
+    crate::structural_identity!();
     fn name(&self) -> &str {
         "scatter_add"
     }

@@ -56,6 +56,7 @@ pub struct Reshape {
 }
 
 impl Op for Reshape {
+    crate::structural_identity!();
     fn name(&self) -> &str {
         "reshape"
     }
@@ -96,6 +97,7 @@ pub struct Transpose {
 }
 
 impl Op for Transpose {
+    crate::structural_identity!();
     fn name(&self) -> &str {
         "transpose"
     }
@@ -155,6 +157,7 @@ pub struct Slice {
 }
 
 impl Op for Slice {
+    crate::structural_identity!();
     fn name(&self) -> &str {
         "slice"
     }
@@ -212,6 +215,7 @@ pub struct Pad {
 }
 
 impl Op for Pad {
+    crate::structural_identity!();
     fn name(&self) -> &str {
         "pad"
     }
@@ -278,6 +282,7 @@ pub struct Concat {
 }
 
 impl Op for Concat {
+    crate::structural_identity!();
     fn name(&self) -> &str {
         "concat"
     }
@@ -353,6 +358,7 @@ pub struct BroadcastTo {
 }
 
 impl Op for BroadcastTo {
+    crate::structural_identity!();
     fn name(&self) -> &str {
         "broadcast_to"
     }
@@ -396,6 +402,7 @@ pub struct SumTo {
 }
 
 impl Op for SumTo {
+    crate::structural_identity!();
     fn name(&self) -> &str {
         "sum_to"
     }

@@ -32,6 +32,7 @@ impl MatMul {
 }
 
 impl Op for MatMul {
+    crate::structural_identity!();
     fn name(&self) -> &str {
         "matmul"
     }

@@ -33,6 +33,7 @@ impl Reduce {
 }
 
 impl Op for Reduce {
+    crate::structural_identity!();
     fn name(&self) -> &str {
         match self.kind {
             ReduceKind::Sum => "sum",

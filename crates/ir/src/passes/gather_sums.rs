@@ -13,22 +13,23 @@ use std::collections::HashMap;
 
 /// The leaves of the tree of `add`s rooted at `n`, descending into adds of the same type that
 /// are not outputs and are used only there, or, with `shared`, also into adds used elsewhere
-/// (a sum CSE merged between two trees). Iterative; `None` past `MAX_LEAVES` leaves (sharing
-/// can make a small DAG a large tree).
+/// (a sum CSE merged between two trees). Iterative; `None` past as many leaves as the graph
+/// has nodes, and at least 2^16 (sharing can make a small DAG a large tree; a tree of distinct
+/// terms, such as T steps' weight gradients, is never cut).
 fn add_leaves(g: &Graph, n: NodeId, shared: bool) -> Option<Vec<NodeId>> {
-    const MAX_LEAVES: usize = 1 << 16;
+    let max_leaves = g.node_count().max(1 << 16);
     let mut out = Vec::new();
     let mut stack: Vec<NodeId> = g.operands(n).iter().rev().copied().collect();
     while let Some(o) = stack.pop() {
         let descend = is_add(g, o)
-            && (shared || g.users(o).len() == 1)
+            && (shared || g.sole_user(o).is_some())
             && g.ty(o) == g.ty(n)
             && !g.outputs().contains(&o);
         if descend {
             stack.extend(g.operands(o).iter().rev());
         } else {
             out.push(o);
-            if out.len() > MAX_LEAVES {
+            if out.len() > max_leaves {
                 return None;
             }
         }
@@ -49,11 +50,8 @@ fn add_roots(g: &Graph) -> Vec<NodeId> {
         .into_iter()
         .filter(|&n| is_add(g, n))
         .filter(|&n| {
-            let users = g.users(n);
-            !(users.len() == 1
-                && is_add(g, users[0])
-                && g.ty(users[0]) == g.ty(n)
-                && !g.outputs().contains(&n))
+            !g.sole_user(n)
+                .is_some_and(|u| is_add(g, u) && g.ty(u) == g.ty(n) && !g.outputs().contains(&n))
         })
         .collect()
 }
@@ -66,7 +64,7 @@ fn add_roots(g: &Graph) -> Vec<NodeId> {
 pub fn pads_to_concat(g: &mut Graph) -> usize {
     let mut count = 0;
     for root in add_roots(g).into_iter().rev() {
-        if g.users(root).is_empty() && !g.outputs().contains(&root) {
+        if g.use_count(root) == 0 && !g.outputs().contains(&root) {
             continue; // a shared sum whose trees were all rewritten
         }
         let Some(leaves) = add_leaves(g, root, true) else {
@@ -220,7 +218,9 @@ pub fn batch_weight_gradients(g: &mut Graph) -> usize {
     count
 }
 
-/// Positions of `xs` among the operands of one existing row concat holding all of them.
+/// Positions of `xs` among the operands of one existing row concat holding all of them. Each
+/// position is read from `index` (T terms searched in a T-operand concat were O(T^2)), and
+/// searched for only when this pass has since redirected that operand (a node it made).
 fn positions(
     g: &Graph,
     xs: &[NodeId],
@@ -228,7 +228,16 @@ fn positions(
 ) -> Option<Vec<usize>> {
     index.get(&xs[0])?.iter().find_map(|&(c, _)| {
         let ops = g.operands(c);
-        xs.iter().map(|x| ops.iter().position(|o| o == x)).collect()
+        xs.iter()
+            .map(|x| {
+                let indexed = index
+                    .get(x)
+                    .and_then(|at| at.iter().find(|&&(c2, _)| c2 == c))
+                    .map(|&(_, i)| i)
+                    .filter(|&i| ops.get(i) == Some(x));
+                indexed.or_else(|| ops.iter().position(|o| o == x))
+            })
+            .collect()
     })
 }
 

@@ -23,13 +23,32 @@ use crate::Graph;
 /// column slices through elementwise ops, assemble sums of
 /// pads and per-step weight gradients, drop dead nodes.
 pub fn optimize(g: &mut Graph) {
+    let timing = std::env::var_os("TRELLIS_COMPILE_TIMING").is_some();
+    let t0 = std::time::Instant::now();
+    let lap = |what: &str| {
+        if timing {
+            eprintln!(
+                "  optimize: {what} at {:.1} ms",
+                t0.elapsed().as_secs_f64() * 1e3
+            );
+        }
+    };
     constant_fold(g);
+    lap("fold");
     cse(g);
+    lap("cse");
     gather_before_matmul(g);
+    lap("gather_before_matmul");
     row_slices_through_bias(g);
+    lap("row_slices");
     slices_through_elementwise(g);
+    lap("slices_through");
     pads_to_concat(g);
+    lap("pads_to_concat");
     batch_weight_gradients(g);
+    lap("batch_weight_gradients");
     cse(g);
+    lap("cse");
     dce(g);
+    lap("dce");
 }

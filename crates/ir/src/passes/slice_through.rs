@@ -8,14 +8,20 @@ use crate::{Graph, NodeId};
 
 /// Rewrites elementwise nodes whose every use is a slice of the last axis, until none is left
 /// (a rewrite can expose the node before it). Returns the number of slices rewritten.
+///
+/// Each pass after the first visits, in the same order as a full pass, only the nodes whose
+/// uses the previous pass changed: the operands of the nodes it rewrote and the nodes it
+/// created. Any other node would be looked at again with the same uses and make no change.
 pub fn slices_through_elementwise(g: &mut Graph) -> usize {
     let mut count = 0;
+    let mut dirty: Option<Vec<bool>> = None;
     loop {
-        let k = slices_through_once(g);
+        let (k, next) = slices_through_once(g, dirty.as_deref());
         count += k;
-        if k == 0 {
+        if k == 0 || !next.contains(&true) {
             return count;
         }
+        dirty = Some(next);
     }
 }
 
@@ -31,6 +37,7 @@ pub fn row_slices_through_bias(g: &mut Graph) -> usize {
             || !g.op(n).is_elementwise()
             || g.outputs().contains(&n)
             || g.ty(n).rank() != 2
+            || !all_uses_slice(g, n, 0)
         {
             continue;
         }
@@ -48,14 +55,21 @@ pub fn row_slices_through_bias(g: &mut Graph) -> usize {
     count
 }
 
-fn slices_through_once(g: &mut Graph) -> usize {
+/// One pass over the nodes marked in `visit` (all when `None`). Returns the slices rewritten
+/// and the nodes the next pass must visit.
+fn slices_through_once(g: &mut Graph, visit: Option<&[bool]>) -> (usize, Vec<bool>) {
     let mut count = 0;
+    let bound = g.node_bound();
+    let mut touched: Vec<usize> = Vec::new();
     for n in g.topo_order() {
+        if visit.is_some_and(|v| !v.get(n.index()).copied().unwrap_or(true)) {
+            continue;
+        }
         if !g.contains(n) || !g.op(n).is_elementwise() || g.outputs().contains(&n) {
             continue;
         }
         let rank = g.ty(n).rank();
-        if rank == 0 {
+        if rank == 0 || !all_uses_slice(g, n, rank - 1) {
             continue;
         }
         let width = g.ty(n).dims()[rank - 1];
@@ -70,9 +84,27 @@ fn slices_through_once(g: &mut Graph) -> usize {
                 (!d.is_empty() && d[last] == width && d[last] > 1).then_some(last)
             })
             .collect();
+        touched.push(n.index());
+        touched.extend(g.operands(n).iter().map(|x| x.index()));
         count += rewrite_slices(g, n, rank - 1, &cut);
     }
-    count
+    let mut next = vec![false; g.node_bound()];
+    next[bound..].fill(true);
+    for i in touched {
+        next[i] = true;
+    }
+    (count, next)
+}
+
+/// Whether `n` has uses and each is a slice along `axis` (what [`rewrite_slices`] needs).
+fn all_uses_slice(g: &Graph, n: NodeId, axis: usize) -> bool {
+    g.use_count(n) > 0
+        && g.use_iter(n).all(|u| {
+            g.op(u)
+                .as_any()
+                .downcast_ref::<Slice>()
+                .is_some_and(|s| s.axis == axis)
+        })
 }
 
 /// When every use of `n` is a slice along `axis`, rewrites each into `n`'s op applied to its
