@@ -66,6 +66,9 @@ pub enum JitError {
     /// The allocator refused the plan's memory.
     #[error("compile: allocating {bytes} bytes for the plan's {what} failed")]
     Alloc { bytes: usize, what: &'static str },
+    /// The OS refused to start trellis' worker threads.
+    #[error("plan: cannot start trellis' worker threads: {0}")]
+    Threads(String),
     /// A value set or read through the plan that does not fit it.
     #[error("plan: {0}")]
     Feed(String),

@@ -17,6 +17,8 @@
 //! that is not subnormal.
 use std::sync::OnceLock;
 
+use crate::JitError;
+
 /// MXCSR's flush-to-zero (bit 15) and denormals-are-zero (bit 6) flags.
 #[cfg(target_arch = "x86_64")]
 const FTZ_DAZ: u32 = (1 << 15) | (1 << 6);
@@ -91,10 +93,11 @@ impl Drop for FlushSubnormals {
     }
 }
 
-/// trellis' worker threads (one per core), each with FTZ and DAZ set for its whole life.
-pub(crate) fn pool() -> &'static rayon::ThreadPool {
-    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
-    POOL.get_or_init(|| {
+/// trellis' worker threads (one per core), each with FTZ and DAZ set for its whole life; an
+/// error when the OS refuses even one thread (kept: every later run reports it too).
+pub(crate) fn pool() -> Result<&'static rayon::ThreadPool, JitError> {
+    static POOL: OnceLock<Result<rayon::ThreadPool, String>> = OnceLock::new();
+    let pool = POOL.get_or_init(|| {
         let build = |threads: usize| {
             rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
@@ -104,18 +107,17 @@ pub(crate) fn pool() -> &'static rayon::ThreadPool {
         };
         // 0 lets rayon choose (RAYON_NUM_THREADS, else one per core). If the OS refuses
         // threads, one worker still runs every plan.
-        build(0)
-            .or_else(|_| build(1))
-            .expect("the OS refused to start a single trellis worker thread")
-    })
+        build(0).or_else(|_| build(1)).map_err(|e| e.to_string())
+    });
+    pool.as_ref().map_err(|e| JitError::Threads(e.clone()))
 }
 
 /// Runs `f` on trellis' workers with subnormals flushed (the caller's own state untouched).
-pub(crate) fn run_flushed<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    pool().install(|| {
+pub(crate) fn run_flushed<R: Send>(f: impl FnOnce() -> R + Send) -> Result<R, JitError> {
+    Ok(pool()?.install(|| {
         let _flush = FlushSubnormals::new();
         f()
-    })
+    }))
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
@@ -142,10 +144,10 @@ mod tests {
 
     #[test]
     fn pool_threads_flush() {
-        let all = pool().broadcast(|_| flushes_subnormals());
+        let all = pool().unwrap().broadcast(|_| flushes_subnormals());
         assert!(!all.is_empty());
         assert!(all.iter().all(|&f| f), "{all:?}");
-        assert!(run_flushed(flushes_subnormals));
+        assert!(run_flushed(flushes_subnormals).unwrap());
         assert!(!flushes_subnormals());
     }
 }

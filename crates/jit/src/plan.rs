@@ -383,7 +383,7 @@ impl Plan {
     /// subnormals flushed to zero (see [`crate::fpmode`]); the caller's floating-point state is
     /// left as it was.
     pub fn run(&mut self) -> Result<(), JitError> {
-        crate::fpmode::run_flushed(|| self.run_steps())
+        crate::fpmode::run_flushed(|| self.run_steps())?
     }
 
     fn run_steps(&mut self) -> Result<(), JitError> {
