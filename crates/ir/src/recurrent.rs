@@ -68,19 +68,19 @@ pub(crate) struct LayerWeights {
 }
 
 /// A layer's results.
-pub(crate) struct LayerOutput {
+struct LayerOutput {
     /// Each step's output `[B, H]`, in time order (also for a reversed layer).
     pub steps: Vec<NodeId>,
     /// The state after the last step taken (for a reversed layer, after step 0).
     pub state: Vec<NodeId>,
 }
 
-pub(crate) fn err(cell: &str, layer: usize, msg: String) -> IrError {
+fn err(cell: &str, layer: usize, msg: String) -> IrError {
     IrError::Invalid(format!("{cell} layer {layer}: {msg}"))
 }
 
 /// Brings `x` (`[T, B, in]` or `[B, T, in]`) to its rows `[T·B, in]`; returns `(rows, T, B, in)`.
-pub(crate) fn sequence_rows(
+fn sequence_rows(
     g: &mut Graph,
     cell: &str,
     x: NodeId,
@@ -108,7 +108,7 @@ pub(crate) fn sequence_rows(
 /// Brings a mask (`[T, B]` or `[B, T]` per `layout`; floats 1 for a real step and 0 for
 /// padding, or integers, nonzero for a real step) to the float rows `[T·B, 1]` the unroller
 /// reads.
-pub(crate) fn mask_rows(
+fn mask_rows(
     g: &mut Graph,
     cell: &str,
     mask: NodeId,
@@ -214,7 +214,7 @@ pub(crate) fn unroll(
 
 /// Unrolls one layer of `cell` over `rows` (`[T·B, in]`, time-major rows).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn unroll_layer(
+fn unroll_layer(
     g: &mut Graph,
     cell: &dyn Cell,
     l: usize,
@@ -330,14 +330,14 @@ pub(crate) fn unroll_layer(
 }
 
 /// The steps `[B, H]` (time order) as the rows `[T·B, H]` the next layer reads.
-pub(crate) fn steps_to_rows(g: &mut Graph, l: usize, steps: &[NodeId]) -> Result<NodeId> {
+fn steps_to_rows(g: &mut Graph, l: usize, steps: &[NodeId]) -> Result<NodeId> {
     let seq = g.concat(steps, 0)?;
     g.set_name(seq, format!("l{l}.h_all"));
     Ok(seq)
 }
 
 /// Rows `[T·B, H]` as a sequence output in `layout`.
-pub(crate) fn rows_to_sequence(
+fn rows_to_sequence(
     g: &mut Graph,
     rows: NodeId,
     t_len: usize,

@@ -99,9 +99,6 @@ impl From<GruConfig> for Box<dyn Layer> {
 }
 
 impl Recurrent for Gru {
-    fn units(&self) -> usize {
-        self.config.units
-    }
     fn return_sequences(&self) -> bool {
         self.config.return_sequences
     }

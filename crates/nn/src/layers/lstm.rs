@@ -116,9 +116,6 @@ impl Lstm {
 }
 
 impl Recurrent for Lstm {
-    fn units(&self) -> usize {
-        self.config.units
-    }
     fn return_sequences(&self) -> bool {
         self.config.return_sequences
     }

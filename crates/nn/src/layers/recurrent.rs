@@ -11,7 +11,6 @@ use crate::{NnError, Result};
 /// A layer that walks a sequence step by step (wrapped by
 /// [`Bidirectional`](super::Bidirectional)).
 pub trait Recurrent: Layer {
-    fn units(&self) -> usize;
     fn return_sequences(&self) -> bool;
     /// Unrolls over `x` (`[T, B, F]` / `[B, T, F]` as `x.layout`, masked by `x.mask`) in
     /// `direction`: every step's output in `x.layout` (time order) and the final states
