@@ -24,14 +24,9 @@ use trellis::nn::{Adam, Init, Optimizer};
 
 /// `--cell NAME` (default lstm).
 fn cell_arg() -> SeedCell {
-    let args: Vec<String> = std::env::args().collect();
-    match args
-        .iter()
-        .position(|a| a == "--cell")
-        .and_then(|i| args.get(i + 1))
-    {
+    match arg_word("--cell") {
         None => SeedCell::Lstm,
-        Some(name) => SeedCell::parse(name).unwrap_or_else(|| {
+        Some(name) => SeedCell::parse(&name).unwrap_or_else(|| {
             eprintln!("--cell takes lstm, gru or bilstm, not {name}");
             std::process::exit(2)
         }),
@@ -49,13 +44,7 @@ enum Start {
 
 impl Start {
     fn from_args() -> Start {
-        let args: Vec<String> = std::env::args().collect();
-        match args
-            .iter()
-            .position(|a| a == "--init")
-            .and_then(|i| args.get(i + 1))
-            .map(String::as_str)
-        {
+        match arg_word("--init").as_deref() {
             None | Some("keras") => Start::Keras,
             Some("small") => Start::Small,
             Some(other) => {
@@ -91,11 +80,15 @@ impl Start {
     }
 }
 
-fn arg(name: &str, default: usize) -> usize {
+/// The word after `name` on the command line.
+fn arg_word(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
+    let i = args.iter().position(|a| a == name)?;
+    args.get(i + 1).cloned()
+}
+
+fn arg(name: &str, default: usize) -> usize {
+    arg_word(name)
         .map(|v| v.parse().expect("a number"))
         .unwrap_or(default)
 }
