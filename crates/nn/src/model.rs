@@ -22,66 +22,25 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::ArrayD;
 use trellis_ir::{Graph, NodeId, TensorType};
 use trellis_jit::{CompileOptions, Plan};
 
 use crate::checkpoint::LoadOptions;
 use crate::data::{batch_ranges, SplitMix64};
 use crate::layers::{Act, BuildCtx, Embedding, Layer, Layout, MaskInput, ParamSpec, Scope};
-use crate::losses::{weighted_sum, Loss};
-use crate::memory::checked_numel;
+use crate::losses::{weighted_mean, Loss};
 use crate::metrics::{accuracy_counts, Metric};
 use crate::optim::{Optimizer, OptimizerGraph};
 use crate::{NnError, Result};
 
+mod arrays;
+mod checks;
 mod fit;
 
-/// Model inputs: token ids (for a model that starts with an [`Embedding`]) or floats, row-major
-/// `[n, per-sample shape]`.
-#[derive(Clone, Copy, Debug)]
-pub enum Inputs<'a> {
-    Ids(&'a [i64]),
-    Floats(&'a [f32]),
-}
-
-impl Inputs<'_> {
-    pub fn len(&self) -> usize {
-        match self {
-            Inputs::Ids(v) => v.len(),
-            Inputs::Floats(v) => v.len(),
-        }
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    fn slice(&self, r: Range<usize>) -> Inputs<'_> {
-        match self {
-            Inputs::Ids(v) => Inputs::Ids(&v[r]),
-            Inputs::Floats(v) => Inputs::Floats(&v[r]),
-        }
-    }
-}
-
-impl<'a> From<&'a [i64]> for Inputs<'a> {
-    fn from(v: &'a [i64]) -> Self {
-        Inputs::Ids(v)
-    }
-}
-impl<'a> From<&'a Vec<i64>> for Inputs<'a> {
-    fn from(v: &'a Vec<i64>) -> Self {
-        Inputs::Ids(v)
-    }
-}
-impl<'a> From<&'a [f32]> for Inputs<'a> {
-    fn from(v: &'a [f32]) -> Self {
-        Inputs::Floats(v)
-    }
-}
-impl<'a> From<&'a Vec<f32>> for Inputs<'a> {
-    fn from(v: &'a Vec<f32>) -> Self {
-        Inputs::Floats(v)
-    }
-}
+use arrays::Values;
+pub use arrays::{Inputs, Targets};
+use checks::Shapes;
 
 /// Options of [`Sequential::fit`] (Keras's arguments and defaults).
 #[derive(Clone, Debug)]
@@ -91,7 +50,7 @@ pub struct FitOptions<'a> {
     /// Fraction of the samples, taken from the end before shuffling (as Keras), held out for
     /// validation. Ignored when `validation_data` is given.
     pub validation_split: f32,
-    pub validation_data: Option<(Inputs<'a>, &'a [f32])>,
+    pub validation_data: Option<(Inputs<'a>, Targets<'a>)>,
     /// Shuffle the training samples every epoch (with `seed + epoch`).
     pub shuffle: bool,
     /// Seeds the shuffling and the dropout masks.
@@ -129,8 +88,12 @@ impl<'a> FitOptions<'a> {
         self.validation_split = f;
         self
     }
-    pub fn with_validation_data(mut self, x: impl Into<Inputs<'a>>, y: &'a [f32]) -> Self {
-        self.validation_data = Some((x.into(), y));
+    pub fn with_validation_data(
+        mut self,
+        x: impl Into<Inputs<'a>>,
+        y: impl Into<Targets<'a>>,
+    ) -> Self {
+        self.validation_data = Some((x.into(), y.into()));
         self
     }
     pub fn with_shuffle(mut self, yes: bool) -> Self {
@@ -199,15 +162,16 @@ pub struct Evaluation {
     pub accuracy: Option<f64>,
 }
 
-/// A step graph (training or inference) with its interface nodes. Outputs: `[loss, pred]`.
+/// A step graph (training or inference) with its interface nodes. Outputs: `[loss, pred]`,
+/// and the mask when the output has one.
 #[derive(Clone, Debug)]
 pub struct StepGraph {
     pub graph: Graph,
     /// `[B, per-sample shape]`, i64 ids or f32.
     pub x: NodeId,
-    /// Targets `[B, K]` (the sparse loss: one-hot).
+    /// Targets `[B, K]`, or `[B, T, K]` per step (the sparse loss: one-hot).
     pub y: NodeId,
-    /// Per-sample weights `[B, 1]`.
+    /// Weights `[B, 1]`, or `[B, T, 1]` per step.
     pub w: NodeId,
     /// Parameters, in [`Sequential::param_specs`] order.
     pub params: Vec<NodeId>,
@@ -215,12 +179,27 @@ pub struct StepGraph {
     pub masks: Vec<MaskInput>,
     /// Weighted loss, a scalar.
     pub loss: NodeId,
-    /// The model output `[B, K]`.
+    /// The model output `[B, K]` or `[B, T, K]`.
     pub pred: NodeId,
+    /// Which output steps are real (`[B, T]`, 1 or 0), when the input carries a mask.
+    pub mask: Option<NodeId>,
     pub batch: usize,
+    /// Output steps per sample: `T`, or 1 for a `[B, K]` output.
+    pub steps: usize,
     pub out_width: usize,
     /// Training graphs: the optimiser's learning-rate input, states and updates.
     pub optimizer: Option<OptimizerGraph>,
+}
+
+/// The forward part of a step graph: the model's output, batch-major.
+struct Forward {
+    x: NodeId,
+    params: Vec<NodeId>,
+    pred: NodeId,
+    logits: Option<(NodeId, crate::layers::Activation)>,
+    /// `[B, T]` when the output is per step and the input carries a mask.
+    mask: Option<NodeId>,
+    masks: Vec<MaskInput>,
 }
 
 struct Runner {
@@ -549,13 +528,19 @@ impl Sequential {
             .ok_or_else(|| NnError::Model("call compile(optimizer, loss, metrics) first".into()))
     }
 
-    /// Builds the step graph for `batch` samples of `row` shape: forward, loss, and (when
-    /// `training`) backward and the optimiser update. Public so that the same step can be run
-    /// through the reference interpreter.
-    pub fn step_graph(&mut self, batch: usize, row: &[usize], training: bool) -> Result<StepGraph> {
-        self.build()?;
-        let c = self.compiled()?.clone();
-        let mut g = Graph::new();
+    /// Appends the model's forward pass for `batch` samples of `row` shape (built model).
+    fn forward(
+        &self,
+        g: &mut Graph,
+        batch: usize,
+        row: &[usize],
+        training: bool,
+    ) -> Result<Forward> {
+        if self.specs.is_empty() {
+            return Err(NnError::Model(
+                "the model is not built: call compile first".into(),
+            ));
+        }
         let mut xdims = vec![batch];
         xdims.extend_from_slice(row);
         let x = if self.takes_ids() {
@@ -574,28 +559,66 @@ impl Sequential {
         };
         let mut act = Act::new(x, Layout::BatchMajor);
         for (l, r) in self.layers.iter().zip(&self.layer_params) {
-            act = l.build(&mut g, act, &params[r.clone()], &mut ctx)?;
+            act = l.build(g, act, &params[r.clone()], &mut ctx)?;
         }
-        let (mut pred, mut logits) = (act.node, act.logits);
-        if act.layout == Layout::TimeMajor && g.ty(pred).rank() == 3 {
+        let (mut pred, mut logits, mut mask) = (act.node, act.logits, act.mask);
+        let rank = g.ty(pred).rank();
+        if act.layout == Layout::TimeMajor && rank == 3 {
             pred = g.transpose(pred, &[1, 0, 2])?;
             if let Some((z, a)) = logits {
                 logits = Some((g.transpose(z, &[1, 0, 2])?, a));
             }
+            if let Some(m) = mask {
+                mask = Some(g.transpose(m, &[1, 0])?);
+            }
         }
-        let pty = g.ty(pred).clone();
-        if pty.rank() != 2 {
+        if !(rank == 2 || rank == 3) {
             return Err(NnError::Model(format!(
-                "the model output must be [batch, units] for a loss, got {pty} (end with an \
-                 LSTM without return_sequences or a Dense on a vector)"
+                "the model output must be [batch, units] or [batch, time, units] for a loss, \
+                 got {} for input {xdims:?}",
+                g.ty(pred)
             )));
         }
-        let k = pty.dims()[1];
-        let y = g.input("y", TensorType::f32([batch, k]));
-        let w = g.input("sample_weight", TensorType::f32([batch, 1]));
-        let per = c.loss.per_sample(&mut g, pred, logits, y)?;
-        let loss = weighted_sum(&mut g, per, w)?;
+        Ok(Forward {
+            x,
+            params,
+            pred,
+            logits,
+            mask: if rank == 3 { mask } else { None },
+            masks: ctx.masks,
+        })
+    }
+
+    /// The per-sample output shape (`[k]` or `[T, k]`) for `n` inputs of per-sample shape
+    /// `row` (from the graph the layers build: one source of truth for shapes).
+    pub(crate) fn output_shape(&self, n: usize, row: &[usize]) -> Result<Vec<usize>> {
+        let mut g = Graph::new();
+        let f = self.forward(&mut g, n, row, false)?;
+        Ok(g.ty(f.pred).dims()[1..].to_vec())
+    }
+
+    /// Builds the step graph for `batch` samples of `row` shape: forward, loss, and (when
+    /// `training`) backward and the optimiser update. Public so that the same step can be run
+    /// through the reference interpreter.
+    pub fn step_graph(&mut self, batch: usize, row: &[usize], training: bool) -> Result<StepGraph> {
+        self.build()?;
+        let c = self.compiled()?.clone();
+        let mut g = Graph::new();
+        let f = self.forward(&mut g, batch, row, training)?;
+        let out = g.ty(f.pred).dims().to_vec();
+        let (k, steps) = (out[out.len() - 1], out[1..out.len() - 1].iter().product());
+        let y = g.input("y", TensorType::f32(out.as_slice()));
+        let mut wdims = out.clone();
+        *wdims.last_mut().expect("rank 2 or 3") = 1;
+        let w = g.input("sample_weight", TensorType::f32(wdims.as_slice()));
+        let per = c.loss.per_sample(&mut g, f.pred, f.logits, y)?;
+        let mask = match f.mask {
+            Some(m) => Some(g.reshape(m, wdims.as_slice())?),
+            None => None,
+        };
+        let loss = weighted_mean(&mut g, per, w, mask)?;
         g.set_name(loss, "loss");
+        let params = f.params;
         let optimizer = if training {
             // Before differentiating: an embedding followed by a projection projects the table
             // once, and the backward graph follows that cheaper form.
@@ -611,17 +634,21 @@ impl Sequential {
         } else {
             None
         };
-        g.set_outputs(vec![loss, pred]);
+        let mut outputs = vec![loss, f.pred];
+        outputs.extend(f.mask);
+        g.set_outputs(outputs);
         Ok(StepGraph {
             graph: g,
-            x,
+            x: f.x,
             y,
             w,
             params,
-            masks: ctx.masks,
+            masks: f.masks,
             loss,
-            pred,
+            pred: f.pred,
+            mask: f.mask,
             batch,
+            steps,
             out_width: k,
             optimizer,
         })
@@ -686,247 +713,131 @@ impl Sequential {
         Ok(())
     }
 
-    /// Validates `x` (and `y`) and returns `(samples, per-sample shape)`.
-    fn check_data(&self, x: &Inputs, y: Option<&[f32]>) -> Result<(usize, Vec<usize>)> {
-        let c = self.compiled()?;
-        match (x, self.takes_ids()) {
-            (Inputs::Floats(_), true) => {
-                return Err(NnError::Shape(
-                    "x: the model starts with an Embedding and takes token ids (i64), got floats"
-                        .into(),
-                ))
-            }
-            (Inputs::Ids(_), false) => {
-                return Err(NnError::Shape(
-                    "x: the model takes floats, got token ids (only an Embedding takes ids)".into(),
-                ))
-            }
-            _ => {}
-        }
-        let n = match y {
-            Some(y) => {
-                let k = self.out_width()?;
-                let per = c.loss.targets_per_sample(k);
-                if per == 0 {
-                    return Err(NnError::Model(
-                        "the model's output width is unknown: it has no layers, or its input \
-                         shape is unknown (call with_input_shape or fit first)"
-                            .into(),
-                    ));
-                }
-                if !y.len().is_multiple_of(per) {
-                    return Err(NnError::Shape(format!(
-                        "y has {} values, not a multiple of the {per} targets per sample",
-                        y.len()
-                    )));
-                }
-                let n = y.len() / per;
-                if n == 0 {
-                    return Err(NnError::Shape("no samples: y is empty".into()));
-                }
-                if !x.len().is_multiple_of(n) {
-                    return Err(NnError::Shape(format!(
-                        "x has {} values, which is not a whole number of rows for the {n} \
-                         samples of y (x and y lengths do not match)",
-                        x.len()
-                    )));
-                }
-                n
-            }
-            None => {
-                let shape = self.input_shape.as_ref().ok_or_else(|| {
-                    NnError::Model(
-                        "the input shape is unknown: call with_input_shape or fit first".into(),
-                    )
-                })?;
-                let row = checked_numel(shape).unwrap_or(0);
-                if row == 0 || !x.len().is_multiple_of(row) || x.is_empty() {
-                    return Err(NnError::Shape(format!(
-                        "x has {} values, not a whole number of rows of {row}",
-                        x.len()
-                    )));
-                }
-                x.len() / row
-            }
-        };
-        let row_len = x.len() / n;
-        if row_len == 0 {
-            return Err(NnError::Shape(format!("x is empty, for {n} samples of y")));
-        }
-        let row = match &self.input_shape {
-            Some(s) => {
-                if checked_numel(s) != Some(row_len) {
-                    return Err(NnError::Shape(format!(
-                        "x has {row_len} values per sample ({} values for {n} samples), the \
-                         model's input shape is {s:?}",
-                        x.len()
-                    )));
-                }
-                s.clone()
-            }
-            None => vec![row_len],
-        };
-        if let (Inputs::Ids(ids), Some(e)) = (x, self.embedding()) {
-            let vocab = e.vocab();
-            if let Some(i) = ids.iter().position(|&id| id < 0 || id as usize >= vocab) {
-                return Err(NnError::TokenOutOfRange {
-                    id: ids[i],
-                    sample: i / row_len,
-                    position: i % row_len,
-                    vocab,
-                });
-            }
-        }
-        if let Inputs::Floats(v) = x {
-            if let Some(i) = v.iter().position(|f| !f.is_finite()) {
-                return Err(NnError::NonFiniteInput {
-                    sample: i / row_len,
-                    position: i % row_len,
-                    value: v[i],
-                });
-            }
-        }
-        if let Some(y) = y {
-            check_targets(c.loss, y, self.out_width()?)?;
-        }
-        Ok((n, row))
-    }
-
-    /// Width of the model's output (after build).
-    fn out_width(&self) -> Result<usize> {
-        let mut f = match &self.input_shape {
-            Some(s) => s.last().copied().unwrap_or(0),
-            None => 0,
-        };
-        for l in &self.layers {
-            f = l.out_features(f);
-        }
-        Ok(f)
-    }
-
     /// Fills the x, y and w inputs with the samples `rows` (padding rows: zeros, weight 0).
     fn feed(
         &self,
         r: &mut Runner,
         x: &Inputs,
-        y: Option<&[f32]>,
+        y: Option<&Targets>,
         rows: &[usize],
-        row_len: usize,
+        shapes: &Shapes,
     ) -> Result<()> {
-        let b = r.sg.batch;
-        let k = r.sg.out_width;
-        match x {
-            Inputs::Ids(v) => {
-                let mut xb = vec![0i64; b * row_len];
-                for (i, &s) in rows.iter().enumerate() {
-                    xb[i * row_len..(i + 1) * row_len]
-                        .copy_from_slice(&v[s * row_len..(s + 1) * row_len]);
-                }
-                r.plan.set_i64(r.sg.x, &xb)?;
-            }
-            Inputs::Floats(v) => {
-                let mut xb = vec![0f32; b * row_len];
-                for (i, &s) in rows.iter().enumerate() {
-                    xb[i * row_len..(i + 1) * row_len]
-                        .copy_from_slice(&v[s * row_len..(s + 1) * row_len]);
-                }
-                r.plan.set_f32(r.sg.x, &xb)?;
-            }
+        let (b, k, steps) = (r.sg.batch, r.sg.out_width, r.sg.steps);
+        let row_len = shapes.row_len();
+        match &x.values {
+            Values::Ids(v) => r
+                .plan
+                .set_i64(r.sg.x, &gather_padded(v, row_len, rows, b))?,
+            Values::Floats(v) => r
+                .plan
+                .set_f32(r.sg.x, &gather_padded(v, row_len, rows, b))?,
         }
-        let mut yb = vec![0f32; b * k];
+        let mut yb = vec![0f32; b * steps * k];
         if let Some(y) = y {
-            let sparse = self.compiled()?.loss == Loss::SparseCategoricalCrossentropy;
+            let loss = self.compiled()?.loss;
+            let per = shapes.targets_per_sample(loss);
             for (i, &s) in rows.iter().enumerate() {
-                if sparse {
-                    yb[i * k + y[s] as usize] = 1.0;
+                let ys = &y.values[s * per..(s + 1) * per];
+                let out = &mut yb[i * steps * k..(i + 1) * steps * k];
+                if loss == Loss::SparseCategoricalCrossentropy {
+                    for (t, &class) in ys.iter().enumerate() {
+                        out[t * k + class as usize] = 1.0;
+                    }
                 } else {
-                    yb[i * k..(i + 1) * k].copy_from_slice(&y[s * k..(s + 1) * k]);
+                    out.copy_from_slice(ys);
                 }
             }
         }
         r.plan.set_f32(r.sg.y, &yb)?;
-        let n = rows.len();
-        let mut w = vec![0f32; b];
-        w[..n].fill(1.0 / n as f32);
+        // Weights sum to 1 over the real rows' steps (the mask, in the graph, renormalises).
+        let real = rows.len() * steps;
+        let mut w = vec![0f32; b * steps];
+        w[..real].fill(1.0 / real as f32);
         r.plan.set_f32(r.sg.w, &w)?;
         Ok(())
     }
 
-    /// Runs the forward plan over `x` in batches; calls `f(rows, predictions)` per batch.
+    /// Runs the forward plan over `x` in batches; calls `f(rows, batch)` per batch.
     fn forward_batches(
         &mut self,
         x: &Inputs,
-        y: Option<&[f32]>,
-        mut f: impl FnMut(&[usize], &[f32], f64),
-    ) -> Result<usize> {
-        let (n, row) = self.check_data(x, y)?;
-        let row_len: usize = row.iter().product();
+        y: Option<&Targets>,
+        mut f: impl FnMut(&[usize], BatchOut),
+    ) -> Result<Shapes> {
+        let shapes = self.check_data(x, y)?;
+        let n = shapes.n;
         // A plan for more rows than there are samples would only add padding.
         let b = self.eval_batch.min(n).max(1);
-        let mut r = self.runner(false, b, &row)?;
+        let mut r = self.runner(false, b, &shapes.row)?;
         let res = (|| -> Result<()> {
             self.push_weights(&mut r)?;
             let all: Vec<usize> = (0..n).collect();
             for range in batch_ranges(n, b)? {
                 let rows = &all[range];
-                self.feed(&mut r, x, y, rows, row_len)?;
+                self.feed(&mut r, x, y, rows, &shapes)?;
                 r.plan.run()?;
-                let l = scalar(&r.plan, r.sg.loss)?;
-                let p = values(&r.plan, r.sg.pred)?;
-                let p = &p[..rows.len() * r.sg.out_width];
-                if let Some(i) = p.iter().position(|v| !v.is_finite()) {
+                let out = BatchOut::read(&r, rows.len())?;
+                let per = r.sg.steps * r.sg.out_width;
+                if let Some(i) = out.pred.iter().position(|v| !v.is_finite()) {
                     return Err(NnError::NonFinite(format!(
                         "the model's output for sample {} is {} (its weights or inputs are too \
                          large for f32)",
-                        rows[i / r.sg.out_width],
-                        p[i]
+                        rows[i / per],
+                        out.pred[i]
                     )));
                 }
-                if y.is_some() && !l.is_finite() {
+                if y.is_some() && !out.loss.is_finite() {
                     return Err(NnError::NonFinite(format!(
-                        "the loss of samples {}..{} is {l}",
+                        "the loss of samples {}..{} is {}",
                         rows[0],
-                        rows[0] + rows.len()
+                        rows[0] + rows.len(),
+                        out.loss
                     )));
                 }
-                f(rows, p, l);
+                f(rows, out);
             }
             Ok(())
         })();
         self.infer = Some(r);
-        res.map(|_| n)
+        res.map(|_| shapes)
     }
 
     /// Loss and metrics on `(x, y)` (Keras's `evaluate`).
-    pub fn evaluate<'a>(&mut self, x: impl Into<Inputs<'a>>, y: &[f32]) -> Result<Evaluation> {
-        let x = x.into();
+    pub fn evaluate<'a>(
+        &mut self,
+        x: impl Into<Inputs<'a>>,
+        y: impl Into<Targets<'a>>,
+    ) -> Result<Evaluation> {
+        let (x, y) = (x.into(), y.into());
         let c = self.compiled()?.clone();
         let acc = c.metrics.contains(&Metric::Accuracy);
-        let k = self.out_width()?;
-        let per_y = c.loss.targets_per_sample(k);
         let (mut loss_sum, mut correct, mut counted) = (0f64, 0u64, 0u64);
-        let n = self.forward_batches(&x, Some(y), |rows, p, l| {
-            loss_sum += l * rows.len() as f64;
+        let mut per_y = 0;
+        let shapes = self.forward_batches(&x, Some(&y), |rows, out| {
+            loss_sum += out.loss * rows.len() as f64;
             if acc {
+                per_y = y.values.len() / y.shape[0];
                 let s = rows[0];
-                let yr = &y[s * per_y..(s + rows.len()) * per_y];
-                let (ok, cnt) = accuracy_counts(c.loss, p, yr, rows.len(), k);
+                let yr = &y.values[s * per_y..(s + rows.len()) * per_y];
+                let (ok, cnt) = out.accuracy(c.loss, yr);
                 correct += ok;
                 counted += cnt;
             }
         })?;
         Ok(Evaluation {
-            loss: loss_sum / n as f64,
+            loss: loss_sum / shapes.n as f64,
             accuracy: acc.then(|| correct as f64 / counted.max(1) as f64),
         })
     }
 
-    /// The model's outputs for `x`, row-major `[n, units]` (Keras's `predict`).
-    pub fn predict<'a>(&mut self, x: impl Into<Inputs<'a>>) -> Result<Vec<f32>> {
+    /// The model's outputs for `x`: `[n, units]`, or `[n, T, units]` for a per-step output
+    /// (Keras's `predict`).
+    pub fn predict<'a>(&mut self, x: impl Into<Inputs<'a>>) -> Result<ArrayD<f32>> {
         let x = x.into();
         let mut out = Vec::new();
-        self.forward_batches(&x, None, |_, p, _| out.extend_from_slice(p))?;
-        Ok(out)
+        let shapes = self.forward_batches(&x, None, |_, b| out.extend_from_slice(&b.pred))?;
+        let dims: Vec<usize> = [&[shapes.n][..], &shapes.out].concat();
+        ArrayD::from_shape_vec(dims, out).map_err(|e| NnError::Model(format!("predict: {e}")))
     }
 
     /// Writes weights and optimiser state to a safetensors file (see [`crate::checkpoint`]).
@@ -945,41 +856,57 @@ impl Sequential {
     }
 }
 
-fn check_targets(loss: Loss, y: &[f32], k: usize) -> Result<()> {
-    let bad = |sample: usize, value: f32, expected: String| NnError::BadTarget {
-        sample,
-        value,
-        expected,
-    };
-    match loss {
-        Loss::BinaryCrossentropy => {
-            if let Some(i) = y.iter().position(|&v| v != 0.0 && v != 1.0) {
-                return Err(bad(
-                    i / k.max(1),
-                    y[i],
-                    "binary cross-entropy takes labels 0 or 1".into(),
-                ));
-            }
-        }
-        Loss::SparseCategoricalCrossentropy => {
-            if let Some(i) = y
-                .iter()
-                .position(|&v| !(v >= 0.0 && v.fract() == 0.0 && (v as usize) < k))
-            {
-                return Err(bad(
-                    i,
-                    y[i],
-                    format!("sparse categorical cross-entropy takes class ids 0..{k}"),
-                ));
-            }
-        }
-        Loss::MeanSquaredError => {
-            if let Some(i) = y.iter().position(|v| !v.is_finite()) {
-                return Err(bad(i / k.max(1), y[i], "targets must be finite".into()));
-            }
-        }
+/// Rows `rows` of a row-major `[n, row_len]` buffer, then zero rows up to `batch`.
+fn gather_padded<T: Copy + Default>(
+    v: &[T],
+    row_len: usize,
+    rows: &[usize],
+    batch: usize,
+) -> Vec<T> {
+    let mut out = vec![T::default(); batch * row_len];
+    for (i, &s) in rows.iter().enumerate() {
+        out[i * row_len..(i + 1) * row_len].copy_from_slice(&v[s * row_len..(s + 1) * row_len]);
     }
-    Ok(())
+    out
+}
+
+/// What one batch of a plan gives: the loss, the real rows' predictions and their mask.
+struct BatchOut {
+    loss: f64,
+    /// `[rows, steps, k]` (steps 1 for a vector output).
+    pred: Vec<f32>,
+    /// `[rows, steps]`, when the output is masked.
+    mask: Option<Vec<f32>>,
+    k: usize,
+}
+
+impl BatchOut {
+    fn read(r: &Runner, rows: usize) -> Result<BatchOut> {
+        let (steps, k) = (r.sg.steps, r.sg.out_width);
+        let mut pred = values(&r.plan, r.sg.pred)?;
+        pred.truncate(rows * steps * k);
+        let mask = match r.sg.mask {
+            Some(m) => {
+                let mut v = values(&r.plan, m)?;
+                v.truncate(rows * steps);
+                Some(v)
+            }
+            None => None,
+        };
+        Ok(BatchOut {
+            loss: scalar(&r.plan, r.sg.loss)?,
+            pred,
+            mask,
+            k,
+        })
+    }
+
+    /// Correct decisions and decisions counted against the real rows' targets `y` (as the
+    /// user gave them); masked steps count for nothing.
+    fn accuracy(&self, loss: Loss, y: &[f32]) -> (u64, u64) {
+        let rows = self.pred.len() / self.k;
+        accuracy_counts(loss, &self.pred, y, rows, self.k, self.mask.as_deref())
+    }
 }
 
 fn read_into(plan: &Plan, n: NodeId, out: &mut [f32]) -> Result<()> {

@@ -6,7 +6,7 @@
 //! use trellis_nn::data::{encode_dataset, imdb};
 //! let ds = imdb::subset()?;                     // or imdb::load_dir("data/imdb-full")?
 //! let enc = encode_dataset(&ds, 10_000, 200)?; // tokenizer fitted on the train texts only
-//! assert_eq!(enc.x_train.len(), enc.y_train.len() * 200);
+//! assert_eq!(enc.x_train.shape(), [enc.y_train.len(), 200]);
 //! # Ok::<(), trellis_nn::NnError>(())
 //! ```
 
@@ -20,19 +20,21 @@ pub use imdb::Dataset;
 pub use pad::{pad_sequences, Side};
 pub use tokenizer::{text_to_words, Tokenizer, INDEX_FROM, OOV, PAD, START};
 
+use ndarray::{Array1, Array2};
+
 use crate::Result;
 
 /// A data set encoded for training: token ids padded to `maxlen` and labels as `f32`.
 #[derive(Debug, Clone)]
 pub struct Encoded {
-    /// Train token ids, row-major `[n_train, maxlen]`.
-    pub x_train: Vec<i64>,
+    /// Train token ids, `[n_train, maxlen]`.
+    pub x_train: Array2<i64>,
     /// Train labels, 0.0 or 1.0, `[n_train]`.
-    pub y_train: Vec<f32>,
-    /// Test token ids, row-major `[n_test, maxlen]`.
-    pub x_test: Vec<i64>,
+    pub y_train: Array1<f32>,
+    /// Test token ids, `[n_test, maxlen]`.
+    pub x_test: Array2<i64>,
     /// Test labels, 0.0 or 1.0, `[n_test]`.
-    pub y_test: Vec<f32>,
+    pub y_test: Array1<f32>,
     /// Row length of `x_train` and `x_test`.
     pub maxlen: usize,
     /// The tokenizer, fitted on the train texts only.
@@ -78,7 +80,7 @@ pub fn encode_dataset(ds: &Dataset, num_words: usize, maxlen: usize) -> Result<E
     let encode = |split: &[(String, u8)]| {
         let seqs: Vec<Vec<i64>> = split.iter().map(|(t, _)| tokenizer.encode(t)).collect();
         let x = pad_sequences(&seqs, maxlen, Side::Pre, Side::Pre, PAD);
-        let y = split.iter().map(|&(_, l)| f32::from(l)).collect();
+        let y: Array1<f32> = split.iter().map(|&(_, l)| f32::from(l)).collect();
         (x, y)
     };
     let (x_train, y_train) = encode(&ds.train);

@@ -7,19 +7,18 @@ use std::time::Instant;
 use indicatif::ProgressBar;
 
 use super::{
-    format_log, progress_bar, scalar, values, Compiled, EpochLog, FitOptions, History, Inputs,
-    Runner, Sequential,
+    format_log, progress_bar, values, BatchOut, Compiled, EpochLog, FitOptions, History, Inputs,
+    Runner, Sequential, Shapes, Targets,
 };
 use crate::data::{batch_ranges, shuffled_indices, SplitMix64};
-use crate::metrics::{accuracy_counts, Metric};
+use crate::metrics::Metric;
 use crate::{NnError, Result};
 
 /// The training data of one `fit` call.
 struct TrainData<'x> {
     x: Inputs<'x>,
-    y: &'x [f32],
-    row_len: usize,
-    per_y: usize,
+    y: Targets<'x>,
+    shapes: Shapes,
 }
 
 /// One epoch's schedule: its number, the sample order, the batch size and the settings.
@@ -52,10 +51,10 @@ impl Sequential {
     pub fn fit<'a>(
         &mut self,
         x: impl Into<Inputs<'a>>,
-        y: &[f32],
+        y: impl Into<Targets<'a>>,
         opts: &FitOptions,
     ) -> Result<History> {
-        let x = x.into();
+        let (x, y) = (x.into(), y.into());
         if opts.batch_size == 0 {
             return Err(NnError::InvalidArgument {
                 name: "batch_size",
@@ -74,34 +73,36 @@ impl Sequential {
         let inferred = self.input_shape.is_none();
         let was_built = !self.specs.is_empty();
         if inferred {
-            // Infer the per-sample shape from the data: [row] (ids, or features of a Dense).
-            let per = self.compiled()?.loss.targets_per_sample(self.out_width()?);
-            if per > 0 && y.len().is_multiple_of(per) {
-                let n = y.len() / per;
-                if n > 0 && x.len().is_multiple_of(n) {
-                    self.input_shape = Some(vec![x.len() / n]);
+            // The per-sample shape is x's, as given (never guessed from a length).
+            self.input_shape = x.shape.get(1..).map(<[usize]>::to_vec);
+        }
+        let checked = self.build().and_then(|_| {
+            let shapes = self.check_data(&x, Some(&y))?;
+            if let Some((vx, vy)) = &opts.validation_data {
+                self.check_data(vx, Some(vy))?;
+            }
+            Ok(shapes)
+        });
+        let shapes = match checked {
+            Ok(s) => s,
+            Err(e) => {
+                // A failed call leaves the model as it was.
+                if inferred {
+                    self.input_shape = None;
                 }
+                if !was_built {
+                    self.specs.clear();
+                    self.layer_params.clear();
+                    self.weights.clear();
+                    self.opt_state.clear();
+                }
+                return Err(e);
             }
-        }
-        let checked = self.build().and_then(|_| self.check_data(&x, Some(y)));
-        if checked.is_err() && inferred {
-            // A guess from data that turned out wrong must not stick to the model.
-            self.input_shape = None;
-            if !was_built {
-                self.specs.clear();
-                self.weights.clear();
-                self.opt_state.clear();
-            }
-        }
-        let (n_all, row) = checked?;
-        let row_len = x.len() / n_all;
-        let per_y = y.len() / n_all;
+        };
+        let n_all = shapes.n;
         // Hold out the last fraction (Keras takes it before shuffling).
-        let (n_train, val) = match opts.validation_data {
-            Some((vx, vy)) => {
-                self.check_data(&vx, Some(vy))?;
-                (n_all, Some((vx, vy)))
-            }
+        let (n_train, val) = match &opts.validation_data {
+            Some((vx, vy)) => (n_all, Some((vx.view(), vy.view()))),
             None if opts.validation_split > 0.0 => {
                 let n_val = ((n_all as f64) * opts.validation_split as f64).round() as usize;
                 let n_tr = n_all - n_val;
@@ -115,10 +116,7 @@ impl Sequential {
                         ),
                     });
                 }
-                (
-                    n_tr,
-                    Some((x.slice(n_tr * row_len..n_all * row_len), &y[n_tr * per_y..])),
-                )
+                (n_tr, Some((x.rows(n_tr..n_all), y.rows(n_tr..n_all))))
             }
             None => (n_all, None),
         };
@@ -129,12 +127,11 @@ impl Sequential {
         // A plan for more rows than there are samples would only add padding.
         let b = opts.batch_size.min(n_train);
         self.eval_batch = opts.batch_size;
-        let mut r = self.runner(true, b, &row)?;
+        let mut r = self.runner(true, b, &shapes.row)?;
         let data = TrainData {
-            x,
-            y,
-            row_len,
-            per_y,
+            x: x.view(),
+            y: y.view(),
+            shapes,
         };
         let result = (|| -> Result<History> {
             self.push_weights(&mut r)?;
@@ -191,7 +188,7 @@ impl Sequential {
                     samples_per_sec: n_train as f64 / train_s,
                     ..Default::default()
                 };
-                if let Some((vx, vy)) = val {
+                if let Some((vx, vy)) = &val {
                     let ev = self.evaluate(vx, vy)?;
                     log.val_loss = Some(ev.loss);
                     log.val_accuracy = ev.accuracy;
@@ -232,7 +229,7 @@ impl Sequential {
                 break;
             }
             let rows = &ep.order[range];
-            self.feed(r, &d.x, Some(d.y), rows, d.row_len)?;
+            self.feed(r, &d.x, Some(&d.y), rows, &d.shapes)?;
             let o = r.sg.optimizer.as_ref().expect("training graph");
             r.plan
                 .set_f32(o.lr, &[c.optimizer.lr_for_step(self.step)])?;
@@ -253,19 +250,20 @@ impl Sequential {
             r.plan.run()?;
             self.step += 1;
             out.steps += 1;
-            let l = scalar(&r.plan, r.sg.loss)?;
+            let b = BatchOut::read(r, rows.len())?;
+            let l = b.loss;
             if !l.is_finite() {
                 out.bad = Some((bi, format!("the loss is {l}")));
                 return Ok(out);
             }
             out.loss_sum += l * rows.len() as f64;
             if acc {
+                let per = d.shapes.targets_per_sample(c.loss);
                 let yr: Vec<f32> = rows
                     .iter()
-                    .flat_map(|&s| d.y[s * d.per_y..(s + 1) * d.per_y].iter().copied())
+                    .flat_map(|&s| d.y.values[s * per..(s + 1) * per].iter().copied())
                     .collect();
-                let p = values(&r.plan, r.sg.pred)?;
-                let (ok, cnt) = accuracy_counts(c.loss, &p, &yr, rows.len(), r.sg.out_width);
+                let (ok, cnt) = b.accuracy(c.loss, &yr);
                 out.correct += ok;
                 out.counted += cnt;
             }
