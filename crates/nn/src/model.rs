@@ -4,10 +4,13 @@
 //! ## One plan per step, partial batches included
 //!
 //! A training step (forward, backward, optimiser update) is one graph compiled once into a
-//! [`trellis_jit::Plan`] at the full batch size `B`. The loss is `sum(per_sample_loss * w)`
-//! with a per-sample weight input `w [B, 1]`: `1/n` on the `n` real rows of a batch, 0 on the
-//! padding rows of the last partial batch, so that batch trains with exactly its own mean-loss
-//! gradient. `evaluate` and `predict` use a forward-only plan the same way.
+//! [`trellis_jit::Plan`] at the full batch size `B`. The loss is `sum(loss * w)` with a weight
+//! input `w` per sample (`[B, 1]`) or per step (`[B, T, 1]` for a `[B, T, K]` output): `1/n`
+//! (`1/(n T)`) on the `n` real rows of a batch, 0 on the padding rows of the last partial
+//! batch, so that batch trains with exactly its own mean-loss gradient. When the output
+//! carries a mask (Embedding `mask_zero`, Masking), the loss is `sum(l w m) / sum(w m)`: padded
+//! steps count for nothing, in the loss and in the accuracy. `evaluate` and `predict` use a
+//! forward-only plan the same way.
 //!
 //! ## Parameter names
 //!
