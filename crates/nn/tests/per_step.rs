@@ -180,3 +180,27 @@ fn binary_and_mse_per_step_with_a_masking_layer() {
         assert!(h.loss().iter().all(|v| v.is_finite()));
     }
 }
+
+/// The README's tagger snippet, as written there.
+#[test]
+fn the_readme_tagger_runs() {
+    let x: Array2<i64> = array![[4, 9, 2, 0, 0], [7, 3, 5, 8, 1]];
+    let y: Array2<f32> = array![[1., 0., 2., 0., 0.], [0., 0., 1., 2., 1.]];
+    let mut model = Sequential::new()
+        .add(EmbeddingConfig::new(10, 16).with_mask_zero(true))
+        .add(Bidirectional::new(
+            LstmConfig::new(32).with_return_sequences(true).init(),
+        ))
+        .add(Dense::new(3, Activation::Softmax));
+    model
+        .compile(
+            Adam::default(),
+            Loss::SparseCategoricalCrossentropy,
+            &[Metric::Accuracy],
+        )
+        .unwrap();
+    let h = model.fit(&x, &y, &FitOptions::new(10, 32).quiet()).unwrap();
+    assert!(h.loss()[9] < h.loss()[0], "{:?}", h.loss());
+    let p: ArrayD<f32> = model.predict(&x).unwrap();
+    assert_eq!(p.shape(), [2, 5, 3]);
+}

@@ -102,7 +102,7 @@ fn masked_models_train_the_same_on_pre_and_post_padding() {
     let mut runs = Vec::new();
     for pre in [false, true] {
         let mut m = build();
-        let h = m.fit(&padded(pre), &y, &opts).unwrap();
+        let h = m.fit(padded(pre), &y, &opts).unwrap();
         runs.push((h.loss(), m.weights().to_vec()));
     }
     let (post, pre) = (&runs[0], &runs[1]);
@@ -126,7 +126,7 @@ fn masked_models_train_the_same_on_pre_and_post_padding() {
                 .add(Gru::new(3))
                 .add(Dense::new(1, Activation::Sigmoid)),
         );
-        plain.push(m.fit(&padded(pre), &y, &opts).unwrap().loss());
+        plain.push(m.fit(padded(pre), &y, &opts).unwrap().loss());
     }
     assert!((plain[0][1] - plain[1][1]).abs() > 1e-4, "{plain:?}");
 }

@@ -31,15 +31,15 @@ fn x_and_y_row_counts_must_agree() {
     // 8 samples of 10 ids with 8 labels read as rows of 10, never as 80 / 8.
     let y = Array1::<f32>::zeros(4);
     assert_eq!(
-        err(m.fit(&ids(8, 10), &y, &q)),
+        err(m.fit(ids(8, 10), &y, &q)),
         "x has 8 samples (shape [8, 10]) but y has 4 (shape [4])"
     );
-    let e = m.evaluate(&ids(3, 10), &y).unwrap_err().to_string();
+    let e = m.evaluate(ids(3, 10), &y).unwrap_err().to_string();
     assert_eq!(e, "x has 3 samples (shape [3, 10]) but y has 4 (shape [4])");
     // A (values, shape) pair whose shape does not hold its values.
     let flat: Vec<f32> = vec![0.0; 7];
     assert_eq!(
-        err(m.fit(&ids(8, 10), (&flat, [8]), &q)),
+        err(m.fit(ids(8, 10), (&flat, [8]), &q)),
         "y: shape [8] does not hold its 7 values"
     );
 }
@@ -61,19 +61,19 @@ fn the_per_sample_shape_must_be_the_models() {
     // An ids model takes the sequence length it was trained on.
     let mut m = ids_model(false, 1, Activation::Sigmoid, Loss::BinaryCrossentropy);
     m.fit(
-        &ids(4, 6),
-        &Array1::<f32>::zeros(4),
+        ids(4, 6),
+        Array1::<f32>::zeros(4),
         &FitOptions::new(1, 4).quiet(),
     )
     .unwrap();
-    let e = m.predict(&ids(4, 5)).unwrap_err().to_string();
+    let e = m.predict(ids(4, 5)).unwrap_err().to_string();
     assert_eq!(
         e,
         "x has shape [4, 5], [5] per sample, but the model's input shape is [6] (x must be \
          [n, 6])"
     );
     // A float sequence where the model wants ids, and a vector where an LSTM wants a sequence.
-    let e = m.predict(&Array3::<f32>::zeros((4, 6, 1))).unwrap_err();
+    let e = m.predict(Array3::<f32>::zeros((4, 6, 1))).unwrap_err();
     assert_eq!(
         e.to_string(),
         "x: the model starts with an Embedding and takes token ids (i64), got floats of shape \
@@ -85,8 +85,8 @@ fn the_per_sample_shape_must_be_the_models() {
     m.compile(Adam::default(), Loss::MeanSquaredError, &[])
         .unwrap();
     let e = err(m.fit(
-        &Array2::<f32>::zeros((3, 4)),
-        &Array1::<f32>::zeros(3),
+        Array2::<f32>::zeros((3, 4)),
+        Array1::<f32>::zeros(3),
         &FitOptions::new(1, 4).quiet(),
     ));
     assert_eq!(
@@ -102,7 +102,7 @@ fn labels_must_fit_the_output_and_the_loss() {
     // One-hot labels on a one-unit model.
     let mut m = ids_model(false, 1, Activation::Sigmoid, Loss::BinaryCrossentropy);
     assert_eq!(
-        err(m.fit(&x, &Array2::<f32>::zeros((6, 2)), &q)),
+        err(m.fit(&x, Array2::<f32>::zeros((6, 2)), &q)),
         "y has shape [6, 2] but the model's output for x [6, 5] is [6, 1]: binary_crossentropy \
          takes y of shape [6, 1] or [6]"
     );
@@ -114,14 +114,14 @@ fn labels_must_fit_the_output_and_the_loss() {
         Loss::SparseCategoricalCrossentropy,
     );
     assert_eq!(
-        err(m.fit(&x, &Array2::<f32>::zeros((6, 3)), &q)),
+        err(m.fit(&x, Array2::<f32>::zeros((6, 3)), &q)),
         "y has shape [6, 3] but the model's output for x [6, 5] is [6, 3]: \
          sparse_categorical_crossentropy takes y of shape [6] or [6, 1] (one-hot labels? this \
          loss takes class ids)"
     );
     // Labels per step on a model with one output per sample.
     assert_eq!(
-        err(m.fit(&x, &Array2::<f32>::zeros((6, 5)), &q)),
+        err(m.fit(&x, Array2::<f32>::zeros((6, 5)), &q)),
         "y has shape [6, 5] but the model's output for x [6, 5] is [6, 3]: \
          sparse_categorical_crossentropy takes y of shape [6] or [6, 1] (labels per step need \
          a per-step output: return_sequences(true) on the last recurrent layer)"
@@ -134,13 +134,13 @@ fn labels_must_fit_the_output_and_the_loss() {
         Loss::SparseCategoricalCrossentropy,
     );
     assert_eq!(
-        err(m.fit(&x, &Array1::<f32>::zeros(6), &q)),
+        err(m.fit(&x, Array1::<f32>::zeros(6), &q)),
         "y has shape [6] but the model's output for x [6, 5] is [6, 5, 3]: \
          sparse_categorical_crossentropy takes y of shape [6, 5] or [6, 5, 1] (the model \
          predicts at each of 5 steps: give labels per step)"
     );
     assert_eq!(
-        err(m.fit(&x, &Array2::<f32>::zeros((6, 4)), &q)),
+        err(m.fit(&x, Array2::<f32>::zeros((6, 4)), &q)),
         "y has shape [6, 4] but the model's output for x [6, 5] is [6, 5, 3]: \
          sparse_categorical_crossentropy takes y of shape [6, 5] or [6, 5, 1] (y has 4 steps, \
          the model's output 5)"
@@ -156,9 +156,9 @@ fn labels_must_fit_the_output_and_the_loss() {
     let vy = Array1::<f32>::zeros(2);
     let e = err(m.fit(
         &x,
-        &Array2::<f32>::zeros((6, 5)),
+        Array2::<f32>::zeros((6, 5)),
         &FitOptions::new(1, 4)
-            .with_validation_data(&ids(2, 5), &vy)
+            .with_validation_data(ids(2, 5), &vy)
             .quiet(),
     ));
     assert!(
@@ -203,7 +203,7 @@ fn a_refused_call_leaves_the_model_as_it_was() {
     assert_eq!((before.1, before.2), (2, 1));
     let bad_y = Array2::<f32>::zeros((8, 2));
     assert!(m.fit(&x, &bad_y, &q).is_err());
-    assert!(m.fit(&ids(8, 6), &y, &q).is_err());
+    assert!(m.fit(ids(8, 6), &y, &q).is_err());
     assert!(m.evaluate(&x, &bad_y).is_err());
     let after = (
         snapshot(&m),
@@ -221,12 +221,12 @@ fn a_refused_call_leaves_the_model_as_it_was() {
     f.compile(Adam::default(), Loss::BinaryCrossentropy, &[])
         .unwrap();
     let xf = Array2::<f32>::zeros((4, 3));
-    assert!(f.fit(&xf, &Array1::<f32>::zeros(5), &q).is_err());
+    assert!(f.fit(&xf, Array1::<f32>::zeros(5), &q).is_err());
     assert_eq!(
         (f.input_shape(), f.param_specs().len(), f.step()),
         (None, 0, 0)
     );
-    f.fit(&Array2::<f32>::zeros((4, 2)), &Array1::<f32>::zeros(4), &q)
+    f.fit(Array2::<f32>::zeros((4, 2)), Array1::<f32>::zeros(4), &q)
         .unwrap();
     assert_eq!(f.input_shape(), Some(&[2][..]));
     assert_eq!(f.weight("dense.weight").unwrap().len(), 2);

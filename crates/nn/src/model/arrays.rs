@@ -156,7 +156,7 @@ macro_rules! shaped_from {
                 }
             }
         }
-        impl<D: Dimension> From<ArrayBase<OwnedRepr<$elem>, D>> for $target<'static> {
+        impl<'a, D: Dimension> From<ArrayBase<OwnedRepr<$elem>, D>> for $target<'a> {
             fn from(a: ArrayBase<OwnedRepr<$elem>, D>) -> Self {
                 $target {
                     shape: a.shape().to_vec(),
@@ -180,7 +180,7 @@ macro_rules! shaped_from {
                 }
             }
         }
-        impl<const N: usize> From<(Vec<$elem>, [usize; N])> for $target<'static> {
+        impl<'a, const N: usize> From<(Vec<$elem>, [usize; N])> for $target<'a> {
             fn from((v, shape): (Vec<$elem>, [usize; N])) -> Self {
                 $target {
                     shape: shape.to_vec(),
@@ -197,7 +197,7 @@ shaped_from!(Targets, f32, |v| v);
 // Class ids as integers (exact as f32 up to 2^24 classes).
 shaped_from!(Targets, i64, ids_as_f32);
 
-fn ids_as_f32(v: Cow<'_, [i64]>) -> Cow<'static, [f32]> {
+fn ids_as_f32<'a>(v: Cow<'_, [i64]>) -> Cow<'a, [f32]> {
     Cow::Owned(v.iter().map(|&i| i as f32).collect())
 }
 

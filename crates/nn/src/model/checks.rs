@@ -39,6 +39,42 @@ impl Shapes {
 }
 
 impl Sequential {
+    /// `fit`'s checks: builds the model (its input shape, when unknown, is x's per-sample
+    /// shape as given) and checks the training and validation data; a refusal leaves the
+    /// model as it was.
+    pub(crate) fn check_fit_data(
+        &mut self,
+        x: &Inputs,
+        y: &Targets,
+        validation: Option<&(Inputs, Targets)>,
+    ) -> Result<Shapes> {
+        self.compiled()?;
+        let inferred = self.input_shape.is_none();
+        let was_built = !self.specs.is_empty();
+        if inferred {
+            self.input_shape = x.shape.get(1..).map(<[usize]>::to_vec);
+        }
+        let checked = self.build().and_then(|_| {
+            let shapes = self.check_data(x, Some(y))?;
+            if let Some((vx, vy)) = validation {
+                self.check_data(vx, Some(vy))?;
+            }
+            Ok(shapes)
+        });
+        if checked.is_err() {
+            if inferred {
+                self.input_shape = None;
+            }
+            if !was_built {
+                self.specs.clear();
+                self.layer_params.clear();
+                self.weights.clear();
+                self.opt_state.clear();
+            }
+        }
+        checked
+    }
+
     /// Checks `x` (and `y`) against each other and the model (which must be built).
     pub(crate) fn check_data(&self, x: &Inputs, y: Option<&Targets>) -> Result<Shapes> {
         let c = self.compiled()?;
