@@ -113,6 +113,11 @@ impl Sequential {
     /// The per-sample output shape (`[k]` or `[T, k]`) for `n` inputs of per-sample shape
     /// `row` (from the graph the layers build: one source of truth for shapes).
     pub(crate) fn output_shape(&self, n: usize, row: &[usize]) -> Result<Vec<usize>> {
+        // A cached plan for this input shape knows it (predict in a loop builds no graph).
+        let cached = [&self.train, &self.infer].into_iter().flatten();
+        if let Some(r) = cached.into_iter().find(|r| r.key.1 == row) {
+            return Ok(r.sg.graph.ty(r.sg.pred).dims()[1..].to_vec());
+        }
         let mut g = Graph::new();
         let f = self.forward(&mut g, n, row, false)?;
         Ok(g.ty(f.pred).dims()[1..].to_vec())
