@@ -3,6 +3,7 @@
 use super::arrays::Values;
 use super::plans::Runner;
 use super::{Inputs, Sequential, Shapes, Targets};
+use crate::data::gather_rows;
 use crate::losses::Loss;
 use crate::Result;
 
@@ -53,15 +54,13 @@ impl Sequential {
 }
 
 /// Rows `rows` of a row-major `[n, row_len]` buffer, then zero rows up to `batch`.
-pub(super) fn gather_padded<T: Copy + Default>(
+fn gather_padded<T: Copy + Default>(
     v: &[T],
     row_len: usize,
     rows: &[usize],
     batch: usize,
 ) -> Vec<T> {
-    let mut out = vec![T::default(); batch * row_len];
-    for (i, &s) in rows.iter().enumerate() {
-        out[i * row_len..(i + 1) * row_len].copy_from_slice(&v[s * row_len..(s + 1) * row_len]);
-    }
+    let mut out = gather_rows(v, row_len, rows);
+    out.resize(batch * row_len, T::default());
     out
 }

@@ -63,11 +63,10 @@ impl Sequential {
         let c = self.compiled()?.clone();
         let acc = c.metrics.contains(&Metric::Accuracy);
         let (mut loss_sum, mut correct, mut counted) = (0f64, 0u64, 0u64);
-        let mut per_y = 0;
         let shapes = self.forward_batches(&x, Some(&y), |rows, out| {
             loss_sum += out.loss * rows.len() as f64;
             if acc {
-                per_y = y.values.len() / y.shape[0];
+                let per_y = y.values.len() / y.shape[0];
                 let s = rows[0];
                 let yr = &y.values[s * per_y..(s + rows.len()) * per_y];
                 let (ok, cnt) = out.accuracy(c.loss, yr);
