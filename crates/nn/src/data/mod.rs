@@ -12,17 +12,31 @@
 
 pub mod batches;
 pub mod imdb;
+pub mod lm;
 pub mod pad;
+pub mod tagged;
 pub mod tokenizer;
+pub mod vocab;
 
 pub use batches::{batch_ranges, gather_rows, shuffle, shuffled_indices, BatchRanges, SplitMix64};
 pub use imdb::Dataset;
 pub use pad::{pad_sequences, Side};
 pub use tokenizer::{text_to_words, Tokenizer, INDEX_FROM, OOV, PAD, START};
+pub use vocab::{rank_by_frequency, Vocab};
+
+use std::path::Path;
 
 use ndarray::{Array1, Array2};
 
-use crate::Result;
+use crate::{NnError, Result};
+
+/// Maps an I/O error to [`NnError::Io`] naming `path`.
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> NnError + '_ {
+    move |source| NnError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
 
 /// A data set encoded for training: token ids padded to `maxlen` and labels as `f32`.
 #[derive(Debug, Clone)]
@@ -62,7 +76,7 @@ impl Encoded {
 pub fn encode_dataset(ds: &Dataset, num_words: usize, maxlen: usize) -> Result<Encoded> {
     for (name, split) in [("train", &ds.train), ("test", &ds.test)] {
         if let Some((index, (_, l))) = split.iter().enumerate().find(|(_, (_, l))| *l > 1) {
-            return Err(crate::NnError::BadLabel {
+            return Err(NnError::BadLabel {
                 file: format!("dataset {name} split"),
                 index,
                 value: l.to_string(),
@@ -70,7 +84,7 @@ pub fn encode_dataset(ds: &Dataset, num_words: usize, maxlen: usize) -> Result<E
         }
     }
     if maxlen == 0 {
-        return Err(crate::NnError::InvalidArgument {
+        return Err(NnError::InvalidArgument {
             name: "maxlen",
             value: "0".into(),
             message: "rows must hold at least one token".into(),
