@@ -6,9 +6,11 @@
 mod builder;
 pub mod dot;
 pub mod error;
+pub mod functions;
 pub mod graph;
 pub mod gru;
 pub mod interp;
+pub mod lanes;
 pub mod lstm;
 pub mod models;
 pub mod op;

@@ -21,7 +21,7 @@ use trellis_ir::{Binary, Scalar, ScalarFn};
 
 use crate::avx512::{self, Program as Avx512Program};
 use crate::error::JitError;
-use crate::math::{self, ClifLanes, Lanes};
+use crate::math::{ClifLanes, Lanes};
 
 /// What a compiled kernel computes and how it reads its inputs; the kernel cache key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -521,11 +521,11 @@ fn emit_node(
     match *n {
         Scalar::Input(k) => inputs[k as usize].expect("live input is loaded"),
         Scalar::Const(c) => l.f(c as f32),
-        Scalar::Unary(f, a) => math::unary(l, f, g(a)),
+        Scalar::Unary(f, a) => f.lanes(l, g(a)),
         Scalar::Binary(Binary::Pow, a, b) if small_int(e, b).is_some() => {
             l.powi(g(a), small_int(e, b).expect("checked"))
         }
-        Scalar::Binary(f, a, b) => math::binary(l, f, g(a), g(b)),
+        Scalar::Binary(f, a, b) => f.lanes(l, g(a), g(b)),
         Scalar::Select(c, a, b) => l.select_nonzero(g(c), g(a), g(b)),
     }
 }
