@@ -5,6 +5,7 @@
 //! broadcast inputs, fusion splices expressions of neighbouring ops into one, and the JIT compiles
 //! the result to one loop. One definition of each op's arithmetic serves all three.
 pub use crate::functions::{Binary, Unary};
+use crate::prim::Prim;
 use rustc_hash::FxHashMap;
 use std::hash::{Hash, Hasher};
 
@@ -18,6 +19,8 @@ pub enum Scalar {
     Binary(Binary, u32, u32),
     /// `if c != 0 { a } else { b }`
     Select(u32, u32, u32),
+    /// A primitive defined outside the built-in table, on its first `arity` operands.
+    Prim(Prim, [u32; 3]),
 }
 
 impl Scalar {
@@ -28,6 +31,7 @@ impl Scalar {
             Scalar::Unary(_, a) => ([a, 0, 0], 1),
             Scalar::Binary(_, a, b) => ([a, b, 0], 2),
             Scalar::Select(c, a, b) => ([c, a, b], 3),
+            Scalar::Prim(p, args) => (args, p.arity()),
         };
         ops.into_iter().take(n)
     }
@@ -43,6 +47,7 @@ impl PartialEq for Scalar {
             (Unary(f, a), Unary(g, b)) => f == g && a == b,
             (Binary(f, a, b), Binary(g, c, d)) => f == g && a == c && b == d,
             (Select(a, b, c), Select(d, e, f)) => a == d && b == e && c == f,
+            (Prim(p, a), Prim(q, b)) => p == q && a == b,
             _ => false,
         }
     }
@@ -57,6 +62,7 @@ impl Hash for Scalar {
             Scalar::Unary(f, a) => (f, a).hash(h),
             Scalar::Binary(f, a, b) => (f, a, b).hash(h),
             Scalar::Select(a, b, c) => (a, b, c).hash(h),
+            Scalar::Prim(p, a) => (p, a).hash(h),
         }
     }
 }
@@ -158,6 +164,13 @@ impl ScalarFn {
                 Scalar::Select(c, a, b) => {
                     Scalar::Select(map[c as usize], map[a as usize], map[b as usize])
                 }
+                Scalar::Prim(p, a) => {
+                    let mut b = [0; 3];
+                    for k in 0..p.arity() {
+                        b[k] = map[a[k] as usize];
+                    }
+                    Scalar::Prim(p, b)
+                }
             };
             let id = *index.entry(s).or_insert_with(|| {
                 self.nodes.push(s);
@@ -183,6 +196,13 @@ impl ScalarFn {
                     } else {
                         v[b as usize]
                     }
+                }
+                Scalar::Prim(p, a) => {
+                    let mut args = [0.0; 3];
+                    for k in 0..p.arity() {
+                        args[k] = v[a[k] as usize];
+                    }
+                    p.eval(&args[..p.arity()])
                 }
             };
             v.push(x);

@@ -14,7 +14,7 @@
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 
-use trellis_ir::{Binary, Scalar, ScalarFn, Unary};
+use trellis_ir::{Binary, Prim, Scalar, ScalarFn, Unary};
 
 use crate::kernel::{live_nodes, small_int, KernelSpec};
 use crate::math::{Cmp, Lanes};
@@ -39,6 +39,8 @@ enum Op {
     Powi(i32),
     /// `if a != 0 { b } else { c }`.
     Select,
+    /// A primitive defined outside trellis: its recorded lane program, replayed.
+    Prim(Prim),
 }
 
 /// `slot[dst] = op(slot[a], slot[b], slot[c])` over a tile (unused operands are ignored).
@@ -130,6 +132,13 @@ impl Program {
                 }
                 Scalar::Binary(f, a, b) => (Op::Binary(f), [s(a), s(b), 0]),
                 Scalar::Select(c, a, b) => (Op::Select, [s(c), s(a), s(b)]),
+                Scalar::Prim(p, a) => {
+                    let mut args = [0; 3];
+                    for (k, arg) in args.iter_mut().enumerate().take(p.arity()) {
+                        *arg = s(a[k]);
+                    }
+                    (Op::Prim(p), args)
+                }
             };
             let (op, [a, b, c]) = op;
             instrs.push(Instr {
@@ -520,6 +529,31 @@ unsafe fn select_loop(
     vector_loop!(d, nvec, |x = a, t = b, e = c| l.select_nonzero(x, t, e));
 }
 
+/// `d = p(a, b, c)` for the instruction's outside primitive `p` (its first `arity` operands):
+/// the recorded lane program replayed on each pair of vectors. Slower than a built-in's loop
+/// (the program is walked per vector pair), still one pass over the tile in registers. Safety
+/// as [`unary_loop`].
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn prim_loop(
+    i: &Instr,
+    d: *mut f32,
+    a: *const f32,
+    b: *const f32,
+    c: *const f32,
+    nvec: usize,
+) {
+    let l = &mut Zmm::<UNROLL>;
+    let p = match i.op {
+        Op::Prim(p) => p,
+        _ => unreachable!("prim_loop runs Prim instructions"),
+    };
+    match p.arity() {
+        1 => vector_loop!(d, nvec, |x = a| p.lanes(l, &[x])),
+        2 => vector_loop!(d, nvec, |x = a, y = b| p.lanes(l, &[x, y])),
+        _ => vector_loop!(d, nvec, |x = a, y = b, z = c| p.lanes(l, &[x, y, z])),
+    }
+}
+
 /// One loop per unary and per binary function, in the order of `Unary::ALL` / `Binary::ALL`
 /// (built from the functions' declarations, so no function can be missing).
 macro_rules! unary_loops {
@@ -539,6 +573,7 @@ impl Op {
             Op::Binary(f) => BINARY_LOOPS[f.index()],
             Op::Powi(_) => powi_loop,
             Op::Select => select_loop,
+            Op::Prim(_) => prim_loop,
         }
     }
 }

@@ -527,6 +527,10 @@ fn emit_node(
         }
         Scalar::Binary(f, a, b) => f.lanes(l, g(a), g(b)),
         Scalar::Select(c, a, b) => l.select_nonzero(g(c), g(a), g(b)),
+        Scalar::Prim(p, a) => {
+            let args: Vec<Value> = a[..p.arity()].iter().map(|&k| g(k)).collect();
+            p.lanes(l, &args)
+        }
     }
 }
 

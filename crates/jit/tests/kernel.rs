@@ -220,6 +220,11 @@ fn reference(e: &ScalarFn, x: &[f64]) -> (Vec<f64>, Vec<f64>) {
                 };
                 (y, err)
             }
+            // (Random expressions hold no outside primitives; `custom_op` tests those.)
+            Scalar::Prim(p, a) => {
+                let args: Vec<f64> = a[..p.arity()].iter().map(|&k| v[k as usize]).collect();
+                (p.eval(&args), inf)
+            }
             Scalar::Select(c, a, b) => {
                 let (vc, ec) = (v[c as usize], er[c as usize]);
                 let (pick_a, sure) = if vc.is_nan() {
