@@ -156,3 +156,67 @@ fn an_outside_op_fuses_with_built_ins_and_differentiates() {
     let report = gradcheck(&g, loss, &[x], &feeds, Tolerance::default()).unwrap();
     report.check().unwrap();
 }
+
+/// `log(1 + exp(x))` written as an outside op's scalar form of built-in functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct NaiveSoftplus;
+
+impl Op for NaiveSoftplus {
+    fn name(&self) -> &str {
+        "naive_softplus"
+    }
+    fn infer(&self, inputs: &[&TensorType]) -> Result<TensorType> {
+        Ok(inputs[0].clone())
+    }
+    fn eval(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let ty = inputs[0].ty();
+        eval_elementwise(&self.scalar().unwrap(), inputs, &ty)
+    }
+    fn is_elementwise(&self) -> bool {
+        true
+    }
+    fn scalar(&self) -> Option<ScalarFn> {
+        use trellis::ir::{Binary, Unary};
+        let mut e = ScalarFn::new(1);
+        let x = e.input(0);
+        let ex = e.push(Scalar::Unary(Unary::Exp, x));
+        let one = e.constant(1.0);
+        let s = e.push(Scalar::Binary(Binary::Add, one, ex));
+        let y = e.push(Scalar::Unary(Unary::Log, s));
+        e.output(y);
+        Some(e)
+    }
+    fn vjp(
+        &self,
+        g: &mut Graph,
+        i: &[NodeId],
+        _: NodeId,
+        d: NodeId,
+    ) -> Result<Vec<Option<NodeId>>> {
+        let s = g.sigmoid(i[0])?;
+        Ok(vec![Some(g.mul(d, s)?)])
+    }
+}
+
+/// Fusion cuts by what the scalar form computes, not by op name: an outside op chaining exp
+/// and log is cut before a following tanh exactly as the built-in softplus is (each runs two
+/// polynomials on one chain), and a cheap outside op (softsign) is not cut at all.
+#[test]
+fn fusion_cuts_outside_ops_as_built_ins() {
+    let kernels = |f: &dyn Fn(&mut Graph, NodeId) -> NodeId| {
+        let mut g = Graph::new();
+        let x = g.input("x", TensorType::f32([4, 16]));
+        let s = f(&mut g, x);
+        let t = g.tanh(s).unwrap();
+        let y = g.mul(t, x).unwrap();
+        g.set_outputs(vec![y]);
+        let plan = compile(&g, &CompileOptions::default()).unwrap();
+        (0..plan.step_count())
+            .filter(|&k| plan.describe_step(k).starts_with("kernel"))
+            .count()
+    };
+    let builtin = kernels(&|g, x| g.softplus(x).unwrap());
+    let outside = kernels(&|g, x| g.apply(NaiveSoftplus, &[x]).unwrap());
+    let cheap = kernels(&|g, x| g.apply(Softsign, &[x]).unwrap());
+    assert_eq!((builtin, outside, cheap), (2, 2, 1));
+}

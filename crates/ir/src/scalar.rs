@@ -5,9 +5,10 @@
 //! broadcast inputs, fusion splices expressions of neighbouring ops into one, and the JIT compiles
 //! the result to one loop. One definition of each op's arithmetic serves all three.
 pub use crate::functions::{Binary, Unary};
-use crate::prim::Prim;
+use crate::prim::{LaneFn, Prim};
 use rustc_hash::FxHashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::OnceLock;
 
 /// A node of a scalar expression; operands index earlier nodes of the same [`ScalarFn`].
 #[derive(Clone, Copy, Debug)]
@@ -179,6 +180,53 @@ impl ScalarFn {
             map.push(id);
         }
         other.outputs.iter().map(|&o| map[o as usize]).collect()
+    }
+
+    /// Node `node` as a constant small integer (`|n| <= 16`): the exponents with which the
+    /// backends run `pow` as [`crate::lanes::Lanes::powi`], a few multiplications.
+    pub fn small_int(&self, node: u32) -> Option<i32> {
+        match self.nodes[node as usize] {
+            Scalar::Const(c) if c.fract() == 0.0 && c.abs() <= 16.0 => Some(c as i32),
+            _ => None,
+        }
+    }
+
+    /// The most range-reduced polynomials (exp, log, tanh, ...: tens of dependent instructions
+    /// each) on one dependency chain of the expression, counted in the lane code each node
+    /// runs ([`crate::prim::LaneFn::transcendental_depth`]): built-ins and outside primitives
+    /// alike. Fusion cuts where one such chain would follow another.
+    pub fn transcendental_depth(&self) -> usize {
+        static UNARY: OnceLock<Vec<usize>> = OnceLock::new();
+        static BINARY: OnceLock<Vec<usize>> = OnceLock::new();
+        let unary = UNARY.get_or_init(|| {
+            Unary::ALL
+                .iter()
+                .map(|&f| LaneFn::of_unary(f).transcendental_depth())
+                .collect()
+        });
+        let binary = BINARY.get_or_init(|| {
+            Binary::ALL
+                .iter()
+                .map(|&f| LaneFn::of_binary(f).transcendental_depth())
+                .collect()
+        });
+        let mut d: Vec<usize> = Vec::with_capacity(self.nodes.len());
+        for n in &self.nodes {
+            let own = match *n {
+                Scalar::Unary(f, _) => unary[f.index()],
+                Scalar::Binary(Binary::Pow, _, b) if self.small_int(b).is_some() => 0,
+                Scalar::Binary(f, _, _) => binary[f.index()],
+                Scalar::Prim(p, _) => p.transcendental_depth(),
+                Scalar::Input(_) | Scalar::Const(_) | Scalar::Select(..) => 0,
+            };
+            let m = n.operands().map(|o| d[o as usize]).max().unwrap_or(0);
+            d.push(m + own);
+        }
+        self.outputs
+            .iter()
+            .map(|&o| d[o as usize])
+            .max()
+            .unwrap_or(0)
     }
 
     /// Evaluates every node in f64 for one element; `out` receives the outputs.

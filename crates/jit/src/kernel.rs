@@ -472,10 +472,7 @@ pub(crate) fn live_nodes(e: &ScalarFn) -> Vec<bool> {
 
 /// A constant small-integer exponent, for `pow` by repeated multiplication.
 pub(crate) fn small_int(e: &ScalarFn, node: u32) -> Option<i32> {
-    match e.nodes[node as usize] {
-        Scalar::Const(c) if c.fract() == 0.0 && c.abs() <= 16.0 => Some(c as i32),
-        _ => None,
-    }
+    e.small_int(node)
 }
 
 /// Emits the expression for one element (or four) given the input values, for each of
