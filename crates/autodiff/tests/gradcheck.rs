@@ -349,3 +349,58 @@ fn grad_prunes_branches_and_zero_fills_unreached_inputs() {
     assert!(e.contains("must be a float scalar"), "{e}");
     let _ = IrError::Invalid(String::new());
 }
+
+/// An op whose vjp is wrong in shape or count, as an outside op's might be.
+#[derive(Debug)]
+enum WrongVjp {
+    /// One gradient for two inputs.
+    TooFew,
+    /// A gradient summed to a scalar instead of the input's shape.
+    Shape,
+}
+
+impl Op for WrongVjp {
+    fn name(&self) -> &str {
+        "wrong_vjp"
+    }
+    fn infer(&self, inputs: &[&TensorType]) -> Result<TensorType> {
+        Ok(inputs[0].clone())
+    }
+    fn eval(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        Ok(inputs[0].clone())
+    }
+    fn vjp(
+        &self,
+        g: &mut Graph,
+        _: &[NodeId],
+        _: NodeId,
+        grad: NodeId,
+    ) -> Result<Vec<Option<NodeId>>> {
+        match self {
+            WrongVjp::TooFew => Ok(vec![Some(grad)]),
+            WrongVjp::Shape => Ok(vec![Some(g.sum_all(grad)?), None]),
+        }
+    }
+}
+
+#[test]
+fn grad_rejects_a_vjp_of_the_wrong_count_or_shape() {
+    for (op, want) in [
+        (WrongVjp::TooFew, "returned 1 gradients for 2 inputs"),
+        (
+            WrongVjp::Shape,
+            "returned a gradient of type f64[] for input 0 of type f64[2,3]",
+        ),
+    ] {
+        let mut g = Graph::new();
+        let a = g.input("a", TensorType::f64([2, 3]));
+        let b = g.input("b", TensorType::f64([2, 3]));
+        let y = g.apply(op, &[a, b]).unwrap();
+        let loss = g.sum_all(y).unwrap();
+        let msg = grad(&mut g, loss, &[a, b]).unwrap_err().to_string();
+        assert!(
+            msg.contains("vjp of") && msg.contains("wrong_vjp") && msg.contains(want),
+            "{msg}"
+        );
+    }
+}
