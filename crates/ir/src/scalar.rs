@@ -229,6 +229,65 @@ impl ScalarFn {
             .unwrap_or(0)
     }
 
+    /// The expression as text: inputs are `x0, x1, ..`, a value used more than once is bound
+    /// once (`t4 = sigmoid(x0)`), then one line per output (`y0 = t4 * x1`).
+    pub fn formula(&self) -> String {
+        let mut uses = vec![0usize; self.nodes.len()];
+        for n in &self.nodes {
+            for o in n.operands() {
+                uses[o as usize] += 1;
+            }
+        }
+        for &o in &self.outputs {
+            uses[o as usize] += 1;
+        }
+        let mut text: Vec<String> = Vec::with_capacity(self.nodes.len());
+        let mut lines: Vec<String> = Vec::new();
+        let show = |text: &[String], i: u32| text[i as usize].clone();
+        for (i, n) in self.nodes.iter().enumerate() {
+            let t = match *n {
+                Scalar::Input(k) => format!("x{k}"),
+                Scalar::Const(c) => format!("{c}"),
+                Scalar::Unary(f, a) => format!("{}({})", f.name(), show(&text, a)),
+                Scalar::Binary(f, a, b) => {
+                    let op = match f {
+                        Binary::Add => Some("+"),
+                        Binary::Sub => Some("-"),
+                        Binary::Mul => Some("*"),
+                        Binary::Div => Some("/"),
+                        _ => None,
+                    };
+                    match op {
+                        Some(op) => format!("({} {op} {})", show(&text, a), show(&text, b)),
+                        None => format!("{}({}, {})", f.name(), show(&text, a), show(&text, b)),
+                    }
+                }
+                Scalar::Select(c, a, b) => format!(
+                    "select({}, {}, {})",
+                    show(&text, c),
+                    show(&text, a),
+                    show(&text, b)
+                ),
+                Scalar::Prim(p, a) => {
+                    let args: Vec<String> =
+                        a[..p.arity()].iter().map(|&k| show(&text, k)).collect();
+                    format!("{}({})", p.name(), args.join(", "))
+                }
+            };
+            let shared = uses[i] > 1 && !matches!(n, Scalar::Input(_) | Scalar::Const(_));
+            if shared {
+                lines.push(format!("t{i} = {t}"));
+                text.push(format!("t{i}"));
+            } else {
+                text.push(t);
+            }
+        }
+        for (k, &o) in self.outputs.iter().enumerate() {
+            lines.push(format!("y{k} = {}", show(&text, o)));
+        }
+        lines.join("; ")
+    }
+
     /// Evaluates every node in f64 for one element; `out` receives the outputs.
     pub fn eval(&self, inputs: &[f64], out: &mut [f64]) {
         let mut v = Vec::with_capacity(self.nodes.len());

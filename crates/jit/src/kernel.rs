@@ -165,6 +165,8 @@ enum Code {
 /// machine code lives as long as the process (JIT memory is never freed).
 pub struct Kernel {
     code: Code,
+    /// What it computes (for `Plan::explain`).
+    expr: ScalarFn,
     col_broadcast: Vec<bool>,
     n_outputs: usize,
 }
@@ -199,6 +201,10 @@ impl Kernel {
     }
     pub fn n_outputs(&self) -> usize {
         self.n_outputs
+    }
+    /// The expression the kernel computes.
+    pub fn expr(&self) -> &ScalarFn {
+        &self.expr
     }
     /// Per input, whether it is read once per row (column stride 0).
     pub fn col_broadcast(&self) -> &[bool] {
@@ -390,6 +396,7 @@ impl KernelCache {
         };
         let k = Arc::new(Kernel {
             code,
+            expr: spec.expr.clone(),
             col_broadcast: spec.col_broadcast.clone(),
             n_outputs: spec.expr.outputs.len(),
         });

@@ -252,6 +252,24 @@ fn lstm_cell_is_two_kernels_cut_at_tanh_c() {
         kernels[1].contains("ins 2 outs 1"),
         "h from c and o: {kernels:?}"
     );
+    // explain() shows each kernel's formula and the nodes it holds.
+    let kept = compile(
+        &g,
+        &CompileOptions {
+            keep_graph: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let text = kept.explain();
+    assert_eq!(text.matches("formula:").count(), 2, "{text}");
+    assert!(text.contains("y0 = sigmoid(x"), "o, a gate output: {text}");
+    assert!(text.contains("tanh(x"), "h's kernel reads c: {text}");
+    assert!(
+        text.contains("(sigmoid)") && text.contains("(tanh)"),
+        "{text}"
+    );
+    assert!(kept.graph().is_some() && plan.graph().is_none());
 
     let mut rng = StdRng::seed_from_u64(3);
     let feeds: Feeds = [
