@@ -10,6 +10,33 @@ use rustc_hash::FxHashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::OnceLock;
 
+impl Unary {
+    /// [`LaneFn::transcendental_depth`] of this function's lane code (recorded once).
+    pub fn transcendental_depth(self) -> usize {
+        static DEPTH: OnceLock<Vec<usize>> = OnceLock::new();
+        DEPTH.get_or_init(|| {
+            Unary::ALL
+                .iter()
+                .map(|&f| LaneFn::of_unary(f).transcendental_depth())
+                .collect()
+        })[self.index()]
+    }
+}
+
+impl Binary {
+    /// [`LaneFn::transcendental_depth`] of this function's lane code (recorded once; `pow`
+    /// by a small integer constant runs as multiplications, see [`ScalarFn::small_int`]).
+    pub fn transcendental_depth(self) -> usize {
+        static DEPTH: OnceLock<Vec<usize>> = OnceLock::new();
+        DEPTH.get_or_init(|| {
+            Binary::ALL
+                .iter()
+                .map(|&f| LaneFn::of_binary(f).transcendental_depth())
+                .collect()
+        })[self.index()]
+    }
+}
+
 /// A node of a scalar expression; operands index earlier nodes of the same [`ScalarFn`].
 #[derive(Clone, Copy, Debug)]
 pub enum Scalar {
@@ -196,26 +223,12 @@ impl ScalarFn {
     /// runs ([`crate::prim::LaneFn::transcendental_depth`]): built-ins and outside primitives
     /// alike. Fusion cuts where one such chain would follow another.
     pub fn transcendental_depth(&self) -> usize {
-        static UNARY: OnceLock<Vec<usize>> = OnceLock::new();
-        static BINARY: OnceLock<Vec<usize>> = OnceLock::new();
-        let unary = UNARY.get_or_init(|| {
-            Unary::ALL
-                .iter()
-                .map(|&f| LaneFn::of_unary(f).transcendental_depth())
-                .collect()
-        });
-        let binary = BINARY.get_or_init(|| {
-            Binary::ALL
-                .iter()
-                .map(|&f| LaneFn::of_binary(f).transcendental_depth())
-                .collect()
-        });
         let mut d: Vec<usize> = Vec::with_capacity(self.nodes.len());
         for n in &self.nodes {
             let own = match *n {
-                Scalar::Unary(f, _) => unary[f.index()],
+                Scalar::Unary(f, _) => f.transcendental_depth(),
                 Scalar::Binary(Binary::Pow, _, b) if self.small_int(b).is_some() => 0,
-                Scalar::Binary(f, _, _) => binary[f.index()],
+                Scalar::Binary(f, _, _) => f.transcendental_depth(),
                 Scalar::Prim(p, _) => p.transcendental_depth(),
                 Scalar::Input(_) | Scalar::Const(_) | Scalar::Select(..) => 0,
             };

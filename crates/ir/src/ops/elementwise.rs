@@ -112,6 +112,9 @@ impl Op for UnaryOp {
     fn scalar(&self) -> Option<ScalarFn> {
         Some(ScalarFn::unary(self.0))
     }
+    fn transcendental_depth(&self) -> usize {
+        self.0.transcendental_depth()
+    }
     fn vjp(
         &self,
         g: &mut Graph,
@@ -144,6 +147,9 @@ impl Op for BinaryOp {
     }
     fn scalar(&self) -> Option<ScalarFn> {
         Some(ScalarFn::binary(self.0))
+    }
+    fn transcendental_depth(&self) -> usize {
+        self.0.transcendental_depth()
     }
     fn vjp(
         &self,
