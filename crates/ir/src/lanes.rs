@@ -115,7 +115,7 @@ pub trait Lanes {
     /// the pairs (half the dependent depth of [`Lanes::poly`], so more elements fit in flight).
     #[inline(always)]
     fn estrin(&mut self, x: Self::F, x2: Self::F, coeffs: &[f32]) -> Self::F {
-        debug_assert!(coeffs.len() % 2 == 0 && (2..=16).contains(&coeffs.len()));
+        debug_assert!(coeffs.len().is_multiple_of(2) && (2..=16).contains(&coeffs.len()));
         // (Not `array::map`: it is not inlined, which the AVX-512 backend needs.)
         let mut c: [Option<Self::F>; 16] = [None; 16];
         for (k, &v) in coeffs.iter().enumerate() {
