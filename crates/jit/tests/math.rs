@@ -107,8 +107,11 @@ fn every_function_within_its_ulp_bound() {
     for backend in Backend::all_available() {
         let mut cache = KernelCache::with_backend(backend).unwrap();
         let xs = sample();
+        // Correctly rounded functions on every 7th value (their code has no polynomial to
+        // go wrong between samples).
+        let few: Vec<f32> = xs.iter().copied().step_by(7).collect();
         for f in Unary::ALL {
-            let [v, s] = sweep(&mut cache, f, &xs);
+            let [v, s] = sweep(&mut cache, f, if f.ulp() == 0 { &few } else { &xs });
             eprintln!(
                 "{backend:?} {f:?}: vector max {} ulp at {:e}, scalar max {} ulp at {:e}",
                 v.0, v.1, s.0, s.1
