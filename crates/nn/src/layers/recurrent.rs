@@ -56,6 +56,15 @@ pub(crate) fn output(x: &Act, seq: NodeId, last: NodeId, return_sequences: bool)
     }
 }
 
+/// The error of a layer built with `return_state` inside a Sequential (which passes one value
+/// on): `kind` returns `outputs` values; its `forward` returns them all.
+pub(crate) fn return_state_error(kind: &str, outputs: &str, layer: &str) -> NnError {
+    NnError::Model(format!(
+        "{kind}: return_state gives {outputs} outputs, which a Sequential cannot pass on; \
+         call {layer}::forward to get the states"
+    ))
+}
+
 /// A recurrent layer's parameters in PyTorch's names and layout, for `gates` gate blocks:
 /// `{module}.weight_ih_l{k} [G·H, in]`, `{module}.weight_hh_l{k} [G·H, H]`, then one `[G·H]`
 /// vector per name in `biases` (`bias_ih`, `bias_hh`). `G·H` saturates, so an absurd `units`
