@@ -974,6 +974,7 @@ impl Builder<'_> {
             threads: self.threads,
             stats,
             profile: Profile::default(),
+            attached: Vec::new(),
         })
     }
 }
