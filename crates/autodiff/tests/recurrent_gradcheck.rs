@@ -19,6 +19,25 @@ fn rand_tensor(rng: &mut StdRng, shape: &[usize], lo: f64, hi: f64) -> Tensor {
     Tensor::f64(shape, (0..n).map(|_| rng.gen_range(lo..hi)).collect()).unwrap()
 }
 
+/// A parameter (or a data input) of `shape`, fed values uniform in `[-0.8, 0.8)`.
+fn leaf_of(
+    g: &mut Graph,
+    feeds: &mut Feeds,
+    rng: &mut StdRng,
+    name: &str,
+    shape: &[usize],
+    param: bool,
+) -> NodeId {
+    let ty = TensorType::f64(shape);
+    let id = if param {
+        g.param(name, ty)
+    } else {
+        g.input(name, ty)
+    };
+    feeds.insert(id, rand_tensor(rng, shape, -0.8, 0.8));
+    id
+}
+
 /// A bidirectional layer of `cell` (input `[B, T, in]`, mask `[B, T]`), summed into a loss
 /// that reads every output step and both final states. Returns `(loss, params)`; the params
 /// are fed from `rng`.
@@ -149,14 +168,7 @@ fn stacked_gru_with_initial_state_gradcheck() {
     let mut g = Graph::new();
     let mut feeds = Feeds::new();
     let mut leaf = |g: &mut Graph, name: &str, shape: &[usize], param: bool| {
-        let ty = TensorType::f64(shape);
-        let id = if param {
-            g.param(name, ty)
-        } else {
-            g.input(name, ty)
-        };
-        feeds.insert(id, rand_tensor(&mut rng, shape, -0.8, 0.8));
-        id
+        leaf_of(g, &mut feeds, &mut rng, name, shape, param)
     };
     let x = leaf(&mut g, "x", &[t, b, inp], false);
     let mut layers = Vec::new();
@@ -270,14 +282,7 @@ fn masked_lstm_from_a_given_state_gradcheck() {
         let mut g = Graph::new();
         let mut feeds = Feeds::new();
         let mut leaf = |g: &mut Graph, name: &str, shape: &[usize], param: bool| {
-            let ty = TensorType::f64(shape);
-            let id = if param {
-                g.param(name, ty)
-            } else {
-                g.input(name, ty)
-            };
-            feeds.insert(id, rand_tensor(&mut rng, shape, -0.8, 0.8));
-            id
+            leaf_of(g, &mut feeds, &mut rng, name, shape, param)
         };
         let x = leaf(&mut g, "x", &[b, t, inp], false);
         let mut layers = Vec::new();

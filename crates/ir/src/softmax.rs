@@ -45,13 +45,20 @@ pub fn max_last(g: &mut Graph, z: NodeId) -> Result<NodeId> {
     Ok(m)
 }
 
-/// Stable log-softmax over the last axis: `z - m - log(sum(exp(z - m)))`, `m` the row maximum.
-pub fn log_softmax(g: &mut Graph, z: NodeId) -> Result<NodeId> {
-    let axis = last_axis(g, "log_softmax", z)?;
+/// What both softmaxes start from: `s = z - m` (`m` the row maximum), `e = exp(s)` and the
+/// row sums `sum(e)`.
+fn shifted_exp(g: &mut Graph, what: &str, z: NodeId) -> Result<[NodeId; 3]> {
+    let axis = last_axis(g, what, z)?;
     let m = max_last(g, z)?;
     let s = g.sub(z, m)?;
     let e = g.exp(s)?;
     let se = g.sum(e, &[axis], true)?;
+    Ok([s, e, se])
+}
+
+/// Stable log-softmax over the last axis: `z - m - log(sum(exp(z - m)))`, `m` the row maximum.
+pub fn log_softmax(g: &mut Graph, z: NodeId) -> Result<NodeId> {
+    let [s, _, se] = shifted_exp(g, "log_softmax", z)?;
     let lse = g.log(se)?;
     g.sub(s, lse)
 }
@@ -60,10 +67,6 @@ pub fn log_softmax(g: &mut Graph, z: NodeId) -> Result<NodeId> {
 /// Compiled, it is three kernels and a reduction: the row maximum, `exp(z - m)`, the row sum,
 /// the division (the `softmax_kernels` test of `crates/jit/tests/attention.rs`).
 pub fn softmax(g: &mut Graph, z: NodeId) -> Result<NodeId> {
-    let axis = last_axis(g, "softmax", z)?;
-    let m = max_last(g, z)?;
-    let s = g.sub(z, m)?;
-    let e = g.exp(s)?;
-    let se = g.sum(e, &[axis], true)?;
+    let [_, e, se] = shifted_exp(g, "softmax", z)?;
     g.div(e, se)
 }

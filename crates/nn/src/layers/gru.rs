@@ -7,9 +7,9 @@ use trellis_ir::lstm::Direction;
 use trellis_ir::{Graph, NodeId};
 
 use super::recurrent::{
-    check_sequence, output, return_state_error, seq_layout, weight_specs, Recurrent,
+    check_sequence, initial_states, output, return_state_error, seq_layout, weight_specs, Recurrent,
 };
-use super::{Act, BuildCtx, Layer, Layout, ParamSpec, Scope};
+use super::{Act, BuildCtx, Layer, ParamSpec, Scope};
 use crate::init::Init;
 use crate::Result;
 
@@ -74,34 +74,6 @@ impl Gru {
         GruConfig::new(units).init()
     }
 
-    /// Unrolls the layer over `x` (`[T, B, in]` or `[B, T, in]` per `layout`) with its
-    /// `params` (`w_ih, w_hh, b_ih, b_hh`): every step's output when `return_sequences`, and
-    /// the final `h` (what `return_state` returns).
-    pub fn forward(
-        &self,
-        g: &mut Graph,
-        x: NodeId,
-        layout: Layout,
-        params: &[NodeId],
-    ) -> Result<GruOutput> {
-        self.forward_from(g, x, layout, params, None)
-    }
-
-    /// [`Gru::forward`] started from `initial_state` (`h0 [B, H]`, Keras's
-    /// `initial_state=[h]`; zeros when `None`): an encoder's final state starts a decoder.
-    pub fn forward_from(
-        &self,
-        g: &mut Graph,
-        x: NodeId,
-        layout: Layout,
-        params: &[NodeId],
-        initial_state: Option<NodeId>,
-    ) -> Result<GruOutput> {
-        let x = Act::new(x, layout);
-        let rs = self.config.return_sequences;
-        self.run(g, &x, params, Direction::Forward, rs, initial_state)
-    }
-
     fn run(
         &self,
         g: &mut Graph,
@@ -144,8 +116,10 @@ impl Recurrent for Gru {
         x: &Act,
         params: &[NodeId],
         direction: Direction,
+        initial_state: Option<&[NodeId]>,
     ) -> Result<(NodeId, Vec<NodeId>)> {
-        let o = self.run(g, x, params, direction, true, None)?;
+        let init = initial_states::<1>("gru", "h", initial_state)?.map(|[h]| h);
+        let o = self.run(g, x, params, direction, true, init)?;
         Ok((o.output, o.h))
     }
 }
@@ -165,7 +139,7 @@ impl Layer for Gru {
     }
     fn build(&self, g: &mut Graph, x: Act, params: &[NodeId], _: &mut BuildCtx) -> Result<Act> {
         if self.config.return_state {
-            return Err(return_state_error("gru", "two", "Gru"));
+            return Err(return_state_error("gru", "two"));
         }
         check_sequence(g, "gru", &x)?;
         let rs = self.config.return_sequences;

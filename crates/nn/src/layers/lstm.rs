@@ -5,7 +5,7 @@ use trellis_ir::lstm::{lstm, Direction, LstmOutput, LstmSpec, LstmWeights};
 use trellis_ir::{Graph, NodeId};
 
 use super::recurrent::{
-    check_sequence, output, return_state_error, seq_layout, weight_specs, Recurrent,
+    check_sequence, initial_states, output, return_state_error, seq_layout, weight_specs, Recurrent,
 };
 use super::{Act, BuildCtx, Layer, Layout, ParamSpec, Scope};
 use crate::init::Init;
@@ -84,22 +84,9 @@ impl Lstm {
         layout: Layout,
         params: &[NodeId],
     ) -> Result<LstmOutput> {
-        self.forward_from(g, x, layout, params, None)
-    }
-
-    /// [`Lstm::forward`] started from `initial_state` `(h0, c0)`, each `[B, H]` (Keras's
-    /// `initial_state=[h, c]`; zeros when `None`): an encoder's final state starts a decoder.
-    pub fn forward_from(
-        &self,
-        g: &mut Graph,
-        x: NodeId,
-        layout: Layout,
-        params: &[NodeId],
-        initial_state: Option<(NodeId, NodeId)>,
-    ) -> Result<LstmOutput> {
         let x = Act::new(x, layout);
         let rs = self.config.return_sequences;
-        self.run(g, &x, params, Direction::Forward, rs, initial_state)
+        self.run(g, &x, params, Direction::Forward, rs, None)
     }
 
     fn run(
@@ -137,8 +124,10 @@ impl Recurrent for Lstm {
         x: &Act,
         params: &[NodeId],
         direction: Direction,
+        initial_state: Option<&[NodeId]>,
     ) -> Result<(NodeId, Vec<NodeId>)> {
-        let o = self.run(g, x, params, direction, true, None)?;
+        let init = initial_states::<2>("lstm", "h, c", initial_state)?.map(|[h, c]| (h, c));
+        let o = self.run(g, x, params, direction, true, init)?;
         Ok((o.output, vec![o.h[0], o.c[0]]))
     }
 }
@@ -170,7 +159,7 @@ impl Layer for Lstm {
     }
     fn build(&self, g: &mut Graph, x: Act, params: &[NodeId], _: &mut BuildCtx) -> Result<Act> {
         if self.config.return_state {
-            return Err(return_state_error("lstm", "three", "Lstm"));
+            return Err(return_state_error("lstm", "three"));
         }
         check_sequence(g, "lstm", &x)?;
         let rs = self.config.return_sequences;
