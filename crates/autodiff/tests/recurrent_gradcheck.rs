@@ -19,6 +19,25 @@ fn rand_tensor(rng: &mut StdRng, shape: &[usize], lo: f64, hi: f64) -> Tensor {
     Tensor::f64(shape, (0..n).map(|_| rng.gen_range(lo..hi)).collect()).unwrap()
 }
 
+/// A parameter (or a data input) of `shape`, fed values uniform in `[-0.8, 0.8)`.
+fn leaf_of(
+    g: &mut Graph,
+    feeds: &mut Feeds,
+    rng: &mut StdRng,
+    name: &str,
+    shape: &[usize],
+    param: bool,
+) -> NodeId {
+    let ty = TensorType::f64(shape);
+    let id = if param {
+        g.param(name, ty)
+    } else {
+        g.input(name, ty)
+    };
+    feeds.insert(id, rand_tensor(rng, shape, -0.8, 0.8));
+    id
+}
+
 /// A bidirectional layer of `cell` (input `[B, T, in]`, mask `[B, T]`), summed into a loss
 /// that reads every output step and both final states. Returns `(loss, params)`; the params
 /// are fed from `rng`.
@@ -149,14 +168,7 @@ fn stacked_gru_with_initial_state_gradcheck() {
     let mut g = Graph::new();
     let mut feeds = Feeds::new();
     let mut leaf = |g: &mut Graph, name: &str, shape: &[usize], param: bool| {
-        let ty = TensorType::f64(shape);
-        let id = if param {
-            g.param(name, ty)
-        } else {
-            g.input(name, ty)
-        };
-        feeds.insert(id, rand_tensor(&mut rng, shape, -0.8, 0.8));
-        id
+        leaf_of(g, &mut feeds, &mut rng, name, shape, param)
     };
     let x = leaf(&mut g, "x", &[t, b, inp], false);
     let mut layers = Vec::new();
@@ -254,6 +266,105 @@ fn pre_and_post_padding_give_the_same_loss_and_gradients() {
                     "{cell:?} output {k}: post {u} vs pre {v}"
                 );
             }
+        }
+    }
+}
+
+/// A stacked LSTM started from a given `(h0, c0)` per layer, masked (one sequence has no real
+/// step at all), in both directions: the gradient reaches the initial states, and a sequence
+/// without real steps keeps its given state and outputs zeros.
+#[test]
+fn masked_lstm_from_a_given_state_gradcheck() {
+    let (b, t, inp, h) = (3, 4, 2, 3);
+    let lengths = [4, 0, 2];
+    for direction in [Direction::Forward, Direction::Reverse] {
+        let mut rng = StdRng::seed_from_u64(11);
+        let mut g = Graph::new();
+        let mut feeds = Feeds::new();
+        let mut leaf = |g: &mut Graph, name: &str, shape: &[usize], param: bool| {
+            leaf_of(g, &mut feeds, &mut rng, name, shape, param)
+        };
+        let x = leaf(&mut g, "x", &[b, t, inp], false);
+        let mut layers = Vec::new();
+        let mut init = Vec::new();
+        let mut wrt = vec![x];
+        let mut states = Vec::new();
+        for l in 0..2 {
+            let w = LstmWeights {
+                w_ih: leaf(&mut g, &format!("w_ih{l}"), &[4 * h, [inp, h][l]], true),
+                w_hh: leaf(&mut g, &format!("w_hh{l}"), &[4 * h, h], true),
+                bias: Some(leaf(&mut g, &format!("b{l}"), &[4 * h], true)),
+            };
+            wrt.extend([w.w_ih, w.w_hh, w.bias.unwrap()]);
+            layers.push(w);
+            let (h0, c0) = (
+                leaf(&mut g, &format!("h0_{l}"), &[b, h], false),
+                leaf(&mut g, &format!("c0_{l}"), &[b, h], false),
+            );
+            states.extend([h0, c0]);
+            init.push((h0, c0));
+        }
+        wrt.extend(&states);
+        let m = g.input("mask", TensorType::f64([b, t]));
+        feeds.insert(m, Tensor::f64([b, t], mask_of(&lengths, t, false)).unwrap());
+        let o = lstm(
+            &mut g,
+            x,
+            &LstmSpec {
+                layers,
+                layout: SeqLayout::BatchMajor,
+                return_sequences: true,
+                initial_state: Some(init),
+                direction,
+                mask: Some(m),
+            },
+        )
+        .unwrap();
+        let over_time = g.sum(o.output, &[1], false).unwrap();
+        let finals: Vec<NodeId> = o.h.iter().chain(&o.c).copied().collect();
+        let mut loss = None;
+        for &v in std::iter::once(&over_time).chain(&finals) {
+            let r = g.constant(rand_tensor(&mut rng, &[b, h], -1.0, 1.0));
+            let w = g.mul(v, r).unwrap();
+            let s = g.sum_all(w).unwrap();
+            loss = Some(match loss {
+                None => s,
+                Some(l) => g.add(l, s).unwrap(),
+            });
+        }
+        let loss = loss.unwrap();
+        let report = gradcheck(&g, loss, &wrt, &feeds, Tolerance::default()).unwrap();
+        if let Err(e) = report.check() {
+            panic!("{direction:?}: {e}");
+        }
+        assert_eq!(
+            report.elements,
+            wrt.iter().map(|&p| g.ty(p).numel()).sum::<usize>()
+        );
+        // The gradient reaches every initial state, of every sequence.
+        let grads = grad(&mut g, loss, &states).unwrap();
+        let mut outs = grads.clone();
+        outs.extend([o.output, o.h[1], o.c[1]]);
+        let v = run(&g, &feeds, &outs, Precision::F64).unwrap();
+        for (k, gs) in v[..states.len()].iter().enumerate() {
+            let gs = gs.to_f64_vec();
+            for s in 0..b {
+                let row = &gs[s * h..(s + 1) * h];
+                assert!(
+                    row.iter().any(|d| d.abs() > 1e-3),
+                    "{direction:?}: no gradient reaches initial state {k} of sequence {s}"
+                );
+            }
+        }
+        // Sequence 1 has no real step: zero outputs, and the state it was given.
+        let out = v[states.len()].to_f64_vec();
+        assert!((0..t).all(|k| out[(t + k) * h..(t + k + 1) * h].iter().all(|&y| y == 0.0)));
+        for (got, given) in [
+            (&v[states.len() + 1], states[2]),
+            (&v[states.len() + 2], states[3]),
+        ] {
+            let want = feeds[&given].to_f64_vec();
+            assert_eq!(got.to_f64_vec()[h..2 * h], want[h..2 * h], "{direction:?}");
         }
     }
 }

@@ -3,6 +3,7 @@
 //! A [`Graph`] holds nodes that apply an [`Op`] to earlier nodes. Every op implements one trait:
 //! shape inference, reference evaluation, its derivative as graph-building code, and (when
 //! elementwise) its scalar form for fusion and the JIT.
+pub mod attention;
 mod builder;
 pub mod dot;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod passes;
 pub mod prim;
 pub mod recurrent;
 pub mod scalar;
+pub mod softmax;
 pub mod tensor;
 pub mod types;
 

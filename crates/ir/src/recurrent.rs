@@ -265,15 +265,13 @@ fn unroll_layer(
                 ),
             ));
         }
+        let want = crate::TensorType::new([batch, h], g.ty(rows).dtype);
         for &s in init {
-            if g.ty(s).dims() != [batch, h] {
+            if *g.ty(s) != want {
                 return Err(err(
                     name,
                     l,
-                    format!(
-                        "initial state must be [{batch}, {h}], got {}",
-                        g.ty(s).shape
-                    ),
+                    format!("initial state must be {want}, got {}", g.ty(s)),
                 ));
             }
         }

@@ -212,3 +212,30 @@ fn single_step_by_hand() {
         }
     }
 }
+
+#[test]
+fn an_initial_state_of_the_wrong_shape_or_dtype_is_named() {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorType::f32([3, 2, 4]));
+    let w_ih = g.param("w_ih", TensorType::f32([20, 4]));
+    let w_hh = g.param("w_hh", TensorType::f32([20, 5]));
+    let good = g.input("h0", TensorType::f32([2, 5]));
+    let wide = g.input("c0", TensorType::f32([2, 6]));
+    let f64s = g.input("c0_64", TensorType::f64([2, 5]));
+    for (c0, got) in [(wide, "f32[2,6]"), (f64s, "f64[2,5]")] {
+        let spec = LstmSpec {
+            layers: vec![LstmWeights {
+                w_ih,
+                w_hh,
+                bias: None,
+            }],
+            initial_state: Some(vec![(good, c0)]),
+            ..Default::default()
+        };
+        let e = lstm(&mut g, x, &spec).unwrap_err().to_string();
+        assert!(
+            e.contains("lstm layer 0: initial state must be f32[2,5], got ") && e.ends_with(got),
+            "{e}"
+        );
+    }
+}

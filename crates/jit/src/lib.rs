@@ -16,7 +16,7 @@
 //!
 //! Plans run on trellis' own worker threads with subnormals flushed to zero ([`fpmode`]).
 //!
-//! Files: `plan` (API, pipeline), `lower` (placement, steps, memory plan), `step` (execution),
+//! Files: `plan` (API, pipeline), `attach` (plans sharing a host plan's parameters), `lower` (placement, steps, memory plan), `step` (execution),
 //! `fusion`, `split` (core split), `fpmode` (FTZ/DAZ, the worker pool), `loc` (windows and views), `memory` (arena), `gemm`,
 //! `kernel` (Cranelift codegen, cache) + `avx512` (tile programs) + `math` (`Lanes` as Cranelift IR).
 #[cfg(target_arch = "x86_64")]
@@ -47,6 +47,7 @@ mod avx512 {
         }
     }
 }
+mod attach;
 pub mod error;
 pub mod fpmode;
 mod fusion;
@@ -60,6 +61,7 @@ mod plan;
 mod split;
 mod step;
 
+pub use attach::{Attach, Attached, AttachedId};
 pub use error::JitError;
 pub use kernel::{Backend, Kernel, KernelCache, KernelSpec, View, ViewMut};
 pub use plan::{compile, CompileOptions, Plan, PlanStats, Profile};

@@ -980,6 +980,7 @@ impl Builder<'_> {
             stats,
             profile: Profile::default(),
             explain: Default::default(),
+            attached: Vec::new(),
         })
     }
 }

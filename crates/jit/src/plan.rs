@@ -143,6 +143,8 @@ pub struct Plan {
     pub(crate) stats: PlanStats,
     pub(crate) profile: Profile,
     pub(crate) explain: Explain,
+    /// Plans running on this plan's memory, reading its parameters (see [`crate::attach`]).
+    pub(crate) attached: Vec<crate::attach::AttachedPlan>,
 }
 
 /// What [`Plan::explain`] reads: each fused kernel step's source nodes, and the optimised
@@ -386,6 +388,7 @@ impl Plan {
     fn note_set(&mut self, node: NodeId) {
         if !self.data_inputs.contains(&node) {
             self.params_dirty = true;
+            self.params_changed();
         }
     }
 
@@ -492,6 +495,9 @@ impl Plan {
             let (target, value) = self.updates[k];
             let v = read(&self.mem, value);
             write(&mut self.mem, target, &v);
+        }
+        if !self.updates.is_empty() {
+            self.params_changed();
         }
         self.profile.other_s += t.elapsed().as_secs_f64();
         self.profile.runs += 1;

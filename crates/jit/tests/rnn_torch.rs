@@ -1,7 +1,8 @@
 //! Parity with PyTorch for the recurrent cells beyond the plain LSTM stack: a 2-layer GRU, the
 //! bidirectional LSTM and GRU, and both over packed (masked) post-padded sequences. Loss and
 //! every gradient, in the f64 interpreter (1e-5) and in the compiled f32 plan (1e-4 relative).
-//! Fixtures from `scripts/golden/rnn_golden.py`.
+//! Fixtures from `scripts/golden/rnn_golden.py`, and from `scripts/golden/state_golden.py` for
+//! stacks started from a given state (`h0`, `c0`: their gradients are compared too).
 #[path = "../../../tests/common/golden_lstm.rs"]
 mod golden_lstm;
 use golden_lstm::*;
@@ -46,6 +47,29 @@ fn build(fx: &Fixture, cell: Cell, layers: usize, bidirectional: bool, masked: b
         feeds.push((id, m));
         id
     });
+    // A given initial state: one `[layers, B, H]` leaf (its gradient is torch's `grad_h0`),
+    // each layer's `[B, H]` a slice of it.
+    let mut state = |g: &mut Graph, name: &str| -> Option<Vec<NodeId>> {
+        let t = fx.tensors.get(name)?.clone();
+        let (b, h) = (t.shape[1], t.shape[2]);
+        let id = leaf(g, &mut feeds, name, t);
+        wrt.push((id, format!("grad_{name}")));
+        let layer = |g: &mut Graph, l: usize| {
+            let s = g.slice(id, 0, l, l + 1).unwrap();
+            g.reshape(s, [b, h]).unwrap()
+        };
+        Some((0..layers).map(|l| layer(g, l)).collect())
+    };
+    let h0 = state(&mut g, "h0");
+    let c0 = if cell == Cell::Lstm {
+        state(&mut g, "c0")
+    } else {
+        None
+    };
+    assert!(
+        h0.is_none() || !bidirectional,
+        "states are for one direction"
+    );
     let dirs: &[(&str, Direction)] = if bidirectional {
         &[("", Direction::Forward), ("_reverse", Direction::Reverse)]
     } else {
@@ -53,6 +77,7 @@ fn build(fx: &Fixture, cell: Cell, layers: usize, bidirectional: bool, masked: b
     };
     let mut outs = Vec::new();
     let mut finals = Vec::new();
+    let mut finals_c = Vec::new();
     let mut bias_grads = Vec::new();
     for &(suffix, direction) in dirs {
         // A torch parameter as a graph leaf, its gradient compared with torch's.
@@ -90,6 +115,10 @@ fn build(fx: &Fixture, cell: Cell, layers: usize, bidirectional: bool, masked: b
                     &LstmSpec {
                         layers: ws,
                         return_sequences: true,
+                        initial_state: h0
+                            .clone()
+                            .zip(c0.clone())
+                            .map(|(h, c)| h.into_iter().zip(c).collect()),
                         direction,
                         mask,
                         ..Default::default()
@@ -98,6 +127,7 @@ fn build(fx: &Fixture, cell: Cell, layers: usize, bidirectional: bool, masked: b
                 .unwrap();
                 outs.push(o.output);
                 finals.extend(o.h);
+                finals_c.extend(o.c);
             }
             Cell::Gru => {
                 let mut ws = Vec::new();
@@ -115,6 +145,7 @@ fn build(fx: &Fixture, cell: Cell, layers: usize, bidirectional: bool, masked: b
                     &GruSpec {
                         layers: ws,
                         return_sequences: true,
+                        initial_state: h0.clone(),
                         direction,
                         mask,
                         ..Default::default()
@@ -153,6 +184,15 @@ fn build(fx: &Fixture, cell: Cell, layers: usize, bidirectional: bool, masked: b
         let hr = g.mul(finals[i], id).unwrap();
         let s = g.sum_all(hr).unwrap();
         loss = g.add(loss, s).unwrap();
+        // The final cell states, when the torch loss reads them (`sum(c_n * R3)`).
+        if fx.tensors.contains_key("R3") {
+            let r3 = fx.layer("R3", k);
+            let id = g.input(&format!("R3_{k}"), TensorType::f32(r3.shape.clone()));
+            feeds.push((id, r3));
+            let cr = g.mul(finals_c[i], id).unwrap();
+            let s = g.sum_all(cr).unwrap();
+            loss = g.add(loss, s).unwrap();
+        }
     }
     Case {
         g,
@@ -270,4 +310,14 @@ fn masked_bidirectional_lstm_matches_torch_packed_sequences() {
 #[test]
 fn masked_bidirectional_gru_matches_torch_packed_sequences() {
     check("bigru_packed_grad.json", Cell::Gru, 1, true, true);
+}
+
+#[test]
+fn stacked_lstm_from_a_given_state_matches_torch_packed_sequences() {
+    check("lstm2_state_packed_grad.json", Cell::Lstm, 2, false, true);
+}
+
+#[test]
+fn stacked_gru_from_a_given_state_matches_torch_packed_sequences() {
+    check("gru2_state_packed_grad.json", Cell::Gru, 2, false, true);
 }

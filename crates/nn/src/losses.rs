@@ -4,6 +4,7 @@
 //! steps — of a batch and 0 on padding), so one plan at the full batch size trains a partial
 //! batch exactly.
 use trellis_ir::models::bce_with_logits_per_sample;
+use trellis_ir::softmax::log_softmax;
 use trellis_ir::{Graph, NodeId};
 
 use crate::layers::Activation;
@@ -127,32 +128,4 @@ pub fn mse_per_sample(g: &mut Graph, p: NodeId, y: NodeId) -> Result<NodeId> {
 fn mean_last(g: &mut Graph, x: NodeId) -> Result<NodeId> {
     let axis = g.ty(x).rank() - 1;
     Ok(g.mean(x, &[axis], true)?)
-}
-
-/// Row-wise maximum over the last axis, keeping it (`[.., 1]`), by halving: `log2(C)`
-/// elementwise `maximum`s of overlapping slices (the IR has no max-reduction).
-pub fn max_last(g: &mut Graph, z: NodeId) -> Result<NodeId> {
-    let axis = g.ty(z).rank() - 1;
-    let mut m = z;
-    let mut w = g.ty(z).dims()[axis];
-    while w > 1 {
-        let half = w.div_ceil(2);
-        let a = g.slice(m, axis, 0, half)?;
-        let b = g.slice(m, axis, w - half, w)?;
-        m = g.maximum(a, b)?;
-        w = half;
-    }
-    Ok(m)
-}
-
-/// Stable log-softmax over the last axis: `z - m - log(sum(exp(z - m)))` with `m` the row
-/// maximum. (Any `m` gives the same value and gradient; the maximum keeps `exp` in range.)
-pub fn log_softmax(g: &mut Graph, z: NodeId) -> Result<NodeId> {
-    let axis = g.ty(z).rank() - 1;
-    let m = max_last(g, z)?;
-    let s = g.sub(z, m)?;
-    let e = g.exp(s)?;
-    let se = g.sum(e, &[axis], true)?;
-    let lse = g.log(se)?;
-    Ok(g.sub(s, lse)?)
 }

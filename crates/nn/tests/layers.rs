@@ -293,3 +293,81 @@ fn lstm_return_state_through_forward_and_rejected_in_sequential() {
     let e = m.step_graph(3, &[4], false).unwrap_err().to_string();
     assert!(e.contains("return_state"), "{e}");
 }
+
+/// An LSTM and a GRU over the first steps of a sequence, then started from their final state
+/// (`Recurrent::unroll` with an initial state, Keras's `initial_state`) over the rest, give
+/// what one pass over the whole sequence gives: the state an encoder returns starts a decoder
+/// exactly. A wrong number of state tensors is refused, and so is a GRU with `return_state`
+/// inside a Sequential, as the LSTM is.
+#[test]
+fn recurrent_layers_continue_from_a_returned_state() {
+    use trellis_ir::lstm::Direction;
+    use trellis_ir::{Feeds, Graph, TensorType};
+    use trellis_nn::layers::{Act, Layout, Recurrent, Scope};
+    let (t, b, inp, h) = (5, 2, 3, 4);
+    let split = 2;
+    let cells: [Box<dyn Recurrent>; 2] = [
+        Box::new(LstmConfig::new(h).init()),
+        Box::new(GruConfig::new(h).init()),
+    ];
+    for layer in cells {
+        let kind = layer.kind();
+        let mut g = Graph::new();
+        let mut feeds = Feeds::new();
+        let x = g.input("x", TensorType::f64([t, b, inp]));
+        let xs = (0..t * b * inp).map(|i| ((i * 37 % 23) as f64 - 11.0) / 9.0);
+        feeds.insert(x, Tensor::f64([t, b, inp], xs.collect()).unwrap());
+        let scope = Scope {
+            module: "rnn".into(),
+            index: 0,
+        };
+        let mut params = Vec::new();
+        for (k, s) in layer.params(&scope, inp).iter().enumerate() {
+            let id = g.param(&s.name, TensorType::f64(s.shape.as_slice()));
+            let n: usize = s.shape.iter().product();
+            let v = (0..n).map(|i| (((i + k) * 53 % 31) as f64 - 15.0) / 40.0);
+            feeds.insert(id, Tensor::f64(s.shape.as_slice(), v.collect()).unwrap());
+            params.push(id);
+        }
+        let tm = Layout::TimeMajor;
+        let fwd = Direction::Forward;
+        let unroll = |g: &mut Graph, x, init: Option<&[_]>| {
+            layer.unroll(g, &Act::new(x, tm), &params, fwd, init)
+        };
+        let (whole, whole_states) = unroll(&mut g, x, None).unwrap();
+        let head = g.slice(x, 0, 0, split).unwrap();
+        let tail = g.slice(x, 0, split, t).unwrap();
+        let (first, states) = unroll(&mut g, head, None).unwrap();
+        let (rest, rest_states) = unroll(&mut g, tail, Some(&states)).unwrap();
+        let e = unroll(&mut g, tail, Some(&states[..1])).err();
+        if kind == "lstm" {
+            let e = e.unwrap().to_string();
+            assert!(
+                e.contains("lstm: initial_state needs 2 tensors (h, c), got 1"),
+                "{e}"
+            );
+        }
+        let joined = g.concat(&[first, rest], 0).unwrap();
+        let mut outs = vec![whole, joined];
+        outs.extend(whole_states.iter().chain(&rest_states));
+        let r = run(&g, &feeds, &outs, Precision::F64).unwrap();
+        let n = whole_states.len();
+        let pairs = [(0, 1)]
+            .into_iter()
+            .chain((0..n).map(|k| (2 + k, 2 + n + k)));
+        for (w, p) in pairs {
+            let (want, got) = (r[w].to_f64_vec(), r[p].to_f64_vec());
+            assert!(want.iter().any(|v| v.abs() > 0.05), "{kind}: a real signal");
+            for (u, v) in got.iter().zip(&want) {
+                assert!((u - v).abs() < 1e-12, "{kind} output {p}: {u} vs {v}");
+            }
+        }
+    }
+    let mut m = Sequential::new()
+        .add(Embedding::new(10, 2))
+        .add(GruConfig::new(5).with_return_state(true));
+    m.compile(Adam::default(), Loss::MeanSquaredError, &[])
+        .unwrap();
+    let e = m.step_graph(3, &[4], false).unwrap_err().to_string();
+    assert!(e.contains("gru: return_state gives two outputs"), "{e}");
+}

@@ -85,8 +85,8 @@ impl Layer for Bidirectional {
     fn build(&self, g: &mut Graph, x: Act, params: &[NodeId], _: &mut BuildCtx) -> Result<Act> {
         check_sequence(g, "bidirectional", &x)?;
         let (fp, bp) = params.split_at(params.len() / 2);
-        let (fseq, fstate) = self.layer.unroll(g, &x, fp, Direction::Forward)?;
-        let (bseq, bstate) = self.layer.unroll(g, &x, bp, Direction::Reverse)?;
+        let (fseq, fstate) = self.layer.unroll(g, &x, fp, Direction::Forward, None)?;
+        let (bseq, bstate) = self.layer.unroll(g, &x, bp, Direction::Reverse, None)?;
         if self.layer.return_sequences() {
             let seq = self.merge(g, fseq, bseq)?;
             Ok(output(&x, seq, seq, true))

@@ -28,10 +28,7 @@ impl Activation {
             Activation::Sigmoid => g.sigmoid(z)?,
             Activation::Relu => g.relu(z)?,
             Activation::Tanh => g.tanh(z)?,
-            Activation::Softmax => {
-                let ls = crate::losses::log_softmax(g, z)?;
-                g.exp(ls)?
-            }
+            Activation::Softmax => trellis_ir::softmax::softmax(g, z)?,
         })
     }
 }

@@ -2,21 +2,24 @@
 //! [`trellis_ir::gru::gru`] (gates r, z, n; the input and recurrent biases kept apart).
 use std::any::Any;
 
-use trellis_ir::gru::{gru, GruSpec, GruWeights};
+use trellis_ir::gru::{gru, GruOutput, GruSpec, GruWeights};
 use trellis_ir::lstm::Direction;
 use trellis_ir::{Graph, NodeId};
 
-use super::recurrent::{check_sequence, output, seq_layout, weight_specs, Recurrent};
+use super::recurrent::{
+    check_sequence, initial_states, output, return_state_error, seq_layout, weight_specs, Recurrent,
+};
 use super::{Act, BuildCtx, Layer, ParamSpec, Scope};
 use crate::init::Init;
 use crate::Result;
 
-/// Configuration of a [`Gru`]. Keras defaults: `return_sequences=False`, Glorot-uniform
-/// kernel, orthogonal recurrent kernel, zero biases.
+/// Configuration of a [`Gru`]. Keras defaults: `return_sequences=False`,
+/// `return_state=False`, Glorot-uniform kernel, orthogonal recurrent kernel, zero biases.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GruConfig {
     pub units: usize,
     pub return_sequences: bool,
+    pub return_state: bool,
     pub kernel_init: Init,
     pub recurrent_init: Init,
     pub bias_init: Init,
@@ -27,6 +30,7 @@ impl GruConfig {
         GruConfig {
             units,
             return_sequences: false,
+            return_state: false,
             kernel_init: Init::GlorotUniform,
             recurrent_init: Init::Orthogonal,
             bias_init: Init::Zeros,
@@ -34,6 +38,10 @@ impl GruConfig {
     }
     pub fn with_return_sequences(mut self, yes: bool) -> Self {
         self.return_sequences = yes;
+        self
+    }
+    pub fn with_return_state(mut self, yes: bool) -> Self {
+        self.return_state = yes;
         self
     }
     pub fn with_kernel_init(mut self, init: Init) -> Self {
@@ -73,7 +81,8 @@ impl Gru {
         params: &[NodeId],
         direction: Direction,
         return_sequences: bool,
-    ) -> Result<(NodeId, NodeId)> {
+        initial_state: Option<NodeId>,
+    ) -> Result<GruOutput> {
         let spec = GruSpec {
             layers: vec![GruWeights {
                 w_ih: params[0],
@@ -83,12 +92,11 @@ impl Gru {
             }],
             layout: seq_layout(x.layout),
             return_sequences,
+            initial_state: initial_state.map(|h| vec![h]),
             direction,
             mask: x.mask,
-            ..Default::default()
         };
-        let o = gru(g, x.node, &spec)?;
-        Ok((o.output, o.h[0]))
+        Ok(gru(g, x.node, &spec)?)
     }
 }
 
@@ -108,9 +116,11 @@ impl Recurrent for Gru {
         x: &Act,
         params: &[NodeId],
         direction: Direction,
+        initial_state: Option<&[NodeId]>,
     ) -> Result<(NodeId, Vec<NodeId>)> {
-        let (seq, h) = self.run(g, x, params, direction, true)?;
-        Ok((seq, vec![h]))
+        let init = initial_states::<1>("gru", "h", initial_state)?.map(|[h]| h);
+        let o = self.run(g, x, params, direction, true, init)?;
+        Ok((o.output, o.h))
     }
 }
 
@@ -128,10 +138,13 @@ impl Layer for Gru {
         weight_specs(scope, in_features, 3, c.units, inits, &biases)
     }
     fn build(&self, g: &mut Graph, x: Act, params: &[NodeId], _: &mut BuildCtx) -> Result<Act> {
+        if self.config.return_state {
+            return Err(return_state_error("gru", "two"));
+        }
         check_sequence(g, "gru", &x)?;
         let rs = self.config.return_sequences;
-        let (seq, h) = self.run(g, &x, params, Direction::Forward, rs)?;
-        Ok(output(&x, seq, h, rs))
+        let o = self.run(g, &x, params, Direction::Forward, rs, None)?;
+        Ok(output(&x, o.output, o.h[0], rs))
     }
     fn stacks_on(&self, prev: &dyn Layer) -> bool {
         prev.as_any()

@@ -4,10 +4,12 @@ use std::any::Any;
 use trellis_ir::lstm::{lstm, Direction, LstmOutput, LstmSpec, LstmWeights};
 use trellis_ir::{Graph, NodeId};
 
-use super::recurrent::{check_sequence, output, seq_layout, weight_specs, Recurrent};
+use super::recurrent::{
+    check_sequence, initial_states, output, return_state_error, seq_layout, weight_specs, Recurrent,
+};
 use super::{Act, BuildCtx, Layer, Layout, ParamSpec, Scope};
 use crate::init::Init;
-use crate::{NnError, Result};
+use crate::Result;
 
 /// Configuration of an [`Lstm`]. Keras defaults: `return_sequences=False`,
 /// `return_state=False`, Glorot-uniform kernel, orthogonal recurrent kernel, zero bias with the
@@ -82,13 +84,9 @@ impl Lstm {
         layout: Layout,
         params: &[NodeId],
     ) -> Result<LstmOutput> {
-        self.run(
-            g,
-            &Act::new(x, layout),
-            params,
-            Direction::Forward,
-            self.config.return_sequences,
-        )
+        let x = Act::new(x, layout);
+        let rs = self.config.return_sequences;
+        self.run(g, &x, params, Direction::Forward, rs, None)
     }
 
     fn run(
@@ -98,6 +96,7 @@ impl Lstm {
         params: &[NodeId],
         direction: Direction,
         return_sequences: bool,
+        initial_state: Option<(NodeId, NodeId)>,
     ) -> Result<LstmOutput> {
         let spec = LstmSpec {
             layers: vec![LstmWeights {
@@ -107,9 +106,9 @@ impl Lstm {
             }],
             layout: seq_layout(x.layout),
             return_sequences,
+            initial_state: initial_state.map(|s| vec![s]),
             direction,
             mask: x.mask,
-            ..Default::default()
         };
         Ok(lstm(g, x.node, &spec)?)
     }
@@ -125,8 +124,10 @@ impl Recurrent for Lstm {
         x: &Act,
         params: &[NodeId],
         direction: Direction,
+        initial_state: Option<&[NodeId]>,
     ) -> Result<(NodeId, Vec<NodeId>)> {
-        let o = self.run(g, x, params, direction, true)?;
+        let init = initial_states::<2>("lstm", "h, c", initial_state)?.map(|[h, c]| (h, c));
+        let o = self.run(g, x, params, direction, true, init)?;
         Ok((o.output, vec![o.h[0], o.c[0]]))
     }
 }
@@ -158,15 +159,11 @@ impl Layer for Lstm {
     }
     fn build(&self, g: &mut Graph, x: Act, params: &[NodeId], _: &mut BuildCtx) -> Result<Act> {
         if self.config.return_state {
-            return Err(NnError::Model(
-                "lstm: return_state gives three outputs, which a Sequential cannot pass on; \
-                 call Lstm::forward to get the states"
-                    .into(),
-            ));
+            return Err(return_state_error("lstm", "three"));
         }
         check_sequence(g, "lstm", &x)?;
         let rs = self.config.return_sequences;
-        let out = self.run(g, &x, params, Direction::Forward, rs)?;
+        let out = self.run(g, &x, params, Direction::Forward, rs, None)?;
         Ok(output(&x, out.output, out.h[0], rs))
     }
     fn stacks_on(&self, prev: &dyn Layer) -> bool {

@@ -13,14 +13,17 @@ use crate::{NnError, Result};
 pub trait Recurrent: Layer {
     fn return_sequences(&self) -> bool;
     /// Unrolls over `x` (`[T, B, F]` / `[B, T, F]` as `x.layout`, masked by `x.mask`) in
-    /// `direction`: every step's output in `x.layout` (time order) and the final states
-    /// (`h` first).
+    /// `direction`, from `initial_state` (the cell's state tensors `[B, H]`, `h` first: Keras's
+    /// `initial_state`; zeros when `None`): every step's output in `x.layout` (time order) and
+    /// the final states (`h` first; Keras's `return_state`), so an encoder's final states
+    /// start a decoder.
     fn unroll(
         &self,
         g: &mut Graph,
         x: &Act,
         params: &[NodeId],
         direction: Direction,
+        initial_state: Option<&[NodeId]>,
     ) -> Result<(NodeId, Vec<NodeId>)>;
 }
 
@@ -54,6 +57,32 @@ pub(crate) fn output(x: &Act, seq: NodeId, last: NodeId, return_sequences: bool)
     } else {
         Act::new(last, Layout::BatchMajor)
     }
+}
+
+/// The error of a layer built with `return_state` inside a Sequential (which passes one value
+/// on): `kind` returns `outputs` values.
+pub(crate) fn return_state_error(kind: &str, outputs: &str) -> NnError {
+    NnError::Model(format!(
+        "{kind}: return_state gives {outputs} outputs, which a Sequential cannot pass on; \
+         Recurrent::unroll returns the states"
+    ))
+}
+
+/// A given initial state: the `N` state tensors `names` of layer `kind`, or an error.
+pub(crate) fn initial_states<const N: usize>(
+    kind: &str,
+    names: &str,
+    s: Option<&[NodeId]>,
+) -> Result<Option<[NodeId; N]>> {
+    s.map(|s| {
+        <[NodeId; N]>::try_from(s).map_err(|_| {
+            NnError::Shape(format!(
+                "{kind}: initial_state needs {N} tensors ({names}), got {}",
+                s.len()
+            ))
+        })
+    })
+    .transpose()
 }
 
 /// A recurrent layer's parameters in PyTorch's names and layout, for `gates` gate blocks:

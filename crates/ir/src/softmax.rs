@@ -1,0 +1,72 @@
+//! Softmax and log-softmax over the last axis, as graph builders: the one place both the
+//! losses and activations of `nn` and the attention builders ([`crate::attention`]) take them
+//! from.
+//!
+//! Both subtract the row maximum `m` first (`exp` then never overflows; any `m` gives the same
+//! value and gradient, the maximum keeps it in range). The IR has no max-reduction, so `m` is
+//! `log2(C)` halvings of elementwise `maximum`s of slices, which the compiler's passes turn
+//! into one kernel over the columns.
+use crate::{Graph, IrError, NodeId, Result};
+
+/// The last axis of `z`, which must exist and be non-empty (`what` names the caller).
+fn last_axis(g: &Graph, what: &str, z: NodeId) -> Result<usize> {
+    let ty = g.ty(z);
+    match ty.dims().last() {
+        Some(&c) if c > 0 && ty.dtype.is_float() => Ok(ty.rank() - 1),
+        _ => Err(IrError::Invalid(format!(
+            "{what}: needs a float tensor with a non-empty last axis, got {ty}"
+        ))),
+    }
+}
+
+/// Row-wise maximum over the last axis, keeping it (`[.., 1]`), by halving: `log2(C)`
+/// elementwise `maximum`s of the two halves; an odd width's last column is set aside and
+/// folded in at the end (every operand then has the row's shape `[.., 1]`: no broadcast). The
+/// slices never overlap, so their gradients (pads) are disjoint and become one concat
+/// (overlapping halves left sums of pads that the JIT runs in the interpreter).
+pub fn max_last(g: &mut Graph, z: NodeId) -> Result<NodeId> {
+    let axis = last_axis(g, "max_last", z)?;
+    let mut m = z;
+    let mut w = g.ty(z).dims()[axis];
+    let mut odd = Vec::new();
+    while w > 1 {
+        let half = w / 2;
+        if w % 2 == 1 {
+            odd.push(g.slice(m, axis, w - 1, w)?);
+        }
+        let a = g.slice(m, axis, 0, half)?;
+        let b = g.slice(m, axis, half, 2 * half)?;
+        m = g.maximum(a, b)?;
+        w = half;
+    }
+    for c in odd {
+        m = g.maximum(m, c)?;
+    }
+    Ok(m)
+}
+
+/// What both softmaxes start from: `s = z - m` (`m` the row maximum), `e = exp(s)` and the
+/// row sums `sum(e)`.
+fn shifted_exp(g: &mut Graph, what: &str, z: NodeId) -> Result<[NodeId; 3]> {
+    let axis = last_axis(g, what, z)?;
+    let m = max_last(g, z)?;
+    let s = g.sub(z, m)?;
+    let e = g.exp(s)?;
+    let se = g.sum(e, &[axis], true)?;
+    Ok([s, e, se])
+}
+
+/// Stable log-softmax over the last axis: `z - m - log(sum(exp(z - m)))`, `m` the row maximum.
+pub fn log_softmax(g: &mut Graph, z: NodeId) -> Result<NodeId> {
+    let [s, _, se] = shifted_exp(g, "log_softmax", z)?;
+    let lse = g.log(se)?;
+    g.sub(s, lse)
+}
+
+/// Stable softmax over the last axis: `e / sum(e)` with `e = exp(z - m)`, `m` the row maximum.
+/// Compiled, it is three kernels and a reduction: the row maximum, `exp(z - m)`, the row sum,
+/// the division (the `softmax_kernels` test of `crates/jit/tests/attention.rs`).
+pub fn softmax(g: &mut Graph, z: NodeId) -> Result<NodeId> {
+    let [_, e, se] = shifted_exp(g, "softmax", z)?;
+    g.div(e, se)
+}
