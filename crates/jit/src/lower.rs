@@ -630,7 +630,7 @@ impl Builder<'_> {
     /// that shares an earlier root's memory.
     fn run_slots(&self, a: usize, b: usize, def: &[usize], last: &[usize]) -> Vec<(usize, usize)> {
         // Per root: Some((rows, rs)) while every access agrees, None once one does not.
-        let mut layout: HashMap<usize, Option<(usize, usize)>> = HashMap::new();
+        let mut layout: FxHashMap<usize, Option<(usize, usize)>> = FxHashMap::default();
         for s in &self.steps[a..b] {
             let (split, whole) = s.row_split_locs();
             for l in &whole {
@@ -654,7 +654,7 @@ impl Builder<'_> {
         roots.sort_by_key(|&(r, k)| (k, def[r], r));
         let mut out = Vec::new();
         // Per layout: slots as (slot root, last use of its latest buffer).
-        let mut slots: HashMap<(usize, usize), Vec<(usize, usize)>> = HashMap::new();
+        let mut slots: FxHashMap<(usize, usize), Vec<(usize, usize)>> = FxHashMap::default();
         for (r, k) in roots {
             let list = slots.entry(k).or_default();
             match list.iter_mut().find(|(_, end)| *end < def[r]) {
