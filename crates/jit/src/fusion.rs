@@ -81,7 +81,7 @@ pub fn fuse(g: &Graph, order: &[NodeId], fusible: impl Fn(NodeId) -> bool) -> Ve
 /// then stay in registers instead of a round trip through memory. Safe without a cycle check:
 /// every path out of the producer enters the consumer directly.
 fn merge_into_sole_consumer(g: &Graph, group_of: &mut [usize], groups: &mut [Vec<NodeId>]) {
-    let outputs: std::collections::HashSet<NodeId> = g.outputs().iter().copied().collect();
+    let outputs: rustc_hash::FxHashSet<NodeId> = g.outputs().iter().copied().collect();
     for gi in (0..groups.len()).rev() {
         if groups[gi].is_empty() {
             continue;
@@ -93,7 +93,8 @@ fn merge_into_sole_consumer(g: &Graph, group_of: &mut [usize], groups: &mut [Vec
                 ok = false;
                 break;
             }
-            for u in g.users(m) {
+            // Each use (a user reading twice is seen twice, with the same answer).
+            for u in g.use_iter(m) {
                 match group(group_of, u) {
                     Some(x) if x == gi => {}
                     Some(x) if consumer.is_none() || consumer == Some(x) => consumer = Some(x),
@@ -184,18 +185,36 @@ fn schedule(
             }
         }
     }
+    // Successor lists in one array (CSR), each list in the order the edges are met below:
+    // a vector per unit was most of scheduling at long T.
     let mut indeg = vec![0usize; units.len()];
-    let mut succ: Vec<Vec<usize>> = vec![Vec::new(); units.len()];
-    for &n in order {
-        let u = unit_of[n.index()];
-        for o in g.operands(n) {
-            let p = unit_of[o.index()];
-            if p != u {
-                succ[p].push(u);
-                indeg[u] += 1;
+    let mut start = vec![0usize; units.len() + 1];
+    let mut edges = 0;
+    let each_edge = |f: &mut dyn FnMut(usize, usize)| {
+        for &n in order {
+            let u = unit_of[n.index()];
+            for o in g.operands(n) {
+                let p = unit_of[o.index()];
+                if p != u {
+                    f(p, u);
+                }
             }
         }
+    };
+    each_edge(&mut |p, u| {
+        start[p + 1] += 1;
+        indeg[u] += 1;
+        edges += 1;
+    });
+    for i in 0..units.len() {
+        start[i + 1] += start[i];
     }
+    let mut succ = vec![0usize; edges];
+    let mut fill = start.clone();
+    each_edge(&mut |p, u| {
+        succ[fill[p]] = u;
+        fill[p] += 1;
+    });
     // Ready units are taken in the order their first node appears in `order`.
     let mut first = vec![usize::MAX; units.len()];
     for (i, &n) in order.iter().enumerate() {
@@ -211,7 +230,7 @@ fn schedule(
     let mut out = Vec::with_capacity(units.len());
     while let Some(std::cmp::Reverse((_, u))) = ready.pop() {
         out.push(u);
-        for &s in &succ[u] {
+        for &s in &succ[start[u]..start[u + 1]] {
             indeg[s] -= 1;
             if indeg[s] == 0 {
                 ready.push(std::cmp::Reverse((first[s], s)));

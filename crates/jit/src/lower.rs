@@ -946,12 +946,13 @@ impl Builder<'_> {
                 }
             }
         }
-        let mut values = NodeTable::new(self.g.node_bound());
+        // Built in one pass in index order (not cleared, then filled: millions of nodes).
+        let mut values = Vec::with_capacity(self.g.node_bound());
         for n in self.g.node_ids() {
-            if let Some(v) = self.vals.get(&n) {
-                values.insert(n, (absv(*v), self.g.ty(n).clone()));
-            }
+            values.resize(n.index(), None);
+            values.push(self.vals.get(&n).map(|v| (absv(*v), self.g.ty(n).clone())));
         }
+        let values = NodeTable(values);
         let mut stats = self.stats;
         stats.kernels = self.kernels.len();
         stats.arena_bytes = arena * 4;

@@ -18,14 +18,18 @@ pub fn cse(g: &mut Graph) -> usize {
     seen.reserve(g.node_count());
     let mut more: FxHashMap<u64, Vec<NodeId>> = FxHashMap::default();
     let mut removed = 0;
-    for n in g.topo_order() {
-        let node = g.node(n);
-        let mut h = FxHasher::default();
-        node.op.identity_hash(&mut h);
-        for i in &node.inputs {
-            h.write_u32(i.index() as u32);
+    let order = g.topo_order();
+    for (at, &n) in order.iter().enumerate() {
+        if at % AHEAD == 0 {
+            // Look up the next nodes' entries now, independently of one another: the table is
+            // far larger than the caches, and a lookup at a time waits for each miss in turn.
+            // (A hash gone stale by then only costs a wasted lookup.)
+            for &m in order.iter().skip(at + AHEAD).take(AHEAD) {
+                std::hint::black_box(seen.get(&identity(g, m)));
+            }
         }
-        let hash = h.finish();
+        let node = g.node(n);
+        let hash = identity(g, n);
         let same = |k: NodeId| {
             let kn = g.node(k);
             kn.inputs == node.inputs && kn.op.same_as(&*node.op)
@@ -64,4 +68,18 @@ pub fn cse(g: &mut Graph) -> usize {
         removed += 1;
     }
     removed
+}
+
+/// Nodes whose table entries are looked up ahead of time, in one batch.
+const AHEAD: usize = 16;
+
+/// The hash of a node's op and operands (CSE's key).
+fn identity(g: &Graph, n: NodeId) -> u64 {
+    let node = g.node(n);
+    let mut h = FxHasher::default();
+    node.op.identity_hash(&mut h);
+    for i in &node.inputs {
+        h.write_u32(i.index() as u32);
+    }
+    h.finish()
 }
