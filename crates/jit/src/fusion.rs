@@ -188,33 +188,30 @@ fn schedule(
     // Successor lists in one array (CSR), each list in the order the edges are met below:
     // a vector per unit was most of scheduling at long T.
     let mut indeg = vec![0usize; units.len()];
-    let mut start = vec![0usize; units.len() + 1];
-    let mut edges = 0;
-    let each_edge = |f: &mut dyn FnMut(usize, usize)| {
-        for &n in order {
-            let u = unit_of[n.index()];
-            for o in g.operands(n) {
-                let p = unit_of[o.index()];
-                if p != u {
-                    f(p, u);
-                }
+    let mut edges: Vec<(usize, usize)> = Vec::new();
+    for &n in order {
+        let u = unit_of[n.index()];
+        for o in g.operands(n) {
+            let p = unit_of[o.index()];
+            if p != u {
+                edges.push((p, u));
+                indeg[u] += 1;
             }
         }
-    };
-    each_edge(&mut |p, u| {
+    }
+    let mut start = vec![0usize; units.len() + 1];
+    for &(p, _) in &edges {
         start[p + 1] += 1;
-        indeg[u] += 1;
-        edges += 1;
-    });
+    }
     for i in 0..units.len() {
         start[i + 1] += start[i];
     }
-    let mut succ = vec![0usize; edges];
+    let mut succ = vec![0usize; edges.len()];
     let mut fill = start.clone();
-    each_edge(&mut |p, u| {
+    for &(p, u) in &edges {
         succ[fill[p]] = u;
         fill[p] += 1;
-    });
+    }
     // Ready units are taken in the order their first node appears in `order`.
     let mut first = vec![usize::MAX; units.len()];
     for (i, &n) in order.iter().enumerate() {

@@ -48,12 +48,30 @@ impl<T: Clone> std::ops::Index<&NodeId> for NodeTable<T> {
     }
 }
 
+/// A set of nodes as a flag per node index (lowering asks it for most nodes).
+pub(crate) struct NodeSet(Vec<bool>);
+
+impl NodeSet {
+    pub(crate) fn new(bound: usize) -> Self {
+        NodeSet(vec![false; bound])
+    }
+    pub(crate) fn contains(&self, n: &NodeId) -> bool {
+        self.0.get(n.index()).copied().unwrap_or(false)
+    }
+    pub(crate) fn insert(&mut self, n: NodeId) {
+        if n.index() >= self.0.len() {
+            self.0.resize(n.index() + 1, false);
+        }
+        self.0[n.index()] = true;
+    }
+}
+
 /// Lowering state: values placed so far, the steps, the buffers (roots) created.
 pub(crate) struct Builder<'g> {
     g: &'g Graph,
     vals: NodeTable<Val>,
     /// Nodes whose location a concat user decided (they are written in place).
-    placed: FxHashSet<NodeId>,
+    placed: NodeSet,
     steps: Vec<Step>,
     /// Size of each root buffer; root 0 is the persistent region.
     roots: Vec<usize>,
@@ -77,7 +95,7 @@ impl<'g> Builder<'g> {
         Builder {
             g,
             vals: NodeTable::new(g.node_bound()),
-            placed: FxHashSet::default(),
+            placed: NodeSet::new(g.node_bound()),
             steps: Vec::new(),
             roots: vec![0],
             persistent: Vec::new(),
@@ -211,10 +229,10 @@ impl<'g> Builder<'g> {
     /// concat's memory (DESIGN point 3: step tensors contiguous, no copies).
     pub(crate) fn place_concats(&mut self, order: &[NodeId], units: &[Unit]) {
         // Nodes whose producer can write a strided window: GEMM and kernel outputs, concats.
-        let mut strided_ok: FxHashSet<NodeId> = FxHashSet::default();
+        let mut strided_ok = NodeSet::new(self.g.node_bound());
         for u in units {
             if let Unit::Group(m) = u {
-                strided_ok.extend(m.iter().copied());
+                m.iter().for_each(|&n| strided_ok.insert(n));
             }
         }
         let is = |n: NodeId, f: fn(&dyn std::any::Any) -> bool| f(self.g.op(n).as_any());
@@ -630,17 +648,18 @@ impl Builder<'_> {
     /// that shares an earlier root's memory.
     fn run_slots(&self, a: usize, b: usize, def: &[usize], last: &[usize]) -> Vec<(usize, usize)> {
         // Per root: Some((rows, rs)) while every access agrees, None once one does not.
-        let mut layout: FxHashMap<usize, Option<(usize, usize)>> = FxHashMap::default();
+        // (A vector by root, not a hash table: one run can hold most of a plan's buffers.)
+        let mut layout: Vec<Option<Option<(usize, usize)>>> = vec![None; self.roots.len()];
         for s in &self.steps[a..b] {
             let (split, whole) = s.row_split_locs();
             for l in &whole {
-                layout.insert(l.root, None);
+                layout[l.root] = Some(None);
             }
             for l in &split {
                 let size = self.roots.get(l.root).copied().unwrap_or(0);
                 let key = (l.rs > 0 && l.off < l.rs && l.rows * l.rs == size && !l.cb)
                     .then_some((l.rows, l.rs));
-                let e = layout.entry(l.root).or_insert(key);
+                let e = layout[l.root].get_or_insert(key);
                 if *e != key {
                     *e = None;
                 }
@@ -648,8 +667,9 @@ impl Builder<'_> {
         }
         let mut roots: Vec<(usize, (usize, usize))> = layout
             .into_iter()
+            .enumerate()
             .filter(|&(r, _)| r != 0 && def[r] >= a && last[r] < b)
-            .filter_map(|(r, k)| k.map(|k| (r, k)))
+            .filter_map(|(r, k)| k.flatten().map(|k| (r, k)))
             .collect();
         roots.sort_by_key(|&(r, k)| (k, def[r], r));
         let mut out = Vec::new();
