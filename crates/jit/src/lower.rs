@@ -88,6 +88,9 @@ pub(crate) struct Builder<'g> {
     pub(crate) updates: FxHashMap<NodeId, NodeId>,
     /// The graph's outputs (a fused member that is one is written out).
     outputs: FxHashSet<NodeId>,
+    /// Scratch tables of [`Builder::group`], kept between calls.
+    group_set: FxHashSet<NodeId>,
+    group_slots: FxHashMap<NodeId, u32>,
 }
 
 impl<'g> Builder<'g> {
@@ -108,6 +111,8 @@ impl<'g> Builder<'g> {
             stats: PlanStats::default(),
             updates: FxHashMap::default(),
             outputs: g.outputs().iter().copied().collect(),
+            group_set: FxHashSet::default(),
+            group_slots: FxHashMap::default(),
         }
     }
 
@@ -535,9 +540,14 @@ impl<'g> Builder<'g> {
         let g = self.g;
         let shape = g.ty(members[0]).shape.clone();
         let (rows, cols) = crate::loc::grid(&shape);
-        let set: FxHashSet<NodeId> = members.iter().copied().collect();
+        // The member set and operand slots reuse the last group's tables (hundreds of
+        // thousands of groups at long T; a fresh pair each was a tenth of lowering).
+        let mut set = std::mem::take(&mut self.group_set);
+        set.clear();
+        set.extend(members.iter().copied());
         let mut expr = ScalarFn::new(0);
-        let mut slot: FxHashMap<NodeId, u32> = FxHashMap::default();
+        let mut slot = std::mem::take(&mut self.group_slots);
+        slot.clear();
         let mut ins: Vec<Loc> = Vec::new();
         let mut inputs_pending: Vec<(NodeId, Loc)> = Vec::new();
         // First pass: external operands and their read views.
@@ -592,6 +602,8 @@ impl<'g> Builder<'g> {
                 outs.push(l);
             }
         }
+        self.group_set = set;
+        self.group_slots = slot;
         let spec = KernelSpec {
             col_broadcast: ins.iter().map(|l| l.cb).collect(),
             expr,
