@@ -48,7 +48,7 @@ pub fn fuse(g: &Graph, order: &[NodeId], fusible: impl Fn(NodeId) -> bool) -> Ve
             continue;
         }
         // Newest compatible operand group first: it is the likeliest to be free of conflicts.
-        let mut cands: Vec<usize> = ops
+        let mut cands: smallvec::SmallVec<[usize; 4]> = ops
             .iter()
             .filter_map(|&o| group(&group_of, o))
             .filter(|&gi| g.ty(groups[gi][0]).shape == g.ty(n).shape)

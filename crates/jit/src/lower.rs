@@ -91,6 +91,29 @@ pub(crate) struct Builder<'g> {
     /// Scratch tables of [`Builder::group`], kept between calls.
     group_set: FxHashSet<NodeId>,
     group_slots: FxHashMap<NodeId, u32>,
+    scalars: ScalarForms,
+}
+
+/// The scalar form of each distinct elementwise op met, by op identity (as CSE compares ops:
+/// equal ops compute alike): a group of k members built k expressions, hundreds of
+/// thousands of times over at long T, where a handful of distinct ops occur.
+#[derive(Default)]
+struct ScalarForms(FxHashMap<u64, Vec<(Arc<dyn Op>, ScalarFn)>>);
+
+impl ScalarForms {
+    fn get(&mut self, op: &Arc<dyn Op>) -> &ScalarFn {
+        let mut h = rustc_hash::FxHasher::default();
+        op.identity_hash(&mut h);
+        let list = self.0.entry(std::hash::Hasher::finish(&h)).or_default();
+        let i = match list.iter().position(|(o, _)| o.same_as(&**op)) {
+            Some(i) => i,
+            None => {
+                list.push((op.clone(), op.scalar().expect("elementwise")));
+                list.len() - 1
+            }
+        };
+        &list[i].1
+    }
 }
 
 impl<'g> Builder<'g> {
@@ -113,6 +136,7 @@ impl<'g> Builder<'g> {
             outputs: g.outputs().iter().copied().collect(),
             group_set: FxHashSet::default(),
             group_slots: FxHashMap::default(),
+            scalars: ScalarForms::default(),
         }
     }
 
@@ -586,10 +610,10 @@ impl<'g> Builder<'g> {
         let mut index = expr.index();
         let mut args: Vec<u32> = Vec::new();
         for &m in members {
-            let f = g.op(m).scalar().expect("elementwise");
+            let f = self.scalars.get(&g.node(m).op);
             args.clear();
             args.extend(g.operands(m).iter().map(|o| slot[o]));
-            let out = expr.splice_indexed(&mut index, &f, &args)[0];
+            let out = expr.splice_indexed(&mut index, f, &args)[0];
             slot.insert(m, out);
         }
         let mut outs = Vec::new();
