@@ -98,7 +98,10 @@ pub(crate) struct Builder<'g> {
 /// equal ops compute alike): a group of k members built k expressions, hundreds of
 /// thousands of times over at long T, where a handful of distinct ops occur.
 #[derive(Default)]
-struct ScalarForms(FxHashMap<u64, Vec<(Arc<dyn Op>, ScalarFn)>>);
+struct ScalarForms(FxHashMap<u64, Vec<OpForm>>);
+
+/// An op and its scalar form.
+type OpForm = (Arc<dyn Op>, ScalarFn);
 
 impl ScalarForms {
     fn get(&mut self, op: &Arc<dyn Op>) -> &ScalarFn {
