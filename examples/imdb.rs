@@ -4,8 +4,12 @@
 //! cargo run --release --example imdb                       # embedded 2,000/1,000 subset, offline
 //! scripts/fetch-imdb.sh                                    # the full 25k/25k set, once
 //! cargo run --release --example imdb -- --data data/imdb-full --epochs 3 [--batch 128]
-//!     [--maxlen 200] [--save model.safetensors]
+//!     [--maxlen 200] [--save model.safetensors] [--cell lstm|gru|bilstm] [--mask]
 //! ```
+//!
+//! `--cell` picks the two recurrent layers (LSTM, the seed; GRU; bidirectional LSTM, whose
+//! second layer reads both directions of the first); `--mask` makes the embedding mask the
+//! padding ids (`mask_zero`), so the recurrent layers skip the padded steps.
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -36,11 +40,22 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         args.maxlen
     );
 
-    let mut model = Sequential::new()
-        .add(Embedding::new(10_000, 128))
-        .add(LstmConfig::new(128).with_return_sequences(true))
-        .add(Lstm::new(128))
-        .add(Dense::new(1, Activation::Sigmoid));
+    let mut model =
+        Sequential::new().add(EmbeddingConfig::new(10_000, 128).with_mask_zero(args.mask));
+    model = match args.cell {
+        Cell::Lstm => model
+            .add(LstmConfig::new(128).with_return_sequences(true))
+            .add(Lstm::new(128)),
+        Cell::Gru => model
+            .add(GruConfig::new(128).with_return_sequences(true))
+            .add(Gru::new(128)),
+        Cell::Bilstm => model
+            .add(Bidirectional::new(
+                LstmConfig::new(128).with_return_sequences(true).init(),
+            ))
+            .add(Bidirectional::new(Lstm::new(128))),
+    };
+    let mut model = model.add(Dense::new(1, Activation::Sigmoid));
     model.compile(
         Adam::default(),
         Loss::BinaryCrossentropy,
@@ -69,8 +84,17 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+#[derive(Clone, Copy)]
+enum Cell {
+    Lstm,
+    Gru,
+    Bilstm,
+}
+
 struct Args {
     data: Option<String>,
+    cell: Cell,
+    mask: bool,
     epochs: usize,
     batch: usize,
     maxlen: usize,
@@ -81,6 +105,8 @@ impl Args {
     fn parse() -> Result<Args, String> {
         let mut a = Args {
             data: None,
+            cell: Cell::Lstm,
+            mask: false,
             epochs: 3,
             batch: 128,
             maxlen: 200,
@@ -99,7 +125,16 @@ impl Args {
                 "--batch" => a.batch = num(value()?)?,
                 "--maxlen" => a.maxlen = num(value()?)?,
                 "--save" => a.save = Some(value()?),
-                _ => return Err(format!("unknown argument {flag}\nusage: imdb [--data DIR] [--epochs N] [--batch B] [--maxlen L] [--save PATH]")),
+                "--cell" => {
+                    a.cell = match value()?.as_str() {
+                        "lstm" => Cell::Lstm,
+                        "gru" => Cell::Gru,
+                        "bilstm" => Cell::Bilstm,
+                        other => return Err(format!("--cell takes lstm, gru or bilstm, not {other}")),
+                    }
+                }
+                "--mask" => a.mask = true,
+                _ => return Err(format!("unknown argument {flag}\nusage: imdb [--data DIR] [--epochs N] [--batch B] [--maxlen L] [--save PATH] [--cell lstm|gru|bilstm] [--mask]")),
             }
         }
         Ok(a)

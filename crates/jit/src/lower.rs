@@ -92,6 +92,8 @@ pub(crate) struct Builder<'g> {
     group_set: FxHashSet<NodeId>,
     group_slots: FxHashMap<NodeId, u32>,
     scalars: ScalarForms,
+    /// `(step, members)` of each fused kernel step, for `Plan::explain`.
+    pub(crate) sources: Vec<(usize, Vec<NodeId>)>,
 }
 
 /// The scalar form of each distinct elementwise op met, by op identity (as CSE compares ops:
@@ -140,6 +142,7 @@ impl<'g> Builder<'g> {
             group_set: FxHashSet::default(),
             group_slots: FxHashMap::default(),
             scalars: ScalarForms::default(),
+            sources: Vec::new(),
         }
     }
 
@@ -635,7 +638,9 @@ impl<'g> Builder<'g> {
             col_broadcast: ins.iter().map(|l| l.cb).collect(),
             expr,
         };
-        self.kernel_step(spec, rows, cols, ins, outs)
+        self.kernel_step(spec, rows, cols, ins, outs)?;
+        self.sources.push((self.steps.len() - 1, members.to_vec()));
+        Ok(())
     }
 
     fn fallback(&mut self, n: NodeId) -> Result<(), JitError> {
@@ -1034,6 +1039,7 @@ impl Builder<'_> {
             threads: self.threads,
             stats,
             profile: Profile::default(),
+            explain: Default::default(),
         })
     }
 }
