@@ -60,6 +60,9 @@ pub struct Graph {
     /// clone or free.
     uses: Vec<SmallVec<[Use; 2]>>,
     use_pos: Vec<SmallVec<[u32; 3]>>,
+    /// Whether each slot holds a node: scans of every node (the topological order, the node
+    /// ids) read this instead of each node's hundred-odd bytes.
+    present: Vec<bool>,
     live: usize,
     inputs: Vec<NodeId>,
     params: Vec<NodeId>,
@@ -135,6 +138,7 @@ impl Graph {
         let id = NodeId(u32::try_from(self.nodes.len()).expect("fewer than 2^32 nodes"));
         let operands = node.inputs.clone();
         self.nodes.push(Some(node));
+        self.present.push(true);
         self.uses.push(SmallVec::new());
         self.use_pos
             .push(SmallVec::from_elem(UNLINKED, operands.len()));
@@ -287,10 +291,10 @@ impl Graph {
     }
     /// All node ids, in index order (not necessarily topological; see [`Graph::topo_order`]).
     pub fn node_ids(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.nodes
+        self.present
             .iter()
             .enumerate()
-            .filter(|(_, n)| n.is_some())
+            .filter(|(_, &p)| p)
             .map(|(i, _)| NodeId(i as u32))
     }
     pub fn inputs(&self) -> &[NodeId] {
@@ -319,8 +323,8 @@ impl Graph {
         // `use_pos` has one entry per operand, and is much smaller to scan than the nodes.
         let mut indeg: Vec<u32> = vec![0; self.nodes.len()];
         let mut order: Vec<NodeId> = Vec::with_capacity(self.live);
-        for (i, (node, pos)) in self.nodes.iter().zip(&self.use_pos).enumerate() {
-            if node.is_some() {
+        for (i, (&present, pos)) in self.present.iter().zip(&self.use_pos).enumerate() {
+            if present {
                 indeg[i] = pos.len() as u32;
                 if pos.is_empty() {
                     order.push(NodeId(i as u32));
@@ -392,6 +396,7 @@ impl Graph {
             self.use_pos[u.user.index()][u.slot as usize] = UNLINKED;
         }
         self.nodes[id.index()] = None;
+        self.present[id.index()] = false;
         self.use_pos[id.index()] = SmallVec::new();
         self.live -= 1;
         self.inputs.retain(|&i| i != id);

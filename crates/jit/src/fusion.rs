@@ -48,7 +48,7 @@ pub fn fuse(g: &Graph, order: &[NodeId], fusible: impl Fn(NodeId) -> bool) -> Ve
             continue;
         }
         // Newest compatible operand group first: it is the likeliest to be free of conflicts.
-        let mut cands: Vec<usize> = ops
+        let mut cands: smallvec::SmallVec<[usize; 4]> = ops
             .iter()
             .filter_map(|&o| group(&group_of, o))
             .filter(|&gi| g.ty(groups[gi][0]).shape == g.ty(n).shape)
@@ -81,7 +81,7 @@ pub fn fuse(g: &Graph, order: &[NodeId], fusible: impl Fn(NodeId) -> bool) -> Ve
 /// then stay in registers instead of a round trip through memory. Safe without a cycle check:
 /// every path out of the producer enters the consumer directly.
 fn merge_into_sole_consumer(g: &Graph, group_of: &mut [usize], groups: &mut [Vec<NodeId>]) {
-    let outputs: std::collections::HashSet<NodeId> = g.outputs().iter().copied().collect();
+    let outputs: rustc_hash::FxHashSet<NodeId> = g.outputs().iter().copied().collect();
     for gi in (0..groups.len()).rev() {
         if groups[gi].is_empty() {
             continue;
@@ -93,7 +93,8 @@ fn merge_into_sole_consumer(g: &Graph, group_of: &mut [usize], groups: &mut [Vec
                 ok = false;
                 break;
             }
-            for u in g.users(m) {
+            // Each use (a user reading twice is seen twice, with the same answer).
+            for u in g.use_iter(m) {
                 match group(group_of, u) {
                     Some(x) if x == gi => {}
                     Some(x) if consumer.is_none() || consumer == Some(x) => consumer = Some(x),
@@ -190,17 +191,32 @@ fn schedule(
             }
         }
     }
+    // Successor lists in one array (CSR), each list in the order the edges are met below:
+    // a vector per unit was most of scheduling at long T.
     let mut indeg = vec![0usize; units.len()];
-    let mut succ: Vec<Vec<usize>> = vec![Vec::new(); units.len()];
+    let mut edges: Vec<(usize, usize)> = Vec::new();
     for &n in order {
         let u = unit_of[n.index()];
         for o in g.operands(n) {
             let p = unit_of[o.index()];
             if p != u {
-                succ[p].push(u);
+                edges.push((p, u));
                 indeg[u] += 1;
             }
         }
+    }
+    let mut start = vec![0usize; units.len() + 1];
+    for &(p, _) in &edges {
+        start[p + 1] += 1;
+    }
+    for i in 0..units.len() {
+        start[i + 1] += start[i];
+    }
+    let mut succ = vec![0usize; edges.len()];
+    let mut fill = start.clone();
+    for &(p, u) in &edges {
+        succ[fill[p]] = u;
+        fill[p] += 1;
     }
     // Ready units are taken in the order their first node appears in `order`.
     let mut first = vec![usize::MAX; units.len()];
@@ -217,7 +233,7 @@ fn schedule(
     let mut out = Vec::with_capacity(units.len());
     while let Some(std::cmp::Reverse((_, u))) = ready.pop() {
         out.push(u);
-        for &s in &succ[u] {
+        for &s in &succ[start[u]..start[u + 1]] {
             indeg[s] -= 1;
             if indeg[s] == 0 {
                 ready.push(std::cmp::Reverse((first[s], s)));

@@ -48,12 +48,30 @@ impl<T: Clone> std::ops::Index<&NodeId> for NodeTable<T> {
     }
 }
 
+/// A set of nodes as a flag per node index (lowering asks it for most nodes).
+pub(crate) struct NodeSet(Vec<bool>);
+
+impl NodeSet {
+    pub(crate) fn new(bound: usize) -> Self {
+        NodeSet(vec![false; bound])
+    }
+    pub(crate) fn contains(&self, n: &NodeId) -> bool {
+        self.0.get(n.index()).copied().unwrap_or(false)
+    }
+    pub(crate) fn insert(&mut self, n: NodeId) {
+        if n.index() >= self.0.len() {
+            self.0.resize(n.index() + 1, false);
+        }
+        self.0[n.index()] = true;
+    }
+}
+
 /// Lowering state: values placed so far, the steps, the buffers (roots) created.
 pub(crate) struct Builder<'g> {
     g: &'g Graph,
     vals: NodeTable<Val>,
     /// Nodes whose location a concat user decided (they are written in place).
-    placed: FxHashSet<NodeId>,
+    placed: NodeSet,
     steps: Vec<Step>,
     /// Size of each root buffer; root 0 is the persistent region.
     roots: Vec<usize>,
@@ -70,8 +88,37 @@ pub(crate) struct Builder<'g> {
     pub(crate) updates: FxHashMap<NodeId, NodeId>,
     /// The graph's outputs (a fused member that is one is written out).
     outputs: FxHashSet<NodeId>,
+    /// Scratch tables of [`Builder::group`], kept between calls.
+    group_set: FxHashSet<NodeId>,
+    group_slots: FxHashMap<NodeId, u32>,
+    scalars: ScalarForms,
     /// `(step, members)` of each fused kernel step, for `Plan::explain`.
     pub(crate) sources: Vec<(usize, Vec<NodeId>)>,
+}
+
+/// The scalar form of each distinct elementwise op met, by op identity (as CSE compares ops:
+/// equal ops compute alike): a group of k members built k expressions, hundreds of
+/// thousands of times over at long T, where a handful of distinct ops occur.
+#[derive(Default)]
+struct ScalarForms(FxHashMap<u64, Vec<OpForm>>);
+
+/// An op and its scalar form.
+type OpForm = (Arc<dyn Op>, ScalarFn);
+
+impl ScalarForms {
+    fn get(&mut self, op: &Arc<dyn Op>) -> &ScalarFn {
+        let mut h = rustc_hash::FxHasher::default();
+        op.identity_hash(&mut h);
+        let list = self.0.entry(std::hash::Hasher::finish(&h)).or_default();
+        let i = match list.iter().position(|(o, _)| o.same_as(&**op)) {
+            Some(i) => i,
+            None => {
+                list.push((op.clone(), op.scalar().expect("elementwise")));
+                list.len() - 1
+            }
+        };
+        &list[i].1
+    }
 }
 
 impl<'g> Builder<'g> {
@@ -79,7 +126,7 @@ impl<'g> Builder<'g> {
         Builder {
             g,
             vals: NodeTable::new(g.node_bound()),
-            placed: FxHashSet::default(),
+            placed: NodeSet::new(g.node_bound()),
             steps: Vec::new(),
             roots: vec![0],
             persistent: Vec::new(),
@@ -92,6 +139,9 @@ impl<'g> Builder<'g> {
             stats: PlanStats::default(),
             updates: FxHashMap::default(),
             outputs: g.outputs().iter().copied().collect(),
+            group_set: FxHashSet::default(),
+            group_slots: FxHashMap::default(),
+            scalars: ScalarForms::default(),
             sources: Vec::new(),
         }
     }
@@ -214,10 +264,10 @@ impl<'g> Builder<'g> {
     /// concat's memory (DESIGN point 3: step tensors contiguous, no copies).
     pub(crate) fn place_concats(&mut self, order: &[NodeId], units: &[Unit]) {
         // Nodes whose producer can write a strided window: GEMM and kernel outputs, concats.
-        let mut strided_ok: FxHashSet<NodeId> = FxHashSet::default();
+        let mut strided_ok = NodeSet::new(self.g.node_bound());
         for u in units {
             if let Unit::Group(m) = u {
-                strided_ok.extend(m.iter().copied());
+                m.iter().for_each(|&n| strided_ok.insert(n));
             }
         }
         let is = |n: NodeId, f: fn(&dyn std::any::Any) -> bool| f(self.g.op(n).as_any());
@@ -520,9 +570,14 @@ impl<'g> Builder<'g> {
         let g = self.g;
         let shape = g.ty(members[0]).shape.clone();
         let (rows, cols) = crate::loc::grid(&shape);
-        let set: FxHashSet<NodeId> = members.iter().copied().collect();
+        // The member set and operand slots reuse the last group's tables (hundreds of
+        // thousands of groups at long T; a fresh pair each was a tenth of lowering).
+        let mut set = std::mem::take(&mut self.group_set);
+        set.clear();
+        set.extend(members.iter().copied());
         let mut expr = ScalarFn::new(0);
-        let mut slot: FxHashMap<NodeId, u32> = FxHashMap::default();
+        let mut slot = std::mem::take(&mut self.group_slots);
+        slot.clear();
         let mut ins: Vec<Loc> = Vec::new();
         let mut inputs_pending: Vec<(NodeId, Loc)> = Vec::new();
         // First pass: external operands and their read views.
@@ -561,10 +616,10 @@ impl<'g> Builder<'g> {
         let mut index = expr.index();
         let mut args: Vec<u32> = Vec::new();
         for &m in members {
-            let f = g.op(m).scalar().expect("elementwise");
+            let f = self.scalars.get(&g.node(m).op);
             args.clear();
             args.extend(g.operands(m).iter().map(|o| slot[o]));
-            let out = expr.splice_indexed(&mut index, &f, &args)[0];
+            let out = expr.splice_indexed(&mut index, f, &args)[0];
             slot.insert(m, out);
         }
         let mut outs = Vec::new();
@@ -577,6 +632,8 @@ impl<'g> Builder<'g> {
                 outs.push(l);
             }
         }
+        self.group_set = set;
+        self.group_slots = slot;
         let spec = KernelSpec {
             col_broadcast: ins.iter().map(|l| l.cb).collect(),
             expr,
@@ -635,17 +692,18 @@ impl Builder<'_> {
     /// that shares an earlier root's memory.
     fn run_slots(&self, a: usize, b: usize, def: &[usize], last: &[usize]) -> Vec<(usize, usize)> {
         // Per root: Some((rows, rs)) while every access agrees, None once one does not.
-        let mut layout: HashMap<usize, Option<(usize, usize)>> = HashMap::new();
+        // (A vector by root, not a hash table: one run can hold most of a plan's buffers.)
+        let mut layout: Vec<Option<Option<(usize, usize)>>> = vec![None; self.roots.len()];
         for s in &self.steps[a..b] {
             let (split, whole) = s.row_split_locs();
             for l in &whole {
-                layout.insert(l.root, None);
+                layout[l.root] = Some(None);
             }
             for l in &split {
                 let size = self.roots.get(l.root).copied().unwrap_or(0);
                 let key = (l.rs > 0 && l.off < l.rs && l.rows * l.rs == size && !l.cb)
                     .then_some((l.rows, l.rs));
-                let e = layout.entry(l.root).or_insert(key);
+                let e = layout[l.root].get_or_insert(key);
                 if *e != key {
                     *e = None;
                 }
@@ -653,13 +711,14 @@ impl Builder<'_> {
         }
         let mut roots: Vec<(usize, (usize, usize))> = layout
             .into_iter()
+            .enumerate()
             .filter(|&(r, _)| r != 0 && def[r] >= a && last[r] < b)
-            .filter_map(|(r, k)| k.map(|k| (r, k)))
+            .filter_map(|(r, k)| k.flatten().map(|k| (r, k)))
             .collect();
         roots.sort_by_key(|&(r, k)| (k, def[r], r));
         let mut out = Vec::new();
         // Per layout: slots as (slot root, last use of its latest buffer).
-        let mut slots: HashMap<(usize, usize), Vec<(usize, usize)>> = HashMap::new();
+        let mut slots: FxHashMap<(usize, usize), Vec<(usize, usize)>> = FxHashMap::default();
         for (r, k) in roots {
             let list = slots.entry(k).or_default();
             match list.iter_mut().find(|(_, end)| *end < def[r]) {
@@ -951,12 +1010,13 @@ impl Builder<'_> {
                 }
             }
         }
-        let mut values = NodeTable::new(self.g.node_bound());
+        // Built in one pass in index order (not cleared, then filled: millions of nodes).
+        let mut values = Vec::with_capacity(self.g.node_bound());
         for n in self.g.node_ids() {
-            if let Some(v) = self.vals.get(&n) {
-                values.insert(n, (absv(*v), self.g.ty(n).clone()));
-            }
+            values.resize(n.index(), None);
+            values.push(self.vals.get(&n).map(|v| (absv(*v), self.g.ty(n).clone())));
         }
+        let values = NodeTable(values);
         let mut stats = self.stats;
         stats.kernels = self.kernels.len();
         stats.arena_bytes = arena * 4;

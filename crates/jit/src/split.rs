@@ -3,7 +3,6 @@
 //! synchronisation inside the run. A run is accepted only when the memory each half writes is
 //! never touched by the other half (checked on address ranges at compile time).
 use crate::loc::Loc;
-use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 use std::collections::BTreeMap;
 
@@ -12,9 +11,16 @@ pub const BUFFER_BITS: u32 = 40;
 
 /// Merged, disjoint inclusive address ranges, kept per buffer (`address >> BUFFER_BITS`): a
 /// range never spans two buffers, so each query only searches its own buffer's ranges instead
-/// of one tree of every range of a run thousands of steps long.
+/// of one tree of every range of a run thousands of steps long. Buffers are found through a
+/// vector indexed by buffer id (a run touches hundreds of thousands of buffers at long T, and
+/// hashing each lookup was most of the split search), their ranges kept in touch order.
 #[derive(Default)]
-pub struct Ranges(FxHashMap<usize, BufferRanges>);
+pub struct Ranges {
+    /// Per buffer id: 1 + the index of its entry in `sets`, 0 when it has no range.
+    slot: Vec<u32>,
+    /// (buffer id, its ranges), in the order buffers were first touched.
+    sets: Vec<(usize, BufferRanges)>,
+}
 
 /// One buffer's ranges: a few inline (most buffers: one step's output, read by a few steps), a
 /// tree once there are many (a sequence buffer written a window per step).
@@ -24,13 +30,17 @@ enum BufferRanges {
 }
 
 impl Ranges {
+    fn get(&self, buffer: usize) -> Option<&BufferRanges> {
+        let i = *self.slot.get(buffer)? as usize;
+        (i > 0).then(|| &self.sets[i - 1].1)
+    }
     pub fn overlaps(&self, a: usize, b: usize) -> bool {
         debug_assert_eq!(
             a >> BUFFER_BITS,
             b >> BUFFER_BITS,
             "a range inside one buffer"
         );
-        match self.0.get(&(a >> BUFFER_BITS)) {
+        match self.get(a >> BUFFER_BITS) {
             None => false,
             Some(BufferRanges::Few(v)) => v.iter().any(|&(s, e)| s <= b && e >= a),
             Some(BufferRanges::Many(m)) => m.range(..=b).next_back().is_some_and(|(_, &e)| e >= a),
@@ -42,10 +52,15 @@ impl Ranges {
             b >> BUFFER_BITS,
             "a range inside one buffer"
         );
-        let entry = self
-            .0
-            .entry(a >> BUFFER_BITS)
-            .or_insert_with(|| BufferRanges::Few(SmallVec::new()));
+        let buffer = a >> BUFFER_BITS;
+        if buffer >= self.slot.len() {
+            self.slot.resize((buffer + 1).next_power_of_two(), 0);
+        }
+        if self.slot[buffer] == 0 {
+            self.sets.push((buffer, BufferRanges::Few(SmallVec::new())));
+            self.slot[buffer] = u32::try_from(self.sets.len()).expect("fewer than 2^32 buffers");
+        }
+        let entry = &mut self.sets[self.slot[buffer] as usize - 1].1;
         match entry {
             BufferRanges::Few(v) => {
                 // Merge every range that overlaps or touches [a, b], as the tree does.
@@ -76,7 +91,10 @@ impl Ranges {
         }
     }
     pub fn clear(&mut self) {
-        self.0.clear();
+        for &(buffer, _) in &self.sets {
+            self.slot[buffer] = 0;
+        }
+        self.sets.clear();
     }
 }
 
@@ -100,10 +118,14 @@ pub fn spans_meet(a: &Loc, b: &Loc) -> bool {
         && matches!((span(a), span(b)), (Some((a0, a1)), Some((b0, b1))) if a0 <= b1 && b0 <= a1)
 }
 
+/// Address ranges of a step half's reads or writes (inline: one per operand, no allocation
+/// per step).
+pub type Spans = SmallVec<[(usize, usize); 6]>;
+
 /// Reads and writes of one half of a step.
 pub struct HalfIo {
-    pub reads: Vec<(usize, usize)>,
-    pub writes: Vec<(usize, usize)>,
+    pub reads: Spans,
+    pub writes: Spans,
 }
 
 /// Grows runs of steps whose two halves are independent.
@@ -162,7 +184,7 @@ mod tests {
         assert!(
             r.overlaps(25, 27) && r.overlaps(0, 10) && !r.overlaps(26, 29) && !r.overlaps(40, 50)
         );
-        let count = |r: &Ranges, buf: usize| match &r.0[&buf] {
+        let count = |r: &Ranges, buf: usize| match r.get(buf).expect("ranges") {
             BufferRanges::Few(v) => v.len(),
             BufferRanges::Many(m) => m.len(),
         };
@@ -186,8 +208,8 @@ mod tests {
     fn halves_that_share_a_write_do_not_fit() {
         let mut b = RunBuilder::default();
         let io = |r: &[(usize, usize)], w: &[(usize, usize)]| HalfIo {
-            reads: r.to_vec(),
-            writes: w.to_vec(),
+            reads: r.iter().copied().collect(),
+            writes: w.iter().copied().collect(),
         };
         // Step 1: lower half writes [0,9], upper half [10,19]; both read a shared weight [100,199].
         b.add(

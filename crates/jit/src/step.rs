@@ -3,6 +3,7 @@ use crate::gemm::{sgemm, Mat};
 use crate::loc::Loc;
 use crate::split::{rows_of, span, spans_meet, HalfIo, RunBuilder};
 use crate::{JitError, Kernel};
+use smallvec::{smallvec, SmallVec};
 use std::sync::Arc;
 use trellis_ir::{Op, Tensor, TensorType};
 
@@ -37,6 +38,10 @@ pub(crate) enum Val {
     F(Loc),
     I(usize),
 }
+
+/// The windows a step reads or writes: inline, since compiling walks every step's several
+/// times (liveness, split runs, bounds) and a vector per call was a tenth of `finish`.
+pub(crate) type Locs = SmallVec<[Loc; 6]>;
 
 pub(crate) enum Step {
     Gemm {
@@ -87,29 +92,29 @@ pub(crate) enum Step {
 }
 
 impl Step {
-    pub(crate) fn reads(&self) -> Vec<Loc> {
+    pub(crate) fn reads(&self) -> Locs {
         match self {
-            Step::Gemm { a, b, .. } => vec![*a, *b],
-            Step::Kernel { ins, .. } => ins.clone(),
-            Step::Gather { table, .. } => vec![*table],
-            Step::ScatterAdd { src, .. } => vec![*src],
-            Step::Reduce { src, .. } | Step::Transpose { src, .. } => vec![*src],
+            Step::Gemm { a, b, .. } => smallvec![*a, *b],
+            Step::Kernel { ins, .. } => ins.iter().copied().collect(),
+            Step::Gather { table, .. } => smallvec![*table],
+            Step::ScatterAdd { src, .. } => smallvec![*src],
+            Step::Reduce { src, .. } | Step::Transpose { src, .. } => smallvec![*src],
             Step::Fallback { ins, .. } => ins
                 .iter()
                 .filter_map(|(v, _)| if let Val::F(l) = v { Some(*l) } else { None })
                 .collect(),
         }
     }
-    pub(crate) fn writes(&self) -> Vec<Loc> {
+    pub(crate) fn writes(&self) -> Locs {
         match self {
-            Step::Gemm { c, .. } => vec![*c],
-            Step::Kernel { outs, .. } => outs.clone(),
+            Step::Gemm { c, .. } => smallvec![*c],
+            Step::Kernel { outs, .. } => outs.iter().copied().collect(),
             Step::Gather { out, .. } | Step::ScatterAdd { out, .. } | Step::Reduce { out, .. } => {
-                vec![*out]
+                smallvec![*out]
             }
-            Step::Transpose { dst, .. } => vec![*dst],
-            Step::Fallback { out: Val::F(l), .. } => vec![*l],
-            Step::Fallback { .. } => vec![],
+            Step::Transpose { dst, .. } => smallvec![*dst],
+            Step::Fallback { out: Val::F(l), .. } => smallvec![*l],
+            Step::Fallback { .. } => smallvec![],
         }
     }
 }
@@ -342,12 +347,14 @@ impl Step {
 impl Step {
     /// The windows a split step halves by rows, and those both halves read whole (a GEMM's
     /// right operand; every window of a step that is never split).
-    pub(crate) fn row_split_locs(&self) -> (Vec<Loc>, Vec<Loc>) {
+    pub(crate) fn row_split_locs(&self) -> (Locs, Locs) {
         match self {
-            Step::Kernel { ins, outs, .. } => (ins.iter().chain(outs).copied().collect(), vec![]),
-            Step::Gemm { a, b, c, .. } => (vec![*a, *c], vec![*b]),
+            Step::Kernel { ins, outs, .. } => {
+                (ins.iter().chain(outs).copied().collect(), smallvec![])
+            }
+            Step::Gemm { a, b, c, .. } => (smallvec![*a, *c], smallvec![*b]),
             _ => (
-                vec![],
+                smallvec![],
                 self.reads().into_iter().chain(self.writes()).collect(),
             ),
         }
@@ -425,10 +432,7 @@ fn halves(s: &Step) -> Option<(HalfIo, HalfIo)> {
         off: (l.root << crate::split::BUFFER_BITS) + l.off,
         ..*l
     };
-    let io = |reads: Vec<Loc>, writes: Vec<Loc>| HalfIo {
-        reads: reads.iter().map(key).filter_map(|l| span(&l)).collect(),
-        writes: writes.iter().map(key).filter_map(|l| span(&l)).collect(),
-    };
+    let spans = |ls: &mut dyn Iterator<Item = Loc>| ls.filter_map(|l| span(&key(&l))).collect();
     match s {
         Step::Kernel {
             rows,
@@ -438,11 +442,9 @@ fn halves(s: &Step) -> Option<(HalfIo, HalfIo)> {
             ..
         } if *rows >= 2 && rows * cols <= SPLIT_MAX_KERNEL => {
             let mid = rows / 2;
-            let part = |r0, r1| {
-                io(
-                    ins.iter().map(|l| rows_of(l, r0, r1)).collect(),
-                    outs.iter().map(|l| rows_of(l, r0, r1)).collect(),
-                )
+            let part = |r0, r1| HalfIo {
+                reads: spans(&mut ins.iter().map(|l| rows_of(l, r0, r1))),
+                writes: spans(&mut outs.iter().map(|l| rows_of(l, r0, r1))),
             };
             Some((part(0, mid), part(mid, *rows)))
         }
@@ -457,7 +459,10 @@ fn halves(s: &Step) -> Option<(HalfIo, HalfIo)> {
             ..
         } if *m >= 2 && m * n * k <= SPLIT_MAX_GEMM => {
             let mid = m / 2;
-            let part = |r0, r1| io(vec![rows_of(a, r0, r1), *b], vec![rows_of(c, r0, r1)]);
+            let part = |r0, r1| HalfIo {
+                reads: spans(&mut [rows_of(a, r0, r1), *b].into_iter()),
+                writes: spans(&mut std::iter::once(rows_of(c, r0, r1))),
+            };
             Some((part(0, mid), part(mid, *m)))
         }
         _ => None,

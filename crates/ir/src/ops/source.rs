@@ -66,9 +66,46 @@ impl fmt::Debug for Constant {
     }
 }
 
+impl Constant {
+    /// The values' bits as CSE compares them: what the `Debug` form distinguishes (exact bits;
+    /// for up to 16 elements, printed in full, every NaN alike), without formatting text: a
+    /// graph holds a constant per time step.
+    fn identity_bits(&self) -> impl Iterator<Item = u64> + '_ {
+        let nan_alike = self.0.numel() <= 16;
+        let f = move |x: f64| {
+            if nan_alike && x.is_nan() {
+                u64::MAX
+            } else {
+                x.to_bits()
+            }
+        };
+        let (a, b, c) = match self.0.data() {
+            crate::Data::F32(v) => (Some(v.iter().map(move |&x| f(x as f64))), None, None),
+            crate::Data::F64(v) => (None, Some(v.iter().map(move |&x| f(x))), None),
+            crate::Data::I64(v) => (None, None, Some(v.iter().map(|&x| x as u64))),
+        };
+        a.into_iter()
+            .flatten()
+            .chain(b.into_iter().flatten())
+            .chain(c.into_iter().flatten())
+    }
+}
+
 impl Op for Constant {
     fn name(&self) -> &str {
         "constant"
+    }
+    fn identity_hash(&self, mut h: &mut dyn std::hash::Hasher) {
+        use std::hash::Hash;
+        std::any::TypeId::of::<Self>().hash(&mut h);
+        self.0.ty().hash(&mut h);
+        self.identity_bits().for_each(|b| h.write_u64(b));
+    }
+    fn same_as(&self, other: &dyn Op) -> bool {
+        other
+            .as_any()
+            .downcast_ref::<Self>()
+            .is_some_and(|o| o.0.ty() == self.0.ty() && o.identity_bits().eq(self.identity_bits()))
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<TensorType> {
         expect_arity("constant", inputs.len(), 0)?;
@@ -95,9 +132,33 @@ pub struct Fill {
     pub value: f64,
 }
 
+impl Fill {
+    /// The value's bits as its `Debug` form distinguishes them (every NaN alike).
+    fn value_bits(&self) -> u64 {
+        if self.value.is_nan() {
+            u64::MAX
+        } else {
+            self.value.to_bits()
+        }
+    }
+}
+
 impl Op for Fill {
     fn name(&self) -> &str {
         "fill"
+    }
+    /// Type and value compared as fields, not as formatted text.
+    fn identity_hash(&self, mut h: &mut dyn std::hash::Hasher) {
+        use std::hash::Hash;
+        std::any::TypeId::of::<Self>().hash(&mut h);
+        self.ty.hash(&mut h);
+        h.write_u64(self.value_bits());
+    }
+    fn same_as(&self, other: &dyn Op) -> bool {
+        other
+            .as_any()
+            .downcast_ref::<Self>()
+            .is_some_and(|o| o.ty == self.ty && o.value_bits() == self.value_bits())
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<TensorType> {
         expect_arity("fill", inputs.len(), 0)?;

@@ -12,56 +12,133 @@ use std::hash::Hasher;
 /// canonical before their users are looked at. Returns the number of nodes removed.
 pub fn cse(g: &mut Graph) -> usize {
     // Per hash of (op, operands): the first node kept with it; `more` holds the others kept
-    // under a hash already taken (a collision between different nodes: as good as never). A
-    // compact table matters: at T = 20,000 it holds two million nodes.
+    // under a hash already taken (a collision between different nodes: as good as never).
     let mut seen: FxHashMap<u64, NodeId> = FxHashMap::default();
-    seen.reserve(g.node_count());
     let mut more: FxHashMap<u64, Vec<NodeId>> = FxHashMap::default();
+    // Nodes left out of the table, which at T = 20,000 outgrows the caches: a node reading an
+    // operand that no other node reads cannot equal any other node. It waits until that
+    // operand gains a use, which only a merge keeping it does; the node is then entered as
+    // it would have been when visited (its operands have not changed since: a node whose
+    // operand is merged away reads the kept one instead, and its entry, had it been made,
+    // could never be found again).
+    let mut waiting = vec![false; g.node_bound()];
+    let unique = |g: &Graph, n: NodeId| g.operands(n).iter().any(|&x| g.use_count(x) == 1);
     let mut removed = 0;
-    for n in g.topo_order() {
-        let node = g.node(n);
-        let mut h = FxHasher::default();
-        node.op.identity_hash(&mut h);
-        for i in &node.inputs {
-            h.write_u32(i.index() as u32);
-        }
-        let hash = h.finish();
-        let same = |k: NodeId| {
-            let kn = g.node(k);
-            kn.inputs == node.inputs && kn.op.same_as(&*node.op)
-        };
-        let kept = match seen.entry(hash) {
-            Entry::Vacant(e) => {
-                e.insert(n);
-                continue;
-            }
-            Entry::Occupied(e) if same(*e.get()) => e.into_mut(),
-            Entry::Occupied(_) => {
-                let list = more.entry(hash).or_default();
-                match list.iter().position(|&k| same(k)) {
-                    Some(i) => &mut list[i],
-                    None => {
-                        list.push(n);
-                        continue;
-                    }
+    let order = g.topo_order();
+    for (at, &n) in order.iter().enumerate() {
+        if at % AHEAD == 0 {
+            // Look up the next nodes' entries now, independently of one another: a lookup at
+            // a time waits for each cache miss in turn. (A hash gone stale by then only costs
+            // a wasted lookup.)
+            for &m in order.iter().skip(at + AHEAD).take(AHEAD) {
+                if !unique(g, m) {
+                    std::hint::black_box(seen.get(&identity(g, m)));
                 }
             }
+        }
+        if unique(g, n) {
+            waiting[n.index()] = true;
+            continue;
+        }
+        let Some(kept) = enter(g, &mut seen, &mut more, n) else {
+            continue;
         };
         let key = |x: NodeId| (std::cmp::Reverse(g.use_count(x)), x);
-        let (keep, drop) = if key(*kept) < key(n) {
-            (*kept, n)
+        let (keep, drop) = if key(kept) < key(n) {
+            (kept, n)
         } else {
-            (n, *kept)
+            (n, kept)
         };
-        *kept = keep;
+        if keep != kept {
+            replace_entry(g, &mut seen, &mut more, kept, keep);
+        }
         if g.node(keep).name.is_none() {
             if let Some(name) = g.node(drop).name.clone() {
                 g.set_name(keep, name);
             }
         }
+        // The users of `drop` now read `keep`: those waiting never enter (see above).
+        for u in g.use_iter(drop) {
+            waiting[u.index()] = false;
+        }
+        let lone = match g.use_count(keep) {
+            1 => g.use_iter(keep).next(),
+            _ => None,
+        };
         g.replace_uses(drop, keep);
         g.remove(drop);
         removed += 1;
+        // The one node reading `keep` may have been waiting for it to gain a use.
+        if let Some(u) = lone.filter(|u| waiting[u.index()]) {
+            waiting[u.index()] = false;
+            let found = enter(g, &mut seen, &mut more, u);
+            debug_assert!(found.is_none(), "a waiting node equals no other");
+        }
     }
     removed
+}
+
+/// Looks `n` up: the kept node equal to it, or `None` after recording `n` as kept.
+fn enter(
+    g: &Graph,
+    seen: &mut FxHashMap<u64, NodeId>,
+    more: &mut FxHashMap<u64, Vec<NodeId>>,
+    n: NodeId,
+) -> Option<NodeId> {
+    let node = g.node(n);
+    let hash = identity(g, n);
+    let same = |k: NodeId| {
+        let kn = g.node(k);
+        kn.inputs == node.inputs && kn.op.same_as(&*node.op)
+    };
+    match seen.entry(hash) {
+        Entry::Vacant(e) => {
+            e.insert(n);
+            None
+        }
+        Entry::Occupied(e) if same(*e.get()) => Some(*e.get()),
+        Entry::Occupied(_) => {
+            let list = more.entry(hash).or_default();
+            match list.iter().position(|&k| same(k)) {
+                Some(i) => Some(list[i]),
+                None => {
+                    list.push(n);
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// Makes `new` the kept node where `old` (equal to it) was.
+fn replace_entry(
+    g: &Graph,
+    seen: &mut FxHashMap<u64, NodeId>,
+    more: &mut FxHashMap<u64, Vec<NodeId>>,
+    old: NodeId,
+    new: NodeId,
+) {
+    let hash = identity(g, old);
+    match seen.get_mut(&hash) {
+        Some(k) if *k == old => *k = new,
+        _ => {
+            let list = more.get_mut(&hash).expect("a kept node is in the table");
+            let i = list.iter().position(|&k| k == old).expect("kept");
+            list[i] = new;
+        }
+    }
+}
+
+/// Nodes whose table entries are looked up ahead of time, in one batch.
+const AHEAD: usize = 16;
+
+/// The hash of a node's op and operands (CSE's key).
+fn identity(g: &Graph, n: NodeId) -> u64 {
+    let node = g.node(n);
+    let mut h = FxHasher::default();
+    node.op.identity_hash(&mut h);
+    for i in &node.inputs {
+        h.write_u32(i.index() as u32);
+    }
+    h.finish()
 }
