@@ -30,8 +30,8 @@ pub use error::{NnError, Result};
 pub use init::Init;
 pub use layers::{
     Activation, Bidirectional, Dense, DenseConfig, Dropout, DropoutConfig, Embedding,
-    EmbeddingConfig, Gru, GruConfig, Layer, Lstm, LstmConfig, Masking, Merge, Name, Named,
-    ParamSpec, Recurrent,
+    EmbeddingConfig, Gru, GruConfig, Layer, LayerConfig, Lstm, LstmConfig, Masking, Merge, Name,
+    Named, ParamSpec, Recurrent,
 };
 pub use losses::Loss;
 pub use metrics::Metric;

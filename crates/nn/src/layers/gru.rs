@@ -7,13 +7,13 @@ use trellis_ir::lstm::Direction;
 use trellis_ir::{Graph, NodeId};
 
 use super::recurrent::{check_sequence, output, seq_layout, weight_specs, Recurrent};
-use super::{Act, BuildCtx, Layer, ParamSpec, Scope};
+use super::{Act, BuildCtx, Layer, LayerConfig, ParamSpec, Scope};
 use crate::init::Init;
 use crate::Result;
 
 /// Configuration of a [`Gru`]. Keras defaults: `return_sequences=False`, Glorot-uniform
 /// kernel, orthogonal recurrent kernel, zero biases.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GruConfig {
     pub units: usize,
     pub return_sequences: bool,
@@ -137,6 +137,9 @@ impl Layer for Gru {
         prev.as_any()
             .downcast_ref::<Gru>()
             .is_some_and(|p| p.config.return_sequences)
+    }
+    fn config(&self) -> Option<LayerConfig> {
+        Some(LayerConfig::Gru(self.config.clone()))
     }
     fn as_any(&self) -> &dyn Any {
         self
