@@ -24,6 +24,7 @@ pub mod losses;
 pub mod memory;
 pub mod metrics;
 pub mod model;
+pub mod onnx;
 pub mod optim;
 
 pub use error::{NnError, Result};
@@ -35,7 +36,9 @@ pub use layers::{
 };
 pub use losses::Loss;
 pub use metrics::Metric;
-pub use model::{EpochLog, Evaluation, FitOptions, History, Inputs, Model, Sequential, StepGraph};
+pub use model::{
+    EpochLog, Evaluation, FitOptions, History, Inputs, Model, Sequential, StepGraph, Summary,
+};
 pub use optim::{Adam, Optimizer, Sgd};
 
 /// Everything a model script needs.

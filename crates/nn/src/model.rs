@@ -35,6 +35,11 @@ use crate::optim::{Optimizer, OptimizerGraph};
 use crate::{NnError, Result};
 
 mod fit;
+mod saved;
+mod summary;
+
+pub use saved::FORMAT_VERSION;
+pub use summary::{Summary, SummaryRow};
 
 /// Model inputs: token ids (for a model that starts with an [`Embedding`]) or floats, row-major
 /// `[n, per-sample shape]`.
@@ -256,6 +261,8 @@ pub struct Sequential {
     memory_limit: Option<u64>,
     train: Option<Runner>,
     infer: Option<Runner>,
+    /// How raw texts become its input rows (kept by saved models).
+    text: Option<crate::data::TextEncoder>,
 }
 
 /// Keras's name for a compiled model.
@@ -318,6 +325,10 @@ impl Sequential {
     /// Parameter declarations (names, shapes, initialisers), once built.
     pub fn param_specs(&self) -> &[ParamSpec] {
         &self.specs
+    }
+    /// Which of [`Sequential::param_specs`] belong to each layer, once built.
+    pub fn layer_param_ranges(&self) -> &[Range<usize>] {
+        &self.layer_params
     }
     /// Current parameter values, in [`Sequential::param_specs`] order.
     pub fn weights(&self) -> &[Vec<f32>] {

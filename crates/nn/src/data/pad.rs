@@ -1,7 +1,9 @@
 //! `pad_sequences`, as `keras.utils.pad_sequences`.
 
 /// Which end of a sequence to pad or truncate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Side {
     /// At the front (the Keras default for both padding and truncating).
     #[default]

@@ -1,0 +1,51 @@
+//! Predicts with a saved model, in a process that knows nothing of how it was built.
+//!
+//! ```text
+//! cargo run --release --example imdb -- --save m.safetensors
+//! cargo run --release --example predict -- m.safetensors "a wonderful film" "a dull mess"
+//! ```
+//!
+//! Prints one line per text: the probability for a model with one sigmoid output, else the
+//! most probable class and its probability.
+use std::process::ExitCode;
+
+use trellis::nn::Sequential;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [path, texts @ ..] = args.as_slice() else {
+        return Err("usage: predict MODEL.safetensors TEXT...".into());
+    };
+    if texts.is_empty() {
+        return Err("usage: predict MODEL.safetensors TEXT... (no text given)".into());
+    }
+    let mut model = Sequential::load_model(path)?;
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let out = model.predict_text(&texts)?;
+    let k = out.len() / texts.len();
+    for (row, text) in out.chunks(k).zip(&texts) {
+        if k == 1 {
+            println!("{:.4}\t{text}", row[0]);
+        } else {
+            let (class, p) = row
+                .iter()
+                .enumerate()
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |b, (i, &p)| if p > b.1 { (i, p) } else { b },
+                );
+            println!("class {class} ({p:.4})\t{text}");
+        }
+    }
+    Ok(())
+}
