@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod model;
 pub mod onnx;
 pub mod optim;
+mod plot;
 
 pub use error::{NnError, Result};
 pub use init::Init;

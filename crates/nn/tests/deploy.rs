@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use trellis_nn::data::{Side, TextEncoder, Tokenizer};
 use trellis_nn::prelude::*;
-use trellis_nn::Layer;
+use trellis_nn::{EpochLog, History, Layer};
 
 fn seed_model() -> Sequential {
     Sequential::new()
@@ -441,4 +441,55 @@ fn onnx_variants_export_with_references() {
     if std::env::var_os("TRELLIS_ONNX_DIR").is_none() {
         std::fs::remove_dir_all(&dir).unwrap();
     }
+}
+
+fn history() -> History {
+    let epochs = [
+        (0.69, 0.52, 0.66, 0.71),
+        (0.52, 0.74, 0.58, 0.70),
+        (0.24, 0.91, 0.61, 0.72),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, &(loss, acc, val_loss, val_acc))| EpochLog {
+        epoch: i + 1,
+        loss,
+        accuracy: Some(acc),
+        val_loss: Some(val_loss),
+        val_accuracy: Some(val_acc),
+        ..Default::default()
+    })
+    .collect();
+    History { epochs }
+}
+
+#[test]
+fn history_plots_as_png_or_svg() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = history();
+    let png = dir.path().join("curves.png");
+    h.plot(&png).unwrap();
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    // IHDR: width and height, two panels of 480 x 360.
+    assert_eq!(u32::from_be_bytes(bytes[16..20].try_into().unwrap()), 960);
+    assert_eq!(u32::from_be_bytes(bytes[20..24].try_into().unwrap()), 360);
+    let svg = dir.path().join("curves.svg");
+    h.plot(&svg).unwrap();
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg"));
+    for word in ["loss", "accuracy", "training", "validation", "epoch"] {
+        let line = format!("\n{word}\n</text>");
+        assert!(text.contains(&line), "{word} missing from the SVG");
+    }
+    let e = h
+        .plot(dir.path().join("curves.jpg"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("curves.jpg") && e.contains(".png or .svg"),
+        "{e}"
+    );
+    let e = History::default().plot(&png).unwrap_err().to_string();
+    assert!(e.contains("nothing to plot"), "{e}");
 }
