@@ -1,9 +1,14 @@
 //! Predicts with a saved model, in a process that knows nothing of how it was built.
 //!
 //! ```text
-//! cargo run --release --example imdb -- --save m.safetensors
+//! scripts/fetch-imdb.sh
+//! cargo run --release --example imdb -- --data data/imdb-full --save m.safetensors
 //! cargo run --release --example predict -- m.safetensors "a wonderful film" "a dull mess"
 //! ```
+//!
+//! Trained on the full 25k reviews (test accuracy 0.8587), that prints 0.8418 and 0.0562. The
+//! embedded 2,000-review subset's model is too weak for such short texts (0.0808 and 0.0514:
+//! it calls nearly any short text negative).
 //!
 //! Prints one line per text: the probability for a model with one sigmoid output, else the
 //! most probable class and its probability.
