@@ -560,9 +560,12 @@ impl Sequential {
             .ok_or_else(|| NnError::Model("call compile(optimizer, loss, metrics) first".into()))
     }
 
-    /// A new graph with the model's input `x` (`[batch, row...]`, ids or floats) and its
-    /// parameters (in [`Sequential::param_specs`] order), for the layers to build on.
-    fn graph_inputs(&self, batch: usize, row: &[usize]) -> (Graph, NodeId, Vec<NodeId>) {
+    /// Builds the step graph for `batch` samples of `row` shape: forward, loss, and (when
+    /// `training`) backward and the optimiser update. Public so that the same step can be run
+    /// through the reference interpreter.
+    pub fn step_graph(&mut self, batch: usize, row: &[usize], training: bool) -> Result<StepGraph> {
+        self.build()?;
+        let c = self.compiled()?.clone();
         let mut g = Graph::new();
         let mut xdims = vec![batch];
         xdims.extend_from_slice(row);
@@ -571,21 +574,11 @@ impl Sequential {
         } else {
             g.input("x", TensorType::f32(xdims.as_slice()))
         };
-        let params = self
+        let params: Vec<NodeId> = self
             .specs
             .iter()
             .map(|s| g.param(&s.name, TensorType::f32(s.shape.as_slice())))
             .collect();
-        (g, x, params)
-    }
-
-    /// Builds the step graph for `batch` samples of `row` shape: forward, loss, and (when
-    /// `training`) backward and the optimiser update. Public so that the same step can be run
-    /// through the reference interpreter.
-    pub fn step_graph(&mut self, batch: usize, row: &[usize], training: bool) -> Result<StepGraph> {
-        self.build()?;
-        let c = self.compiled()?.clone();
-        let (mut g, x, params) = self.graph_inputs(batch, row);
         let mut ctx = BuildCtx {
             training,
             masks: Vec::new(),

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use trellis_ir::{Graph, TensorType};
+
 use super::Sequential;
 use crate::layers::{Act, BuildCtx, Layout};
 use crate::{NnError, Result};
@@ -42,7 +44,19 @@ impl Sequential {
             // time axis then prints as None.
             None => vec![2],
         };
-        let (mut g, x, params) = self.graph_inputs(1, &row);
+        let mut g = Graph::new();
+        let mut xdims = vec![1];
+        xdims.extend_from_slice(&row);
+        let x = if self.takes_ids() {
+            g.input("x", TensorType::i64(xdims.as_slice()))
+        } else {
+            g.input("x", TensorType::f32(xdims.as_slice()))
+        };
+        let params: Vec<_> = self
+            .specs
+            .iter()
+            .map(|s| g.param(&s.name, TensorType::f32(s.shape.as_slice())))
+            .collect();
         let mut ctx = BuildCtx::default();
         let mut act = Act::new(x, Layout::BatchMajor);
         let mut counts: HashMap<String, usize> = HashMap::new();
