@@ -5,8 +5,13 @@
 //! scripts/fetch-imdb.sh                                    # the full 25k/25k set, once
 //! cargo run --release --example imdb -- --data data/imdb-full --epochs 3 [--batch 128]
 //!     [--maxlen 200] [--save model.safetensors] [--plot curves.png] [--onnx model.onnx]
+//!     [--cell lstm|gru|bilstm] [--mask]
 //! cargo run --release --example predict -- model.safetensors "a wonderful film"
 //! ```
+//!
+//! `--cell` picks the two recurrent layers (LSTM, the seed; GRU; bidirectional LSTM, whose
+//! second layer reads both directions of the first); `--mask` makes the embedding mask the
+//! padding ids (`mask_zero`), so the recurrent layers skip the padded steps.
 //!
 //! `--save` writes a model that stands alone (architecture, weights, tokenizer; a checkpoint
 //! after every epoch, the whole model at the end), `--plot` the training curves (PNG or SVG),
@@ -42,11 +47,22 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         args.maxlen
     );
 
-    let mut model = Sequential::new()
-        .add(Embedding::new(10_000, 128))
-        .add(LstmConfig::new(128).with_return_sequences(true))
-        .add(Lstm::new(128))
-        .add(Dense::new(1, Activation::Sigmoid));
+    let mut model =
+        Sequential::new().add(EmbeddingConfig::new(10_000, 128).with_mask_zero(args.mask));
+    model = match args.cell {
+        Cell::Lstm => model
+            .add(LstmConfig::new(128).with_return_sequences(true))
+            .add(Lstm::new(128)),
+        Cell::Gru => model
+            .add(GruConfig::new(128).with_return_sequences(true))
+            .add(Gru::new(128)),
+        Cell::Bilstm => model
+            .add(Bidirectional::new(
+                LstmConfig::new(128).with_return_sequences(true).init(),
+            ))
+            .add(Bidirectional::new(Lstm::new(128))),
+    };
+    let mut model = model.add(Dense::new(1, Activation::Sigmoid));
     model.compile(
         Adam::default(),
         Loss::BinaryCrossentropy,
@@ -67,9 +83,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(path) = &args.onnx {
         trellis::nn::onnx::export(&model, path)?;
-        let rows = enc.n_test().min(64) * enc.maxlen;
+        let rows = enc.n_test().min(64);
         let reference = std::path::Path::new(path).with_extension("reference.json");
-        trellis::nn::onnx::write_reference(&mut model, &enc.x_test[..rows], reference)?;
+        let x = enc.x_test.slice(trellis::nn::ndarray::s![..rows, ..]);
+        trellis::nn::onnx::write_reference(&mut model, x, reference)?;
     }
 
     let test = model.evaluate(&enc.x_test, &enc.y_test)?;
@@ -88,8 +105,17 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+#[derive(Clone, Copy)]
+enum Cell {
+    Lstm,
+    Gru,
+    Bilstm,
+}
+
 struct Args {
     data: Option<String>,
+    cell: Cell,
+    mask: bool,
     epochs: usize,
     batch: usize,
     maxlen: usize,
@@ -102,6 +128,8 @@ impl Args {
     fn parse() -> Result<Args, String> {
         let mut a = Args {
             data: None,
+            cell: Cell::Lstm,
+            mask: false,
             epochs: 3,
             batch: 128,
             maxlen: 200,
@@ -124,7 +152,16 @@ impl Args {
                 "--save" => a.save = Some(value()?),
                 "--plot" => a.plot = Some(value()?),
                 "--onnx" => a.onnx = Some(value()?),
-                _ => return Err(format!("unknown argument {flag}\nusage: imdb [--data DIR] [--epochs N] [--batch B] [--maxlen L] [--save PATH] [--plot PATH] [--onnx PATH]")),
+                "--cell" => {
+                    a.cell = match value()?.as_str() {
+                        "lstm" => Cell::Lstm,
+                        "gru" => Cell::Gru,
+                        "bilstm" => Cell::Bilstm,
+                        other => return Err(format!("--cell takes lstm, gru or bilstm, not {other}")),
+                    }
+                }
+                "--mask" => a.mask = true,
+                _ => return Err(format!("unknown argument {flag}\nusage: imdb [--data DIR] [--epochs N] [--batch B] [--maxlen L] [--save PATH] [--plot PATH] [--onnx PATH] [--cell lstm|gru|bilstm] [--mask]")),
             }
         }
         Ok(a)

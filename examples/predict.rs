@@ -14,6 +14,7 @@
 //! most probable class and its probability.
 use std::process::ExitCode;
 
+use trellis::nn::ndarray::Ix2;
 use trellis::nn::Sequential;
 
 fn main() -> ExitCode {
@@ -37,8 +38,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut model = Sequential::load_model(path)?;
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     let out = model.predict_text(&texts)?;
-    let k = out.len() / texts.len();
-    for (row, text) in out.chunks(k).zip(&texts) {
+    let out = out.into_dimensionality::<Ix2>().map_err(|_| {
+        "the model has an output per step (a tagger or a language model): predict prints one \
+         row per text"
+    })?;
+    let k = out.ncols();
+    for (row, text) in out.rows().into_iter().zip(&texts) {
         if k == 1 {
             println!("{:.4}\t{text}", row[0]);
         } else {

@@ -39,12 +39,16 @@ pub use losses::Loss;
 pub use metrics::Metric;
 pub use model::{
     EpochLog, Evaluation, FitOptions, History, Inputs, Model, Sequential, StepGraph, Summary,
+    Targets,
 };
+/// The array crate that [`Inputs`] and [`Targets`] convert from (same version as trellis).
+pub use ndarray;
 pub use optim::{Adam, Optimizer, Sgd};
 
 /// Everything a model script needs.
 pub mod prelude {
     pub use crate::data;
+    pub use crate::ndarray::{array, s, Array1, Array2, Array3, ArrayD, Axis};
     pub use crate::{
         Activation, Adam, Bidirectional, Dense, DenseConfig, Dropout, Embedding, EmbeddingConfig,
         FitOptions, Gru, GruConfig, Loss, Lstm, LstmConfig, Masking, Merge, Metric, Model, Name,

@@ -34,17 +34,9 @@ impl Loss {
         }
     }
 
-    /// Values per sample in the user's `y` for a model with `out_width` outputs.
-    pub fn targets_per_sample(self, out_width: usize) -> usize {
-        match self {
-            Loss::SparseCategoricalCrossentropy => 1,
-            _ => out_width,
-        }
-    }
-
-    /// The per-sample loss `[B, 1]` of the output `pred` (`[B, K]`) whose logit and activation
-    /// are `logits` when known, against the target node `y` (`[B, K]`; for the sparse loss,
-    /// the labels one-hot encoded on the host).
+    /// The per-sample loss `[B, 1]` (per step: `[B, T, 1]`) of the output `pred` (`[B, K]`,
+    /// `[B, T, K]`) whose logit and activation are `logits` when known, against the target
+    /// node `y` (`pred`'s shape; for the sparse loss, the labels one-hot encoded on the host).
     pub fn per_sample(
         self,
         g: &mut Graph,
@@ -71,10 +63,26 @@ impl Loss {
     }
 }
 
-/// `sum(per_sample * w)`: the weighted mean loss, a scalar.
-pub fn weighted_sum(g: &mut Graph, per_sample: NodeId, w: NodeId) -> Result<NodeId> {
-    let l = g.mul(per_sample, w)?;
-    Ok(g.sum_all(l)?)
+/// The weighted mean loss, a scalar: `sum(l * w)` for weights that sum to 1 (the host's
+/// `1/n` per real row), or with a mask `m` (1 on real steps, 0 on padding) `sum(l * w * m) /
+/// sum(w * m)`, so masked steps count for nothing. A batch with no real step has loss 0.
+pub fn weighted_mean(
+    g: &mut Graph,
+    per_sample: NodeId,
+    w: NodeId,
+    mask: Option<NodeId>,
+) -> Result<NodeId> {
+    let Some(m) = mask else {
+        let l = g.mul(per_sample, w)?;
+        return Ok(g.sum_all(l)?);
+    };
+    let wm = g.mul(w, m)?;
+    let l = g.mul(per_sample, wm)?;
+    let num = g.sum_all(l)?;
+    let den = g.sum_all(wm)?;
+    let tiny = g.scalar_like(den, 1e-30)?;
+    let den = g.maximum(den, tiny)?;
+    Ok(g.div(num, den)?)
 }
 
 /// Probability clipped to `[1e-7, 1 - 1e-7]` (Keras's epsilon).

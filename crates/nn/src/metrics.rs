@@ -12,10 +12,19 @@ pub enum Metric {
 
 /// Number of correct predictions among `n` rows of `pred` (`[n, k]`) against `y` (as the user
 /// gave it: `[n, k]` for binary losses, `[n]` class ids for the sparse loss), and the number of
-/// decisions counted (rows, or elements for multi-label binary outputs).
+/// decisions counted (rows, or elements for multi-label binary outputs). Per-step outputs
+/// come as one row per step; `keep` (1 or 0 per row, the mask) leaves out padding steps.
 ///
 /// A NaN prediction is no class: it counts as wrong (a row with a NaN has no argmax).
-pub fn accuracy_counts(loss: Loss, pred: &[f32], y: &[f32], n: usize, k: usize) -> (u64, u64) {
+pub fn accuracy_counts(
+    loss: Loss,
+    pred: &[f32],
+    y: &[f32],
+    n: usize,
+    k: usize,
+    keep: Option<&[f32]>,
+) -> (u64, u64) {
+    let kept = |i: &usize| keep.is_none_or(|m| m[*i] > 0.0);
     let argmax = |r: &[f32]| {
         if r.iter().any(|v| v.is_nan()) {
             return usize::MAX;
@@ -30,27 +39,34 @@ pub fn accuracy_counts(loss: Loss, pred: &[f32], y: &[f32], n: usize, k: usize) 
     };
     match loss {
         Loss::SparseCategoricalCrossentropy => {
-            let correct = (0..n)
-                .filter(|&i| argmax(&pred[i * k..(i + 1) * k]) == y[i] as usize)
-                .count();
-            (correct as u64, n as u64)
+            let rows = (0..n).filter(kept);
+            let (ok, all) = rows.fold((0, 0), |(ok, all), i| {
+                let hit = argmax(&pred[i * k..(i + 1) * k]) == y[i] as usize;
+                (ok + u64::from(hit), all + 1)
+            });
+            (ok, all)
         }
         _ if k == 1 || loss == Loss::BinaryCrossentropy => {
-            let correct = pred[..n * k]
-                .iter()
-                .zip(&y[..n * k])
-                .filter(|(p, t)| !p.is_nan() && (**p > 0.5) == (**t > 0.5))
-                .count();
-            (correct as u64, (n * k) as u64)
+            let rows = (0..n).filter(kept);
+            let (ok, all) = rows.fold((0, 0), |(ok, all), i| {
+                let r = i * k..(i + 1) * k;
+                let hits = pred[r.clone()]
+                    .iter()
+                    .zip(&y[r])
+                    .filter(|(p, t)| !p.is_nan() && (**p > 0.5) == (**t > 0.5))
+                    .count();
+                (ok + hits as u64, all + k as u64)
+            });
+            (ok, all)
         }
         _ => {
-            let correct = (0..n)
-                .filter(|&i| {
-                    let p = argmax(&pred[i * k..(i + 1) * k]);
-                    p != usize::MAX && p == argmax(&y[i * k..(i + 1) * k])
-                })
-                .count();
-            (correct as u64, n as u64)
+            let rows = (0..n).filter(kept);
+            let (ok, all) = rows.fold((0, 0), |(ok, all), i| {
+                let p = argmax(&pred[i * k..(i + 1) * k]);
+                let hit = p != usize::MAX && p == argmax(&y[i * k..(i + 1) * k]);
+                (ok + u64::from(hit), all + 1)
+            });
+            (ok, all)
         }
     }
 }
@@ -69,16 +85,38 @@ mod tests {
             &[0.0, 1.0, 1.0],
             3,
             1,
+            None,
         );
         assert_eq!(c, (1, 3));
         // Categorical: a row holding a NaN has no argmax, even against class 0.
         let p = [nan, 0.1, 0.2, 0.7, 0.2, 0.1];
-        let c = accuracy_counts(Loss::SparseCategoricalCrossentropy, &p, &[0.0, 0.0], 2, 3);
+        let c = accuracy_counts(
+            Loss::SparseCategoricalCrossentropy,
+            &p,
+            &[0.0, 0.0],
+            2,
+            3,
+            None,
+        );
         assert_eq!(c, (1, 2));
         let y = [1.0, 0.0, 0.0, 1.0, 0.0, 0.0];
         assert_eq!(
-            accuracy_counts(Loss::MeanSquaredError, &p, &y, 2, 3),
+            accuracy_counts(Loss::MeanSquaredError, &p, &y, 2, 3, None),
             (1, 2)
         );
+    }
+
+    #[test]
+    fn masked_rows_count_for_nothing() {
+        // Three steps of two classes; the wrong second step is padding.
+        let p = [0.9, 0.1, 0.8, 0.2, 0.3, 0.7];
+        let y = [0.0, 1.0, 1.0];
+        let sparse = Loss::SparseCategoricalCrossentropy;
+        assert_eq!(accuracy_counts(sparse, &p, &y, 3, 2, None), (2, 3));
+        let keep = [1.0, 0.0, 1.0];
+        assert_eq!(accuracy_counts(sparse, &p, &y, 3, 2, Some(&keep)), (2, 2));
+        let bce = Loss::BinaryCrossentropy;
+        let (p, y) = ([0.9, 0.2, 0.4], [1.0, 1.0, 0.0]);
+        assert_eq!(accuracy_counts(bce, &p, &y, 3, 1, Some(&keep)), (2, 2));
     }
 }

@@ -20,10 +20,11 @@ fn model(seed: u64, hidden: usize) -> Sequential {
     m
 }
 
-fn task(n: usize) -> (Vec<i64>, Vec<f32>) {
-    let x = (0..n * 5)
-        .map(|i| ((i * 7 + i / 5) % 29 + 1) as i64)
-        .collect();
+fn task(n: usize) -> (Array2<i64>, Array1<f32>) {
+    let x = Array2::from_shape_fn((n, 5), |(r, c)| {
+        let i = r * 5 + c;
+        ((i * 7 + i / 5) % 29 + 1) as i64
+    });
     let y = (0..n).map(|i| (i % 2) as f32).collect();
     (x, y)
 }

@@ -87,19 +87,27 @@ fn pad_and_truncate_both_ways() {
     let seqs = vec![vec![1, 2, 3, 4, 5, 6], vec![7, 8], vec![9, 10, 11, 12]];
     // Keras defaults: pad and truncate at the front.
     assert_eq!(
-        pad_sequences(&seqs, 4, Side::Pre, Side::Pre, 0),
+        pad_sequences(&seqs, 4, Side::Pre, Side::Pre, 0)
+            .into_raw_vec_and_offset()
+            .0,
         [3, 4, 5, 6, 0, 0, 7, 8, 9, 10, 11, 12]
     );
     assert_eq!(
-        pad_sequences(&seqs, 4, Side::Post, Side::Post, 0),
+        pad_sequences(&seqs, 4, Side::Post, Side::Post, 0)
+            .into_raw_vec_and_offset()
+            .0,
         [1, 2, 3, 4, 7, 8, 0, 0, 9, 10, 11, 12]
     );
     assert_eq!(
-        pad_sequences(&seqs, 5, Side::Pre, Side::Post, -1),
+        pad_sequences(&seqs, 5, Side::Pre, Side::Post, -1)
+            .into_raw_vec_and_offset()
+            .0,
         [1, 2, 3, 4, 5, -1, -1, -1, 7, 8, -1, 9, 10, 11, 12]
     );
     assert_eq!(
-        pad_sequences(&seqs, 7, Side::Post, Side::Pre, 0),
+        pad_sequences(&seqs, 7, Side::Post, Side::Pre, 0)
+            .into_raw_vec_and_offset()
+            .0,
         [1, 2, 3, 4, 5, 6, 0, 7, 8, 0, 0, 0, 0, 0, 9, 10, 11, 12, 0, 0, 0]
     );
 }
@@ -319,9 +327,10 @@ fn subset_encoded_like_keras() {
     let ds = imdb::subset().unwrap();
     let enc = encode_dataset(&ds, 10_000, 200).unwrap();
     assert_eq!((enc.n_train(), enc.n_test()), (2000, 1000));
-    assert_eq!(enc.x_train.len(), 2000 * 200);
-    assert_eq!(enc.x_test.len(), 1000 * 200);
-    assert_eq!(enc.y_train[999..1001], [0.0, 1.0]);
+    assert_eq!(enc.x_train.shape(), [2000, 200]);
+    assert_eq!(enc.x_test.shape(), [1000, 200]);
+    assert_eq!(enc.y_train.shape(), [2000]);
+    assert_eq!((enc.y_train[999], enc.y_train[1000]), (0.0, 1.0));
     assert!(enc
         .x_train
         .iter()
@@ -343,8 +352,9 @@ fn subset_encoded_like_keras() {
         [1, 338, 179, 399, 2, 46, 5609, 43, 5, 17, 16, 242]
     );
     // 113 tokens padded at the front to 200.
-    assert!(enc.x_train[..87].iter().all(|&i| i == 0));
-    assert_eq!(enc.x_train[87..200], first[..]);
+    let row = enc.x_train.row(0);
+    assert!(row.iter().take(87).all(|&i| i == 0));
+    assert_eq!(row.as_slice().unwrap()[87..], first[..]);
 
     let coverage = |split: &[(String, u8)]| {
         let (mut kept, mut total) = (0usize, 0usize);
@@ -387,9 +397,12 @@ fn encode_dataset_rejects_bad_input() {
     assert!(encode_dataset(&ok, 100, 0).is_err());
     let enc = encode_dataset(&ok, 100, 5).unwrap();
     // b 3, a 4; c unseen in train -> OOV.
-    assert_eq!(enc.x_train, [0, 1, 4, 3, 3]);
-    assert_eq!(enc.x_test, [0, 1, 3, 4, 2]);
-    assert_eq!((enc.y_train, enc.y_test), (vec![0.0], vec![1.0]));
+    assert_eq!(enc.x_train, ndarray::array![[0, 1, 4, 3, 3]]);
+    assert_eq!(enc.x_test, ndarray::array![[0, 1, 3, 4, 2]]);
+    assert_eq!(
+        (enc.y_train, enc.y_test),
+        (ndarray::array![0.0], ndarray::array![1.0])
+    );
 }
 
 // ---------------------------------------------------------------- batches

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use trellis_nn::data::{Side, TextEncoder, Tokenizer};
+use trellis_nn::ndarray::{array, Array1};
 use trellis_nn::prelude::*;
 use trellis_nn::{EpochLog, History, Layer};
 
@@ -92,7 +93,7 @@ fn small(seed: u64) -> Sequential {
         .add(Dense::new(1, Activation::Sigmoid))
 }
 
-fn texts() -> (Vec<&'static str>, Vec<f32>) {
+fn texts() -> (Vec<&'static str>, Array1<f32>) {
     let t = vec![
         "good fine great",
         "bad awful dull",
@@ -101,7 +102,7 @@ fn texts() -> (Vec<&'static str>, Vec<f32>) {
         "fine great",
         "awful awful bad",
     ];
-    let y = vec![1.0, 0.0, 1.0, 0.0, 1.0, 0.0];
+    let y = array![1.0, 0.0, 1.0, 0.0, 1.0, 0.0];
     (t, y)
 }
 
@@ -127,6 +128,8 @@ fn a_saved_model_stands_alone() {
     let mut b = Sequential::load_model(&path).unwrap();
     assert_eq!(b.predict(&x).unwrap(), a.predict(&x).unwrap());
     assert_eq!(b.predict_text(&t).unwrap(), a.predict(&x).unwrap());
+    // No texts: no outputs, in the shape predict would give.
+    assert_eq!(b.predict_text(&[]).unwrap().shape(), [0, 1]);
     assert_eq!(b.text_encoder(), Some(&enc));
     assert_eq!(b.input_shape(), Some(&[5][..]));
     assert_eq!(b.step(), a.step());
@@ -429,14 +432,20 @@ fn onnx_variants_export_with_references() {
             let x: Vec<f32> = (0..5 * 18)
                 .map(|i| ((i * 37) % 17) as f32 / 8.0 - 1.0)
                 .collect();
-            trellis_nn::onnx::write_reference(&mut m, &x, &reference).unwrap();
+            trellis_nn::onnx::write_reference(&mut m, (x, [5, 6, 3]), &reference).unwrap();
         } else {
-            trellis_nn::onnx::write_reference(&mut m, &ids(5, 7), &reference).unwrap();
+            trellis_nn::onnx::write_reference(&mut m, (ids(5, 7), [5, 7]), &reference).unwrap();
         }
         assert!(std::fs::metadata(&path).unwrap().len() > 100);
         let r: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&reference).unwrap()).unwrap();
         assert_eq!(r["output"]["shape"][0], 5);
+        let row = if name.starts_with("floats") {
+            serde_json::json!([5, 6, 3])
+        } else {
+            serde_json::json!([5, 7])
+        };
+        assert_eq!(r["input"]["shape"], row);
     }
     if std::env::var_os("TRELLIS_ONNX_DIR").is_none() {
         std::fs::remove_dir_all(&dir).unwrap();

@@ -32,8 +32,9 @@ fn write_checkpoint_and_predictions_for_pytorch() {
     // A few training steps so that every weight (biases included) moves from its init.
     let x: Vec<i64> = (0..n * t).map(|i| ((i * 13 + 5) % 50) as i64).collect();
     let y: Vec<f32> = (0..n).map(|i| (i % 2) as f32).collect();
-    m.fit(&x, &y, &FitOptions::new(3, 4).quiet()).unwrap();
-    let pred = m.predict(&x).unwrap();
+    let (xs, ys) = ((&x, [n, t]), (&y, [n]));
+    m.fit(xs, ys, &FitOptions::new(3, 4).quiet()).unwrap();
+    let pred = m.predict(xs).unwrap().into_raw_vec_and_offset().0;
     let ckpt = dir.join("model.safetensors");
     m.save(&ckpt).unwrap();
     let ids: Vec<Vec<i64>> = x.chunks(t).map(|r| r.to_vec()).collect();

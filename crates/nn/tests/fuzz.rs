@@ -18,7 +18,7 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
 use trellis_nn::prelude::*;
-use trellis_nn::{DropoutConfig, Init, Inputs, Optimizer};
+use trellis_nn::{DropoutConfig, Init, Inputs, Optimizer, Targets};
 
 /// Parameter memory the fuzzed models may take: absurd sizes fail the check fast.
 const MEMORY_LIMIT: u64 = 256 << 20;
@@ -282,7 +282,7 @@ fn model(c: &Case) -> Sequential {
 
 /// The data: x as ids or floats, y as the loss wants (out of the model's hands: `k` guessed
 /// from the last Dense or LSTM).
-fn data(c: &Case) -> (Result<Vec<i64>, Vec<f32>>, Vec<f32>) {
+fn data(c: &Case) -> (Inputs<'static>, Targets<'static>) {
     let mut rng = data::SplitMix64::new(c.data_seed);
     let seq = c.embedding.is_some() || matches!(c.layers.first(), Some(LayerDesc::Lstm { .. }));
     let row = if c.embedding.is_some() {
@@ -293,7 +293,14 @@ fn data(c: &Case) -> (Result<Vec<i64>, Vec<f32>>, Vec<f32>) {
         c.features
     };
     let n = c.samples;
-    let x = match c.embedding {
+    let shape = if c.embedding.is_some() {
+        vec![n, c.time]
+    } else if seq {
+        vec![n, c.time, c.features]
+    } else {
+        vec![n, c.features]
+    };
+    let x: Inputs = match c.embedding {
         Some((vocab, _)) => {
             let v = vocab.clamp(1, 1 << 20) as u64;
             let mut ids: Vec<i64> = (0..n * row).map(|_| rng.below(v) as i64).collect();
@@ -301,7 +308,7 @@ fn data(c: &Case) -> (Result<Vec<i64>, Vec<f32>>, Vec<f32>) {
                 let len = ids.len();
                 ids[i % len] = val as i64;
             }
-            Ok(ids)
+            ArrayD::from_shape_vec(shape, ids).unwrap().into()
         }
         None => {
             let mut f: Vec<f32> = (0..n * row)
@@ -311,7 +318,7 @@ fn data(c: &Case) -> (Result<Vec<i64>, Vec<f32>>, Vec<f32>) {
                 let len = f.len();
                 f[i % len] = val as f32;
             }
-            Err(f)
+            ArrayD::from_shape_vec(shape, f).unwrap().into()
         }
     };
     let k = c
@@ -340,7 +347,12 @@ fn data(c: &Case) -> (Result<Vec<i64>, Vec<f32>>, Vec<f32>) {
         let len = y.len();
         y[i % len] = v;
     }
-    (x, y)
+    let y_shape = if c.loss == Loss::SparseCategoricalCrossentropy {
+        vec![n]
+    } else {
+        vec![n, k]
+    };
+    (x, ArrayD::from_shape_vec(y_shape, y).unwrap().into())
 }
 
 fn finite(what: &str, v: f64) -> Result<(), TestCaseError> {
@@ -348,11 +360,11 @@ fn finite(what: &str, v: f64) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn check_predictions(p: &[f32], n: usize) -> Result<(), TestCaseError> {
+fn check_predictions(p: &ArrayD<f32>, n: usize) -> Result<(), TestCaseError> {
     prop_assert!(
-        n > 0 && p.len().is_multiple_of(n),
-        "{} outputs for {n} samples",
-        p.len()
+        n > 0 && p.shape()[0] == n,
+        "outputs {:?} for {n} samples",
+        p.shape()
     );
     if let Some(v) = p.iter().find(|v| !v.is_finite()) {
         prop_assert!(false, "predict returned Ok with {v}");
@@ -401,13 +413,9 @@ fn run_case(c: &Case) -> Result<(), TestCaseError> {
         return Ok(());
     }
     let (x, y) = data(c);
-    let x: Inputs = match &x {
-        Ok(ids) => ids.into(),
-        Err(f) => f.into(),
-    };
     let mut opts = FitOptions::new(c.epochs, c.batch).quiet();
     opts.validation_split = c.validation_split;
-    let fit = m.fit(x, &y, &opts);
+    let fit = m.fit(&x, &y, &opts);
     note("fit", fit.as_ref().map(drop).map_err(|e| e.to_string()));
     if let Ok(h) = fit {
         prop_assert_eq!(h.epochs.len(), c.epochs);
@@ -421,10 +429,10 @@ fn run_case(c: &Case) -> Result<(), TestCaseError> {
             }
         }
     }
-    if let Ok(p) = m.predict(x) {
+    if let Ok(p) = m.predict(&x) {
         check_predictions(&p, c.samples)?;
     }
-    if let Ok(ev) = m.evaluate(x, &y) {
+    if let Ok(ev) = m.evaluate(&x, &y) {
         finite("the evaluate loss", ev.loss)?;
         if let Some(a) = ev.accuracy {
             prop_assert!((0.0..=1.0).contains(&a), "accuracy {a}");
@@ -466,7 +474,7 @@ fn run_case(c: &Case) -> Result<(), TestCaseError> {
                 "load accepted non-finite weights"
             );
         }
-        if let Ok(p) = fresh.predict(x) {
+        if let Ok(p) = fresh.predict(&x) {
             check_predictions(&p, c.samples)?;
         }
     }
@@ -482,7 +490,7 @@ fn run_case(c: &Case) -> Result<(), TestCaseError> {
                 "load_model accepted non-finite weights"
             );
         }
-        if let Ok(p) = s.predict(x) {
+        if let Ok(p) = s.predict(&x) {
             check_predictions(&p, c.samples)?;
         }
     }

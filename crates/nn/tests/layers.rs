@@ -94,15 +94,12 @@ fn output_shapes() {
             .add(LstmConfig::new(7).with_return_sequences(seq));
         m.compile(Adam::default(), Loss::MeanSquaredError, &[])
             .unwrap();
-        let r = m.step_graph(3, &[5], false);
-        if seq {
-            // A sequence output cannot feed a loss: the error says so.
-            let e = r.unwrap_err().to_string();
-            assert!(e.contains("[batch, units]"), "{e}");
-            continue;
-        }
-        let sg = r.unwrap();
+        let sg = m.step_graph(3, &[5], false).unwrap();
         assert_eq!(sg.graph.ty(sg.pred).dims(), want.as_slice());
+        // A per-step output has per-step targets and weights.
+        assert_eq!(sg.steps, if seq { 5 } else { 1 });
+        let w = if seq { vec![3, 5, 1] } else { vec![3, 1] };
+        assert_eq!(sg.graph.ty(sg.w).dims(), w.as_slice());
     }
     // Dense on a sequence applies per step: [B, T, H] -> Dense(2) then LSTM -> [B, 2].
     let mut m = Sequential::new()
@@ -144,10 +141,8 @@ fn dropout_mask_in_training_identity_in_inference() {
     assert!(infer.masks.is_empty());
     // Inference is the identity: pred = x W^T + b exactly.
     m.set_weight("dense.weight", &[1.0, 2.0, 3.0, 4.0]).unwrap();
-    let pred = m
-        .predict(&vec![1.0f32, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0])
-        .unwrap();
-    assert_eq!(pred, vec![10.0, 4.0]);
+    let pred = m.predict(&array![[1.0f32, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 1.0]]);
+    assert_eq!(pred.unwrap(), array![[10.0], [4.0]].into_dyn());
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use trellis_ir::{run, Graph, NodeId, Precision, Tensor, TensorType};
 use trellis_jit::{compile, CompileOptions};
 use trellis_nn::layers::Activation;
-use trellis_nn::losses::{weighted_sum, Loss};
+use trellis_nn::losses::{weighted_mean, Loss};
 use trellis_nn::metrics::accuracy_counts;
 use trellis_nn::{Adam, Optimizer, Sgd};
 
@@ -19,7 +19,7 @@ fn eval_loss(loss: Loss, act: Activation, z: &[f32], y: &[f32], k: usize) -> (Ve
     let wi = g.input("w", TensorType::f32([n, 1]));
     let pred = act.apply(&mut g, zi).unwrap();
     let per = loss.per_sample(&mut g, pred, Some((zi, act)), yi).unwrap();
-    let total = weighted_sum(&mut g, per, wi).unwrap();
+    let total = weighted_mean(&mut g, per, wi, None).unwrap();
     let mut f = HashMap::new();
     f.insert(zi, Tensor::f32([n, k], z.to_vec()).unwrap());
     f.insert(yi, Tensor::f32([n, k], y.to_vec()).unwrap());
@@ -250,6 +250,7 @@ fn accuracy_binary_and_categorical() {
         &[1.0, 0.0, 0.0, 0.0],
         4,
         1,
+        None,
     );
     assert_eq!((ok, n), (3, 4));
     // Sparse categorical: argmax against the class id.
@@ -259,6 +260,7 @@ fn accuracy_binary_and_categorical() {
         &[1.0, 2.0],
         2,
         3,
+        None,
     );
     assert_eq!((ok, n), (1, 2));
 }

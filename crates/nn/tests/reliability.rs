@@ -16,9 +16,9 @@ fn regression(opt: impl Into<Optimizer>) -> Sequential {
     m
 }
 
-fn reg_data(n: usize) -> (Vec<f32>, Vec<f32>) {
-    let x: Vec<f32> = (0..n * 2).map(|i| (i % 7) as f32 * 0.5 - 1.0).collect();
-    let y = (0..n).map(|i| x[2 * i] - 2.0 * x[2 * i + 1]).collect();
+fn reg_data(n: usize) -> (Array2<f32>, Array1<f32>) {
+    let x = Array2::from_shape_fn((n, 2), |(r, c)| ((r * 2 + c) % 7) as f32 * 0.5 - 1.0);
+    let y = x.rows().into_iter().map(|r| r[0] - 2.0 * r[1]).collect();
     (x, y)
 }
 
@@ -30,7 +30,7 @@ fn all_finite(m: &Sequential) -> bool {
 fn non_finite_float_inputs_are_errors_naming_the_position() {
     let (mut x, y) = reg_data(6);
     let mut m = regression(Sgd::new(0.01));
-    x[7] = f32::NAN; // sample 3, position 1
+    x[[3, 1]] = f32::NAN;
     let q = FitOptions::new(1, 4).quiet();
     let e = m.fit(&x, &y, &q).unwrap_err();
     assert!(
@@ -41,7 +41,7 @@ fn non_finite_float_inputs_are_errors_naming_the_position() {
         e.to_string(),
         "x: sample 3, position 1 is NaN: inputs must be finite"
     );
-    x[7] = f32::INFINITY;
+    x[[3, 1]] = f32::INFINITY;
     assert!(m.predict(&x).unwrap_err().to_string().contains("is inf"));
     assert!(m
         .evaluate(&x, &y)
@@ -121,7 +121,9 @@ fn a_diverging_regression_is_an_error_and_keeps_finite_weights() {
     );
     assert!(all_finite(&m), "{:?}", m.weights());
     // The model is still usable.
-    assert!(m.predict(&x[..2]).is_ok_and(|p| p[0].is_finite()));
+    assert!(m
+        .predict(x.slice(s![..1, ..]))
+        .is_ok_and(|p| p[[0, 0]].is_finite()));
 }
 
 #[test]
@@ -143,7 +145,7 @@ fn a_non_finite_loss_stops_fit_with_the_weights_from_before_the_batch() {
     assert_eq!(m.epochs_done(), 0);
     // Exactly the model trained on the first two batches only.
     let mut r = regression(Adam::new(0.01));
-    r.fit(&x[..8], &y[..4], &q).unwrap();
+    r.fit(x.slice(s![..4, ..]), y.slice(s![..4]), &q).unwrap();
     assert_eq!(m.weights(), r.weights());
     // Training goes on from there once the data are fixed.
     y[5] = 1.0;

@@ -44,9 +44,10 @@ fn nn_seed_step_compiles_like_the_ir_seed_model() {
 
     let x: Vec<i64> = (0..128 * 200).map(|i| (i % 9000) as i64).collect();
     let y: Vec<f32> = (0..128).map(|i| (i % 2) as f32).collect();
-    m.fit(&x, &y, &FitOptions::new(1, 128).quiet()).unwrap();
+    let (x, y) = ((&x, [128, 200]), (&y, [128]));
+    m.fit(x, y, &FitOptions::new(1, 128).quiet()).unwrap();
     let t = Instant::now();
-    let h = m.fit(&x, &y, &FitOptions::new(3, 128).quiet()).unwrap();
+    let h = m.fit(x, y, &FitOptions::new(3, 128).quiet()).unwrap();
     eprintln!("{:.2?} per step; losses {:?}", t.elapsed() / 3, h.loss());
     assert!(h.loss()[2] < h.loss()[0]);
 }

@@ -68,7 +68,7 @@ fn merge_modes_set_the_output_width() {
 }
 
 /// Ids of three sequences with lengths 6, 3 and 4 out of 6 steps, padded with 0 before or after.
-fn padded(pre: bool) -> Vec<i64> {
+fn padded(pre: bool) -> Array2<i64> {
     let real: [&[i64]; 3] = [&[3, 5, 7, 2, 9, 4], &[8, 1, 6], &[2, 2, 7, 5]];
     let mut out = Vec::new();
     for r in real {
@@ -81,7 +81,7 @@ fn padded(pre: bool) -> Vec<i64> {
             out.extend(&pad);
         }
     }
-    out
+    Array2::from_shape_vec((3, 6), out).unwrap()
 }
 
 #[test]
@@ -97,12 +97,12 @@ fn masked_models_train_the_same_on_pre_and_post_padding() {
                 .add(Dense::new(1, Activation::Sigmoid)),
         )
     };
-    let y = [1.0, 0.0, 1.0];
+    let y = array![1.0f32, 0.0, 1.0];
     let opts = FitOptions::new(2, 3).with_shuffle(false).quiet();
     let mut runs = Vec::new();
     for pre in [false, true] {
         let mut m = build();
-        let h = m.fit(&padded(pre), &y, &opts).unwrap();
+        let h = m.fit(padded(pre), &y, &opts).unwrap();
         runs.push((h.loss(), m.weights().to_vec()));
     }
     let (post, pre) = (&runs[0], &runs[1]);
@@ -126,7 +126,7 @@ fn masked_models_train_the_same_on_pre_and_post_padding() {
                 .add(Gru::new(3))
                 .add(Dense::new(1, Activation::Sigmoid)),
         );
-        plain.push(m.fit(&padded(pre), &y, &opts).unwrap().loss());
+        plain.push(m.fit(padded(pre), &y, &opts).unwrap().loss());
     }
     assert!((plain[0][1] - plain[1][1]).abs() > 1e-4, "{plain:?}");
 }
@@ -148,6 +148,7 @@ fn masking_layer_skips_steps_whose_features_all_equal_the_value() {
     let mut losses = Vec::new();
     for pre in [false, true] {
         let x: Vec<f32> = [4, 2, 3].iter().flat_map(|&n| sample(n, pre)).collect();
+        let x = Array3::from_shape_vec((3, 4, 2), x).unwrap();
         let mut m = Sequential::new()
             .add(Masking::new(-1.0))
             .add(Gru::new(4))
@@ -157,7 +158,11 @@ fn masking_layer_skips_steps_whose_features_all_equal_the_value() {
         m.compile(Adam::default(), Loss::BinaryCrossentropy, &[])
             .unwrap();
         let h = m
-            .fit(&x, &[1.0, 0.0, 1.0], &FitOptions::new(2, 3).quiet())
+            .fit(
+                &x,
+                &array![1.0f32, 0.0, 1.0],
+                &FitOptions::new(2, 3).quiet(),
+            )
             .unwrap();
         losses.push(h.loss());
     }
@@ -180,9 +185,13 @@ fn gru_and_bidirectional_checkpoints_round_trip_with_torch_names() {
         )
     };
     let mut m = build();
-    let x: Vec<i64> = (0..12).map(|i| i % 10).collect();
-    m.fit(&x, &[1.0, 0.0, 1.0], &FitOptions::new(1, 3).quiet())
-        .unwrap();
+    let x = Array2::from_shape_fn((3, 4), |(r, c)| ((r * 4 + c) % 10) as i64);
+    m.fit(
+        &x,
+        &array![1.0f32, 0.0, 1.0],
+        &FitOptions::new(1, 3).quiet(),
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.safetensors");
     m.save(&path).unwrap();

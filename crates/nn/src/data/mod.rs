@@ -6,35 +6,51 @@
 //! use trellis_nn::data::{encode_dataset, imdb};
 //! let ds = imdb::subset()?;                     // or imdb::load_dir("data/imdb-full")?
 //! let enc = encode_dataset(&ds, 10_000, 200)?; // tokenizer fitted on the train texts only
-//! assert_eq!(enc.x_train.len(), enc.y_train.len() * 200);
+//! assert_eq!(enc.x_train.shape(), [enc.y_train.len(), 200]);
 //! # Ok::<(), trellis_nn::NnError>(())
 //! ```
 
 pub mod batches;
 pub mod imdb;
+pub mod lm;
 pub mod pad;
+pub mod tagged;
 pub mod text;
 pub mod tokenizer;
+pub mod vocab;
 
 pub use batches::{batch_ranges, gather_rows, shuffle, shuffled_indices, BatchRanges, SplitMix64};
 pub use imdb::Dataset;
 pub use pad::{pad_sequences, Side};
 pub use text::TextEncoder;
 pub use tokenizer::{text_to_words, Tokenizer, INDEX_FROM, OOV, PAD, START};
+pub use vocab::{rank_by_frequency, Vocab};
 
-use crate::Result;
+use std::path::Path;
+
+use ndarray::{Array1, Array2};
+
+use crate::{NnError, Result};
+
+/// Maps an I/O error to [`NnError::Io`] naming `path`.
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> NnError + '_ {
+    move |source| NnError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
 
 /// A data set encoded for training: token ids padded to `maxlen` and labels as `f32`.
 #[derive(Debug, Clone)]
 pub struct Encoded {
-    /// Train token ids, row-major `[n_train, maxlen]`.
-    pub x_train: Vec<i64>,
+    /// Train token ids, `[n_train, maxlen]`.
+    pub x_train: Array2<i64>,
     /// Train labels, 0.0 or 1.0, `[n_train]`.
-    pub y_train: Vec<f32>,
-    /// Test token ids, row-major `[n_test, maxlen]`.
-    pub x_test: Vec<i64>,
+    pub y_train: Array1<f32>,
+    /// Test token ids, `[n_test, maxlen]`.
+    pub x_test: Array2<i64>,
     /// Test labels, 0.0 or 1.0, `[n_test]`.
-    pub y_test: Vec<f32>,
+    pub y_test: Array1<f32>,
     /// Row length of `x_train` and `x_test`.
     pub maxlen: usize,
     /// The tokenizer, fitted on the train texts only.
@@ -70,7 +86,7 @@ impl Encoded {
 pub fn encode_dataset(ds: &Dataset, num_words: usize, maxlen: usize) -> Result<Encoded> {
     for (name, split) in [("train", &ds.train), ("test", &ds.test)] {
         if let Some((index, (_, l))) = split.iter().enumerate().find(|(_, (_, l))| *l > 1) {
-            return Err(crate::NnError::BadLabel {
+            return Err(NnError::BadLabel {
                 file: format!("dataset {name} split"),
                 index,
                 value: l.to_string(),
@@ -78,7 +94,7 @@ pub fn encode_dataset(ds: &Dataset, num_words: usize, maxlen: usize) -> Result<E
         }
     }
     if maxlen == 0 {
-        return Err(crate::NnError::InvalidArgument {
+        return Err(NnError::InvalidArgument {
             name: "maxlen",
             value: "0".into(),
             message: "rows must hold at least one token".into(),
@@ -88,7 +104,7 @@ pub fn encode_dataset(ds: &Dataset, num_words: usize, maxlen: usize) -> Result<E
     let text = TextEncoder::new(tokenizer, maxlen);
     let encode = |split: &[(String, u8)]| {
         let x = text.encode(split.iter().map(|(t, _)| t.as_str()));
-        let y = split.iter().map(|&(_, l)| f32::from(l)).collect();
+        let y: Array1<f32> = split.iter().map(|&(_, l)| f32::from(l)).collect();
         (x, y)
     };
     let (x_train, y_train) = encode(&ds.train);

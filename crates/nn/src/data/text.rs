@@ -1,5 +1,7 @@
 //! [`TextEncoder`]: texts to padded rows of token ids — the tokenizer with the row length and
 //! the padding sides — so a saved model can take raw text as it was trained on it.
+use ndarray::Array2;
+
 use super::{pad_sequences, Side, Tokenizer, PAD};
 
 /// A [`Tokenizer`] and how its id sequences become rows of `maxlen` (Keras's
@@ -31,8 +33,8 @@ impl TextEncoder {
         self
     }
 
-    /// The texts as row-major ids `[texts, maxlen]`.
-    pub fn encode<'a>(&self, texts: impl IntoIterator<Item = &'a str>) -> Vec<i64> {
+    /// The texts as ids, `[texts, maxlen]`.
+    pub fn encode<'a>(&self, texts: impl IntoIterator<Item = &'a str>) -> Array2<i64> {
         let seqs: Vec<Vec<i64>> = texts
             .into_iter()
             .map(|t| self.tokenizer.encode(t))
@@ -50,8 +52,14 @@ mod tests {
         let t = Tokenizer::fit(["a b c"], 10).unwrap();
         let e = TextEncoder::new(t, 3);
         // START = 1, a = 3, b = 4, c = 5, unknown = 2.
-        assert_eq!(e.encode(["a", "a b c d"]), [0, 1, 3, 4, 5, 2]);
+        assert_eq!(
+            e.encode(["a", "a b c d"]),
+            ndarray::array![[0, 1, 3], [4, 5, 2]]
+        );
         let e = e.with_padding(Side::Post).with_truncating(Side::Post);
-        assert_eq!(e.encode(["a", "a b c d"]), [1, 3, 0, 1, 3, 4]);
+        assert_eq!(
+            e.encode(["a", "a b c d"]),
+            ndarray::array![[1, 3, 0], [1, 3, 4]]
+        );
     }
 }

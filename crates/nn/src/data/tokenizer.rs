@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
+use super::vocab::rank_by_frequency;
 use crate::{NnError, Result};
 
 /// Padding id.
@@ -102,24 +103,10 @@ impl Tokenizer {
         S: AsRef<str>,
     {
         check_num_words(num_words)?;
-        // word -> (count, first occurrence)
-        let mut counts: HashMap<String, (u64, usize)> = HashMap::new();
-        for text in texts {
-            let norm = normalize(text.as_ref());
-            for w in norm.split_whitespace() {
-                if let Some(entry) = counts.get_mut(w) {
-                    entry.0 += 1;
-                } else {
-                    let order = counts.len();
-                    counts.insert(w.to_owned(), (1, order));
-                }
-            }
-        }
-        let mut ranked: Vec<(String, (u64, usize))> = counts.into_iter().collect();
-        ranked.sort_unstable_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.1 .1.cmp(&b.1 .1)));
-        let keep = num_words - INDEX_FROM as usize;
-        ranked.truncate(keep);
-        Self::from_words(ranked.into_iter().map(|(w, _)| w).collect(), num_words)
+        let norms: Vec<String> = texts.into_iter().map(|t| normalize(t.as_ref())).collect();
+        let mut ranked = rank_by_frequency(norms.iter().flat_map(|n| n.split_whitespace()));
+        ranked.truncate(num_words - INDEX_FROM as usize);
+        Self::from_words(ranked, num_words)
     }
 
     /// A tokenizer from words in rank order (`words[r]` gets id `r + 3`); words whose id

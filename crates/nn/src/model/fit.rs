@@ -6,20 +6,22 @@ use std::time::Instant;
 
 use indicatif::ProgressBar;
 
-use super::{
-    format_log, progress_bar, scalar, values, Compiled, EpochLog, FitOptions, History, Inputs,
-    Runner, Sequential,
-};
+use super::plans::{values, BatchOut, Runner};
+use super::progress::{format_log, progress_bar};
+use super::{Compiled, EpochLog, FitOptions, History, Inputs, Sequential, Shapes, Targets};
 use crate::data::{batch_ranges, shuffled_indices, SplitMix64};
-use crate::metrics::{accuracy_counts, Metric};
+use crate::metrics::Metric;
 use crate::{NnError, Result};
 
 /// The training data of one `fit` call.
 struct TrainData<'x> {
     x: Inputs<'x>,
-    y: &'x [f32],
-    row_len: usize,
-    per_y: usize,
+    y: Targets<'x>,
+    shapes: Shapes,
+    /// The first `n_train` samples train; the rest (or `validation_data`) validate.
+    n_train: usize,
+    batch: usize,
+    val: Option<(Inputs<'x>, Targets<'x>)>,
 }
 
 /// One epoch's schedule: its number, the sample order, the batch size and the settings.
@@ -49,166 +51,119 @@ impl Sequential {
     /// unusable; stops at the first non-finite loss (or non-finite weights after an epoch) with
     /// an error naming the epoch and batch, leaving the model with its weights and optimiser
     /// state from before that batch (the epoch's earlier batches are replayed exactly).
-    pub fn fit<'a>(
+    pub fn fit<'x, 'y>(
         &mut self,
-        x: impl Into<Inputs<'a>>,
-        y: &[f32],
+        x: impl Into<Inputs<'x>>,
+        y: impl Into<Targets<'y>>,
         opts: &FitOptions,
     ) -> Result<History> {
-        let x = x.into();
-        if opts.batch_size == 0 {
-            return Err(NnError::InvalidArgument {
-                name: "batch_size",
-                value: "0".into(),
-                message: "must be positive".into(),
-            });
-        }
-        if !(0.0..1.0).contains(&opts.validation_split) {
-            return Err(NnError::InvalidArgument {
-                name: "validation_split",
-                value: opts.validation_split.to_string(),
-                message: "must be in [0, 1)".into(),
-            });
-        }
-        self.compiled()?;
-        let inferred = self.input_shape.is_none();
-        let was_built = !self.specs.is_empty();
-        if inferred {
-            // Infer the per-sample shape from the data: [row] (ids, or features of a Dense).
-            let per = self.compiled()?.loss.targets_per_sample(self.out_width()?);
-            if per > 0 && y.len().is_multiple_of(per) {
-                let n = y.len() / per;
-                if n > 0 && x.len().is_multiple_of(n) {
-                    self.input_shape = Some(vec![x.len() / n]);
-                }
-            }
-        }
-        let checked = self.build().and_then(|_| self.check_data(&x, Some(y)));
-        if checked.is_err() && inferred {
-            // A guess from data that turned out wrong must not stick to the model.
-            self.input_shape = None;
-            if !was_built {
-                self.specs.clear();
-                self.weights.clear();
-                self.opt_state.clear();
-            }
-        }
-        let (n_all, row) = checked?;
-        let row_len = x.len() / n_all;
-        let per_y = y.len() / n_all;
-        // Hold out the last fraction (Keras takes it before shuffling).
-        let (n_train, val) = match opts.validation_data {
-            Some((vx, vy)) => {
-                self.check_data(&vx, Some(vy))?;
-                (n_all, Some((vx, vy)))
-            }
-            None if opts.validation_split > 0.0 => {
-                let n_val = ((n_all as f64) * opts.validation_split as f64).round() as usize;
-                let n_tr = n_all - n_val;
-                if n_val == 0 || n_tr == 0 {
-                    return Err(NnError::InvalidArgument {
-                        name: "validation_split",
-                        value: opts.validation_split.to_string(),
-                        message: format!(
-                            "holds out {n_val} of the {n_all} samples, leaving {n_tr} to train \
-                             on: both parts must have at least one sample"
-                        ),
-                    });
-                }
-                (
-                    n_tr,
-                    Some((x.slice(n_tr * row_len..n_all * row_len), &y[n_tr * per_y..])),
-                )
-            }
-            None => (n_all, None),
-        };
+        let (x, y) = (x.into(), y.into());
+        opts.validate()?;
+        let shapes = self.check_fit_data(&x, &y, opts.validation_data.as_ref())?;
+        let (n_train, val) = hold_out(&x, &y, shapes.n, opts)?;
         if let Some(p) = &opts.checkpoint {
             crate::checkpoint::check_writable(p)?;
         }
-        let c = self.compiled()?.clone();
         // A plan for more rows than there are samples would only add padding.
         let b = opts.batch_size.min(n_train);
         self.eval_batch = opts.batch_size;
-        let mut r = self.runner(true, b, &row)?;
+        let mut r = self.runner(true, b, &shapes.row)?;
         let data = TrainData {
-            x,
-            y,
-            row_len,
-            per_y,
+            x: x.view(),
+            y: y.view(),
+            shapes,
+            n_train,
+            batch: b,
+            val,
         };
         let result = (|| -> Result<History> {
             self.push_weights(&mut r)?;
             let mut history = History::default();
             for e in 0..opts.epochs {
-                let epoch = self.epochs_done + 1;
-                let t0 = Instant::now();
-                let order: Vec<usize> = if opts.shuffle {
-                    shuffled_indices(n_train, opts.seed.wrapping_add(epoch as u64))
-                } else {
-                    (0..n_train).collect()
-                };
-                let step0 = self.step;
-                let ep = Epoch {
-                    number: epoch,
-                    order: &order,
-                    batch: b,
-                    compiled: &c,
-                    seed: opts.seed,
-                };
-                let bar = progress_bar(opts.verbose, n_train, e, opts.epochs);
-                let run = self.run_epoch(&mut r, &data, &ep, None, bar.as_ref())?;
-                let train_s = t0.elapsed().as_secs_f64();
-                if let Some(bar) = bar {
-                    bar.finish_and_clear();
-                }
-                let batches = n_train.div_ceil(b);
-                let bad = match run.bad {
-                    Some(bad) => Some(bad),
-                    None if !plan_state_finite(&r)? => Some((
-                        batches - 1,
-                        "the update left non-finite weights".to_string(),
-                    )),
-                    None => None,
-                };
-                if let Some((batch, what)) = bad {
-                    let kept = self.roll_back(&mut r, &data, &ep, step0, batch);
-                    return Err(NnError::NonFinite(format!(
-                        "epoch {epoch}, batch {} of {batches}: {what}; training stopped, the \
-                         model keeps its weights {kept}",
-                        batch + 1
-                    )));
-                }
-                self.pull_weights(&r)?;
-                self.epochs_done += 1;
-                let mut log = EpochLog {
-                    epoch,
-                    loss: run.loss_sum / n_train as f64,
-                    accuracy: c
-                        .metrics
-                        .contains(&Metric::Accuracy)
-                        .then(|| run.correct as f64 / run.counted.max(1) as f64),
-                    steps: run.steps,
-                    samples_per_sec: n_train as f64 / train_s,
-                    ..Default::default()
-                };
-                if let Some((vx, vy)) = val {
-                    let ev = self.evaluate(vx, vy)?;
-                    log.val_loss = Some(ev.loss);
-                    log.val_accuracy = ev.accuracy;
-                }
-                log.seconds = t0.elapsed().as_secs_f64();
-                if let Some(p) = &opts.checkpoint {
-                    self.save(p)?;
-                }
-                if opts.verbose {
-                    println!("{}", format_log(&log, opts.epochs, e + 1));
-                }
-                history.epochs.push(log);
+                history
+                    .epochs
+                    .push(self.train_epoch(&mut r, &data, e, opts)?);
             }
             Ok(history)
         })();
         self.train = Some(r);
         result
+    }
+
+    /// One epoch: the steps, the roll-back if one went non-finite, then validation, the
+    /// checkpoint and the summary line.
+    fn train_epoch(
+        &mut self,
+        r: &mut Runner,
+        d: &TrainData,
+        e: usize,
+        opts: &FitOptions,
+    ) -> Result<EpochLog> {
+        let c = self.compiled()?.clone();
+        let (epoch, n_train) = (self.epochs_done + 1, d.n_train);
+        let t0 = Instant::now();
+        let order: Vec<usize> = if opts.shuffle {
+            shuffled_indices(n_train, opts.seed.wrapping_add(epoch as u64))
+        } else {
+            (0..n_train).collect()
+        };
+        let step0 = self.step;
+        let ep = Epoch {
+            number: epoch,
+            order: &order,
+            batch: d.batch,
+            compiled: &c,
+            seed: opts.seed,
+        };
+        let bar = progress_bar(opts.verbose, n_train, e, opts.epochs);
+        let run = self.run_epoch(r, d, &ep, None, bar.as_ref())?;
+        let train_s = t0.elapsed().as_secs_f64();
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        let batches = n_train.div_ceil(d.batch);
+        let bad = match run.bad {
+            Some(bad) => Some(bad),
+            None if !plan_state_finite(r)? => Some((
+                batches - 1,
+                "the update left non-finite weights".to_string(),
+            )),
+            None => None,
+        };
+        if let Some((batch, what)) = bad {
+            let kept = self.roll_back(r, d, &ep, step0, batch);
+            return Err(NnError::NonFinite(format!(
+                "epoch {epoch}, batch {} of {batches}: {what}; training stopped, the model \
+                 keeps its weights {kept}",
+                batch + 1
+            )));
+        }
+        self.pull_weights(r)?;
+        self.epochs_done += 1;
+        let mut log = EpochLog {
+            epoch,
+            loss: run.loss_sum / n_train as f64,
+            accuracy: c
+                .metrics
+                .contains(&Metric::Accuracy)
+                .then(|| run.correct as f64 / run.counted.max(1) as f64),
+            steps: run.steps,
+            samples_per_sec: n_train as f64 / train_s,
+            ..Default::default()
+        };
+        if let Some((vx, vy)) = &d.val {
+            let ev = self.evaluate(vx, vy)?;
+            log.val_loss = Some(ev.loss);
+            log.val_accuracy = ev.accuracy;
+        }
+        log.seconds = t0.elapsed().as_secs_f64();
+        if let Some(p) = &opts.checkpoint {
+            self.save(p)?;
+        }
+        if opts.verbose {
+            println!("{}", format_log(&log, opts.epochs, e + 1));
+        }
+        Ok(log)
     }
 
     /// Runs the training steps of one epoch over `order` (only the batches before `stop`, when
@@ -232,7 +187,7 @@ impl Sequential {
                 break;
             }
             let rows = &ep.order[range];
-            self.feed(r, &d.x, Some(d.y), rows, d.row_len)?;
+            self.feed(r, &d.x, Some(&d.y), rows, &d.shapes)?;
             let o = r.sg.optimizer.as_ref().expect("training graph");
             r.plan
                 .set_f32(o.lr, &[c.optimizer.lr_for_step(self.step)])?;
@@ -253,19 +208,20 @@ impl Sequential {
             r.plan.run()?;
             self.step += 1;
             out.steps += 1;
-            let l = scalar(&r.plan, r.sg.loss)?;
+            let b = BatchOut::read(r, rows.len())?;
+            let l = b.loss;
             if !l.is_finite() {
                 out.bad = Some((bi, format!("the loss is {l}")));
                 return Ok(out);
             }
             out.loss_sum += l * rows.len() as f64;
             if acc {
+                let per = d.shapes.targets_per_sample(c.loss);
                 let yr: Vec<f32> = rows
                     .iter()
-                    .flat_map(|&s| d.y[s * d.per_y..(s + 1) * d.per_y].iter().copied())
+                    .flat_map(|&s| d.y.values[s * per..(s + 1) * per].iter().copied())
                     .collect();
-                let p = values(&r.plan, r.sg.pred)?;
-                let (ok, cnt) = accuracy_counts(c.loss, &p, &yr, rows.len(), r.sg.out_width);
+                let (ok, cnt) = b.accuracy(c.loss, &yr);
                 out.correct += ok;
                 out.counted += cnt;
             }
@@ -309,6 +265,35 @@ impl Sequential {
             "from the start of this epoch"
         }
     }
+}
+
+/// The samples to train on and the validation data: `validation_data`, or the last
+/// `validation_split` of the samples (Keras holds them out before shuffling).
+fn hold_out<'x>(
+    x: &'x Inputs,
+    y: &'x Targets,
+    n_all: usize,
+    opts: &'x FitOptions,
+) -> Result<(usize, Option<(Inputs<'x>, Targets<'x>)>)> {
+    Ok(match &opts.validation_data {
+        Some((vx, vy)) => (n_all, Some((vx.view(), vy.view()))),
+        None if opts.validation_split > 0.0 => {
+            let n_val = ((n_all as f64) * opts.validation_split as f64).round() as usize;
+            let n_tr = n_all - n_val;
+            if n_val == 0 || n_tr == 0 {
+                return Err(NnError::InvalidArgument {
+                    name: "validation_split",
+                    value: opts.validation_split.to_string(),
+                    message: format!(
+                        "holds out {n_val} of the {n_all} samples, leaving {n_tr} to train on: \
+                         both parts must have at least one sample"
+                    ),
+                });
+            }
+            (n_tr, Some((x.rows(n_tr..n_all), y.rows(n_tr..n_all))))
+        }
+        None => (n_all, None),
+    })
 }
 
 /// Whether every weight and optimiser state in a training plan is finite.

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use ndarray::ArrayD;
 use serde::{Deserialize, Serialize};
 
 use super::Sequential;
@@ -212,9 +213,9 @@ impl Sequential {
         Ok(model)
     }
 
-    /// The model's outputs for raw texts, encoded with its [`TextEncoder`] (row-major
-    /// `[texts, units]`).
-    pub fn predict_text(&mut self, texts: &[&str]) -> Result<Vec<f32>> {
+    /// The model's outputs for raw texts, encoded with its [`TextEncoder`]: `[texts, units]`
+    /// (`[texts, T, units]` for a per-step output), as [`Sequential::predict`].
+    pub fn predict_text(&mut self, texts: &[&str]) -> Result<ArrayD<f32>> {
         let text = self.text.as_ref().ok_or_else(|| {
             NnError::Model(
                 "predict_text needs a text encoder: attach one with with_text_encoder (saved \
@@ -222,10 +223,13 @@ impl Sequential {
                     .into(),
             )
         })?;
-        if texts.is_empty() {
-            return Ok(Vec::new());
-        }
         let ids = text.encode(texts.iter().copied());
+        if texts.is_empty() {
+            // predict refuses empty data; no texts have no outputs, of the usual shape.
+            self.build()?;
+            let out = self.output_shape(1, &[ids.ncols()])?;
+            return Ok(ArrayD::zeros([&[0][..], &out].concat()));
+        }
         self.predict(&ids)
     }
 }

@@ -15,7 +15,7 @@
 use std::path::Path;
 
 use crate::layers::{Activation, LayerConfig, Merge};
-use crate::model::Inputs;
+use crate::model::{Inputs, Values};
 use crate::{NnError, Result, Sequential};
 
 mod proto;
@@ -442,22 +442,14 @@ pub fn write_reference<'a>(
     path: impl AsRef<Path>,
 ) -> Result<()> {
     let x = x.into();
-    let out = model.predict(x)?;
-    let row: Vec<usize> = model
-        .input_shape()
-        .map(<[usize]>::to_vec)
-        .unwrap_or_default();
-    let row_len: usize = row.iter().product::<usize>().max(1);
-    let n = x.len() / row_len;
-    let mut in_shape = vec![n];
-    in_shape.extend(row);
-    let (dtype, data) = match x {
-        Inputs::Ids(v) => ("int64", serde_json::json!(v)),
-        Inputs::Floats(v) => ("float32", serde_json::json!(v)),
+    let out = model.predict(&x)?;
+    let (dtype, data) = match &x.values {
+        Values::Ids(v) => ("int64", serde_json::json!(v)),
+        Values::Floats(v) => ("float32", serde_json::json!(v)),
     };
     let json = serde_json::json!({
-        "input": {"dtype": dtype, "shape": in_shape, "data": data},
-        "output": {"shape": [n, out.len() / n.max(1)], "data": out},
+        "input": {"dtype": dtype, "shape": x.shape(), "data": data},
+        "output": {"shape": out.shape(), "data": out.iter().collect::<Vec<_>>()},
     });
     let text =
         serde_json::to_string(&json).map_err(|e| NnError::Model(format!("onnx reference: {e}")))?;
