@@ -1,13 +1,13 @@
 //! `Sequential::summary`: Keras's table of layers (name, output shape, parameter count) and
-//! the totals. Output shapes come from building the layers into a graph at batch 1, so they
-//! are what the layers really produce, not a second copy of each layer's shape rules.
+//! the totals. Output shapes come from the model's forward graph at batch 1 (the one the step
+//! graph uses), so they are what the layers really produce, not a second copy of each layer's
+//! shape rules.
 use std::collections::HashMap;
 use std::fmt;
 
-use trellis_ir::{Graph, TensorType};
+use trellis_ir::Graph;
 
 use super::Sequential;
-use crate::layers::{Act, BuildCtx, Layout};
 use crate::{NnError, Result};
 
 /// One row of a [`Summary`].
@@ -44,29 +44,11 @@ impl Sequential {
             // time axis then prints as None.
             None => vec![2],
         };
-        let mut g = Graph::new();
-        let mut xdims = vec![1];
-        xdims.extend_from_slice(&row);
-        let x = if self.takes_ids() {
-            g.input("x", TensorType::i64(xdims.as_slice()))
-        } else {
-            g.input("x", TensorType::f32(xdims.as_slice()))
-        };
-        let params: Vec<_> = self
-            .specs
-            .iter()
-            .map(|s| g.param(&s.name, TensorType::f32(s.shape.as_slice())))
-            .collect();
-        let mut ctx = BuildCtx::default();
-        let mut act = Act::new(x, Layout::BatchMajor);
+        let f = self.forward(&mut Graph::new(), 1, &row, false)?;
         let mut counts: HashMap<String, usize> = HashMap::new();
         let mut rows = Vec::new();
-        for (l, r) in self.layers.iter().zip(&self.layer_params) {
-            act = l.build(&mut g, act, &params[r.clone()], &mut ctx)?;
-            let mut dims = g.ty(act.node).dims().to_vec();
-            if act.layout == Layout::TimeMajor && dims.len() >= 2 {
-                dims.swap(0, 1);
-            }
+        let layers = self.layers.iter().zip(&self.layer_params);
+        for ((l, r), dims) in layers.zip(f.layer_dims) {
             let mut shape: Vec<Option<usize>> = dims.into_iter().map(Some).collect();
             shape[0] = None;
             if !time_known && shape.len() == 3 {
