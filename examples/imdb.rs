@@ -17,20 +17,16 @@
 //! after every epoch, the whole model at the end), `--plot` the training curves (PNG or SVG),
 //! `--onnx` an ONNX file and beside it `*.reference.json`, trellis's predictions for the first
 //! 64 test reviews, for `scripts/onnx_check.py`.
+#[path = "common/run.rs"]
+mod run;
+
 use std::process::ExitCode;
 use std::time::Instant;
 
 use trellis::nn::prelude::*;
 
 fn main() -> ExitCode {
-    // Errors print as their message (Display), not as a Debug dump, and exit nonzero.
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    run::run_main(run)
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {

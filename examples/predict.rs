@@ -12,19 +12,16 @@
 //!
 //! Prints one line per text: the probability for a model with one sigmoid output, else the
 //! most probable class and its probability.
+#[path = "common/run.rs"]
+mod run;
+
 use std::process::ExitCode;
 
 use trellis::nn::ndarray::Ix2;
 use trellis::nn::Sequential;
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    run::run_main(run)
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
