@@ -14,6 +14,10 @@ pub enum AutodiffError {
         expected: String,
         got: String,
     },
+    /// An op's vjp returned gradients that do not fit its inputs (a wrong count, or a
+    /// gradient whose type is not its input's).
+    #[error("grad: the vjp of {node} {detail}")]
+    BadVjp { node: String, detail: String },
     /// gradcheck found an element beyond tolerance.
     #[error("gradcheck: {0}")]
     Mismatch(String),

@@ -88,6 +88,7 @@ pub fn grad_with_seed(
         let grads = op
             .vjp(g, &inputs, n, d)
             .map_err(|e| e.at(format!("vjp of {}", g.describe(n))))?;
+        check_vjp(g, n, &inputs, &grads)?;
         for (i, gi) in inputs.iter().zip(grads) {
             if let (true, Some(gi)) = (active(*i), gi) {
                 pending[i.index()].push(gi);
@@ -103,4 +104,41 @@ pub fn grad_with_seed(
             }
         })
         .collect()
+}
+
+/// A vjp must give one gradient (or `None`) per input, each of its input's type: a short or
+/// misshapen result would otherwise be zipped away or summed into the wrong shape silently.
+fn check_vjp(
+    g: &Graph,
+    n: NodeId,
+    inputs: &[NodeId],
+    grads: &[Option<NodeId>],
+) -> Result<(), AutodiffError> {
+    let bad = |detail: String| AutodiffError::BadVjp {
+        node: g.describe(n),
+        detail,
+    };
+    if grads.len() != inputs.len() {
+        return Err(bad(format!(
+            "returned {} gradients for {} inputs",
+            grads.len(),
+            inputs.len()
+        )));
+    }
+    for (k, (&x, d)) in inputs.iter().zip(grads).enumerate() {
+        let Some(d) = *d else { continue };
+        if !g.contains(d) {
+            return Err(bad(format!(
+                "returned {d} for input {k}, not a node of the graph"
+            )));
+        }
+        if g.ty(d) != g.ty(x) {
+            return Err(bad(format!(
+                "returned a gradient of type {} for input {k} of type {}",
+                g.ty(d),
+                g.ty(x)
+            )));
+        }
+    }
+    Ok(())
 }

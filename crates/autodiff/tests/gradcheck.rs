@@ -4,7 +4,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use trellis_autodiff::{grad, gradcheck, Tolerance};
 use trellis_ir::models::{seed_model, SeedCell, SeedConfig};
-use trellis_ir::{DType, Feeds, Graph, IrError, NodeId, Op, Result, Tensor, TensorType};
+use trellis_ir::ops::UnaryOp;
+use trellis_ir::{DType, Feeds, Graph, IrError, NodeId, Op, Result, Tensor, TensorType, Unary};
 
 /// Random values in `[lo, hi)`.
 fn rand_tensor(rng: &mut StdRng, shape: &[usize], lo: f64, hi: f64) -> Tensor {
@@ -74,25 +75,28 @@ fn elementwise_binary_ops_with_broadcasting() {
     check_op("pow", &[&[3, 4], &[4]], 0.5, 2.0, |g, x| g.pow(x[0], x[1]));
 }
 
+/// Every row of the function table (`trellis_ir::functions`), on each side of 0 where it is
+/// defined there (log, sqrt, rsqrt only on the positive side), and `clamp`.
 #[test]
 fn elementwise_unary_ops() {
-    let ops: [(&str, Un, f64, f64); 9] = [
-        ("neg", Graph::neg, -2.0, 2.0),
-        ("exp", Graph::exp, -2.0, 2.0),
-        ("log", Graph::log, 0.5, 3.0),
-        ("sqrt", Graph::sqrt, 0.5, 3.0),
-        ("tanh", Graph::tanh, -3.0, 3.0),
-        ("sigmoid", Graph::sigmoid, -4.0, 4.0),
-        ("abs", Graph::abs, 0.1, 2.0),
-        ("recip", Graph::recip, 0.5, 2.0),
-        ("relu", Graph::relu, 0.1, 2.0),
-    ];
-    for (name, f, lo, hi) in ops {
-        check_op(name, &[&[2, 5]], lo, hi, |g, x| f(g, x[0]));
+    for f in Unary::ALL {
+        for (lo, hi) in [(0.1, 2.0), (-2.0, -0.1)] {
+            if ![lo, hi, 0.5 * (lo + hi)]
+                .iter()
+                .all(|&x| f.eval(x).is_finite())
+            {
+                continue;
+            }
+            let name = format!("{}[{lo}, {hi}]", f.name());
+            check_op(&name, &[&[2, 5]], lo, hi, |g, x| {
+                g.apply(UnaryOp(f), &[x[0]])
+            });
+        }
     }
-    // abs and relu on the negative side too.
-    check_op("abs-", &[&[7]], -2.0, -0.1, |g, x| g.abs(x[0]));
-    check_op("relu-", &[&[7]], -2.0, -0.1, |g, x| g.relu(x[0]));
+    // Inside, below and above the interval (the tie points have no derivative).
+    for (lo, hi) in [(-0.5, 0.5), (-2.0, -1.1), (1.1, 2.0)] {
+        check_op("clamp", &[&[7]], lo, hi, |g, x| g.clamp(x[0], -1.0, 1.0));
+    }
 }
 
 #[test]
@@ -344,4 +348,59 @@ fn grad_prunes_branches_and_zero_fills_unreached_inputs() {
     let e = grad(&mut g, x, &[x]).unwrap_err().to_string();
     assert!(e.contains("must be a float scalar"), "{e}");
     let _ = IrError::Invalid(String::new());
+}
+
+/// An op whose vjp is wrong in shape or count, as an outside op's might be.
+#[derive(Debug)]
+enum WrongVjp {
+    /// One gradient for two inputs.
+    TooFew,
+    /// A gradient summed to a scalar instead of the input's shape.
+    Shape,
+}
+
+impl Op for WrongVjp {
+    fn name(&self) -> &str {
+        "wrong_vjp"
+    }
+    fn infer(&self, inputs: &[&TensorType]) -> Result<TensorType> {
+        Ok(inputs[0].clone())
+    }
+    fn eval(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        Ok(inputs[0].clone())
+    }
+    fn vjp(
+        &self,
+        g: &mut Graph,
+        _: &[NodeId],
+        _: NodeId,
+        grad: NodeId,
+    ) -> Result<Vec<Option<NodeId>>> {
+        match self {
+            WrongVjp::TooFew => Ok(vec![Some(grad)]),
+            WrongVjp::Shape => Ok(vec![Some(g.sum_all(grad)?), None]),
+        }
+    }
+}
+
+#[test]
+fn grad_rejects_a_vjp_of_the_wrong_count_or_shape() {
+    for (op, want) in [
+        (WrongVjp::TooFew, "returned 1 gradients for 2 inputs"),
+        (
+            WrongVjp::Shape,
+            "returned a gradient of type f64[] for input 0 of type f64[2,3]",
+        ),
+    ] {
+        let mut g = Graph::new();
+        let a = g.input("a", TensorType::f64([2, 3]));
+        let b = g.input("b", TensorType::f64([2, 3]));
+        let y = g.apply(op, &[a, b]).unwrap();
+        let loss = g.sum_all(y).unwrap();
+        let msg = grad(&mut g, loss, &[a, b]).unwrap_err().to_string();
+        assert!(
+            msg.contains("vjp of") && msg.contains("wrong_vjp") && msg.contains(want),
+            "{msg}"
+        );
+    }
 }

@@ -1,31 +1,10 @@
 //! Convenience constructors on [`Graph`]: one method per op, so model code and `vjp` bodies read
-//! like maths (`g.mul(grad, out)?`).
+//! like maths (`g.mul(grad, out)?`). The elementwise functions' methods (`g.exp(x)?`) come from
+//! their declarations in [`crate::functions`].
 use crate::ops::*;
-use crate::{Binary, DType, Graph, NodeId, Result, Shape, Tensor, TensorType, Unary};
-
-macro_rules! unary {
-    ($($name:ident => $f:ident),* $(,)?) => {$(
-        #[doc = concat!("Elementwise `", stringify!($name), "(x)`.")]
-        pub fn $name(&mut self, x: NodeId) -> Result<NodeId> {
-            self.apply(UnaryOp(Unary::$f), &[x])
-        }
-    )*};
-}
-macro_rules! binary {
-    ($($name:ident => $f:ident),* $(,)?) => {$(
-        #[doc = concat!("Elementwise `", stringify!($name), "(a, b)` with broadcasting.")]
-        pub fn $name(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
-            self.apply(BinaryOp(Binary::$f), &[a, b])
-        }
-    )*};
-}
+use crate::{DType, Graph, NodeId, Result, Shape, Tensor, TensorType};
 
 impl Graph {
-    unary!(neg => Neg, exp => Exp, log => Log, sqrt => Sqrt, tanh => Tanh, sigmoid => Sigmoid,
-           abs => Abs, recip => Recip, relu => Relu);
-    binary!(add => Add, sub => Sub, mul => Mul, div => Div, maximum => Max, minimum => Min,
-            pow => Pow, lt => Lt, le => Le, gt => Gt, ge => Ge, equal => Eq, not_equal => Ne);
-
     /// `c != 0 ? a : b`
     pub fn select(&mut self, c: NodeId, a: NodeId, b: NodeId) -> Result<NodeId> {
         self.apply(Select, &[c, a, b])

@@ -47,6 +47,12 @@ pub trait Op: Debug + Send + Sync + AsAny {
     fn is_elementwise(&self) -> bool {
         false
     }
+    /// How many range-reduced polynomials the op's scalar form chains
+    /// ([`ScalarFn::transcendental_depth`]), for fusion's cut rule. Ops whose scalar form is
+    /// one table function override it to skip building the expression.
+    fn transcendental_depth(&self) -> usize {
+        self.scalar().map_or(0, |e| e.transcendental_depth())
+    }
     /// Feeds the op's identity to `h`: equal ops (see [`Op::same_as`]) must hash equally.
     fn identity_hash(&self, h: &mut dyn Hasher) {
         struct W<'a>(&'a mut dyn Hasher);

@@ -4,144 +4,36 @@
 //! inputs (`sigmoid(x)`, `a * b`, ...). The interpreter evaluates that expression in f64 over
 //! broadcast inputs, fusion splices expressions of neighbouring ops into one, and the JIT compiles
 //! the result to one loop. One definition of each op's arithmetic serves all three.
+pub use crate::functions::{Binary, Unary};
+use crate::prim::{LaneFn, Prim};
 use rustc_hash::FxHashMap;
 use std::hash::{Hash, Hasher};
-
-/// One-argument scalar functions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Unary {
-    Neg,
-    Exp,
-    Log,
-    Sqrt,
-    Tanh,
-    /// `1 / (1 + exp(-x))`
-    Sigmoid,
-    Abs,
-    /// `1 / x`
-    Recip,
-    /// `max(x, 0)`, NaN-propagating (`relu(-0) = +0`)
-    Relu,
-}
-
-/// Two-argument scalar functions. Comparisons give 1.0 for true, 0.0 for false.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Binary {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    /// NaN-propagating maximum, `+0 > -0` (IEEE 754-2019 `maximum`).
-    Max,
-    /// NaN-propagating minimum, `-0 < +0`.
-    Min,
-    /// `a^b` (powf).
-    Pow,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    Eq,
-    Ne,
-}
+use std::sync::OnceLock;
 
 impl Unary {
-    /// Every function, for tests and for backends that build a table per function.
-    pub const ALL: [Unary; 9] = [
-        Unary::Neg,
-        Unary::Exp,
-        Unary::Log,
-        Unary::Sqrt,
-        Unary::Tanh,
-        Unary::Sigmoid,
-        Unary::Abs,
-        Unary::Recip,
-        Unary::Relu,
-    ];
-
-    /// This function's position in [`Unary::ALL`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    pub fn eval(self, x: f64) -> f64 {
-        match self {
-            Unary::Neg => -x,
-            Unary::Exp => x.exp(),
-            Unary::Log => x.ln(),
-            Unary::Sqrt => x.sqrt(),
-            Unary::Tanh => x.tanh(),
-            Unary::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-            Unary::Abs => x.abs(),
-            Unary::Recip => 1.0 / x,
-            Unary::Relu => maximum(x, 0.0),
-        }
-    }
-}
-
-/// IEEE 754-2019 `maximum`: NaN if either is NaN, and `+0 > -0` (`f64::max` leaves the sign
-/// of a zero result unspecified; the kernels and the interpreter must agree on it).
-fn maximum(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
-        f64::NAN
-    } else if a == b {
-        f64::from_bits(a.to_bits() & b.to_bits())
-    } else {
-        a.max(b)
-    }
-}
-
-/// IEEE 754-2019 `minimum`: NaN if either is NaN, and `-0 < +0`.
-fn minimum(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
-        f64::NAN
-    } else if a == b {
-        f64::from_bits(a.to_bits() | b.to_bits())
-    } else {
-        a.min(b)
+    /// [`LaneFn::transcendental_depth`] of this function's lane code (recorded once).
+    pub fn transcendental_depth(self) -> usize {
+        static DEPTH: OnceLock<Vec<usize>> = OnceLock::new();
+        DEPTH.get_or_init(|| {
+            Unary::ALL
+                .iter()
+                .map(|&f| LaneFn::of_unary(f).transcendental_depth())
+                .collect()
+        })[self.index()]
     }
 }
 
 impl Binary {
-    /// Every function, for tests and for backends that build a table per function.
-    pub const ALL: [Binary; 13] = [
-        Binary::Add,
-        Binary::Sub,
-        Binary::Mul,
-        Binary::Div,
-        Binary::Max,
-        Binary::Min,
-        Binary::Pow,
-        Binary::Lt,
-        Binary::Le,
-        Binary::Gt,
-        Binary::Ge,
-        Binary::Eq,
-        Binary::Ne,
-    ];
-
-    /// This function's position in [`Binary::ALL`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    pub fn eval(self, a: f64, b: f64) -> f64 {
-        let flag = |c: bool| if c { 1.0 } else { 0.0 };
-        match self {
-            Binary::Add => a + b,
-            Binary::Sub => a - b,
-            Binary::Mul => a * b,
-            Binary::Div => a / b,
-            Binary::Max => maximum(a, b),
-            Binary::Min => minimum(a, b),
-            Binary::Pow => a.powf(b),
-            Binary::Lt => flag(a < b),
-            Binary::Le => flag(a <= b),
-            Binary::Gt => flag(a > b),
-            Binary::Ge => flag(a >= b),
-            Binary::Eq => flag(a == b),
-            Binary::Ne => flag(a != b),
-        }
+    /// [`LaneFn::transcendental_depth`] of this function's lane code (recorded once; `pow`
+    /// by a small integer constant runs as multiplications, see [`ScalarFn::small_int`]).
+    pub fn transcendental_depth(self) -> usize {
+        static DEPTH: OnceLock<Vec<usize>> = OnceLock::new();
+        DEPTH.get_or_init(|| {
+            Binary::ALL
+                .iter()
+                .map(|&f| LaneFn::of_binary(f).transcendental_depth())
+                .collect()
+        })[self.index()]
     }
 }
 
@@ -155,6 +47,8 @@ pub enum Scalar {
     Binary(Binary, u32, u32),
     /// `if c != 0 { a } else { b }`
     Select(u32, u32, u32),
+    /// A primitive defined outside the built-in table, on its first `arity` operands.
+    Prim(Prim, [u32; 3]),
 }
 
 impl Scalar {
@@ -165,6 +59,7 @@ impl Scalar {
             Scalar::Unary(_, a) => ([a, 0, 0], 1),
             Scalar::Binary(_, a, b) => ([a, b, 0], 2),
             Scalar::Select(c, a, b) => ([c, a, b], 3),
+            Scalar::Prim(p, args) => (args, p.arity()),
         };
         ops.into_iter().take(n)
     }
@@ -180,6 +75,7 @@ impl PartialEq for Scalar {
             (Unary(f, a), Unary(g, b)) => f == g && a == b,
             (Binary(f, a, b), Binary(g, c, d)) => f == g && a == c && b == d,
             (Select(a, b, c), Select(d, e, f)) => a == d && b == e && c == f,
+            (Prim(p, a), Prim(q, b)) => p == q && a == b,
             _ => false,
         }
     }
@@ -194,6 +90,7 @@ impl Hash for Scalar {
             Scalar::Unary(f, a) => (f, a).hash(h),
             Scalar::Binary(f, a, b) => (f, a, b).hash(h),
             Scalar::Select(a, b, c) => (a, b, c).hash(h),
+            Scalar::Prim(p, a) => (p, a).hash(h),
         }
     }
 }
@@ -295,6 +192,13 @@ impl ScalarFn {
                 Scalar::Select(c, a, b) => {
                     Scalar::Select(map[c as usize], map[a as usize], map[b as usize])
                 }
+                Scalar::Prim(p, a) => {
+                    let mut b = [0; 3];
+                    for k in 0..p.arity() {
+                        b[k] = map[a[k] as usize];
+                    }
+                    Scalar::Prim(p, b)
+                }
             };
             let id = *index.entry(s).or_insert_with(|| {
                 self.nodes.push(s);
@@ -303,6 +207,98 @@ impl ScalarFn {
             map.push(id);
         }
         other.outputs.iter().map(|&o| map[o as usize]).collect()
+    }
+
+    /// Node `node` as a constant small integer (`|n| <= 16`): the exponents with which the
+    /// backends run `pow` as [`crate::lanes::Lanes::powi`], a few multiplications.
+    pub fn small_int(&self, node: u32) -> Option<i32> {
+        match self.nodes[node as usize] {
+            Scalar::Const(c) if c.fract() == 0.0 && c.abs() <= 16.0 => Some(c as i32),
+            _ => None,
+        }
+    }
+
+    /// The most range-reduced polynomials (exp, log, tanh, ...: tens of dependent instructions
+    /// each) on one dependency chain of the expression, counted in the lane code each node
+    /// runs ([`crate::prim::LaneFn::transcendental_depth`]): built-ins and outside primitives
+    /// alike. Fusion cuts where one such chain would follow another.
+    pub fn transcendental_depth(&self) -> usize {
+        let mut d: Vec<usize> = Vec::with_capacity(self.nodes.len());
+        for n in &self.nodes {
+            let own = match *n {
+                Scalar::Unary(f, _) => f.transcendental_depth(),
+                Scalar::Binary(Binary::Pow, _, b) if self.small_int(b).is_some() => 0,
+                Scalar::Binary(f, _, _) => f.transcendental_depth(),
+                Scalar::Prim(p, _) => p.transcendental_depth(),
+                Scalar::Input(_) | Scalar::Const(_) | Scalar::Select(..) => 0,
+            };
+            let m = n.operands().map(|o| d[o as usize]).max().unwrap_or(0);
+            d.push(m + own);
+        }
+        self.outputs
+            .iter()
+            .map(|&o| d[o as usize])
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The expression as text: inputs are `x0, x1, ..`, a value used more than once is bound
+    /// once (`t4 = sigmoid(x0)`), then one line per output (`y0 = t4 * x1`).
+    pub fn formula(&self) -> String {
+        let mut uses = vec![0usize; self.nodes.len()];
+        for n in &self.nodes {
+            for o in n.operands() {
+                uses[o as usize] += 1;
+            }
+        }
+        for &o in &self.outputs {
+            uses[o as usize] += 1;
+        }
+        let mut text: Vec<String> = Vec::with_capacity(self.nodes.len());
+        let mut lines: Vec<String> = Vec::new();
+        let show = |text: &[String], i: u32| text[i as usize].clone();
+        for (i, n) in self.nodes.iter().enumerate() {
+            let t = match *n {
+                Scalar::Input(k) => format!("x{k}"),
+                Scalar::Const(c) => format!("{c}"),
+                Scalar::Unary(f, a) => format!("{}({})", f.name(), show(&text, a)),
+                Scalar::Binary(f, a, b) => {
+                    let op = match f {
+                        Binary::Add => Some("+"),
+                        Binary::Sub => Some("-"),
+                        Binary::Mul => Some("*"),
+                        Binary::Div => Some("/"),
+                        _ => None,
+                    };
+                    match op {
+                        Some(op) => format!("({} {op} {})", show(&text, a), show(&text, b)),
+                        None => format!("{}({}, {})", f.name(), show(&text, a), show(&text, b)),
+                    }
+                }
+                Scalar::Select(c, a, b) => format!(
+                    "select({}, {}, {})",
+                    show(&text, c),
+                    show(&text, a),
+                    show(&text, b)
+                ),
+                Scalar::Prim(p, a) => {
+                    let args: Vec<String> =
+                        a[..p.arity()].iter().map(|&k| show(&text, k)).collect();
+                    format!("{}({})", p.name(), args.join(", "))
+                }
+            };
+            let shared = uses[i] > 1 && !matches!(n, Scalar::Input(_) | Scalar::Const(_));
+            if shared {
+                lines.push(format!("t{i} = {t}"));
+                text.push(format!("t{i}"));
+            } else {
+                text.push(t);
+            }
+        }
+        for (k, &o) in self.outputs.iter().enumerate() {
+            lines.push(format!("y{k} = {}", show(&text, o)));
+        }
+        lines.join("; ")
     }
 
     /// Evaluates every node in f64 for one element; `out` receives the outputs.
@@ -320,6 +316,13 @@ impl ScalarFn {
                     } else {
                         v[b as usize]
                     }
+                }
+                Scalar::Prim(p, a) => {
+                    let mut args = [0.0; 3];
+                    for k in 0..p.arity() {
+                        args[k] = v[a[k] as usize];
+                    }
+                    p.eval(&args[..p.arity()])
                 }
             };
             v.push(x);

@@ -1,7 +1,8 @@
 //! Passes (DCE, CSE, constant folding) and DOT export.
+use trellis_ir::dot::{to_dot, to_dot_with, DotOptions};
 use trellis_ir::lstm::{lstm, LstmSpec, LstmWeights};
 use trellis_ir::passes::{constant_fold, cse, dce, optimize};
-use trellis_ir::{dot::to_dot, run, Feeds, Graph, Precision, Tensor, TensorType};
+use trellis_ir::{run, Feeds, Graph, Precision, Tensor, TensorType};
 
 #[test]
 fn dce_removes_what_no_output_needs_and_keeps_the_interface() {
@@ -89,6 +90,29 @@ fn dot_export_is_readable_for_a_3_step_lstm() {
         3 * 3 - 1,
         "3 gates a step, no forget gate at t=0"
     );
+    // Each step's nodes are a cluster, and ops show their attributes.
+    for t in 0..3 {
+        assert!(d.contains(&format!("subgraph cluster_t{t} {{")), "{d}");
+    }
+    assert!(
+        d.contains("axis: 1, start: 0, end: 5"),
+        "slice ranges are shown: {d}"
+    );
+    assert!(
+        d.contains("transpose_a: false"),
+        "transpose flags are shown: {d}"
+    );
+    // Collapsed: one step drawn, the others elided into one box.
+    let c = to_dot_with(
+        &g,
+        DotOptions {
+            collapse_steps: true,
+            ..Default::default()
+        },
+    );
+    assert!(c.contains("cluster_t0") && !c.contains("cluster_t1"), "{c}");
+    assert!(c.contains("nodes of the other time steps"), "{c}");
+    assert_eq!(c.matches("sigmoid").count(), 2, "only step 0's gates: {c}");
 }
 
 #[test]

@@ -14,10 +14,10 @@
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 
-use trellis_ir::{Binary, Scalar, ScalarFn, Unary};
+use trellis_ir::{Binary, Prim, Scalar, ScalarFn, Unary};
 
 use crate::kernel::{live_nodes, small_int, KernelSpec};
-use crate::math::{self, Cmp, Lanes};
+use crate::math::{Cmp, Lanes};
 
 /// Elements per tile: 16 vectors, so a slot is 1 KiB and twenty slots fit in L1 with room.
 pub(crate) const TILE: usize = 256;
@@ -39,6 +39,8 @@ enum Op {
     Powi(i32),
     /// `if a != 0 { b } else { c }`.
     Select,
+    /// A primitive defined outside trellis: its recorded lane program, replayed.
+    Prim(Prim),
 }
 
 /// `slot[dst] = op(slot[a], slot[b], slot[c])` over a tile (unused operands are ignored).
@@ -130,6 +132,13 @@ impl Program {
                 }
                 Scalar::Binary(f, a, b) => (Op::Binary(f), [s(a), s(b), 0]),
                 Scalar::Select(c, a, b) => (Op::Select, [s(c), s(a), s(b)]),
+                Scalar::Prim(p, a) => {
+                    let mut args = [0; 3];
+                    for (k, arg) in args.iter_mut().enumerate().take(p.arity()) {
+                        *arg = s(a[k]);
+                    }
+                    (Op::Prim(p), args)
+                }
             };
             let (op, [a, b, c]) = op;
             instrs.push(Instr {
@@ -471,7 +480,7 @@ unsafe fn unary_loop<const F: usize>(
     nvec: usize,
 ) {
     let l = &mut Zmm::<UNROLL>;
-    vector_loop!(d, nvec, |x = a| math::unary(l, Unary::ALL[F], x));
+    vector_loop!(d, nvec, |x = a| Unary::ALL[F].lanes(l, x));
 }
 
 /// `d = f(a, b)` for `f = Binary::ALL[F]`. Safety as [`unary_loop`].
@@ -485,7 +494,7 @@ unsafe fn binary_loop<const F: usize>(
     nvec: usize,
 ) {
     let l = &mut Zmm::<UNROLL>;
-    vector_loop!(d, nvec, |x = a, y = b| math::binary(l, Binary::ALL[F], x, y));
+    vector_loop!(d, nvec, |x = a, y = b| Binary::ALL[F].lanes(l, x, y));
 }
 
 /// `d = a^n` for the instruction's small integer `n`. Safety as [`unary_loop`].
@@ -520,33 +529,41 @@ unsafe fn select_loop(
     vector_loop!(d, nvec, |x = a, t = b, e = c| l.select_nonzero(x, t, e));
 }
 
-/// One loop per unary and per binary function, in the order of `Unary::ALL` / `Binary::ALL`.
-const UNARY_LOOPS: [Loop; 9] = [
-    unary_loop::<0>,
-    unary_loop::<1>,
-    unary_loop::<2>,
-    unary_loop::<3>,
-    unary_loop::<4>,
-    unary_loop::<5>,
-    unary_loop::<6>,
-    unary_loop::<7>,
-    unary_loop::<8>,
-];
-const BINARY_LOOPS: [Loop; 13] = [
-    binary_loop::<0>,
-    binary_loop::<1>,
-    binary_loop::<2>,
-    binary_loop::<3>,
-    binary_loop::<4>,
-    binary_loop::<5>,
-    binary_loop::<6>,
-    binary_loop::<7>,
-    binary_loop::<8>,
-    binary_loop::<9>,
-    binary_loop::<10>,
-    binary_loop::<11>,
-    binary_loop::<12>,
-];
+/// `d = p(a, b, c)` for the instruction's outside primitive `p` (its first `arity` operands):
+/// the recorded lane program replayed on each pair of vectors. Slower than a built-in's loop
+/// (the program is walked per vector pair), still one pass over the tile in registers. Safety
+/// as [`unary_loop`].
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn prim_loop(
+    i: &Instr,
+    d: *mut f32,
+    a: *const f32,
+    b: *const f32,
+    c: *const f32,
+    nvec: usize,
+) {
+    let l = &mut Zmm::<UNROLL>;
+    let p = match i.op {
+        Op::Prim(p) => p,
+        _ => unreachable!("prim_loop runs Prim instructions"),
+    };
+    match p.arity() {
+        1 => vector_loop!(d, nvec, |x = a| p.lanes(l, &[x])),
+        2 => vector_loop!(d, nvec, |x = a, y = b| p.lanes(l, &[x, y])),
+        _ => vector_loop!(d, nvec, |x = a, y = b, z = c| p.lanes(l, &[x, y, z])),
+    }
+}
+
+/// One loop per unary and per binary function, in the order of `Unary::ALL` / `Binary::ALL`
+/// (built from the functions' declarations, so no function can be missing).
+macro_rules! unary_loops {
+    ($($f:ident)*) => { [$(unary_loop::<{ Unary::$f as usize }>),*] };
+}
+macro_rules! binary_loops {
+    ($($f:ident)*) => { [$(binary_loop::<{ Binary::$f as usize }>),*] };
+}
+const UNARY_LOOPS: [Loop; Unary::COUNT] = trellis_ir::for_each_unary!(unary_loops);
+const BINARY_LOOPS: [Loop; Binary::COUNT] = trellis_ir::for_each_binary!(binary_loops);
 
 impl Op {
     /// The loop that runs this operation.
@@ -556,6 +573,7 @@ impl Op {
             Op::Binary(f) => BINARY_LOOPS[f.index()],
             Op::Powi(_) => powi_loop,
             Op::Select => select_loop,
+            Op::Prim(_) => prim_loop,
         }
     }
 }

@@ -117,11 +117,12 @@ fn merge_into_sole_consumer(g: &Graph, group_of: &mut [usize], groups: &mut [Vec
     }
 }
 
-/// Whether a node evaluates a range-reduced polynomial (exp, log, tanh, sigmoid): tens of
-/// dependent instructions per element. (`pow` is left out: its common small-integer form is a
-/// few multiplications.)
-fn is_transcendental(g: &Graph, n: NodeId) -> bool {
-    matches!(g.op(n).name(), "exp" | "log" | "tanh" | "sigmoid")
+/// How many range-reduced polynomials (exp, log, tanh, sigmoid, erf, ...) a node chains, read
+/// from its scalar form ([`trellis_ir::ScalarFn::transcendental_depth`]), so built-ins and
+/// outside ops are treated alike. (`pow` by a small integer constant is a few
+/// multiplications: 0.)
+fn transcendental_depth(g: &Graph, n: NodeId) -> usize {
+    g.op(n).scalar().map_or(0, |e| e.transcendental_depth())
 }
 
 /// Splits a group at each transcendental that depends on another inside the group (the LSTM
@@ -134,7 +135,10 @@ fn is_transcendental(g: &Graph, n: NodeId) -> bool {
 fn split_transcendental_chains(g: &Graph, group_of: &mut [usize], groups: &mut Vec<Vec<NodeId>>) {
     // Depth of each member within its group (only read for members of the group at hand).
     let mut depth: Vec<usize> = vec![0; g.node_bound()];
+    let mut level_of: Vec<usize> = vec![0; g.node_bound()];
     for gi in 0..groups.len() {
+        // A member that runs polynomials starts at the level of the chains before it; one
+        // that does not joins the level of its deepest operand's last polynomial.
         let mut levels = 0;
         for &m in &groups[gi] {
             let d = g
@@ -144,9 +148,11 @@ fn split_transcendental_chains(g: &Graph, group_of: &mut [usize], groups: &mut V
                 .map(|o| depth[o.index()])
                 .max()
                 .unwrap_or(0);
-            let dm = d + usize::from(is_transcendental(g, m));
-            depth[m.index()] = dm;
-            levels = levels.max(dm);
+            let own = transcendental_depth(g, m);
+            depth[m.index()] = d + own;
+            let level = if own > 0 { d } else { d.saturating_sub(1) };
+            level_of[m.index()] = level;
+            levels = levels.max(level + 1);
         }
         if levels < 2 {
             continue;
@@ -155,7 +161,7 @@ fn split_transcendental_chains(g: &Graph, group_of: &mut [usize], groups: &mut V
         let base = groups.len();
         groups.extend((1..levels).map(|_| Vec::new()));
         for m in members {
-            let level = depth[m.index()].max(1) - 1;
+            let level = level_of[m.index()];
             let to = if level == 0 { gi } else { base + level - 1 };
             groups[to].push(m);
             group_of[m.index()] = to;

@@ -21,7 +21,7 @@ use trellis_ir::{Binary, Scalar, ScalarFn};
 
 use crate::avx512::{self, Program as Avx512Program};
 use crate::error::JitError;
-use crate::math::{self, ClifLanes, Lanes};
+use crate::math::{ClifLanes, Lanes};
 
 /// What a compiled kernel computes and how it reads its inputs; the kernel cache key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -165,6 +165,8 @@ enum Code {
 /// machine code lives as long as the process (JIT memory is never freed).
 pub struct Kernel {
     code: Code,
+    /// What it computes (for `Plan::explain`).
+    expr: ScalarFn,
     col_broadcast: Vec<bool>,
     n_outputs: usize,
 }
@@ -199,6 +201,10 @@ impl Kernel {
     }
     pub fn n_outputs(&self) -> usize {
         self.n_outputs
+    }
+    /// The expression the kernel computes.
+    pub fn expr(&self) -> &ScalarFn {
+        &self.expr
     }
     /// Per input, whether it is read once per row (column stride 0).
     pub fn col_broadcast(&self) -> &[bool] {
@@ -390,6 +396,7 @@ impl KernelCache {
         };
         let k = Arc::new(Kernel {
             code,
+            expr: spec.expr.clone(),
             col_broadcast: spec.col_broadcast.clone(),
             n_outputs: spec.expr.outputs.len(),
         });
@@ -472,10 +479,7 @@ pub(crate) fn live_nodes(e: &ScalarFn) -> Vec<bool> {
 
 /// A constant small-integer exponent, for `pow` by repeated multiplication.
 pub(crate) fn small_int(e: &ScalarFn, node: u32) -> Option<i32> {
-    match e.nodes[node as usize] {
-        Scalar::Const(c) if c.fract() == 0.0 && c.abs() <= 16.0 => Some(c as i32),
-        _ => None,
-    }
+    e.small_int(node)
 }
 
 /// Emits the expression for one element (or four) given the input values, for each of
@@ -521,12 +525,16 @@ fn emit_node(
     match *n {
         Scalar::Input(k) => inputs[k as usize].expect("live input is loaded"),
         Scalar::Const(c) => l.f(c as f32),
-        Scalar::Unary(f, a) => math::unary(l, f, g(a)),
+        Scalar::Unary(f, a) => f.lanes(l, g(a)),
         Scalar::Binary(Binary::Pow, a, b) if small_int(e, b).is_some() => {
             l.powi(g(a), small_int(e, b).expect("checked"))
         }
-        Scalar::Binary(f, a, b) => math::binary(l, f, g(a), g(b)),
+        Scalar::Binary(f, a, b) => f.lanes(l, g(a), g(b)),
         Scalar::Select(c, a, b) => l.select_nonzero(g(c), g(a), g(b)),
+        Scalar::Prim(p, a) => {
+            let args: Vec<Value> = a[..p.arity()].iter().map(|&k| g(k)).collect();
+            p.lanes(l, &args)
+        }
     }
 }
 

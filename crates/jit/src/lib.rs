@@ -10,14 +10,15 @@
 //! broadcast) into a [`Kernel`] that runs the expression over a strided 2-D grid, on one of two
 //! [`Backend`]s: Cranelift machine code (f32x4 loops with a scalar tail, any x86-64 host) or,
 //! where the host has AVX-512, a tile program on sixteen-lane registers (`avx512`, ~2.6x
-//! faster on the LSTM cell). [`math`] writes exp, log, tanh, sigmoid and pow once, over the
-//! [`math::Lanes`] primitives both backends provide, so their results are bit-identical.
+//! faster on the LSTM cell). Both run each function's lane code from `trellis_ir::functions`
+//! (and outside primitives' recorded code), written once over the [`math::Lanes`] primitives
+//! both provide, so their results are bit-identical.
 //!
 //! Plans run on trellis' own worker threads with subnormals flushed to zero ([`fpmode`]).
 //!
 //! Files: `plan` (API, pipeline), `lower` (placement, steps, memory plan), `step` (execution),
 //! `fusion`, `split` (core split), `fpmode` (FTZ/DAZ, the worker pool), `loc` (windows and views), `memory` (arena), `gemm`,
-//! `kernel` (Cranelift codegen, cache) + `avx512` (tile programs) + `math` (the functions).
+//! `kernel` (Cranelift codegen, cache) + `avx512` (tile programs) + `math` (`Lanes` as Cranelift IR).
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 /// Elsewhere no host runs AVX-512 tile programs: the cache never builds one.

@@ -70,6 +70,8 @@ pub(crate) struct Builder<'g> {
     pub(crate) updates: FxHashMap<NodeId, NodeId>,
     /// The graph's outputs (a fused member that is one is written out).
     outputs: FxHashSet<NodeId>,
+    /// `(step, members)` of each fused kernel step, for `Plan::explain`.
+    pub(crate) sources: Vec<(usize, Vec<NodeId>)>,
 }
 
 impl<'g> Builder<'g> {
@@ -90,6 +92,7 @@ impl<'g> Builder<'g> {
             stats: PlanStats::default(),
             updates: FxHashMap::default(),
             outputs: g.outputs().iter().copied().collect(),
+            sources: Vec::new(),
         }
     }
 
@@ -578,7 +581,9 @@ impl<'g> Builder<'g> {
             col_broadcast: ins.iter().map(|l| l.cb).collect(),
             expr,
         };
-        self.kernel_step(spec, rows, cols, ins, outs)
+        self.kernel_step(spec, rows, cols, ins, outs)?;
+        self.sources.push((self.steps.len() - 1, members.to_vec()));
+        Ok(())
     }
 
     fn fallback(&mut self, n: NodeId) -> Result<(), JitError> {
@@ -974,6 +979,7 @@ impl Builder<'_> {
             threads: self.threads,
             stats,
             profile: Profile::default(),
+            explain: Default::default(),
         })
     }
 }

@@ -9,6 +9,7 @@ use crate::lower::Builder;
 use crate::split::rows_of;
 use crate::step::{exec_rows, prefetch_inputs, read, write, SendPtr, Step, Val};
 use crate::{JitError, KernelCache};
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
@@ -29,6 +30,9 @@ pub struct CompileOptions {
     /// with [`JitError::MemoryLimit`] before allocating more. `None`: the memory available on
     /// the machine when compiling (`MemAvailable` on Linux; unlimited where unknown).
     pub memory_limit: Option<usize>,
+    /// Keep the optimised graph the plan was lowered from ([`Plan::graph`]; `explain` then
+    /// names each kernel's nodes by op and name, not only by id).
+    pub keep_graph: bool,
 }
 
 impl CompileOptions {
@@ -59,6 +63,7 @@ impl Default for CompileOptions {
             threads,
             fuse: true,
             memory_limit: None,
+            keep_graph: false,
         }
     }
 }
@@ -137,6 +142,15 @@ pub struct Plan {
     pub(crate) data_inputs: std::collections::HashSet<NodeId>,
     pub(crate) stats: PlanStats,
     pub(crate) profile: Profile,
+    pub(crate) explain: Explain,
+}
+
+/// What [`Plan::explain`] reads: each fused kernel step's source nodes, and the optimised
+/// graph when [`CompileOptions::keep_graph`] asked for it.
+#[derive(Default)]
+pub(crate) struct Explain {
+    sources: FxHashMap<usize, Vec<NodeId>>,
+    graph: Option<Graph>,
 }
 
 /// Compiles `graph` (outputs: `graph.outputs()`) into a [`Plan`].
@@ -220,6 +234,7 @@ pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Plan, JitError> {
         }
     }
     lap("lowering");
+    let sources = std::mem::take(&mut b.sources).into_iter().collect();
     let mut pinned: Vec<NodeId> = g.outputs().to_vec();
     pinned.extend(opts.updates.iter().map(|u| remap[&u.1]));
     let mut plan = b.finish(&pinned)?;
@@ -243,6 +258,10 @@ pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Plan, JitError> {
     }
     lap("finish");
     plan.stats.nodes = g.node_count();
+    plan.explain = Explain {
+        sources,
+        graph: opts.keep_graph.then_some(g),
+    };
     plan.stats.compile_ms = t0.elapsed().as_secs_f64() * 1e3;
     Ok(plan)
 }
@@ -294,6 +313,37 @@ impl Plan {
             Step::Fallback { node, .. } => format!("fallback {node}"),
             Step::Transpose { src, .. } => format!("transpose {}x{}", src.rows, src.cols),
         }
+    }
+
+    /// The optimised graph the plan was lowered from (node ids in [`Plan::explain`] are its),
+    /// when compiled with [`CompileOptions::keep_graph`].
+    pub fn graph(&self) -> Option<&Graph> {
+        self.explain.graph.as_ref()
+    }
+
+    /// Every step, one per line: its kind and extents ([`Plan::describe_step`]) and, for a
+    /// fused kernel, its formula (`x0, x1, ..` its inputs, `y0, ..` its outputs) and the nodes
+    /// it computes (`%12 (sigmoid)` with [`CompileOptions::keep_graph`], ids otherwise).
+    pub fn explain(&self) -> String {
+        let mut out = String::new();
+        for (i, s) in self.steps.iter().enumerate() {
+            out.push_str(&format!("{i:4}: {}\n", self.describe_step(i)));
+            let Step::Kernel { kernel, .. } = s else {
+                continue;
+            };
+            out.push_str(&format!("      formula: {}\n", kernel.expr().formula()));
+            if let Some(nodes) = self.explain.sources.get(&i) {
+                let names: Vec<String> = nodes
+                    .iter()
+                    .map(|&n| match &self.explain.graph {
+                        Some(g) => g.describe(n),
+                        None => n.to_string(),
+                    })
+                    .collect();
+                out.push_str(&format!("      nodes: {}\n", names.join(", ")));
+            }
+        }
+        out
     }
 
     pub fn reset_profile(&mut self) {

@@ -3,7 +3,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use trellis_autodiff::grad;
 use trellis_ir::models::{seed_model, SeedCell, SeedConfig};
-use trellis_ir::{run, DType, Feeds, Graph, NodeId, Precision, Tensor, TensorType};
+use trellis_ir::ops::UnaryOp;
+use trellis_ir::{run, DType, Feeds, Graph, NodeId, Precision, Tensor, TensorType, Unary};
 use trellis_jit::{compile, CompileOptions};
 
 fn rand_f32(rng: &mut StdRng, shape: &[usize], scale: f32) -> Tensor {
@@ -251,6 +252,24 @@ fn lstm_cell_is_two_kernels_cut_at_tanh_c() {
         kernels[1].contains("ins 2 outs 1"),
         "h from c and o: {kernels:?}"
     );
+    // explain() shows each kernel's formula and the nodes it holds.
+    let kept = compile(
+        &g,
+        &CompileOptions {
+            keep_graph: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let text = kept.explain();
+    assert_eq!(text.matches("formula:").count(), 2, "{text}");
+    assert!(text.contains("y0 = sigmoid(x"), "o, a gate output: {text}");
+    assert!(text.contains("tanh(x"), "h's kernel reads c: {text}");
+    assert!(
+        text.contains("(sigmoid)") && text.contains("(tanh)"),
+        "{text}"
+    );
+    assert!(kept.graph().is_some() && plan.graph().is_none());
 
     let mut rng = StdRng::seed_from_u64(3);
     let feeds: Feeds = [
@@ -329,4 +348,43 @@ fn parameter_only_steps_rerun_after_a_parameter_changes() {
     let emb = m.params[0];
     feeds.insert(emb, rand_f32(&mut rng, g.ty(emb).dims(), 0.5));
     check(&mut plan, &feeds, "new embedding");
+}
+
+/// Every function of the table (`trellis_ir::functions`), forward and backward, compiled
+/// (fused with a neighbour) against the f64 interpreter, on values on both sides of 0 (positive
+/// only where the function is not defined below 0).
+#[test]
+fn every_function_forward_and_backward_matches_the_interpreter() {
+    let mut rng = StdRng::seed_from_u64(15);
+    for f in Unary::ALL {
+        let positive = !f.eval(-1.0).is_finite();
+        let mut g = Graph::new();
+        let x = g.input("x", TensorType::f32([4, 9]));
+        let half = g.scalar(0.5, DType::F32);
+        let a = g.mul(x, half).unwrap();
+        let y = g.apply(UnaryOp(f), &[a]).unwrap();
+        let loss = g.sum_all(y).unwrap();
+        let dx = grad(&mut g, loss, &[x]).unwrap()[0];
+        g.set_outputs(vec![y, dx]);
+        let mut plan = compile(&g, &CompileOptions::default()).unwrap();
+        let mut v = rand_f32(&mut rng, &[4, 9], 6.0);
+        if positive {
+            v = Tensor::f32(
+                [4, 9],
+                v.to_f64_vec()
+                    .iter()
+                    .map(|x| x.abs() as f32 + 0.1)
+                    .collect(),
+            )
+            .unwrap();
+        }
+        let feeds: Feeds = [(x, v.clone())].into_iter().collect();
+        let want = run(&g, &feeds, &[y, dx], Precision::F64).unwrap();
+        plan.set(x, &v).unwrap();
+        plan.run().unwrap();
+        for (k, &out) in [y, dx].iter().enumerate() {
+            let w = worst(&plan.get(out).unwrap(), &want[k], 1e-4);
+            assert!(w < 1e-5, "{f:?} output {k}: relative error {w:e}");
+        }
+    }
 }

@@ -97,17 +97,7 @@ pub struct UnaryOp(pub Unary);
 impl Op for UnaryOp {
     crate::structural_identity!();
     fn name(&self) -> &str {
-        match self.0 {
-            Unary::Neg => "neg",
-            Unary::Exp => "exp",
-            Unary::Log => "log",
-            Unary::Sqrt => "sqrt",
-            Unary::Tanh => "tanh",
-            Unary::Sigmoid => "sigmoid",
-            Unary::Abs => "abs",
-            Unary::Recip => "recip",
-            Unary::Relu => "relu",
-        }
+        self.0.name()
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<TensorType> {
         expect_arity(self.name(), inputs.len(), 1)?;
@@ -122,6 +112,9 @@ impl Op for UnaryOp {
     fn scalar(&self) -> Option<ScalarFn> {
         Some(ScalarFn::unary(self.0))
     }
+    fn transcendental_depth(&self) -> usize {
+        self.0.transcendental_depth()
+    }
     fn vjp(
         &self,
         g: &mut Graph,
@@ -129,56 +122,7 @@ impl Op for UnaryOp {
         out: NodeId,
         grad: NodeId,
     ) -> Result<Vec<Option<NodeId>>> {
-        let x = inputs[0];
-        let dx = match self.0 {
-            // d(-x) = -dy
-            Unary::Neg => g.neg(grad)?,
-            // d exp(x) = dy * exp(x)
-            Unary::Exp => g.mul(grad, out)?,
-            // d log(x) = dy / x
-            Unary::Log => g.div(grad, x)?,
-            // d sqrt(x) = dy / (2 sqrt(x))
-            Unary::Sqrt => {
-                let two = g.scalar_like(out, 2.0)?;
-                let d = g.mul(two, out)?;
-                g.div(grad, d)?
-            }
-            // d tanh(x) = dy * (1 - tanh(x)^2)
-            Unary::Tanh => {
-                let one = g.scalar_like(out, 1.0)?;
-                let sq = g.mul(out, out)?;
-                let d = g.sub(one, sq)?;
-                g.mul(grad, d)?
-            }
-            // d sigmoid(x) = dy * s (1 - s)
-            Unary::Sigmoid => {
-                let one = g.scalar_like(out, 1.0)?;
-                let d = g.sub(one, out)?;
-                let d = g.mul(out, d)?;
-                g.mul(grad, d)?
-            }
-            // d |x| = dy * sign(x)
-            Unary::Abs => {
-                let zero = g.scalar_like(x, 0.0)?;
-                let pos = g.gt(x, zero)?;
-                let neg = g.lt(x, zero)?;
-                let sign = g.sub(pos, neg)?;
-                g.mul(grad, sign)?
-            }
-            // d (1/x) = -dy / x^2 = -dy * y^2
-            Unary::Recip => {
-                let sq = g.mul(out, out)?;
-                let d = g.mul(grad, sq)?;
-                g.neg(d)?
-            }
-            // d relu(x) = dy * [x > 0]
-            Unary::Relu => {
-                let zero = g.scalar_like(x, 0.0)?;
-                let m = g.gt(x, zero)?;
-                g.mul(grad, m)?
-            }
-        };
-        Ok(vec![Some(dx)])
+        Ok(vec![self.0.vjp(g, inputs[0], out, grad)?])
     }
 }
 
@@ -189,21 +133,7 @@ pub struct BinaryOp(pub Binary);
 impl Op for BinaryOp {
     crate::structural_identity!();
     fn name(&self) -> &str {
-        match self.0 {
-            Binary::Add => "add",
-            Binary::Sub => "sub",
-            Binary::Mul => "mul",
-            Binary::Div => "div",
-            Binary::Max => "maximum",
-            Binary::Min => "minimum",
-            Binary::Pow => "pow",
-            Binary::Lt => "less",
-            Binary::Le => "less_equal",
-            Binary::Gt => "greater",
-            Binary::Ge => "greater_equal",
-            Binary::Eq => "equal",
-            Binary::Ne => "not_equal",
-        }
+        self.0.name()
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<TensorType> {
         expect_arity(self.name(), inputs.len(), 2)?;
@@ -218,6 +148,9 @@ impl Op for BinaryOp {
     fn scalar(&self) -> Option<ScalarFn> {
         Some(ScalarFn::binary(self.0))
     }
+    fn transcendental_depth(&self) -> usize {
+        self.0.transcendental_depth()
+    }
     fn vjp(
         &self,
         g: &mut Graph,
@@ -225,50 +158,8 @@ impl Op for BinaryOp {
         out: NodeId,
         grad: NodeId,
     ) -> Result<Vec<Option<NodeId>>> {
-        let (a, b) = (inputs[0], inputs[1]);
-        let grads = match self.0 {
-            // d(a + b) = (dy, dy)
-            Binary::Add => vec![Some(grad), Some(grad)],
-            // d(a - b) = (dy, -dy)
-            Binary::Sub => vec![Some(grad), Some(g.neg(grad)?)],
-            // d(a b) = (dy b, dy a)
-            Binary::Mul => vec![Some(g.mul(grad, b)?), Some(g.mul(grad, a)?)],
-            // d(a / b) = (dy / b, -dy (a/b) / b)
-            Binary::Div => {
-                let da = g.div(grad, b)?;
-                let t = g.mul(da, out)?;
-                vec![Some(da), Some(g.neg(t)?)]
-            }
-            // d max(a, b) = (dy [a >= b], dy [a < b]); ties go to a
-            Binary::Max => {
-                let m = g.ge(a, b)?;
-                let n = g.lt(a, b)?;
-                vec![Some(g.mul(grad, m)?), Some(g.mul(grad, n)?)]
-            }
-            // d min(a, b) = (dy [a <= b], dy [a > b])
-            Binary::Min => {
-                let m = g.le(a, b)?;
-                let n = g.gt(a, b)?;
-                vec![Some(g.mul(grad, m)?), Some(g.mul(grad, n)?)]
-            }
-            // d a^b = (dy b a^(b-1), dy a^b log a)
-            Binary::Pow => {
-                let one = g.scalar_like(b, 1.0)?;
-                let bm1 = g.sub(b, one)?;
-                let p = g.pow(a, bm1)?;
-                let da = g.mul(b, p)?;
-                let da = g.mul(grad, da)?;
-                let la = g.log(a)?;
-                let db = g.mul(out, la)?;
-                let db = g.mul(grad, db)?;
-                vec![Some(da), Some(db)]
-            }
-            // comparisons are piecewise constant: no gradient
-            Binary::Lt | Binary::Le | Binary::Gt | Binary::Ge | Binary::Eq | Binary::Ne => {
-                vec![None, None]
-            }
-        };
-        unbroadcast(g, inputs, grads)
+        let grads = self.0.vjp(g, inputs[0], inputs[1], out, grad)?;
+        unbroadcast(g, inputs, grads.to_vec())
     }
 }
 
