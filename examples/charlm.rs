@@ -13,6 +13,8 @@
 //! per-character cross-entropy) with that of a unigram model fitted on the train stream.
 #[path = "common/flags.rs"]
 mod flags;
+#[path = "common/run.rs"]
+mod run;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -28,13 +30,7 @@ const OOV: i64 = 1;
 const EOS: i64 = 2;
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    run::run_main(run)
 }
 
 fn clean(review: &str) -> String {

@@ -4,26 +4,29 @@
 //! cargo run --release --example imdb                       # embedded 2,000/1,000 subset, offline
 //! scripts/fetch-imdb.sh                                    # the full 25k/25k set, once
 //! cargo run --release --example imdb -- --data data/imdb-full --epochs 3 [--batch 128]
-//!     [--maxlen 200] [--save model.safetensors] [--cell lstm|gru|bilstm] [--mask]
+//!     [--maxlen 200] [--save model.safetensors] [--plot curves.png] [--onnx model.onnx]
+//!     [--cell lstm|gru|bilstm] [--mask]
+//! cargo run --release --example predict -- model.safetensors "a wonderful film"
 //! ```
 //!
 //! `--cell` picks the two recurrent layers (LSTM, the seed; GRU; bidirectional LSTM, whose
 //! second layer reads both directions of the first); `--mask` makes the embedding mask the
 //! padding ids (`mask_zero`), so the recurrent layers skip the padded steps.
+//!
+//! `--save` writes a model that stands alone (architecture, weights, tokenizer; a checkpoint
+//! after every epoch, the whole model at the end), `--plot` the training curves (PNG or SVG),
+//! `--onnx` an ONNX file and beside it `*.reference.json`, trellis's predictions for the first
+//! 64 test reviews, for `scripts/onnx_check.py`.
+#[path = "common/run.rs"]
+mod run;
+
 use std::process::ExitCode;
 use std::time::Instant;
 
 use trellis::nn::prelude::*;
 
 fn main() -> ExitCode {
-    // Errors print as their message (Display), not as a Debug dump, and exit nonzero.
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    run::run_main(run)
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -65,8 +68,22 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut opts = FitOptions::new(args.epochs, args.batch);
     opts.checkpoint = args.save.clone().map(Into::into);
     let t = Instant::now();
-    model.fit(&enc.x_train, &enc.y_train, &opts)?;
+    let history = model.fit(&enc.x_train, &enc.y_train, &opts)?;
     let train_s = t.elapsed().as_secs_f64();
+    if let Some(path) = &args.save {
+        model.set_text_encoder(Some(enc.text_encoder()));
+        model.save_model(path)?;
+    }
+    if let Some(path) = &args.plot {
+        history.plot(path)?;
+    }
+    if let Some(path) = &args.onnx {
+        trellis::nn::onnx::export(&model, path)?;
+        let rows = enc.n_test().min(64);
+        let reference = std::path::Path::new(path).with_extension("reference.json");
+        let x = enc.x_test.slice(trellis::nn::ndarray::s![..rows, ..]);
+        trellis::nn::onnx::write_reference(&mut model, x, reference)?;
+    }
 
     let test = model.evaluate(&enc.x_test, &enc.y_test)?;
     let timing = match args.epochs {
@@ -99,6 +116,8 @@ struct Args {
     batch: usize,
     maxlen: usize,
     save: Option<String>,
+    plot: Option<String>,
+    onnx: Option<String>,
 }
 
 impl Args {
@@ -111,6 +130,8 @@ impl Args {
             batch: 128,
             maxlen: 200,
             save: None,
+            plot: None,
+            onnx: None,
         };
         let mut it = std::env::args().skip(1);
         while let Some(flag) = it.next() {
@@ -125,6 +146,8 @@ impl Args {
                 "--batch" => a.batch = num(value()?)?,
                 "--maxlen" => a.maxlen = num(value()?)?,
                 "--save" => a.save = Some(value()?),
+                "--plot" => a.plot = Some(value()?),
+                "--onnx" => a.onnx = Some(value()?),
                 "--cell" => {
                     a.cell = match value()?.as_str() {
                         "lstm" => Cell::Lstm,
@@ -134,7 +157,7 @@ impl Args {
                     }
                 }
                 "--mask" => a.mask = true,
-                _ => return Err(format!("unknown argument {flag}\nusage: imdb [--data DIR] [--epochs N] [--batch B] [--maxlen L] [--save PATH] [--cell lstm|gru|bilstm] [--mask]")),
+                _ => return Err(format!("unknown argument {flag}\nusage: imdb [--data DIR] [--epochs N] [--batch B] [--maxlen L] [--save PATH] [--plot PATH] [--onnx PATH] [--cell lstm|gru|bilstm] [--mask]")),
             }
         }
         Ok(a)

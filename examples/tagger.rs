@@ -14,6 +14,8 @@
 //! most-frequent-tag baseline (each word tagged with its commonest training tag).
 #[path = "common/flags.rs"]
 mod flags;
+#[path = "common/run.rs"]
+mod run;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -27,13 +29,7 @@ const USAGE: &str = "tagger [--data DIR] [--epochs N] [--units H] [--embed E] [-
                      [--maxlen L] [--batch B] [--train-sentences N]";
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    run::run_main(run)
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {

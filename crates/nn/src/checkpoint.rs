@@ -48,6 +48,15 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> NnError + '_ {
 
 /// Writes `model`'s weights, optimiser state and step count to `path`.
 pub fn save(model: &Sequential, path: &Path) -> Result<()> {
+    save_with_metadata(model, path, HashMap::new())
+}
+
+/// [`save`] with more metadata entries (a saved model's architecture, ...).
+pub(crate) fn save_with_metadata(
+    model: &Sequential,
+    path: &Path,
+    mut meta: HashMap<String, String>,
+) -> Result<()> {
     if model.param_specs().is_empty() {
         return Err(NnError::Model(
             "nothing to save: the model is not built".into(),
@@ -83,7 +92,6 @@ pub fn save(model: &Sequential, path: &Path) -> Result<()> {
             path: path.into(),
             message: e.to_string(),
         })?;
-    let mut meta = HashMap::new();
     meta.insert("format".to_string(), "trellis".to_string());
     meta.insert("step".to_string(), model.step().to_string());
     meta.insert("epoch".to_string(), model.epochs_done().to_string());
@@ -138,7 +146,7 @@ impl Drop for TempFile {
 }
 
 /// Writes `bytes` to `path` atomically (temp file, sync, rename).
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let (tmp, mut f) = TempFile::beside(path)?;
     f.write_all(bytes).map_err(io(tmp.path()))?;
     f.sync_all().map_err(io(tmp.path()))?;
@@ -218,18 +226,40 @@ fn f32s(path: &Path, name: &str, t: &TensorView) -> Result<Vec<f32>> {
 /// Restores `model`'s weights (and, when present, optimiser state and step count) from `path`.
 /// Nothing changes unless every tensor loads.
 pub fn load(model: &mut Sequential, path: &Path, opts: LoadOptions) -> Result<()> {
-    let buf = std::fs::read(path).map_err(io(path))?;
+    let buf = read(path)?;
+    load_bytes(model, path, &buf, opts)
+}
+
+/// The file's bytes, read once by a caller that also needs its metadata.
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(io(path))
+}
+
+/// The metadata of the safetensors file `buf` (read from `path`).
+pub(crate) fn metadata(path: &Path, buf: &[u8]) -> Result<HashMap<String, String>> {
+    let (_, meta) = SafeTensors::read_metadata(buf).map_err(|e| NnError::Checkpoint {
+        path: path.into(),
+        message: format!(
+            "not a readable safetensors file ({} bytes; truncated or corrupt?): {e}",
+            buf.len()
+        ),
+    })?;
+    Ok(meta.metadata().clone().unwrap_or_default())
+}
+
+/// [`load`] from the file's bytes.
+pub(crate) fn load_bytes(
+    model: &mut Sequential,
+    path: &Path,
+    buf: &[u8],
+    opts: LoadOptions,
+) -> Result<()> {
     let err = |message: String| NnError::Checkpoint {
         path: path.into(),
         message,
     };
-    let (_, meta) = SafeTensors::read_metadata(&buf).map_err(|e| {
-        err(format!(
-            "not a readable safetensors file ({} bytes; truncated or corrupt?): {e}",
-            buf.len()
-        ))
-    })?;
-    let st = SafeTensors::deserialize(&buf)
+    let meta = metadata(path, buf)?;
+    let st = SafeTensors::deserialize(buf)
         .map_err(|e| err(format!("not a readable safetensors file: {e}")))?;
     let mut weights = Vec::new();
     for s in model.param_specs() {
@@ -263,7 +293,6 @@ pub fn load(model: &mut Sequential, path: &Path, opts: LoadOptions) -> Result<()
         check_finite(path, &s.name, &v, opts)?;
         weights.push(v);
     }
-    let meta = meta.metadata().clone().unwrap_or_default();
     // Optimiser state loads when the model's optimiser (if compiled yet) is of the same kind.
     let file_opt = meta.get("optimizer").cloned();
     let usable = match (&file_opt, model.optimizer_name()) {

@@ -6,7 +6,7 @@
 use crate::data::SplitMix64;
 
 /// How a parameter starts.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Init {
     /// All zeros.
     Zeros,

@@ -24,19 +24,22 @@ pub mod losses;
 pub mod memory;
 pub mod metrics;
 pub mod model;
+pub mod onnx;
 pub mod optim;
+mod plot;
 
 pub use error::{NnError, Result};
 pub use init::Init;
 pub use layers::{
     Activation, Bidirectional, Dense, DenseConfig, Dropout, DropoutConfig, Embedding,
-    EmbeddingConfig, Gru, GruConfig, Layer, Lstm, LstmConfig, Masking, Merge, Name, Named,
-    ParamSpec, Recurrent,
+    EmbeddingConfig, Gru, GruConfig, Layer, LayerConfig, Lstm, LstmConfig, Masking, Merge, Name,
+    Named, ParamSpec, Recurrent,
 };
 pub use losses::Loss;
 pub use metrics::Metric;
 pub use model::{
-    EpochLog, Evaluation, FitOptions, History, Inputs, Model, Sequential, StepGraph, Targets,
+    EpochLog, Evaluation, FitOptions, History, Inputs, Model, Sequential, StepGraph, Summary,
+    Targets,
 };
 /// The array crate that [`Inputs`] and [`Targets`] convert from (same version as trellis).
 pub use ndarray;

@@ -11,7 +11,7 @@ use crate::layers::Activation;
 use crate::Result;
 
 /// A loss of [`Sequential::compile`](crate::Sequential::compile).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Loss {
     /// Labels 0/1, one per output unit. From the logit when the last activation is a sigmoid
     /// (stable for large |z|); otherwise from the probability, clipped to `[1e-7, 1 - 1e-7]`

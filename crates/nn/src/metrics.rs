@@ -3,7 +3,7 @@ use crate::losses::Loss;
 
 /// A metric of [`Sequential::compile`](crate::Sequential::compile). The loss is always
 /// reported.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Metric {
     /// Binary accuracy (threshold 0.5 on the probability) for one output unit with binary
     /// cross-entropy (or MSE); categorical accuracy (argmax) for several units.

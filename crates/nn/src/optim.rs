@@ -18,7 +18,7 @@ use crate::{NnError, Result};
 /// m = beta_1 m + (1 - beta_1) g      v = beta_2 v + (1 - beta_2) g^2
 /// p = p - lr_t m / (sqrt(v) + epsilon)
 /// ```
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Adam {
     pub learning_rate: f64,
     pub beta_1: f64,
@@ -64,7 +64,7 @@ impl Adam {
 
 /// SGD with optional (Nesterov) momentum, Keras's update:
 /// `v = momentum v - lr g; p = p + v` (Nesterov: `p = p + momentum v - lr g`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Sgd {
     pub learning_rate: f64,
     pub momentum: f64,
@@ -105,7 +105,7 @@ impl Sgd {
 }
 
 /// An optimiser of [`Sequential::compile`](crate::Sequential::compile).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Optimizer {
     Adam(Adam),
     Sgd(Sgd),

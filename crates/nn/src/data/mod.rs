@@ -15,12 +15,14 @@ pub mod imdb;
 pub mod lm;
 pub mod pad;
 pub mod tagged;
+pub mod text;
 pub mod tokenizer;
 pub mod vocab;
 
 pub use batches::{batch_ranges, gather_rows, shuffle, shuffled_indices, BatchRanges, SplitMix64};
 pub use imdb::Dataset;
 pub use pad::{pad_sequences, Side};
+pub use text::TextEncoder;
 pub use tokenizer::{text_to_words, Tokenizer, INDEX_FROM, OOV, PAD, START};
 pub use vocab::{rank_by_frequency, Vocab};
 
@@ -53,6 +55,14 @@ pub struct Encoded {
     pub maxlen: usize,
     /// The tokenizer, fitted on the train texts only.
     pub tokenizer: Tokenizer,
+}
+
+impl Encoded {
+    /// How these rows were made from texts, for a model to encode new ones the same way
+    /// ([`Sequential::predict_text`](crate::Sequential::predict_text)).
+    pub fn text_encoder(&self) -> TextEncoder {
+        TextEncoder::new(self.tokenizer.clone(), self.maxlen)
+    }
 }
 
 impl Encoded {
@@ -91,14 +101,15 @@ pub fn encode_dataset(ds: &Dataset, num_words: usize, maxlen: usize) -> Result<E
         });
     }
     let tokenizer = Tokenizer::fit(ds.train.iter().map(|(t, _)| t.as_str()), num_words)?;
+    let text = TextEncoder::new(tokenizer, maxlen);
     let encode = |split: &[(String, u8)]| {
-        let seqs: Vec<Vec<i64>> = split.iter().map(|(t, _)| tokenizer.encode(t)).collect();
-        let x = pad_sequences(&seqs, maxlen, Side::Pre, Side::Pre, PAD);
+        let x = text.encode(split.iter().map(|(t, _)| t.as_str()));
         let y: Array1<f32> = split.iter().map(|&(_, l)| f32::from(l)).collect();
         (x, y)
     };
     let (x_train, y_train) = encode(&ds.train);
     let (x_test, y_test) = encode(&ds.test);
+    let tokenizer = text.tokenizer;
     Ok(Encoded {
         x_train,
         y_train,

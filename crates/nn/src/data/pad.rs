@@ -2,7 +2,9 @@
 use ndarray::Array2;
 
 /// Which end of a sequence to pad or truncate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Side {
     /// At the front (the Keras default for both padding and truncating).
     #[default]

@@ -7,11 +7,11 @@ use trellis_ir::lstm::Direction;
 use trellis_ir::{Graph, NodeId};
 
 use super::recurrent::{check_sequence, output, Recurrent};
-use super::{Act, BuildCtx, Layer, Layout, ParamSpec, Scope};
+use super::{Act, BuildCtx, Layer, LayerConfig, Layout, ParamSpec, Scope};
 use crate::Result;
 
 /// How the two directions' outputs combine (Keras's `merge_mode`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Merge {
     /// Forward features, then backward ones (`2 * units` wide).
     #[default]
@@ -99,6 +99,12 @@ impl Layer for Bidirectional {
         prev.as_any()
             .downcast_ref::<Bidirectional>()
             .is_some_and(|p| p.layer.kind() == self.layer.kind() && p.layer.return_sequences())
+    }
+    fn config(&self) -> Option<LayerConfig> {
+        Some(LayerConfig::Bidirectional {
+            layer: Box::new(self.layer.config()?),
+            merge: self.merge,
+        })
     }
     fn as_any(&self) -> &dyn Any {
         self

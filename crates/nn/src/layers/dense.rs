@@ -3,12 +3,12 @@ use std::any::Any;
 
 use trellis_ir::{Graph, NodeId};
 
-use super::{Act, BuildCtx, Layer, Layout, ParamSpec, Scope};
+use super::{Act, BuildCtx, Layer, LayerConfig, Layout, ParamSpec, Scope};
 use crate::init::Init;
 use crate::Result;
 
 /// The activation of a [`Dense`] layer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Activation {
     /// Identity (Keras `activation=None`).
     #[default]
@@ -35,7 +35,7 @@ impl Activation {
 
 /// Configuration of a [`Dense`] layer. Keras defaults: no activation, Glorot-uniform kernel,
 /// zero bias.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DenseConfig {
     pub units: usize,
     pub activation: Activation,
@@ -139,6 +139,9 @@ impl Layer for Dense {
             logits: Some((z, self.config.activation)),
             ..out
         })
+    }
+    fn config(&self) -> Option<LayerConfig> {
+        Some(LayerConfig::Dense(self.config.clone()))
     }
     fn as_any(&self) -> &dyn Any {
         self

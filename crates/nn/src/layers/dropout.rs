@@ -4,11 +4,11 @@ use std::any::Any;
 
 use trellis_ir::{Graph, NodeId, TensorType};
 
-use super::{Act, BuildCtx, Layer, MaskInput, ParamSpec, Scope};
+use super::{Act, BuildCtx, Layer, LayerConfig, MaskInput, ParamSpec, Scope};
 use crate::{NnError, Result};
 
 /// Configuration of a [`Dropout`] layer.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DropoutConfig {
     pub rate: f32,
 }
@@ -69,6 +69,9 @@ impl Layer for Dropout {
         let mask = g.input(&name, TensorType::f32(shape));
         ctx.masks.push(MaskInput { node: mask, rate });
         Ok(x.with_node(g.mul(x.node, mask)?))
+    }
+    fn config(&self) -> Option<LayerConfig> {
+        Some(LayerConfig::Dropout(self.config.clone()))
     }
     fn as_any(&self) -> &dyn Any {
         self

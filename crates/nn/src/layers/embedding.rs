@@ -3,13 +3,13 @@ use std::any::Any;
 
 use trellis_ir::{Graph, NodeId, Tensor};
 
-use super::{Act, BuildCtx, Layer, Layout, ParamSpec, Scope};
+use super::{Act, BuildCtx, Layer, LayerConfig, Layout, ParamSpec, Scope};
 use crate::init::Init;
 use crate::{NnError, Result};
 
 /// Configuration of an [`Embedding`]. Keras defaults: `RandomUniform(-0.05, 0.05)`,
 /// `mask_zero=False`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EmbeddingConfig {
     pub vocab: usize,
     pub dim: usize,
@@ -110,6 +110,9 @@ impl Layer for Embedding {
     }
     fn takes_ids(&self) -> bool {
         true
+    }
+    fn config(&self) -> Option<LayerConfig> {
+        Some(LayerConfig::Embedding(self.config.clone()))
     }
     fn as_any(&self) -> &dyn Any {
         self

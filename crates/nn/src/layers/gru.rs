@@ -9,13 +9,13 @@ use trellis_ir::{Graph, NodeId};
 use super::recurrent::{
     check_sequence, initial_states, output, return_state_error, seq_layout, weight_specs, Recurrent,
 };
-use super::{Act, BuildCtx, Layer, ParamSpec, Scope};
+use super::{Act, BuildCtx, Layer, LayerConfig, ParamSpec, Scope};
 use crate::init::Init;
 use crate::Result;
 
 /// Configuration of a [`Gru`]. Keras defaults: `return_sequences=False`,
 /// `return_state=False`, Glorot-uniform kernel, orthogonal recurrent kernel, zero biases.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GruConfig {
     pub units: usize,
     pub return_sequences: bool,
@@ -150,6 +150,9 @@ impl Layer for Gru {
         prev.as_any()
             .downcast_ref::<Gru>()
             .is_some_and(|p| p.config.return_sequences)
+    }
+    fn config(&self) -> Option<LayerConfig> {
+        Some(LayerConfig::Gru(self.config.clone()))
     }
     fn as_any(&self) -> &dyn Any {
         self

@@ -7,14 +7,14 @@ use trellis_ir::{Graph, NodeId};
 use super::recurrent::{
     check_sequence, initial_states, output, return_state_error, seq_layout, weight_specs, Recurrent,
 };
-use super::{Act, BuildCtx, Layer, Layout, ParamSpec, Scope};
+use super::{Act, BuildCtx, Layer, LayerConfig, Layout, ParamSpec, Scope};
 use crate::init::Init;
 use crate::Result;
 
 /// Configuration of an [`Lstm`]. Keras defaults: `return_sequences=False`,
 /// `return_state=False`, Glorot-uniform kernel, orthogonal recurrent kernel, zero bias with the
 /// forget gate at 1.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LstmConfig {
     pub units: usize,
     pub return_sequences: bool,
@@ -170,6 +170,9 @@ impl Layer for Lstm {
         prev.as_any()
             .downcast_ref::<Lstm>()
             .is_some_and(|p| p.config.return_sequences)
+    }
+    fn config(&self) -> Option<LayerConfig> {
+        Some(LayerConfig::Lstm(self.config.clone()))
     }
     fn as_any(&self) -> &dyn Any {
         self

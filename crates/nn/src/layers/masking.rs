@@ -5,11 +5,11 @@ use std::any::Any;
 use trellis_ir::{DType, Graph, NodeId};
 
 use super::recurrent::check_sequence;
-use super::{Act, BuildCtx, Layer, ParamSpec, Scope};
+use super::{Act, BuildCtx, Layer, LayerConfig, ParamSpec, Scope};
 use crate::Result;
 
 /// Keras default `mask_value = 0.0`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Masking {
     pub mask_value: f32,
 }
@@ -56,6 +56,9 @@ impl Layer for Masking {
             mask: Some(any),
             ..x.with_node(y)
         })
+    }
+    fn config(&self) -> Option<LayerConfig> {
+        Some(LayerConfig::Masking(self.clone()))
     }
     fn as_any(&self) -> &dyn Any {
         self

@@ -16,6 +16,7 @@ use crate::init::Init;
 use crate::Result;
 
 mod bidirectional;
+mod config;
 mod dense;
 mod dropout;
 mod embedding;
@@ -26,6 +27,7 @@ mod named;
 mod recurrent;
 
 pub use bidirectional::{Bidirectional, Merge};
+pub use config::LayerConfig;
 pub use dense::{Activation, Dense, DenseConfig};
 pub use dropout::{Dropout, DropoutConfig};
 pub use embedding::{Embedding, EmbeddingConfig};
@@ -143,6 +145,11 @@ pub trait Layer: Debug + Send + Sync {
     /// Whether the layer expects integer token ids as input (an embedding).
     fn takes_ids(&self) -> bool {
         false
+    }
+    /// The layer as data, for saved models (`None`: a layer defined outside trellis, which a
+    /// saved model cannot rebuild).
+    fn config(&self) -> Option<LayerConfig> {
+        None
     }
     fn as_any(&self) -> &dyn Any;
 }

@@ -5,7 +5,7 @@ use std::any::Any;
 
 use trellis_ir::{Graph, NodeId};
 
-use super::{Act, BuildCtx, Layer, ParamSpec, Scope};
+use super::{Act, BuildCtx, Layer, LayerConfig, ParamSpec, Scope};
 use crate::Result;
 
 /// A layer under a chosen module name. Consecutive layers of one name that stack (as
@@ -51,6 +51,12 @@ impl Layer for Named {
     }
     fn takes_ids(&self) -> bool {
         self.layer.takes_ids()
+    }
+    fn config(&self) -> Option<LayerConfig> {
+        Some(LayerConfig::Named {
+            name: self.name.clone(),
+            layer: Box::new(self.layer.config()?),
+        })
     }
     /// The wrapped layer's, so that code asking "is this an embedding?" sees through the name.
     fn as_any(&self) -> &dyn Any {

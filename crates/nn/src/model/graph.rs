@@ -38,7 +38,7 @@ pub struct StepGraph {
 }
 
 /// The forward part of a step graph: the model's output, batch-major.
-struct Forward {
+pub(super) struct Forward {
     x: NodeId,
     params: Vec<NodeId>,
     pred: NodeId,
@@ -46,11 +46,13 @@ struct Forward {
     /// `[B, T]` when the output is per step and the input carries a mask.
     mask: Option<NodeId>,
     masks: Vec<MaskInput>,
+    /// Each layer's output shape, batch-major (what `summary` shows).
+    pub(super) layer_dims: Vec<Vec<usize>>,
 }
 
 impl Sequential {
     /// Appends the model's forward pass for `batch` samples of `row` shape (built model).
-    fn forward(
+    pub(super) fn forward(
         &self,
         g: &mut Graph,
         batch: usize,
@@ -79,8 +81,14 @@ impl Sequential {
             masks: Vec::new(),
         };
         let mut act = Act::new(x, Layout::BatchMajor);
+        let mut layer_dims = Vec::with_capacity(self.layers.len());
         for (l, r) in self.layers.iter().zip(&self.layer_params) {
             act = l.build(g, act, &params[r.clone()], &mut ctx)?;
+            let mut dims = g.ty(act.node).dims().to_vec();
+            if act.layout == Layout::TimeMajor && dims.len() >= 2 {
+                dims.swap(0, 1);
+            }
+            layer_dims.push(dims);
         }
         let (mut pred, mut logits, mut mask) = (act.node, act.logits, act.mask);
         let rank = g.ty(pred).rank();
@@ -107,6 +115,7 @@ impl Sequential {
             logits,
             mask: if rank == 3 { mask } else { None },
             masks: ctx.masks,
+            layer_dims,
         })
     }
 

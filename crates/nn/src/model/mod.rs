@@ -17,8 +17,9 @@
 //! One module per job: [`arrays`](Inputs) (shaped data), `checks` (x, y and the model must
 //! agree), `naming` (parameter names and initial values), `graph` (the step graph), `plans`
 //! (plan caching, weights in and out), `feed` (a batch into a plan), `fit` (the training
-//! loop), `inference` (`evaluate`, `predict`), `progress` (the display); this file holds the
-//! model's state and `compile`/`save`/`load`.
+//! loop), `inference` (`evaluate`, `predict`), `progress` (the display), `summary` (Keras's
+//! layer table), `saved` (standalone saved models); this file holds the model's state and
+//! `compile`/`save`/`load`.
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
@@ -41,13 +42,18 @@ mod naming;
 mod options;
 mod plans;
 mod progress;
+mod saved;
+mod summary;
 
+pub(crate) use arrays::Values;
 pub use arrays::{Inputs, Targets};
 use checks::Shapes;
 pub use graph::StepGraph;
 pub use history::{EpochLog, Evaluation, History};
 pub use options::FitOptions;
 use plans::Runner;
+pub use saved::FORMAT_VERSION;
+pub use summary::{Summary, SummaryRow};
 
 #[derive(Clone, Debug)]
 pub(super) struct Compiled {
@@ -76,6 +82,8 @@ pub struct Sequential {
     memory_limit: Option<u64>,
     train: Option<Runner>,
     infer: Option<Runner>,
+    /// How raw texts become its input rows (kept by saved models).
+    text: Option<crate::data::TextEncoder>,
 }
 
 /// Keras's name for a compiled model.
@@ -138,6 +146,10 @@ impl Sequential {
     /// Parameter declarations (names, shapes, initialisers), once built.
     pub fn param_specs(&self) -> &[ParamSpec] {
         &self.specs
+    }
+    /// Which of [`Sequential::param_specs`] belong to each layer, once built.
+    pub fn layer_param_ranges(&self) -> &[Range<usize>] {
+        &self.layer_params
     }
     /// Current parameter values, in [`Sequential::param_specs`] order.
     pub fn weights(&self) -> &[Vec<f32>] {

@@ -1,0 +1,471 @@
+//! ONNX export of a trained [`Sequential`] (opset 14, IR version 8), for serving the model
+//! in any ONNX runtime.
+//!
+//! Layers map to ONNX operators: `Embedding` -> `Gather` (ids transposed to time-major first,
+//! as trellis does); `LSTM` / `GRU` -> `LSTM` / `GRU` (`layout = 0`, gates reordered from
+//! PyTorch's i, f, g, o and r, z, n to ONNX's i, o, f, c and z, r, h; the GRU with
+//! `linear_before_reset = 1`, which is PyTorch's and Keras's `reset_after`); `Bidirectional`
+//! -> one operator with `direction = bidirectional`, merged as trellis merges; `Dense` ->
+//! `Gemm` (or `MatMul` + `Add` on a sequence) and its activation; `Dropout` -> nothing.
+//! Masking (`mask_zero`, `Masking`) is refused: ONNX's `sequence_lens` only skips padding at
+//! the end of a sequence, Keras's mask skips it anywhere.
+//!
+//! `scripts/onnx_check.py` runs an exported file in onnxruntime against the reference that
+//! [`write_reference`] writes (trellis's predictions for some inputs).
+use std::path::Path;
+
+use crate::layers::{Activation, LayerConfig, Merge};
+use crate::model::{Inputs, Values};
+use crate::{NnError, Result, Sequential};
+
+mod proto;
+
+use proto::{Attr, Dim, Msg};
+
+/// The opset the exported graphs use.
+pub const OPSET: i64 = 14;
+const IR_VERSION: i64 = 8;
+
+/// A value of the graph being written: its name, dims in storage order, and whether a
+/// sequence is stored time-major (`[T, N, F]`).
+#[derive(Clone, Debug)]
+struct Value {
+    name: String,
+    dims: Vec<Dim>,
+    time_major: bool,
+}
+
+#[derive(Default)]
+struct Builder {
+    nodes: Vec<Msg>,
+    inits: Vec<Msg>,
+    count: usize,
+}
+
+impl Builder {
+    fn fresh(&mut self, base: &str) -> String {
+        self.count += 1;
+        format!("{base}_{}", self.count)
+    }
+    /// Appends a node with one output per name in `outs`, returns their value names.
+    fn node_n(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        outs: usize,
+        attrs: &[(&str, Attr)],
+    ) -> Vec<String> {
+        let base = self.fresh(&op.to_lowercase());
+        let outputs: Vec<String> = (0..outs).map(|i| format!("{base}:{i}")).collect();
+        let o: Vec<&str> = outputs.iter().map(String::as_str).collect();
+        self.nodes.push(proto::node(&base, op, inputs, &o, attrs));
+        outputs
+    }
+    fn node(&mut self, op: &str, inputs: &[&str], attrs: &[(&str, Attr)]) -> String {
+        self.node_n(op, inputs, 1, attrs).remove(0)
+    }
+    fn f32s(&mut self, name: &str, dims: &[usize], v: &[f32]) -> String {
+        self.inits.push(proto::f32_tensor(name, dims, v));
+        name.to_string()
+    }
+    fn i64s(&mut self, v: &[i64]) -> String {
+        let name = self.fresh("const");
+        self.inits.push(proto::i64_tensor(&name, &[v.len()], v));
+        name
+    }
+    fn transpose(&mut self, x: &str, perm: &[i64]) -> String {
+        self.node("Transpose", &[x], &[("perm", Attr::Ints(perm.to_vec()))])
+    }
+}
+
+fn unsupported(i: usize, class: &str, why: &str) -> NnError {
+    NnError::Model(format!("onnx export: layer {i} ({class}): {why}"))
+}
+
+/// Writes `model` (built: trained, loaded or `build()` called) as an ONNX file at `path`. The
+/// graph's input is `input` (int64 token ids `[batch, T]` for a model that starts with an
+/// embedding, else float `[batch, ...]`), its output `output`, as [`Sequential::predict`]
+/// returns it.
+pub fn export(model: &Sequential, path: impl AsRef<Path>) -> Result<()> {
+    let bytes = to_bytes(model)?;
+    crate::checkpoint::write_atomic(path.as_ref(), &bytes)
+}
+
+/// The ONNX `ModelProto` of `model`, encoded.
+pub fn to_bytes(model: &Sequential) -> Result<Vec<u8>> {
+    if model.param_specs().is_empty() {
+        return Err(NnError::Model(
+            "onnx export: the model is not built (train, load or build() it first)".into(),
+        ));
+    }
+    let takes_ids = model.layers().first().is_some_and(|l| l.takes_ids());
+    let shape = model.input_shape().map(<[usize]>::to_vec);
+    let mut in_dims = vec![Dim::Param("batch")];
+    match (&shape, takes_ids) {
+        (Some(s), _) => in_dims.extend(s.iter().map(|&d| Dim::Fixed(d))),
+        (None, true) => in_dims.push(Dim::Param("time")),
+        (None, false) => {
+            return Err(NnError::Model(
+                "onnx export: the model's input shape is unknown (set with_input_shape)".into(),
+            ))
+        }
+    }
+    let elem = if takes_ids {
+        proto::INT64
+    } else {
+        proto::FLOAT
+    };
+    let input = proto::value_info("input", elem, &in_dims);
+    let mut b = Builder::default();
+    let mut v = Value {
+        name: "input".into(),
+        dims: in_dims,
+        time_major: false,
+    };
+    let specs = model.param_specs();
+    for (i, (l, r)) in model
+        .layers()
+        .iter()
+        .zip(model.layer_param_ranges())
+        .enumerate()
+    {
+        let c = l
+            .config()
+            .ok_or_else(|| unsupported(i, l.kind(), "not a trellis layer, it has no ONNX form"))?;
+        let params: Vec<(&[usize], &[f32])> = specs[r.clone()]
+            .iter()
+            .zip(&model.weights()[r.clone()])
+            .map(|(s, w)| (s.shape.as_slice(), w.as_slice()))
+            .collect();
+        let names: Vec<&str> = specs[r.clone()].iter().map(|s| s.name.as_str()).collect();
+        v = layer(&mut b, i, &c, &names, &params, v)?;
+    }
+    if v.time_major && v.dims.len() == 3 {
+        v.name = b.transpose(&v.name, &[1, 0, 2]);
+        v.dims.swap(0, 1);
+    }
+    // The graph's output under a fixed name.
+    let out = proto::node("output", "Identity", &[&v.name], &["output"], &[]);
+    b.nodes.push(out);
+    let output = proto::value_info("output", proto::FLOAT, &v.dims);
+
+    let mut graph = Msg::default();
+    for n in b.nodes {
+        graph = graph.msg(1, n);
+    }
+    graph = graph.str(2, "trellis");
+    for t in b.inits {
+        graph = graph.msg(5, t);
+    }
+    graph = graph.msg(11, input).msg(12, output);
+    let opset = Msg::default().str(1, "").int(2, OPSET);
+    let m = Msg::default()
+        .int(1, IR_VERSION)
+        .str(2, "trellis")
+        .str(3, env!("CARGO_PKG_VERSION"))
+        .msg(7, graph)
+        .msg(8, opset);
+    Ok(m.0)
+}
+
+/// Appends layer `i` (`c`, with its parameters' names and values) to the graph.
+fn layer(
+    b: &mut Builder,
+    i: usize,
+    c: &LayerConfig,
+    names: &[&str],
+    params: &[(&[usize], &[f32])],
+    x: Value,
+) -> Result<Value> {
+    match c {
+        LayerConfig::Named { layer: inner, .. } => layer(b, i, inner, names, params, x),
+        LayerConfig::Dropout(_) => Ok(x),
+        LayerConfig::Masking(_) => Err(unsupported(
+            i,
+            "Masking",
+            "ONNX recurrent operators cannot skip masked steps",
+        )),
+        LayerConfig::Embedding(e) => {
+            if e.mask_zero {
+                return Err(unsupported(
+                    i,
+                    "Embedding",
+                    "mask_zero: ONNX recurrent operators cannot skip masked steps",
+                ));
+            }
+            let (shape, w) = params[0];
+            let table = b.f32s(names[0], shape, w);
+            let dim = Dim::Fixed(e.dim);
+            if x.dims.len() == 2 {
+                let ids_t = b.transpose(&x.name, &[1, 0]);
+                let y = b.node("Gather", &[&table, &ids_t], &[]);
+                Ok(Value {
+                    name: y,
+                    dims: vec![x.dims[1].clone(), x.dims[0].clone(), dim],
+                    time_major: true,
+                })
+            } else {
+                let y = b.node("Gather", &[&table, &x.name], &[]);
+                Ok(Value {
+                    name: y,
+                    dims: vec![x.dims[0].clone(), dim],
+                    time_major: false,
+                })
+            }
+        }
+        LayerConfig::Dense(d) => {
+            let (wshape, w) = params[0];
+            let (units, inf) = (wshape[0], wshape[1]);
+            let mut dims = x.dims.clone();
+            *dims.last_mut().expect("rank >= 1") = Dim::Fixed(units);
+            let z = if x.dims.len() == 2 {
+                let mut inputs = vec![x.name.clone(), b.f32s(names[0], wshape, w)];
+                if let Some((s, v)) = params.get(1) {
+                    inputs.push(b.f32s(names[1], s, v));
+                }
+                let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+                b.node("Gemm", &inputs, &[("transB", Attr::Int(1))])
+            } else {
+                let mut wt = vec![0f32; w.len()];
+                for (r, row) in w.chunks(inf).enumerate() {
+                    for (k, &val) in row.iter().enumerate() {
+                        wt[k * units + r] = val;
+                    }
+                }
+                let wn = b.f32s(&format!("{}_t", names[0]), &[inf, units], &wt);
+                let mut z = b.node("MatMul", &[&x.name, &wn], &[]);
+                if let Some((s, v)) = params.get(1) {
+                    let bias = b.f32s(names[1], s, v);
+                    z = b.node("Add", &[&z, &bias], &[]);
+                }
+                z
+            };
+            let y = match d.activation {
+                Activation::Linear => z,
+                Activation::Sigmoid => b.node("Sigmoid", &[&z], &[]),
+                Activation::Relu => b.node("Relu", &[&z], &[]),
+                Activation::Tanh => b.node("Tanh", &[&z], &[]),
+                Activation::Softmax => b.node("Softmax", &[&z], &[("axis", Attr::Int(-1))]),
+            };
+            Ok(Value { name: y, dims, ..x })
+        }
+        LayerConfig::Lstm(l) => {
+            let cell = Cell::Lstm;
+            recurrent(b, i, cell, l.units, l.return_sequences, None, params, x)
+        }
+        LayerConfig::Gru(g) => {
+            let cell = Cell::Gru;
+            recurrent(b, i, cell, g.units, g.return_sequences, None, params, x)
+        }
+        LayerConfig::Bidirectional {
+            layer: inner,
+            merge,
+        } => {
+            let mut inner = inner.as_ref();
+            while let LayerConfig::Named { layer, .. } = inner {
+                inner = layer;
+            }
+            let (cell, units, rs) = match inner {
+                LayerConfig::Lstm(l) => (Cell::Lstm, l.units, l.return_sequences),
+                LayerConfig::Gru(g) => (Cell::Gru, g.units, g.return_sequences),
+                other => {
+                    return Err(unsupported(
+                        i,
+                        "Bidirectional",
+                        &format!("wraps a {}", other.class_name()),
+                    ))
+                }
+            };
+            recurrent(b, i, cell, units, rs, Some(*merge), params, x)
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cell {
+    Lstm,
+    Gru,
+}
+
+impl Cell {
+    /// For each ONNX gate block, trellis's (PyTorch's) block: LSTM i, o, f, c from i, f, g, o;
+    /// GRU z, r, h from r, z, n.
+    fn order(self) -> &'static [usize] {
+        match self {
+            Cell::Lstm => &[0, 3, 1, 2],
+            Cell::Gru => &[1, 0, 2],
+        }
+    }
+    fn op(self) -> &'static str {
+        match self {
+            Cell::Lstm => "LSTM",
+            Cell::Gru => "GRU",
+        }
+    }
+}
+
+/// `v` (`[G·H, ...]`, G blocks of rows) with its blocks in ONNX order.
+fn reorder(cell: Cell, v: &[f32]) -> Vec<f32> {
+    let order = cell.order();
+    let block = v.len() / order.len();
+    order
+        .iter()
+        .flat_map(|&g| &v[g * block..(g + 1) * block])
+        .copied()
+        .collect()
+}
+
+/// An LSTM or GRU over `x`, one direction or (with `merge`) both; `params` hold each
+/// direction's `w_ih, w_hh, bias...` in turn.
+#[allow(clippy::too_many_arguments)]
+fn recurrent(
+    b: &mut Builder,
+    i: usize,
+    cell: Cell,
+    units: usize,
+    return_sequences: bool,
+    merge: Option<Merge>,
+    params: &[(&[usize], &[f32])],
+    x: Value,
+) -> Result<Value> {
+    if x.dims.len() != 3 {
+        return Err(unsupported(i, cell.op(), "input is not a sequence"));
+    }
+    let xt = if x.time_major {
+        x.name.clone()
+    } else {
+        b.transpose(&x.name, &[1, 0, 2])
+    };
+    let (t, n) = if x.time_major {
+        (x.dims[0].clone(), x.dims[1].clone())
+    } else {
+        (x.dims[1].clone(), x.dims[0].clone())
+    };
+    let dirs = if merge.is_some() { 2 } else { 1 };
+    let per = params.len() / dirs;
+    let gh = params[0].0[0];
+    let inf = params[0].0[1];
+    let (mut w, mut r, mut bias) = (Vec::new(), Vec::new(), Vec::new());
+    for d in params.chunks(per) {
+        w.extend(reorder(cell, d[0].1));
+        r.extend(reorder(cell, d[1].1));
+        match cell {
+            Cell::Lstm => {
+                bias.extend(reorder(cell, d[2].1));
+                bias.extend(std::iter::repeat_n(0.0, gh));
+            }
+            Cell::Gru => {
+                bias.extend(reorder(cell, d[2].1));
+                bias.extend(reorder(cell, d[3].1));
+            }
+        }
+    }
+    let tag = b.fresh(&cell.op().to_lowercase());
+    let wn = b.f32s(&format!("{tag}.W"), &[dirs, gh, inf], &w);
+    let rn = b.f32s(&format!("{tag}.R"), &[dirs, gh, units], &r);
+    let bn = b.f32s(&format!("{tag}.B"), &[dirs, 2 * gh], &bias);
+    let direction = if dirs == 2 {
+        "bidirectional"
+    } else {
+        "forward"
+    };
+    let mut attrs = vec![
+        ("hidden_size", Attr::Int(units as i64)),
+        ("direction", Attr::Str(direction)),
+    ];
+    if cell == Cell::Gru {
+        attrs.push(("linear_before_reset", Attr::Int(1)));
+    }
+    let outs = b.node_n(cell.op(), &[&xt, &wn, &rn, &bn], 2, &attrs);
+    // Y [T, D, N, H]; Y_h [D, N, H]: the direction axis is 1 or 0.
+    let (y, axis) = if return_sequences {
+        (&outs[0], 1)
+    } else {
+        (&outs[1], 0)
+    };
+    let merged_units = match merge {
+        Some(Merge::Concat) => 2 * units,
+        _ => units,
+    };
+    let name = match merge {
+        None => {
+            let axes = b.i64s(&[axis]);
+            b.node("Squeeze", &[y, &axes], &[])
+        }
+        Some(Merge::Concat) => {
+            // Forward then backward features: move the direction axis next to H and fold.
+            let (perm, shape): (&[i64], Vec<i64>) = if return_sequences {
+                (&[0, 2, 1, 3], vec![0, 0, merged_units as i64])
+            } else {
+                (&[1, 0, 2], vec![0, merged_units as i64])
+            };
+            let moved = b.transpose(y, perm);
+            let shape = b.i64s(&shape);
+            b.node("Reshape", &[&moved, &shape], &[])
+        }
+        Some(Merge::Sum) => {
+            let axes = b.i64s(&[axis]);
+            b.node("ReduceSum", &[y, &axes], &[("keepdims", Attr::Int(0))])
+        }
+        Some(m) => {
+            let op = if m == Merge::Mul {
+                "ReduceProd"
+            } else {
+                "ReduceMean"
+            };
+            let attrs = [("axes", Attr::Ints(vec![axis])), ("keepdims", Attr::Int(0))];
+            b.node(op, &[y], &attrs)
+        }
+    };
+    let h = Dim::Fixed(merged_units);
+    Ok(if return_sequences {
+        Value {
+            name,
+            dims: vec![t, n, h],
+            time_major: true,
+        }
+    } else {
+        Value {
+            name,
+            dims: vec![n, h],
+            time_major: false,
+        }
+    })
+}
+
+/// Writes trellis's predictions for `x` beside an exported model, for
+/// `scripts/onnx_check.py`: JSON `{"input": {"dtype", "shape", "data"}, "output": {"shape",
+/// "data"}}`.
+pub fn write_reference<'a>(
+    model: &mut Sequential,
+    x: impl Into<Inputs<'a>>,
+    path: impl AsRef<Path>,
+) -> Result<()> {
+    let x = x.into();
+    let out = model.predict(&x)?;
+    let (dtype, data) = match &x.values {
+        Values::Ids(v) => ("int64", serde_json::json!(v)),
+        Values::Floats(v) => ("float32", serde_json::json!(v)),
+    };
+    let json = serde_json::json!({
+        "input": {"dtype": dtype, "shape": x.shape(), "data": data},
+        "output": {"shape": out.shape(), "data": out.iter().collect::<Vec<_>>()},
+    });
+    let text =
+        serde_json::to_string(&json).map_err(|e| NnError::Model(format!("onnx reference: {e}")))?;
+    crate::checkpoint::write_atomic(path.as_ref(), text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gate_blocks_move_to_onnx_order() {
+        // Blocks of 2 values: LSTM i f g o -> i o f g; GRU r z n -> z r n.
+        let v: Vec<f32> = (0..8).map(|x| x as f32).collect();
+        assert_eq!(reorder(Cell::Lstm, &v), [0., 1., 6., 7., 2., 3., 4., 5.]);
+        let v: Vec<f32> = (0..6).map(|x| x as f32).collect();
+        assert_eq!(reorder(Cell::Gru, &v), [2., 3., 0., 1., 4., 5.]);
+    }
+}
