@@ -13,7 +13,6 @@
 //! `cargo run --release --example custom_op` (exits 1 if a check fails).
 use trellis::autodiff::{grad, gradcheck, Tolerance};
 use trellis::ir::lanes::Lanes;
-use trellis::ir::ops::eval_elementwise;
 use trellis::ir::{
     run, Feeds, Graph, NodeId, Op, Precision, Prim, Result, Scalar, ScalarFn, Tensor, TensorType,
     Unary,
@@ -39,15 +38,6 @@ fn softplus_p() -> Prim {
     .expect("softplus_p is defined once")
 }
 
-/// What every elementwise op shares: the type of its first input, evaluation of its scalar form.
-fn same_type(inputs: &[&TensorType]) -> Result<TensorType> {
-    Ok(inputs[0].clone())
-}
-fn eval_scalar(op: &dyn Op, inputs: &[&Tensor]) -> Result<Tensor> {
-    let ty = inputs[0].ty();
-    eval_elementwise(&op.scalar().expect("elementwise"), inputs, &ty)
-}
-
 /// `softplus_p(x)`; `d/dx = sigmoid(x)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct MySoftplus;
@@ -55,12 +45,6 @@ struct MySoftplus;
 impl Op for MySoftplus {
     fn name(&self) -> &str {
         "my_softplus"
-    }
-    fn infer(&self, inputs: &[&TensorType]) -> Result<TensorType> {
-        same_type(inputs)
-    }
-    fn eval(&self, inputs: &[&Tensor]) -> Result<Tensor> {
-        eval_scalar(self, inputs)
     }
     fn is_elementwise(&self) -> bool {
         true
@@ -91,12 +75,6 @@ struct Mish;
 impl Op for Mish {
     fn name(&self) -> &str {
         "mish"
-    }
-    fn infer(&self, inputs: &[&TensorType]) -> Result<TensorType> {
-        same_type(inputs)
-    }
-    fn eval(&self, inputs: &[&Tensor]) -> Result<Tensor> {
-        eval_scalar(self, inputs)
     }
     fn is_elementwise(&self) -> bool {
         true

@@ -4,7 +4,6 @@
 //! one kernel, and its gradient checks.
 use trellis::autodiff::{grad, gradcheck, Tolerance};
 use trellis::ir::lanes::{Cmp, Lanes};
-use trellis::ir::ops::eval_elementwise;
 use trellis::ir::{
     run, Feeds, Graph, NodeId, Op, Precision, Prim, Result, Scalar, ScalarFn, Tensor, TensorType,
 };
@@ -37,13 +36,6 @@ struct Softsign;
 impl Op for Softsign {
     fn name(&self) -> &str {
         "softsign"
-    }
-    fn infer(&self, inputs: &[&TensorType]) -> Result<TensorType> {
-        Ok(inputs[0].clone())
-    }
-    fn eval(&self, inputs: &[&Tensor]) -> Result<Tensor> {
-        let ty = inputs[0].ty();
-        eval_elementwise(&self.scalar().unwrap(), inputs, &ty)
     }
     fn is_elementwise(&self) -> bool {
         true
@@ -165,13 +157,6 @@ impl Op for NaiveSoftplus {
     fn name(&self) -> &str {
         "naive_softplus"
     }
-    fn infer(&self, inputs: &[&TensorType]) -> Result<TensorType> {
-        Ok(inputs[0].clone())
-    }
-    fn eval(&self, inputs: &[&Tensor]) -> Result<Tensor> {
-        let ty = inputs[0].ty();
-        eval_elementwise(&self.scalar().unwrap(), inputs, &ty)
-    }
     fn is_elementwise(&self) -> bool {
         true
     }
@@ -219,4 +204,32 @@ fn fusion_cuts_outside_ops_as_built_ins() {
     let outside = kernels(&|g, x| g.apply(NaiveSoftplus, &[x]).unwrap());
     let cheap = kernels(&|g, x| g.apply(Softsign, &[x]).unwrap());
     assert_eq!((builtin, outside, cheap), (2, 2, 1));
+}
+
+/// An op with no scalar form and no `infer` of its own is an error naming it when applied,
+/// not a panic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Opaque;
+
+impl Op for Opaque {
+    fn name(&self) -> &str {
+        "opaque"
+    }
+    fn vjp(
+        &self,
+        _: &mut Graph,
+        _: &[NodeId],
+        _: NodeId,
+        _: NodeId,
+    ) -> Result<Vec<Option<NodeId>>> {
+        Ok(vec![None])
+    }
+}
+
+#[test]
+fn an_op_without_scalar_form_or_infer_is_an_error() {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorType::f32([2, 3]));
+    let err = g.apply(Opaque, &[x]).unwrap_err().to_string();
+    assert!(err.contains("opaque") && err.contains("infer"), "{err}");
 }

@@ -30,8 +30,16 @@ impl<T: Any> AsAny for T {
 /// instead ([`structural_identity!`]), which is what keeps CSE cheap on millions of nodes.
 pub trait Op: Debug + Send + Sync + AsAny {
     fn name(&self) -> &str;
-    fn infer(&self, inputs: &[&TensorType]) -> Result<TensorType>;
-    fn eval(&self, inputs: &[&Tensor]) -> Result<Tensor>;
+    /// The output type. Default, for an op with a scalar form (an outside elementwise op
+    /// needs only `name`, `scalar`, `is_elementwise` and `vjp`): its inputs broadcast together
+    /// and share one float dtype; without a scalar form, an error saying to implement it.
+    fn infer(&self, inputs: &[&TensorType]) -> Result<TensorType> {
+        crate::ops::elementwise::infer_from_scalar(self.name(), self.scalar(), inputs)
+    }
+    /// The reference value. Default: the scalar form per element, in f64, rounded once.
+    fn eval(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        crate::ops::elementwise::eval_with(self, inputs)
+    }
     fn vjp(
         &self,
         g: &mut Graph,

@@ -64,11 +64,37 @@ pub fn eval_elementwise(f: &ScalarFn, inputs: &[&Tensor], out: &TensorType) -> R
     Ok(Tensor::from_f64(out.dtype, out.shape.clone(), v))
 }
 
-fn eval_with(op: &dyn Op, inputs: &[&Tensor]) -> Result<Tensor> {
+/// Evaluates an op through its scalar form (the interpreter's one path for elementwise ops,
+/// built-in or outside; [`Op::eval`]'s default).
+pub(crate) fn eval_with<O: Op + ?Sized>(op: &O, inputs: &[&Tensor]) -> Result<Tensor> {
     let tys: Vec<TensorType> = inputs.iter().map(|t| t.ty()).collect();
     let refs: Vec<&TensorType> = tys.iter().collect();
     let out = op.infer(&refs)?;
-    eval_elementwise(&op.scalar().expect("elementwise op"), inputs, &out)
+    let f = op.scalar().ok_or_else(|| no_scalar_form(op.name()))?;
+    eval_elementwise(&f, inputs, &out)
+}
+
+fn no_scalar_form(op: &str) -> IrError {
+    IrError::Invalid(format!(
+        "op `{op}` has no scalar form: implement Op::infer and Op::eval (or Op::scalar)"
+    ))
+}
+
+/// [`Op::infer`]'s default: an op with a scalar form of `n` inputs takes `n` inputs that
+/// broadcast together and share one float dtype, as the built-in elementwise ops do.
+pub(crate) fn infer_from_scalar(
+    op: &str,
+    f: Option<ScalarFn>,
+    inputs: &[&TensorType],
+) -> Result<TensorType> {
+    let f = f.ok_or_else(|| no_scalar_form(op))?;
+    expect_arity(op, inputs.len(), f.n_inputs)?;
+    if inputs.is_empty() {
+        return Err(IrError::Invalid(format!(
+            "op `{op}`: an elementwise op needs an input"
+        )));
+    }
+    infer_broadcast(op, inputs)
 }
 
 /// Reduces each raw (broadcast-shaped) input gradient to its input's shape.

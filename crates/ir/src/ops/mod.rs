@@ -1,7 +1,7 @@
 //! Built-in ops, one file per family. Each op keeps its shape rule, reference semantics and
 //! derivative side by side.
 mod cast;
-mod elementwise;
+pub(crate) mod elementwise;
 mod gather;
 mod layout;
 mod matmul;
