@@ -46,9 +46,6 @@ impl Op for MySoftplus {
     fn name(&self) -> &str {
         "my_softplus"
     }
-    fn is_elementwise(&self) -> bool {
-        true
-    }
     fn scalar(&self) -> Option<ScalarFn> {
         let mut e = ScalarFn::new(1);
         let x = e.input(0);
@@ -75,9 +72,6 @@ struct Mish;
 impl Op for Mish {
     fn name(&self) -> &str {
         "mish"
-    }
-    fn is_elementwise(&self) -> bool {
-        true
     }
     fn scalar(&self) -> Option<ScalarFn> {
         let mut e = ScalarFn::new(1);

@@ -37,9 +37,6 @@ impl Op for Softsign {
     fn name(&self) -> &str {
         "softsign"
     }
-    fn is_elementwise(&self) -> bool {
-        true
-    }
     fn scalar(&self) -> Option<ScalarFn> {
         let mut e = ScalarFn::new(1);
         let x = e.input(0);
@@ -156,9 +153,6 @@ struct NaiveSoftplus;
 impl Op for NaiveSoftplus {
     fn name(&self) -> &str {
         "naive_softplus"
-    }
-    fn is_elementwise(&self) -> bool {
-        true
     }
     fn scalar(&self) -> Option<ScalarFn> {
         use trellis::ir::{Binary, Unary};

@@ -31,7 +31,7 @@ impl<T: Any> AsAny for T {
 pub trait Op: Debug + Send + Sync + AsAny {
     fn name(&self) -> &str;
     /// The output type. Default, for an op with a scalar form (an outside elementwise op
-    /// needs only `name`, `scalar`, `is_elementwise` and `vjp`): its inputs broadcast together
+    /// needs only `name`, `scalar` and `vjp`): its inputs broadcast together
     /// and share one float dtype; without a scalar form, an error saying to implement it.
     fn infer(&self, inputs: &[&TensorType]) -> Result<TensorType> {
         crate::ops::elementwise::infer_from_scalar(self.name(), self.scalar(), inputs)
@@ -50,10 +50,11 @@ pub trait Op: Debug + Send + Sync + AsAny {
     fn scalar(&self) -> Option<ScalarFn> {
         None
     }
-    /// Whether [`Op::scalar`] is `Some`, without building the expression (passes ask this of
-    /// every node). Elementwise ops override both.
+    /// Whether [`Op::scalar`] is `Some`. Passes ask this of every node, so the built-in
+    /// elementwise ops answer without building the expression; the default asks `scalar`
+    /// (free for ops without one), so an op with a scalar form can never be taken for opaque.
     fn is_elementwise(&self) -> bool {
-        false
+        self.scalar().is_some()
     }
     /// How many range-reduced polynomials the op's scalar form chains
     /// ([`ScalarFn::transcendental_depth`]), for fusion's cut rule. Ops whose scalar form is
