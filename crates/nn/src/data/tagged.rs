@@ -225,12 +225,17 @@ impl TagVocabs {
 /// with the most frequent tag overall): the baseline a tagger must beat.
 pub fn most_frequent_tag_accuracy(train: &[TaggedSentence], test: &[TaggedSentence]) -> f64 {
     use std::collections::HashMap;
-    let mut counts: HashMap<(String, &str), u64> = HashMap::new();
+    // word -> tag -> count, and tag -> count over all words
+    let mut per_word: HashMap<String, HashMap<&str, u64>> = HashMap::new();
     let mut overall: HashMap<&str, u64> = HashMap::new();
     for s in train {
         for (w, t) in s.words.iter().zip(&s.tags) {
-            *counts.entry((w.to_lowercase(), t.as_str())).or_default() += 1;
-            *overall.entry(t.as_str()).or_default() += 1;
+            *per_word
+                .entry(w.to_lowercase())
+                .or_default()
+                .entry(t)
+                .or_default() += 1;
+            *overall.entry(t).or_default() += 1;
         }
     }
     fn best_of<'a>(m: &HashMap<&'a str, u64>) -> Option<&'a str> {
@@ -239,19 +244,20 @@ pub fn most_frequent_tag_accuracy(train: &[TaggedSentence], test: &[TaggedSenten
             .map(|(t, _)| *t)
     }
     let default = best_of(&overall).unwrap_or("");
-    let mut per_word: HashMap<String, HashMap<&str, u64>> = HashMap::new();
-    for ((w, t), c) in counts {
-        per_word.entry(w).or_default().insert(t, c);
-    }
-    let best: HashMap<String, &str> = per_word
+    let best: HashMap<&str, &str> = per_word
         .iter()
-        .map(|(w, m)| (w.clone(), best_of(m).unwrap_or(default)))
+        .map(|(w, m)| (w.as_str(), best_of(m).unwrap_or(default)))
         .collect();
     let (mut right, mut total) = (0u64, 0u64);
     for s in test {
         for (w, t) in s.words.iter().zip(&s.tags) {
             total += 1;
-            right += u64::from(best.get(&w.to_lowercase()).copied().unwrap_or(default) == t);
+            right += u64::from(
+                best.get(w.to_lowercase().as_str())
+                    .copied()
+                    .unwrap_or(default)
+                    == t,
+            );
         }
     }
     right as f64 / total.max(1) as f64
