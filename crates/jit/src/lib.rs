@@ -11,42 +11,14 @@
 //! [`Backend`]s: Cranelift machine code (f32x4 loops with a scalar tail, any x86-64 host) or,
 //! where the host has AVX-512, a tile program on sixteen-lane registers (`avx512`, ~2.6x
 //! faster on the LSTM cell). Both run each function's lane code from `trellis_ir::functions`
-//! (and outside primitives' recorded code), written once over the [`math::Lanes`] primitives
+//! (and outside primitives' recorded code), written once over the [`kernel::Lanes`] primitives
 //! both provide, so their results are bit-identical.
 //!
 //! Plans run on trellis' own worker threads with subnormals flushed to zero ([`fpmode`]).
 //!
 //! Files: `plan` (API, pipeline), `attach` (plans sharing a host plan's parameters), `lower` (placement, steps, memory plan), `step` (execution),
 //! `fusion`, `split` (core split), `fpmode` (FTZ/DAZ, the worker pool), `loc` (windows and views), `memory` (arena), `gemm`,
-//! `kernel` (Cranelift codegen, cache) + `avx512` (tile programs) + `math` (`Lanes` as Cranelift IR).
-#[cfg(target_arch = "x86_64")]
-mod avx512;
-/// Elsewhere no host runs AVX-512 tile programs: the cache never builds one.
-#[cfg(not(target_arch = "x86_64"))]
-mod avx512 {
-    pub(crate) fn available() -> bool {
-        false
-    }
-    /// Never built: [`crate::KernelCache::with_backend`] refuses the AVX-512 backend first.
-    #[derive(Debug)]
-    pub(crate) enum Program {}
-    impl Program {
-        pub(crate) fn new(_: &crate::KernelSpec) -> Program {
-            unreachable!("AVX-512 programs are only built on x86-64 hosts that have AVX-512")
-        }
-        pub(crate) unsafe fn run(
-            &self,
-            _: usize,
-            _: usize,
-            _: *const *const f32,
-            _: *const usize,
-            _: *const *mut f32,
-            _: *const usize,
-        ) {
-            match *self {}
-        }
-    }
-}
+//! `kernel/` (the spec and cache, one backend per file: Cranelift, AVX-512).
 mod attach;
 pub mod error;
 pub mod fpmode;
@@ -55,7 +27,6 @@ mod gemm;
 pub mod kernel;
 mod loc;
 mod lower;
-pub mod math;
 mod memory;
 mod plan;
 mod split;

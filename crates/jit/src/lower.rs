@@ -3,10 +3,10 @@
 use crate::fusion::Unit;
 use crate::loc::Loc;
 use crate::memory::{self, Interval};
-use crate::plan::{kernel_cache, Plan, PlanStats, Profile};
+use crate::plan::{Plan, PlanStats, Profile};
 use crate::split::spans_meet;
 use crate::step::{split_runs, ReduceMode, Step, Val};
-use crate::{JitError, Kernel, KernelSpec};
+use crate::{JitError, Kernel, KernelCache, KernelSpec};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -549,7 +549,7 @@ impl<'g> Builder<'g> {
         ins: Vec<Loc>,
         outs: Vec<Loc>,
     ) -> Result<(), JitError> {
-        let kernel = kernel_cache()?
+        let kernel = KernelCache::shared()?
             .lock()
             .map_err(|_| JitError::Unsupported("kernel cache poisoned".into()))?
             .get(&spec)?;

@@ -8,10 +8,9 @@ use crate::loc::Loc;
 use crate::lower::Builder;
 use crate::split::rows_of;
 use crate::step::{exec_rows, prefetch_inputs, read, write, SendPtr, Step, Val};
-use crate::{JitError, KernelCache};
+use crate::JitError;
 use rustc_hash::FxHashMap;
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 use trellis_ir::ops::Input;
 use trellis_ir::{passes, DType, Graph, NodeId, Tensor, TensorType};
@@ -108,17 +107,6 @@ pub struct Profile {
     pub runs: usize,
     /// Seconds per step, in step order.
     pub per_step: Vec<f64>,
-}
-
-/// The process-wide kernel cache: Cranelift code memory is never freed, so every plan shares
-/// one module and each distinct kernel is compiled once.
-pub(crate) fn kernel_cache() -> Result<&'static Mutex<KernelCache>, JitError> {
-    static CACHE: OnceLock<Mutex<KernelCache>> = OnceLock::new();
-    if let Some(c) = CACHE.get() {
-        return Ok(c);
-    }
-    let c = KernelCache::new()?;
-    Ok(CACHE.get_or_init(|| Mutex::new(c)))
 }
 
 /// A compiled graph: steps over one memory block (persistent values, then the arena).
