@@ -16,10 +16,17 @@
 //!
 //! Plans run on trellis' own worker threads with subnormals flushed to zero ([`fpmode`]).
 //!
-//! Files: `plan` (API, pipeline), `attach` (plans sharing a host plan's parameters), `lower` (placement, steps, memory plan), `step` (execution),
-//! `fusion`, `split` (core split), `fpmode` (FTZ/DAZ, the worker pool), `loc` (windows and views), `memory` (arena), `gemm`,
-//! `kernel/` (the spec and cache, one backend per file: Cranelift, AVX-512).
+//! Files, each importing only files listed before it (so imports go one way):
+//! - leaves: `error`, `loc` (windows and views), `memory` (arena, memory limit), `gemm`,
+//!   `table` (per-node tables), `stats` ([`PlanStats`]), `fpmode` (FTZ/DAZ, the worker pool);
+//! - `kernel/`: the spec, one backend per file (Cranelift, AVX-512), the cache;
+//! - `split` (which steps split across cores), `step` (the steps and how each runs), `fusion`;
+//! - `lower/`: the phases, each a type made from the one before: `place` -> `select` ->
+//!   `schedule` -> `assemble`;
+//! - `plan` ([`Plan`]: run, read, profile, explain), `compile` (the pipeline), `attach` (plans
+//!   sharing a host plan's memory and parameters).
 mod attach;
+mod compile;
 pub mod error;
 pub mod fpmode;
 mod fusion;
@@ -30,9 +37,13 @@ mod lower;
 mod memory;
 mod plan;
 mod split;
+mod stats;
 mod step;
+mod table;
 
 pub use attach::{Attach, Attached, AttachedId};
+pub use compile::{compile, CompileOptions};
 pub use error::JitError;
 pub use kernel::{Backend, Kernel, KernelCache, KernelSpec, View, ViewMut};
-pub use plan::{compile, CompileOptions, Plan, PlanStats, Profile};
+pub use plan::{Plan, Profile};
+pub use stats::PlanStats;
