@@ -137,7 +137,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 fn latency(model: &mut Sequential, enc: &data::Encoded, n: usize) -> Result<(), NnError> {
     let rows = enc.n_test();
     let one = |i: usize| enc.x_test.slice(s![i % rows..i % rows + 1, ..]);
-    model.predict(&one(0))?;
+    model.predict(one(0))?;
     let mut ms: Vec<f64> = (0..n)
         .map(|i| {
             let t = Instant::now();
