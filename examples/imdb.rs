@@ -142,7 +142,7 @@ fn latency(model: &mut Sequential, enc: &data::Encoded, n: usize) -> Result<(), 
         .map(|i| {
             let t = Instant::now();
             model
-                .predict(&one(i))
+                .predict(one(i))
                 .map(|_| t.elapsed().as_secs_f64() * 1e3)
         })
         .collect::<Result<_, _>>()?;
