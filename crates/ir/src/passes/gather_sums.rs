@@ -4,9 +4,9 @@
 //!   fills in the gaps): the gradient of a value sliced into pieces (an LSTM's `z` into its
 //!   gates, the hoisted projection into its steps) is assembled in place, not summed.
 //! * `sum_t A_t^T B_t` is `concat_t(A_t)^T concat_t(B_t)`: the per-step weight gradients of a
-//!   recurrence become one GEMM with `K = T·B` (DESIGN.md, speed point 3). A concat that is a
-//!   contiguous run of an existing concat's operands becomes a slice of it, so step values
-//!   stored contiguously once are reused.
+//!   recurrence become one GEMM with `K = T·B` (one large GEMM in place of T small ones). A
+//!   concat that is a contiguous run of an existing concat's operands becomes a slice of it, so
+//!   step values stored contiguously once are reused.
 use crate::ops::{BinaryOp, Concat, MatMul, Pad};
 use crate::{Binary, Graph, NodeId};
 use std::collections::HashMap;
