@@ -15,6 +15,7 @@
 //! # Ok::<(), trellis_nn::NnError>(())
 //! ```
 
+pub mod callbacks;
 pub mod checkpoint;
 pub mod data;
 pub mod error;
@@ -27,7 +28,12 @@ pub mod model;
 pub mod onnx;
 pub mod optim;
 mod plot;
+pub mod schedules;
 
+pub use callbacks::{
+    Callback, CsvLogger, EarlyStopping, LearningRateScheduler, ModelCheckpoint,
+    ReduceLROnPlateau, TerminateOnNaN,
+};
 pub use error::{NnError, Result};
 pub use init::Init;
 pub use layers::{
@@ -44,14 +50,16 @@ pub use model::{
 /// The array crate that [`Inputs`] and [`Targets`] convert from (same version as trellis).
 pub use ndarray;
 pub use optim::{Adam, Optimizer, Sgd};
+pub use schedules::LrSchedule;
 
 /// Everything a model script needs.
 pub mod prelude {
     pub use crate::data;
     pub use crate::ndarray::{array, s, Array1, Array2, Array3, ArrayD, Axis};
     pub use crate::{
-        Activation, Adam, Bidirectional, Dense, DenseConfig, Dropout, Embedding, EmbeddingConfig,
-        FitOptions, Gru, GruConfig, Loss, Lstm, LstmConfig, Masking, Merge, Metric, Model, Name,
-        Sequential, Sgd,
+        Activation, Adam, Bidirectional, Callback, CsvLogger, Dense, DenseConfig, Dropout,
+        EarlyStopping, Embedding, EmbeddingConfig, FitOptions, Gru, GruConfig,
+        LearningRateScheduler, Loss, LrSchedule, Lstm, LstmConfig, Masking, Merge, Metric, Model,
+        ModelCheckpoint, Name, ReduceLROnPlateau, Sequential, Sgd, TerminateOnNaN,
     };
 }

@@ -281,7 +281,7 @@ fn bad_inputs_give_clear_errors() {
     let e = m.fit(&x, &y, &q).unwrap_err().to_string();
     assert_eq!(
         e,
-        "label of sample 3 is 2: binary cross-entropy takes labels 0 or 1"
+        "label of sample 3 is 2: binary_crossentropy takes labels in [0, 1]"
     );
     y[3] = 1.0;
     let mut xb = x.clone();

@@ -148,9 +148,10 @@ impl Sequential {
                 }
             }
         }
+        crate::metrics::check(&c.metrics, &c.loss, shapes.width())?;
         if let Some(y) = y {
-            check_target_shape(c.loss, x, y, &shapes)?;
-            check_target_values(c.loss, y, &shapes)?;
+            check_target_shape(c.loss.kind, x, y, &shapes)?;
+            check_target_values(c.loss.kind, y, &shapes)?;
         }
         Ok(shapes)
     }
@@ -243,10 +244,10 @@ fn check_target_values(loss: Loss, y: &Targets, s: &Shapes) -> Result<()> {
         expected,
     };
     let found = match loss {
-        Loss::BinaryCrossentropy => y
+        Loss::BinaryCrossentropy | Loss::CategoricalCrossentropy => y
             .iter()
-            .position(|&v| v != 0.0 && v != 1.0)
-            .map(|i| bad(i, "binary cross-entropy takes labels 0 or 1".into())),
+            .position(|&v| !(0.0..=1.0).contains(&v))
+            .map(|i| bad(i, format!("{} takes labels in [0, 1]", loss.name()))),
         Loss::SparseCategoricalCrossentropy => y
             .iter()
             .position(|&v| !(v >= 0.0 && v.fract() == 0.0 && (v as usize) < k))
@@ -256,7 +257,7 @@ fn check_target_values(loss: Loss, y: &Targets, s: &Shapes) -> Result<()> {
                     format!("sparse categorical cross-entropy takes class ids 0..{k}"),
                 )
             }),
-        Loss::MeanSquaredError => y
+        Loss::MeanSquaredError | Loss::Huber => y
             .iter()
             .position(|v| !v.is_finite())
             .map(|i| bad(i, "targets must be finite".into())),

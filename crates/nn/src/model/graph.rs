@@ -146,6 +146,7 @@ impl Sequential {
         let mut wdims = out.clone();
         *wdims.last_mut().expect("rank 2 or 3") = 1;
         let w = g.input("sample_weight", TensorType::f32(wdims.as_slice()));
+        c.loss.check_output(f.logits.map(|l| l.1))?;
         let per = c.loss.per_sample(&mut g, f.pred, f.logits, y)?;
         let mask = match f.mask {
             Some(m) => Some(g.reshape(m, wdims.as_slice())?),

@@ -4,7 +4,7 @@ use ndarray::ArrayD;
 use super::plans::BatchOut;
 use super::{Evaluation, Inputs, Sequential, Shapes, Targets};
 use crate::data::batch_ranges;
-use crate::metrics::Metric;
+use crate::metrics::Tally;
 use crate::{NnError, Result};
 
 impl Sequential {
@@ -25,7 +25,7 @@ impl Sequential {
             let all: Vec<usize> = (0..n).collect();
             for range in batch_ranges(n, b)? {
                 let rows = &all[range];
-                self.feed(&mut r, x, y, rows, &shapes)?;
+                self.feed(&mut r, x, y, rows, &shapes, None)?;
                 r.plan.run()?;
                 let out = BatchOut::read(&r, rows.len())?;
                 let per = r.sg.steps * r.sg.out_width;
@@ -61,22 +61,22 @@ impl Sequential {
     ) -> Result<Evaluation> {
         let (x, y) = (x.into(), y.into());
         let c = self.compiled()?.clone();
-        let acc = c.metrics.contains(&Metric::Accuracy);
-        let (mut loss_sum, mut correct, mut counted) = (0f64, 0u64, 0u64);
+        let mut tally: Option<Tally> = None;
+        let mut loss_sum = 0f64;
         let shapes = self.forward_batches(&x, Some(&y), |rows, out| {
             loss_sum += out.loss * rows.len() as f64;
-            if acc {
+            if !c.metrics.is_empty() {
                 let per_y = y.values.len() / y.shape[0];
                 let s = rows[0];
                 let yr = &y.values[s * per_y..(s + rows.len()) * per_y];
-                let (ok, cnt) = out.accuracy(c.loss, yr);
-                correct += ok;
-                counted += cnt;
+                let t = tally.get_or_insert_with(|| Tally::new(c.loss, &c.metrics, out.width()));
+                out.tally(t, yr);
             }
         })?;
         Ok(Evaluation {
             loss: loss_sum / shapes.n as f64,
-            accuracy: acc.then(|| correct as f64 / counted.max(1) as f64),
+            accuracy: tally.as_ref().and_then(Tally::accuracy),
+            metrics: tally.map(|t| t.results("")).unwrap_or_default(),
         })
     }
 

@@ -26,7 +26,7 @@ use std::path::Path;
 
 use crate::checkpoint::LoadOptions;
 use crate::layers::{Embedding, Layer, ParamSpec};
-use crate::losses::Loss;
+use crate::losses::LossConfig;
 use crate::metrics::Metric;
 use crate::optim::Optimizer;
 use crate::{NnError, Result};
@@ -51,14 +51,14 @@ use checks::Shapes;
 pub use graph::StepGraph;
 pub use history::{EpochLog, Evaluation, History};
 pub use options::FitOptions;
-use plans::Runner;
+pub(crate) use plans::Runner;
 pub use saved::FORMAT_VERSION;
 pub use summary::{Summary, SummaryRow};
 
 #[derive(Clone, Debug)]
 pub(super) struct Compiled {
     optimizer: Optimizer,
-    loss: Loss,
+    loss: LossConfig,
     metrics: Vec<Metric>,
 }
 
@@ -82,6 +82,8 @@ pub struct Sequential {
     memory_limit: Option<u64>,
     train: Option<Runner>,
     infer: Option<Runner>,
+    /// Step plans compiled so far (training and inference).
+    plans_compiled: u64,
     /// How raw texts become its input rows (kept by saved models).
     text: Option<crate::data::TextEncoder>,
 }
@@ -178,6 +180,24 @@ impl Sequential {
         self.weights[i].copy_from_slice(values);
         Ok(())
     }
+    /// Step plans (training or inference) this model has compiled: a learning-rate change
+    /// compiles none, a new batch size or input shape does.
+    pub fn plans_compiled(&self) -> u64 {
+        self.plans_compiled
+    }
+    /// The optimiser's base learning rate, once compiled.
+    pub fn learning_rate(&self) -> Option<f64> {
+        self.compiled.as_ref().map(|c| c.optimizer.learning_rate())
+    }
+    /// Sets the optimiser's base learning rate (Keras's `model.optimizer.learning_rate = lr`).
+    /// The rate is an input of the compiled step, so nothing is recompiled.
+    pub fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
+        let c = self
+            .compiled
+            .as_mut()
+            .ok_or_else(|| NnError::Model("call compile(optimizer, loss, metrics) first".into()))?;
+        c.optimizer.set_learning_rate(lr)
+    }
     /// Optimiser updates done so far.
     pub fn step(&self) -> u64 {
         self.step
@@ -238,11 +258,13 @@ impl Sequential {
     pub fn compile(
         &mut self,
         optimizer: impl Into<Optimizer>,
-        loss: Loss,
+        loss: impl Into<LossConfig>,
         metrics: &[Metric],
     ) -> Result<()> {
         let optimizer = optimizer.into();
         optimizer.validate()?;
+        let loss = loss.into();
+        loss.validate()?;
         if self
             .state_owner
             .as_deref()

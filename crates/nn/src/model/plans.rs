@@ -5,12 +5,11 @@ use trellis_ir::NodeId;
 use trellis_jit::{CompileOptions, Plan};
 
 use super::{Sequential, StepGraph};
-use crate::losses::Loss;
-use crate::metrics::accuracy_counts;
+use crate::metrics::Tally;
 use crate::Result;
 
 /// A compiled step and the key it was compiled for: `(batch, per-sample input shape)`.
-pub(super) struct Runner {
+pub(crate) struct Runner {
     pub key: (usize, Vec<usize>),
     pub plan: Plan,
     pub sg: StepGraph,
@@ -40,6 +39,7 @@ impl Sequential {
                 ..Default::default()
             },
         )?;
+        self.plans_compiled += 1;
         Ok(Runner { key, plan, sg })
     }
 
@@ -77,6 +77,27 @@ impl Sequential {
     }
 }
 
+impl Runner {
+    /// Whether every weight and optimiser state in a training plan is finite.
+    pub(crate) fn state_finite(&self) -> Result<bool> {
+        let states = self
+            .sg
+            .optimizer
+            .iter()
+            .flat_map(|o| o.states.iter().map(|s| s.1));
+        for n in self.sg.params.iter().copied().chain(states) {
+            let finite = match self.plan.f32_slice(n) {
+                Some(s) => s.iter().all(|v| v.is_finite()),
+                None => values(&self.plan, n)?.iter().all(|v| v.is_finite()),
+            };
+            if !finite {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
 /// What one batch of a plan gives: the loss, the real rows' predictions and their mask.
 pub(super) struct BatchOut {
     pub loss: f64,
@@ -88,6 +109,10 @@ pub(super) struct BatchOut {
 }
 
 impl BatchOut {
+    /// Output units.
+    pub fn width(&self) -> usize {
+        self.k
+    }
     pub fn read(r: &Runner, rows: usize) -> Result<BatchOut> {
         let (steps, k) = (r.sg.steps, r.sg.out_width);
         let mut pred = values(&r.plan, r.sg.pred)?;
@@ -108,11 +133,10 @@ impl BatchOut {
         })
     }
 
-    /// Correct decisions and decisions counted against the real rows' targets `y` (as the
-    /// user gave them); masked steps count for nothing.
-    pub fn accuracy(&self, loss: Loss, y: &[f32]) -> (u64, u64) {
-        let rows = self.pred.len() / self.k;
-        accuracy_counts(loss, &self.pred, y, rows, self.k, self.mask.as_deref())
+    /// Adds the real rows against their targets `y` (as the user gave them) to the metrics;
+    /// masked steps count for nothing.
+    pub fn tally(&self, t: &mut Tally, y: &[f32]) {
+        t.add(&self.pred, y, self.mask.as_deref());
     }
 }
 

@@ -18,7 +18,7 @@ use super::Sequential;
 use crate::checkpoint::{self, LoadOptions};
 use crate::data::{Side, TextEncoder, Tokenizer};
 use crate::layers::LayerConfig;
-use crate::losses::Loss;
+use crate::losses::{Loss, LossConfig};
 use crate::metrics::Metric;
 use crate::optim::Optimizer;
 use crate::{NnError, Result};
@@ -35,7 +35,10 @@ struct Architecture {
 #[derive(Serialize, Deserialize)]
 struct CompileConfig {
     optimizer: Optimizer,
+    /// The kind (what format 1 wrote); `loss_config` holds it with its options.
     loss: Loss,
+    #[serde(default)]
+    loss_config: Option<LossConfig>,
     metrics: Vec<Metric>,
 }
 
@@ -127,7 +130,8 @@ impl Sequential {
         if let Some(c) = &self.compiled {
             let c = CompileConfig {
                 optimizer: c.optimizer.clone(),
-                loss: c.loss,
+                loss: c.loss.kind,
+                loss_config: Some(c.loss),
                 metrics: c.metrics.clone(),
             };
             meta.insert("compile".to_string(), to_json("compile settings", &c)?);
@@ -195,7 +199,8 @@ impl Sequential {
         model.input_shape = arch.input_shape;
         if let Some(c) = meta.get("compile") {
             let c: CompileConfig = from_json(path, "compile", c)?;
-            model.compile(c.optimizer, c.loss, &c.metrics)?;
+            let loss = c.loss_config.unwrap_or_else(|| c.loss.into());
+            model.compile(c.optimizer, loss, &c.metrics)?;
         }
         model.build()?;
         checkpoint::load_bytes(&mut model, path, &buf, LoadOptions::default())?;
