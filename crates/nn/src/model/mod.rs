@@ -17,7 +17,7 @@
 //! One module per job: [`arrays`](Inputs) (shaped data), `checks` (x, y and the model must
 //! agree), `naming` (parameter names and initial values), `graph` (the step graph), `plans`
 //! (plan caching, weights in and out), `feed` (a batch into a plan), `fit` (the training
-//! loop), `inference` (`evaluate`, `predict`), `progress` (the display), `summary` (Keras's
+//! loop), `gradients` (the loss's parameter gradients by name), `inference` (`evaluate`, `predict`), `progress` (the display), `summary` (Keras's
 //! layer table), `saved` (standalone saved models); this file holds the model's state and
 //! `compile`/`save`/`load`.
 use std::collections::HashMap;
@@ -35,6 +35,7 @@ mod arrays;
 mod checks;
 mod feed;
 mod fit;
+mod gradients;
 mod graph;
 mod history;
 mod inference;
