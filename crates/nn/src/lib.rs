@@ -31,8 +31,8 @@ mod plot;
 pub mod schedules;
 
 pub use callbacks::{
-    Callback, CsvLogger, EarlyStopping, LearningRateScheduler, ModelCheckpoint,
-    ReduceLROnPlateau, TerminateOnNaN,
+    Callback, CsvLogger, EarlyStopping, LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau,
+    TerminateOnNaN,
 };
 pub use error::{NnError, Result};
 pub use init::Init;

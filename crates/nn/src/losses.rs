@@ -153,7 +153,10 @@ impl LossConfig {
             return bad(
                 "label_smoothing",
                 s.to_string(),
-                format!("{} has no label smoothing (cross-entropies only)", self.name()),
+                format!(
+                    "{} has no label smoothing (cross-entropies only)",
+                    self.name()
+                ),
             );
         }
         if !(0.0..1.0).contains(&s) {

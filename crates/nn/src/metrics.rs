@@ -89,10 +89,16 @@ pub fn accuracy_counts(
     let t = threshold(&loss);
     let kept = |i: &usize| keep.is_none_or(|m| m[*i] > 0.0);
     let rows = (0..n).filter(kept);
-    let count = |(ok, all): (u64, u64), (hits, of): (usize, usize)| (ok + hits as u64, all + of as u64);
+    let count =
+        |(ok, all): (u64, u64), (hits, of): (usize, usize)| (ok + hits as u64, all + of as u64);
     match loss.kind {
         Loss::SparseCategoricalCrossentropy => rows
-            .map(|i| (usize::from(predicted(&pred[i * k..(i + 1) * k], t) == y[i] as usize), 1))
+            .map(|i| {
+                (
+                    usize::from(predicted(&pred[i * k..(i + 1) * k], t) == y[i] as usize),
+                    1,
+                )
+            })
             .fold((0, 0), count),
         _ if k == 1 || loss.kind == Loss::BinaryCrossentropy => rows
             .map(|i| {
@@ -108,7 +114,10 @@ pub fn accuracy_counts(
         _ => rows
             .map(|i| {
                 let p = predicted(&pred[i * k..(i + 1) * k], t);
-                (usize::from(p != usize::MAX && p == predicted(&y[i * k..(i + 1) * k], 0.5)), 1)
+                (
+                    usize::from(p != usize::MAX && p == predicted(&y[i * k..(i + 1) * k], 0.5)),
+                    1,
+                )
             })
             .fold((0, 0), count),
     }
@@ -127,7 +136,10 @@ pub fn roc_auc(scored: &mut [(f32, bool)]) -> Option<f64> {
     // Sum over positives of the negatives below them, plus half the tied negatives.
     let (mut below, mut pairs, mut i) = (0f64, 0f64, 0);
     while i < scored.len() {
-        let j = i + scored[i..].iter().take_while(|s| s.0 == scored[i].0).count();
+        let j = i + scored[i..]
+            .iter()
+            .take_while(|s| s.0 == scored[i].0)
+            .count();
         let p = scored[i..j].iter().filter(|s| s.1).count() as f64;
         let n = (j - i) as f64 - p;
         pairs += p * (below + 0.5 * n);
@@ -148,7 +160,9 @@ pub fn check(metrics: &[Metric], loss: &LossConfig, k: usize) -> crate::Result<(
     let binary = is_binary(loss, k);
     let ce = matches!(
         loss.kind,
-        Loss::BinaryCrossentropy | Loss::SparseCategoricalCrossentropy | Loss::CategoricalCrossentropy
+        Loss::BinaryCrossentropy
+            | Loss::SparseCategoricalCrossentropy
+            | Loss::CategoricalCrossentropy
     );
     for m in metrics {
         let why = match *m {
@@ -234,7 +248,8 @@ impl Tally {
         let t = threshold(&self.loss);
         let sparse = self.loss.kind == Loss::SparseCategoricalCrossentropy;
         let binary = is_binary(&self.loss, k);
-        let confusion = self.has(|m| matches!(m, Metric::Precision | Metric::Recall | Metric::F1Score));
+        let confusion =
+            self.has(|m| matches!(m, Metric::Precision | Metric::Recall | Metric::F1Score));
         let auc = self.has(|m| *m == Metric::Auc);
         let top_k = self.metrics.iter().find_map(|m| match m {
             Metric::TopKCategoricalAccuracy(k) => Some(*k),
@@ -294,7 +309,11 @@ impl Tally {
     fn neg_log_likelihood(&self, p: &[f32], truth: usize) -> f64 {
         if self.k == 1 {
             let v = p[0] as f64;
-            let p1 = if self.loss.from_logits { 1.0 / (1.0 + (-v).exp()) } else { v };
+            let p1 = if self.loss.from_logits {
+                1.0 / (1.0 + (-v).exp())
+            } else {
+                v
+            };
             let q = if truth == 1 { p1 } else { 1.0 - p1 };
             return -q.clamp(1e-7, 1.0).ln();
         }

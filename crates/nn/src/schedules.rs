@@ -198,6 +198,8 @@ mod tests {
         assert!((c.at(14) - 0.1).abs() < 1e-15 && (c.at(100) - 0.1).abs() < 1e-15);
         assert!(LrSchedule::step_decay(1.0, 0.5, 0).validate().is_err());
         assert!(LrSchedule::cosine(1.0, 5, 2.0).validate().is_err());
-        assert!(LrSchedule::exponential(f64::NAN, 5, 0.5).validate().is_err());
+        assert!(LrSchedule::exponential(f64::NAN, 5, 0.5)
+            .validate()
+            .is_err());
     }
 }

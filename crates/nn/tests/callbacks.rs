@@ -11,11 +11,10 @@ use trellis_nn::{EpochLog, History, NnError};
 /// 64 samples of 4 features; the label is whether the first two sum above zero.
 fn data() -> (Vec<f32>, Vec<f32>) {
     let mut rng = data::SplitMix64::new(7);
-    let x: Vec<f32> = (0..64 * 4).map(|_| rng.next_f64() as f32 * 2.0 - 1.0).collect();
-    let y = x
-        .chunks(4)
-        .map(|r| f32::from(r[0] + r[1] > 0.0))
+    let x: Vec<f32> = (0..64 * 4)
+        .map(|_| rng.next_f64() as f32 * 2.0 - 1.0)
         .collect();
+    let y = x.chunks(4).map(|r| f32::from(r[0] + r[1] > 0.0)).collect();
     (x, y)
 }
 
@@ -69,7 +68,12 @@ fn early_stopping_restores_the_best_epoch_bit_for_bit() {
         .quiet()
         .with_validation_data((&x, [64, 4]), (&flipped, [64, 1]));
     let h = m
-        .fit_with_callbacks((&x, [64, 4]), (&y, [64, 1]), &opts, &mut [&mut rec, &mut stop])
+        .fit_with_callbacks(
+            (&x, [64, 4]),
+            (&y, [64, 1]),
+            &opts,
+            &mut [&mut rec, &mut stop],
+        )
         .unwrap();
     let val = h.val_loss();
     let best = (0..val.len())
@@ -79,7 +83,10 @@ fn early_stopping_restores_the_best_epoch_bit_for_bit() {
     assert_eq!(h.epochs.len(), best + 3, "{val:?}");
     assert_eq!(stop.stopped_epoch(), Some(best + 3));
     assert_eq!(stop.best(), Some((best + 1, val[best])));
-    assert_ne!(bits(&rec.epochs[best].1), bits(&rec.epochs.last().unwrap().1));
+    assert_ne!(
+        bits(&rec.epochs[best].1),
+        bits(&rec.epochs.last().unwrap().1)
+    );
     assert_eq!(bits(m.weights()), bits(&rec.epochs[best].1));
     // The restored weights are what the model predicts with.
     let ev = m.evaluate((&x, [64, 4]), (&flipped, [64, 1])).unwrap();
@@ -93,8 +100,13 @@ fn a_schedule_changes_the_rate_without_recompiling() {
     let mut sched = LearningRateScheduler::new(LrSchedule::step_decay(0.4, 0.5, 4));
     let mut rec = Recorder::default();
     let opts = FitOptions::new(3, 16).quiet();
-    m.fit_with_callbacks((&x, [64, 4]), (&y, [64, 1]), &opts, &mut [&mut sched, &mut rec])
-        .unwrap();
+    m.fit_with_callbacks(
+        (&x, [64, 4]),
+        (&y, [64, 1]),
+        &opts,
+        &mut [&mut sched, &mut rec],
+    )
+    .unwrap();
     assert_eq!(m.plans_compiled(), 1, "one training plan for every rate");
     let want: Vec<f64> = (0..12).map(|s| 0.4 * 0.5f64.powi(s / 4)).collect();
     assert_eq!(rec.lrs, want);
@@ -104,8 +116,12 @@ fn a_schedule_changes_the_rate_without_recompiling() {
     let mut hand = model(0.4);
     for e in 0..3 {
         hand.set_learning_rate(0.4 * 0.5f64.powi(e)).unwrap();
-        hand.fit((&x, [64, 4]), (&y, [64, 1]), &FitOptions::new(1, 16).quiet())
-            .unwrap();
+        hand.fit(
+            (&x, [64, 4]),
+            (&y, [64, 1]),
+            &FitOptions::new(1, 16).quiet(),
+        )
+        .unwrap();
     }
     assert_eq!(hand.plans_compiled(), 1);
     assert_eq!(bits(hand.weights()), bits(m.weights()));
@@ -150,7 +166,12 @@ fn reduce_lr_on_plateau_follows_keras() {
         .quiet()
         .with_validation_data((&x, [64, 4]), (&flipped, [64, 1]));
     let h = m
-        .fit_with_callbacks((&x, [64, 4]), (&y, [64, 1]), &opts, &mut [&mut plateau, &mut rec])
+        .fit_with_callbacks(
+            (&x, [64, 4]),
+            (&y, [64, 1]),
+            &opts,
+            &mut [&mut plateau, &mut rec],
+        )
         .unwrap();
     let val = h.val_loss();
     assert!(val.windows(2).all(|w| w[1] > w[0]), "{val:?}");
@@ -161,7 +182,11 @@ fn reduce_lr_on_plateau_follows_keras() {
     assert_eq!(m.learning_rate(), Some(0.1));
     assert_eq!(rec.lrs[..4], [0.5, 0.5, 0.5, 0.5]);
     assert_eq!(rec.lrs[4..6], [0.25, 0.25]);
-    assert_eq!(m.plans_compiled(), 2, "one training and one validation plan");
+    assert_eq!(
+        m.plans_compiled(),
+        2,
+        "one training and one validation plan"
+    );
 }
 
 #[test]
@@ -173,8 +198,8 @@ fn checkpoints_keep_the_best_and_csv_logs_every_epoch() {
     let csv = dir.path().join("log.csv");
     let mut m = model(0.5);
     let mut ckpt = ModelCheckpoint::new(&pattern).with_save_best_only(true);
-    let mut every = ModelCheckpoint::new(dir.path().join("last.safetensors"))
-        .with_save_weights_only(true);
+    let mut every =
+        ModelCheckpoint::new(dir.path().join("last.safetensors")).with_save_weights_only(true);
     let mut log = CsvLogger::new(&csv);
     let opts = FitOptions::new(3, 32)
         .quiet()

@@ -175,7 +175,12 @@ impl<'a> Run<'a> {
     /// parameter's length.
     pub fn set_weights(&mut self, weights: &[Vec<f32>]) -> Result<()> {
         self.boundary("Run::set_weights")?;
-        let names: Vec<String> = self.model.param_specs().iter().map(|s| s.name.clone()).collect();
+        let names: Vec<String> = self
+            .model
+            .param_specs()
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
         if weights.len() != names.len() {
             return Err(NnError::Shape(format!(
                 "set_weights: the model has {} parameters, got {} tensors",

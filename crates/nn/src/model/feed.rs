@@ -52,7 +52,10 @@ impl Sequential {
         w[..real].fill(1.0 / real as f32);
         if let Some(sw) = weights {
             for (i, &s) in rows.iter().enumerate() {
-                let (wi, ws) = (&mut w[i * steps..(i + 1) * steps], &sw[s * steps..(s + 1) * steps]);
+                let (wi, ws) = (
+                    &mut w[i * steps..(i + 1) * steps],
+                    &sw[s * steps..(s + 1) * steps],
+                );
                 wi.iter_mut().zip(ws).for_each(|(w, s)| *w *= s);
             }
         }
@@ -114,7 +117,11 @@ impl Sequential {
         if let Some(cw) = &opts.class_weight {
             let loss = self.compiled()?.loss.kind;
             let k = shapes.width();
-            let classes = if loss == Loss::SparseCategoricalCrossentropy || k > 1 { k } else { 2 };
+            let classes = if loss == Loss::SparseCategoricalCrossentropy || k > 1 {
+                k
+            } else {
+                2
+            };
             for (&c, &w) in cw {
                 if c >= classes || !usable(w) {
                     return Err(bad(

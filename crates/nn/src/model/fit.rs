@@ -352,7 +352,10 @@ impl Sequential {
                 bar.inc(rows.len() as u64);
                 let done = bar.position() as f64;
                 let mut msg = format!("loss {:.4}", out.loss_sum / done);
-                if let Some(a) = acc.then(|| out.tally.as_ref().and_then(Tally::accuracy)).flatten() {
+                if let Some(a) = acc
+                    .then(|| out.tally.as_ref().and_then(Tally::accuracy))
+                    .flatten()
+                {
                     msg += &format!(" - accuracy {a:.4}");
                 }
                 let sps = done / t0.elapsed().as_secs_f64();

@@ -42,7 +42,10 @@ impl EpochLog {
             ("accuracy", self.accuracy),
             ("learning_rate", self.learning_rate),
         ];
-        let val = [("val_loss", self.val_loss), ("val_accuracy", self.val_accuracy)];
+        let val = [
+            ("val_loss", self.val_loss),
+            ("val_accuracy", self.val_accuracy),
+        ];
         let named = |v: &[(&str, Option<f64>)]| -> Vec<String> {
             v.iter()
                 .filter(|p| p.1.is_some())
