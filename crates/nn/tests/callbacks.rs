@@ -29,6 +29,23 @@ fn model(lr: f64) -> Sequential {
     m
 }
 
+/// Fits `m` on [`data`] validating against the same samples with their labels flipped, so the
+/// validation loss rises as the model learns (the best epoch is an early one).
+fn fit_flipped(
+    m: &mut Sequential,
+    epochs: usize,
+    batch: usize,
+    cbs: &mut [&mut dyn Callback],
+) -> History {
+    let (x, y) = data();
+    let flipped: Vec<f32> = y.iter().map(|v| 1.0 - v).collect();
+    let opts = FitOptions::new(epochs, batch)
+        .quiet()
+        .with_validation_data((&x, [64, 4]), (&flipped, [64, 1]));
+    m.fit_with_callbacks((&x, [64, 4]), (&y, [64, 1]), &opts, cbs)
+        .unwrap()
+}
+
 /// Records every epoch's weights and log.
 #[derive(Default)]
 struct Recorder {
@@ -56,25 +73,13 @@ fn bits(w: &[Vec<f32>]) -> Vec<Vec<u32>> {
 #[test]
 fn early_stopping_restores_the_best_epoch_bit_for_bit() {
     let (x, y) = data();
-    // Validation labels are the training labels flipped, so the validation loss rises as the
-    // model learns: the best epoch is not the last.
     let flipped: Vec<f32> = y.iter().map(|v| 1.0 - v).collect();
     let mut m = model(0.5);
     let mut stop = EarlyStopping::new("val_loss")
         .with_patience(2)
         .with_restore_best_weights(true);
     let mut rec = Recorder::default();
-    let opts = FitOptions::new(8, 16)
-        .quiet()
-        .with_validation_data((&x, [64, 4]), (&flipped, [64, 1]));
-    let h = m
-        .fit_with_callbacks(
-            (&x, [64, 4]),
-            (&y, [64, 1]),
-            &opts,
-            &mut [&mut rec, &mut stop],
-        )
-        .unwrap();
+    let h = fit_flipped(&mut m, 8, 16, &mut [&mut rec, &mut stop]);
     let val = h.val_loss();
     let best = (0..val.len())
         .min_by(|&a, &b| val[a].total_cmp(&val[b]))
@@ -154,25 +159,13 @@ fn a_constant_rate_through_a_scheduler_gives_the_same_bits_as_none() {
 
 #[test]
 fn reduce_lr_on_plateau_follows_keras() {
-    let (x, y) = data();
-    let flipped: Vec<f32> = y.iter().map(|v| 1.0 - v).collect();
     let mut m = model(0.5);
     let mut plateau = ReduceLROnPlateau::new("val_loss")
         .with_patience(1)
         .with_factor(0.5)
         .with_min_lr(0.1);
     let mut rec = Recorder::default();
-    let opts = FitOptions::new(5, 32)
-        .quiet()
-        .with_validation_data((&x, [64, 4]), (&flipped, [64, 1]));
-    let h = m
-        .fit_with_callbacks(
-            (&x, [64, 4]),
-            (&y, [64, 1]),
-            &opts,
-            &mut [&mut plateau, &mut rec],
-        )
-        .unwrap();
+    let h = fit_flipped(&mut m, 5, 32, &mut [&mut plateau, &mut rec]);
     let val = h.val_loss();
     assert!(val.windows(2).all(|w| w[1] > w[0]), "{val:?}");
     // Epoch 1 sets the best; each later epoch is worse: halve, down to the floor of 0.1.
@@ -191,8 +184,7 @@ fn reduce_lr_on_plateau_follows_keras() {
 
 #[test]
 fn checkpoints_keep_the_best_and_csv_logs_every_epoch() {
-    let (x, y) = data();
-    let flipped: Vec<f32> = y.iter().map(|v| 1.0 - v).collect();
+    let (x, _) = data();
     let dir = tempfile::tempdir().unwrap();
     let pattern = dir.path().join("m{epoch}.safetensors");
     let csv = dir.path().join("log.csv");
@@ -201,17 +193,7 @@ fn checkpoints_keep_the_best_and_csv_logs_every_epoch() {
     let mut every =
         ModelCheckpoint::new(dir.path().join("last.safetensors")).with_save_weights_only(true);
     let mut log = CsvLogger::new(&csv);
-    let opts = FitOptions::new(3, 32)
-        .quiet()
-        .with_validation_data((&x, [64, 4]), (&flipped, [64, 1]));
-    let h = m
-        .fit_with_callbacks(
-            (&x, [64, 4]),
-            (&y, [64, 1]),
-            &opts,
-            &mut [&mut ckpt, &mut every, &mut log],
-        )
-        .unwrap();
+    let h = fit_flipped(&mut m, 3, 32, &mut [&mut ckpt, &mut every, &mut log]);
     // The validation loss only rises: only epoch 1 is saved, as a model that stands alone.
     let exists = |e: usize| dir.path().join(format!("m{e}.safetensors")).exists();
     assert_eq!([exists(1), exists(2), exists(3)], [true, false, false]);

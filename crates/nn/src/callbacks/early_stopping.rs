@@ -1,7 +1,7 @@
 //! `EarlyStopping`: stop when the monitored figure has not improved for `patience` epochs,
 //! optionally restoring the weights of the best epoch (Keras 3's behaviour: restored when
 //! training ends, whether it stopped early or ran out of epochs).
-use super::{Callback, Mode, Monitor, Run};
+use super::{Callback, Monitor, Run};
 use crate::model::{EpochLog, History};
 use crate::Result;
 
@@ -49,14 +49,6 @@ impl EarlyStopping {
     }
     pub fn with_patience(mut self, epochs: usize) -> Self {
         self.patience = epochs;
-        self
-    }
-    pub fn with_min_delta(mut self, d: f64) -> Self {
-        self.monitor.min_delta = d;
-        self
-    }
-    pub fn with_mode(mut self, mode: Mode) -> Self {
-        self.monitor.mode = mode;
         self
     }
     pub fn with_baseline(mut self, b: f64) -> Self {
@@ -134,3 +126,5 @@ impl Callback for EarlyStopping {
         Ok(())
     }
 }
+
+super::monitor::monitor_builders!(EarlyStopping);

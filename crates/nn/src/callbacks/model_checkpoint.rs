@@ -4,7 +4,7 @@
 //! [`Sequential::save_model`] (the model that stands alone).
 use std::path::{Path, PathBuf};
 
-use super::{Callback, Mode, Monitor, Run};
+use super::{Callback, Monitor, Run};
 use crate::model::EpochLog;
 use crate::Result;
 
@@ -32,14 +32,6 @@ impl ModelCheckpoint {
             save_weights_only: false,
             best: None,
         }
-    }
-    pub fn with_monitor(mut self, name: &str) -> Self {
-        self.monitor.name = name.to_string();
-        self
-    }
-    pub fn with_mode(mut self, mode: Mode) -> Self {
-        self.monitor.mode = mode;
-        self
     }
     pub fn with_save_best_only(mut self, yes: bool) -> Self {
         self.save_best_only = yes;
@@ -86,3 +78,5 @@ impl Callback for ModelCheckpoint {
         }
     }
 }
+
+super::monitor::monitor_builders!(ModelCheckpoint);

@@ -4,6 +4,30 @@ use super::Run;
 use crate::model::EpochLog;
 use crate::{NnError, Result};
 
+/// The builder methods of a callback's [`Monitor`] (its `monitor` field): `with_monitor`,
+/// `with_mode`, `with_min_delta`, written once for every callback that watches a figure.
+macro_rules! monitor_builders {
+    ($t:ty) => {
+        impl $t {
+            /// The figure to watch, by its Keras name (`"val_loss"`, `"accuracy"`, ...).
+            pub fn with_monitor(mut self, name: &str) -> Self {
+                self.monitor.name = name.to_string();
+                self
+            }
+            pub fn with_mode(mut self, mode: $crate::callbacks::Mode) -> Self {
+                self.monitor.mode = mode;
+                self
+            }
+            /// The least change that counts as an improvement.
+            pub fn with_min_delta(mut self, d: f64) -> Self {
+                self.monitor.min_delta = d;
+                self
+            }
+        }
+    };
+}
+pub(crate) use monitor_builders;
+
 /// Whether a smaller or larger value of the monitored figure is better.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Mode {

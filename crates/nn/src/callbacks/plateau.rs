@@ -1,6 +1,6 @@
 //! `ReduceLROnPlateau`: multiply the learning rate by `factor` when the monitored figure has
 //! not improved for `patience` epochs (Keras's algorithm, cooldown and floor included).
-use super::{Callback, Mode, Monitor, Run};
+use super::{Callback, Monitor, Run};
 use crate::model::EpochLog;
 use crate::{NnError, Result};
 
@@ -47,14 +47,6 @@ impl ReduceLROnPlateau {
     }
     pub fn with_patience(mut self, epochs: usize) -> Self {
         self.patience = epochs;
-        self
-    }
-    pub fn with_min_delta(mut self, d: f64) -> Self {
-        self.monitor.min_delta = d;
-        self
-    }
-    pub fn with_mode(mut self, mode: Mode) -> Self {
-        self.monitor.mode = mode;
         self
     }
     pub fn with_cooldown(mut self, epochs: usize) -> Self {
@@ -106,3 +98,5 @@ impl Callback for ReduceLROnPlateau {
         Ok(())
     }
 }
+
+super::monitor::monitor_builders!(ReduceLROnPlateau);

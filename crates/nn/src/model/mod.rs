@@ -16,10 +16,11 @@
 //!
 //! One module per job: [`arrays`](Inputs) (shaped data), `checks` (x, y and the model must
 //! agree), `naming` (parameter names and initial values), `graph` (the step graph), `plans`
-//! (plan caching, weights in and out), `feed` (a batch into a plan), `fit` (the training
-//! loop), `gradients` (the loss's parameter gradients by name), `inference` (`evaluate`, `predict`), `progress` (the display), `summary` (Keras's
-//! layer table), `saved` (standalone saved models); this file holds the model's state and
-//! `compile`/`save`/`load`.
+//! (plan caching, weights in and out), `feed` (a batch into a plan, loss weights), `fit` (the
+//! training loop, calling the [`callbacks`](crate::callbacks)), `gradients` (the loss's
+//! parameter gradients by name), `inference` (`evaluate`, `predict`), `progress` (the
+//! display), `summary` (Keras's layer table), `saved` (standalone saved models); this file
+//! holds the model's state and `compile`/`save`/`load`.
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
