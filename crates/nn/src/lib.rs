@@ -1,5 +1,6 @@
-//! trellis-nn: Keras-style layers, losses, optimisers, metrics and the `Sequential` model on
-//! top of the trellis graph, autodiff and JIT; plus the data pipeline and checkpoints.
+//! trellis-nn: Keras-style layers, losses, optimisers, metrics and models (`Sequential`, and
+//! the functional API: [`functional`]) on top of the trellis graph, autodiff and JIT; plus the
+//! data pipeline and checkpoints.
 //!
 //! ```no_run
 //! use trellis_nn::prelude::*;
@@ -19,6 +20,7 @@ pub mod callbacks;
 pub mod checkpoint;
 pub mod data;
 pub mod error;
+pub mod functional;
 pub mod init;
 pub mod layers;
 pub mod losses;
@@ -35,17 +37,18 @@ pub use callbacks::{
     TerminateOnNaN,
 };
 pub use error::{NnError, Result};
+pub use functional::{Call, Input, LayerRef, SymTensor};
 pub use init::Init;
 pub use layers::{
     Activation, Bidirectional, Dense, DenseConfig, Dropout, DropoutConfig, Embedding,
     EmbeddingConfig, Gru, GruConfig, Layer, LayerConfig, Lstm, LstmConfig, Masking, Merge, Name,
     Named, ParamSpec, Recurrent,
 };
-pub use losses::Loss;
+pub use losses::{Loss, LossConfig};
 pub use metrics::Metric;
 pub use model::{
-    EpochLog, Evaluation, FitOptions, History, Inputs, Model, Sequential, StepGraph, Summary,
-    Targets,
+    EpochLog, Evaluation, FitOptions, History, Inputs, Losses, Model, OutputNodes, Sequential,
+    StepGraph, Summary, Targets,
 };
 /// The array crate that [`Inputs`] and [`Targets`] convert from (same version as trellis).
 pub use ndarray;
@@ -57,9 +60,10 @@ pub mod prelude {
     pub use crate::data;
     pub use crate::ndarray::{array, s, Array1, Array2, Array3, ArrayD, Axis};
     pub use crate::{
-        Activation, Adam, Bidirectional, Callback, CsvLogger, Dense, DenseConfig, Dropout,
-        EarlyStopping, Embedding, EmbeddingConfig, FitOptions, Gru, GruConfig,
-        LearningRateScheduler, Loss, LrSchedule, Lstm, LstmConfig, Masking, Merge, Metric, Model,
-        ModelCheckpoint, Name, ReduceLROnPlateau, Sequential, Sgd, TerminateOnNaN,
+        Activation, Adam, Bidirectional, Call, Callback, CsvLogger, Dense, DenseConfig, Dropout,
+        EarlyStopping, Embedding, EmbeddingConfig, FitOptions, Gru, GruConfig, Input, Inputs,
+        LayerRef, LearningRateScheduler, Loss, Losses, LrSchedule, Lstm, LstmConfig, Masking,
+        Merge, Metric, Model, ModelCheckpoint, Name, ReduceLROnPlateau, Sequential, Sgd,
+        SymTensor, Targets, TerminateOnNaN,
     };
 }

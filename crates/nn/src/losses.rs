@@ -43,22 +43,56 @@ pub enum Loss {
 /// `[1e-7, 1 - 1e-7]` and train on nonsense without a word. `from_logits = true` on an output
 /// that already went through a sigmoid or softmax is refused too (Keras warns).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(from = "LossRepr")]
 pub struct LossConfig {
     pub kind: Loss,
     /// The output is logits (cross-entropies only).
-    #[serde(default)]
     pub from_logits: bool,
     /// Targets move towards uniform: `y (1 - s) + s / K` (`K` classes; 2 for binary
     /// cross-entropy, Keras's `0.5 s`). Cross-entropies only; in [0, 1).
-    #[serde(default)]
     pub label_smoothing: f64,
     /// Huber's threshold (positive).
-    #[serde(default = "one")]
     pub delta: f64,
 }
 
 fn one() -> f64 {
     1.0
+}
+
+/// What a saved [`LossConfig`] may be: the bare kind (saved models before loss options), or
+/// the kind with its options.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum LossRepr {
+    Kind(Loss),
+    Full {
+        kind: Loss,
+        #[serde(default)]
+        from_logits: bool,
+        #[serde(default)]
+        label_smoothing: f64,
+        #[serde(default = "one")]
+        delta: f64,
+    },
+}
+
+impl From<LossRepr> for LossConfig {
+    fn from(r: LossRepr) -> Self {
+        match r {
+            LossRepr::Kind(kind) => kind.into(),
+            LossRepr::Full {
+                kind,
+                from_logits,
+                label_smoothing,
+                delta,
+            } => LossConfig {
+                kind,
+                from_logits,
+                label_smoothing,
+                delta,
+            },
+        }
+    }
 }
 
 impl From<Loss> for LossConfig {

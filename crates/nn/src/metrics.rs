@@ -194,6 +194,43 @@ pub fn check(metrics: &[Metric], loss: &LossConfig, k: usize) -> crate::Result<(
     Ok(())
 }
 
+/// The tallies of a model's outputs, one each: accuracy pooled over all of them (one figure,
+/// as `fit` reports it), the other metrics per output, named `name` for a one-output model
+/// and `output{o}_name` (`o` from 0, in the model's output order) for several.
+#[derive(Clone, Debug)]
+pub struct Tallies(pub Vec<Tally>);
+
+impl Tallies {
+    /// Empty tallies for outputs of `widths` units under `losses`.
+    pub fn new(losses: &[LossConfig], metrics: &[Metric], widths: &[usize]) -> Tallies {
+        Tallies(
+            losses
+                .iter()
+                .zip(widths)
+                .map(|(&l, &k)| Tally::new(l, metrics, k))
+                .collect(),
+        )
+    }
+    /// Accuracy over every output's decisions, when compiled.
+    pub fn accuracy(&self) -> Option<f64> {
+        let first = self.0.first()?;
+        first.has(|m| *m == Metric::Accuracy).then(|| {
+            let ok: u64 = self.0.iter().map(|t| t.correct).sum();
+            let all: u64 = self.0.iter().map(|t| t.counted).sum();
+            ok as f64 / all.max(1) as f64
+        })
+    }
+    /// The other metrics by Keras name (see [`Tallies`]), `prefix` first (`"val_"`).
+    pub fn results(&self, prefix: &str) -> Vec<(String, f64)> {
+        if let [one] = self.0.as_slice() {
+            return one.results(prefix);
+        }
+        let per = self.0.iter().enumerate();
+        per.flat_map(|(o, t)| t.results(&format!("{prefix}output{o}_")))
+            .collect()
+    }
+}
+
 /// The exact state of every compiled metric over the batches seen so far.
 #[derive(Clone, Debug)]
 pub struct Tally {

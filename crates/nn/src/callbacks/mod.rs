@@ -13,7 +13,7 @@
 //! [`FitOptions::terminate_on_nan`](crate::FitOptions)). `fit`'s own per-epoch checkpoint is a
 //! [`ModelCheckpoint`] too.
 use crate::model::{EpochLog, History, Runner};
-use crate::{NnError, Result, Sequential};
+use crate::{Model, NnError, Result};
 
 mod csv;
 mod early_stopping;
@@ -87,7 +87,7 @@ pub(crate) struct RunState {
 /// A callback's view of the training run: the learning rate, stopping, and (between epochs)
 /// the model and its weights.
 pub struct Run<'a> {
-    model: &'a mut Sequential,
+    model: &'a mut Model,
     state: &'a mut RunState,
     /// The training plan, inside an epoch (its weights are the current ones).
     plan: Option<&'a Runner>,
@@ -97,7 +97,7 @@ pub struct Run<'a> {
 
 impl<'a> Run<'a> {
     pub(crate) fn new(
-        model: &'a mut Sequential,
+        model: &'a mut Model,
         state: &'a mut RunState,
         plan: Option<&'a Runner>,
         last_batch: bool,
@@ -166,7 +166,7 @@ impl<'a> Run<'a> {
             ))),
         }
     }
-    /// The current weights, in [`Sequential::param_specs`] order (between epochs).
+    /// The current weights, in [`Model::param_specs`] order (between epochs).
     pub fn weights(&self) -> Result<&[Vec<f32>]> {
         self.boundary("Run::weights")?;
         Ok(self.model.weights())
@@ -195,7 +195,7 @@ impl<'a> Run<'a> {
         Ok(())
     }
     /// The model itself (between epochs), to save it or change it.
-    pub fn model(&mut self) -> Result<&mut Sequential> {
+    pub fn model(&mut self) -> Result<&mut Model> {
         self.boundary("Run::model")?;
         self.state.weights_changed = true;
         Ok(self.model)

@@ -1,7 +1,7 @@
 //! `ModelCheckpoint`: save the model (or its weights) after epochs, every epoch or only when
 //! the monitored figure improved. It writes through the one writer of each format:
-//! [`Sequential::save`] (weights and optimiser state, `save_weights_only`) and
-//! [`Sequential::save_model`] (the model that stands alone).
+//! [`Model::save`] (weights and optimiser state, `save_weights_only`) and
+//! [`Model::save_model`] (the model that stands alone).
 use std::path::{Path, PathBuf};
 
 use super::{Callback, Monitor, Run};
@@ -17,7 +17,7 @@ pub struct ModelCheckpoint {
     pub monitor: Monitor,
     /// Save only when the monitored figure improved on the best so far.
     pub save_best_only: bool,
-    /// Save weights and optimiser state ([`Sequential::save`](crate::Sequential::save))
+    /// Save weights and optimiser state ([`Model::save`](crate::Model::save))
     /// rather than the whole model.
     pub save_weights_only: bool,
     best: Option<f64>,

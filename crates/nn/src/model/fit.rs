@@ -11,10 +11,10 @@ use indicatif::ProgressBar;
 
 use super::plans::{BatchOut, Runner};
 use super::progress::{format_log, progress_bar};
-use super::{Compiled, EpochLog, FitOptions, History, Inputs, Sequential, Shapes, Targets};
+use super::{Compiled, EpochLog, FitOptions, History, Inputs, Model, Shapes, Targets};
 use crate::callbacks::{BatchLog, Callback, ModelCheckpoint, Run, RunState, TerminateOnNaN};
 use crate::data::{batch_ranges, shuffled_indices, SplitMix64};
-use crate::metrics::{Metric, Tally};
+use crate::metrics::{Metric, Tallies};
 use crate::{NnError, Result};
 
 /// The training data of one `fit` call.
@@ -26,8 +26,8 @@ struct TrainData<'x> {
     n_train: usize,
     batch: usize,
     val: Option<(Inputs<'x>, Targets<'x>)>,
-    /// `class_weight` times `sample_weight`, per sample and step.
-    weights: Option<Vec<f32>>,
+    /// `class_weight` times `sample_weight`, per output, sample and step.
+    weights: Option<Vec<Vec<f32>>>,
 }
 
 /// One epoch's schedule: its number, the sample order, the batch size and the settings.
@@ -47,7 +47,7 @@ type Hooks<'h, 'c> = Option<(&'h mut [&'c mut dyn Callback], &'h mut RunState)>;
 struct EpochRun {
     loss_sum: f64,
     /// The compiled metrics over the epoch's batches (not on a replay).
-    tally: Option<Tally>,
+    tally: Option<Tallies>,
     steps: usize,
     /// Samples trained on (fewer than the epoch's when a callback stopped it).
     seen: usize,
@@ -60,7 +60,7 @@ struct EpochRun {
 /// Calls `f` on every callback with a [`Run`] over `model`.
 fn each(
     cbs: &mut [&mut dyn Callback],
-    model: &mut Sequential,
+    model: &mut Model,
     state: &mut RunState,
     plan: Option<&Runner>,
     last_batch: bool,
@@ -72,8 +72,8 @@ fn each(
     Ok(())
 }
 
-impl Sequential {
-    /// Trains the model (Keras's `fit`); [`Sequential::fit_with_callbacks`] without callbacks
+impl Model {
+    /// Trains the model (Keras's `fit`); [`Model::fit_with_callbacks`] without callbacks
     /// of the caller's.
     ///
     /// Errors before any training when the data, the options or the checkpoint path are
@@ -89,7 +89,7 @@ impl Sequential {
         self.fit_with_callbacks(x, y, opts, &mut [])
     }
 
-    /// [`Sequential::fit`] calling `callbacks` (Keras's `fit(..., callbacks=[...])`); they are
+    /// [`Model::fit`] calling `callbacks` (Keras's `fit(..., callbacks=[...])`); they are
     /// borrowed, so their state (an [`EarlyStopping`]'s best epoch, ...) can be read after.
     ///
     /// [`EarlyStopping`]: crate::callbacks::EarlyStopping
@@ -128,7 +128,7 @@ impl Sequential {
         // A plan for more rows than there are samples would only add padding.
         let b = opts.batch_size.min(n_train);
         self.eval_batch = opts.batch_size;
-        let mut r = self.runner(true, b, &shapes.row)?;
+        let mut r = self.runner(true, b, &shapes.rows)?;
         let data = TrainData {
             x: x.view(),
             y: y.view(),
@@ -171,7 +171,8 @@ impl Sequential {
     fn logged_names(&self, validation: bool) -> Result<Vec<String>> {
         let c = self.compiled()?;
         let acc = c.metrics.contains(&Metric::Accuracy);
-        let others = Tally::new(c.loss, &c.metrics, 1).results("");
+        let widths = vec![1; c.losses.losses.len()];
+        let others = Tallies::new(&c.losses.losses, &c.metrics, &widths).results("");
         let mut metrics = others.clone();
         if validation {
             metrics.extend(others.into_iter().map(|(n, v)| (format!("val_{n}"), v)));
@@ -241,7 +242,7 @@ impl Sequential {
         let mut log = EpochLog {
             epoch,
             loss: run.loss_sum / run.seen as f64,
-            accuracy: run.tally.as_ref().and_then(Tally::accuracy),
+            accuracy: run.tally.as_ref().and_then(Tallies::accuracy),
             metrics: run.tally.map(|t| t.results("")).unwrap_or_default(),
             steps: run.steps,
             samples_per_sec: run.seen as f64 / train_s,
@@ -283,7 +284,7 @@ impl Sequential {
         let t0 = Instant::now();
         let mut out = EpochRun::default();
         if !c.metrics.is_empty() && replay.is_none() {
-            out.tally = Some(Tally::new(c.loss, &c.metrics, d.shapes.width()));
+            out.tally = Some(Tallies::new(&c.losses.losses, &c.metrics, &r.widths()));
         }
         let batches = ep.order.len().div_ceil(ep.batch);
         for (bi, range) in batch_ranges(ep.order.len(), ep.batch)?.enumerate() {
@@ -341,19 +342,14 @@ impl Sequential {
             out.loss_sum += l * rows.len() as f64;
             out.seen += rows.len();
             if let Some(t) = out.tally.as_mut() {
-                let per = d.shapes.targets_per_sample(c.loss.kind);
-                let yr: Vec<f32> = rows
-                    .iter()
-                    .flat_map(|&s| d.y.values[s * per..(s + 1) * per].iter().copied())
-                    .collect();
-                b.tally(t, &yr);
+                b.tally(t, c, &d.y, rows, &d.shapes);
             }
             if let Some(bar) = bar {
                 bar.inc(rows.len() as u64);
                 let done = bar.position() as f64;
                 let mut msg = format!("loss {:.4}", out.loss_sum / done);
                 if let Some(a) = acc
-                    .then(|| out.tally.as_ref().and_then(Tally::accuracy))
+                    .then(|| out.tally.as_ref().and_then(Tallies::accuracy))
                     .flatten()
                 {
                     msg += &format!(" - accuracy {a:.4}");

@@ -1,12 +1,12 @@
 //! `Model::gradients`: the parameter gradients of the loss on given data, by name (what
 //! `tf.GradientTape` gives a Keras user), from the same step graph `fit` trains with.
 use super::plans::{values, Runner};
-use super::{Inputs, Sequential, Targets};
+use super::{Inputs, Model, Targets};
 use crate::Result;
 
-impl Sequential {
+impl Model {
     /// The gradient of the mean loss over all of `(x, y)` (inference mode: no dropout) with
-    /// respect to every parameter, as `(name, values)` in [`Sequential::param_specs`] order
+    /// respect to every parameter, as `(name, values)` in [`Model::param_specs`] order
     /// (each laid out as its parameter). Runs one compiled plan over all the samples at once;
     /// nothing is trained and the model is left as it was.
     pub fn gradients<'x, 'y>(
@@ -16,14 +16,15 @@ impl Sequential {
     ) -> Result<Vec<(String, Vec<f32>)>> {
         let (x, y) = (x.into(), y.into());
         let shapes = self.check_data(&x, Some(&y))?;
-        let mut sg = self.step_graph(shapes.n, &shapes.row, false)?;
+        let rows: Vec<&[usize]> = shapes.rows.iter().map(Vec::as_slice).collect();
+        let mut sg = self.step_graph(shapes.n, &rows, false)?;
         let grads = trellis_autodiff::grad(&mut sg.graph, sg.loss, &sg.params)?;
         let mut outputs = sg.graph.outputs().to_vec();
         outputs.extend(&grads);
         sg.graph.set_outputs(outputs);
         let plan = trellis_jit::compile(&sg.graph, &Default::default())?;
         let mut r = Runner {
-            key: (shapes.n, shapes.row.clone()),
+            key: (shapes.n, shapes.rows.clone()),
             plan,
             sg,
         };

@@ -61,7 +61,7 @@ impl EpochLog {
     }
 }
 
-/// What [`Sequential::fit`] returns.
+/// What [`Model::fit`] returns.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct History {
     pub epochs: Vec<EpochLog>,
@@ -89,7 +89,7 @@ impl History {
     }
 }
 
-/// What [`Sequential::evaluate`] returns.
+/// What [`Model::evaluate`] returns.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Evaluation {
     pub loss: f64,

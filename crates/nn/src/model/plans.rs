@@ -4,20 +4,25 @@
 use trellis_ir::NodeId;
 use trellis_jit::{CompileOptions, Plan};
 
-use super::{Sequential, StepGraph};
-use crate::metrics::Tally;
+use super::{Compiled, Model, Shapes, StepGraph, Targets};
+use crate::metrics::Tallies;
 use crate::Result;
 
-/// A compiled step and the key it was compiled for: `(batch, per-sample input shape)`.
+/// A compiled step and the key it was compiled for: `(batch, per-sample input shapes)`.
 pub(crate) struct Runner {
-    pub key: (usize, Vec<usize>),
+    pub key: (usize, Vec<Vec<usize>>),
     pub plan: Plan,
     pub sg: StepGraph,
 }
 
-impl Sequential {
-    pub(super) fn runner(&mut self, training: bool, batch: usize, row: &[usize]) -> Result<Runner> {
-        let key = (batch, row.to_vec());
+impl Model {
+    pub(super) fn runner(
+        &mut self,
+        training: bool,
+        batch: usize,
+        rows: &[Vec<usize>],
+    ) -> Result<Runner> {
+        let key = (batch, rows.to_vec());
         let slot = if training {
             self.train.take()
         } else {
@@ -26,7 +31,8 @@ impl Sequential {
         if let Some(r) = slot.filter(|r| r.key == key) {
             return Ok(r);
         }
-        let sg = self.step_graph(batch, row, training)?;
+        let rows: Vec<&[usize]> = rows.iter().map(Vec::as_slice).collect();
+        let sg = self.step_graph(batch, &rows, training)?;
         let updates = sg
             .optimizer
             .as_ref()
@@ -96,11 +102,21 @@ impl Runner {
         }
         Ok(true)
     }
+
+    /// Each output's units.
+    pub fn widths(&self) -> Vec<usize> {
+        self.sg.outputs.iter().map(|o| o.out_width).collect()
+    }
 }
 
-/// What one batch of a plan gives: the loss, the real rows' predictions and their mask.
+/// What one batch of a plan gives: the loss and each output's predictions for the real rows.
 pub(super) struct BatchOut {
     pub loss: f64,
+    pub outputs: Vec<OutputBatch>,
+}
+
+/// One output of a [`BatchOut`].
+pub(super) struct OutputBatch {
     /// `[rows, steps, k]` (steps 1 for a vector output).
     pub pred: Vec<f32>,
     /// `[rows, steps]`, when the output is masked.
@@ -108,35 +124,48 @@ pub(super) struct BatchOut {
     k: usize,
 }
 
-impl BatchOut {
+impl OutputBatch {
     /// Output units.
     pub fn width(&self) -> usize {
         self.k
     }
+}
+
+impl BatchOut {
     pub fn read(r: &Runner, rows: usize) -> Result<BatchOut> {
-        let (steps, k) = (r.sg.steps, r.sg.out_width);
-        let mut pred = values(&r.plan, r.sg.pred)?;
-        pred.truncate(rows * steps * k);
-        let mask = match r.sg.mask {
-            Some(m) => {
-                let mut v = values(&r.plan, m)?;
-                v.truncate(rows * steps);
-                Some(v)
-            }
-            None => None,
-        };
+        let mut outputs = Vec::with_capacity(r.sg.outputs.len());
+        for o in &r.sg.outputs {
+            let (steps, k) = (o.steps, o.out_width);
+            let mut pred = values(&r.plan, o.pred)?;
+            pred.truncate(rows * steps * k);
+            let mask = match o.mask {
+                Some(m) => {
+                    let mut v = values(&r.plan, m)?;
+                    v.truncate(rows * steps);
+                    Some(v)
+                }
+                None => None,
+            };
+            outputs.push(OutputBatch { pred, mask, k });
+        }
         Ok(BatchOut {
             loss: scalar(&r.plan, r.sg.loss)?,
-            pred,
-            mask,
-            k,
+            outputs,
         })
     }
 
-    /// Adds the real rows against their targets `y` (as the user gave them) to the metrics;
-    /// masked steps count for nothing.
-    pub fn tally(&self, t: &mut Tally, y: &[f32]) {
-        t.add(&self.pred, y, self.mask.as_deref());
+    /// Adds each output's real rows, against the targets `y` of samples `rows` (as the user
+    /// gave them), to its tally; masked steps count for nothing.
+    pub fn tally(&self, t: &mut Tallies, c: &Compiled, y: &Targets, rows: &[usize], s: &Shapes) {
+        for (o, (out, tally)) in self.outputs.iter().zip(&mut t.0).enumerate() {
+            let per = s.targets_per_sample(o, c.losses.losses[o].kind);
+            let yv = &y.arrays[o].values;
+            let yr: Vec<f32> = rows
+                .iter()
+                .flat_map(|&i| yv[i * per..(i + 1) * per].iter().copied())
+                .collect();
+            tally.add(&out.pred, &yr, out.mask.as_deref());
+        }
     }
 }
 
