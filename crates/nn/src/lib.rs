@@ -40,9 +40,10 @@ pub use error::{NnError, Result};
 pub use functional::{Call, Input, LayerRef, SymTensor};
 pub use init::Init;
 pub use layers::{
-    Activation, Bidirectional, Dense, DenseConfig, Dropout, DropoutConfig, Embedding,
-    EmbeddingConfig, Gru, GruConfig, Layer, LayerConfig, Lstm, LstmConfig, Masking, Merge, Name,
-    Named, ParamSpec, Recurrent,
+    Activation, Add, AdditiveAttention, Attention, Bidirectional, Concatenate, Dense, DenseConfig,
+    Dot, Dropout, DropoutConfig, Embedding, EmbeddingConfig, Flatten, GlobalAveragePooling1D,
+    GlobalMaxPooling1D, Gru, GruConfig, Layer, LayerConfig, Lstm, LstmConfig, Masking, Merge,
+    Multiply, Name, Named, ParamSpec, Recurrent, RepeatVector, Softmax, Subtract,
 };
 pub use losses::{Loss, LossConfig};
 pub use metrics::Metric;
@@ -60,10 +61,12 @@ pub mod prelude {
     pub use crate::data;
     pub use crate::ndarray::{array, s, Array1, Array2, Array3, ArrayD, Axis};
     pub use crate::{
-        Activation, Adam, Bidirectional, Call, Callback, CsvLogger, Dense, DenseConfig, Dropout,
-        EarlyStopping, Embedding, EmbeddingConfig, FitOptions, Gru, GruConfig, Input, Inputs,
-        LayerRef, LearningRateScheduler, Loss, Losses, LrSchedule, Lstm, LstmConfig, Masking,
-        Merge, Metric, Model, ModelCheckpoint, Name, ReduceLROnPlateau, Sequential, Sgd,
-        SymTensor, Targets, TerminateOnNaN,
+        Activation, Adam, Add, AdditiveAttention, Attention, Bidirectional, Call, Callback,
+        Concatenate, CsvLogger, Dense, DenseConfig, Dot, Dropout, EarlyStopping, Embedding,
+        EmbeddingConfig, FitOptions, Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D, Gru,
+        GruConfig, Input, Inputs, LayerRef, LearningRateScheduler, Loss, Losses, LrSchedule, Lstm,
+        LstmConfig, Masking, Merge, Metric, Model, ModelCheckpoint, Multiply, Name,
+        ReduceLROnPlateau, RepeatVector, Sequential, Sgd, Softmax, Subtract, SymTensor, Targets,
+        TerminateOnNaN,
     };
 }
