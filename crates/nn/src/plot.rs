@@ -38,7 +38,10 @@ impl History {
                 .collect()
         };
         // Every figure the epochs log by Keras name (the loss first), but the learning rate.
-        let names = self.epochs.first().map_or(vec!["loss".into()], |e| e.names());
+        let names = self
+            .epochs
+            .first()
+            .map_or(vec!["loss".into()], |e| e.names());
         let names = names
             .into_iter()
             .filter(|n| !n.starts_with("val_") && n != "learning_rate");

@@ -288,3 +288,110 @@ fn stopping_mid_epoch_ends_it_after_that_batch() {
     assert_eq!(h.epochs.len(), 1);
     assert_eq!((h.epochs[0].steps, m.step()), (2, 2));
 }
+
+/// Two inputs (ids and floats), two binary heads: the functional case of every callback.
+fn two_heads() -> Model {
+    let (a, b) = (Input::new(&[5]), Input::new(&[4]));
+    let h = Embedding::new(10, 4).call(&a).unwrap();
+    let h = Lstm::new(4).call(&h).unwrap();
+    let p = Dense::new(1, Activation::Sigmoid).call(&h).unwrap();
+    let u = Dense::new(6, Activation::Tanh).call(&b).unwrap();
+    let q = Dense::new(1, Activation::Sigmoid).call(&u).unwrap();
+    let mut m = Model::new(&[&a, &b], &[&p, &q]).unwrap().with_seed(5);
+    m.compile(
+        Sgd::new(0.5),
+        Loss::BinaryCrossentropy,
+        &[Metric::Accuracy, Metric::Auc],
+    )
+    .unwrap();
+    m
+}
+
+#[test]
+fn callbacks_drive_a_functional_model_with_two_outputs() {
+    let n = 64;
+    let mut rng = data::SplitMix64::new(9);
+    let xa = Array2::from_shape_fn((n, 5), |_| (rng.next_f64() * 10.0) as i64);
+    let (xb, ya) = data();
+    let xb = Array2::from_shape_vec((n, 4), xb).unwrap();
+    let ya = Array1::from(ya);
+    let yb = Array1::from_shape_fn(n, |i| f32::from(xa[[i, 4]] < 5));
+    let fa = ya.mapv(|v| 1.0 - v);
+    let x = || [Inputs::from(&xa), Inputs::from(&xb)];
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("log.csv");
+    let best_auc = dir.path().join("best.safetensors");
+
+    let mut m = two_heads();
+    let mut stop = EarlyStopping::new("val_loss")
+        .with_patience(2)
+        .with_restore_best_weights(true);
+    // A per-output metric by its Keras name, its direction read from the name (AUC: up).
+    let mut ckpt = ModelCheckpoint::new(&best_auc)
+        .with_monitor("val_output1_auc")
+        .with_save_best_only(true);
+    let mut plateau = ReduceLROnPlateau::new("val_output1_auc")
+        .with_patience(1)
+        .with_factor(0.5);
+    let mut log = CsvLogger::new(&csv);
+    let mut rec = Recorder::default();
+    let opts = FitOptions::new(10, 16)
+        .quiet()
+        .with_validation_data(x(), [&fa, &yb]);
+    let h = m
+        .fit_with_callbacks(
+            x(),
+            [&ya, &yb],
+            &opts,
+            &mut [&mut rec, &mut stop, &mut ckpt, &mut plateau, &mut log],
+        )
+        .unwrap();
+
+    // EarlyStopping: stopped two epochs after the best validation loss, best weights back.
+    let val = h.val_loss();
+    let best = (0..val.len())
+        .min_by(|&a, &b| val[a].total_cmp(&val[b]))
+        .unwrap();
+    assert_eq!(h.epochs.len(), best + 3, "{val:?}");
+    assert_eq!(bits(m.weights()), bits(&rec.epochs[best].1));
+    let ev = m.evaluate(x(), [&fa, &yb]).unwrap();
+    assert_eq!(ev.loss.to_bits(), val[best].to_bits());
+
+    // ModelCheckpoint: the file holds the weights of the epoch with the best val_output1_auc,
+    // and loads as the functional model it is.
+    let auc: Vec<f64> = h
+        .epochs
+        .iter()
+        .map(|e| e.get("val_output1_auc").unwrap())
+        .collect();
+    let top = (0..auc.len())
+        .max_by(|&a, &b| auc[a].total_cmp(&auc[b]).then(b.cmp(&a)))
+        .unwrap();
+    let mut saved = Model::load_model(&best_auc).unwrap();
+    assert_eq!(bits(saved.weights()), bits(&rec.epochs[top].1));
+    assert_eq!(saved.predict_outputs(x()).unwrap().len(), 2);
+
+    // ReduceLROnPlateau watched the same figure: the rate logged each epoch is
+    // 0.5 halved once per epoch that ended a plateau of one.
+    let lrs: Vec<f64> = h.epochs.iter().map(|e| e.learning_rate.unwrap()).collect();
+    let (mut lr, mut best_seen) = (0.5, f64::NEG_INFINITY);
+    for (e, &v) in auc.iter().enumerate() {
+        assert_eq!(lrs[e], lr, "epoch {} of {lrs:?} ({auc:?})", e + 1);
+        if v > best_seen + 1e-4 {
+            best_seen = v;
+        } else {
+            lr *= 0.5;
+        }
+    }
+    // The checks above compare distinct epochs, and the rate did fall.
+    assert_eq!((best, top, lrs[4]), (2, 4, 0.125), "{lrs:?}");
+    // CsvLogger: every figure of both heads, a row per epoch.
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "epoch,accuracy,learning_rate,loss,output0_auc,output1_auc,val_accuracy,val_loss,\
+         val_output0_auc,val_output1_auc"
+    );
+    assert_eq!(lines.len(), h.epochs.len() + 1);
+}

@@ -39,6 +39,16 @@ pub enum Mode {
     Max,
 }
 
+/// The metric a logged name is of: `val_` and a multi-output model's `output{o}_` stripped
+/// (`"val_output1_auc"` is an AUC).
+fn metric_base(name: &str) -> &str {
+    let base = name.strip_prefix("val_").unwrap_or(name);
+    match base.strip_prefix("output").and_then(|r| r.split_once('_')) {
+        Some((o, rest)) if !o.is_empty() && o.bytes().all(|b| b.is_ascii_digit()) => rest,
+        _ => base,
+    }
+}
+
 /// A figure of the epoch logs by its Keras name (`"val_loss"`, `"accuracy"`, ...), which way
 /// it improves, and by how much it must change to count (Keras's `min_delta`).
 #[derive(Clone, Debug, PartialEq)]
@@ -63,7 +73,7 @@ impl Monitor {
             Mode::Min => Ok(false),
             Mode::Max => Ok(true),
             Mode::Auto => {
-                let base = self.name.strip_prefix("val_").unwrap_or(&self.name);
+                let base = metric_base(&self.name);
                 if base.ends_with("loss") || base == "perplexity" {
                     Ok(false)
                 } else if ["accuracy", "precision", "recall", "f1", "auc"]

@@ -87,7 +87,9 @@ impl Model {
         };
         let usable = |w: f32| w.is_finite() && w >= 0.0;
         let (n, outputs) = (shapes.n, shapes.outs.len());
-        let mut all: Vec<Vec<f32>> = (0..outputs).map(|o| vec![1f32; n * shapes.steps(o)]).collect();
+        let mut all: Vec<Vec<f32>> = (0..outputs)
+            .map(|o| vec![1f32; n * shapes.steps(o)])
+            .collect();
         if let Some(sw) = &opts.sample_weight {
             let steps = shapes.steps(0);
             let per_step = outputs == 1 && steps > 1 && sw.len() == n * steps;
