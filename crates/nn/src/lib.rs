@@ -16,6 +16,7 @@
 //! # Ok::<(), trellis_nn::NnError>(())
 //! ```
 
+pub mod callbacks;
 pub mod checkpoint;
 pub mod data;
 pub mod error;
@@ -29,7 +30,12 @@ pub mod model;
 pub mod onnx;
 pub mod optim;
 mod plot;
+pub mod schedules;
 
+pub use callbacks::{
+    Callback, CsvLogger, EarlyStopping, LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau,
+    TerminateOnNaN,
+};
 pub use error::{NnError, Result};
 pub use functional::{Call, Input, LayerRef, SymTensor};
 pub use init::Init;
@@ -39,7 +45,7 @@ pub use layers::{
     GlobalMaxPooling1D, Gru, GruConfig, Layer, LayerConfig, Lstm, LstmConfig, Masking, Merge,
     Multiply, Name, Named, ParamSpec, Recurrent, RepeatVector, Softmax, Subtract,
 };
-pub use losses::Loss;
+pub use losses::{Loss, LossConfig};
 pub use metrics::Metric;
 pub use model::{
     EpochLog, Evaluation, FitOptions, History, Inputs, Losses, Model, OutputNodes, Sequential,
@@ -48,16 +54,19 @@ pub use model::{
 /// The array crate that [`Inputs`] and [`Targets`] convert from (same version as trellis).
 pub use ndarray;
 pub use optim::{Adam, Optimizer, Sgd};
+pub use schedules::LrSchedule;
 
 /// Everything a model script needs.
 pub mod prelude {
     pub use crate::data;
     pub use crate::ndarray::{array, s, Array1, Array2, Array3, ArrayD, Axis};
     pub use crate::{
-        Activation, Adam, Add, AdditiveAttention, Attention, Bidirectional, Call, Concatenate,
-        Dense, DenseConfig, Dot, Dropout, Embedding, EmbeddingConfig, FitOptions, Flatten,
-        GlobalAveragePooling1D, GlobalMaxPooling1D, Gru, GruConfig, Input, Inputs, LayerRef, Loss,
-        Losses, Lstm, LstmConfig, Masking, Merge, Metric, Model, Multiply, Name, RepeatVector,
-        Sequential, Sgd, Softmax, Subtract, SymTensor, Targets,
+        Activation, Adam, Add, AdditiveAttention, Attention, Bidirectional, Call, Callback,
+        Concatenate, CsvLogger, Dense, DenseConfig, Dot, Dropout, EarlyStopping, Embedding,
+        EmbeddingConfig, FitOptions, Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D, Gru,
+        GruConfig, Input, Inputs, LayerRef, LearningRateScheduler, Loss, Losses, LrSchedule, Lstm,
+        LstmConfig, Masking, Merge, Metric, Model, ModelCheckpoint, Multiply, Name,
+        ReduceLROnPlateau, RepeatVector, Sequential, Sgd, Softmax, Subtract, SymTensor, Targets,
+        TerminateOnNaN,
     };
 }

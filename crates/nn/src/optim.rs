@@ -151,6 +151,31 @@ impl Optimizer {
         }
     }
 
+    /// The base learning rate (what schedules and callbacks change; Adam's `lr`, not `lr_t`).
+    pub fn learning_rate(&self) -> f64 {
+        match self {
+            Optimizer::Adam(a) => a.learning_rate,
+            Optimizer::Sgd(s) => s.learning_rate,
+        }
+    }
+
+    /// Sets the base learning rate. It is an input of the compiled step (fed before every
+    /// update), so this never recompiles; refused when not finite, negative or beyond f32.
+    pub fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
+        if !(lr.is_finite() && lr >= 0.0 && lr <= f32::MAX as f64) {
+            return Err(NnError::InvalidArgument {
+                name: "learning_rate",
+                value: lr.to_string(),
+                message: "must be finite, non-negative and within f32 range".into(),
+            });
+        }
+        match self {
+            Optimizer::Adam(a) => a.learning_rate = lr,
+            Optimizer::Sgd(s) => s.learning_rate = lr,
+        }
+        Ok(())
+    }
+
     /// The learning-rate input's value for the update after `step` updates (Adam: `lr_t`).
     pub fn lr_for_step(&self, step: u64) -> f32 {
         match self {
@@ -174,8 +199,6 @@ impl Optimizer {
                 message: message.into(),
             })
         };
-        // The learning rate is fed as f32 (Adam's `lr_t` can grow by 1 / (1 - beta_1)).
-        let lr_ok = |lr: f64| lr.is_finite() && lr >= 0.0 && lr <= f32::MAX as f64;
         let unit = |b: f64| (0.0..1.0).contains(&b);
         let (lr, clip) = match self {
             Optimizer::Adam(a) => {
@@ -197,13 +220,8 @@ impl Optimizer {
                 (s.learning_rate, s.global_clipnorm)
             }
         };
-        if !lr_ok(lr) {
-            return bad(
-                "learning_rate",
-                lr,
-                "must be finite, non-negative and within f32 range",
-            );
-        }
+        // The learning rate is fed as f32: the one check lives in `set_learning_rate`.
+        self.clone().set_learning_rate(lr)?;
         if let Some(c) = clip {
             if !(c.is_finite() && c > 0.0 && c as f32 > 0.0) {
                 return bad("global_clipnorm", c, "must be positive and finite (as f32)");

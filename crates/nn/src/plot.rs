@@ -21,7 +21,7 @@ const VAL: RGBColor = RGBColor(255, 127, 14);
 
 /// One panel: a quantity's values per epoch, `(epoch, value)`.
 struct Panel {
-    name: &'static str,
+    name: String,
     train: Vec<(f64, f64)>,
     val: Vec<(f64, f64)>,
 }
@@ -37,20 +37,22 @@ impl History {
                 .filter(|(_, v)| v.is_finite())
                 .collect()
         };
-        let mut panels = vec![Panel {
-            name: "loss",
-            train: series(&|e| Some(e.loss)),
-            val: series(&|e| e.val_loss),
-        }];
-        let acc = Panel {
-            name: "accuracy",
-            train: series(&|e| e.accuracy),
-            val: series(&|e| e.val_accuracy),
-        };
-        if !acc.train.is_empty() || !acc.val.is_empty() {
-            panels.push(acc);
-        }
-        panels
+        // Every figure the epochs log by Keras name (the loss first), but the learning rate.
+        let names = self
+            .epochs
+            .first()
+            .map_or(vec!["loss".into()], |e| e.names());
+        let names = names
+            .into_iter()
+            .filter(|n| !n.starts_with("val_") && n != "learning_rate");
+        names
+            .map(|name| Panel {
+                train: series(&|e| e.get(&name)),
+                val: series(&|e| e.get(&format!("val_{name}"))),
+                name,
+            })
+            .filter(|p| p.name == "loss" || !p.train.is_empty() || !p.val.is_empty())
+            .collect()
     }
 
     /// Writes the training curves to `path`: a PNG for `.png`, an SVG for `.svg`.
@@ -170,7 +172,7 @@ fn draw<DB: DrawingBackend>(
         let xs = first - pad..last + pad;
         let epochs = (last - first) as usize + 1;
         let mut chart = ChartBuilder::on(area)
-            .caption(p.name, ("sans-serif", 20))
+            .caption(p.name.as_str(), ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(56)
@@ -185,7 +187,7 @@ fn draw<DB: DrawingBackend>(
         chart
             .configure_mesh()
             .x_desc("epoch")
-            .y_desc(p.name)
+            .y_desc(p.name.as_str())
             .x_labels(epochs.clamp(2, 10))
             .max_light_lines(2)
             .x_label_formatter(&whole)
@@ -226,6 +228,27 @@ mod tests {
     #[test]
     fn the_embedded_font_parses() {
         assert!(register_font("sans-serif", FontStyle::Normal, FONT).is_ok());
+    }
+
+    #[test]
+    fn every_logged_figure_gets_a_panel_by_keras_name() {
+        let e = crate::EpochLog {
+            epoch: 1,
+            loss: 0.5,
+            accuracy: Some(0.7),
+            learning_rate: Some(1e-3),
+            val_loss: Some(0.6),
+            metrics: vec![("auc".into(), 0.8), ("val_auc".into(), 0.75)],
+            ..Default::default()
+        };
+        let p = History { epochs: vec![e] }.panels();
+        let names: Vec<&str> = p.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["loss", "accuracy", "auc"]);
+        assert_eq!(
+            (p[2].train.clone(), p[2].val.clone()),
+            (vec![(1.0, 0.8)], vec![(1.0, 0.75)])
+        );
+        assert!(p[1].val.is_empty());
     }
 
     #[test]

@@ -340,7 +340,8 @@ fn data(c: &Case) -> (Inputs<'static>, Targets<'static>) {
         .map(|_| match c.loss {
             Loss::BinaryCrossentropy => rng.below(2) as f32,
             Loss::SparseCategoricalCrossentropy => rng.below(k as u64) as f32,
-            Loss::MeanSquaredError => rng.next_f64() as f32,
+            Loss::MeanSquaredError | Loss::Huber => rng.next_f64() as f32,
+            Loss::CategoricalCrossentropy => rng.below(2) as f32,
         })
         .collect();
     if let (Some((i, v)), false) = (c.bad_y, y.is_empty()) {

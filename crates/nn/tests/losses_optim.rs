@@ -264,3 +264,214 @@ fn accuracy_binary_and_categorical() {
     );
     assert_eq!((ok, n), (1, 2));
 }
+
+/// 32 samples of 3 features; label 1 iff the first feature is positive.
+fn float_task() -> (Vec<f32>, Vec<f32>) {
+    let mut rng = trellis_nn::data::SplitMix64::new(11);
+    let x: Vec<f32> = (0..32 * 3).map(|_| rng.next_f64() as f32 - 0.5).collect();
+    let y = x.chunks(3).map(|r| f32::from(r[0] > 0.0)).collect();
+    (x, y)
+}
+
+fn head(act: Activation) -> trellis_nn::Sequential {
+    trellis_nn::Sequential::new()
+        .with_seed(5)
+        .with_input_shape(&[3])
+        .add(trellis_nn::Dense::new(1, act))
+}
+
+#[test]
+fn probabilities_and_logits_are_not_mixed_up() {
+    use trellis_nn::FitOptions;
+    let (x, y) = float_task();
+    let opts = FitOptions::new(1, 8).quiet();
+    // A linear output under a probability loss: refused, naming the activation and the fix.
+    let mut m = head(Activation::Linear);
+    m.compile(Sgd::new(0.1), Loss::BinaryCrossentropy, &[])
+        .unwrap();
+    let e = m
+        .fit((&x, [32, 3]), (&y, [32, 1]), &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("Linear") && e.contains("from_logits(true)"),
+        "{e}"
+    );
+    assert_eq!(m.epochs_done(), 0);
+    // from_logits on a sigmoid output: refused too.
+    let mut m = head(Activation::Sigmoid);
+    m.compile(
+        Sgd::new(0.1),
+        Loss::BinaryCrossentropy.from_logits(true),
+        &[],
+    )
+    .unwrap();
+    let e = m
+        .fit((&x, [32, 3]), (&y, [32, 1]), &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("already a probability"), "{e}");
+    // Options a loss does not have are refused by compile.
+    let bad = [
+        Loss::MeanSquaredError.from_logits(true),
+        Loss::Huber.with_label_smoothing(0.1),
+        Loss::BinaryCrossentropy.with_label_smoothing(1.0),
+        Loss::Huber.with_delta(0.0),
+        Loss::BinaryCrossentropy.with_delta(2.0),
+    ];
+    for l in bad {
+        assert!(m.compile(Sgd::new(0.1), l, &[]).is_err(), "{l:?}");
+    }
+}
+
+#[test]
+fn a_logit_output_trains_the_same_as_a_sigmoid_one() {
+    use trellis_nn::{FitOptions, Metric};
+    // sigmoid(z) with the loss read from z, and z with from_logits: the same loss and
+    // gradients; accuracy thresholds the logit at 0, the probability at 0.5.
+    let (x, y) = float_task();
+    let opts = FitOptions::new(10, 8).quiet();
+    let fit = |act, loss: trellis_nn::losses::LossConfig| {
+        let mut m = head(act);
+        m.compile(Sgd::new(2.0), loss, &[Metric::Accuracy, Metric::Auc])
+            .unwrap();
+        let h = m.fit((&x, [32, 3]), (&y, [32, 1]), &opts).unwrap();
+        (h, m.weights().to_vec())
+    };
+    let (hp, wp) = fit(Activation::Sigmoid, Loss::BinaryCrossentropy.into());
+    let (hl, wl) = fit(
+        Activation::Linear,
+        Loss::BinaryCrossentropy.from_logits(true),
+    );
+    assert_eq!(wp, wl);
+    assert_eq!(hp.loss(), hl.loss());
+    assert_eq!(hp.accuracy(), hl.accuracy());
+    assert_eq!(hp.get("auc"), hl.get("auc"));
+    assert!(hl.accuracy()[9] > 0.8, "{:?}", hl.accuracy());
+}
+
+#[test]
+fn class_and_sample_weights_scale_each_loss() {
+    use trellis_nn::FitOptions;
+    let (x, y) = float_task();
+    let fit = |opts: FitOptions| {
+        let mut m = head(Activation::Sigmoid);
+        m.compile(Sgd::new(0.5), Loss::BinaryCrossentropy, &[])
+            .unwrap();
+        let h = m.fit((&x, [32, 3]), (&y, [32, 1]), &opts.quiet()).unwrap();
+        (m.weights().to_vec(), h.loss())
+    };
+    let base = FitOptions::new(2, 8);
+    // class_weight {0: 3} is sample_weight 3 on the class-0 samples, bit for bit.
+    let sw: Vec<f32> = y
+        .iter()
+        .map(|&c| if c == 0.0 { 3.0 } else { 1.0 })
+        .collect();
+    let by_class = fit(base.clone().with_class_weight([(0, 3.0)]));
+    assert_eq!(by_class, fit(base.clone().with_sample_weight(sw)));
+    assert_ne!(by_class, fit(base.clone()));
+    // Weights of 1 change nothing, bit for bit.
+    assert_eq!(
+        fit(base.clone().with_sample_weight(vec![1.0; 32])),
+        fit(base.clone())
+    );
+    // Keras's reduction: a batch's loss is sum(w l) / rows, so zero weights on half the
+    // samples halve it.
+    let mut m = head(Activation::Sigmoid);
+    m.compile(Sgd::new(0.0), Loss::BinaryCrossentropy, &[])
+        .unwrap();
+    let ev = m.evaluate((&x, [32, 3]), (&y, [32, 1])).unwrap().loss;
+    let half: Vec<f32> = (0..32)
+        .map(|i| f32::from(u8::from(i % 2 == 0)) * 2.0)
+        .collect();
+    let opts = FitOptions::new(1, 32)
+        .with_shuffle(false)
+        .quiet()
+        .with_sample_weight(half);
+    let h = m.fit((&x, [32, 3]), (&y, [32, 1]), &opts).unwrap();
+    let even: f64 = {
+        let per: Vec<f32> = (0..32)
+            .step_by(2)
+            .flat_map(|i| x[i * 3..i * 3 + 3].to_vec())
+            .collect();
+        let ys: Vec<f32> = (0..32).step_by(2).map(|i| y[i]).collect();
+        m.evaluate((&per, [16, 3]), (&ys, [16, 1])).unwrap().loss
+    };
+    assert!(
+        (h.loss()[0] - even).abs() < 1e-6,
+        "{} vs {even} (all: {ev})",
+        h.loss()[0]
+    );
+    // Bad weights are refused, naming them.
+    let mut m = head(Activation::Sigmoid);
+    m.compile(Sgd::new(0.5), Loss::BinaryCrossentropy, &[])
+        .unwrap();
+    for (opts, what) in [
+        (
+            base.clone().with_sample_weight(vec![1.0; 5]),
+            "sample_weight",
+        ),
+        (
+            base.clone().with_sample_weight(vec![-1.0; 32]),
+            "sample_weight",
+        ),
+        (base.clone().with_class_weight([(2, 1.0)]), "class_weight"),
+    ] {
+        let e = m
+            .fit((&x, [32, 3]), (&y, [32, 1]), &opts.quiet())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(what), "{e}");
+    }
+    assert_eq!(m.epochs_done(), 0);
+}
+
+#[test]
+fn evaluate_reports_metrics_exact_over_all_batches() {
+    use trellis_nn::metrics::{Metric, Tally};
+    let (x, y) = float_task();
+    let mut m = head(Activation::Sigmoid);
+    let metrics = [
+        Metric::Accuracy,
+        Metric::Precision,
+        Metric::Recall,
+        Metric::F1Score,
+        Metric::Auc,
+    ];
+    m.compile(Sgd::new(0.5), Loss::BinaryCrossentropy, &metrics)
+        .unwrap();
+    m.set_eval_batch_size(5);
+    let ev = m.evaluate((&x, [32, 3]), (&y, [32, 1])).unwrap();
+    let p = m.predict((&x, [32, 3])).unwrap();
+    let mut t = Tally::new(Loss::BinaryCrossentropy, &metrics, 1);
+    t.add(p.as_slice().unwrap(), &y, None);
+    assert_eq!(ev.accuracy, t.accuracy());
+    assert_eq!(ev.metrics, t.results(""));
+    let names: Vec<&str> = ev.metrics.iter().map(|m| m.0.as_str()).collect();
+    assert_eq!(names, ["precision", "recall", "f1_score", "auc"]);
+    // And fit logs them by Keras name, validation ones with val_.
+    let opts = trellis_nn::FitOptions::new(1, 8)
+        .quiet()
+        .with_validation_data((&x, [32, 3]), (&y, [32, 1]));
+    let h = m.fit((&x, [32, 3]), (&y, [32, 1]), &opts).unwrap();
+    let e = &h.epochs[0];
+    assert!(
+        e.get("f1_score").is_some() && e.get("val_auc").is_some(),
+        "{:?}",
+        e.names()
+    );
+    let after = m.evaluate((&x, [32, 3]), (&y, [32, 1])).unwrap();
+    assert_eq!(e.get("val_auc"), after.get("auc"));
+    // A metric the output cannot have is refused before any work.
+    m.compile(
+        Sgd::new(0.5),
+        Loss::BinaryCrossentropy,
+        &[Metric::TopKCategoricalAccuracy(2)],
+    )
+    .unwrap();
+    let e = m
+        .evaluate((&x, [32, 3]), (&y, [32, 1]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("top_k_categorical_accuracy"), "{e}");
+}

@@ -284,7 +284,7 @@ fn bad_inputs_give_clear_errors() {
     let e = m.fit(&x, &y, &q).unwrap_err().to_string();
     assert_eq!(
         e,
-        "label of sample 3 is 2: binary cross-entropy takes labels 0 or 1"
+        "label of sample 3 is 2: binary_crossentropy takes labels in [0, 1]"
     );
     y[3] = 1.0;
     let mut xb = x.clone();
@@ -387,4 +387,52 @@ fn a_validation_split_of_zero_samples_is_an_error() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("holds out 1 of the 1 samples, leaving 0"), "{e}");
+}
+
+#[test]
+fn gradients_by_name_match_f64_finite_differences() {
+    let (b, t) = (4, 5);
+    let (x, y) = task(b, t, 3);
+    let mut m = tiny(1);
+    let grads = m.gradients(&x, &y).unwrap();
+    let names: Vec<&str> = m.param_specs().iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        grads.iter().map(|g| g.0.as_str()).collect::<Vec<_>>(),
+        names
+    );
+    // The loss of the step graph in f64, through the interpreter, at perturbed weights.
+    let sg = m.step_graph(b, &[&[t]], true).unwrap();
+    let feeds: HashMap<_, _> = feeds_for(&sg, &m, &x, &y, 0.0)
+        .into_iter()
+        .map(|(k, v)| match v.dtype() {
+            trellis_ir::DType::F32 => (k, v.cast(trellis_ir::DType::F64)),
+            _ => (k, v),
+        })
+        .collect();
+    let loss_at = |p: usize, i: usize, h: f64| {
+        let mut f = feeds.clone();
+        let mut v = f[&sg.params[p]].to_f64_vec();
+        v[i] += h;
+        let shape = m.param_specs()[p].shape.clone();
+        f.insert(sg.params[p], Tensor::f64(shape.as_slice(), v).unwrap());
+        run(&sg.graph, &f, &[sg.loss], Precision::F64).unwrap()[0].to_f64_vec()[0]
+    };
+    let mut checked = 0;
+    for (p, (name, g)) in grads.iter().enumerate() {
+        assert_eq!(g.len(), m.weights()[p].len(), "{name}");
+        // Every 7th element, by central differences.
+        for i in (0..g.len()).step_by(7) {
+            let h = 1e-6;
+            let fd = (loss_at(p, i, h) - loss_at(p, i, -h)) / (2.0 * h);
+            let a = g[i] as f64;
+            assert!(
+                (a - fd).abs() <= 1e-5 + 1e-3 * fd.abs(),
+                "{name}[{i}]: {a} vs finite difference {fd}"
+            );
+            checked += usize::from(fd.abs() > 1e-4);
+        }
+    }
+    assert!(checked > 25, "only {checked} non-trivial gradients checked");
+    // Nothing trained.
+    assert_eq!(m.step(), 0);
 }

@@ -121,6 +121,9 @@ impl Model {
         let n = n_first.map_or(0, |f| f.0);
         let outs = self.output_shapes(n, &rows)?;
         let shapes = Shapes { n, rows, outs };
+        for (o, l) in c.losses.losses.iter().enumerate() {
+            crate::metrics::check(&c.metrics, l, shapes.width(o))?;
+        }
         for (i, a) in x.arrays.iter().enumerate() {
             self.check_input_values(i, a, shapes.row_len(i))?;
         }
@@ -133,7 +136,7 @@ impl Model {
                 )));
             }
             for (o, ya) in y.arrays.iter().enumerate() {
-                let loss = c.losses.losses[o];
+                let loss = c.losses.losses[o].kind;
                 let what = if outputs == 1 {
                     "y".to_string()
                 } else {
@@ -327,10 +330,10 @@ fn check_target_values(loss: Loss, y: &Shaped<Cow<[f32]>>, s: &Shapes, o: usize)
         expected,
     };
     let found = match loss {
-        Loss::BinaryCrossentropy => y
+        Loss::BinaryCrossentropy | Loss::CategoricalCrossentropy => y
             .iter()
-            .position(|&v| v != 0.0 && v != 1.0)
-            .map(|i| bad(i, "binary cross-entropy takes labels 0 or 1".into())),
+            .position(|&v| !(0.0..=1.0).contains(&v))
+            .map(|i| bad(i, format!("{} takes labels in [0, 1]", loss.name()))),
         Loss::SparseCategoricalCrossentropy => y
             .iter()
             .position(|&v| !(v >= 0.0 && v.fract() == 0.0 && (v as usize) < k))
@@ -340,7 +343,7 @@ fn check_target_values(loss: Loss, y: &Shaped<Cow<[f32]>>, s: &Shapes, o: usize)
                     format!("sparse categorical cross-entropy takes class ids 0..{k}"),
                 )
             }),
-        Loss::MeanSquaredError => y
+        Loss::MeanSquaredError | Loss::Huber => y
             .iter()
             .position(|v| !v.is_finite())
             .map(|i| bad(i, "targets must be finite".into())),

@@ -293,6 +293,7 @@ impl Model {
                 &numbered("sample_weight", i),
                 TensorType::f32(wdims.as_slice()),
             );
+            loss_fn.check_output(o.logits.map(|l| l.1))?;
             let per = loss_fn.per_sample(&mut g, o.pred, o.logits, y)?;
             let mask = match o.mask {
                 Some(m) => Some(g.reshape(m, wdims.as_slice())?),

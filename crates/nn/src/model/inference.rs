@@ -4,7 +4,7 @@ use ndarray::ArrayD;
 use super::plans::BatchOut;
 use super::{Evaluation, Inputs, Model, Shapes, Targets};
 use crate::data::batch_ranges;
-use crate::metrics::Metric;
+use crate::metrics::Tallies;
 use crate::{NnError, Result};
 
 impl Model {
@@ -25,7 +25,7 @@ impl Model {
             let all: Vec<usize> = (0..n).collect();
             for range in batch_ranges(n, b)? {
                 let rows = &all[range];
-                self.feed(&mut r, x, y, rows, &shapes)?;
+                self.feed(&mut r, x, y, rows, &shapes, None)?;
                 r.plan.run()?;
                 let out = BatchOut::read(&r, rows.len())?;
                 for (o, ob) in out.outputs.iter().enumerate() {
@@ -63,19 +63,22 @@ impl Model {
     ) -> Result<Evaluation> {
         let (x, y) = (x.into(), y.into());
         let c = self.compiled()?.clone();
-        let acc = c.metrics.contains(&Metric::Accuracy);
-        let (mut loss_sum, mut correct, mut counted) = (0f64, 0u64, 0u64);
+        let mut tallies: Option<Tallies> = None;
+        let mut loss_sum = 0f64;
         let shapes = self.forward_batches(&x, Some(&y), |rows, out, shapes| {
             loss_sum += out.loss * rows.len() as f64;
-            if acc {
-                let (ok, cnt) = out.accuracy(&c, &y, rows, shapes);
-                correct += ok;
-                counted += cnt;
+            if !c.metrics.is_empty() {
+                let t = tallies.get_or_insert_with(|| {
+                    let widths: Vec<usize> = out.outputs.iter().map(|o| o.width()).collect();
+                    Tallies::new(&c.losses.losses, &c.metrics, &widths)
+                });
+                out.tally(t, &c, &y, rows, shapes);
             }
         })?;
         Ok(Evaluation {
             loss: loss_sum / shapes.n as f64,
-            accuracy: acc.then(|| correct as f64 / counted.max(1) as f64),
+            accuracy: tallies.as_ref().and_then(Tallies::accuracy),
+            metrics: tallies.map(|t| t.results("")).unwrap_or_default(),
         })
     }
 

@@ -2,23 +2,23 @@
 //! `loss_weights=[...]`); the model minimises `sum_o weight_o * loss_o`.
 use serde::{Deserialize, Serialize};
 
-use crate::losses::Loss;
+use crate::losses::{Loss, LossConfig};
 use crate::{NnError, Result};
 
-/// A loss per output, each with a weight. From one [`Loss`]: that loss, weight 1, for every
-/// output (as Keras applies a single loss to each output).
+/// A loss per output, each with a weight. From one [`Loss`] or [`LossConfig`]: that loss,
+/// weight 1, for every output (as Keras applies a single loss to each output).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Losses {
-    pub losses: Vec<Loss>,
+    pub losses: Vec<LossConfig>,
     /// One per loss; all 1 when not given.
     pub weights: Vec<f32>,
 }
 
 impl Losses {
     /// One loss per output, in the order of `Model::new`'s outputs, weight 1 each.
-    pub fn new(losses: &[Loss]) -> Self {
+    pub fn new<L: Into<LossConfig> + Copy>(losses: &[L]) -> Self {
         Losses {
-            losses: losses.to_vec(),
+            losses: losses.iter().map(|&l| l.into()).collect(),
             weights: vec![1.0; losses.len()],
         }
     }
@@ -65,8 +65,20 @@ impl From<Loss> for Losses {
     }
 }
 
+impl From<LossConfig> for Losses {
+    fn from(l: LossConfig) -> Self {
+        Losses::new(&[l])
+    }
+}
+
 impl<const N: usize> From<[Loss; N]> for Losses {
     fn from(l: [Loss; N]) -> Self {
+        Losses::new(&l)
+    }
+}
+
+impl<const N: usize> From<[LossConfig; N]> for Losses {
+    fn from(l: [LossConfig; N]) -> Self {
         Losses::new(&l)
     }
 }

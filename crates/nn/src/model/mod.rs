@@ -16,10 +16,11 @@
 //!
 //! One module per job: [`arrays`](Inputs) (shaped data), `checks` (x, y and the model must
 //! agree), `naming` (parameter names and initial values), `graph` (the step graph), `plans`
-//! (plan caching, weights in and out), `feed` (a batch into a plan), `fit` (the training
-//! loop), `inference` (`evaluate`, `predict`), `progress` (the display), `summary` (Keras's
-//! layer table), `saved` (standalone saved models); this file holds the model's state and
-//! `compile`/`save`/`load`.
+//! (plan caching, weights in and out), `feed` (a batch into a plan, loss weights), `fit` (the
+//! training loop, calling the [`callbacks`](crate::callbacks)), `gradients` (the loss's
+//! parameter gradients by name), `inference` (`evaluate`, `predict`), `progress` (the
+//! display), `summary` (Keras's layer table), `saved` (standalone saved models); this file
+//! holds the model's state and `compile`/`save`/`load`.
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
@@ -37,6 +38,7 @@ mod arrays;
 mod checks;
 mod feed;
 mod fit;
+mod gradients;
 mod graph;
 mod history;
 mod inference;
@@ -56,7 +58,7 @@ pub use graph::{OutputNodes, StepGraph};
 pub use history::{EpochLog, Evaluation, History};
 pub use losses::Losses;
 pub use options::FitOptions;
-use plans::Runner;
+pub(crate) use plans::Runner;
 pub use saved::FORMAT_VERSION;
 pub use summary::{Summary, SummaryRow};
 use topology::{Ref, Topology};
@@ -89,6 +91,8 @@ pub struct Model {
     memory_limit: Option<u64>,
     train: Option<Runner>,
     infer: Option<Runner>,
+    /// Step plans compiled so far (training and inference).
+    plans_compiled: u64,
     /// How raw texts become its input rows (kept by saved models).
     text: Option<crate::data::TextEncoder>,
 }
@@ -216,6 +220,7 @@ impl Model {
             memory_limit: None,
             train: None,
             infer: None,
+            plans_compiled: 0,
             text: None,
         }
     }
@@ -292,6 +297,24 @@ impl Model {
         }
         self.weights[i].copy_from_slice(values);
         Ok(())
+    }
+    /// Step plans (training or inference) this model has compiled: a learning-rate change
+    /// compiles none, a new batch size or input shape does.
+    pub fn plans_compiled(&self) -> u64 {
+        self.plans_compiled
+    }
+    /// The optimiser's base learning rate, once compiled.
+    pub fn learning_rate(&self) -> Option<f64> {
+        self.compiled.as_ref().map(|c| c.optimizer.learning_rate())
+    }
+    /// Sets the optimiser's base learning rate (Keras's `model.optimizer.learning_rate = lr`).
+    /// The rate is an input of the compiled step, so nothing is recompiled.
+    pub fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
+        let c = self
+            .compiled
+            .as_mut()
+            .ok_or_else(|| NnError::Model("call compile(optimizer, loss, metrics) first".into()))?;
+        c.optimizer.set_learning_rate(lr)
     }
     /// Optimiser updates done so far.
     pub fn step(&self) -> u64 {
@@ -386,6 +409,7 @@ impl Model {
         let optimizer = optimizer.into();
         let losses = loss.into().for_outputs(self.topo.outputs.len())?;
         optimizer.validate()?;
+        losses.losses.iter().try_for_each(|l| l.validate())?;
         if self
             .state_owner
             .as_deref()

@@ -1,4 +1,5 @@
 //! The options of `fit` (Keras's arguments and defaults).
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::{Inputs, Targets};
@@ -19,8 +20,25 @@ pub struct FitOptions<'a> {
     pub seed: u64,
     /// A progress bar per epoch (when stderr is a terminal) and a summary line per epoch.
     pub verbose: bool,
-    /// Save a checkpoint here after every epoch.
+    /// Save a checkpoint here after every epoch (a [`ModelCheckpoint`] saving weights and
+    /// optimiser state).
+    ///
+    /// [`ModelCheckpoint`]: crate::callbacks::ModelCheckpoint
     pub checkpoint: Option<PathBuf>,
+    /// Stop at the first non-finite loss with an error, the model keeping its weights from
+    /// before that batch ([`TerminateOnNaN`], default on). Off, a diverged run trains on
+    /// and its history shows the NaN.
+    ///
+    /// [`TerminateOnNaN`]: crate::callbacks::TerminateOnNaN
+    pub terminate_on_nan: bool,
+    /// A weight per class (Keras's `class_weight`): each training sample's (or step's) loss is
+    /// scaled by its label's weight; classes not listed weigh 1. The class of a label: the id
+    /// (sparse), the rounded label (one unit) or the argmax (one-hot).
+    pub class_weight: Option<HashMap<usize, f32>>,
+    /// A weight per training sample (`n` values) or per output step (`n * T`), Keras's
+    /// `sample_weight`, multiplying `class_weight`. The batch loss is `sum(w l) / rows`, as
+    /// Keras's `sum_over_batch_size`; with an output mask it is `sum(w l m) / sum(w m)`.
+    pub sample_weight: Option<Vec<f32>>,
 }
 
 impl Default for FitOptions<'_> {
@@ -34,6 +52,9 @@ impl Default for FitOptions<'_> {
             seed: 0,
             verbose: true,
             checkpoint: None,
+            terminate_on_nan: true,
+            class_weight: None,
+            sample_weight: None,
         }
     }
 }
@@ -72,6 +93,19 @@ impl<'a> FitOptions<'a> {
     }
     pub fn with_checkpoint(mut self, path: impl Into<PathBuf>) -> Self {
         self.checkpoint = Some(path.into());
+        self
+    }
+
+    pub fn with_class_weight(mut self, w: impl IntoIterator<Item = (usize, f32)>) -> Self {
+        self.class_weight = Some(w.into_iter().collect());
+        self
+    }
+    pub fn with_sample_weight(mut self, w: impl Into<Vec<f32>>) -> Self {
+        self.sample_weight = Some(w.into());
+        self
+    }
+    pub fn with_terminate_on_nan(mut self, yes: bool) -> Self {
+        self.terminate_on_nan = yes;
         self
     }
 

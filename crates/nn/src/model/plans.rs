@@ -5,11 +5,11 @@ use trellis_ir::NodeId;
 use trellis_jit::{CompileOptions, Plan};
 
 use super::{Compiled, Model, Shapes, StepGraph, Targets};
-use crate::metrics::accuracy_counts;
+use crate::metrics::Tallies;
 use crate::Result;
 
 /// A compiled step and the key it was compiled for: `(batch, per-sample input shapes)`.
-pub(super) struct Runner {
+pub(crate) struct Runner {
     pub key: (usize, Vec<Vec<usize>>),
     pub plan: Plan,
     pub sg: StepGraph,
@@ -45,6 +45,7 @@ impl Model {
                 ..Default::default()
             },
         )?;
+        self.plans_compiled += 1;
         Ok(Runner { key, plan, sg })
     }
 
@@ -82,6 +83,32 @@ impl Model {
     }
 }
 
+impl Runner {
+    /// Whether every weight and optimiser state in a training plan is finite.
+    pub(crate) fn state_finite(&self) -> Result<bool> {
+        let states = self
+            .sg
+            .optimizer
+            .iter()
+            .flat_map(|o| o.states.iter().map(|s| s.1));
+        for n in self.sg.params.iter().copied().chain(states) {
+            let finite = match self.plan.f32_slice(n) {
+                Some(s) => s.iter().all(|v| v.is_finite()),
+                None => values(&self.plan, n)?.iter().all(|v| v.is_finite()),
+            };
+            if !finite {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Each output's units.
+    pub fn widths(&self) -> Vec<usize> {
+        self.sg.outputs.iter().map(|o| o.out_width).collect()
+    }
+}
+
 /// What one batch of a plan gives: the loss and each output's predictions for the real rows.
 pub(super) struct BatchOut {
     pub loss: f64,
@@ -95,6 +122,13 @@ pub(super) struct OutputBatch {
     /// `[rows, steps]`, when the output is masked.
     mask: Option<Vec<f32>>,
     k: usize,
+}
+
+impl OutputBatch {
+    /// Output units.
+    pub fn width(&self) -> usize {
+        self.k
+    }
 }
 
 impl BatchOut {
@@ -120,24 +154,18 @@ impl BatchOut {
         })
     }
 
-    /// Correct decisions and decisions counted against the targets `y` of samples `rows`
-    /// (as the user gave them), over every output; masked steps count for nothing.
-    pub fn accuracy(&self, c: &Compiled, y: &Targets, rows: &[usize], s: &Shapes) -> (u64, u64) {
-        let (mut ok, mut all) = (0, 0);
-        for (o, out) in self.outputs.iter().enumerate() {
-            let loss = c.losses.losses[o];
-            let per = s.targets_per_sample(o, loss);
+    /// Adds each output's real rows, against the targets `y` of samples `rows` (as the user
+    /// gave them), to its tally; masked steps count for nothing.
+    pub fn tally(&self, t: &mut Tallies, c: &Compiled, y: &Targets, rows: &[usize], s: &Shapes) {
+        for (o, (out, tally)) in self.outputs.iter().zip(&mut t.0).enumerate() {
+            let per = s.targets_per_sample(o, c.losses.losses[o].kind);
             let yv = &y.arrays[o].values;
             let yr: Vec<f32> = rows
                 .iter()
                 .flat_map(|&i| yv[i * per..(i + 1) * per].iter().copied())
                 .collect();
-            let n = out.pred.len() / out.k;
-            let (a, b) = accuracy_counts(loss, &out.pred, &yr, n, out.k, out.mask.as_deref());
-            ok += a;
-            all += b;
+            tally.add(&out.pred, &yr, out.mask.as_deref());
         }
-        (ok, all)
     }
 }
 

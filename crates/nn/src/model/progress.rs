@@ -26,11 +26,18 @@ pub(super) fn format_log(l: &EpochLog, epochs: usize, e: usize) -> String {
     if let Some(a) = l.accuracy {
         s += &format!(" - accuracy {a:.4}");
     }
+    let (val, train): (Vec<_>, Vec<_>) = l.metrics.iter().partition(|m| m.0.starts_with("val_"));
+    for (n, v) in train {
+        s += &format!(" - {n} {v:.4}");
+    }
     if let Some(v) = l.val_loss {
         s += &format!(" - val_loss {v:.4}");
     }
     if let Some(v) = l.val_accuracy {
         s += &format!(" - val_accuracy {v:.4}");
+    }
+    for (n, v) in val {
+        s += &format!(" - {n} {v:.4}");
     }
     s + &format!(" - {:.1} s - {:.0} samples/s", l.seconds, l.samples_per_sec)
 }

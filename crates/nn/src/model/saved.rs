@@ -24,7 +24,7 @@ use crate::checkpoint::{self, LoadOptions};
 use crate::data::{Side, TextEncoder, Tokenizer};
 use crate::functional::LayerRef;
 use crate::layers::LayerConfig;
-use crate::losses::Loss;
+use crate::losses::LossConfig;
 use crate::metrics::Metric;
 use crate::optim::Optimizer;
 use crate::{NnError, Result};
@@ -52,9 +52,10 @@ struct CallGraph {
 #[derive(Serialize, Deserialize)]
 struct CompileConfig {
     optimizer: Optimizer,
-    /// One loss, weight 1, for every output (format version 1).
+    /// One loss, weight 1, for every output (format version 1); a bare loss name (what files
+    /// from before loss options hold) reads as that loss with Keras's defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    loss: Option<Loss>,
+    loss: Option<LossConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     losses: Option<Losses>,
     metrics: Vec<Metric>,
