@@ -23,17 +23,12 @@ use crate::Graph;
 /// column slices through elementwise ops, assemble sums of
 /// pads and per-step weight gradients, drop dead nodes.
 pub fn optimize(g: &mut Graph) {
-    let timing = std::env::var_os("TRELLIS_COMPILE_TIMING").is_some();
-    let t0 = std::time::Instant::now();
+    let laps = crate::timing::Laps::new("  optimize");
     let lap = |what: &str, g: &Graph| {
-        if timing {
-            eprintln!(
-                "  optimize: {what} at {:.1} ms ({} nodes, {} slots)",
-                t0.elapsed().as_secs_f64() * 1e3,
-                g.node_count(),
-                g.node_bound()
-            );
-        }
+        laps.lap(
+            what,
+            format_args!(" ({} nodes, {} slots)", g.node_count(), g.node_bound()),
+        )
     };
     lap("start", g);
     constant_fold(g);
