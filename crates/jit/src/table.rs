@@ -62,7 +62,10 @@ impl NodeSet {
 /// A value derived once per distinct op, by op identity (as CSE compares ops: equal ops
 /// compute alike): fusion and lowering ask for each elementwise member's scalar form or depth,
 /// hundreds of thousands of times over at long T, where a handful of distinct ops occur.
-pub(crate) struct PerOp<T>(FxHashMap<u64, Vec<(Arc<dyn Op>, T)>>);
+pub(crate) struct PerOp<T>(FxHashMap<u64, Vec<OpEntry<T>>>);
+
+/// An op and its value.
+type OpEntry<T> = (Arc<dyn Op>, T);
 
 impl<T> Default for PerOp<T> {
     fn default() -> Self {
