@@ -1,5 +1,6 @@
 //! Reverse accumulation over the graph.
 use crate::AutodiffError;
+use smallvec::SmallVec;
 use trellis_ir::{Graph, NodeId};
 
 /// Gradients of the scalar `loss` with respect to each node of `wrt`, appended to `g`.
@@ -64,7 +65,8 @@ pub fn grad_with_seed(
     let to_out = g.reachable_from(&roots);
     let active = |n: NodeId| n.index() < bound && from_wrt[n.index()] && to_out[n.index()];
 
-    let mut pending: Vec<Vec<NodeId>> = vec![Vec::new(); bound];
+    // Inline: most nodes get one or two gradients (no allocation per node of a long unroll).
+    let mut pending: Vec<SmallVec<[NodeId; 2]>> = vec![SmallVec::new(); bound];
     for &(o, s) in seeds {
         pending[o.index()].push(s);
     }
@@ -80,7 +82,7 @@ pub fn grad_with_seed(
             d = g.add(d, p)?;
         }
         total[n.index()] = Some(d);
-        let inputs: Vec<NodeId> = g.operands(n).to_vec();
+        let inputs: SmallVec<[NodeId; 3]> = SmallVec::from_slice(g.operands(n));
         if !inputs.iter().any(|&i| active(i)) {
             continue;
         }

@@ -24,12 +24,25 @@ impl fmt::Display for NodeId {
 }
 
 /// What a node is: its op, its operands in order, its inferred type and a debug name.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Node {
     pub op: Arc<dyn Op>,
     pub inputs: SmallVec<[NodeId; 3]>,
     pub ty: TensorType,
     pub name: Option<String>,
+}
+
+/// By hand: `SmallVec`'s derived clone copies element by element; a `Copy` slice is one
+/// `memcpy` (compile clones graphs of millions of nodes).
+impl Clone for Node {
+    fn clone(&self) -> Self {
+        Node {
+            op: self.op.clone(),
+            inputs: SmallVec::from_slice(&self.inputs),
+            ty: self.ty.clone(),
+            name: self.name.clone(),
+        }
+    }
 }
 
 /// Whether an interface node is data fed per call or a trained parameter.
@@ -53,7 +66,7 @@ const UNLINKED: u32 = u32::MAX;
 /// A dataflow graph of ops. Each node's `inputs` list its operands in order; `uses[x]` holds
 /// every (user, slot) reading `x`, and `use_pos[user][slot]` where that entry sits in it, so
 /// both directions are kept in step by every mutation here in O(1) per use.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct Graph {
     nodes: Vec<Option<Node>>,
     /// Inline up to two uses (most nodes have one or two): no allocation per node to make,
@@ -67,6 +80,26 @@ pub struct Graph {
     inputs: Vec<NodeId>,
     params: Vec<NodeId>,
     outputs: Vec<NodeId>,
+}
+
+/// By hand, for the per-node tables' `memcpy` clones (see [`Node`]'s `Clone`).
+impl Clone for Graph {
+    fn clone(&self) -> Self {
+        Graph {
+            nodes: self.nodes.clone(),
+            uses: self.uses.iter().map(|u| SmallVec::from_slice(u)).collect(),
+            use_pos: self
+                .use_pos
+                .iter()
+                .map(|p| SmallVec::from_slice(p))
+                .collect(),
+            present: self.present.clone(),
+            live: self.live,
+            inputs: self.inputs.clone(),
+            params: self.params.clone(),
+            outputs: self.outputs.clone(),
+        }
+    }
 }
 
 impl Graph {
@@ -110,10 +143,13 @@ impl Graph {
             )));
         }
         // Leaves are made without a check (`input`, `param`): an impossible size is refused
-        // at its first use, before any size is computed from it.
+        // at its first use, before any size is computed from it. (Every other node's type
+        // was checked when it was made, below.)
         for &i in inputs {
-            self.ty(i)
-                .check_size(|| format!("{}: operand {}", op.name(), self.describe(i)))?;
+            let n = self.node(i);
+            if n.inputs.is_empty() {
+                n.ty.check_size(|| format!("{}: operand {}", op.name(), self.describe(i)))?;
+            }
         }
         let tys: SmallVec<[&TensorType; 3]> = inputs.iter().map(|&i| self.ty(i)).collect();
         let ty = op
@@ -136,16 +172,20 @@ impl Graph {
     /// Stores a node and links its operands' uses.
     fn add_node(&mut self, node: Node) -> NodeId {
         let id = NodeId(u32::try_from(self.nodes.len()).expect("fewer than 2^32 nodes"));
-        let operands = node.inputs.clone();
+        let mut pos = SmallVec::with_capacity(node.inputs.len());
+        for (slot, &x) in node.inputs.iter().enumerate() {
+            let list = &mut self.uses[x.index()];
+            pos.push(list.len() as u32);
+            list.push(Use {
+                user: id,
+                slot: slot as u32,
+            });
+        }
         self.nodes.push(Some(node));
         self.present.push(true);
         self.uses.push(SmallVec::new());
-        self.use_pos
-            .push(SmallVec::from_elem(UNLINKED, operands.len()));
+        self.use_pos.push(pos);
         self.live += 1;
-        for (slot, &x) in operands.iter().enumerate() {
-            self.link(x, id, slot);
-        }
         id
     }
     /// Records that operand `slot` of `user` reads `x`.

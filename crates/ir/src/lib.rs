@@ -22,6 +22,7 @@ pub mod recurrent;
 pub mod scalar;
 pub mod softmax;
 pub mod tensor;
+pub mod timing;
 pub mod types;
 
 pub use error::{IrError, Result};

@@ -35,8 +35,16 @@ impl fmt::Display for DType {
 }
 
 /// A shape: dimensions outermost first, row-major. Rank 0 is a scalar.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, PartialEq, Eq, Hash, Default)]
 pub struct Shape(pub SmallVec<[usize; 4]>);
+
+/// By hand: one `memcpy` (the derived clone copies element by element; every node's type is
+/// cloned when a graph is).
+impl Clone for Shape {
+    fn clone(&self) -> Self {
+        Shape(SmallVec::from_slice(&self.0))
+    }
+}
 
 impl Shape {
     pub fn new(dims: &[usize]) -> Self {

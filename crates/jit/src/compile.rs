@@ -69,6 +69,7 @@ impl Default for CompileOptions {
 /// Compiles `graph` (outputs: `graph.outputs()`) into a [`Plan`].
 pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Plan, JitError> {
     let t0 = Instant::now();
+    let laps = trellis_ir::timing::Laps::new("compile");
     // Every size below is computed from these types: an impossible one stops here, named.
     for n in graph.node_ids() {
         graph.ty(n).check_size(|| graph.describe(n))?;
@@ -88,15 +89,7 @@ pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Plan, JitError> {
     }
     let requested = outputs.clone();
     g.set_outputs(outputs);
-    let timing = std::env::var_os("TRELLIS_COMPILE_TIMING").is_some();
-    let lap = |what: &str| {
-        if timing {
-            eprintln!(
-                "compile: {what} at {:.1} ms",
-                t0.elapsed().as_secs_f64() * 1e3
-            );
-        }
-    };
+    let lap = |what: &str| laps.lap(what, format_args!(""));
     lap("clone");
     passes::pretranspose_weights(&mut g);
     passes::optimize(&mut g);

@@ -1,5 +1,6 @@
 //! Elementwise fusion: maximal groups of elementwise nodes of one shape that can run as one
 //! kernel, and a schedule in which each group runs as a unit.
+use crate::table::PerOp;
 use trellis_ir::{DType, Graph, NodeId};
 
 /// `group_of` entry of a node in no group. Per-node tables are vectors indexed by node index:
@@ -122,8 +123,10 @@ fn merge_into_sole_consumer(g: &Graph, group_of: &mut [usize], groups: &mut [Vec
 /// from its scalar form ([`trellis_ir::ScalarFn::transcendental_depth`]), so built-ins and
 /// outside ops are treated alike. (`pow` by a small integer constant is a few
 /// multiplications: 0.)
-fn transcendental_depth(g: &Graph, n: NodeId) -> usize {
-    g.op(n).scalar().map_or(0, |e| e.transcendental_depth())
+fn transcendental_depth(g: &Graph, n: NodeId, depths: &mut PerOp<usize>) -> usize {
+    *depths.get(&g.node(n).op, |op| {
+        op.scalar().map_or(0, |e| e.transcendental_depth())
+    })
 }
 
 /// Splits a group at each transcendental that depends on another inside the group (the LSTM
@@ -137,6 +140,8 @@ fn split_transcendental_chains(g: &Graph, group_of: &mut [usize], groups: &mut V
     // Depth of each member within its group (only read for members of the group at hand).
     let mut depth: Vec<usize> = vec![0; g.node_bound()];
     let mut level_of: Vec<usize> = vec![0; g.node_bound()];
+    // (Each distinct op's depth once: its scalar form is built to read it.)
+    let mut depths = PerOp::default();
     for gi in 0..groups.len() {
         // A member that runs polynomials starts at the level of the chains before it; one
         // that does not joins the level of its deepest operand's last polynomial.
@@ -149,7 +154,7 @@ fn split_transcendental_chains(g: &Graph, group_of: &mut [usize], groups: &mut V
                 .map(|o| depth[o.index()])
                 .max()
                 .unwrap_or(0);
-            let own = transcendental_depth(g, m);
+            let own = transcendental_depth(g, m, &mut depths);
             depth[m.index()] = d + own;
             let level = if own > 0 { d } else { d.saturating_sub(1) };
             level_of[m.index()] = level;

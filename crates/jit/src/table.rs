@@ -1,5 +1,9 @@
-//! Per-node tables (a value or a flag per node index) that lowering and plans share.
-use trellis_ir::NodeId;
+//! Per-node tables (a value or a flag per node index) that lowering and plans share, and a
+//! per-op table.
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use trellis_ir::{NodeId, Op};
 
 /// A value per node, indexed by node index: lowering looks one up per operand of every node,
 /// and a hash table of millions of nodes was a tenth of lowering at long T.
@@ -52,5 +56,36 @@ impl NodeSet {
             self.0.resize(n.index() + 1, false);
         }
         self.0[n.index()] = true;
+    }
+}
+
+/// A value derived once per distinct op, by op identity (as CSE compares ops: equal ops
+/// compute alike): fusion and lowering ask for each elementwise member's scalar form or depth,
+/// hundreds of thousands of times over at long T, where a handful of distinct ops occur.
+pub(crate) struct PerOp<T>(FxHashMap<u64, Vec<OpEntry<T>>>);
+
+/// An op and its value.
+type OpEntry<T> = (Arc<dyn Op>, T);
+
+impl<T> Default for PerOp<T> {
+    fn default() -> Self {
+        PerOp(FxHashMap::default())
+    }
+}
+
+impl<T> PerOp<T> {
+    /// The value for `op`, made by `make` the first time an op equal to it is met.
+    pub(crate) fn get(&mut self, op: &Arc<dyn Op>, make: impl FnOnce(&dyn Op) -> T) -> &T {
+        let mut h = rustc_hash::FxHasher::default();
+        op.identity_hash(&mut h);
+        let list = self.0.entry(std::hash::Hasher::finish(&h)).or_default();
+        let i = match list.iter().position(|(o, _)| o.same_as(&**op)) {
+            Some(i) => i,
+            None => {
+                list.push((op.clone(), make(&**op)));
+                list.len() - 1
+            }
+        };
+        &list[i].1
     }
 }

@@ -4,6 +4,16 @@ use rustc_hash::{FxHashMap, FxHasher};
 use std::collections::hash_map::Entry;
 use std::hash::Hasher;
 
+/// The kept nodes by 32 bits of the hash of (op, operands): 8 bytes an entry, since at long T
+/// the lookups that miss the caches are what CSE waits on. `more` holds the others kept under
+/// a hash already taken (a collision between different nodes, told apart by
+/// [`crate::Op::same_as`] and the operands: rare).
+#[derive(Default)]
+struct Table {
+    seen: FxHashMap<u32, NodeId>,
+    more: FxHashMap<u32, Vec<NodeId>>,
+}
+
 /// Merges nodes with the same op (by [`crate::Op::same_as`]) applied to the same operands,
 /// keeping the one with more uses, the one created first on a tie (both have the same operands,
 /// so either may stand for the other; the kept one takes the other's debug name if it has
@@ -11,10 +21,7 @@ use std::hash::Hasher;
 /// in O(T log T) moves, not O(T^2). One pass in topological order suffices: operands are
 /// canonical before their users are looked at. Returns the number of nodes removed.
 pub fn cse(g: &mut Graph) -> usize {
-    // Per hash of (op, operands): the first node kept with it; `more` holds the others kept
-    // under a hash already taken (a collision between different nodes: as good as never).
-    let mut seen: FxHashMap<u64, NodeId> = FxHashMap::default();
-    let mut more: FxHashMap<u64, Vec<NodeId>> = FxHashMap::default();
+    let mut table = Table::default();
     // Nodes left out of the table, which at T = 20,000 outgrows the caches: a node reading an
     // operand that no other node reads cannot equal any other node. It waits until that
     // operand gains a use, which only a merge keeping it does; the node is then entered as
@@ -32,7 +39,7 @@ pub fn cse(g: &mut Graph) -> usize {
             // a wasted lookup.)
             for &m in order.iter().skip(at + AHEAD).take(AHEAD) {
                 if !unique(g, m) {
-                    std::hint::black_box(seen.get(&identity(g, m)));
+                    std::hint::black_box(table.seen.get(&identity(g, m)));
                 }
             }
         }
@@ -40,7 +47,7 @@ pub fn cse(g: &mut Graph) -> usize {
             waiting[n.index()] = true;
             continue;
         }
-        let Some(kept) = enter(g, &mut seen, &mut more, n) else {
+        let Some(kept) = enter(g, &mut table, n) else {
             continue;
         };
         let key = |x: NodeId| (std::cmp::Reverse(g.use_count(x)), x);
@@ -50,7 +57,7 @@ pub fn cse(g: &mut Graph) -> usize {
             (n, kept)
         };
         if keep != kept {
-            replace_entry(g, &mut seen, &mut more, kept, keep);
+            replace_entry(g, &mut table, kept, keep);
         }
         if g.node(keep).name.is_none() {
             if let Some(name) = g.node(drop).name.clone() {
@@ -71,7 +78,7 @@ pub fn cse(g: &mut Graph) -> usize {
         // The one node reading `keep` may have been waiting for it to gain a use.
         if let Some(u) = lone.filter(|u| waiting[u.index()]) {
             waiting[u.index()] = false;
-            let found = enter(g, &mut seen, &mut more, u);
+            let found = enter(g, &mut table, u);
             debug_assert!(found.is_none(), "a waiting node equals no other");
         }
     }
@@ -79,26 +86,21 @@ pub fn cse(g: &mut Graph) -> usize {
 }
 
 /// Looks `n` up: the kept node equal to it, or `None` after recording `n` as kept.
-fn enter(
-    g: &Graph,
-    seen: &mut FxHashMap<u64, NodeId>,
-    more: &mut FxHashMap<u64, Vec<NodeId>>,
-    n: NodeId,
-) -> Option<NodeId> {
+fn enter(g: &Graph, table: &mut Table, n: NodeId) -> Option<NodeId> {
     let node = g.node(n);
     let hash = identity(g, n);
     let same = |k: NodeId| {
         let kn = g.node(k);
         kn.inputs == node.inputs && kn.op.same_as(&*node.op)
     };
-    match seen.entry(hash) {
+    match table.seen.entry(hash) {
         Entry::Vacant(e) => {
             e.insert(n);
             None
         }
         Entry::Occupied(e) if same(*e.get()) => Some(*e.get()),
         Entry::Occupied(_) => {
-            let list = more.entry(hash).or_default();
+            let list = table.more.entry(hash).or_default();
             match list.iter().position(|&k| same(k)) {
                 Some(i) => Some(list[i]),
                 None => {
@@ -111,18 +113,15 @@ fn enter(
 }
 
 /// Makes `new` the kept node where `old` (equal to it) was.
-fn replace_entry(
-    g: &Graph,
-    seen: &mut FxHashMap<u64, NodeId>,
-    more: &mut FxHashMap<u64, Vec<NodeId>>,
-    old: NodeId,
-    new: NodeId,
-) {
+fn replace_entry(g: &Graph, table: &mut Table, old: NodeId, new: NodeId) {
     let hash = identity(g, old);
-    match seen.get_mut(&hash) {
+    match table.seen.get_mut(&hash) {
         Some(k) if *k == old => *k = new,
         _ => {
-            let list = more.get_mut(&hash).expect("a kept node is in the table");
+            let list = table
+                .more
+                .get_mut(&hash)
+                .expect("a kept node is in the table");
             let i = list.iter().position(|&k| k == old).expect("kept");
             list[i] = new;
         }
@@ -132,13 +131,14 @@ fn replace_entry(
 /// Nodes whose table entries are looked up ahead of time, in one batch.
 const AHEAD: usize = 16;
 
-/// The hash of a node's op and operands (CSE's key).
-fn identity(g: &Graph, n: NodeId) -> u64 {
+/// 32 bits of the hash of a node's op and operands (CSE's key).
+fn identity(g: &Graph, n: NodeId) -> u32 {
     let node = g.node(n);
     let mut h = FxHasher::default();
     node.op.identity_hash(&mut h);
     for i in &node.inputs {
         h.write_u32(i.index() as u32);
     }
-    h.finish()
+    let x = h.finish();
+    (x ^ (x >> 32)) as u32
 }

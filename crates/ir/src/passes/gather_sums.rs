@@ -9,7 +9,7 @@
 //!   step values stored contiguously once are reused.
 use crate::ops::{BinaryOp, Concat, MatMul, Pad};
 use crate::{Binary, Graph, NodeId};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 /// The leaves of the tree of `add`s rooted at `n`, descending into adds of the same type that
 /// are not outputs and are used only there, or, with `shared`, also into adds used elsewhere
@@ -147,7 +147,7 @@ pub fn pads_to_concat(g: &mut Graph) -> usize {
 /// operands. Returns the number rewritten.
 pub fn batch_weight_gradients(g: &mut Graph) -> usize {
     // Where each node appears in existing row concats: (concat, position).
-    let mut in_concat: HashMap<NodeId, Vec<(NodeId, usize)>> = HashMap::new();
+    let mut in_concat: FxHashMap<NodeId, Vec<(NodeId, usize)>> = FxHashMap::default();
     let mut count = 0;
     for n in g.node_ids().collect::<Vec<_>>() {
         if g.op(n)
@@ -175,7 +175,7 @@ pub fn batch_weight_gradients(g: &mut Graph) -> usize {
             .iter()
             .map(|&l| {
                 let is = g.op(l).as_any().downcast_ref::<MatMul>() == Some(&want)
-                    && g.users(l).len() == 1;
+                    && g.sole_user(l).is_some();
                 is.then(|| (g.operands(l)[0], g.operands(l)[1]))
             })
             .collect();
@@ -224,7 +224,7 @@ pub fn batch_weight_gradients(g: &mut Graph) -> usize {
 fn positions(
     g: &Graph,
     xs: &[NodeId],
-    index: &HashMap<NodeId, Vec<(NodeId, usize)>>,
+    index: &FxHashMap<NodeId, Vec<(NodeId, usize)>>,
 ) -> Option<Vec<usize>> {
     index.get(&xs[0])?.iter().find_map(|&(c, _)| {
         let ops = g.operands(c);
@@ -246,7 +246,7 @@ fn positions(
 fn row_concat(
     g: &mut Graph,
     xs: &[NodeId],
-    index: &HashMap<NodeId, Vec<(NodeId, usize)>>,
+    index: &FxHashMap<NodeId, Vec<(NodeId, usize)>>,
 ) -> Option<NodeId> {
     for &(c, p) in index.get(&xs[0]).map(|v| v.as_slice()).unwrap_or(&[]) {
         let ops = g.operands(c).to_vec();

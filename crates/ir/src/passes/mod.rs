@@ -23,32 +23,30 @@ use crate::Graph;
 /// column slices through elementwise ops, assemble sums of
 /// pads and per-step weight gradients, drop dead nodes.
 pub fn optimize(g: &mut Graph) {
-    let timing = std::env::var_os("TRELLIS_COMPILE_TIMING").is_some();
-    let t0 = std::time::Instant::now();
-    let lap = |what: &str| {
-        if timing {
-            eprintln!(
-                "  optimize: {what} at {:.1} ms",
-                t0.elapsed().as_secs_f64() * 1e3
-            );
-        }
+    let laps = crate::timing::Laps::new("  optimize");
+    let lap = |what: &str, g: &Graph| {
+        laps.lap(
+            what,
+            format_args!(" ({} nodes, {} slots)", g.node_count(), g.node_bound()),
+        )
     };
+    lap("start", g);
     constant_fold(g);
-    lap("fold");
+    lap("fold", g);
     cse(g);
-    lap("cse");
+    lap("cse", g);
     gather_before_matmul(g);
-    lap("gather_before_matmul");
+    lap("gather_before_matmul", g);
     row_slices_through_bias(g);
-    lap("row_slices");
+    lap("row_slices", g);
     slices_through_elementwise(g);
-    lap("slices_through");
+    lap("slices_through", g);
     pads_to_concat(g);
-    lap("pads_to_concat");
+    lap("pads_to_concat", g);
     batch_weight_gradients(g);
-    lap("batch_weight_gradients");
+    lap("batch_weight_gradients", g);
     cse(g);
-    lap("cse");
+    lap("cse", g);
     dce(g);
-    lap("dce");
+    lap("dce", g);
 }

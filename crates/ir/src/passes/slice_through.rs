@@ -61,17 +61,17 @@ fn slices_through_once(g: &mut Graph, visit: Option<&[bool]>) -> (usize, Vec<boo
     let mut count = 0;
     let bound = g.node_bound();
     let mut touched: Vec<usize> = Vec::new();
+    let visits = |n: NodeId| visit.is_none_or(|v| v.get(n.index()).copied().unwrap_or(true));
+    // The first rewrite of a pass is at a node that qualified when the pass began (nothing
+    // changed before it): when none does, the pass would do nothing, so skip its sort.
+    if visit.is_some() && !g.node_ids().any(|n| visits(n) && qualifies(g, n)) {
+        return (0, Vec::new());
+    }
     for n in g.topo_order() {
-        if visit.is_some_and(|v| !v.get(n.index()).copied().unwrap_or(true)) {
-            continue;
-        }
-        if !g.contains(n) || !g.op(n).is_elementwise() || g.outputs().contains(&n) {
+        if !visits(n) || !qualifies(g, n) {
             continue;
         }
         let rank = g.ty(n).rank();
-        if rank == 0 || !all_uses_slice(g, n, rank - 1) {
-            continue;
-        }
         let width = g.ty(n).dims()[rank - 1];
         // Inputs that span the last axis are sliced (along their own last axis); broadcast
         // ones (last dim 1 or absent) are shared.
@@ -94,6 +94,16 @@ fn slices_through_once(g: &mut Graph, visit: Option<&[bool]>) -> (usize, Vec<boo
         next[i] = true;
     }
     (count, next)
+}
+
+/// Whether [`slices_through_once`] rewrites `n`: an elementwise node, not an output, whose
+/// every use slices its last axis.
+fn qualifies(g: &Graph, n: NodeId) -> bool {
+    if !g.contains(n) || !g.op(n).is_elementwise() || g.outputs().contains(&n) {
+        return false;
+    }
+    let rank = g.ty(n).rank();
+    rank > 0 && all_uses_slice(g, n, rank - 1)
 }
 
 /// Whether `n` has uses and each is a slice along `axis` (what [`rewrite_slices`] needs).

@@ -14,6 +14,7 @@ use crate::fusion::Unit;
 use crate::loc::Loc;
 use crate::stats::PlanStats;
 use crate::step::{ReduceMode, Step, Val};
+use crate::table::PerOp;
 use crate::{JitError, Kernel, KernelCache, KernelSpec};
 
 /// The steps chosen, with the memory map they write into.
@@ -32,32 +33,8 @@ pub(crate) struct Selection<'g> {
     /// Scratch tables of [`Selection::group`], kept between calls.
     group_set: FxHashSet<NodeId>,
     group_slots: FxHashMap<NodeId, u32>,
-    scalars: ScalarForms,
-}
-
-/// The scalar form of each distinct elementwise op met, by op identity (as CSE compares ops:
-/// equal ops compute alike): a group of k members built k expressions, hundreds of
-/// thousands of times over at long T, where a handful of distinct ops occur.
-#[derive(Default)]
-struct ScalarForms(FxHashMap<u64, Vec<OpForm>>);
-
-/// An op and its scalar form.
-type OpForm = (Arc<dyn Op>, ScalarFn);
-
-impl ScalarForms {
-    fn get(&mut self, op: &Arc<dyn Op>) -> &ScalarFn {
-        let mut h = rustc_hash::FxHasher::default();
-        op.identity_hash(&mut h);
-        let list = self.0.entry(std::hash::Hasher::finish(&h)).or_default();
-        let i = match list.iter().position(|(o, _)| o.same_as(&**op)) {
-            Some(i) => i,
-            None => {
-                list.push((op.clone(), op.scalar().expect("elementwise")));
-                list.len() - 1
-            }
-        };
-        &list[i].1
-    }
+    /// The scalar form of each distinct elementwise op met.
+    scalars: PerOp<ScalarFn>,
 }
 
 impl<'g> Selection<'g> {
@@ -75,7 +52,7 @@ impl<'g> Selection<'g> {
             outputs: g.outputs().iter().copied().collect(),
             group_set: FxHashSet::default(),
             group_slots: FxHashMap::default(),
-            scalars: ScalarForms::default(),
+            scalars: PerOp::default(),
         };
         for u in units {
             match u {
@@ -431,7 +408,9 @@ impl<'g> Selection<'g> {
         let mut index = expr.index();
         let mut args: Vec<u32> = Vec::new();
         for &m in members {
-            let f = self.scalars.get(&g.node(m).op);
+            let f = self
+                .scalars
+                .get(&g.node(m).op, |op| op.scalar().expect("elementwise"));
             args.clear();
             args.extend(g.operands(m).iter().map(|o| slot[o]));
             let out = expr.splice_indexed(&mut index, f, &args)[0];
