@@ -33,7 +33,7 @@ pub use init::Init;
 pub use layers::{
     Activation, Bidirectional, Dense, DenseConfig, Dropout, DropoutConfig, Embedding,
     EmbeddingConfig, Gru, GruConfig, Layer, LayerConfig, Lstm, LstmConfig, Masking, Merge, Name,
-    Named, ParamSpec, Recurrent,
+    Named, ParamSpec, Recurrent, RepeatVector,
 };
 pub use losses::Loss;
 pub use metrics::Metric;
@@ -52,6 +52,6 @@ pub mod prelude {
     pub use crate::{
         Activation, Adam, Bidirectional, Dense, DenseConfig, Dropout, Embedding, EmbeddingConfig,
         FitOptions, Gru, GruConfig, Loss, Lstm, LstmConfig, Masking, Merge, Metric, Model, Name,
-        Sequential, Sgd,
+        RepeatVector, Sequential, Sgd,
     };
 }

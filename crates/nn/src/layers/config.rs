@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Bidirectional, DenseConfig, DropoutConfig, EmbeddingConfig, GruConfig, Layer, LstmConfig,
-    Masking, Merge, Name, Recurrent,
+    Masking, Merge, Name, Recurrent, RepeatVector,
 };
 use crate::{NnError, Result};
 
@@ -21,6 +21,7 @@ pub enum LayerConfig {
     #[serde(rename = "GRU")]
     Gru(GruConfig),
     Masking(Masking),
+    RepeatVector(RepeatVector),
     /// The wrapped layer must be recurrent (LSTM or GRU).
     Bidirectional {
         layer: Box<LayerConfig>,
@@ -43,6 +44,7 @@ impl LayerConfig {
             LayerConfig::Lstm(_) => "LSTM",
             LayerConfig::Gru(_) => "GRU",
             LayerConfig::Masking(_) => "Masking",
+            LayerConfig::RepeatVector(_) => "RepeatVector",
             LayerConfig::Bidirectional { .. } => "Bidirectional",
             LayerConfig::Named { layer, .. } => layer.class_name(),
         }
@@ -57,6 +59,7 @@ impl LayerConfig {
             LayerConfig::Lstm(c) => Box::new(c.clone().init()),
             LayerConfig::Gru(c) => Box::new(c.clone().init()),
             LayerConfig::Masking(m) => Box::new(m.clone()),
+            LayerConfig::RepeatVector(r) => Box::new(r.clone()),
             LayerConfig::Bidirectional { layer, merge } => Box::new(Bidirectional {
                 layer: layer.build_recurrent()?,
                 merge: *merge,
@@ -91,6 +94,7 @@ mod tests {
                 .with_merge(Merge::Ave)
                 .into(),
             Masking::new(-1.5).into(),
+            RepeatVector::new(3).into(),
             DropoutConfig::new(0.25).into(),
             Lstm::new(5).named("rnn").into(),
             Dense::new(2, Activation::Softmax).into(),

@@ -25,6 +25,7 @@ mod lstm;
 mod masking;
 mod named;
 mod recurrent;
+mod repeat_vector;
 
 pub use bidirectional::{Bidirectional, Merge};
 pub use config::LayerConfig;
@@ -36,6 +37,7 @@ pub use lstm::{Lstm, LstmConfig};
 pub use masking::Masking;
 pub use named::{Name, Named};
 pub use recurrent::Recurrent;
+pub use repeat_vector::RepeatVector;
 
 /// A parameter a layer declares: its full name (PyTorch state-dict style), shape and
 /// initialiser.

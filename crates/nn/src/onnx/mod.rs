@@ -180,6 +180,20 @@ fn layer(
     match c {
         LayerConfig::Named { layer: inner, .. } => layer(b, i, inner, names, params, x),
         LayerConfig::Dropout(_) => Ok(x),
+        LayerConfig::RepeatVector(r) => {
+            // [N, F] -> [1, N, F] -> [n, N, F]: time-major, as the recurrent layers read it.
+            let axes = b.i64s(&[0]);
+            let row = b.node("Unsqueeze", &[&x.name, &axes], &[]);
+            let shape = b.i64s(&[r.n as i64, 1, 1]);
+            let name = b.node("Expand", &[&row, &shape], &[]);
+            let mut dims = vec![Dim::Fixed(r.n)];
+            dims.extend(x.dims.iter().cloned());
+            Ok(Value {
+                name,
+                dims,
+                time_major: true,
+            })
+        }
         LayerConfig::Masking(_) => Err(unsupported(
             i,
             "Masking",
