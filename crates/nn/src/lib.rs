@@ -17,6 +17,7 @@
 
 pub mod checkpoint;
 pub mod data;
+pub mod decode;
 pub mod error;
 pub mod init;
 pub mod layers;
