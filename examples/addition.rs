@@ -3,9 +3,13 @@
 //! step writes the answer's characters (Keras's `addition_rnn` example, Sequential).
 //!
 //! ```text
-//! cargo run --release --example addition [-- --digits 3 --questions 50000 --epochs 30
-//!     --units 128 --batch 64 --lr 0.002 --no-reverse]
+//! cargo run --release --example addition [-- --digits 3 --questions 50000 --epochs 20
+//!     --units 128 --batch 64 --lr 0.002 --final-epochs 6 --final-lr 0.0005 --no-reverse]
 //! ```
+//!
+//! Adam with global-norm clipping at 1; the last `--final-epochs` epochs run at `--final-lr`
+//! (a step schedule: at the larger rate the exact match swings by several points from epoch
+//! to epoch).
 //!
 //! Questions `a+b` (each number 1 to `--digits` digits, lengths uniform as Keras draws them)
 //! come from a fixed seed, one per unordered pair (`a+b` and `b+a` are the same question);
@@ -26,7 +30,7 @@ use trellis::nn::data::SplitMix64;
 use trellis::nn::prelude::*;
 
 const USAGE: &str = "addition [--digits D] [--questions N] [--epochs E] [--units H] [--batch B] \
-                     [--lr LR] [--no-reverse]";
+                     [--lr LR] [--final-epochs F] [--final-lr LR] [--no-reverse]";
 const CHARS: &str = "0123456789+ ";
 
 fn main() -> ExitCode {
@@ -36,7 +40,7 @@ fn main() -> ExitCode {
 /// The generated questions and answers, padded (`2D+1` and `D+1` characters).
 fn questions(n: usize, digits: u32, reverse: bool, seed: u64) -> Vec<(String, String)> {
     let mut rng = SplitMix64::new(seed);
-    let mut number = |rng: &mut SplitMix64| {
+    let number = |rng: &mut SplitMix64| {
         let len = 1 + rng.below(digits as u64) as u32;
         rng.below(10u64.pow(len))
     };
@@ -103,10 +107,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut f = flags::Flags::from_env(USAGE);
     let digits: u32 = f.value("--digits", 3)?;
     let n: usize = f.value("--questions", 50_000)?;
-    let epochs: usize = f.value("--epochs", 30)?;
+    let epochs: usize = f.value("--epochs", 20)?;
     let units: usize = f.value("--units", 128)?;
     let batch: usize = f.value("--batch", 64)?;
     let lr: f64 = f.value("--lr", 0.002)?;
+    let final_epochs: usize = f.value("--final-epochs", 6)?;
+    let final_lr: f64 = f.value("--final-lr", 0.0005)?;
     let reverse = !f.switch("--no-reverse");
     f.finish()?;
     if !(1..=9).contains(&digits) {
@@ -126,7 +132,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         held.len(),
         qa[0].0,
         qa[0].1,
-        if reverse { " (question reversed)" } else { "" }
+        if reverse {
+            " (questions are fed reversed)"
+        } else {
+            ""
+        }
     );
 
     let mut model = Sequential::new()
@@ -135,14 +145,21 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         .add(RepeatVector::new(digits as usize + 1))
         .add(LstmConfig::new(units).with_return_sequences(true))
         .add(Dense::new(CHARS.len(), Activation::Softmax));
-    model.compile(
-        Adam::new(lr),
-        Loss::SparseCategoricalCrossentropy,
-        &[Metric::Accuracy],
-    )?;
     let t = Instant::now();
-    let opts = FitOptions::new(epochs, batch).with_validation_data(&x_held, &y_held);
-    model.fit(&x_train, &y_train, &opts)?;
+    let final_epochs = final_epochs.min(epochs);
+    for (n, rate) in [(epochs - final_epochs, lr), (final_epochs, final_lr)] {
+        if n == 0 {
+            continue;
+        }
+        // Compiling again with the same optimiser kind keeps its state and step count.
+        model.compile(
+            Adam::new(rate).with_global_clipnorm(1.0),
+            Loss::SparseCategoricalCrossentropy,
+            &[Metric::Accuracy],
+        )?;
+        let opts = FitOptions::new(n, batch).with_validation_data(&x_held, &y_held);
+        model.fit(&x_train, &y_train, &opts)?;
+    }
     let secs = t.elapsed().as_secs_f64();
 
     let got = answers(&model.predict(&x_held)?);

@@ -1,12 +1,14 @@
 //! Decoding (greedy, beam) on a Luong encoder-decoder with random weights: the step plan
 //! attached to the unrolled plan computes what the unrolled plan computes, beam search never
 //! returns a less likely sequence than greedy, width 1 is greedy, every hypothesis' score is
-//! the sum of its tokens' log-probabilities, and bad arguments are errors naming them.
+//! the sum of its tokens' log-probabilities, bad arguments are errors naming them, and
+//! attention maps are drawn.
 use trellis_ir::Tensor;
 use trellis_jit::{compile, CompileOptions, Plan};
 use trellis_nn::data::SplitMix64;
 use trellis_nn::decode::{
-    forward_graph, BeamOptions, Decoder, EncoderDecoder, LuongSeq2Seq, Seq2SeqGraph,
+    forward_graph, plot_attention, AttentionMap, BeamOptions, Decoder, EncoderDecoder,
+    LuongSeq2Seq, Seq2SeqGraph,
 };
 
 const TS: usize = 6;
@@ -200,4 +202,36 @@ fn bad_arguments_are_errors_naming_them() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("parameters"), "{e}");
+}
+
+#[test]
+fn attention_maps_are_written_as_png_and_bad_shapes_refused() {
+    let dir = std::env::temp_dir().join(format!("trellis-heatmap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let map = AttentionMap {
+        title: "ab -> x".into(),
+        source: vec!["a".into(), "b".into()],
+        output: vec!["x".into(), "</s>".into()],
+        weights: vec![vec![0.9, 0.1], vec![0.0, 1.0]],
+    };
+    let path = dir.join("att.png");
+    plot_attention(&path, &[map.clone(), map.clone()]).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(&bytes[1..4], b"PNG");
+    let bad = AttentionMap {
+        weights: vec![vec![1.0]],
+        ..map
+    };
+    let e = plot_attention(dir.join("bad.png"), &[bad])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("attention map 0") && e.contains("[2 outputs][2 sources]"),
+        "{e}"
+    );
+    let e = plot_attention(dir.join("none.png"), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nothing to plot"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -11,6 +11,8 @@ use crate::{NnError, Result};
 /// One example's attention: `weights[i][j]` is output token `i`'s weight on source token `j`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AttentionMap {
+    /// Drawn above the map.
+    pub title: String,
     /// Column labels (source tokens).
     pub source: Vec<String>,
     /// Row labels (output tokens).
@@ -45,8 +47,7 @@ impl Picture for Maps<'_> {
         let title = ("sans-serif", 15).into_font().color(&BLACK);
         let mut y0 = 8;
         for m in self.0 {
-            let caption = format!("{} -> {}", m.source.concat(), m.output.concat());
-            root.draw(&Text::new(caption, (8, y0), title.clone()))?;
+            root.draw(&Text::new(m.title.clone(), (8, y0), title.clone()))?;
             for (j, s) in m.source.iter().enumerate() {
                 let x = LEFT + CELL * j as i32 + CELL / 3;
                 root.draw(&Text::new(s.clone(), (x, y0 + TOP - 20), label.clone()))?;
