@@ -1,5 +1,6 @@
-//! trellis-nn: Keras-style layers, losses, optimisers, metrics and the `Sequential` model on
-//! top of the trellis graph, autodiff and JIT; plus the data pipeline and checkpoints.
+//! trellis-nn: Keras-style layers, losses, optimisers, metrics and models (`Sequential`, and
+//! the functional API: [`functional`]) on top of the trellis graph, autodiff and JIT; plus the
+//! data pipeline and checkpoints.
 //!
 //! ```no_run
 //! use trellis_nn::prelude::*;
@@ -19,6 +20,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod decode;
 pub mod error;
+pub mod functional;
 pub mod init;
 pub mod layers;
 pub mod losses;
@@ -30,6 +32,7 @@ pub mod optim;
 mod plot;
 
 pub use error::{NnError, Result};
+pub use functional::{Call, Input, LayerRef, SymTensor};
 pub use init::Init;
 pub use layers::{
     Activation, Bidirectional, Dense, DenseConfig, Dropout, DropoutConfig, Embedding,
@@ -39,8 +42,8 @@ pub use layers::{
 pub use losses::Loss;
 pub use metrics::Metric;
 pub use model::{
-    EpochLog, Evaluation, FitOptions, History, Inputs, Model, Sequential, StepGraph, Summary,
-    Targets,
+    EpochLog, Evaluation, FitOptions, History, Inputs, Losses, Model, OutputNodes, Sequential,
+    StepGraph, Summary, Targets,
 };
 /// The array crate that [`Inputs`] and [`Targets`] convert from (same version as trellis).
 pub use ndarray;
@@ -51,8 +54,9 @@ pub mod prelude {
     pub use crate::data;
     pub use crate::ndarray::{array, s, Array1, Array2, Array3, ArrayD, Axis};
     pub use crate::{
-        Activation, Adam, Bidirectional, Dense, DenseConfig, Dropout, Embedding, EmbeddingConfig,
-        FitOptions, Gru, GruConfig, Loss, Lstm, LstmConfig, Masking, Merge, Metric, Model, Name,
-        RepeatVector, Sequential, Sgd,
+        Activation, Adam, Bidirectional, Call, Dense, DenseConfig, Dropout, Embedding,
+        EmbeddingConfig, FitOptions, Gru, GruConfig, Input, Inputs, LayerRef, Loss, Losses, Lstm,
+        LstmConfig, Masking, Merge, Metric, Model, Name, RepeatVector, Sequential, Sgd, SymTensor,
+        Targets,
     };
 }

@@ -123,7 +123,8 @@ pub struct Scope {
     pub index: usize,
 }
 
-/// A layer of a [`Sequential`](crate::Sequential).
+/// A layer of a [`Model`](crate::Model): called on one value or several (the functional API,
+/// [`crate::functional`]), or stacked in a [`Sequential`](crate::Sequential).
 pub trait Layer: Debug + Send + Sync {
     /// The base of the layer's parameter names: `embedding`, `lstm`, `dense`, `dropout`.
     fn kind(&self) -> &'static str;
@@ -132,12 +133,38 @@ pub trait Layer: Debug + Send + Sync {
     fn name(&self) -> Option<&str> {
         None
     }
-    /// Width of the last axis of the output, given the input's.
-    fn out_features(&self, in_features: usize) -> usize;
-    /// The parameters, in the order [`Layer::build`] takes them.
+    /// The parameters, in the order [`Layer::build`] takes them, for an input (the first,
+    /// when the layer takes several) whose last axis is `in_features` wide.
     fn params(&self, scope: &Scope, in_features: usize) -> Vec<ParamSpec>;
     /// Appends the layer to `g`; `params` are the nodes of [`Layer::params`].
     fn build(&self, g: &mut Graph, x: Act, params: &[NodeId], ctx: &mut BuildCtx) -> Result<Act>;
+    /// How many inputs a call takes, at least and at most (merge layers: several; attention:
+    /// query, value and optionally key; a recurrent layer: `x` and its initial state).
+    fn num_inputs(&self) -> (usize, usize) {
+        (1, 1)
+    }
+    /// How many values a call returns (an LSTM with `return_state`: three).
+    fn num_outputs(&self) -> usize {
+        1
+    }
+    /// Appends a call on `xs` (as many as [`Layer::num_inputs`] allows) to `g`, returning
+    /// [`Layer::num_outputs`] values; by default [`Layer::build`] on the one input.
+    fn build_many(
+        &self,
+        g: &mut Graph,
+        xs: &[Act],
+        params: &[NodeId],
+        ctx: &mut BuildCtx,
+    ) -> Result<Vec<Act>> {
+        match xs {
+            [x] => Ok(vec![self.build(g, *x, params, ctx)?]),
+            _ => Err(crate::NnError::Model(format!(
+                "{}: takes one input, called on {}",
+                self.kind(),
+                xs.len()
+            ))),
+        }
+    }
     /// Whether this layer stacks onto `prev` as the next layer of one module (as
     /// `torch.nn.LSTM(num_layers=2)` stacks two LSTMs): its parameters then share `prev`'s
     /// module name with the next index.
