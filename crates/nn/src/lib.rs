@@ -35,9 +35,10 @@ pub use error::{NnError, Result};
 pub use functional::{Call, Input, LayerRef, SymTensor};
 pub use init::Init;
 pub use layers::{
-    Activation, Bidirectional, Dense, DenseConfig, Dropout, DropoutConfig, Embedding,
-    EmbeddingConfig, Gru, GruConfig, Layer, LayerConfig, Lstm, LstmConfig, Masking, Merge, Name,
-    Named, ParamSpec, Recurrent, RepeatVector,
+    Activation, Add, AdditiveAttention, Attention, Bidirectional, Concatenate, Dense, DenseConfig,
+    Dot, Dropout, DropoutConfig, Embedding, EmbeddingConfig, Flatten, GlobalAveragePooling1D,
+    GlobalMaxPooling1D, Gru, GruConfig, Layer, LayerConfig, Lstm, LstmConfig, Masking, Merge,
+    Multiply, Name, Named, ParamSpec, Recurrent, RepeatVector, Softmax, Subtract,
 };
 pub use losses::Loss;
 pub use metrics::Metric;
@@ -54,9 +55,10 @@ pub mod prelude {
     pub use crate::data;
     pub use crate::ndarray::{array, s, Array1, Array2, Array3, ArrayD, Axis};
     pub use crate::{
-        Activation, Adam, Bidirectional, Call, Dense, DenseConfig, Dropout, Embedding,
-        EmbeddingConfig, FitOptions, Gru, GruConfig, Input, Inputs, LayerRef, Loss, Losses, Lstm,
-        LstmConfig, Masking, Merge, Metric, Model, Name, RepeatVector, Sequential, Sgd, SymTensor,
-        Targets,
+        Activation, Adam, Add, AdditiveAttention, Attention, Bidirectional, Call, Concatenate,
+        Dense, DenseConfig, Dot, Dropout, Embedding, EmbeddingConfig, FitOptions, Flatten,
+        GlobalAveragePooling1D, GlobalMaxPooling1D, Gru, GruConfig, Input, Inputs, LayerRef, Loss,
+        Losses, Lstm, LstmConfig, Masking, Merge, Metric, Model, Multiply, Name, RepeatVector,
+        Sequential, Sgd, Softmax, Subtract, SymTensor, Targets,
     };
 }

@@ -442,3 +442,212 @@ fn a_model_over_inputs_it_was_not_given_is_refused() {
         "{e}"
     );
 }
+
+/// Gradcheck (f64) of the summed losses of `m` against every parameter, at the inputs `xs`
+/// and targets `ys`.
+fn gradcheck_model(m: &mut Model, xs: &[Tensor], ys: &[Tensor]) -> usize {
+    m.build().unwrap();
+    let rows: Vec<Vec<usize>> = xs.iter().map(|x| x.shape().dims()[1..].to_vec()).collect();
+    let rows: Vec<&[usize]> = rows.iter().map(Vec::as_slice).collect();
+    let b = xs[0].shape().dims()[0];
+    let sg = m.step_graph(b, &rows, false).unwrap();
+    let fd = feeds(&sg, m, xs, ys);
+    let tol = Tolerance {
+        abs: 1e-6,
+        rel: 1e-5,
+        eps: 1e-6,
+    };
+    let c = gradcheck(&sg.graph, sg.loss, &sg.params, &fd, tol).unwrap();
+    c.check().unwrap();
+    c.elements
+}
+
+/// A float sequence `[n, t, f]` whose step `s` of sample `i` is all zeros (masked by
+/// `Masking(0)`) when `(i + s) % 3 == 2`.
+fn masked_seq(n: usize, t: usize, f: usize, seed: u64) -> ArrayD<f32> {
+    let mut x = floats(&[n, t, f], seed);
+    for i in 0..n {
+        for s in 0..t {
+            if (i + s) % 3 == 2 {
+                for k in 0..f {
+                    x[[i, s, k]] = 0.0;
+                }
+            }
+        }
+    }
+    x
+}
+
+#[test]
+fn merge_shape_and_pooling_layers_gradcheck() {
+    let (b, t, f) = (2, 4, 3);
+    let (a, bb) = (Input::new(&[t, f]), Input::new(&[t, f]));
+    let ma = Masking::new(0.0).call(&a).unwrap();
+    let sum = Add::new().call([&ma, &bb]).unwrap();
+    let prod = Multiply::new().call([&ma, &bb]).unwrap();
+    let diff = Subtract::new().call([&bb, &ma]).unwrap();
+    let c = Concatenate::new(-1).call([&sum, &prod, &diff]).unwrap();
+    let over_time = Softmax::new(1)
+        .call(&Dense::new(2, Activation::Linear).call(&c).unwrap())
+        .unwrap();
+    let avg = GlobalAveragePooling1D::new().call(&c).unwrap();
+    let mx = GlobalMaxPooling1D::new()
+        .call(&Dense::new(3, Activation::Tanh).call(&c).unwrap())
+        .unwrap();
+    let cos = Dot::new(-1)
+        .with_normalize(true)
+        .call([&Dense::new(3, Activation::Linear).call(&avg).unwrap(), &mx])
+        .unwrap();
+    let gram = Dot::with_axes(2, 2).call([&over_time, &over_time]).unwrap();
+    let flat = Dense::new(1, Activation::Linear)
+        .call(&Flatten::new().call(&gram).unwrap())
+        .unwrap();
+    let rep = Lstm::new(2)
+        .call(&RepeatVector::new(2).call(&mx).unwrap())
+        .unwrap();
+    let mut m = Model::new(&[&a, &bb], &[&cos, &flat, &rep]).unwrap();
+    m.compile(Sgd::new(0.1), Loss::MeanSquaredError, &[])
+        .unwrap();
+    let xs = [
+        tensor(&masked_seq(b, t, f, 21)),
+        tensor(&floats(&[b, t, f], 22)),
+    ];
+    let ys = [
+        tensor(&floats(&[b, 1], 23)),
+        tensor(&floats(&[b, 1], 24)),
+        tensor(&floats(&[b, 2], 25)),
+    ];
+    assert!(gradcheck_model(&mut m, &xs, &ys) > 100);
+    let s = m.summary().unwrap();
+    let classes: Vec<&str> = s.rows.iter().map(|r| r.class.as_str()).collect();
+    for c in [
+        "Add",
+        "Subtract",
+        "Multiply",
+        "Concatenate",
+        "Softmax",
+        "GlobalAveragePooling1D",
+        "GlobalMaxPooling1D",
+        "Dot",
+        "Flatten",
+        "RepeatVector",
+    ] {
+        assert!(classes.contains(&c), "{c} in {classes:?}");
+    }
+}
+
+#[test]
+fn pooling_dot_and_softmax_give_keras_values() {
+    // Two samples of three steps; sample 0's middle step and all of sample 1 are padding.
+    let x = ArrayD::from_shape_vec(
+        vec![2, 3, 2],
+        vec![1.0, 2.0, 0.0, 0.0, 3.0, -4.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+    )
+    .unwrap();
+    let a = Input::new(&[3, 2]);
+    let ma = Masking::new(0.0).call(&a).unwrap();
+    let avg = GlobalAveragePooling1D::new().call(&ma).unwrap();
+    let mx = GlobalMaxPooling1D::new().call(&ma).unwrap();
+    let cos = Dot::new(1).with_normalize(true).call([&avg, &mx]).unwrap();
+    let dot = Dot::new(1).call([&avg, &mx]).unwrap();
+    let sm = Softmax::new(1).call(&a).unwrap();
+    let mut m = Model::new(&[&a], &[&avg, &mx, &cos, &dot, &sm]).unwrap();
+    m.compile(Sgd::new(0.1), Loss::MeanSquaredError, &[])
+        .unwrap();
+    let out = m.predict_outputs(&x).unwrap();
+    let v = |i: usize| out[i].iter().copied().collect::<Vec<f32>>();
+    // Keras: the mean and maximum over the real steps (1, 2) and (3, -4).
+    assert_eq!(v(0), [2.0, -1.0, 0.0, 0.0]);
+    assert_eq!(v(1), [3.0, 2.0, 0.0, 0.0]);
+    let cos0 = (2.0 * 3.0 - 2.0) / ((5.0f32).sqrt() * (13.0f32).sqrt());
+    assert!(
+        (v(2)[0] - cos0).abs() < 1e-6 && v(2)[1] == 0.0,
+        "{:?}",
+        v(2)
+    );
+    assert_eq!(v(3), [4.0, 0.0]);
+    // Softmax over the steps of each feature: sample 0, feature 0 over (1, 0, 3).
+    let e = [1f32.exp(), 1.0, 3f32.exp()];
+    let z: f32 = e.iter().sum();
+    let got = [out[4][[0, 0, 0]], out[4][[0, 1, 0]], out[4][[0, 2, 0]]];
+    for (g, w) in got.iter().zip(e.iter().map(|v| v / z)) {
+        assert!((g - w).abs() < 1e-6, "{got:?}");
+    }
+}
+
+#[test]
+fn attention_layers_gradcheck_with_masks_and_return_weights() {
+    let (b, tq, tk, vocab) = (2, 3, 4, 9);
+    let (q, v) = (Input::new(&[tq]), Input::new(&[tk]));
+    let embed = EmbeddingConfig::new(vocab, 3).with_mask_zero(true).shared();
+    let (qe, ve) = (embed.call(&q).unwrap(), embed.call(&v).unwrap());
+    let dot = Attention::new()
+        .with_use_scale(true)
+        .with_return_attention_scores(true)
+        .call_outputs([&qe, &ve])
+        .unwrap();
+    let key = Dense::new(3, Activation::Linear).call(&ve).unwrap();
+    let add = AdditiveAttention::new().call([&qe, &ve, &key]).unwrap();
+    let both = Concatenate::new(-1).call([&dot[0], &add]).unwrap();
+    let p = Dense::new(1, Activation::Linear)
+        .call(&GlobalAveragePooling1D::new().call(&both).unwrap())
+        .unwrap();
+    let mut m = Model::new(&[&q, &v], &[&p]).unwrap();
+    m.compile(Sgd::new(0.1), Loss::MeanSquaredError, &[])
+        .unwrap();
+    let names: Vec<&str> = m.param_specs().iter().map(|s| s.name.as_str()).collect();
+    assert!(
+        names.contains(&"attention.scale") && names.contains(&"additive_attention.scale"),
+        "{names:?}"
+    );
+    // Query 1 of sample 0 and keys 2, 3 of sample 1 are padding (id 0).
+    let xq = Tensor::i64([b, tq], vec![1, 0, 3, 4, 5, 6]).unwrap();
+    let xv = Tensor::i64([b, tk], vec![2, 3, 4, 5, 6, 7, 0, 0]).unwrap();
+    let y = tensor(&floats(&[b, 1], 31));
+    assert!(gradcheck_model(&mut m, &[xq, xv], &[y]) > 30);
+
+    // The weights as a second model output: masked keys get none, each row sums to 1.
+    let mut w = Model::new(&[&q, &v], &[&p, &dot[1]]).unwrap();
+    w.compile(Sgd::new(0.1), Loss::MeanSquaredError, &[])
+        .unwrap();
+    let xq = Array2::from_shape_vec((b, tq), vec![1i64, 0, 3, 4, 5, 6]).unwrap();
+    let xv = Array2::from_shape_vec((b, tk), vec![2i64, 3, 4, 5, 6, 7, 0, 0]).unwrap();
+    let out = w.predict_outputs([&xq, &xv]).unwrap();
+    assert_eq!(out[1].shape(), [b, tq, tk]);
+    for i in 0..tq {
+        assert_eq!((out[1][[1, i, 2]], out[1][[1, i, 3]]), (0.0, 0.0));
+        let row: f32 = (0..tk).map(|j| out[1][[1, i, j]]).sum();
+        assert!((row - 1.0).abs() < 1e-6, "{row}");
+    }
+}
+
+#[test]
+fn merge_and_attention_shape_errors_name_the_layer_and_shapes() {
+    let build = |outs: &[&SymTensor], ins: &[&SymTensor]| {
+        let mut m = Model::new(ins, outs).unwrap();
+        m.compile(Sgd::new(0.1), Loss::MeanSquaredError, &[])
+            .unwrap_err()
+            .to_string()
+    };
+    let (a, b) = (Input::new(&[3]), Input::new(&[4]));
+    let e = build(&[&Add::new().call([&a, &b]).unwrap()], &[&a, &b]);
+    assert_eq!(e, "add: inputs must have one shape, got [1, 3], [1, 4]");
+    let (s, t) = (Input::new(&[5, 3]), Input::new(&[4, 3]));
+    let e = build(&[&Concatenate::new(-1).call([&s, &t]).unwrap()], &[&s, &t]);
+    assert_eq!(
+        e,
+        "concatenate: inputs must agree on every axis but 2, got [1, 5, 3], [1, 4, 3]"
+    );
+    let e = build(&[&Dot::new(-1).call([&a, &b]).unwrap()], &[&a, &b]);
+    assert!(e.contains("dot:") && e.contains("[1, 3] and [1, 4]"), "{e}");
+    let u = Input::new(&[4, 2]);
+    let e = build(&[&Attention::new().call([&s, &u]).unwrap()], &[&s, &u]);
+    assert!(
+        e.contains("attention: query [B, Tq, D]") && e.contains("[1, 5, 3], [1, 4, 2]"),
+        "{e}"
+    );
+    let e = Add::new().call(&a).unwrap_err().to_string();
+    assert_eq!(e, "model: add: takes at least 2 inputs, called on 1");
+    let e = build(&[&Concatenate::new(0).call([&a, &a]).unwrap()], &[&a]);
+    assert!(e.contains("axis") && e.contains("non-batch"), "{e}");
+}

@@ -15,6 +15,7 @@ use trellis_ir::{Graph, NodeId};
 use crate::init::Init;
 use crate::Result;
 
+mod attention;
 mod bidirectional;
 mod config;
 mod dense;
@@ -23,10 +24,13 @@ mod embedding;
 mod gru;
 mod lstm;
 mod masking;
+mod merge;
 mod named;
+mod pooling;
 mod recurrent;
-mod repeat_vector;
+mod reshape;
 
+pub use attention::{AdditiveAttention, Attention};
 pub use bidirectional::{Bidirectional, Merge};
 pub use config::LayerConfig;
 pub use dense::{Activation, Dense, DenseConfig};
@@ -35,9 +39,11 @@ pub use embedding::{Embedding, EmbeddingConfig};
 pub use gru::{Gru, GruConfig};
 pub use lstm::{Lstm, LstmConfig};
 pub use masking::Masking;
+pub use merge::{Add, Concatenate, Dot, Multiply, Subtract};
 pub use named::{Name, Named};
+pub use pooling::{GlobalAveragePooling1D, GlobalMaxPooling1D};
 pub use recurrent::Recurrent;
-pub use repeat_vector::RepeatVector;
+pub use reshape::{Flatten, RepeatVector, Softmax};
 
 /// A parameter a layer declares: its full name (PyTorch state-dict style), shape and
 /// initialiser.
@@ -96,6 +102,33 @@ impl Act {
             mask: self.mask,
             ..Act::new(node, self.layout)
         }
+    }
+    /// The value batch-major: a time-major sequence transposed, with its logits and mask.
+    pub fn batch_major(self, g: &mut Graph) -> Result<Act> {
+        let rank = g.ty(self.node).rank();
+        if self.layout == Layout::BatchMajor || rank < 2 {
+            return Ok(Act {
+                layout: Layout::BatchMajor,
+                ..self
+            });
+        }
+        let mut perm: Vec<usize> = (0..rank).collect();
+        perm.swap(0, 1);
+        let node = g.transpose(self.node, &perm)?;
+        let logits = match self.logits {
+            Some((z, a)) => Some((g.transpose(z, &perm)?, a)),
+            None => None,
+        };
+        let mask = match self.mask {
+            Some(m) => Some(g.transpose(m, &[1, 0])?),
+            None => None,
+        };
+        Ok(Act {
+            node,
+            layout: Layout::BatchMajor,
+            logits,
+            mask,
+        })
     }
 }
 

@@ -54,7 +54,7 @@ impl Model {
     ) -> Result<Shapes> {
         self.compiled()?;
         let inferred = self.topo.inputs.len() == 1 && self.topo.inputs[0].shape.is_none();
-        let was_built = !self.specs.is_empty();
+        let was_built = !self.layer_params.is_empty();
         if inferred {
             self.topo.inputs[0].shape = x
                 .arrays

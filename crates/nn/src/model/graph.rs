@@ -183,7 +183,7 @@ impl Model {
         rows: &[Vec<usize>],
         training: bool,
     ) -> Result<Forward> {
-        if self.specs.is_empty() {
+        if self.layer_params.is_empty() {
             return Err(NnError::Model(
                 "the model is not built: call compile first".into(),
             ));
@@ -211,28 +211,19 @@ impl Model {
                 Ref::Input(i) => Act::new(xs[i], Layout::BatchMajor),
                 Ref::Call(k, o) => acts[k][o],
             };
-            let (mut pred, mut logits, mut mask) = (act.node, act.logits, act.mask);
-            let rank = g.ty(pred).rank();
-            if act.layout == Layout::TimeMajor && rank == 3 {
-                pred = g.transpose(pred, &[1, 0, 2])?;
-                if let Some((z, a)) = logits {
-                    logits = Some((g.transpose(z, &[1, 0, 2])?, a));
-                }
-                if let Some(m) = mask {
-                    mask = Some(g.transpose(m, &[1, 0])?);
-                }
-            }
+            let rank = g.ty(act.node).rank();
             if !(rank == 2 || rank == 3) {
                 return Err(NnError::Model(format!(
                     "output {oi}: a model output must be [batch, units] or [batch, time, units] \
                      for a loss, got {} for inputs {rows:?}",
-                    g.ty(pred)
+                    g.ty(act.node)
                 )));
             }
+            let act = act.batch_major(g)?;
             outs.push(Out {
-                pred,
-                logits,
-                mask: if rank == 3 { mask } else { None },
+                pred: act.node,
+                logits: act.logits,
+                mask: if rank == 3 { act.mask } else { None },
             });
         }
         Ok(Forward {

@@ -30,7 +30,7 @@ impl Model {
         if self.topo.layers.is_empty() {
             return Err(NnError::Model("the model has no layers".into()));
         }
-        if !self.specs.is_empty() {
+        if !self.layer_params.is_empty() {
             return Ok(());
         }
         let rows = self.build_rows()?;

@@ -187,6 +187,21 @@ fn layer(
     match c {
         LayerConfig::Named { layer: inner, .. } => layer(b, i, inner, names, params, x),
         LayerConfig::Dropout(_) => Ok(x),
+        other @ (LayerConfig::Concatenate(_)
+        | LayerConfig::Add(_)
+        | LayerConfig::Subtract(_)
+        | LayerConfig::Multiply(_)
+        | LayerConfig::Dot(_)
+        | LayerConfig::Flatten(_)
+        | LayerConfig::Softmax(_)
+        | LayerConfig::GlobalAveragePooling1D(_)
+        | LayerConfig::GlobalMaxPooling1D(_)
+        | LayerConfig::Attention(_)
+        | LayerConfig::AdditiveAttention(_)) => Err(unsupported(
+            i,
+            other.class_name(),
+            "not exported to ONNX yet",
+        )),
         LayerConfig::RepeatVector(r) => {
             // [N, F] -> [1, N, F] -> [n, N, F]: time-major, as the recurrent layers read it.
             let axes = b.i64s(&[0]);
