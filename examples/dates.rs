@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo run --release --example dates [-- --train 20000 --held 2000 --epochs 6 --batch 64
-//!     --units 64 --embed 32 --lr 0.003 --beam 3 --plot dates_attention.png]
+//!     --units 64 --embed 32 --lr 0.003 --beam 3 --plot dates_attention.png --latency N]
 //! ```
 //!
 //! The data is generated here with a fixed seed: dates from 1950 to 2049 (two-digit years
@@ -16,10 +16,17 @@
 //! maps of a few held-out examples are written as a PNG heat map. The last line is the
 //! held-out exact match of greedy decoding (every character of the ISO date right). Adam with
 //! global-norm clipping at 1; the last two epochs run at a quarter of the learning rate.
+//!
+//! `--latency N` (after training; `--epochs 0` to skip it) times, as medians of N runs at
+//! batch 1, the encoder, one decoder step (one token), a whole greedy decode, and the full
+//! teacher-forced forward pass of the same model (encoder and every decoder step unrolled,
+//! compiled as one plan) that training runs.
 #[path = "common/flags.rs"]
 mod flags;
 #[path = "common/run.rs"]
 mod run;
+#[path = "common/timing.rs"]
+mod timing;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -33,7 +40,7 @@ use trellis::nn::decode::{
 use trellis::nn::{Adam, Optimizer};
 
 const USAGE: &str = "dates [--train N] [--held N] [--epochs E] [--batch B] [--units H] \
-                     [--embed E] [--lr LR] [--beam K] [--plot FILE.png]";
+                     [--embed E] [--lr LR] [--beam K] [--plot FILE.png] [--latency N]";
 
 const MONTHS: [&str; 12] = [
     "January",
@@ -209,6 +216,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let lr: f64 = f.value("--lr", 0.003)?;
     let width: usize = f.value("--beam", 3)?;
     let plot: String = f.value("--plot", "dates_attention.png".to_string())?;
+    let latency: usize = f.value("--latency", 0)?;
     f.finish()?;
     if n_train < batch || n_held == 0 || batch == 0 || width == 0 {
         return Err("need --train >= --batch > 0, --held > 0 and --beam > 0".into());
@@ -287,7 +295,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     // Decoding runs on the training plan's weights (no copy), so it can check progress.
     let t_attach = Instant::now();
-    let dec = Decoder::attach(&mut plan, &fg.params, &model, ts, width)?;
+    // Greedy needs one row; the beam one row per hypothesis.
+    let dec = Decoder::attach(&mut plan, &fg.params, &model, ts, 1)?;
+    let wide = Decoder::attach(&mut plan, &fg.params, &model, ts, width)?;
     println!(
         "encoder and decoder step plans attached in {:.0} ms",
         t_attach.elapsed().as_secs_f64() * 1e3
@@ -304,7 +314,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                     width,
                     ..opts.clone()
                 };
-                dec.beam(plan, &ids, &o)?.swap_remove(0)
+                wide.beam(plan, &ids, &o)?.swap_remove(0)
             };
             right += usize::from(target_text(&h.tokens) == *want && h.finished);
         }
@@ -391,6 +401,30 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         let got = target_text(&h.tokens);
         let mark = if got == *want { "ok" } else { "WRONG" };
         println!("  {src:<32} -> {got} ({mark})");
+    }
+    if latency > 0 {
+        let src = source_ids(&held[0].0, ts);
+        let steps = dec.greedy(&mut plan, &src, &opts)?.tokens.len();
+        let enc_us = timing::median_us(latency, || dec.start(&mut plan, &src).map(drop))?;
+        let step_us = timing::median_us(latency, || dec.step(&mut plan, &[START]).map(drop))?;
+        let greedy_us =
+            timing::median_us(latency, || dec.greedy(&mut plan, &src, &opts).map(drop))?;
+        // The teacher-forced forward pass at batch 1, its own plan with the trained weights.
+        let fwd = forward_graph(&model, 1, ts, STEPS)?;
+        let mut fplan = compile(&fwd.graph, &CompileOptions::default())?;
+        for (&p, &q) in fwd.params.iter().zip(&fg.params) {
+            fplan.set_f32(p, &plan.get(q)?.to_f32_vec())?;
+        }
+        fplan.set_i64(fwd.source, &src)?;
+        let mut tokens = vec![START];
+        tokens.extend(target_ids(&held[0].1));
+        fplan.set_i64(fwd.tokens, &tokens[..STEPS])?;
+        let fwd_us = timing::median_us(latency, || fplan.run().map(drop))?;
+        println!(
+            "latency at batch 1 (median of {latency}): encoder {enc_us:.0} us, one decoder step \
+             (one token) {step_us:.0} us, greedy decode of {steps} tokens {greedy_us:.0} us; \
+             full forward pass (encoder + {STEPS} steps unrolled) {fwd_us:.0} us"
+        );
     }
     println!(
         "trained {epochs} epochs in {train_secs:.0} s; decoding {greedy_ms:.2} ms per date \

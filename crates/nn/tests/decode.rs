@@ -198,6 +198,13 @@ fn bad_arguments_are_errors_naming_them() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("max_len"), "{e}");
+    dec.start(&mut plan, &src).unwrap();
+    let e = dec.step(&mut plan, &[START]).unwrap_err().to_string();
+    assert!(e.contains("1 tokens") && e.contains("2 rows"), "{e}");
+    let e = dec.step(&mut plan, &[START, 6]).unwrap_err().to_string();
+    assert!(e.contains("token") && e.contains("6 tokens"), "{e}");
+    let (lp, att) = dec.step(&mut plan, &[START, START]).unwrap();
+    assert_eq!((lp.len(), att.len()), (2 * 6, 2 * TS));
     let e = Decoder::attach(&mut plan, &fg.params[1..], &model, TS, 2)
         .unwrap_err()
         .to_string();

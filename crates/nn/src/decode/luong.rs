@@ -103,11 +103,6 @@ fn scope(module: &str) -> Scope {
     }
 }
 
-/// A time-major sequence `[T, B, F]` batch-major.
-fn batch_major(g: &mut Graph, x: NodeId) -> Result<NodeId> {
-    Ok(g.transpose(x, &[1, 0, 2])?)
-}
-
 impl EncoderDecoder for LuongSeq2Seq {
     fn param_specs(&self) -> Vec<ParamSpec> {
         let parts = self.parts();
@@ -128,7 +123,7 @@ impl EncoderDecoder for LuongSeq2Seq {
         let (seq, state) = parts
             .encoder
             .unroll(g, &x, p[1], Direction::Forward, None)?;
-        let keys = batch_major(g, seq)?;
+        let keys = Act::new(seq, Layout::TimeMajor).batch_major(g)?.node;
         let mask = x.mask.expect("mask_zero gives a mask"); // [Ts, B]
         let mask = g.transpose(mask, &[1, 0])?;
         Ok(Encoded {
@@ -159,7 +154,7 @@ impl EncoderDecoder for LuongSeq2Seq {
             parts
                 .decoder
                 .unroll(g, &x, p[3], Direction::Forward, Some(&enc.state))?;
-        let q = batch_major(g, seq)?;
+        let q = Act::new(seq, Layout::TimeMajor).batch_major(g)?.node;
         let spec = AttentionSpec {
             key_mask: Some(mask),
             ..AttentionSpec::new(Score::Dot { scale: None })

@@ -309,8 +309,10 @@ impl Decoder {
         Ok(())
     }
 
-    /// Runs the encoder on `source` and sets every row of the step plan to its result.
-    fn start(&self, host: &mut Plan, source: &[i64]) -> Result<()> {
+    /// Runs the encoder on `source` and sets every row of the step plan to its result: what
+    /// [`Decoder::greedy`], [`Decoder::beam`] and a caller's own loop over [`Decoder::step`]
+    /// (sampling, say) start from.
+    pub fn start(&self, host: &mut Plan, source: &[i64]) -> Result<()> {
         if source.len() != self.source_len {
             return Err(NnError::Shape(format!(
                 "decoder: the source has {} ids, the decoder was built for {}",
@@ -341,9 +343,21 @@ impl Decoder {
         Ok(())
     }
 
-    /// One step: sets each row's previous token, runs, and returns the log-probabilities
-    /// `[rows, V]` and attention rows `[rows, Ts']` (empty without attention).
-    fn run_step(&self, host: &mut Plan, tokens: &[i64]) -> Result<(Vec<f32>, Vec<f32>)> {
+    /// One decoder step after [`Decoder::start`]: sets each row's previous token (`rows`
+    /// of them), runs the step plan (its state carried over from the last step) and returns
+    /// the log-probabilities `[rows, V]` and attention rows `[rows, Ts']` (empty without
+    /// attention).
+    pub fn step(&self, host: &mut Plan, tokens: &[i64]) -> Result<(Vec<f32>, Vec<f32>)> {
+        if tokens.len() != self.rows {
+            return Err(NnError::Shape(format!(
+                "decoder step: {} tokens given, the step plan has {} rows",
+                tokens.len(),
+                self.rows
+            )));
+        }
+        for &t in tokens {
+            self.check_token("token", t)?;
+        }
         let mut step = host.attached(self.step)?;
         step.set_i64(self.token, tokens)?;
         step.run()?;
@@ -384,7 +398,7 @@ impl Decoder {
         self.start(host, source)?;
         let mut out = Vec::with_capacity(tokens.len());
         for &t in tokens {
-            let (lp, _) = self.run_step(host, &vec![t; self.rows])?;
+            let (lp, _) = self.step(host, &vec![t; self.rows])?;
             out.push(lp[..self.vocab].to_vec());
         }
         Ok(out)

@@ -148,7 +148,7 @@ impl Decoder {
         let mut prev = opts.start;
         while h.tokens.len() < opts.max_len {
             // The state is carried from the step's outputs to its inputs by the plan itself.
-            let (lp, att) = self.run_step(host, &vec![prev; self.rows])?;
+            let (lp, att) = self.step(host, &vec![prev; self.rows])?;
             let row = &lp[..self.vocab];
             let t = argmax(row);
             h.log_prob += row[t] as f64;
@@ -193,7 +193,7 @@ impl Decoder {
             let last = |h: &Hypothesis| h.tokens.last().copied().unwrap_or(opts.start);
             let mut tokens: Vec<i64> = live.iter().map(last).collect();
             tokens.resize(self.rows, tokens[0]);
-            let (lp, att) = self.run_step(host, &tokens)?;
+            let (lp, att) = self.step(host, &tokens)?;
             let ta = att.len() / self.rows;
             // (score, parent, token), best first.
             let mut cand: Vec<(f64, usize, usize)> = Vec::with_capacity(live.len() * v);

@@ -155,7 +155,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("[batch, features]") && e.contains("[2, 5, 3]"),
+            e.contains("[batch, features]") && e.contains("[2,5,3]"),
             "{e}"
         );
         let e = RepeatVector::new(0)
