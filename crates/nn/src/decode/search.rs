@@ -70,6 +70,17 @@ pub struct Hypothesis {
 }
 
 impl Hypothesis {
+    /// The empty hypothesis every search starts from (on the greedy path by definition).
+    fn root() -> Self {
+        Hypothesis {
+            tokens: Vec::new(),
+            log_prob: 0.0,
+            score: 0.0,
+            finished: false,
+            attention: Vec::new(),
+            greedy: true,
+        }
+    }
     fn rescore(&mut self, alpha: f64) {
         let len = self.tokens.len().max(1) as f64;
         self.score = if alpha == 0.0 {
@@ -137,14 +148,7 @@ impl Decoder {
             ..opts.clone()
         })?;
         self.start(host, source)?;
-        let mut h = Hypothesis {
-            tokens: Vec::new(),
-            log_prob: 0.0,
-            score: 0.0,
-            finished: false,
-            attention: Vec::new(),
-            greedy: true,
-        };
+        let mut h = Hypothesis::root();
         let mut prev = opts.start;
         while h.tokens.len() < opts.max_len {
             // The state is carried from the step's outputs to its inputs by the plan itself.
@@ -176,14 +180,7 @@ impl Decoder {
         self.check_options(opts)?;
         self.start(host, source)?;
         let v = self.vocab;
-        let mut live = vec![Hypothesis {
-            tokens: Vec::new(),
-            log_prob: 0.0,
-            score: 0.0,
-            finished: false,
-            attention: Vec::new(),
-            greedy: true,
-        }];
+        let mut live = vec![Hypothesis::root()];
         let mut done: Vec<Hypothesis> = Vec::new();
         // Every live hypothesis' state is in the step plan's row of the same index.
         for _ in 0..opts.max_len {
