@@ -3,6 +3,9 @@
 //! full unrolled forward pass, for a 1-layer LSTM(H) at batch 1 and 64.
 //! `cargo run --release --example decode_step -- [T] [H]` (default 20 128). Times are medians
 //! over repeated runs; noisy on a shared machine.
+#[path = "common/timing.rs"]
+mod timing;
+
 use std::time::Instant;
 use trellis::ir::lstm::{lstm, LstmSpec, LstmWeights};
 use trellis::ir::{Graph, NodeId, Tensor, TensorType};
@@ -34,19 +37,6 @@ fn weights(g: &mut Graph, h: usize) -> [NodeId; 3] {
         g.param("w_hh", TensorType::f32([4 * h, h])),
         g.param("bias", TensorType::f32([4 * h])),
     ]
-}
-
-/// The median of `n` timings of `f`, in microseconds.
-fn median_us(n: usize, mut f: impl FnMut()) -> f64 {
-    let mut t: Vec<f64> = (0..n)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64() * 1e6
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[n / 2]
 }
 
 fn main() {
@@ -102,19 +92,20 @@ fn main() {
             .expect("attaches");
         let attach_ms = t0.elapsed().as_secs_f64() * 1e3;
         let reps = if b == 1 { 400 } else { 100 };
-        let full = median_us(reps / 4, || host.run().unwrap());
+        let full = timing::median_us(reps / 4, || host.run()).expect("runs");
         let want = host.get(seq).unwrap().to_f64_vec();
         let mut step = host.attached(id).unwrap();
-        let decode = |step: &mut trellis::jit::Attached| {
-            step.set_f32(hi, &vec![0.0; b * h]).unwrap();
-            step.set_f32(ci, &vec![0.0; b * h]).unwrap();
+        let decode = |step: &mut trellis::jit::Attached| -> Result<(), trellis::jit::JitError> {
+            step.set_f32(hi, &vec![0.0; b * h])?;
+            step.set_f32(ci, &vec![0.0; b * h])?;
             for k in 0..t_len {
-                step.set_f32(xt, &xs[k * b * h..(k + 1) * b * h]).unwrap();
-                step.run().unwrap();
+                step.set_f32(xt, &xs[k * b * h..(k + 1) * b * h])?;
+                step.run()?;
             }
+            Ok(())
         };
         // The step plan run T times gives the unrolled output's last step.
-        decode(&mut step);
+        decode(&mut step).expect("decodes");
         let last = step.get(ho).unwrap().to_f64_vec();
         let diff = last
             .iter()
@@ -122,8 +113,8 @@ fn main() {
             .map(|(a, e)| (a - e).abs())
             .fold(0.0, f64::max);
         assert!(diff <= 1e-5, "step plan vs unrolled: {diff}");
-        let per_seq = median_us(reps / 4, || decode(&mut step));
-        let per_step = median_us(reps * 4, || step.run().unwrap());
+        let per_seq = timing::median_us(reps / 4, || decode(&mut step)).expect("decodes");
+        let per_step = timing::median_us(reps * 4, || step.run()).expect("runs");
         println!(
             "B={b:>2} H={h}: decoder step {per_step:.1} us (one run), {:.1} us/token with its \
              input set (T={t_len} steps {per_seq:.0} us); unrolled forward T={t_len} {full:.0} \

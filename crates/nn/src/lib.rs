@@ -19,6 +19,7 @@
 pub mod callbacks;
 pub mod checkpoint;
 pub mod data;
+pub mod decode;
 pub mod error;
 pub mod functional;
 pub mod init;

@@ -58,10 +58,6 @@ impl History {
     /// Writes the training curves to `path`: a PNG for `.png`, an SVG for `.svg`.
     pub fn plot(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase);
         let panels = self.panels();
         if panels[0].train.is_empty() && panels[0].val.is_empty() {
             return Err(NnError::InvalidArgument {
@@ -70,42 +66,66 @@ impl History {
                 message: "nothing to plot: no epoch has a finite loss".into(),
             });
         }
-        static FONT_ONCE: Once = Once::new();
-        FONT_ONCE.call_once(|| {
-            // The font is the crate's own and parses (tested); a failure only loses the text.
-            let _ = register_font("sans-serif", FontStyle::Normal, FONT);
-        });
         let size = (PANEL.0 * panels.len() as u32, PANEL.1);
-        let fail = |e: String| NnError::Io {
-            path: path.into(),
-            source: std::io::Error::other(format!("drawing the plot: {e}")),
-        };
-        let bytes = match ext.as_deref() {
-            Some("png") => {
-                let mut rgb = vec![0u8; size.0 as usize * size.1 as usize * 3];
-                {
-                    let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
-                    draw(&root, &panels).map_err(|e| fail(e.to_string()))?;
-                }
-                png(&rgb, size).map_err(|e| fail(e.to_string()))?
+        render(path, size, &Curves(&panels))
+    }
+}
+
+/// A picture drawn on any plotters backend (PNG or SVG).
+pub(crate) trait Picture {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB::ErrorType>;
+}
+
+/// Draws `picture` at `size` into `path`: a PNG for `.png`, an SVG for `.svg`, with the
+/// embedded font; written atomically.
+pub(crate) fn render(path: &Path, size: (u32, u32), picture: &impl Picture) -> Result<()> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    static FONT_ONCE: Once = Once::new();
+    FONT_ONCE.call_once(|| {
+        // The font is the crate's own and parses (tested); a failure only loses the text.
+        let _ = register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+    let fail = |e: String| NnError::Io {
+        path: path.into(),
+        source: std::io::Error::other(format!("drawing the plot: {e}")),
+    };
+    let bytes = match ext.as_deref() {
+        Some("png") => {
+            let mut rgb = vec![0u8; size.0 as usize * size.1 as usize * 3];
+            {
+                let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
+                picture.draw(&root).map_err(|e| fail(e.to_string()))?;
             }
-            Some("svg") => {
-                let mut svg = String::new();
-                {
-                    let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
-                    draw(&root, &panels).map_err(|e| fail(e.to_string()))?;
-                }
-                svg.into_bytes()
+            png(&rgb, size).map_err(|e| fail(e.to_string()))?
+        }
+        Some("svg") => {
+            let mut svg = String::new();
+            {
+                let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+                picture.draw(&root).map_err(|e| fail(e.to_string()))?;
             }
-            _ => {
-                return Err(NnError::InvalidArgument {
-                    name: "path",
-                    value: path.display().to_string(),
-                    message: "a plot is written as .png or .svg".into(),
-                })
-            }
-        };
-        crate::checkpoint::write_atomic(path, &bytes)
+            svg.into_bytes()
+        }
+        _ => {
+            return Err(NnError::InvalidArgument {
+                name: "path",
+                value: path.display().to_string(),
+                message: "a plot is written as .png or .svg".into(),
+            })
+        }
+    };
+    crate::checkpoint::write_atomic(path, &bytes)
+}
+
+/// The training curves' panels as a picture.
+struct Curves<'a>(&'a [Panel]);
+
+impl Picture for Curves<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB::ErrorType> {
+        draw(root, self.0)
     }
 }
 
@@ -153,7 +173,7 @@ fn padded(values: impl Iterator<Item = f64>) -> Range<f64> {
     lo - pad..hi + pad
 }
 
-type DrawResult<E> = std::result::Result<(), DrawingAreaErrorKind<E>>;
+pub(crate) type DrawResult<E> = std::result::Result<(), DrawingAreaErrorKind<E>>;
 
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,

@@ -406,6 +406,18 @@ fn onnx_variants_export_with_references() {
                 .add(DenseConfig::new(2).with_bias(false)),
             Loss::MeanSquaredError,
         ),
+        (
+            // Keras's seq2seq addition shape: the encoder's last state at every decoder step.
+            "floats_repeat_vector",
+            Sequential::new()
+                .with_seed(8)
+                .with_input_shape(&[6, 3])
+                .add(Lstm::new(4))
+                .add(RepeatVector::new(3))
+                .add(LstmConfig::new(4).with_return_sequences(true))
+                .add(Dense::new(3, Activation::Softmax)),
+            Loss::SparseCategoricalCrossentropy,
+        ),
     ];
     for (name, mut m, loss) in models {
         m.compile(Adam::default(), loss, &[]).unwrap();

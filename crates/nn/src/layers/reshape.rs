@@ -126,3 +126,42 @@ impl Softmax {
         Ok(x.with_node(y))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trellis_ir::interp::{run, Feeds, Precision};
+    use trellis_ir::{Tensor, TensorType};
+
+    #[test]
+    fn repeat_vector_repeats_each_sample_time_major_and_refuses_bad_input() {
+        let mut g = Graph::new();
+        let x = g.input("x", TensorType::f32([2, 3]));
+        let mut ctx = BuildCtx::default();
+        let rv = RepeatVector::new(4);
+        let y = rv
+            .build(&mut g, Act::new(x, Layout::BatchMajor), &[], &mut ctx)
+            .unwrap();
+        assert_eq!(y.layout, Layout::TimeMajor);
+        assert_eq!(g.ty(y.node).dims(), [4, 2, 3]);
+        let xs = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let feeds: Feeds = [(x, Tensor::f32([2, 3], xs.clone()).unwrap())].into();
+        let out = run(&g, &feeds, &[y.node], Precision::F32).unwrap();
+        assert_eq!(out[0].to_f32_vec(), xs.repeat(4));
+
+        let seq = g.input("seq", TensorType::f32([2, 5, 3]));
+        let e = rv
+            .build(&mut g, Act::new(seq, Layout::BatchMajor), &[], &mut ctx)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[batch, features]") && e.contains("[2,5,3]"),
+            "{e}"
+        );
+        let e = RepeatVector::new(0)
+            .build(&mut g, Act::new(x, Layout::BatchMajor), &[], &mut ctx)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("repeat_vector(0)"), "{e}");
+    }
+}

@@ -192,7 +192,6 @@ fn layer(
         | LayerConfig::Subtract(_)
         | LayerConfig::Multiply(_)
         | LayerConfig::Dot(_)
-        | LayerConfig::RepeatVector(_)
         | LayerConfig::Flatten(_)
         | LayerConfig::Softmax(_)
         | LayerConfig::GlobalAveragePooling1D(_)
@@ -203,6 +202,20 @@ fn layer(
             other.class_name(),
             "not exported to ONNX yet",
         )),
+        LayerConfig::RepeatVector(r) => {
+            // [N, F] -> [1, N, F] -> [n, N, F]: time-major, as the recurrent layers read it.
+            let axes = b.i64s(&[0]);
+            let row = b.node("Unsqueeze", &[&x.name, &axes], &[]);
+            let shape = b.i64s(&[r.n as i64, 1, 1]);
+            let name = b.node("Expand", &[&row, &shape], &[]);
+            let mut dims = vec![Dim::Fixed(r.n)];
+            dims.extend(x.dims.iter().cloned());
+            Ok(Value {
+                name,
+                dims,
+                time_major: true,
+            })
+        }
         LayerConfig::Masking(_) => Err(unsupported(
             i,
             "Masking",
