@@ -10,15 +10,20 @@
 //! the regime where gradients decay through the steps into subnormal numbers (which plans
 //! flush to zero: on Intel cores they would otherwise cost a microcode assist each).
 //!
+//! `--checkpoint-every K` recomputes the recurrences in the backward pass from a state kept
+//! every K steps (`autodiff::grad_recomputing`); `--memory-budget MB` picks K so that the
+//! training plan fits in MB (none when it fits already). The plan's memory and K are printed
+//! (`train_mb`, `checkpoint_every`) before it runs.
+//!
 //! `--compile-only` builds and compiles both plans without running them and prints the
 //! times (graph building + `grad` included in `*_total_ms`, `compile` alone in `*_compile_ms`):
 //! `cargo run --release --example bench -- --seq 20000 --batch 4 --hidden 16 --embed 16
 //! --vocab 100 --compile-only`.
 use std::time::Instant;
-use trellis::autodiff::grad;
+use trellis::autodiff::{grad, grad_recomputing, Checkpoints};
 use trellis::ir::models::{seed_model, SeedCell, SeedConfig};
 use trellis::ir::{Graph, NodeId, Tensor, TensorType};
-use trellis::jit::{compile, CompileOptions, Plan};
+use trellis::jit::{compile, CompileOptions, JitError, Plan};
 use trellis::nn::data::batches::SplitMix64;
 use trellis::nn::{Adam, Init, Optimizer};
 
@@ -80,6 +85,12 @@ impl Start {
     }
 }
 
+/// Stops with a message (exit status 2).
+fn exit(msg: &str) -> ! {
+    eprintln!("bench: {msg}");
+    std::process::exit(2)
+}
+
 /// The word after `name` on the command line.
 fn arg_word(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -133,30 +144,47 @@ fn main() {
 
     // Training step: forward, backward, Adam.
     let t0 = Instant::now();
-    let mut g = Graph::new();
-    let m = seed_model(&mut g, &c).unwrap();
-    let grads = grad(&mut g, m.loss, &m.params).unwrap();
-    // Keras's Adam, as nn builds it; the learning-rate input takes lr_t for the first step.
-    let named: Vec<(String, NodeId)> = m
-        .params
-        .iter()
-        .map(|&p| (g.node(p).name.clone().unwrap_or_default(), p))
-        .collect();
+    let mut forward = Graph::new();
+    let m = seed_model(&mut forward, &c).unwrap();
     let adam = Optimizer::from(Adam::default());
-    let opt = adam.build(&mut g, &named, &grads).unwrap();
-    let updates = opt.updates;
-    g.set_outputs(vec![m.loss]);
-    let mut train = compile(
-        &g,
-        &CompileOptions {
-            updates,
+    let budget = arg_word("--memory-budget").map(|v| v.parse::<usize>().expect("MB") << 20);
+    let mut checkpoints = arg_word("--checkpoint-every").map(|v| Checkpoints::Every(v.parse().expect("K")));
+    let (g, opt, mut train, every) = loop {
+        let mut g = forward.clone();
+        let (grads, every) = match checkpoints {
+            None => (grad(&mut g, m.loss, &m.params).unwrap(), None),
+            Some(ck) => {
+                let (grads, r) = grad_recomputing(&mut g, m.loss, &m.params, ck)
+                    .unwrap_or_else(|e| exit(&e.to_string()));
+                eprintln!("recompute: {r:?}");
+                (grads, Some(r.every))
+            }
+        };
+        // Keras's Adam, as nn builds it; the learning-rate input takes lr_t for the first step.
+        let named: Vec<(String, NodeId)> = m
+            .params
+            .iter()
+            .map(|&p| (g.node(p).name.clone().unwrap_or_default(), p))
+            .collect();
+        let opt = adam.build(&mut g, &named, &grads).unwrap();
+        g.set_outputs(vec![m.loss]);
+        let opts = CompileOptions {
+            updates: opt.updates.clone(),
+            memory_limit: budget,
             ..Default::default()
-        },
-    )
-    .unwrap();
+        };
+        match compile(&g, &opts) {
+            Ok(train) => break (g, opt, train, every),
+            // Over the budget storing every step: free the excess by recomputation.
+            Err(JitError::MemoryLimit { needed, limit, .. }) if checkpoints.is_none() => {
+                checkpoints = Some(Checkpoints::Free(needed - limit));
+            }
+            Err(e) => exit(&e.to_string()),
+        }
+    };
     let compile_ms = t0.elapsed().as_secs_f64() * 1e3;
     if std::env::args().any(|a| a == "--compile-only") {
-        compile_only(&c, compile_ms, &train);
+        compile_only(&c, compile_ms, &train, every);
         return;
     }
     fill(&mut train, &g, m.ids, m.labels, &m.params, &c, start);
@@ -205,7 +233,7 @@ fn main() {
         report("infer", &infer, f64::NAN);
     }
     println!(
-        "{{\"framework\":\"trellis\",\"seq\":{},\"batch\":{},\"hidden\":{},\"cell\":\"{}\",\"init\":\"{}\",\"train_samples_per_s\":{:.1},\"infer_samples_per_s\":{:.1},\"compile_ms\":{:.1},\"arena_mb\":{:.1},\"ftz\":{}}}",
+        "{{\"framework\":\"trellis\",\"seq\":{},\"batch\":{},\"hidden\":{},\"cell\":\"{}\",\"init\":\"{}\",\"train_samples_per_s\":{:.1},\"infer_samples_per_s\":{:.1},\"compile_ms\":{:.1},\"arena_mb\":{:.1},\"checkpoint_every\":{},\"ftz\":{}}}",
         c.seq,
         c.batch,
         c.hidden,
@@ -215,6 +243,7 @@ fn main() {
         infer_sps,
         compile_ms,
         train.arena_bytes() as f64 / 1048576.0,
+        every.unwrap_or(0),
         plans_flush_subnormals()
     );
 }
@@ -236,7 +265,7 @@ fn plans_flush_subnormals() -> bool {
 }
 
 /// The inference plan compiled too, and both plans' compile times as one JSON line.
-fn compile_only(c: &SeedConfig, train_total_ms: f64, train: &Plan) {
+fn compile_only(c: &SeedConfig, train_total_ms: f64, train: &Plan, every: Option<usize>) {
     let t = Instant::now();
     let mut gi = Graph::new();
     let mi = seed_model(&mut gi, c).unwrap();
@@ -245,7 +274,7 @@ fn compile_only(c: &SeedConfig, train_total_ms: f64, train: &Plan) {
     let infer_total_ms = t.elapsed().as_secs_f64() * 1e3;
     let (st, si) = (train.stats(), infer.stats());
     println!(
-        "{{\"seq\":{},\"batch\":{},\"hidden\":{},\"train_nodes\":{},\"train_compile_ms\":{:.0},\"train_total_ms\":{:.0},\"infer_compile_ms\":{:.0},\"infer_total_ms\":{:.0},\"train_mb\":{:.1}}}",
+        "{{\"seq\":{},\"batch\":{},\"hidden\":{},\"train_nodes\":{},\"train_compile_ms\":{:.0},\"train_total_ms\":{:.0},\"infer_compile_ms\":{:.0},\"infer_total_ms\":{:.0},\"train_mb\":{:.1},\"checkpoint_every\":{}}}",
         c.seq,
         c.batch,
         c.hidden,
@@ -254,7 +283,8 @@ fn compile_only(c: &SeedConfig, train_total_ms: f64, train: &Plan) {
         train_total_ms,
         si.compile_ms,
         infer_total_ms,
-        (st.arena_bytes + st.persistent_bytes) as f64 / 1048576.0
+        (st.arena_bytes + st.persistent_bytes) as f64 / 1048576.0,
+        every.unwrap_or(0)
     );
 }
 

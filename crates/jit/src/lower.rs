@@ -11,7 +11,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::HashMap;
 use std::sync::Arc;
 use trellis_ir::ops::{
-    BroadcastTo, Concat, Constant, Fill, Gather, Input, MatMul, Reduce, ReduceKind, Reshape,
+    After, BroadcastTo, Concat, Constant, Fill, Gather, Input, MatMul, Reduce, ReduceKind, Reshape,
     ScatterAdd, Slice, SumTo,
 };
 use trellis_ir::{DType, Graph, NodeId, Op, Scalar, ScalarFn, Shape};
@@ -279,7 +279,7 @@ impl<'g> Builder<'g> {
         let leafish = |b: &Self, n: NodeId| {
             b.vals.contains_key(&n)
                 || is(n, |a| {
-                    a.is::<Reshape>() || a.is::<Slice>() || a.is::<BroadcastTo>()
+                    a.is::<Reshape>() || a.is::<Slice>() || a.is::<BroadcastTo>() || a.is::<After>()
                 })
         };
         for &c in order.iter().rev() {
@@ -332,6 +332,8 @@ impl<'g> Builder<'g> {
                     .slice(self.shape(ops[0]), s.axis, s.start, s.end)
             } else if let Some(b) = any.downcast_ref::<BroadcastTo>() {
                 self.loc(ops[0]).broadcast(self.shape(ops[0]), &b.shape)
+            } else if any.is::<After>() {
+                Some(self.loc(ops[0])) // an ordering edge only: the value itself
             } else {
                 None
             };
