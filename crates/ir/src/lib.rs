@@ -27,7 +27,7 @@ pub mod types;
 pub use error::{IrError, Result};
 pub use graph::{Graph, InputKind, Node, NodeId};
 pub use interp::{run, Feeds, Precision};
-pub use op::Op;
+pub use op::{Op, OpClass};
 pub use prim::Prim;
 pub use scalar::{Binary, Scalar, ScalarFn, Unary};
 pub use tensor::{Data, Tensor};

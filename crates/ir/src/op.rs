@@ -15,6 +15,31 @@ impl<T: Any> AsAny for T {
     }
 }
 
+/// What kind of computation an op is, for passes and backends that treat every op of a kind
+/// alike without knowing the op: which nodes are leaves, which only re-index an operand, which
+/// are products. Where an op's fields matter (a slice's range, a product's transpose flags)
+/// the reader still downcasts to the op ([`AsAny`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OpClass {
+    /// No operands: a value set from outside or fixed (`Input`, `Constant`, `Fill`).
+    Leaf,
+    /// Its first operand re-indexed, nothing computed: each output element is one operand
+    /// element (`Reshape`, `Slice`, `BroadcastTo`, `Transpose`; `After`, whose further
+    /// operands are only waited for). Values are kept, so e.g.
+    /// ids stay ids; a backend may read the operand's memory in place.
+    View,
+    /// Element by element, from its scalar form ([`Op::scalar`]).
+    Elementwise,
+    /// Sums of products over a shared axis (`MatMul`).
+    Contraction,
+    /// Sums or means over axes (`Reduce`, `SumTo`).
+    Reduction,
+    /// Rows addressed by integer ids (`Gather`, `ScatterAdd`).
+    Index,
+    /// Anything else: `Pad`, `Concat`, `Cast`, outside ops without a scalar form.
+    Other,
+}
+
 /// An operation of the graph.
 ///
 /// * `infer`: output type from input types (shape inference), with an [`IrError`] naming the op
@@ -49,6 +74,15 @@ pub trait Op: Debug + Send + Sync + AsAny {
     ) -> Result<Vec<Option<NodeId>>>;
     fn scalar(&self) -> Option<ScalarFn> {
         None
+    }
+    /// The op's kind ([`OpClass`]). Default: elementwise when it has a scalar form, else
+    /// other; the built-in leaves, views, products, reductions and index ops say theirs.
+    fn class(&self) -> OpClass {
+        if self.is_elementwise() {
+            OpClass::Elementwise
+        } else {
+            OpClass::Other
+        }
     }
     /// Whether [`Op::scalar`] is `Some`. Passes ask this of every node, so the built-in
     /// elementwise ops answer without building the expression; the default asks `scalar`

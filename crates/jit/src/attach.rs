@@ -15,8 +15,9 @@
 //! embedding tables) like any plan that does not update its parameters; a parameter set on the
 //! host, or a host run that updates its inputs, makes every attached plan run them again.
 use crate::loc::Loc;
-use crate::lower::NodeTable;
-use crate::step::{Step, Val};
+use crate::plan::AttachedPlan;
+use crate::step::{check_windows, Val};
+use crate::table::NodeTable;
 use crate::{compile, CompileOptions, JitError, Plan, PlanStats};
 use std::collections::HashSet;
 use trellis_ir::ops::Input;
@@ -37,20 +38,6 @@ pub struct Attach {
 /// An attached plan, by its place in its host's list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AttachedId(usize);
-
-/// An attached plan as its host keeps it: the plan (its `mem` empty between runs) and the
-/// nodes that are the host's parameters.
-pub(crate) struct AttachedPlan {
-    plan: Plan,
-    shared: HashSet<NodeId>,
-}
-
-impl AttachedPlan {
-    /// The host's parameters changed: the parameter-only steps run again at the next run.
-    pub(crate) fn params_changed(&mut self) {
-        self.plan.params_dirty = true;
-    }
-}
 
 fn unsupported(msg: String) -> JitError {
     JitError::Unsupported(format!("attach: {msg}"))
@@ -155,21 +142,19 @@ impl Plan {
                 ..l
             })
         };
-        let relocate_val = |v: Val| -> Result<Val, JitError> {
-            Ok(match v {
-                Val::F(l) => Val::F(relocate(l)?),
-                i => i,
-            })
-        };
         for s in &mut plan.steps {
-            for l in step_windows(s) {
+            for l in s.windows_mut() {
                 *l = relocate(*l)?;
             }
         }
         let mut values = NodeTable::new(g.node_bound());
         for n in g.node_ids() {
             if let Some((v, ty)) = plan.values.get(&n) {
-                values.insert(n, (relocate_val(*v)?, ty.clone()));
+                let mut v = *v;
+                if let Some(l) = v.loc_mut() {
+                    *l = relocate(*l)?;
+                }
+                values.insert(n, (v, ty.clone()));
             }
         }
         plan.values = values;
@@ -201,15 +186,7 @@ impl Plan {
                 limit_is,
             });
         }
-        for s in &plan.steps {
-            for l in s.reads().into_iter().chain(s.writes()) {
-                if l.end().is_none_or(|end| end > len) {
-                    return Err(unsupported(format!(
-                        "internal: window {l:?} outside memory of {len}"
-                    )));
-                }
-            }
-        }
+        check_windows(&plan.steps, len)?;
         for (t, v) in &plan.updates {
             if t.end().is_none_or(|e| e > len) || v.end().is_none_or(|e| e > len) {
                 return Err(unsupported(
@@ -242,34 +219,6 @@ impl Plan {
             host: self,
             id: id.0,
         })
-    }
-
-    /// Parameters of this plan changed (set, or updated by a run): attached plans recompute
-    /// their parameter-only steps.
-    pub(crate) fn params_changed(&mut self) {
-        for a in &mut self.attached {
-            a.params_changed();
-        }
-    }
-}
-
-/// Every window a step reads or writes, to move them all alike.
-fn step_windows(s: &mut Step) -> Vec<&mut Loc> {
-    match s {
-        Step::Gemm { a, b, c, .. } => vec![a, b, c],
-        Step::Kernel { ins, outs, .. } => ins.iter_mut().chain(outs.iter_mut()).collect(),
-        Step::Gather { table, out, .. } => vec![table, out],
-        Step::ScatterAdd { src, out, .. } | Step::Reduce { src, out, .. } => vec![src, out],
-        Step::Transpose { src, dst } => vec![src, dst],
-        Step::Fallback { ins, out, .. } => ins
-            .iter_mut()
-            .map(|(v, _)| v)
-            .chain(std::iter::once(out))
-            .filter_map(|v| match v {
-                Val::F(l) => Some(l),
-                Val::I(_) => None,
-            })
-            .collect(),
     }
 }
 

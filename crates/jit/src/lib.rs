@@ -11,43 +11,22 @@
 //! [`Backend`]s: Cranelift machine code (f32x4 loops with a scalar tail, any x86-64 host) or,
 //! where the host has AVX-512, a tile program on sixteen-lane registers (`avx512`, ~2.6x
 //! faster on the LSTM cell). Both run each function's lane code from `trellis_ir::functions`
-//! (and outside primitives' recorded code), written once over the [`math::Lanes`] primitives
+//! (and outside primitives' recorded code), written once over the [`kernel::Lanes`] primitives
 //! both provide, so their results are bit-identical.
 //!
 //! Plans run on trellis' own worker threads with subnormals flushed to zero ([`fpmode`]).
 //!
-//! Files: `plan` (API, pipeline), `attach` (plans sharing a host plan's parameters), `lower` (placement, steps, memory plan), `step` (execution),
-//! `fusion`, `split` (core split), `fpmode` (FTZ/DAZ, the worker pool), `loc` (windows and views), `memory` (arena), `gemm`,
-//! `kernel` (Cranelift codegen, cache) + `avx512` (tile programs) + `math` (`Lanes` as Cranelift IR).
-#[cfg(target_arch = "x86_64")]
-mod avx512;
-/// Elsewhere no host runs AVX-512 tile programs: the cache never builds one.
-#[cfg(not(target_arch = "x86_64"))]
-mod avx512 {
-    pub(crate) fn available() -> bool {
-        false
-    }
-    /// Never built: [`crate::KernelCache::with_backend`] refuses the AVX-512 backend first.
-    #[derive(Debug)]
-    pub(crate) enum Program {}
-    impl Program {
-        pub(crate) fn new(_: &crate::KernelSpec) -> Program {
-            unreachable!("AVX-512 programs are only built on x86-64 hosts that have AVX-512")
-        }
-        pub(crate) unsafe fn run(
-            &self,
-            _: usize,
-            _: usize,
-            _: *const *const f32,
-            _: *const usize,
-            _: *const *mut f32,
-            _: *const usize,
-        ) {
-            match *self {}
-        }
-    }
-}
+//! Files, each importing only files listed before it (so imports go one way):
+//! - leaves: `error`, `loc` (windows and views), `memory` (arena, memory limit), `gemm`,
+//!   `table` (per-node tables), `stats` ([`PlanStats`]), `fpmode` (FTZ/DAZ, the worker pool);
+//! - `kernel/`: the spec, one backend per file (Cranelift, AVX-512), the cache;
+//! - `split` (which steps split across cores), `step` (the steps and how each runs), `fusion`;
+//! - `lower/`: the phases, each a type made from the one before: `place` -> `select` ->
+//!   `schedule` -> `assemble`;
+//! - `plan` ([`Plan`]: run, read, profile, explain), `compile` (the pipeline), `attach` (plans
+//!   sharing a host plan's memory and parameters).
 mod attach;
+mod compile;
 pub mod error;
 pub mod fpmode;
 mod fusion;
@@ -55,13 +34,16 @@ mod gemm;
 pub mod kernel;
 mod loc;
 mod lower;
-pub mod math;
 mod memory;
 mod plan;
 mod split;
+mod stats;
 mod step;
+mod table;
 
 pub use attach::{Attach, Attached, AttachedId};
+pub use compile::{compile, CompileOptions};
 pub use error::JitError;
 pub use kernel::{Backend, Kernel, KernelCache, KernelSpec, View, ViewMut};
-pub use plan::{compile, CompileOptions, Plan, PlanStats, Profile};
+pub use plan::{Plan, Profile};
+pub use stats::PlanStats;

@@ -1,5 +1,6 @@
 //! The memory plan: buffers placed in one arena by liveness, so values whose lifetimes do not
-//! overlap share memory.
+//! overlap share memory, and the limit a plan's memory is checked against before it exists.
+use crate::JitError;
 
 /// One buffer to place: `size` elements, written first at step `def`, read last at step `last`.
 #[derive(Clone, Copy, Debug)]
@@ -7,6 +8,24 @@ pub struct Interval {
     pub size: usize,
     pub def: usize,
     pub last: usize,
+}
+
+/// Fails when `persistent + arena` bytes exceed `limit` (the bytes, and what that limit is).
+pub fn check_limit(
+    (limit, limit_is): (usize, &'static str),
+    persistent: usize,
+    arena: usize,
+) -> Result<(), JitError> {
+    match persistent.checked_add(arena) {
+        Some(needed) if needed <= limit => Ok(()),
+        needed => Err(JitError::MemoryLimit {
+            needed: needed.unwrap_or(usize::MAX),
+            persistent,
+            arena,
+            limit,
+            limit_is,
+        }),
+    }
 }
 
 /// Alignment of every buffer, in elements (64 bytes: a cache line, an AVX-512 vector).

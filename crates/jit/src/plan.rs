@@ -1,97 +1,18 @@
-//! `compile`: lowers an optimised graph to a [`Plan`] of GEMM calls, fused Cranelift kernels
-//! and a few dedicated loops over one memory block; `Plan::run` executes it.
-//!
-//! Lowering, in order: ir passes (fold, CSE, DCE) -> elementwise fusion -> placement (views,
-//! concat inputs written in place) -> steps -> memory plan (arena by liveness).
-use crate::fusion::{fuse, is_elementwise, Unit};
-use crate::loc::Loc;
-use crate::lower::Builder;
-use crate::split::rows_of;
-use crate::step::{exec_rows, prefetch_inputs, read, write, SendPtr, Step, Val};
-use crate::{JitError, KernelCache};
-use rustc_hash::FxHashMap;
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+//! [`Plan`]: a compiled graph's steps over one memory block, and its API: set inputs, run
+//! (split runs on both cores, parameter-only steps cached), read outputs, profile, explain.
+//! `compile` builds it; `attach` adds plans that run on its memory.
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
-use trellis_ir::ops::Input;
-use trellis_ir::{passes, DType, Graph, NodeId, Tensor, TensorType};
 
-/// What to compile besides the graph's outputs.
-#[derive(Clone, Debug)]
-pub struct CompileOptions {
-    /// `(input, value)`: after each run, the input (a parameter or optimiser state) takes the
-    /// value's result. This is how a training step updates its weights.
-    pub updates: Vec<(NodeId, NodeId)>,
-    /// Threads for GEMMs and large kernels.
-    pub threads: usize,
-    /// Fuse elementwise ops into kernels (off: one kernel per op, for testing).
-    pub fuse: bool,
-    /// Most bytes the plan's memory may take (persistent values + arena); compiling fails
-    /// with [`JitError::MemoryLimit`] before allocating more. `None`: the memory available on
-    /// the machine when compiling (`MemAvailable` on Linux; unlimited where unknown).
-    pub memory_limit: Option<usize>,
-    /// Keep the optimised graph the plan was lowered from ([`Plan::graph`]; `explain` then
-    /// names each kernel's nodes by op and name, not only by id).
-    pub keep_graph: bool,
-}
+use rustc_hash::FxHashMap;
+use trellis_ir::{Graph, NodeId, Tensor, TensorType};
 
-impl CompileOptions {
-    /// These options with a memory limit of `bytes`.
-    pub fn with_memory_limit(mut self, bytes: usize) -> Self {
-        self.memory_limit = Some(bytes);
-        self
-    }
-    /// The limit in force and what it is, for errors.
-    pub(crate) fn resolved_memory_limit(&self) -> (usize, &'static str) {
-        match self.memory_limit {
-            Some(b) => (b, "the memory limit set"),
-            None => match crate::memory::available_bytes() {
-                Some(b) => (b, "the memory available"),
-                None => (usize::MAX, "the address space"),
-            },
-        }
-    }
-}
-
-impl Default for CompileOptions {
-    fn default() -> Self {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
-        CompileOptions {
-            updates: Vec::new(),
-            threads,
-            fuse: true,
-            memory_limit: None,
-            keep_graph: false,
-        }
-    }
-}
-
-/// Counts and sizes of a compiled plan.
-#[derive(Clone, Debug, Default)]
-pub struct PlanStats {
-    pub nodes: usize,
-    pub gemms: usize,
-    pub kernel_steps: usize,
-    /// Distinct compiled kernels the plan uses.
-    pub kernels: usize,
-    pub other_steps: usize,
-    /// Ops run through their reference `eval` (no dedicated lowering), by op name.
-    pub fallbacks: HashMap<String, usize>,
-    /// Steps that run as two half-batch chains on two cores.
-    pub split_steps: usize,
-    /// Buffers of those runs that reuse the memory of an earlier one in the same run.
-    pub run_shared_buffers: usize,
-    /// Steps computed from parameters and constants only (e.g. the embedding table times the
-    /// first layer's input weights): run again only after a parameter is set.
-    pub invariant_steps: usize,
-    /// Bytes of intermediate values (shared by liveness) and of inputs, parameters and
-    /// constants: the plan's memory, known (and checked against the limit) before allocating.
-    pub arena_bytes: usize,
-    pub persistent_bytes: usize,
-    pub compile_ms: f64,
-}
+use crate::loc::Loc;
+use crate::split::rows_of;
+use crate::stats::PlanStats;
+use crate::step::{exec_rows, prefetch_inputs, read, write, SendPtr, Step, Val};
+use crate::table::NodeTable;
+use crate::JitError;
 
 /// Seconds spent per kind of step over the runs since the last reset.
 #[derive(Clone, Debug, Default)]
@@ -110,23 +31,12 @@ pub struct Profile {
     pub per_step: Vec<f64>,
 }
 
-/// The process-wide kernel cache: Cranelift code memory is never freed, so every plan shares
-/// one module and each distinct kernel is compiled once.
-pub(crate) fn kernel_cache() -> Result<&'static Mutex<KernelCache>, JitError> {
-    static CACHE: OnceLock<Mutex<KernelCache>> = OnceLock::new();
-    if let Some(c) = CACHE.get() {
-        return Ok(c);
-    }
-    let c = KernelCache::new()?;
-    Ok(CACHE.get_or_init(|| Mutex::new(c)))
-}
-
 /// A compiled graph: steps over one memory block (persistent values, then the arena).
 pub struct Plan {
     pub(crate) steps: Vec<Step>,
     pub(crate) mem: Vec<f32>,
     pub(crate) ints: Vec<Vec<i64>>,
-    pub(crate) values: crate::lower::NodeTable<(Val, TensorType)>,
+    pub(crate) values: NodeTable<(Val, TensorType)>,
     pub(crate) inputs: HashMap<NodeId, String>,
     pub(crate) updates: Vec<(Loc, Loc)>,
     /// `(i64 input slot, vocabulary, gather node)`: ids checked before any step runs.
@@ -139,133 +49,27 @@ pub struct Plan {
     pub(crate) invariant: Vec<bool>,
     pub(crate) params_dirty: bool,
     /// Data inputs (setting one leaves the parameter-only steps' results valid).
-    pub(crate) data_inputs: std::collections::HashSet<NodeId>,
+    pub(crate) data_inputs: HashSet<NodeId>,
     pub(crate) stats: PlanStats,
     pub(crate) profile: Profile,
     pub(crate) explain: Explain,
-    /// Plans running on this plan's memory, reading its parameters (see [`crate::attach`]).
-    pub(crate) attached: Vec<crate::attach::AttachedPlan>,
+    /// Plans running on this plan's memory, reading its parameters (see `attach.rs`).
+    pub(crate) attached: Vec<AttachedPlan>,
 }
 
-/// What [`Plan::explain`] reads: each fused kernel step's source nodes, and the optimised
-/// graph when [`CompileOptions::keep_graph`] asked for it.
+/// An attached plan as its host keeps it: the plan (its `mem` empty between runs) and the
+/// nodes that are the host's parameters.
+pub(crate) struct AttachedPlan {
+    pub(crate) plan: Plan,
+    pub(crate) shared: HashSet<NodeId>,
+}
+
+/// What [`Plan::explain`] reads when [`crate::CompileOptions::keep_graph`] asked for it:
+/// each fused kernel step's source nodes and the optimised graph.
 #[derive(Default)]
 pub(crate) struct Explain {
-    sources: FxHashMap<usize, Vec<NodeId>>,
-    graph: Option<Graph>,
-}
-
-/// Compiles `graph` (outputs: `graph.outputs()`) into a [`Plan`].
-pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Plan, JitError> {
-    let t0 = Instant::now();
-    // Every size below is computed from these types: an impossible one stops here, named.
-    for n in graph.node_ids() {
-        graph.ty(n).check_size(|| graph.describe(n))?;
-    }
-    let mut g = graph.clone();
-    let mut outputs: Vec<NodeId> = graph.outputs().to_vec();
-    for &(target, value) in &opts.updates {
-        let ok = graph
-            .get(target)
-            .is_some_and(|n| n.op.as_any().is::<Input>());
-        if !ok || !graph.contains(value) || graph.ty(target) != graph.ty(value) {
-            return Err(JitError::Unsupported(format!(
-                "update {target} <- {value}: the target must be an input of the value's type"
-            )));
-        }
-        outputs.push(value);
-    }
-    let requested = outputs.clone();
-    g.set_outputs(outputs);
-    let timing = std::env::var_os("TRELLIS_COMPILE_TIMING").is_some();
-    let lap = |what: &str| {
-        if timing {
-            eprintln!(
-                "compile: {what} at {:.1} ms",
-                t0.elapsed().as_secs_f64() * 1e3
-            );
-        }
-    };
-    lap("clone");
-    passes::pretranspose_weights(&mut g);
-    passes::optimize(&mut g);
-    lap("optimize");
-    // Requested node -> its node in the optimised graph (CSE may have merged it).
-    let remap: HashMap<NodeId, NodeId> = requested
-        .iter()
-        .copied()
-        .zip(g.outputs().iter().copied())
-        .collect();
-    for n in g.node_ids() {
-        let ty = g.ty(n);
-        if !matches!(ty.dtype, DType::F32 | DType::I64) {
-            return Err(JitError::Unsupported(format!(
-                "node {}: {ty}: the JIT compiles f32 graphs (and i64 ids)",
-                g.describe(n)
-            )));
-        }
-    }
-    let order = g.topo_order();
-    let units = if opts.fuse {
-        fuse(&g, &order, |n| is_elementwise(&g, n))
-    } else {
-        order
-            .iter()
-            .map(|&n| {
-                if is_elementwise(&g, n) {
-                    Unit::Group(vec![n])
-                } else {
-                    Unit::Single(n)
-                }
-            })
-            .collect()
-    };
-    lap("fusion");
-    let mut b = Builder::new(&g, opts.threads, opts.resolved_memory_limit());
-    b.place_leaves(&order)?;
-    b.place_concats(&order, &units);
-    b.updates = opts.updates.iter().map(|&(t, v)| (remap[&v], t)).collect();
-    for u in &units {
-        match u {
-            Unit::Single(n) => {
-                b.single(*n)?;
-            }
-            Unit::Group(members) => {
-                b.group(members)?;
-            }
-        }
-    }
-    lap("lowering");
-    let sources = std::mem::take(&mut b.sources).into_iter().collect();
-    let mut pinned: Vec<NodeId> = g.outputs().to_vec();
-    pinned.extend(opts.updates.iter().map(|u| remap[&u.1]));
-    let mut plan = b.finish(&pinned)?;
-    for (orig, new) in &remap {
-        if let Some(v) = plan.values.get(new).cloned() {
-            plan.values.insert(*orig, v);
-        }
-    }
-    for &(target, value) in &opts.updates {
-        let (Val::F(t), _) = plan.values[&target] else {
-            return Err(JitError::Unsupported(format!(
-                "update of {target}: only f32 inputs can be updated"
-            )));
-        };
-        let (Val::F(v), _) = plan.values[&remap[&value]] else {
-            unreachable!("f32 by type check")
-        };
-        if v != t {
-            plan.updates.push((t, v)); // not computed in place: copied after the run
-        }
-    }
-    lap("finish");
-    plan.stats.nodes = g.node_count();
-    plan.explain = Explain {
-        sources,
-        graph: opts.keep_graph.then_some(g),
-    };
-    plan.stats.compile_ms = t0.elapsed().as_secs_f64() * 1e3;
-    Ok(plan)
+    pub(crate) sources: FxHashMap<usize, Vec<NodeId>>,
+    pub(crate) graph: Option<Graph>,
 }
 
 impl Plan {
@@ -318,14 +122,15 @@ impl Plan {
     }
 
     /// The optimised graph the plan was lowered from (node ids in [`Plan::explain`] are its),
-    /// when compiled with [`CompileOptions::keep_graph`].
+    /// when compiled with [`crate::CompileOptions::keep_graph`].
     pub fn graph(&self) -> Option<&Graph> {
         self.explain.graph.as_ref()
     }
 
     /// Every step, one per line: its kind and extents ([`Plan::describe_step`]) and, for a
-    /// fused kernel, its formula (`x0, x1, ..` its inputs, `y0, ..` its outputs) and the nodes
-    /// it computes (`%12 (sigmoid)` with [`CompileOptions::keep_graph`], ids otherwise).
+    /// fused kernel, its formula (`x0, x1, ..` its inputs, `y0, ..` its outputs) and, when
+    /// compiled with [`crate::CompileOptions::keep_graph`], the nodes it computes
+    /// (`%12 (sigmoid)`).
     pub fn explain(&self) -> String {
         let mut out = String::new();
         for (i, s) in self.steps.iter().enumerate() {
@@ -334,14 +139,8 @@ impl Plan {
                 continue;
             };
             out.push_str(&format!("      formula: {}\n", kernel.expr().formula()));
-            if let Some(nodes) = self.explain.sources.get(&i) {
-                let names: Vec<String> = nodes
-                    .iter()
-                    .map(|&n| match &self.explain.graph {
-                        Some(g) => g.describe(n),
-                        None => n.to_string(),
-                    })
-                    .collect();
+            if let (Some(nodes), Some(g)) = (self.explain.sources.get(&i), &self.explain.graph) {
+                let names: Vec<String> = nodes.iter().map(|&n| g.describe(n)).collect();
                 out.push_str(&format!("      nodes: {}\n", names.join(", ")));
             }
         }
@@ -382,6 +181,14 @@ impl Plan {
         }
         self.note_set(node);
         Ok(())
+    }
+
+    /// Parameters of this plan changed (set, or updated by a run): attached plans recompute
+    /// their parameter-only steps.
+    pub(crate) fn params_changed(&mut self) {
+        for a in &mut self.attached {
+            a.plan.params_dirty = true;
+        }
     }
 
     /// A parameter changed: the parameter-only steps run again at the next run.

@@ -39,6 +39,16 @@ pub(crate) enum Val {
     I(usize),
 }
 
+impl Val {
+    /// The window of an f32 value (ids have none).
+    pub(crate) fn loc_mut(&mut self) -> Option<&mut Loc> {
+        match self {
+            Val::F(l) => Some(l),
+            Val::I(_) => None,
+        }
+    }
+}
+
 /// The windows a step reads or writes: inline, since compiling walks every step's several
 /// times (liveness, split runs, bounds) and a vector per call was a tenth of `finish`.
 pub(crate) type Locs = SmallVec<[Loc; 6]>;
@@ -117,6 +127,43 @@ impl Step {
             Step::Fallback { .. } => smallvec![],
         }
     }
+
+    /// Every window the step reads or writes, to move them all alike (to absolute offsets,
+    /// or into a host plan's memory).
+    pub(crate) fn windows_mut(&mut self) -> SmallVec<[&mut Loc; 6]> {
+        match self {
+            Step::Gemm { a, b, c, .. } => smallvec![a, b, c],
+            Step::Kernel { ins, outs, .. } => ins.iter_mut().chain(outs.iter_mut()).collect(),
+            Step::Gather { table, out, .. } => smallvec![table, out],
+            Step::ScatterAdd { src, out, .. } | Step::Reduce { src, out, .. } => {
+                smallvec![src, out]
+            }
+            Step::Transpose { src, dst } => smallvec![src, dst],
+            Step::Fallback { ins, out, .. } => ins
+                .iter_mut()
+                .map(|(v, _)| v)
+                .chain(std::iter::once(out))
+                .filter_map(Val::loc_mut)
+                .collect(),
+        }
+    }
+}
+
+/// Checks that every window of `steps` lies inside memory of `len` elements: the unsafe
+/// calls that run them rely on it.
+pub(crate) fn check_windows(steps: &[Step], len: usize) -> Result<(), JitError> {
+    for s in steps {
+        for l in s.reads().into_iter().chain(s.writes()) {
+            // Empty windows touch nothing, but only an honest `end` says a window is empty:
+            // its row count times row stride must not overflow either.
+            if l.end().is_none_or(|end| end > len) {
+                return Err(JitError::Unsupported(format!(
+                    "internal: window {l:?} outside memory of {len}"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs `f` over `0..n`, as two halves on two threads when `threads > 1` and `n` is large.

@@ -388,3 +388,85 @@ fn every_function_forward_and_backward_matches_the_interpreter() {
         }
     }
 }
+
+/// An outside op that claims a class: `class` says `kind`, the computation is its own.
+#[derive(Debug)]
+struct Claims {
+    kind: trellis_ir::OpClass,
+    ty: TensorType,
+}
+
+impl trellis_ir::Op for Claims {
+    fn name(&self) -> &str {
+        "claims"
+    }
+    fn class(&self) -> trellis_ir::OpClass {
+        self.kind
+    }
+    fn infer(&self, _: &[&TensorType]) -> trellis_ir::Result<TensorType> {
+        Ok(self.ty.clone())
+    }
+    /// `1 + 2 * sum(inputs)` per element: nothing a view, a reduction or a leaf computes.
+    fn eval(&self, inputs: &[&Tensor]) -> trellis_ir::Result<Tensor> {
+        let mut v = vec![1.0f32; self.ty.numel()];
+        for t in inputs {
+            for (a, b) in v.iter_mut().zip(t.to_f32_vec()) {
+                *a += 2.0 * b;
+            }
+        }
+        Tensor::f32(self.ty.dims(), v)
+    }
+    fn vjp(
+        &self,
+        _: &mut Graph,
+        inputs: &[NodeId],
+        _: NodeId,
+        _: NodeId,
+    ) -> trellis_ir::Result<Vec<Option<NodeId>>> {
+        Ok(vec![None; inputs.len()])
+    }
+}
+
+#[test]
+fn outside_ops_claiming_a_class_run_their_own_eval() {
+    use trellis_ir::OpClass;
+    let ty = TensorType::f32([2, 3]);
+    for kind in [
+        OpClass::Leaf,
+        OpClass::View,
+        OpClass::Contraction,
+        OpClass::Reduction,
+        OpClass::Index,
+        OpClass::Other,
+    ] {
+        let mut g = Graph::new();
+        let x = g.input("x", ty.clone());
+        let none = g
+            .apply(
+                Claims {
+                    kind,
+                    ty: ty.clone(),
+                },
+                &[],
+            )
+            .unwrap();
+        let one = g
+            .apply(
+                Claims {
+                    kind,
+                    ty: ty.clone(),
+                },
+                &[x],
+            )
+            .unwrap();
+        let y = g.add(none, one).unwrap();
+        g.set_outputs(vec![y]);
+        let xv = Tensor::f32([2, 3], vec![0.5, -1.0, 2.0, 0.0, 3.0, -0.25]).unwrap();
+        let mut plan = compile(&g, &CompileOptions::default()).unwrap();
+        plan.set(x, &xv).unwrap();
+        plan.run().unwrap();
+        // 1 + (1 + 2x) per element.
+        let want: Vec<f32> = xv.to_f32_vec().iter().map(|v| 2.0 + 2.0 * v).collect();
+        assert_eq!(plan.get(y).unwrap().to_f32_vec(), want, "{kind:?}");
+    }
+}

@@ -24,11 +24,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use crate::{NnError, Result, Sequential};
+use crate::{Model, NnError, Result};
 
 /// The name of the zero `bias_hh` companion of an LSTM `bias_ih` parameter: a layer whose
 /// `bias_hh` is a parameter of its own (a GRU's) has none.
-fn bias_hh_of(model: &Sequential, name: &str) -> Option<String> {
+fn bias_hh_of(model: &Model, name: &str) -> Option<String> {
     let (module, leaf) = name.rsplit_once('.')?;
     let k = leaf.strip_prefix("bias_ih_l")?;
     let hh = format!("{module}.bias_hh_l{k}");
@@ -47,13 +47,13 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> NnError + '_ {
 }
 
 /// Writes `model`'s weights, optimiser state and step count to `path`.
-pub fn save(model: &Sequential, path: &Path) -> Result<()> {
+pub fn save(model: &Model, path: &Path) -> Result<()> {
     save_with_metadata(model, path, HashMap::new())
 }
 
 /// [`save`] with more metadata entries (a saved model's architecture, ...).
 pub(crate) fn save_with_metadata(
-    model: &Sequential,
+    model: &Model,
     path: &Path,
     mut meta: HashMap<String, String>,
 ) -> Result<()> {
@@ -225,7 +225,7 @@ fn f32s(path: &Path, name: &str, t: &TensorView) -> Result<Vec<f32>> {
 
 /// Restores `model`'s weights (and, when present, optimiser state and step count) from `path`.
 /// Nothing changes unless every tensor loads.
-pub fn load(model: &mut Sequential, path: &Path, opts: LoadOptions) -> Result<()> {
+pub fn load(model: &mut Model, path: &Path, opts: LoadOptions) -> Result<()> {
     let buf = read(path)?;
     load_bytes(model, path, &buf, opts)
 }
@@ -249,7 +249,7 @@ pub(crate) fn metadata(path: &Path, buf: &[u8]) -> Result<HashMap<String, String
 
 /// [`load`] from the file's bytes.
 pub(crate) fn load_bytes(
-    model: &mut Sequential,
+    model: &mut Model,
     path: &Path,
     buf: &[u8],
     opts: LoadOptions,

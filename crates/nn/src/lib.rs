@@ -1,5 +1,6 @@
-//! trellis-nn: Keras-style layers, losses, optimisers, metrics and the `Sequential` model on
-//! top of the trellis graph, autodiff and JIT; plus the data pipeline and checkpoints.
+//! trellis-nn: Keras-style layers, losses, optimisers, metrics and models (`Sequential`, and
+//! the functional API: [`functional`]) on top of the trellis graph, autodiff and JIT; plus the
+//! data pipeline and checkpoints.
 //!
 //! ```no_run
 //! use trellis_nn::prelude::*;
@@ -18,6 +19,7 @@
 pub mod checkpoint;
 pub mod data;
 pub mod error;
+pub mod functional;
 pub mod init;
 pub mod layers;
 pub mod losses;
@@ -29,17 +31,19 @@ pub mod optim;
 mod plot;
 
 pub use error::{NnError, Result};
+pub use functional::{Call, Input, LayerRef, SymTensor};
 pub use init::Init;
 pub use layers::{
-    Activation, Bidirectional, Dense, DenseConfig, Dropout, DropoutConfig, Embedding,
-    EmbeddingConfig, Gru, GruConfig, Layer, LayerConfig, Lstm, LstmConfig, Masking, Merge, Name,
-    Named, ParamSpec, Recurrent,
+    Activation, Add, AdditiveAttention, Attention, Bidirectional, Concatenate, Dense, DenseConfig,
+    Dot, Dropout, DropoutConfig, Embedding, EmbeddingConfig, Flatten, GlobalAveragePooling1D,
+    GlobalMaxPooling1D, Gru, GruConfig, Layer, LayerConfig, Lstm, LstmConfig, Masking, Merge,
+    Multiply, Name, Named, ParamSpec, Recurrent, RepeatVector, Softmax, Subtract,
 };
 pub use losses::Loss;
 pub use metrics::Metric;
 pub use model::{
-    EpochLog, Evaluation, FitOptions, History, Inputs, Model, Sequential, StepGraph, Summary,
-    Targets,
+    EpochLog, Evaluation, FitOptions, History, Inputs, Losses, Model, OutputNodes, Sequential,
+    StepGraph, Summary, Targets,
 };
 /// The array crate that [`Inputs`] and [`Targets`] convert from (same version as trellis).
 pub use ndarray;
@@ -50,8 +54,10 @@ pub mod prelude {
     pub use crate::data;
     pub use crate::ndarray::{array, s, Array1, Array2, Array3, ArrayD, Axis};
     pub use crate::{
-        Activation, Adam, Bidirectional, Dense, DenseConfig, Dropout, Embedding, EmbeddingConfig,
-        FitOptions, Gru, GruConfig, Loss, Lstm, LstmConfig, Masking, Merge, Metric, Model, Name,
-        Sequential, Sgd,
+        Activation, Adam, Add, AdditiveAttention, Attention, Bidirectional, Call, Concatenate,
+        Dense, DenseConfig, Dot, Dropout, Embedding, EmbeddingConfig, FitOptions, Flatten,
+        GlobalAveragePooling1D, GlobalMaxPooling1D, Gru, GruConfig, Input, Inputs, LayerRef, Loss,
+        Losses, Lstm, LstmConfig, Masking, Merge, Metric, Model, Multiply, Name, RepeatVector,
+        Sequential, Sgd, Softmax, Subtract, SymTensor, Targets,
     };
 }

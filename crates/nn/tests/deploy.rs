@@ -176,12 +176,12 @@ fn files_that_are_not_saved_models_are_clear_errors() {
     );
 
     let newer = dir.path().join("newer.safetensors");
-    let meta = [("format", "trellis"), ("model_format_version", "2")];
+    let meta = [("format", "trellis"), ("model_format_version", "3")];
     let meta = meta.map(|(k, v)| (k.to_string(), v.to_string()));
     write_safetensors(&newer, Some(meta.into_iter().collect()));
     let e = err(&newer);
     assert!(
-        e.contains("newer trellis") && e.contains("version 2"),
+        e.contains("newer trellis") && e.contains("version 3"),
         "{e}"
     );
 

@@ -94,12 +94,12 @@ fn output_shapes() {
             .add(LstmConfig::new(7).with_return_sequences(seq));
         m.compile(Adam::default(), Loss::MeanSquaredError, &[])
             .unwrap();
-        let sg = m.step_graph(3, &[5], false).unwrap();
-        assert_eq!(sg.graph.ty(sg.pred).dims(), want.as_slice());
+        let sg = m.step_graph(3, &[&[5]], false).unwrap();
+        assert_eq!(sg.graph.ty(sg.outputs[0].pred).dims(), want.as_slice());
         // A per-step output has per-step targets and weights.
-        assert_eq!(sg.steps, if seq { 5 } else { 1 });
+        assert_eq!(sg.outputs[0].steps, if seq { 5 } else { 1 });
         let w = if seq { vec![3, 5, 1] } else { vec![3, 1] };
-        assert_eq!(sg.graph.ty(sg.w).dims(), w.as_slice());
+        assert_eq!(sg.graph.ty(sg.outputs[0].w).dims(), w.as_slice());
     }
     // Dense on a sequence applies per step: [B, T, H] -> Dense(2) then LSTM -> [B, 2].
     let mut m = Sequential::new()
@@ -109,8 +109,8 @@ fn output_shapes() {
         .add(Lstm::new(2));
     m.compile(Adam::default(), Loss::MeanSquaredError, &[])
         .unwrap();
-    let sg = m.step_graph(3, &[5], true).unwrap();
-    assert_eq!(sg.graph.ty(sg.pred).dims(), &[3, 2]);
+    let sg = m.step_graph(3, &[&[5]], true).unwrap();
+    assert_eq!(sg.graph.ty(sg.outputs[0].pred).dims(), &[3, 2]);
     assert_eq!(m.param_specs()[4].shape, vec![3, 7]); // dense.weight [units, in]
     assert_eq!(m.param_specs()[6].name, "lstm_1.weight_ih_l0");
     assert_eq!(m.param_specs()[6].shape, vec![8, 3]);
@@ -121,8 +121,8 @@ fn output_shapes() {
         .add(Dense::new(1, Activation::Linear));
     m.compile(Sgd::new(0.1), Loss::MeanSquaredError, &[])
         .unwrap();
-    let sg = m.step_graph(5, &[6], false).unwrap();
-    assert_eq!(sg.graph.ty(sg.pred).dims(), &[5, 1]);
+    let sg = m.step_graph(5, &[&[6]], false).unwrap();
+    assert_eq!(sg.graph.ty(sg.outputs[0].pred).dims(), &[5, 1]);
 }
 
 #[test]
@@ -133,11 +133,11 @@ fn dropout_mask_in_training_identity_in_inference() {
         .add(Dense::new(1, Activation::Linear));
     m.compile(Sgd::new(0.1), Loss::MeanSquaredError, &[])
         .unwrap();
-    let train = m.step_graph(2, &[4], true).unwrap();
+    let train = m.step_graph(2, &[&[4]], true).unwrap();
     assert_eq!(train.masks.len(), 1);
     assert_eq!(train.masks[0].rate, 0.25);
     assert_eq!(train.graph.ty(train.masks[0].node).dims(), &[2, 4]);
-    let infer = m.step_graph(2, &[4], false).unwrap();
+    let infer = m.step_graph(2, &[&[4]], false).unwrap();
     assert!(infer.masks.is_empty());
     // Inference is the identity: pred = x W^T + b exactly.
     m.set_weight("dense.weight", &[1.0, 2.0, 3.0, 4.0]).unwrap();
@@ -222,7 +222,7 @@ fn embedding_lstm_dense_forward_matches_the_ir_seed_model() {
     use trellis_ir::models::{seed_model as ir_seed, SeedConfig};
     let (b, t) = (3, 5);
     let mut m = seed_model(20, 4, 6);
-    let sg = m.step_graph(b, &[t], false).unwrap();
+    let sg = m.step_graph(b, &[&[t]], false).unwrap();
     let mut g = trellis_ir::Graph::new();
     let cfg = SeedConfig {
         vocab: 20,
@@ -238,10 +238,10 @@ fn embedding_lstm_dense_forward_matches_the_ir_seed_model() {
     let ids: Vec<i64> = (0..(b * t) as i64).map(|i| (i * 7) % 20).collect();
     let mut f1 = std::collections::HashMap::new();
     let mut f2 = std::collections::HashMap::new();
-    f1.insert(sg.x, Tensor::i64([b, t], ids.clone()).unwrap());
+    f1.insert(sg.inputs[0], Tensor::i64([b, t], ids.clone()).unwrap());
     f2.insert(ir.ids, Tensor::i64([b, t], ids).unwrap());
-    f1.insert(sg.y, Tensor::f32([b, 1], vec![0.0; b]).unwrap());
-    f1.insert(sg.w, Tensor::f32([b, 1], vec![0.0; b]).unwrap());
+    f1.insert(sg.outputs[0].y, Tensor::f32([b, 1], vec![0.0; b]).unwrap());
+    f1.insert(sg.outputs[0].w, Tensor::f32([b, 1], vec![0.0; b]).unwrap());
     f2.insert(ir.labels, Tensor::f32([b, 1], vec![0.0; b]).unwrap());
     for ((p, q), (s, w)) in sg
         .params
@@ -253,7 +253,7 @@ fn embedding_lstm_dense_forward_matches_the_ir_seed_model() {
         f1.insert(*p, t.clone());
         f2.insert(*q, t);
     }
-    let a = run(&sg.graph, &f1, &[sg.pred], Precision::F64).unwrap();
+    let a = run(&sg.graph, &f1, &[sg.outputs[0].pred], Precision::F64).unwrap();
     let z = run(&g, &f2, &[ir.logits], Precision::F64).unwrap();
     let pa = a[0].to_f64_vec();
     let pz: Vec<f64> = z[0]
@@ -288,9 +288,11 @@ fn lstm_return_state_through_forward_and_rejected_in_sequential() {
     let mut m = Sequential::new()
         .add(Embedding::new(10, 2))
         .add(LstmConfig::new(5).with_return_state(true));
-    m.compile(Adam::default(), Loss::MeanSquaredError, &[])
-        .unwrap();
-    let e = m.step_graph(3, &[4], false).unwrap_err().to_string();
+    // Building (at compile: an embedding model's parameters are known) refuses it.
+    let e = m
+        .compile(Adam::default(), Loss::MeanSquaredError, &[])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("return_state"), "{e}");
 }
 
@@ -366,8 +368,9 @@ fn recurrent_layers_continue_from_a_returned_state() {
     let mut m = Sequential::new()
         .add(Embedding::new(10, 2))
         .add(GruConfig::new(5).with_return_state(true));
-    m.compile(Adam::default(), Loss::MeanSquaredError, &[])
-        .unwrap();
-    let e = m.step_graph(3, &[4], false).unwrap_err().to_string();
+    let e = m
+        .compile(Adam::default(), Loss::MeanSquaredError, &[])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("gru: return_state gives two outputs"), "{e}");
 }

@@ -21,7 +21,7 @@ fn nn_seed_step_compiles_like_the_ir_seed_model() {
         &[Metric::Accuracy],
     )
     .unwrap();
-    let sg = m.step_graph(128, &[200], true).unwrap();
+    let sg = m.step_graph(128, &[&[200]], true).unwrap();
     let opts = CompileOptions {
         updates: sg.optimizer.as_ref().unwrap().updates.clone(),
         ..Default::default()

@@ -89,9 +89,10 @@ fn the_per_sample_shape_must_be_the_models() {
         Array1::<f32>::zeros(3),
         &FitOptions::new(1, 4).quiet(),
     ));
+    // Building declares the parameters on one sample, which the error shows.
     assert_eq!(
         e,
-        "lstm: input must be a sequence [batch, time, features], got f32[3,4]"
+        "lstm: input must be a sequence [batch, time, features], got f32[1,4]"
     );
 }
 

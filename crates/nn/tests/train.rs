@@ -50,11 +50,14 @@ fn feeds_for(
     let t = x.ncols();
     let mut f = HashMap::new();
     f.insert(
-        sg.x,
+        sg.inputs[0],
         Tensor::i64([b, t], x.iter().copied().collect()).unwrap(),
     );
-    f.insert(sg.y, Tensor::f32([b, 1], y.to_vec()).unwrap());
-    f.insert(sg.w, Tensor::f32([b, 1], vec![1.0 / b as f32; b]).unwrap());
+    f.insert(sg.outputs[0].y, Tensor::f32([b, 1], y.to_vec()).unwrap());
+    f.insert(
+        sg.outputs[0].w,
+        Tensor::f32([b, 1], vec![1.0 / b as f32; b]).unwrap(),
+    );
     for ((p, w), s) in sg.params.iter().zip(m.weights()).zip(m.param_specs()) {
         f.insert(*p, Tensor::f32(s.shape.as_slice(), w.clone()).unwrap());
     }
@@ -74,7 +77,7 @@ fn fifty_adam_steps_interpreter_and_plan_agree_and_loss_falls() {
     let opt = Optimizer::from(Adam::new(0.01));
     // Interpreter: run the step graph and apply the updates by hand.
     let mut m = tiny(3);
-    let sg = m.step_graph(b, &[t], true).unwrap();
+    let sg = m.step_graph(b, &[&[t]], true).unwrap();
     let o = sg.optimizer.clone().unwrap();
     let mut feeds = feeds_for(&sg, &m, &x, &y, 0.0);
     let mut outs = vec![sg.loss];

@@ -15,6 +15,9 @@ impl Op for After {
     fn name(&self) -> &str {
         "after"
     }
+    fn class(&self) -> crate::op::OpClass {
+        crate::op::OpClass::View
+    }
     fn infer(&self, inputs: &[&TensorType]) -> Result<TensorType> {
         if inputs.len() < 2 {
             expect_arity("after", inputs.len(), 2)?;

@@ -31,6 +31,9 @@ impl Op for Gather {
     fn name(&self) -> &str {
         "gather"
     }
+    fn class(&self) -> crate::op::OpClass {
+        crate::op::OpClass::Index
+    }
     fn infer(&self, inputs: &[&TensorType]) -> Result<TensorType> {
         expect_arity("gather", inputs.len(), 2)?;
         let (table, ids) = (inputs[0], inputs[1]);
@@ -87,6 +90,9 @@ impl Op for ScatterAdd {
     crate::structural_identity!();
     fn name(&self) -> &str {
         "scatter_add"
+    }
+    fn class(&self) -> crate::op::OpClass {
+        crate::op::OpClass::Index
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<TensorType> {
         expect_arity("scatter_add", inputs.len(), 2)?;

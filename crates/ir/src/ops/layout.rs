@@ -60,6 +60,9 @@ impl Op for Reshape {
     fn name(&self) -> &str {
         "reshape"
     }
+    fn class(&self) -> crate::op::OpClass {
+        crate::op::OpClass::View
+    }
     fn infer(&self, inputs: &[&TensorType]) -> Result<TensorType> {
         expect_arity("reshape", inputs.len(), 1)?;
         if inputs[0].numel() != self.shape.numel() {
@@ -100,6 +103,9 @@ impl Op for Transpose {
     crate::structural_identity!();
     fn name(&self) -> &str {
         "transpose"
+    }
+    fn class(&self) -> crate::op::OpClass {
+        crate::op::OpClass::View
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<TensorType> {
         expect_arity("transpose", inputs.len(), 1)?;
@@ -160,6 +166,9 @@ impl Op for Slice {
     crate::structural_identity!();
     fn name(&self) -> &str {
         "slice"
+    }
+    fn class(&self) -> crate::op::OpClass {
+        crate::op::OpClass::View
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<TensorType> {
         expect_arity("slice", inputs.len(), 1)?;
@@ -362,6 +371,9 @@ impl Op for BroadcastTo {
     fn name(&self) -> &str {
         "broadcast_to"
     }
+    fn class(&self) -> crate::op::OpClass {
+        crate::op::OpClass::View
+    }
     fn infer(&self, inputs: &[&TensorType]) -> Result<TensorType> {
         expect_arity("broadcast_to", inputs.len(), 1)?;
         if broadcast_shapes(&inputs[0].shape, &self.shape).as_ref() != Some(&self.shape) {
@@ -405,6 +417,9 @@ impl Op for SumTo {
     crate::structural_identity!();
     fn name(&self) -> &str {
         "sum_to"
+    }
+    fn class(&self) -> crate::op::OpClass {
+        crate::op::OpClass::Reduction
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<TensorType> {
         expect_arity("sum_to", inputs.len(), 1)?;

@@ -36,6 +36,9 @@ impl Op for MatMul {
     fn name(&self) -> &str {
         "matmul"
     }
+    fn class(&self) -> crate::op::OpClass {
+        crate::op::OpClass::Contraction
+    }
     fn infer(&self, inputs: &[&TensorType]) -> Result<TensorType> {
         expect_arity("matmul", inputs.len(), 2)?;
         let (a, b) = (inputs[0], inputs[1]);

@@ -40,6 +40,9 @@ impl Op for Reduce {
             ReduceKind::Mean => "mean",
         }
     }
+    fn class(&self) -> crate::op::OpClass {
+        crate::op::OpClass::Reduction
+    }
     fn infer(&self, inputs: &[&TensorType]) -> Result<TensorType> {
         expect_arity(self.name(), inputs.len(), 1)?;
         let x = inputs[0];

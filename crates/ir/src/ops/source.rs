@@ -17,6 +17,9 @@ impl Op for Input {
     fn name(&self) -> &str {
         "input"
     }
+    fn class(&self) -> crate::op::OpClass {
+        crate::op::OpClass::Leaf
+    }
     fn infer(&self, inputs: &[&TensorType]) -> Result<TensorType> {
         expect_arity("input", inputs.len(), 0)?;
         Ok(self.ty.clone())
@@ -95,6 +98,9 @@ impl Op for Constant {
     fn name(&self) -> &str {
         "constant"
     }
+    fn class(&self) -> crate::op::OpClass {
+        crate::op::OpClass::Leaf
+    }
     fn identity_hash(&self, mut h: &mut dyn std::hash::Hasher) {
         use std::hash::Hash;
         std::any::TypeId::of::<Self>().hash(&mut h);
@@ -146,6 +152,9 @@ impl Fill {
 impl Op for Fill {
     fn name(&self) -> &str {
         "fill"
+    }
+    fn class(&self) -> crate::op::OpClass {
+        crate::op::OpClass::Leaf
     }
     /// Type and value compared as fields, not as formatted text.
     fn identity_hash(&self, mut h: &mut dyn std::hash::Hasher) {

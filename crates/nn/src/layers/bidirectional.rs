@@ -64,13 +64,6 @@ impl Layer for Bidirectional {
     fn kind(&self) -> &'static str {
         self.layer.kind()
     }
-    fn out_features(&self, in_features: usize) -> usize {
-        let units = self.layer.out_features(in_features);
-        match self.merge {
-            Merge::Concat => 2 * units,
-            _ => units,
-        }
-    }
     fn params(&self, scope: &Scope, in_features: usize) -> Vec<ParamSpec> {
         let forward = self.layer.params(scope, in_features);
         let backward: Vec<ParamSpec> = forward

@@ -4,8 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Bidirectional, DenseConfig, DropoutConfig, EmbeddingConfig, GruConfig, Layer, LstmConfig,
-    Masking, Merge, Name, Recurrent,
+    Add, AdditiveAttention, Attention, Bidirectional, Concatenate, DenseConfig, Dot, DropoutConfig,
+    EmbeddingConfig, Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D, GruConfig, Layer,
+    LstmConfig, Masking, Merge, Multiply, Name, Recurrent, RepeatVector, Softmax, Subtract,
 };
 use crate::{NnError, Result};
 
@@ -21,6 +22,18 @@ pub enum LayerConfig {
     #[serde(rename = "GRU")]
     Gru(GruConfig),
     Masking(Masking),
+    Concatenate(Concatenate),
+    Add(Add),
+    Multiply(Multiply),
+    Subtract(Subtract),
+    Dot(Dot),
+    RepeatVector(RepeatVector),
+    Flatten(Flatten),
+    Softmax(Softmax),
+    GlobalAveragePooling1D(GlobalAveragePooling1D),
+    GlobalMaxPooling1D(GlobalMaxPooling1D),
+    Attention(Attention),
+    AdditiveAttention(AdditiveAttention),
     /// The wrapped layer must be recurrent (LSTM or GRU).
     Bidirectional {
         layer: Box<LayerConfig>,
@@ -43,6 +56,18 @@ impl LayerConfig {
             LayerConfig::Lstm(_) => "LSTM",
             LayerConfig::Gru(_) => "GRU",
             LayerConfig::Masking(_) => "Masking",
+            LayerConfig::Concatenate(_) => "Concatenate",
+            LayerConfig::Add(_) => "Add",
+            LayerConfig::Multiply(_) => "Multiply",
+            LayerConfig::Subtract(_) => "Subtract",
+            LayerConfig::Dot(_) => "Dot",
+            LayerConfig::RepeatVector(_) => "RepeatVector",
+            LayerConfig::Flatten(_) => "Flatten",
+            LayerConfig::Softmax(_) => "Softmax",
+            LayerConfig::GlobalAveragePooling1D(_) => "GlobalAveragePooling1D",
+            LayerConfig::GlobalMaxPooling1D(_) => "GlobalMaxPooling1D",
+            LayerConfig::Attention(_) => "Attention",
+            LayerConfig::AdditiveAttention(_) => "AdditiveAttention",
             LayerConfig::Bidirectional { .. } => "Bidirectional",
             LayerConfig::Named { layer, .. } => layer.class_name(),
         }
@@ -57,6 +82,18 @@ impl LayerConfig {
             LayerConfig::Lstm(c) => Box::new(c.clone().init()),
             LayerConfig::Gru(c) => Box::new(c.clone().init()),
             LayerConfig::Masking(m) => Box::new(m.clone()),
+            LayerConfig::Concatenate(c) => Box::new(c.clone()),
+            LayerConfig::Add(c) => Box::new(c.clone()),
+            LayerConfig::Multiply(c) => Box::new(c.clone()),
+            LayerConfig::Subtract(c) => Box::new(c.clone()),
+            LayerConfig::Dot(c) => Box::new(c.clone()),
+            LayerConfig::RepeatVector(c) => Box::new(c.clone()),
+            LayerConfig::Flatten(c) => Box::new(c.clone()),
+            LayerConfig::Softmax(c) => Box::new(c.clone()),
+            LayerConfig::GlobalAveragePooling1D(c) => Box::new(c.clone()),
+            LayerConfig::GlobalMaxPooling1D(c) => Box::new(c.clone()),
+            LayerConfig::Attention(c) => Box::new(c.clone()),
+            LayerConfig::AdditiveAttention(c) => Box::new(c.clone()),
             LayerConfig::Bidirectional { layer, merge } => Box::new(Bidirectional {
                 layer: layer.build_recurrent()?,
                 merge: *merge,
@@ -95,6 +132,20 @@ mod tests {
             Lstm::new(5).named("rnn").into(),
             Dense::new(2, Activation::Softmax).into(),
             Embedding::new(7, 2).into(),
+            Concatenate::new(1).into(),
+            Add::new().into(),
+            Multiply::new().into(),
+            Subtract::new().into(),
+            Dot::with_axes(2, 1).with_normalize(true).into(),
+            RepeatVector::new(3).into(),
+            Flatten::new().into(),
+            Softmax::new(1).into(),
+            GlobalAveragePooling1D::new().into(),
+            GlobalMaxPooling1D::new().into(),
+            Attention::new().with_use_scale(true).into(),
+            AdditiveAttention::new()
+                .with_return_attention_scores(true)
+                .into(),
         ];
         for l in &layers {
             let c = l.config().expect("built-in layers have a config");

@@ -98,9 +98,6 @@ impl Layer for Dense {
     fn kind(&self) -> &'static str {
         "dense"
     }
-    fn out_features(&self, _in_features: usize) -> usize {
-        self.config.units
-    }
     fn params(&self, scope: &Scope, in_features: usize) -> Vec<ParamSpec> {
         let c = &self.config;
         let mut p = vec![ParamSpec::new(

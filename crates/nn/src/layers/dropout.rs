@@ -46,9 +46,6 @@ impl Layer for Dropout {
     fn kind(&self) -> &'static str {
         "dropout"
     }
-    fn out_features(&self, in_features: usize) -> usize {
-        in_features
-    }
     fn params(&self, _: &Scope, _: usize) -> Vec<ParamSpec> {
         Vec::new()
     }

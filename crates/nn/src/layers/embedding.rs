@@ -66,9 +66,6 @@ impl Layer for Embedding {
     fn kind(&self) -> &'static str {
         "embedding"
     }
-    fn out_features(&self, _in_features: usize) -> usize {
-        self.config.dim
-    }
     fn params(&self, scope: &Scope, _in_features: usize) -> Vec<ParamSpec> {
         vec![ParamSpec::new(
             format!("{}.weight", scope.module),

@@ -7,7 +7,8 @@ use trellis_ir::lstm::Direction;
 use trellis_ir::{Graph, NodeId};
 
 use super::recurrent::{
-    check_sequence, initial_states, output, return_state_error, seq_layout, weight_specs, Recurrent,
+    call_outputs, check_sequence, given_states, initial_states, return_state_error, seq_layout,
+    weight_specs, Recurrent,
 };
 use super::{Act, BuildCtx, Layer, LayerConfig, ParamSpec, Scope};
 use crate::init::Init;
@@ -128,23 +129,50 @@ impl Layer for Gru {
     fn kind(&self) -> &'static str {
         "gru"
     }
-    fn out_features(&self, _in_features: usize) -> usize {
-        self.config.units
-    }
     fn params(&self, scope: &Scope, in_features: usize) -> Vec<ParamSpec> {
         let c = &self.config;
         let inits = (&c.kernel_init, &c.recurrent_init);
         let biases = [("bias_ih", &c.bias_init), ("bias_hh", &c.bias_init)];
         weight_specs(scope, in_features, 3, c.units, inits, &biases)
     }
-    fn build(&self, g: &mut Graph, x: Act, params: &[NodeId], _: &mut BuildCtx) -> Result<Act> {
+    fn build(&self, g: &mut Graph, x: Act, params: &[NodeId], ctx: &mut BuildCtx) -> Result<Act> {
         if self.config.return_state {
             return Err(return_state_error("gru", "two"));
         }
-        check_sequence(g, "gru", &x)?;
+        Ok(self.build_many(g, &[x], params, ctx)?.remove(0))
+    }
+    /// `[x]` or `[x, h0]` (Keras's `initial_state`).
+    fn num_inputs(&self) -> (usize, usize) {
+        (1, 2)
+    }
+    /// `output`, then `h` with `return_state`.
+    fn num_outputs(&self) -> usize {
+        if self.config.return_state {
+            2
+        } else {
+            1
+        }
+    }
+    fn build_many(
+        &self,
+        g: &mut Graph,
+        xs: &[Act],
+        params: &[NodeId],
+        _: &mut BuildCtx,
+    ) -> Result<Vec<Act>> {
+        let x = &xs[0];
+        check_sequence(g, "gru", x)?;
+        let given = given_states(xs);
+        let init = initial_states::<1>("gru", "h", given.as_deref())?.map(|[h]| h);
         let rs = self.config.return_sequences;
-        let o = self.run(g, &x, params, Direction::Forward, rs, None)?;
-        Ok(output(&x, o.output, o.h[0], rs))
+        let o = self.run(g, x, params, Direction::Forward, rs, init)?;
+        Ok(call_outputs(
+            x,
+            o.output,
+            &o.h,
+            rs,
+            self.config.return_state,
+        ))
     }
     fn stacks_on(&self, prev: &dyn Layer) -> bool {
         prev.as_any()

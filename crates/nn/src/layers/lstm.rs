@@ -5,7 +5,8 @@ use trellis_ir::lstm::{lstm, Direction, LstmOutput, LstmSpec, LstmWeights};
 use trellis_ir::{Graph, NodeId};
 
 use super::recurrent::{
-    check_sequence, initial_states, output, return_state_error, seq_layout, weight_specs, Recurrent,
+    call_outputs, check_sequence, given_states, initial_states, return_state_error, seq_layout,
+    weight_specs, Recurrent,
 };
 use super::{Act, BuildCtx, Layer, LayerConfig, Layout, ParamSpec, Scope};
 use crate::init::Init;
@@ -142,9 +143,6 @@ impl Layer for Lstm {
     fn kind(&self) -> &'static str {
         "lstm"
     }
-    fn out_features(&self, _in_features: usize) -> usize {
-        self.config.units
-    }
     fn params(&self, scope: &Scope, in_features: usize) -> Vec<ParamSpec> {
         let c = &self.config;
         let inits = (&c.kernel_init, &c.recurrent_init);
@@ -157,14 +155,45 @@ impl Layer for Lstm {
             &[("bias_ih", &c.bias_init)],
         )
     }
-    fn build(&self, g: &mut Graph, x: Act, params: &[NodeId], _: &mut BuildCtx) -> Result<Act> {
+    fn build(&self, g: &mut Graph, x: Act, params: &[NodeId], ctx: &mut BuildCtx) -> Result<Act> {
         if self.config.return_state {
             return Err(return_state_error("lstm", "three"));
         }
-        check_sequence(g, "lstm", &x)?;
+        Ok(self.build_many(g, &[x], params, ctx)?.remove(0))
+    }
+    /// `[x]` or `[x, h0, c0]` (Keras's `initial_state`).
+    fn num_inputs(&self) -> (usize, usize) {
+        (1, 3)
+    }
+    /// `output`, then `h` and `c` with `return_state`.
+    fn num_outputs(&self) -> usize {
+        if self.config.return_state {
+            3
+        } else {
+            1
+        }
+    }
+    fn build_many(
+        &self,
+        g: &mut Graph,
+        xs: &[Act],
+        params: &[NodeId],
+        _: &mut BuildCtx,
+    ) -> Result<Vec<Act>> {
+        let x = &xs[0];
+        check_sequence(g, "lstm", x)?;
+        let given = given_states(xs);
+        let init = initial_states::<2>("lstm", "h, c", given.as_deref())?.map(|[h, c]| (h, c));
         let rs = self.config.return_sequences;
-        let out = self.run(g, &x, params, Direction::Forward, rs, None)?;
-        Ok(output(&x, out.output, out.h[0], rs))
+        let out = self.run(g, x, params, Direction::Forward, rs, init)?;
+        let states = [out.h[0], out.c[0]];
+        Ok(call_outputs(
+            x,
+            out.output,
+            &states,
+            rs,
+            self.config.return_state,
+        ))
     }
     fn stacks_on(&self, prev: &dyn Layer) -> bool {
         prev.as_any()

@@ -30,9 +30,6 @@ impl Layer for Masking {
     fn kind(&self) -> &'static str {
         "masking"
     }
-    fn out_features(&self, in_features: usize) -> usize {
-        in_features
-    }
     fn params(&self, _: &Scope, _: usize) -> Vec<ParamSpec> {
         Vec::new()
     }

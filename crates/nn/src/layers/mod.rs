@@ -15,6 +15,7 @@ use trellis_ir::{Graph, NodeId};
 use crate::init::Init;
 use crate::Result;
 
+mod attention;
 mod bidirectional;
 mod config;
 mod dense;
@@ -23,9 +24,13 @@ mod embedding;
 mod gru;
 mod lstm;
 mod masking;
+mod merge;
 mod named;
+mod pooling;
 mod recurrent;
+mod reshape;
 
+pub use attention::{AdditiveAttention, Attention};
 pub use bidirectional::{Bidirectional, Merge};
 pub use config::LayerConfig;
 pub use dense::{Activation, Dense, DenseConfig};
@@ -34,8 +39,11 @@ pub use embedding::{Embedding, EmbeddingConfig};
 pub use gru::{Gru, GruConfig};
 pub use lstm::{Lstm, LstmConfig};
 pub use masking::Masking;
+pub use merge::{Add, Concatenate, Dot, Multiply, Subtract};
 pub use named::{Name, Named};
+pub use pooling::{GlobalAveragePooling1D, GlobalMaxPooling1D};
 pub use recurrent::Recurrent;
+pub use reshape::{Flatten, RepeatVector, Softmax};
 
 /// A parameter a layer declares: its full name (PyTorch state-dict style), shape and
 /// initialiser.
@@ -95,6 +103,33 @@ impl Act {
             ..Act::new(node, self.layout)
         }
     }
+    /// The value batch-major: a time-major sequence transposed, with its logits and mask.
+    pub fn batch_major(self, g: &mut Graph) -> Result<Act> {
+        let rank = g.ty(self.node).rank();
+        if self.layout == Layout::BatchMajor || rank < 2 {
+            return Ok(Act {
+                layout: Layout::BatchMajor,
+                ..self
+            });
+        }
+        let mut perm: Vec<usize> = (0..rank).collect();
+        perm.swap(0, 1);
+        let node = g.transpose(self.node, &perm)?;
+        let logits = match self.logits {
+            Some((z, a)) => Some((g.transpose(z, &perm)?, a)),
+            None => None,
+        };
+        let mask = match self.mask {
+            Some(m) => Some(g.transpose(m, &[1, 0])?),
+            None => None,
+        };
+        Ok(Act {
+            node,
+            layout: Layout::BatchMajor,
+            logits,
+            mask,
+        })
+    }
 }
 
 /// A random input a layer needs fed at every training step (a dropout keep-mask).
@@ -121,7 +156,8 @@ pub struct Scope {
     pub index: usize,
 }
 
-/// A layer of a [`Sequential`](crate::Sequential).
+/// A layer of a [`Model`](crate::Model): called on one value or several (the functional API,
+/// [`crate::functional`]), or stacked in a [`Sequential`](crate::Sequential).
 pub trait Layer: Debug + Send + Sync {
     /// The base of the layer's parameter names: `embedding`, `lstm`, `dense`, `dropout`.
     fn kind(&self) -> &'static str;
@@ -130,12 +166,38 @@ pub trait Layer: Debug + Send + Sync {
     fn name(&self) -> Option<&str> {
         None
     }
-    /// Width of the last axis of the output, given the input's.
-    fn out_features(&self, in_features: usize) -> usize;
-    /// The parameters, in the order [`Layer::build`] takes them.
+    /// The parameters, in the order [`Layer::build`] takes them, for an input (the first,
+    /// when the layer takes several) whose last axis is `in_features` wide.
     fn params(&self, scope: &Scope, in_features: usize) -> Vec<ParamSpec>;
     /// Appends the layer to `g`; `params` are the nodes of [`Layer::params`].
     fn build(&self, g: &mut Graph, x: Act, params: &[NodeId], ctx: &mut BuildCtx) -> Result<Act>;
+    /// How many inputs a call takes, at least and at most (merge layers: several; attention:
+    /// query, value and optionally key; a recurrent layer: `x` and its initial state).
+    fn num_inputs(&self) -> (usize, usize) {
+        (1, 1)
+    }
+    /// How many values a call returns (an LSTM with `return_state`: three).
+    fn num_outputs(&self) -> usize {
+        1
+    }
+    /// Appends a call on `xs` (as many as [`Layer::num_inputs`] allows) to `g`, returning
+    /// [`Layer::num_outputs`] values; by default [`Layer::build`] on the one input.
+    fn build_many(
+        &self,
+        g: &mut Graph,
+        xs: &[Act],
+        params: &[NodeId],
+        ctx: &mut BuildCtx,
+    ) -> Result<Vec<Act>> {
+        match xs {
+            [x] => Ok(vec![self.build(g, *x, params, ctx)?]),
+            _ => Err(crate::NnError::Model(format!(
+                "{}: takes one input, called on {}",
+                self.kind(),
+                xs.len()
+            ))),
+        }
+    }
     /// Whether this layer stacks onto `prev` as the next layer of one module (as
     /// `torch.nn.LSTM(num_layers=2)` stacks two LSTMs): its parameters then share `prev`'s
     /// module name with the next index.

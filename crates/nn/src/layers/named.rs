@@ -37,14 +37,26 @@ impl Layer for Named {
     fn name(&self) -> Option<&str> {
         Some(&self.name)
     }
-    fn out_features(&self, in_features: usize) -> usize {
-        self.layer.out_features(in_features)
-    }
     fn params(&self, scope: &Scope, in_features: usize) -> Vec<ParamSpec> {
         self.layer.params(scope, in_features)
     }
     fn build(&self, g: &mut Graph, x: Act, params: &[NodeId], ctx: &mut BuildCtx) -> Result<Act> {
         self.layer.build(g, x, params, ctx)
+    }
+    fn num_inputs(&self) -> (usize, usize) {
+        self.layer.num_inputs()
+    }
+    fn num_outputs(&self) -> usize {
+        self.layer.num_outputs()
+    }
+    fn build_many(
+        &self,
+        g: &mut Graph,
+        xs: &[Act],
+        params: &[NodeId],
+        ctx: &mut BuildCtx,
+    ) -> Result<Vec<Act>> {
+        self.layer.build_many(g, xs, params, ctx)
     }
     fn stacks_on(&self, prev: &dyn Layer) -> bool {
         self.layer.stacks_on(prev)

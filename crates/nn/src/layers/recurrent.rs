@@ -59,13 +59,35 @@ pub(crate) fn output(x: &Act, seq: NodeId, last: NodeId, return_sequences: bool)
     }
 }
 
-/// The error of a layer built with `return_state` inside a Sequential (which passes one value
-/// on): `kind` returns `outputs` values.
+/// The error of a layer built with `return_state` where one value is passed on (a
+/// Sequential): `kind` returns `outputs` values.
 pub(crate) fn return_state_error(kind: &str, outputs: &str) -> NnError {
     NnError::Model(format!(
-        "{kind}: return_state gives {outputs} outputs, which a Sequential cannot pass on; \
-         Recurrent::unroll returns the states"
+        "{kind}: return_state gives {outputs} outputs, which a Sequential cannot pass on: \
+         call the layer in a functional model (call_outputs: [output, states...])"
     ))
+}
+
+/// The values a recurrent layer's call returns: the output, then (with `return_state`) the
+/// final states `[B, H]`, as Keras's `[output, h, c]`.
+pub(crate) fn call_outputs(
+    x: &Act,
+    seq: NodeId,
+    states: &[NodeId],
+    rs: bool,
+    return_state: bool,
+) -> Vec<Act> {
+    let mut out = vec![output(x, seq, states[0], rs)];
+    if return_state {
+        out.extend(states.iter().map(|&s| Act::new(s, Layout::BatchMajor)));
+    }
+    out
+}
+
+/// The initial state tensors a call passes after the sequence (Keras's `initial_state`:
+/// `layer([x, h0, c0])`), each `[B, H]` batch-major.
+pub(crate) fn given_states(xs: &[Act]) -> Option<Vec<NodeId>> {
+    (xs.len() > 1).then(|| xs[1..].iter().map(|a| a.node).collect())
 }
 
 /// A given initial state: the `N` state tensors `names` of layer `kind`, or an error.

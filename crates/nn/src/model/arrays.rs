@@ -8,85 +8,128 @@ use std::borrow::Cow;
 
 use ndarray::{ArrayBase, Data, Dimension, OwnedRepr, ViewRepr};
 
-/// Model inputs `[n, per-sample shape]`: token ids (for a model that starts with an
-/// [`Embedding`](crate::Embedding)) or floats (`[n, F]` vectors, `[n, T, F]` sequences).
+/// Model inputs `[n, per-sample shape]`: token ids (for an input an
+/// [`Embedding`](crate::Embedding) reads) or floats (`[n, F]` vectors, `[n, T, F]`
+/// sequences); one array per model input (`[&xa, &xb]` for two).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Inputs<'a> {
-    pub(crate) values: Values<'a>,
-    pub(crate) shape: Vec<usize>,
+    pub(crate) arrays: Vec<Shaped<Values<'a>>>,
 }
 
-/// The values of [`Inputs`], row-major.
+/// One array: values (row-major) and the shape the caller gave.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Shaped<V> {
+    pub values: V,
+    pub shape: Vec<usize>,
+}
+
+/// The values of an input array, row-major.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Values<'a> {
     Ids(Cow<'a, [i64]>),
     Floats(Cow<'a, [f32]>),
 }
 
-impl Inputs<'_> {
-    /// The shape, samples first.
-    pub fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    pub(crate) fn len(&self) -> usize {
-        match &self.values {
+impl Values<'_> {
+    pub fn len(&self) -> usize {
+        match self {
             Values::Ids(v) => v.len(),
             Values::Floats(v) => v.len(),
         }
     }
-    /// The same data, borrowed.
-    pub fn view(&self) -> Inputs<'_> {
-        let values = match &self.values {
+    fn view(&self) -> Values<'_> {
+        match self {
             Values::Ids(v) => Values::Ids(Cow::Borrowed(v)),
             Values::Floats(v) => Values::Floats(Cow::Borrowed(v)),
-        };
+        }
+    }
+    fn slice(&self, r: std::ops::Range<usize>) -> Values<'_> {
+        match self {
+            Values::Ids(v) => Values::Ids(Cow::Borrowed(&v[r])),
+            Values::Floats(v) => Values::Floats(Cow::Borrowed(&v[r])),
+        }
+    }
+}
+
+/// Samples `rows` (a range of the first axis) of a checked array, borrowed.
+fn rows_of<'s, V: 's>(
+    a: &'s Shaped<V>,
+    rows: std::ops::Range<usize>,
+    slice: impl Fn(&'s V, std::ops::Range<usize>) -> V,
+) -> Shaped<V> {
+    let per: usize = a.shape[1..].iter().product();
+    let mut shape = a.shape.clone();
+    shape[0] = rows.len();
+    Shaped {
+        values: slice(&a.values, rows.start * per..rows.end * per),
+        shape,
+    }
+}
+
+impl Inputs<'_> {
+    /// The shape of the first (for a one-input model, the only) array, samples first.
+    pub fn shape(&self) -> &[usize] {
+        self.arrays.first().map_or(&[], |a| &a.shape)
+    }
+    /// The same data, borrowed.
+    pub fn view(&self) -> Inputs<'_> {
         Inputs {
-            values,
-            shape: self.shape.clone(),
+            arrays: self
+                .arrays
+                .iter()
+                .map(|a| Shaped {
+                    values: a.values.view(),
+                    shape: a.shape.clone(),
+                })
+                .collect(),
         }
     }
     /// Samples `rows` (a range of the first axis) of checked data, borrowed.
     pub(crate) fn rows(&self, rows: std::ops::Range<usize>) -> Inputs<'_> {
-        let per: usize = self.shape[1..].iter().product();
-        let r = rows.start * per..rows.end * per;
-        let mut shape = self.shape.clone();
-        shape[0] = rows.len();
-        let values = match &self.values {
-            Values::Ids(v) => Values::Ids(Cow::Borrowed(&v[r])),
-            Values::Floats(v) => Values::Floats(Cow::Borrowed(&v[r])),
-        };
-        Inputs { values, shape }
+        Inputs {
+            arrays: self
+                .arrays
+                .iter()
+                .map(|a| rows_of(a, rows.clone(), |v, r| v.slice(r)))
+                .collect(),
+        }
     }
 }
 
 /// Targets `[n, ...]`: class ids (`[n]`, or `[n, T]` per step) for the sparse loss, else one
-/// value per output unit (`[n, k]`, `[n, T, k]`; `[n]` or `[n, T]` for one unit).
+/// value per output unit (`[n, k]`, `[n, T, k]`; `[n]` or `[n, T]` for one unit); one array
+/// per model output.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Targets<'a> {
-    pub(crate) values: Cow<'a, [f32]>,
-    pub(crate) shape: Vec<usize>,
+    pub(crate) arrays: Vec<Shaped<Cow<'a, [f32]>>>,
 }
 
 impl Targets<'_> {
-    /// The shape, samples first.
+    /// The shape of the first (for a one-output model, the only) array, samples first.
     pub fn shape(&self) -> &[usize] {
-        &self.shape
+        self.arrays.first().map_or(&[], |a| &a.shape)
     }
     /// The same data, borrowed.
     pub fn view(&self) -> Targets<'_> {
         Targets {
-            values: Cow::Borrowed(&self.values),
-            shape: self.shape.clone(),
+            arrays: self
+                .arrays
+                .iter()
+                .map(|a| Shaped {
+                    values: Cow::Borrowed(&a.values[..]),
+                    shape: a.shape.clone(),
+                })
+                .collect(),
         }
     }
     /// Samples `rows` (a range of the first axis) of checked data, borrowed.
     pub(crate) fn rows(&self, rows: std::ops::Range<usize>) -> Targets<'_> {
-        let per: usize = self.shape[1..].iter().product();
-        let mut shape = self.shape.clone();
-        shape[0] = rows.len();
         Targets {
-            values: Cow::Borrowed(&self.values[rows.start * per..rows.end * per]),
-            shape,
+            arrays: self
+                .arrays
+                .iter()
+                .map(|a| rows_of(a, rows.clone(), |v, r| Cow::Borrowed(&v[r])))
+                .collect(),
         }
     }
 }
@@ -102,6 +145,28 @@ impl<'a> From<&'a Targets<'_>> for Targets<'a> {
         y.view()
     }
 }
+
+/// Several arrays, one per model input or output: `[&xa, &xb]`, or a `Vec` of them.
+macro_rules! many_from {
+    ($target:ident) => {
+        impl<'a, T: Into<$target<'a>>, const N: usize> From<[T; N]> for $target<'a> {
+            fn from(parts: [T; N]) -> Self {
+                $target {
+                    arrays: parts.into_iter().flat_map(|p| p.into().arrays).collect(),
+                }
+            }
+        }
+        impl<'a> From<Vec<$target<'a>>> for $target<'a> {
+            fn from(parts: Vec<$target<'a>>) -> Self {
+                $target {
+                    arrays: parts.into_iter().flat_map(|p| p.arrays).collect(),
+                }
+            }
+        }
+    };
+}
+many_from!(Inputs);
+many_from!(Targets);
 
 /// An array's values in row-major order: borrowed when it is laid out so, else copied.
 fn row_major<'a, A: Clone, S: Data<Elem = A>, D: Dimension>(
@@ -134,61 +199,56 @@ macro_rules! shaped_from {
     ($target:ident, $elem:ty, $wrap:expr) => {
         impl<'a, D: Dimension> From<&'a ArrayBase<OwnedRepr<$elem>, D>> for $target<'a> {
             fn from(a: &'a ArrayBase<OwnedRepr<$elem>, D>) -> Self {
-                $target {
-                    shape: a.shape().to_vec(),
-                    values: $wrap(row_major(a)),
-                }
+                $target::one(a.shape().to_vec(), $wrap(row_major(a)))
             }
         }
         impl<'a, D: Dimension> From<&'a ArrayBase<ViewRepr<&'_ $elem>, D>> for $target<'a> {
             fn from(a: &'a ArrayBase<ViewRepr<&'_ $elem>, D>) -> Self {
-                $target {
-                    shape: a.shape().to_vec(),
-                    values: $wrap(row_major(a)),
-                }
+                $target::one(a.shape().to_vec(), $wrap(row_major(a)))
             }
         }
         impl<'a, D: Dimension> From<ArrayBase<ViewRepr<&'a $elem>, D>> for $target<'a> {
             fn from(a: ArrayBase<ViewRepr<&'a $elem>, D>) -> Self {
-                $target {
-                    shape: a.shape().to_vec(),
-                    values: $wrap(view_row_major(a)),
-                }
+                $target::one(a.shape().to_vec(), $wrap(view_row_major(a)))
             }
         }
         impl<'a, D: Dimension> From<ArrayBase<OwnedRepr<$elem>, D>> for $target<'a> {
             fn from(a: ArrayBase<OwnedRepr<$elem>, D>) -> Self {
-                $target {
-                    shape: a.shape().to_vec(),
-                    values: $wrap(Cow::Owned(owned_row_major(a))),
-                }
+                $target::one(a.shape().to_vec(), $wrap(Cow::Owned(owned_row_major(a))))
             }
         }
         impl<'a, const N: usize> From<(&'a [$elem], [usize; N])> for $target<'a> {
             fn from((v, shape): (&'a [$elem], [usize; N])) -> Self {
-                $target {
-                    shape: shape.to_vec(),
-                    values: $wrap(Cow::Borrowed(v)),
-                }
+                $target::one(shape.to_vec(), $wrap(Cow::Borrowed(v)))
             }
         }
         impl<'a, const N: usize> From<(&'a Vec<$elem>, [usize; N])> for $target<'a> {
             fn from((v, shape): (&'a Vec<$elem>, [usize; N])) -> Self {
-                $target {
-                    shape: shape.to_vec(),
-                    values: $wrap(Cow::Borrowed(v.as_slice())),
-                }
+                $target::one(shape.to_vec(), $wrap(Cow::Borrowed(v.as_slice())))
             }
         }
         impl<'a, const N: usize> From<(Vec<$elem>, [usize; N])> for $target<'a> {
             fn from((v, shape): (Vec<$elem>, [usize; N])) -> Self {
-                $target {
-                    shape: shape.to_vec(),
-                    values: $wrap(Cow::Owned(v)),
-                }
+                $target::one(shape.to_vec(), $wrap(Cow::Owned(v)))
             }
         }
     };
+}
+
+impl<'a> Inputs<'a> {
+    fn one(shape: Vec<usize>, values: Values<'a>) -> Self {
+        Inputs {
+            arrays: vec![Shaped { values, shape }],
+        }
+    }
+}
+
+impl<'a> Targets<'a> {
+    fn one(shape: Vec<usize>, values: Cow<'a, [f32]>) -> Self {
+        Targets {
+            arrays: vec![Shaped { values, shape }],
+        }
+    }
 }
 
 shaped_from!(Inputs, i64, Values::Ids);
@@ -212,23 +272,26 @@ mod tests {
         let x = Inputs::from(&a);
         assert_eq!(x.shape(), [2, 3]);
         assert_eq!(
-            x.values,
+            x.arrays[0].values,
             Values::Ids(Cow::Borrowed(&[1, 2, 3, 4, 5, 6][..]))
         );
         // A transposed view is read in its logical (row-major) order.
         let t = Inputs::from(a.t());
         assert_eq!(t.shape(), [3, 2]);
-        assert_eq!(t.values, Values::Ids(Cow::Owned(vec![1, 4, 2, 5, 3, 6])));
         assert_eq!(
-            t.rows(1..3).values,
+            t.arrays[0].values,
+            Values::Ids(Cow::Owned(vec![1, 4, 2, 5, 3, 6]))
+        );
+        assert_eq!(
+            t.rows(1..3).arrays[0].values,
             Values::Ids(Cow::Owned(vec![2, 5, 3, 6]))
         );
         let y = Targets::from((vec![0.5f32, 1.5, 2.5, 3.5], [2, 2]));
-        assert_eq!(y.rows(1..2).values.as_ref(), [2.5, 3.5]);
+        assert_eq!(y.rows(1..2).arrays[0].values.as_ref(), [2.5, 3.5]);
         assert_eq!(y.rows(1..2).shape(), [1, 2]);
         let ids = Targets::from(array![3i64, 1]);
         assert_eq!(
-            (ids.shape(), ids.values.as_ref()),
+            (ids.shape(), ids.arrays[0].values.as_ref()),
             (&[2][..], &[3.0, 1.0][..])
         );
     }

@@ -1,8 +1,10 @@
 //! Data checks: x, y and the model must agree before any work is done. Every refusal names
 //! the shapes involved (x's, y's, the model's input and output), so the caller can see which
 //! of them is wrong.
-use super::arrays::{Inputs, Targets, Values};
-use super::Sequential;
+use std::borrow::Cow;
+
+use super::arrays::{Inputs, Shaped, Targets, Values};
+use super::Model;
 use crate::losses::Loss;
 use crate::{NnError, Result};
 
@@ -10,35 +12,37 @@ use crate::{NnError, Result};
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Shapes {
     pub n: usize,
-    /// Per-sample input shape (x without its first axis).
-    pub row: Vec<usize>,
-    /// Per-sample output shape: `[k]`, or `[T, k]` for a per-step output.
-    pub out: Vec<usize>,
+    /// Per-sample shape of each input (its array without the first axis).
+    pub rows: Vec<Vec<usize>>,
+    /// Per-sample shape of each output: `[k]`, or `[T, k]` for a per-step output.
+    pub outs: Vec<Vec<usize>>,
 }
 
 impl Shapes {
-    /// Values of x per sample.
-    pub fn row_len(&self) -> usize {
-        self.row.iter().product()
+    /// Values of input `i` per sample.
+    pub fn row_len(&self, i: usize) -> usize {
+        self.rows[i].iter().product()
     }
-    /// Output steps per sample (1 for a vector output).
-    pub fn steps(&self) -> usize {
-        self.out[..self.out.len() - 1].iter().product()
+    /// Steps per sample of output `o` (1 for a vector output).
+    pub fn steps(&self, o: usize) -> usize {
+        let out = &self.outs[o];
+        out[..out.len() - 1].iter().product()
     }
-    /// Output units.
-    pub fn width(&self) -> usize {
-        self.out[self.out.len() - 1]
+    /// Units of output `o`.
+    pub fn width(&self, o: usize) -> usize {
+        self.outs[o][self.outs[o].len() - 1]
     }
-    /// Values of y per sample for `loss` (class ids per step, or one value per unit).
-    pub fn targets_per_sample(&self, loss: Loss) -> usize {
+    /// Values of y per sample of output `o` for `loss` (class ids per step, or one value per
+    /// unit).
+    pub fn targets_per_sample(&self, o: usize, loss: Loss) -> usize {
         match loss {
-            Loss::SparseCategoricalCrossentropy => self.steps(),
-            _ => self.steps() * self.width(),
+            Loss::SparseCategoricalCrossentropy => self.steps(o),
+            _ => self.steps(o) * self.width(o),
         }
     }
 }
 
-impl Sequential {
+impl Model {
     /// `fit`'s checks: builds the model (its input shape, when unknown, is x's per-sample
     /// shape as given) and checks the training and validation data; a refusal leaves the
     /// model as it was.
@@ -49,10 +53,14 @@ impl Sequential {
         validation: Option<&(Inputs, Targets)>,
     ) -> Result<Shapes> {
         self.compiled()?;
-        let inferred = self.input_shape.is_none();
-        let was_built = !self.specs.is_empty();
+        let inferred = self.topo.inputs.len() == 1 && self.topo.inputs[0].shape.is_none();
+        let was_built = !self.layer_params.is_empty();
         if inferred {
-            self.input_shape = x.shape.get(1..).map(<[usize]>::to_vec);
+            self.topo.inputs[0].shape = x
+                .arrays
+                .first()
+                .and_then(|a| a.shape.get(1..))
+                .map(<[usize]>::to_vec);
         }
         let checked = self.build().and_then(|_| {
             let shapes = self.check_data(x, Some(y))?;
@@ -63,7 +71,7 @@ impl Sequential {
         });
         if checked.is_err() {
             if inferred {
-                self.input_shape = None;
+                self.topo.inputs[0].shape = None;
             }
             if !was_built {
                 self.specs.clear();
@@ -78,81 +86,141 @@ impl Sequential {
     /// Checks `x` (and `y`) against each other and the model (which must be built).
     pub(crate) fn check_data(&self, x: &Inputs, y: Option<&Targets>) -> Result<Shapes> {
         let c = self.compiled()?;
-        match (&x.values, self.takes_ids()) {
-            (Values::Floats(_), true) => {
+        let inputs = &self.topo.inputs;
+        if x.arrays.len() != inputs.len() {
+            let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+            return Err(NnError::Shape(format!(
+                "x: the model has {} inputs ({}), x has {} arrays",
+                inputs.len(),
+                names.join(", "),
+                x.arrays.len()
+            )));
+        }
+        let mut n_first: Option<(usize, &[usize])> = None;
+        let mut rows = Vec::with_capacity(inputs.len());
+        for (i, a) in x.arrays.iter().enumerate() {
+            let what = if inputs.len() == 1 {
+                "x".to_string()
+            } else {
+                format!("x[{i}] (input {})", inputs[i].name)
+            };
+            self.check_input(i, &what, a)?;
+            let (&n, row) = a.shape.split_first().expect("checked: has a first axis");
+            if let Some((n0, s0)) = n_first {
+                if n != n0 {
+                    return Err(NnError::Shape(format!(
+                        "x[0] has {n0} samples (shape {s0:?}) but {what} has {n} (shape {:?})",
+                        a.shape
+                    )));
+                }
+            } else {
+                n_first = Some((n, &a.shape));
+            }
+            rows.push(row.to_vec());
+        }
+        let n = n_first.map_or(0, |f| f.0);
+        let outs = self.output_shapes(n, &rows)?;
+        let shapes = Shapes { n, rows, outs };
+        for (i, a) in x.arrays.iter().enumerate() {
+            self.check_input_values(i, a, shapes.row_len(i))?;
+        }
+        if let Some(y) = y {
+            let outputs = self.topo.outputs.len();
+            if y.arrays.len() != outputs {
                 return Err(NnError::Shape(format!(
-                    "x: the model starts with an Embedding and takes token ids (i64), got floats \
-                     of shape {:?}",
-                    x.shape
-                )))
+                    "y: the model has {outputs} outputs, y has {} arrays",
+                    y.arrays.len()
+                )));
+            }
+            for (o, ya) in y.arrays.iter().enumerate() {
+                let loss = c.losses.losses[o];
+                let what = if outputs == 1 {
+                    "y".to_string()
+                } else {
+                    format!("y[{o}]")
+                };
+                check_target_shape(loss, &what, x, ya, &shapes, o)?;
+                check_target_values(loss, ya, &shapes, o)?;
+            }
+        }
+        Ok(shapes)
+    }
+
+    /// Input `i`'s array: ids or floats as the model takes, a first axis of samples, the
+    /// per-sample shape of the model's input.
+    fn check_input(&self, i: usize, what: &str, a: &Shaped<Values>) -> Result<()> {
+        match (&a.values, self.input_takes_ids(i)) {
+            (Values::Floats(_), true) => {
+                let reads = if self.topo.inputs.len() == 1 {
+                    "the model starts with an Embedding"
+                } else {
+                    "an Embedding reads it"
+                };
+                return Err(NnError::Shape(format!(
+                    "{what}: {reads} and takes token ids (i64), got floats of shape {:?}",
+                    a.shape
+                )));
             }
             (Values::Ids(_), false) => {
                 return Err(NnError::Shape(format!(
-                    "x: the model takes floats, got token ids of shape {:?} (only an Embedding \
-                     takes ids)",
-                    x.shape
+                    "{what}: the model takes floats, got token ids of shape {:?} (only an \
+                     Embedding takes ids)",
+                    a.shape
                 )))
             }
             _ => {}
         }
-        check_len("x", &x.shape, x.len())?;
-        let Some((&n, row)) = x.shape.split_first() else {
-            return Err(NnError::Shape(
-                "x has shape []: it needs a first axis of samples".into(),
-            ));
+        check_len(what, &a.shape, a.values.len())?;
+        let Some((&n, row)) = a.shape.split_first() else {
+            return Err(NnError::Shape(format!(
+                "{what} has shape []: it needs a first axis of samples"
+            )));
         };
         if n == 0 {
             return Err(NnError::Shape(format!(
-                "x has no samples (shape {:?})",
-                x.shape
+                "{what} has no samples (shape {:?})",
+                a.shape
             )));
         }
-        if let Some(s) = &self.input_shape {
+        if let Some(s) = &self.topo.inputs[i].shape {
             if s.as_slice() != row {
                 return Err(NnError::Shape(format!(
-                    "x has shape {:?}, {row:?} per sample, but the model's input shape is {s:?} \
-                     (x must be [n, {}])",
-                    x.shape,
+                    "{what} has shape {:?}, {row:?} per sample, but the model's input shape is \
+                     {s:?} ({what} must be [n, {}])",
+                    a.shape,
                     dims(s)
                 )));
             }
         }
-        let out = self.output_shape(n, row)?;
-        let shapes = Shapes {
-            n,
-            row: row.to_vec(),
-            out,
-        };
-        let row_len = shapes.row_len();
-        match &x.values {
+        Ok(())
+    }
+
+    /// Ids within every vocabulary that reads them; floats finite.
+    fn check_input_values(&self, i: usize, a: &Shaped<Values>, row_len: usize) -> Result<()> {
+        match &a.values {
             Values::Ids(ids) => {
-                if let Some(e) = self.embedding() {
-                    let vocab = e.vocab();
-                    if let Some(i) = ids.iter().position(|&id| id < 0 || id as usize >= vocab) {
+                if let Some(vocab) = self.embeddings_of(i).iter().map(|e| e.vocab()).min() {
+                    if let Some(p) = ids.iter().position(|&id| id < 0 || id as usize >= vocab) {
                         return Err(NnError::TokenOutOfRange {
-                            id: ids[i],
-                            sample: i / row_len,
-                            position: i % row_len,
+                            id: ids[p],
+                            sample: p / row_len,
+                            position: p % row_len,
                             vocab,
                         });
                     }
                 }
             }
             Values::Floats(v) => {
-                if let Some(i) = v.iter().position(|f| !f.is_finite()) {
+                if let Some(p) = v.iter().position(|f| !f.is_finite()) {
                     return Err(NnError::NonFiniteInput {
-                        sample: i / row_len,
-                        position: i % row_len,
-                        value: v[i],
+                        sample: p / row_len,
+                        position: p % row_len,
+                        value: v[p],
                     });
                 }
             }
         }
-        if let Some(y) = y {
-            check_target_shape(c.loss, x, y, &shapes)?;
-            check_target_values(c.loss, y, &shapes)?;
-        }
-        Ok(shapes)
+        Ok(())
     }
 }
 
@@ -186,25 +254,35 @@ fn target_shapes(loss: Loss, out: &[usize]) -> Vec<Vec<usize>> {
     }
 }
 
-fn check_target_shape(loss: Loss, x: &Inputs, y: &Targets, s: &Shapes) -> Result<()> {
-    check_len("y", &y.shape, y.values.len())?;
+fn check_target_shape(
+    loss: Loss,
+    what: &str,
+    x: &Inputs,
+    y: &Shaped<Cow<[f32]>>,
+    s: &Shapes,
+    o: usize,
+) -> Result<()> {
+    check_len(what, &y.shape, y.values.len())?;
     let (ny, y_row) = match y.shape.split_first() {
         Some((&ny, r)) => (ny, r),
         None => (0, &[][..]),
     };
     if ny != s.n || y.shape.is_empty() {
         return Err(NnError::Shape(format!(
-            "x has {} samples (shape {:?}) but y has {ny} (shape {:?})",
-            s.n, x.shape, y.shape
+            "x has {} samples (shape {:?}) but {what} has {ny} (shape {:?})",
+            s.n,
+            x.shape(),
+            y.shape
         )));
     }
-    let accepted = target_shapes(loss, &s.out);
+    let out = &s.outs[o];
+    let accepted = target_shapes(loss, out);
     if accepted.iter().any(|a| a.as_slice() == y_row) {
         return Ok(());
     }
     let full = |r: &[usize]| format!("[{}]", dims(&[&[s.n][..], r].concat()));
     let takes: Vec<String> = accepted.iter().map(|a| full(a)).collect();
-    let (k, steps) = s.out.split_last().expect("an output has units");
+    let (k, steps) = out.split_last().expect("an output has units");
     let hint = if loss == Loss::SparseCategoricalCrossentropy
         && *k > 1
         && y_row.split_last() == Some((k, steps))
@@ -224,18 +302,24 @@ fn check_target_shape(loss: Loss, x: &Inputs, y: &Targets, s: &Shapes) -> Result
         String::new()
     };
     Err(NnError::Shape(format!(
-        "y has shape {:?} but the model's output for x {:?} is {}: {} takes y of shape {}{hint}",
+        "{what} has shape {:?} but the model's output{} for x {:?} is {}: {} takes {what} of \
+         shape {}{hint}",
         y.shape,
-        x.shape,
-        full(&s.out),
+        if s.outs.len() == 1 {
+            String::new()
+        } else {
+            format!(" {o}")
+        },
+        x.shape(),
+        full(out),
         loss.name(),
         takes.join(" or "),
     )))
 }
 
-fn check_target_values(loss: Loss, y: &Targets, s: &Shapes) -> Result<()> {
-    let per = s.targets_per_sample(loss).max(1);
-    let k = s.width();
+fn check_target_values(loss: Loss, y: &Shaped<Cow<[f32]>>, s: &Shapes, o: usize) -> Result<()> {
+    let per = s.targets_per_sample(o, loss).max(1);
+    let k = s.width(o);
     let y = &y.values;
     let bad = |i: usize, expected: String| NnError::BadTarget {
         sample: i / per,

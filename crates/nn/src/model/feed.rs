@@ -1,13 +1,13 @@
-//! Feeding: a batch of samples into a plan's inputs (x; y one-hot per step for the sparse
-//! loss; the weights that make a partial batch train on its own mean).
+//! Feeding: a batch of samples into a plan's inputs (each x; each output's y, one-hot per
+//! step for the sparse loss; the weights that make a partial batch train on its own mean).
 use super::arrays::Values;
 use super::plans::Runner;
-use super::{Inputs, Sequential, Shapes, Targets};
+use super::{Inputs, Model, Shapes, Targets};
 use crate::data::gather_rows;
 use crate::losses::Loss;
 use crate::Result;
 
-impl Sequential {
+impl Model {
     /// Fills the x, y and w inputs with the samples `rows` (padding rows: zeros, weight 0).
     pub(super) fn feed(
         &self,
@@ -17,38 +17,41 @@ impl Sequential {
         rows: &[usize],
         shapes: &Shapes,
     ) -> Result<()> {
-        let (b, k, steps) = (r.sg.batch, r.sg.out_width, r.sg.steps);
-        let row_len = shapes.row_len();
-        match &x.values {
-            Values::Ids(v) => r
-                .plan
-                .set_i64(r.sg.x, &gather_padded(v, row_len, rows, b))?,
-            Values::Floats(v) => r
-                .plan
-                .set_f32(r.sg.x, &gather_padded(v, row_len, rows, b))?,
-        }
-        let mut yb = vec![0f32; b * steps * k];
-        if let Some(y) = y {
-            let loss = self.compiled()?.loss;
-            let per = shapes.targets_per_sample(loss);
-            for (i, &s) in rows.iter().enumerate() {
-                let ys = &y.values[s * per..(s + 1) * per];
-                let out = &mut yb[i * steps * k..(i + 1) * steps * k];
-                if loss == Loss::SparseCategoricalCrossentropy {
-                    for (t, &class) in ys.iter().enumerate() {
-                        out[t * k + class as usize] = 1.0;
-                    }
-                } else {
-                    out.copy_from_slice(ys);
-                }
+        let b = r.sg.batch;
+        for (i, (a, &node)) in x.arrays.iter().zip(&r.sg.inputs).enumerate() {
+            let row_len = shapes.row_len(i);
+            match &a.values {
+                Values::Ids(v) => r.plan.set_i64(node, &gather_padded(v, row_len, rows, b))?,
+                Values::Floats(v) => r.plan.set_f32(node, &gather_padded(v, row_len, rows, b))?,
             }
         }
-        r.plan.set_f32(r.sg.y, &yb)?;
-        // Weights sum to 1 over the real rows' steps (the mask, in the graph, renormalises).
-        let real = rows.len() * steps;
-        let mut w = vec![0f32; b * steps];
-        w[..real].fill(1.0 / real as f32);
-        r.plan.set_f32(r.sg.w, &w)?;
+        let losses = &self.compiled()?.losses.losses;
+        for (o, out) in r.sg.outputs.iter().enumerate() {
+            let (k, steps) = (out.out_width, out.steps);
+            let mut yb = vec![0f32; b * steps * k];
+            if let Some(y) = y {
+                let loss = losses[o];
+                let per = shapes.targets_per_sample(o, loss);
+                let yv = &y.arrays[o].values;
+                for (i, &s) in rows.iter().enumerate() {
+                    let ys = &yv[s * per..(s + 1) * per];
+                    let dst = &mut yb[i * steps * k..(i + 1) * steps * k];
+                    if loss == Loss::SparseCategoricalCrossentropy {
+                        for (t, &class) in ys.iter().enumerate() {
+                            dst[t * k + class as usize] = 1.0;
+                        }
+                    } else {
+                        dst.copy_from_slice(ys);
+                    }
+                }
+            }
+            r.plan.set_f32(out.y, &yb)?;
+            // Weights sum to 1 over the real rows' steps (the mask, in the graph, renormalises).
+            let real = rows.len() * steps;
+            let mut w = vec![0f32; b * steps];
+            w[..real].fill(1.0 / real as f32);
+            r.plan.set_f32(out.w, &w)?;
+        }
         Ok(())
     }
 }

@@ -8,7 +8,7 @@ use indicatif::ProgressBar;
 
 use super::plans::{values, BatchOut, Runner};
 use super::progress::{format_log, progress_bar};
-use super::{Compiled, EpochLog, FitOptions, History, Inputs, Sequential, Shapes, Targets};
+use super::{Compiled, EpochLog, FitOptions, History, Inputs, Model, Shapes, Targets};
 use crate::data::{batch_ranges, shuffled_indices, SplitMix64};
 use crate::metrics::Metric;
 use crate::{NnError, Result};
@@ -44,7 +44,7 @@ struct EpochRun {
     bad: Option<(usize, String)>,
 }
 
-impl Sequential {
+impl Model {
     /// Trains the model (Keras's `fit`).
     ///
     /// Errors before any training when the data, the options or the checkpoint path are
@@ -67,7 +67,7 @@ impl Sequential {
         // A plan for more rows than there are samples would only add padding.
         let b = opts.batch_size.min(n_train);
         self.eval_batch = opts.batch_size;
-        let mut r = self.runner(true, b, &shapes.row)?;
+        let mut r = self.runner(true, b, &shapes.rows)?;
         let data = TrainData {
             x: x.view(),
             y: y.view(),
@@ -216,12 +216,7 @@ impl Sequential {
             }
             out.loss_sum += l * rows.len() as f64;
             if acc {
-                let per = d.shapes.targets_per_sample(c.loss);
-                let yr: Vec<f32> = rows
-                    .iter()
-                    .flat_map(|&s| d.y.values[s * per..(s + 1) * per].iter().copied())
-                    .collect();
-                let (ok, cnt) = b.accuracy(c.loss, &yr);
+                let (ok, cnt) = b.accuracy(c, &d.y, rows, &d.shapes);
                 out.correct += ok;
                 out.counted += cnt;
             }

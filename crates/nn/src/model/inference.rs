@@ -2,24 +2,24 @@
 use ndarray::ArrayD;
 
 use super::plans::BatchOut;
-use super::{Evaluation, Inputs, Sequential, Shapes, Targets};
+use super::{Evaluation, Inputs, Model, Shapes, Targets};
 use crate::data::batch_ranges;
 use crate::metrics::Metric;
 use crate::{NnError, Result};
 
-impl Sequential {
-    /// Runs the forward plan over `x` in batches; calls `f(rows, batch)` per batch.
+impl Model {
+    /// Runs the forward plan over `x` in batches; calls `f(rows, batch, shapes)` per batch.
     pub(super) fn forward_batches(
         &mut self,
         x: &Inputs,
         y: Option<&Targets>,
-        mut f: impl FnMut(&[usize], BatchOut),
+        mut f: impl FnMut(&[usize], BatchOut, &Shapes),
     ) -> Result<Shapes> {
         let shapes = self.check_data(x, y)?;
         let n = shapes.n;
         // A plan for more rows than there are samples would only add padding.
         let b = self.eval_batch.min(n).max(1);
-        let mut r = self.runner(false, b, &shapes.row)?;
+        let mut r = self.runner(false, b, &shapes.rows)?;
         let res = (|| -> Result<()> {
             self.push_weights(&mut r)?;
             let all: Vec<usize> = (0..n).collect();
@@ -28,14 +28,16 @@ impl Sequential {
                 self.feed(&mut r, x, y, rows, &shapes)?;
                 r.plan.run()?;
                 let out = BatchOut::read(&r, rows.len())?;
-                let per = r.sg.steps * r.sg.out_width;
-                if let Some(i) = out.pred.iter().position(|v| !v.is_finite()) {
-                    return Err(NnError::NonFinite(format!(
-                        "the model's output for sample {} is {} (its weights or inputs are too \
-                         large for f32)",
-                        rows[i / per],
-                        out.pred[i]
-                    )));
+                for (o, ob) in out.outputs.iter().enumerate() {
+                    let per = r.sg.outputs[o].steps * r.sg.outputs[o].out_width;
+                    if let Some(i) = ob.pred.iter().position(|v| !v.is_finite()) {
+                        return Err(NnError::NonFinite(format!(
+                            "the model's output for sample {} is {} (its weights or inputs are \
+                             too large for f32)",
+                            rows[i / per],
+                            ob.pred[i]
+                        )));
+                    }
                 }
                 if y.is_some() && !out.loss.is_finite() {
                     return Err(NnError::NonFinite(format!(
@@ -45,7 +47,7 @@ impl Sequential {
                         out.loss
                     )));
                 }
-                f(rows, out);
+                f(rows, out, &shapes);
             }
             Ok(())
         })();
@@ -63,13 +65,10 @@ impl Sequential {
         let c = self.compiled()?.clone();
         let acc = c.metrics.contains(&Metric::Accuracy);
         let (mut loss_sum, mut correct, mut counted) = (0f64, 0u64, 0u64);
-        let shapes = self.forward_batches(&x, Some(&y), |rows, out| {
+        let shapes = self.forward_batches(&x, Some(&y), |rows, out, shapes| {
             loss_sum += out.loss * rows.len() as f64;
             if acc {
-                let per_y = y.values.len() / y.shape[0];
-                let s = rows[0];
-                let yr = &y.values[s * per_y..(s + rows.len()) * per_y];
-                let (ok, cnt) = out.accuracy(c.loss, yr);
+                let (ok, cnt) = out.accuracy(&c, &y, rows, shapes);
                 correct += ok;
                 counted += cnt;
             }
@@ -80,13 +79,33 @@ impl Sequential {
         })
     }
 
-    /// The model's outputs for `x`: `[n, units]`, or `[n, T, units]` for a per-step output
-    /// (Keras's `predict`).
+    /// The model's output for `x`: `[n, units]`, or `[n, T, units]` for a per-step output
+    /// (Keras's `predict`); a model with several outputs: [`Model::predict_outputs`].
     pub fn predict<'a>(&mut self, x: impl Into<Inputs<'a>>) -> Result<ArrayD<f32>> {
+        if self.num_outputs() != 1 {
+            return Err(NnError::Model(format!(
+                "predict: the model has {} outputs: use predict_outputs",
+                self.num_outputs()
+            )));
+        }
+        Ok(self.predict_outputs(x)?.remove(0))
+    }
+
+    /// Each of the model's outputs for `x` (Keras's `predict` on a multi-output model).
+    pub fn predict_outputs<'a>(&mut self, x: impl Into<Inputs<'a>>) -> Result<Vec<ArrayD<f32>>> {
         let x = x.into();
-        let mut out = Vec::new();
-        let shapes = self.forward_batches(&x, None, |_, b| out.extend_from_slice(&b.pred))?;
-        let dims: Vec<usize> = [&[shapes.n][..], &shapes.out].concat();
-        ArrayD::from_shape_vec(dims, out).map_err(|e| NnError::Model(format!("predict: {e}")))
+        let mut outs = vec![Vec::new(); self.num_outputs()];
+        let shapes = self.forward_batches(&x, None, |_, b, _| {
+            for (o, ob) in outs.iter_mut().zip(&b.outputs) {
+                o.extend_from_slice(&ob.pred);
+            }
+        })?;
+        outs.into_iter()
+            .zip(&shapes.outs)
+            .map(|(v, out)| {
+                let dims: Vec<usize> = [&[shapes.n][..], out].concat();
+                ArrayD::from_shape_vec(dims, v).map_err(|e| NnError::Model(format!("predict: {e}")))
+            })
+            .collect()
     }
 }

@@ -25,7 +25,9 @@ use std::ops::Range;
 use std::path::Path;
 
 use crate::checkpoint::LoadOptions;
+use crate::functional::{LayerRef, SymTensor};
 use crate::layers::{Embedding, Layer, ParamSpec};
+#[cfg(doc)]
 use crate::losses::Loss;
 use crate::metrics::Metric;
 use crate::optim::Optimizer;
@@ -38,37 +40,42 @@ mod fit;
 mod graph;
 mod history;
 mod inference;
+mod losses;
 mod naming;
 mod options;
 mod plans;
 mod progress;
 mod saved;
 mod summary;
+mod topology;
 
 pub(crate) use arrays::Values;
 pub use arrays::{Inputs, Targets};
 use checks::Shapes;
-pub use graph::StepGraph;
+pub use graph::{OutputNodes, StepGraph};
 pub use history::{EpochLog, Evaluation, History};
+pub use losses::Losses;
 pub use options::FitOptions;
 use plans::Runner;
 pub use saved::FORMAT_VERSION;
 pub use summary::{Summary, SummaryRow};
+use topology::{Ref, Topology};
 
 #[derive(Clone, Debug)]
 pub(super) struct Compiled {
     optimizer: Optimizer,
-    loss: Loss,
+    losses: Losses,
     metrics: Vec<Metric>,
 }
 
-/// A stack of layers, Keras's `Sequential` (also exported as [`Model`]).
-#[derive(Default)]
-pub struct Sequential {
-    layers: Vec<Box<dyn Layer>>,
-    input_shape: Option<Vec<usize>>,
+/// A model: inputs, layers called on them, outputs (Keras's `Model`), trained with `compile`
+/// and `fit`. Built from symbolic tensors ([`Model::new`], the functional API) or as a
+/// [`Sequential`] stack; both are the same graph of layer calls underneath.
+pub struct Model {
+    topo: Topology,
     seed: u64,
     specs: Vec<ParamSpec>,
+    /// Which of `specs` belong to each layer of `topo.layers`.
     layer_params: Vec<Range<usize>>,
     weights: Vec<Vec<f32>>,
     compiled: Option<Compiled>,
@@ -86,13 +93,11 @@ pub struct Sequential {
     text: Option<crate::data::TextEncoder>,
 }
 
-/// Keras's name for a compiled model.
-pub type Model = Sequential;
-
-impl std::fmt::Debug for Sequential {
+impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sequential")
-            .field("layers", &self.layers)
+        f.debug_struct("Model")
+            .field("layers", &self.topo.layers)
+            .field("calls", &self.topo.calls)
             .field("params", &self.specs)
             .field("compiled", &self.compiled)
             .field("step", &self.step)
@@ -100,11 +105,36 @@ impl std::fmt::Debug for Sequential {
     }
 }
 
+/// A stack of layers, Keras's `Sequential`: a [`Model`] whose layers form one chain (every
+/// `Model` method applies).
+#[derive(Debug)]
+pub struct Sequential {
+    model: Model,
+}
+
+impl Default for Sequential {
+    fn default() -> Self {
+        Sequential::new()
+    }
+}
+
+impl std::ops::Deref for Sequential {
+    type Target = Model;
+    fn deref(&self) -> &Model {
+        &self.model
+    }
+}
+
+impl std::ops::DerefMut for Sequential {
+    fn deref_mut(&mut self) -> &mut Model {
+        &mut self.model
+    }
+}
+
 impl Sequential {
     pub fn new() -> Self {
         Sequential {
-            eval_batch: 32,
-            ..Default::default()
+            model: Model::with_topology(Topology::chain(Vec::new(), None)),
         }
     }
 
@@ -115,12 +145,90 @@ impl Sequential {
         self
     }
     pub fn push(&mut self, layer: impl Into<Box<dyn Layer>>) {
-        self.layers.push(layer.into());
+        let m = &mut self.model;
+        let mut layers = std::mem::take(&mut m.topo.layers);
+        layers.push(LayerRef::new(layer));
+        let shape = m.topo.inputs[0].shape.take();
+        m.topo = Topology::chain(layers, shape);
+        m.unbuild();
+    }
+    /// Seeds the weight initialisers (default 0).
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.model.seed = seed;
+        self
+    }
+    /// See [`Model::with_memory_limit`].
+    pub fn with_memory_limit(mut self, bytes: u64) -> Self {
+        self.model.memory_limit = Some(bytes);
+        self
+    }
+    /// The shape of one sample (without the batch axis): `[T]` for token ids, `[F]` or `[T, F]`
+    /// for floats. Inferred from the data by `fit` when not given.
+    pub fn with_input_shape(mut self, shape: &[usize]) -> Self {
+        self.model.topo.inputs[0].shape = Some(shape.to_vec());
+        self
+    }
+    /// See [`Model::with_text_encoder`].
+    pub fn with_text_encoder(mut self, text: crate::data::TextEncoder) -> Self {
+        self.model.text = Some(text);
+        self
+    }
+    /// Rebuilds a Sequential written by `save_model` (see [`Model::load_model`]).
+    pub fn load_model(path: impl AsRef<Path>) -> Result<Sequential> {
+        let model = Model::load_model(path.as_ref())?;
+        if !model.topo.is_chain() {
+            return Err(NnError::Model(format!(
+                "{} holds a functional model, not a stack of layers: load it with \
+                 Model::load_model",
+                path.as_ref().display()
+            )));
+        }
+        Ok(Sequential { model })
+    }
+    /// The model, as a [`Model`].
+    pub fn into_model(self) -> Model {
+        self.model
+    }
+}
+
+impl Model {
+    /// Keras's `Model(inputs, outputs)`: the layers called between the symbolic `inputs`
+    /// ([`Input::new`](crate::Input::new)) and `outputs`. A layer called several times is one
+    /// layer (one set of weights).
+    pub fn new(inputs: &[&SymTensor], outputs: &[&SymTensor]) -> Result<Model> {
+        let topo = Topology::from_symbolic(inputs, outputs)?;
+        Ok(Model::with_topology(topo))
+    }
+
+    pub(super) fn with_topology(topo: Topology) -> Model {
+        Model {
+            topo,
+            seed: 0,
+            specs: Vec::new(),
+            layer_params: Vec::new(),
+            weights: Vec::new(),
+            compiled: None,
+            opt_state: HashMap::new(),
+            state_owner: None,
+            step: 0,
+            epochs_done: 0,
+            eval_batch: 32,
+            memory_limit: None,
+            train: None,
+            infer: None,
+            text: None,
+        }
+    }
+
+    /// Forgets the parameters and plans (the layers changed).
+    fn unbuild(&mut self) {
         self.specs.clear();
+        self.layer_params.clear();
         self.weights.clear();
         self.train = None;
         self.infer = None;
     }
+
     /// Seeds the weight initialisers (default 0).
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
@@ -133,25 +241,32 @@ impl Sequential {
         self.memory_limit = Some(bytes);
         self
     }
-    /// The shape of one sample (without the batch axis): `[T]` for token ids, `[F]` or `[T, F]`
-    /// for floats. Inferred from the data by `fit` when not given.
-    pub fn with_input_shape(mut self, shape: &[usize]) -> Self {
-        self.input_shape = Some(shape.to_vec());
-        self
-    }
 
-    pub fn layers(&self) -> &[Box<dyn Layer>] {
-        &self.layers
+    /// The layers, each once (a shared layer too), in the order of their first call.
+    pub fn layers(&self) -> &[LayerRef] {
+        &self.topo.layers
+    }
+    /// Whether the model is a stack of layers (one input, each layer called once on the one
+    /// before), as a [`Sequential`] builds.
+    pub fn is_sequential(&self) -> bool {
+        self.topo.is_chain()
+    }
+    /// How many inputs and outputs the model has.
+    pub fn num_inputs(&self) -> usize {
+        self.topo.inputs.len()
+    }
+    pub fn num_outputs(&self) -> usize {
+        self.topo.outputs.len()
     }
     /// Parameter declarations (names, shapes, initialisers), once built.
     pub fn param_specs(&self) -> &[ParamSpec] {
         &self.specs
     }
-    /// Which of [`Sequential::param_specs`] belong to each layer, once built.
+    /// Which of [`Model::param_specs`] belong to each layer, once built.
     pub fn layer_param_ranges(&self) -> &[Range<usize>] {
         &self.layer_params
     }
-    /// Current parameter values, in [`Sequential::param_specs`] order.
+    /// Current parameter values, in [`Model::param_specs`] order.
     pub fn weights(&self) -> &[Vec<f32>] {
         &self.weights
     }
@@ -186,13 +301,18 @@ impl Sequential {
     pub fn epochs_done(&self) -> usize {
         self.epochs_done
     }
-    /// The per-sample input shape, when set or inferred by `fit`.
+    /// The per-sample input shape of a one-input model, when set or inferred by `fit`.
     pub fn input_shape(&self) -> Option<&[usize]> {
-        self.input_shape.as_deref()
+        match self.topo.inputs.as_slice() {
+            [i] => i.shape.as_deref(),
+            _ => None,
+        }
     }
     pub(crate) fn set_input_shape_if_unknown(&mut self, shape: Vec<usize>) {
-        if self.input_shape.is_none() {
-            self.input_shape = Some(shape);
+        if let [i] = self.topo.inputs.as_mut_slice() {
+            if i.shape.is_none() {
+                i.shape = Some(shape);
+            }
         }
     }
     pub(crate) fn optimizer_state(&self) -> &HashMap<String, Vec<f32>> {
@@ -222,26 +342,49 @@ impl Sequential {
         self.eval_batch = b;
     }
 
-    /// The first layer's embedding, when the model takes token ids.
-    pub(super) fn embedding(&self) -> Option<&Embedding> {
-        self.layers
-            .first()
-            .and_then(|l| l.as_any().downcast_ref::<Embedding>())
+    /// The embeddings that read input `i` (its ids must be below each one's vocabulary).
+    pub(super) fn embeddings_of(&self, i: usize) -> Vec<&Embedding> {
+        self.topo
+            .calls
+            .iter()
+            .filter(|c| c.args.first() == Some(&Ref::Input(i)))
+            .filter_map(|c| {
+                self.topo.layers[c.layer]
+                    .as_any()
+                    .downcast_ref::<Embedding>()
+            })
+            .collect()
     }
-    pub(super) fn takes_ids(&self) -> bool {
-        self.layers.first().is_some_and(|l| l.takes_ids())
+    /// Whether input `i` takes token ids (a layer that takes ids reads it).
+    pub(super) fn input_takes_ids(&self, i: usize) -> bool {
+        self.topo.calls.iter().any(|c| {
+            c.args.first() == Some(&Ref::Input(i)) && self.topo.layers[c.layer].takes_ids()
+        })
+    }
+    /// Whether every input's shape is known, or the model takes ids (then any length shows
+    /// the parameters): what building needs.
+    fn can_build(&self) -> bool {
+        self.topo
+            .inputs
+            .iter()
+            .enumerate()
+            .all(|(i, s)| s.shape.is_some() || self.input_takes_ids(i))
     }
 
     /// Sets the optimiser, loss and metrics (Keras's `compile`). Optimiser state (and the step
-    /// count) restored by [`Sequential::load`], before or after, is kept when the optimiser is
+    /// count) restored by [`Model::load`], before or after, is kept when the optimiser is
     /// of the same kind; a different kind starts from zero state at step 0.
+    ///
+    /// `loss` is one [`Loss`] (for every output) or a [`Losses`]: a loss and a weight per
+    /// output; the model minimises the weighted sum.
     pub fn compile(
         &mut self,
         optimizer: impl Into<Optimizer>,
-        loss: Loss,
+        loss: impl Into<Losses>,
         metrics: &[Metric],
     ) -> Result<()> {
         let optimizer = optimizer.into();
+        let losses = loss.into().for_outputs(self.topo.outputs.len())?;
         optimizer.validate()?;
         if self
             .state_owner
@@ -254,12 +397,12 @@ impl Sequential {
         self.state_owner = Some(optimizer.name().to_string());
         self.compiled = Some(Compiled {
             optimizer,
-            loss,
+            losses,
             metrics: metrics.to_vec(),
         });
         self.train = None;
         self.infer = None;
-        if self.takes_ids() || self.input_shape.is_some() {
+        if self.can_build() {
             self.build()?;
         }
         self.init_opt_state();
@@ -276,12 +419,12 @@ impl Sequential {
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         crate::checkpoint::save(self, path.as_ref())
     }
-    /// Restores weights, optimiser state and step count from [`Sequential::save`]'s file.
-    /// A file holding NaN or infinite values is refused (see [`Sequential::load_with`]).
+    /// Restores weights, optimiser state and step count from [`Model::save`]'s file.
+    /// A file holding NaN or infinite values is refused (see [`Model::load_with`]).
     pub fn load(&mut self, path: impl AsRef<Path>) -> Result<()> {
         self.load_with(path, LoadOptions::default())
     }
-    /// [`Sequential::load`] with options (e.g. accepting non-finite values).
+    /// [`Model::load`] with options (e.g. accepting non-finite values).
     pub fn load_with(&mut self, path: impl AsRef<Path>, opts: LoadOptions) -> Result<()> {
         self.build()?;
         crate::checkpoint::load(self, path.as_ref(), opts)

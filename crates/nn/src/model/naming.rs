@@ -4,54 +4,127 @@
 //!
 //! Names follow the PyTorch state dict of the equivalent model, with Keras's numbering of
 //! repeated layers: the first module of a kind is `embedding`, `lstm`, `dense`; later modules
-//! of that kind are `dense_1`, `dense_2`, ... An LSTM that directly follows an LSTM with
-//! `return_sequences` stacks onto it as the next layer of the same module (as
-//! `torch.nn.LSTM(num_layers=k)`): `lstm.weight_ih_l0`, then `lstm.weight_ih_l1`. Any layer in
-//! between (a dropout, say) starts a new module (`lstm_1.weight_ih_l0`).
+//! of that kind are `dense_1`, `dense_2`, ... An LSTM called once, directly on the output of
+//! the layer before it (an LSTM with `return_sequences`, itself called once), stacks onto it
+//! as the next layer of the same module (as `torch.nn.LSTM(num_layers=k)`):
+//! `lstm.weight_ih_l0`, then `lstm.weight_ih_l1`. Any layer in between (a dropout, say)
+//! starts a new module (`lstm_1.weight_ih_l0`).
+//!
+//! Shapes come from the graph: building runs the forward pass once at batch 1, and each layer
+//! declares its parameters at its first call from the width of what it is called on. A shared
+//! layer's later calls must see the same width.
 use std::collections::HashMap;
 
-use super::Sequential;
+use trellis_ir::{Graph, TensorType};
+
+use super::topology::Ref;
+use super::Model;
 use crate::data::SplitMix64;
-use crate::layers::{ParamSpec, Scope};
+use crate::layers::{Act, ParamSpec, Scope};
 use crate::{NnError, Result};
 
-impl Sequential {
-    /// Declares and initialises the parameters (done by `compile` when the first layer is an
-    /// embedding or the input shape is set, else by the first `fit`). Idempotent.
+impl Model {
+    /// Declares and initialises the parameters (done by `compile` when the input shapes are
+    /// known or the model takes token ids, else by the first `fit`). Idempotent.
     pub fn build(&mut self) -> Result<()> {
-        if !self.specs.is_empty() || self.layers.is_empty() {
-            if self.layers.is_empty() {
-                return Err(NnError::Model("the model has no layers".into()));
-            }
+        if self.topo.layers.is_empty() {
+            return Err(NnError::Model("the model has no layers".into()));
+        }
+        if !self.layer_params.is_empty() {
             return Ok(());
         }
-        let mut features = if self.takes_ids() {
-            0
-        } else {
-            match &self.input_shape {
-                Some(s) if !s.is_empty() => *s.last().expect("non-empty"),
-                _ => {
-                    return Err(NnError::Model(
-                        "the input shape is unknown: call with_input_shape (or fit) first".into(),
-                    ))
+        let rows = self.build_rows()?;
+        let scopes = self.scopes();
+        let mut declared: Vec<Option<Vec<ParamSpec>>> = vec![None; self.topo.layers.len()];
+        let states = self
+            .compiled
+            .as_ref()
+            .map_or(0, |c| c.optimizer.state_names().len());
+        let mut g = Graph::new();
+        let xs = self.input_nodes(&mut g, 1, &rows)?;
+        self.walk(&mut g, &xs, false, &mut |g, l, args| {
+            let layer = &self.topo.layers[l];
+            let p = layer.params(&scopes[l], in_features(g, args));
+            if declared[l].is_none() {
+                if let Some(z) = p.iter().find(|p| p.shape.contains(&0)) {
+                    return Err(NnError::Model(format!(
+                        "layer {l} ({}): parameter {} has shape {:?}: sizes must be positive",
+                        layer.kind(),
+                        z.name,
+                        z.shape
+                    )));
                 }
+                let all = declared.iter().flatten().flatten();
+                if let Some(dup) = p.iter().find(|q| all.clone().any(|s| s.name == q.name)) {
+                    return Err(NnError::Model(format!(
+                        "layer {l} ({}): a parameter named {} exists already: give the layers \
+                         different names",
+                        layer.kind(),
+                        dup.name
+                    )));
+                }
+                // Before the layer's nodes are built: an absurd size is this error, not a
+                // graph one.
+                let mut with: Vec<ParamSpec> = all.cloned().collect();
+                with.extend(p.iter().cloned());
+                crate::memory::check_params(&with, states, self.memory_limit)?;
+                declared[l] = Some(p.clone());
             }
-        };
-        let mut counts: HashMap<&'static str, usize> = HashMap::new();
-        let mut scope: Option<Scope> = None;
+            let have = declared[l].as_deref().unwrap_or_default();
+            check_params(l, layer.kind(), &p, have)?;
+            p.iter()
+                .map(|s| Ok(g.try_param(&s.name, TensorType::f32(s.shape.as_slice()))?))
+                .collect()
+        })?;
         let mut specs = Vec::new();
         let mut ranges = Vec::new();
-        for (i, l) in self.layers.iter().enumerate() {
-            if i > 0 && l.takes_ids() {
-                return Err(NnError::Model(format!(
-                    "layer {i} ({}) takes token ids: only the first layer can",
-                    l.kind()
-                )));
-            }
-            // A layer stacks onto the one before it only under the same name (or none).
-            let stacked =
-                i > 0 && l.name() == self.layers[i - 1].name() && l.stacks_on(&*self.layers[i - 1]);
-            let s = match (&scope, stacked) {
+        for p in declared {
+            let p = p.unwrap_or_default();
+            ranges.push(specs.len()..specs.len() + p.len());
+            specs.extend(p);
+        }
+        let mut rng = SplitMix64::new(self.seed);
+        self.weights = specs
+            .iter()
+            .map(|s| s.init.sample(&s.shape, &mut rng))
+            .collect();
+        self.specs = specs;
+        self.layer_params = ranges;
+        self.init_opt_state();
+        Ok(())
+    }
+
+    /// The per-sample shape of each input for building: as given, or `[1]` for ids of a
+    /// length not known yet (the parameters do not depend on it).
+    pub(super) fn build_rows(&self) -> Result<Vec<Vec<usize>>> {
+        self.topo
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match &s.shape {
+                Some(s) if !s.is_empty() || self.input_takes_ids(i) => Ok(s.clone()),
+                None if self.input_takes_ids(i) => Ok(vec![1]),
+                _ => Err(NnError::Model(
+                    "the input shape is unknown: call with_input_shape (or fit) first".into(),
+                )),
+            })
+            .collect()
+    }
+
+    /// Each layer's module name and index in its module (see the module doc).
+    pub(super) fn scopes(&self) -> Vec<Scope> {
+        let t = &self.topo;
+        let mut counts: HashMap<&'static str, usize> = HashMap::new();
+        let mut scopes: Vec<Scope> = Vec::with_capacity(t.layers.len());
+        for (i, l) in t.layers.iter().enumerate() {
+            let stacked = i > 0
+                && l.name() == t.layers[i - 1].name()
+                && l.stacks_on(&*t.layers[i - 1])
+                && {
+                    let (mine, prev) = (single_call(t, i), single_call(t, i - 1));
+                    matches!((mine, prev), (Some(m), Some(p)) if t.calls[m].args == [Ref::Call(p, 0)])
+                };
+            let s = match (scopes.last(), stacked) {
                 (Some(prev), true) => Scope {
                     module: prev.module.clone(),
                     index: prev.index + 1,
@@ -62,54 +135,14 @@ impl Sequential {
                 },
                 _ => {
                     let c = counts.entry(l.kind()).or_default();
-                    let module = if *c == 0 {
-                        l.kind().to_string()
-                    } else {
-                        format!("{}_{c}", l.kind())
-                    };
+                    let module = super::topology::numbered(l.kind(), *c);
                     *c += 1;
                     Scope { module, index: 0 }
                 }
             };
-            let p = l.params(&s, features);
-            if let Some(z) = p.iter().find(|p| p.shape.contains(&0)) {
-                return Err(NnError::Model(format!(
-                    "layer {i} ({}): parameter {} has shape {:?}: sizes must be positive",
-                    l.kind(),
-                    z.name,
-                    z.shape
-                )));
-            }
-            if let Some(dup) = p
-                .iter()
-                .find(|q| specs.iter().any(|s: &ParamSpec| s.name == q.name))
-            {
-                return Err(NnError::Model(format!(
-                    "layer {i} ({}): a parameter named {} exists already: give the layers \
-                     different names",
-                    l.kind(),
-                    dup.name
-                )));
-            }
-            ranges.push(specs.len()..specs.len() + p.len());
-            specs.extend(p);
-            features = l.out_features(features);
-            scope = Some(s);
+            scopes.push(s);
         }
-        let states = self
-            .compiled
-            .as_ref()
-            .map_or(0, |c| c.optimizer.state_names().len());
-        crate::memory::check_params(&specs, states, self.memory_limit)?;
-        let mut rng = SplitMix64::new(self.seed);
-        self.weights = specs
-            .iter()
-            .map(|s| s.init.sample(&s.shape, &mut rng))
-            .collect();
-        self.specs = specs;
-        self.layer_params = ranges;
-        self.init_opt_state();
-        Ok(())
+        scopes
     }
 
     /// Zero optimiser state for every parameter that has none yet (compiled and built).
@@ -124,4 +157,46 @@ impl Sequential {
             }
         }
     }
+}
+
+/// The one call of layer `l`, when it is called once.
+fn single_call(t: &super::Topology, l: usize) -> Option<usize> {
+    let mut calls = t.calls_of(l);
+    match (calls.next(), calls.next()) {
+        (Some((c, _)), None) => Some(c),
+        _ => None,
+    }
+}
+
+/// The width of the last axis of a call's first argument (what a layer's parameters follow).
+pub(super) fn in_features(g: &Graph, args: &[Act]) -> usize {
+    args.first()
+        .and_then(|a| g.ty(a.node).dims().last().copied())
+        .unwrap_or(1)
+}
+
+/// That a call of layer `l` needs the parameters `have` it was built with: a shared layer
+/// called on inputs of another width, or data of another shape than the model was built for,
+/// is an error naming the layer and both shapes.
+pub(super) fn check_params(
+    l: usize,
+    kind: &str,
+    want: &[ParamSpec],
+    have: &[ParamSpec],
+) -> Result<()> {
+    let shapes = |p: &[ParamSpec]| -> Vec<(String, Vec<usize>)> {
+        p.iter()
+            .map(|s| (s.name.clone(), s.shape.clone()))
+            .collect()
+    };
+    if shapes(want) != shapes(have) {
+        return Err(NnError::Shape(format!(
+            "layer {l} ({kind}): called on an input that needs parameters {:?}, but it was built \
+             with {:?} (a shared layer must be called on inputs of one width; data must have \
+             the shape the model was built for)",
+            shapes(want),
+            shapes(have)
+        )));
+    }
+    Ok(())
 }

@@ -4,21 +4,25 @@
 use trellis_ir::NodeId;
 use trellis_jit::{CompileOptions, Plan};
 
-use super::{Sequential, StepGraph};
-use crate::losses::Loss;
+use super::{Compiled, Model, Shapes, StepGraph, Targets};
 use crate::metrics::accuracy_counts;
 use crate::Result;
 
-/// A compiled step and the key it was compiled for: `(batch, per-sample input shape)`.
+/// A compiled step and the key it was compiled for: `(batch, per-sample input shapes)`.
 pub(super) struct Runner {
-    pub key: (usize, Vec<usize>),
+    pub key: (usize, Vec<Vec<usize>>),
     pub plan: Plan,
     pub sg: StepGraph,
 }
 
-impl Sequential {
-    pub(super) fn runner(&mut self, training: bool, batch: usize, row: &[usize]) -> Result<Runner> {
-        let key = (batch, row.to_vec());
+impl Model {
+    pub(super) fn runner(
+        &mut self,
+        training: bool,
+        batch: usize,
+        rows: &[Vec<usize>],
+    ) -> Result<Runner> {
+        let key = (batch, rows.to_vec());
         let slot = if training {
             self.train.take()
         } else {
@@ -27,7 +31,8 @@ impl Sequential {
         if let Some(r) = slot.filter(|r| r.key == key) {
             return Ok(r);
         }
-        let sg = self.step_graph(batch, row, training)?;
+        let rows: Vec<&[usize]> = rows.iter().map(Vec::as_slice).collect();
+        let sg = self.step_graph(batch, &rows, training)?;
         let updates = sg
             .optimizer
             .as_ref()
@@ -77,9 +82,14 @@ impl Sequential {
     }
 }
 
-/// What one batch of a plan gives: the loss, the real rows' predictions and their mask.
+/// What one batch of a plan gives: the loss and each output's predictions for the real rows.
 pub(super) struct BatchOut {
     pub loss: f64,
+    pub outputs: Vec<OutputBatch>,
+}
+
+/// One output of a [`BatchOut`].
+pub(super) struct OutputBatch {
     /// `[rows, steps, k]` (steps 1 for a vector output).
     pub pred: Vec<f32>,
     /// `[rows, steps]`, when the output is masked.
@@ -89,30 +99,45 @@ pub(super) struct BatchOut {
 
 impl BatchOut {
     pub fn read(r: &Runner, rows: usize) -> Result<BatchOut> {
-        let (steps, k) = (r.sg.steps, r.sg.out_width);
-        let mut pred = values(&r.plan, r.sg.pred)?;
-        pred.truncate(rows * steps * k);
-        let mask = match r.sg.mask {
-            Some(m) => {
-                let mut v = values(&r.plan, m)?;
-                v.truncate(rows * steps);
-                Some(v)
-            }
-            None => None,
-        };
+        let mut outputs = Vec::with_capacity(r.sg.outputs.len());
+        for o in &r.sg.outputs {
+            let (steps, k) = (o.steps, o.out_width);
+            let mut pred = values(&r.plan, o.pred)?;
+            pred.truncate(rows * steps * k);
+            let mask = match o.mask {
+                Some(m) => {
+                    let mut v = values(&r.plan, m)?;
+                    v.truncate(rows * steps);
+                    Some(v)
+                }
+                None => None,
+            };
+            outputs.push(OutputBatch { pred, mask, k });
+        }
         Ok(BatchOut {
             loss: scalar(&r.plan, r.sg.loss)?,
-            pred,
-            mask,
-            k,
+            outputs,
         })
     }
 
-    /// Correct decisions and decisions counted against the real rows' targets `y` (as the
-    /// user gave them); masked steps count for nothing.
-    pub fn accuracy(&self, loss: Loss, y: &[f32]) -> (u64, u64) {
-        let rows = self.pred.len() / self.k;
-        accuracy_counts(loss, &self.pred, y, rows, self.k, self.mask.as_deref())
+    /// Correct decisions and decisions counted against the targets `y` of samples `rows`
+    /// (as the user gave them), over every output; masked steps count for nothing.
+    pub fn accuracy(&self, c: &Compiled, y: &Targets, rows: &[usize], s: &Shapes) -> (u64, u64) {
+        let (mut ok, mut all) = (0, 0);
+        for (o, out) in self.outputs.iter().enumerate() {
+            let loss = c.losses.losses[o];
+            let per = s.targets_per_sample(o, loss);
+            let yv = &y.arrays[o].values;
+            let yr: Vec<f32> = rows
+                .iter()
+                .flat_map(|&i| yv[i * per..(i + 1) * per].iter().copied())
+                .collect();
+            let n = out.pred.len() / out.k;
+            let (a, b) = accuracy_counts(loss, &out.pred, &yr, n, out.k, out.mask.as_deref());
+            ok += a;
+            all += b;
+        }
+        (ok, all)
     }
 }
 

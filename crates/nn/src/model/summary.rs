@@ -1,62 +1,69 @@
-//! `Sequential::summary`: Keras's table of layers (name, output shape, parameter count) and
-//! the totals. Output shapes come from the model's forward graph at batch 1 (the one the step
-//! graph uses), so they are what the layers really produce, not a second copy of each layer's
-//! shape rules.
+//! `Model::summary`: Keras's table of layers (name, output shape, parameter count; for a
+//! functional model also the inputs and what each layer is connected to) and the totals.
+//! Output shapes come from the model's forward graph at batch 1 (the one the step graph
+//! uses), so they are what the layers really produce, not a second copy of each layer's shape
+//! rules.
 use std::collections::HashMap;
 use std::fmt;
 
 use trellis_ir::Graph;
 
-use super::Sequential;
-use crate::{NnError, Result};
+use super::topology::{numbered, Ref};
+use super::Model;
+use crate::Result;
 
 /// One row of a [`Summary`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SummaryRow {
     /// Keras's layer name: `lstm`, `lstm_1`, ... by class, or the name the user gave.
     pub name: String,
-    /// Keras's class name (`LSTM`, `Dense`, ...).
+    /// Keras's class name (`LSTM`, `Dense`, `InputLayer`, ...).
     pub class: String,
-    /// Output shape with the batch axis first; `None` where the size is not fixed (the batch,
-    /// and the time axis while the input shape is unknown).
+    /// Output shape (of the layer's first call) with the batch axis first; `None` where the
+    /// size is not fixed (the batch, and the time axis while the input shape is unknown).
     pub output_shape: Vec<Option<usize>>,
     pub params: usize,
+    /// A functional model's: what each call of the layer reads, as Keras writes it
+    /// (`layer[call][output]`); empty in a Sequential's summary.
+    pub connected_to: Vec<String>,
 }
 
-/// What [`Sequential::summary`] returns; `Display` prints Keras's table.
+/// What [`Model::summary`] returns; `Display` prints Keras's table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Summary {
+    /// `sequential` or `functional` (Keras's model names).
+    pub model: String,
     pub rows: Vec<SummaryRow>,
     pub total: usize,
     /// Every trellis parameter is trained (there is no freezing yet).
     pub trainable: usize,
 }
 
-impl Sequential {
-    /// Keras's `model.summary()`: builds the model if needed (so it needs the input shape,
-    /// or an embedding first) and lists each layer's output shape and parameter count.
+impl Model {
+    /// Keras's `model.summary()`: builds the model if needed (so it needs the input shapes,
+    /// or token ids as input) and lists each layer's output shape and parameter count; for a
+    /// functional model also its inputs and what each layer is connected to.
     pub fn summary(&mut self) -> Result<Summary> {
         self.build()?;
-        let time_known = self.input_shape.is_some();
-        let row = match &self.input_shape {
-            Some(s) => s.clone(),
-            // An embedding model without an input shape: any length shows the shapes; the
-            // time axis then prints as None.
-            None => vec![2],
-        };
-        let f = self.forward(&mut Graph::new(), 1, &row, false)?;
-        let mut counts: HashMap<String, usize> = HashMap::new();
-        let mut rows = Vec::new();
-        let layers = self.layers.iter().zip(&self.layer_params);
-        for ((l, r), dims) in layers.zip(f.layer_dims) {
-            let mut shape: Vec<Option<usize>> = dims.into_iter().map(Some).collect();
+        let time_known = self.topo.inputs.iter().all(|i| i.shape.is_some());
+        // A model of ids without an input shape: any length shows the shapes; the time axis
+        // then prints as None.
+        let rows_in = self.build_rows()?;
+        let f = self.forward(&mut Graph::new(), 1, &rows_in, false)?;
+        let shape_of = |dims: &[usize]| {
+            let mut shape: Vec<Option<usize>> = dims.iter().copied().map(Some).collect();
             shape[0] = None;
             if !time_known && shape.len() == 3 {
                 shape[1] = None;
             }
-            let config = l.config();
-            let class = config
-                .as_ref()
+            shape
+        };
+        let functional = !self.topo.is_chain();
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        let mut names = Vec::with_capacity(self.topo.layers.len());
+        for l in &self.topo.layers {
+            let class = l
+                .config()
                 .map_or(l.kind().to_string(), |c| c.class_name().to_string());
             let name = match l.name() {
                 Some(n) => n.to_string(),
@@ -64,29 +71,69 @@ impl Sequential {
                     let base = class.to_lowercase();
                     let c = counts.entry(base.clone()).or_default();
                     *c += 1;
-                    if *c == 1 {
-                        base
-                    } else {
-                        format!("{base}_{}", *c - 1)
-                    }
+                    numbered(&base, *c - 1)
                 }
             };
-            let params = self.specs[r.clone()]
-                .iter()
-                .map(|s| s.shape.iter().product::<usize>())
-                .sum();
-            rows.push(SummaryRow {
-                name,
-                class,
-                output_shape: shape,
-                params,
-            });
+            names.push((name, class));
         }
-        if rows.is_empty() {
-            return Err(NnError::Model("the model has no layers".into()));
+        let mut rows = Vec::new();
+        if functional {
+            for (i, input) in self.topo.inputs.iter().enumerate() {
+                let dims: Vec<usize> = [&[1][..], &rows_in[i]].concat();
+                rows.push(SummaryRow {
+                    name: input.name.clone(),
+                    class: "InputLayer".into(),
+                    output_shape: shape_of(&dims),
+                    params: 0,
+                    connected_to: Vec::new(),
+                });
+            }
+        }
+        // Which call of its layer each call is (Keras's node index).
+        let mut call_index = Vec::with_capacity(self.topo.calls.len());
+        let mut seen = vec![0usize; self.topo.layers.len()];
+        for c in &self.topo.calls {
+            call_index.push(seen[c.layer]);
+            seen[c.layer] += 1;
+        }
+        let source = |r: &Ref| match *r {
+            Ref::Input(i) => format!("{}[0][0]", self.topo.inputs[i].name),
+            Ref::Call(c, o) => format!(
+                "{}[{}][{o}]",
+                names[self.topo.calls[c].layer].0, call_index[c]
+            ),
+        };
+        for (l, ((name, class), r)) in names.iter().zip(&self.layer_params).enumerate() {
+            let Some((first, _)) = self.topo.calls_of(l).next() else {
+                continue;
+            };
+            let connected_to = if functional {
+                self.topo
+                    .calls_of(l)
+                    .flat_map(|(_, c)| c.args.iter().map(source))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            rows.push(SummaryRow {
+                name: name.clone(),
+                class: class.clone(),
+                output_shape: shape_of(&f.call_dims[first][0]),
+                params: self.specs[r.clone()]
+                    .iter()
+                    .map(|s| s.shape.iter().product::<usize>())
+                    .sum(),
+                connected_to,
+            });
         }
         let total = rows.iter().map(|r| r.params).sum();
         Ok(Summary {
+            model: if functional {
+                "functional"
+            } else {
+                "sequential"
+            }
+            .into(),
             rows,
             total,
             trainable: total,
@@ -140,18 +187,41 @@ impl fmt::Display for Summary {
                 ]
             })
             .collect();
+        let connected = self.model != "sequential";
         // Keras's column widths, widened when a cell needs more.
         let w0 = cells.iter().map(|c| c[0].len() + 2).fold(28, usize::max);
         let w1 = cells.iter().map(|c| c[1].len() + 2).fold(26, usize::max);
         let w2 = cells.iter().map(|c| c[2].len()).fold(10, usize::max);
-        let width = 1 + w0 + w1 + w2;
+        let w3 = self
+            .rows
+            .iter()
+            .flat_map(|r| r.connected_to.iter().map(String::len))
+            .fold(17, usize::max);
+        let width = 1 + w0 + w1 + w2 + if connected { 3 + w3 } else { 0 };
+        let w2 = w2 + 3;
         let line = |f: &mut fmt::Formatter<'_>, c: &str| writeln!(f, "{}", c.repeat(width));
-        writeln!(f, "Model: \"sequential\"")?;
+        writeln!(f, "Model: \"{}\"", self.model)?;
         line(f, "_")?;
-        writeln!(f, " {:w0$}{:w1$}Param #", "Layer (type)", "Output Shape")?;
+        if connected {
+            writeln!(
+                f,
+                " {:w0$}{:w1$}{:w2$}Connected to",
+                "Layer (type)", "Output Shape", "Param #"
+            )?;
+        } else {
+            writeln!(f, " {:w0$}{:w1$}Param #", "Layer (type)", "Output Shape")?;
+        }
         line(f, "=")?;
-        for c in &cells {
-            writeln!(f, " {:w0$}{:w1$}{}", c[0], c[1], c[2])?;
+        for (c, r) in cells.iter().zip(&self.rows) {
+            if !connected {
+                writeln!(f, " {:w0$}{:w1$}{}", c[0], c[1], c[2])?;
+                continue;
+            }
+            let first = r.connected_to.first().map_or("-", String::as_str);
+            writeln!(f, " {:w0$}{:w1$}{:w2$}{first}", c[0], c[1], c[2])?;
+            for more in r.connected_to.iter().skip(1) {
+                writeln!(f, " {:w$}{more}", "", w = w0 + w1 + w2)?;
+            }
         }
         line(f, "=")?;
         let non = self.total - self.trainable;

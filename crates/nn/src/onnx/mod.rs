@@ -16,7 +16,7 @@ use std::path::Path;
 
 use crate::layers::{Activation, LayerConfig, Merge};
 use crate::model::{Inputs, Values};
-use crate::{NnError, Result, Sequential};
+use crate::{Model, NnError, Result};
 
 mod proto;
 
@@ -84,18 +84,25 @@ fn unsupported(i: usize, class: &str, why: &str) -> NnError {
 
 /// Writes `model` (built: trained, loaded or `build()` called) as an ONNX file at `path`. The
 /// graph's input is `input` (int64 token ids `[batch, T]` for a model that starts with an
-/// embedding, else float `[batch, ...]`), its output `output`, as [`Sequential::predict`]
+/// embedding, else float `[batch, ...]`), its output `output`, as [`Model::predict`]
 /// returns it.
-pub fn export(model: &Sequential, path: impl AsRef<Path>) -> Result<()> {
+pub fn export(model: &Model, path: impl AsRef<Path>) -> Result<()> {
     let bytes = to_bytes(model)?;
     crate::checkpoint::write_atomic(path.as_ref(), &bytes)
 }
 
 /// The ONNX `ModelProto` of `model`, encoded.
-pub fn to_bytes(model: &Sequential) -> Result<Vec<u8>> {
+pub fn to_bytes(model: &Model) -> Result<Vec<u8>> {
     if model.param_specs().is_empty() {
         return Err(NnError::Model(
             "onnx export: the model is not built (train, load or build() it first)".into(),
+        ));
+    }
+    if !model.is_sequential() {
+        return Err(NnError::Model(
+            "onnx export: only a stack of layers (one input, each layer called once on the one \
+             before) is exported; this model is functional"
+                .into(),
         ));
     }
     let takes_ids = model.layers().first().is_some_and(|l| l.takes_ids());
@@ -180,6 +187,22 @@ fn layer(
     match c {
         LayerConfig::Named { layer: inner, .. } => layer(b, i, inner, names, params, x),
         LayerConfig::Dropout(_) => Ok(x),
+        other @ (LayerConfig::Concatenate(_)
+        | LayerConfig::Add(_)
+        | LayerConfig::Subtract(_)
+        | LayerConfig::Multiply(_)
+        | LayerConfig::Dot(_)
+        | LayerConfig::RepeatVector(_)
+        | LayerConfig::Flatten(_)
+        | LayerConfig::Softmax(_)
+        | LayerConfig::GlobalAveragePooling1D(_)
+        | LayerConfig::GlobalMaxPooling1D(_)
+        | LayerConfig::Attention(_)
+        | LayerConfig::AdditiveAttention(_)) => Err(unsupported(
+            i,
+            other.class_name(),
+            "not exported to ONNX yet",
+        )),
         LayerConfig::Masking(_) => Err(unsupported(
             i,
             "Masking",
@@ -437,13 +460,16 @@ fn recurrent(
 /// `scripts/onnx_check.py`: JSON `{"input": {"dtype", "shape", "data"}, "output": {"shape",
 /// "data"}}`.
 pub fn write_reference<'a>(
-    model: &mut Sequential,
+    model: &mut Model,
     x: impl Into<Inputs<'a>>,
     path: impl AsRef<Path>,
 ) -> Result<()> {
     let x = x.into();
     let out = model.predict(&x)?;
-    let (dtype, data) = match &x.values {
+    let Some(a) = x.arrays.first() else {
+        return Err(NnError::Model("write_reference: no input array".into()));
+    };
+    let (dtype, data) = match &a.values {
         Values::Ids(v) => ("int64", serde_json::json!(v)),
         Values::Floats(v) => ("float32", serde_json::json!(v)),
     };

@@ -6,7 +6,7 @@
 //! recurrence step. Here the same [`ScalarFn`] runs as a short program over a tile of up to
 //! [`TILE`] elements of the `rows x cols` grid (numexpr's design): each node is one tight loop
 //! over the tile in `zmm` registers, its function fixed when the program is built (the math is
-//! [`crate::math`]'s, instantiated for [`Zmm`], so results are bit-identical to the Cranelift
+//! `trellis_ir::lanes`', instantiated for [`Zmm`], so results are bit-identical to the Cranelift
 //! kernels). Intermediate values live in tile-sized slots reused by liveness, so a tile's
 //! working set stays in L1; on tiles inside one row, inputs are read and outputs written in the
 //! caller's memory directly, otherwise they are staged through slots. A dense grid is one long
@@ -16,8 +16,9 @@ use std::cell::RefCell;
 
 use trellis_ir::{Binary, Prim, Scalar, ScalarFn, Unary};
 
-use crate::kernel::{live_nodes, small_int, KernelSpec};
-use crate::math::{Cmp, Lanes};
+use trellis_ir::lanes::{Cmp, Lanes};
+
+use super::spec::{live_nodes, KernelSpec};
 
 /// Elements per tile: 16 vectors, so a slot is 1 KiB and twenty slots fit in L1 with room.
 pub(crate) const TILE: usize = 256;
@@ -127,8 +128,8 @@ impl Program {
                     continue;
                 }
                 Scalar::Unary(f, a) => (Op::Unary(f), [s(a), 0, 0]),
-                Scalar::Binary(Binary::Pow, a, b) if small_int(e, b).is_some() => {
-                    (Op::Powi(small_int(e, b).expect("checked")), [s(a), 0, 0])
+                Scalar::Binary(Binary::Pow, a, b) if e.small_int(b).is_some() => {
+                    (Op::Powi(e.small_int(b).expect("checked")), [s(a), 0, 0])
                 }
                 Scalar::Binary(f, a, b) => (Op::Binary(f), [s(a), s(b), 0]),
                 Scalar::Select(c, a, b) => (Op::Select, [s(c), s(a), s(b)]),

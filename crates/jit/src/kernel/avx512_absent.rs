@@ -1,0 +1,27 @@
+//! Off x86-64 no host runs AVX-512 tile programs: the cache never builds one.
+use super::spec::KernelSpec;
+
+pub(crate) fn available() -> bool {
+    false
+}
+
+/// Never built: [`super::KernelCache::with_backend`] refuses the AVX-512 backend first.
+#[derive(Debug)]
+pub(crate) enum Program {}
+
+impl Program {
+    pub(crate) fn new(_: &KernelSpec) -> Program {
+        unreachable!("AVX-512 programs are only built on x86-64 hosts that have AVX-512")
+    }
+    pub(crate) unsafe fn run(
+        &self,
+        _: usize,
+        _: usize,
+        _: *const *const f32,
+        _: *const usize,
+        _: *const *mut f32,
+        _: *const usize,
+    ) {
+        match *self {}
+    }
+}

@@ -1,0 +1,503 @@
+//! Phase 2, selection: each unit of the fused schedule becomes steps. A fused group is one
+//! kernel (its members' scalar forms spliced into one expression); a matrix product a GEMM
+//! call; gathers, scatter-adds, matrix transposes and sums over leading or trailing axes their
+//! own loops; views no step at all; anything else runs its reference `eval` (a fallback).
+//! Values get their memory from the [`Placement`] as their producing step is chosen.
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use trellis_ir::ops::{BroadcastTo, Gather, MatMul, Reduce, ReduceKind, ScatterAdd, SumTo};
+use trellis_ir::{DType, Graph, NodeId, Op, OpClass, Scalar, ScalarFn};
+
+use super::place::{concat_axis, concat_windows, Placement};
+use crate::fusion::Unit;
+use crate::loc::Loc;
+use crate::stats::PlanStats;
+use crate::step::{ReduceMode, Step, Val};
+use crate::{JitError, Kernel, KernelCache, KernelSpec};
+
+/// The steps chosen, with the memory map they write into.
+pub(crate) struct Selection<'g> {
+    g: &'g Graph,
+    pub(crate) mem: Placement<'g>,
+    pub(crate) steps: Vec<Step>,
+    /// `(i64 value slot, vocabulary, gather node)`: ids checked before any step runs.
+    pub(crate) id_checks: Vec<(usize, usize, String)>,
+    pub(crate) stats: PlanStats,
+    /// `(step, members)` of each fused kernel step, for `Plan::explain`, when recorded.
+    pub(crate) sources: Option<Vec<(usize, Vec<NodeId>)>>,
+    kernels: FxHashSet<*const Kernel>,
+    /// The graph's outputs (a fused member that is one is written out).
+    outputs: FxHashSet<NodeId>,
+    /// Scratch tables of [`Selection::group`], kept between calls.
+    group_set: FxHashSet<NodeId>,
+    group_slots: FxHashMap<NodeId, u32>,
+    scalars: ScalarForms,
+}
+
+/// The scalar form of each distinct elementwise op met, by op identity (as CSE compares ops:
+/// equal ops compute alike): a group of k members built k expressions, hundreds of
+/// thousands of times over at long T, where a handful of distinct ops occur.
+#[derive(Default)]
+struct ScalarForms(FxHashMap<u64, Vec<OpForm>>);
+
+/// An op and its scalar form.
+type OpForm = (Arc<dyn Op>, ScalarFn);
+
+impl ScalarForms {
+    fn get(&mut self, op: &Arc<dyn Op>) -> &ScalarFn {
+        let mut h = rustc_hash::FxHasher::default();
+        op.identity_hash(&mut h);
+        let list = self.0.entry(std::hash::Hasher::finish(&h)).or_default();
+        let i = match list.iter().position(|(o, _)| o.same_as(&**op)) {
+            Some(i) => i,
+            None => {
+                list.push((op.clone(), op.scalar().expect("elementwise")));
+                list.len() - 1
+            }
+        };
+        &list[i].1
+    }
+}
+
+impl<'g> Selection<'g> {
+    /// Steps for every unit, in order; `sources` records each kernel's member nodes.
+    pub(crate) fn new(mem: Placement<'g>, units: &[Unit], sources: bool) -> Result<Self, JitError> {
+        let g = mem.g;
+        let mut s = Selection {
+            g,
+            mem,
+            steps: Vec::new(),
+            id_checks: Vec::new(),
+            stats: PlanStats::default(),
+            sources: sources.then(Vec::new),
+            kernels: FxHashSet::default(),
+            outputs: g.outputs().iter().copied().collect(),
+            group_set: FxHashSet::default(),
+            group_slots: FxHashMap::default(),
+            scalars: ScalarForms::default(),
+        };
+        for u in units {
+            match u {
+                Unit::Single(n) => s.single(*n)?,
+                Unit::Group(members) => s.group(members)?,
+            }
+        }
+        s.stats.kernels = s.kernels.len();
+        Ok(s)
+    }
+
+    /// Lowers one non-fused node, by its op's class; what has no dedicated step falls back.
+    fn single(&mut self, n: NodeId) -> Result<(), JitError> {
+        let g = self.g;
+        let node = g.node(n);
+        let ops = &node.inputs[..];
+        let f32 = node.ty.dtype == DType::F32;
+        let done = match node.op.class() {
+            OpClass::Leaf => self.mem.vals.contains_key(&n), // placed, unless an outside leaf
+            // (An outside op may claim a class: steps read operands only once the op is known.)
+            OpClass::View if f32 && !ops.is_empty() => self.view(n) || self.transpose(n, ops[0]),
+            OpClass::Contraction => match node.op.as_any().downcast_ref::<MatMul>() {
+                Some(mm) => {
+                    self.matmul(n, mm, ops[0], ops[1])?;
+                    true
+                }
+                None => false,
+            },
+            OpClass::Index if f32 => self.index(n, ops),
+            OpClass::Reduction if f32 && !ops.is_empty() => self.reduce(n, ops[0]),
+            OpClass::Other => self.concat(n, ops)?,
+            _ => false,
+        };
+        if done {
+            return Ok(());
+        }
+        self.fallback(n)
+    }
+
+    /// A view: no step, a window on the operand's memory (unless a concat placed it).
+    fn view(&mut self, n: NodeId) -> bool {
+        if self.mem.placed.contains(&n) {
+            return false;
+        }
+        let Some(v) = self.mem.view(n) else {
+            return false;
+        };
+        self.mem.vals.insert(n, Val::F(v));
+        true
+    }
+
+    /// A matrix transpose of a full (not column-broadcast) operand into dense memory.
+    fn transpose(&mut self, n: NodeId, x: NodeId) -> bool {
+        let is_matrix_transpose = self
+            .g
+            .op(n)
+            .as_any()
+            .downcast_ref::<trellis_ir::ops::Transpose>()
+            .is_some_and(|t| t.perm.as_slice() == [1, 0]);
+        if !is_matrix_transpose || self.mem.loc(x).cb {
+            return false;
+        }
+        let src = self.mem.loc(x);
+        let dst = self.mem.out_loc(n);
+        if !dst.is_dense() {
+            return false;
+        }
+        self.steps.push(Step::Transpose { src, dst });
+        true
+    }
+
+    /// A placed concat: inputs not written in place are copied into their window.
+    fn concat(&mut self, n: NodeId, ops: &[NodeId]) -> Result<bool, JitError> {
+        if concat_axis(self.g.op(n)).is_none() || !matches!(self.mem.vals.get(&n), Some(Val::F(_)))
+        {
+            return Ok(false);
+        }
+        let wins = concat_windows(self.g, n, self.mem.loc(n))
+            .expect("placed concats are row or column concats");
+        for (&x, win) in ops.iter().zip(wins) {
+            if self.mem.placed.contains(&x)
+                && self
+                    .mem
+                    .vals
+                    .get(&x)
+                    .is_some_and(|v| matches!(v, Val::F(l) if *l == win))
+            {
+                continue;
+            }
+            let src = self.mem.loc(x);
+            self.copy(src, win)?;
+        }
+        Ok(true)
+    }
+
+    /// A gather of table rows or a scatter-add into rows, on dense memory.
+    fn index(&mut self, n: NodeId, ops: &[NodeId]) -> bool {
+        let g = self.g;
+        let any = g.op(n).as_any();
+        if any.is::<Gather>() {
+            let (Val::F(table), Val::I(ids)) = (self.mem.vals[&ops[0]], self.mem.vals[&ops[1]])
+            else {
+                return false;
+            };
+            if !table.is_dense() {
+                return false;
+            }
+            let out = self.mem.out_loc(n);
+            if !out.is_dense() {
+                return false;
+            }
+            let vocab = g.ty(ops[0]).dims()[0];
+            self.note_id_check(ops[1], vocab, g.describe(n));
+            self.steps.push(Step::Gather {
+                table,
+                vocab,
+                ids,
+                out,
+                node: g.describe(n),
+            });
+            return true;
+        }
+        let Some(s) = any.downcast_ref::<ScatterAdd>() else {
+            return false;
+        };
+        let (Val::I(ids), Val::F(src)) = (self.mem.vals[&ops[0]], self.mem.vals[&ops[1]]) else {
+            return false;
+        };
+        let out = self.mem.out_loc(n);
+        if !(src.is_dense() && out.is_dense()) {
+            return false;
+        }
+        self.note_id_check(ops[0], s.rows, g.describe(n));
+        self.steps.push(Step::ScatterAdd {
+            ids,
+            src,
+            rows: s.rows,
+            out,
+            node: g.describe(n),
+        });
+        true
+    }
+
+    /// A sum or mean over leading or trailing axes, into dense memory.
+    fn reduce(&mut self, n: NodeId, x: NodeId) -> bool {
+        let Some((mode, scale, view)) = self.reduction(n, x) else {
+            return false;
+        };
+        let out = self.mem.out_loc(n);
+        if !out.is_dense() {
+            return false;
+        }
+        self.steps.push(Step::Reduce {
+            src: view,
+            mode,
+            scale,
+            out,
+        });
+        true
+    }
+
+    /// Ids reaching a gather through views from an i64 input are checked before any step.
+    fn note_id_check(&mut self, ids: NodeId, vocab: usize, node: String) {
+        let mut n = ids;
+        loop {
+            match self.g.op(n).class() {
+                OpClass::Leaf => {
+                    if let (true, Val::I(slot)) =
+                        (self.mem.inputs.contains_key(&n), self.mem.vals[&n])
+                    {
+                        self.id_checks.push((slot, vocab, node));
+                    }
+                    return;
+                }
+                OpClass::View => match self.g.operands(n).first() {
+                    Some(&x) => n = x,
+                    None => return,
+                },
+                _ => return,
+            }
+        }
+    }
+
+    /// A sum (or mean) over leading or trailing axes, as a row- or column-reduction of a 2-D view.
+    fn reduction(&self, n: NodeId, x: NodeId) -> Option<(ReduceMode, f32, Loc)> {
+        let any = self.g.op(n).as_any();
+        let xd = self.mem.shape(x).dims().to_vec();
+        let (axes, mean): (Vec<usize>, bool) = if let Some(r) = any.downcast_ref::<Reduce>() {
+            (r.axes.to_vec(), r.kind == ReduceKind::Mean)
+        } else if let Some(s) = any.downcast_ref::<SumTo>() {
+            let off = xd.len() - s.shape.rank();
+            (
+                (0..xd.len())
+                    .filter(|&i| i < off || (s.shape.dims()[i - off] == 1 && xd[i] != 1))
+                    .collect(),
+                false,
+            )
+        } else {
+            return None;
+        };
+        // Size-1 axes do not matter: reduced axes must be a prefix or a suffix of the others.
+        let live: Vec<usize> = (0..xd.len()).filter(|&i| xd[i] != 1).collect();
+        let red: Vec<bool> = live.iter().map(|i| axes.contains(i)).collect();
+        let k = red.iter().take_while(|&&r| r).count();
+        let count: usize = axes.iter().map(|&a| xd[a]).product();
+        let scale = if mean { 1.0 / count as f32 } else { 1.0 };
+        let src = self.mem.loc(x);
+        let split = |p: usize| -> Option<Loc> {
+            // View x as [outer, inner] with `p` leading live axes outer.
+            let outer: usize = live[..p].iter().map(|&i| xd[i]).product();
+            let inner: usize = live[p..].iter().map(|&i| xd[i]).product();
+            if src.is_dense() {
+                Some(Loc {
+                    rows: outer,
+                    cols: inner,
+                    rs: inner,
+                    cb: false,
+                    ..src
+                })
+            } else if inner == src.cols && outer == src.rows && !src.cb {
+                Some(src)
+            } else {
+                None
+            }
+        };
+        if red.iter().all(|&r| r) {
+            let v = split(0)?;
+            return Some((ReduceMode::Cols, scale, v));
+        }
+        if red[k..].iter().all(|&r| !r) {
+            return Some((ReduceMode::Rows, scale, split(k)?));
+        }
+        let j = red.iter().rev().take_while(|&&r| r).count();
+        if red[..red.len() - j].iter().all(|&r| !r) {
+            return Some((ReduceMode::Cols, scale, split(red.len() - j)?));
+        }
+        None
+    }
+
+    fn matmul(&mut self, n: NodeId, mm: &MatMul, a: NodeId, b: NodeId) -> Result<(), JitError> {
+        let (la, lb) = (self.gemm_operand(a)?, self.gemm_operand(b)?);
+        let c = self.mem.out_loc(n);
+        let k = if mm.transpose_a { la.rows } else { la.cols };
+        self.steps.push(Step::Gemm {
+            m: c.rows,
+            n: c.cols,
+            k,
+            a: la,
+            ta: mm.transpose_a,
+            b: lb,
+            tb: mm.transpose_b,
+            c,
+        });
+        self.stats.gemms += 1;
+        Ok(())
+    }
+
+    /// A matrix GEMM can read with strides: not broadcast; otherwise a dense copy.
+    fn gemm_operand(&mut self, x: NodeId) -> Result<Loc, JitError> {
+        let l = self.mem.loc(x);
+        if !l.cb && (l.rs > 0 || l.rows <= 1) && self.mem.shape(x).rank() == 2 {
+            return Ok(l);
+        }
+        let dst = self.mem.new_root(&self.g.ty(x).shape.clone());
+        self.copy(l, dst)?;
+        Ok(dst)
+    }
+
+    /// `dst = src` elementwise through the identity kernel (handles strided and broadcast reads).
+    fn copy(&mut self, src: Loc, dst: Loc) -> Result<(), JitError> {
+        let mut e = ScalarFn::new(1);
+        let x = e.input(0);
+        e.output(x);
+        let spec = KernelSpec {
+            expr: e,
+            col_broadcast: vec![src.cb],
+        };
+        self.kernel_step(spec, dst.rows, dst.cols, vec![src], vec![dst])
+    }
+
+    fn kernel_step(
+        &mut self,
+        spec: KernelSpec,
+        rows: usize,
+        cols: usize,
+        ins: Vec<Loc>,
+        outs: Vec<Loc>,
+    ) -> Result<(), JitError> {
+        let kernel = KernelCache::shared()?
+            .lock()
+            .map_err(|_| JitError::Unsupported("kernel cache poisoned".into()))?
+            .get(&spec)?;
+        self.kernels.insert(Arc::as_ptr(&kernel));
+        self.stats.kernel_steps += 1;
+        self.steps.push(Step::Kernel {
+            kernel,
+            rows,
+            cols,
+            ins,
+            outs,
+        });
+        Ok(())
+    }
+
+    /// One fused kernel for a group of elementwise nodes of one shape.
+    fn group(&mut self, members: &[NodeId]) -> Result<(), JitError> {
+        let g = self.g;
+        let shape = g.ty(members[0]).shape.clone();
+        let (rows, cols) = crate::loc::grid(&shape);
+        // The member set and operand slots reuse the last group's tables (hundreds of
+        // thousands of groups at long T; a fresh pair each was a tenth of lowering).
+        let mut set = std::mem::take(&mut self.group_set);
+        set.clear();
+        set.extend(members.iter().copied());
+        let mut expr = ScalarFn::new(0);
+        let mut slot = std::mem::take(&mut self.group_slots);
+        slot.clear();
+        let mut ins: Vec<Loc> = Vec::new();
+        let mut inputs_pending: Vec<(NodeId, Loc)> = Vec::new();
+        // First pass: external operands and their read views.
+        for &m in members {
+            for &o in g.operands(m) {
+                if set.contains(&o) || slot.contains_key(&o) {
+                    continue;
+                }
+                slot.insert(o, 0);
+                let src = self.mem.loc(o);
+                let view = match src.broadcast(&g.ty(o).shape, &shape) {
+                    Some(v) if v.rows == rows && v.cols == cols => v,
+                    _ => {
+                        // Not a grid broadcast: materialise it densely first.
+                        let dst = self.mem.new_root(&shape);
+                        self.fallback_into(
+                            Arc::new(BroadcastTo {
+                                shape: shape.clone(),
+                            }),
+                            &[o],
+                            Val::F(dst),
+                            "broadcast".into(),
+                        )?;
+                        dst
+                    }
+                };
+                inputs_pending.push((o, view));
+            }
+        }
+        expr.n_inputs = inputs_pending.len();
+        for (i, (o, v)) in inputs_pending.into_iter().enumerate() {
+            let id = expr.push(Scalar::Input(i as u32));
+            slot.insert(o, id);
+            ins.push(v);
+        }
+        let mut index = expr.index();
+        let mut args: Vec<u32> = Vec::new();
+        for &m in members {
+            let f = self.scalars.get(&g.node(m).op);
+            args.clear();
+            args.extend(g.operands(m).iter().map(|o| slot[o]));
+            let out = expr.splice_indexed(&mut index, f, &args)[0];
+            slot.insert(m, out);
+        }
+        let mut outs = Vec::new();
+        for &m in members {
+            let used_outside =
+                self.outputs.contains(&m) || g.use_iter(m).any(|u| !set.contains(&u));
+            if used_outside {
+                let l = self.mem.out_loc(m);
+                expr.output(slot[&m]);
+                outs.push(l);
+            }
+        }
+        self.group_set = set;
+        self.group_slots = slot;
+        let spec = KernelSpec {
+            col_broadcast: ins.iter().map(|l| l.cb).collect(),
+            expr,
+        };
+        self.kernel_step(spec, rows, cols, ins, outs)?;
+        if let Some(sources) = &mut self.sources {
+            sources.push((self.steps.len() - 1, members.to_vec()));
+        }
+        Ok(())
+    }
+
+    fn fallback(&mut self, n: NodeId) -> Result<(), JitError> {
+        let out = if self.g.ty(n).dtype == DType::I64 {
+            self.mem.ints.push(vec![0; self.g.ty(n).numel()]);
+            let v = Val::I(self.mem.ints.len() - 1);
+            self.mem.vals.insert(n, v);
+            v
+        } else {
+            let l = self.mem.out_loc(n);
+            if !l.is_dense() {
+                let tmp = self.mem.new_root(&self.g.ty(n).shape.clone());
+                let op = self.g.node(n).op.clone();
+                self.fallback_into(op, self.g.operands(n), Val::F(tmp), self.g.describe(n))?;
+                return self.copy(tmp, l);
+            }
+            Val::F(l)
+        };
+        let op = self.g.node(n).op.clone();
+        self.fallback_into(op, self.g.operands(n), out, self.g.describe(n))
+    }
+
+    fn fallback_into(
+        &mut self,
+        op: Arc<dyn Op>,
+        operands: &[NodeId],
+        out: Val,
+        node: String,
+    ) -> Result<(), JitError> {
+        *self
+            .stats
+            .fallbacks
+            .entry(op.name().to_string())
+            .or_default() += 1;
+        self.stats.other_steps += 1;
+        let ins = operands
+            .iter()
+            .map(|o| (self.mem.vals[o], self.g.ty(*o).clone()))
+            .collect();
+        self.steps.push(Step::Fallback { op, ins, out, node });
+        Ok(())
+    }
+}

@@ -1,0 +1,128 @@
+//! Layers that reshape or renormalise a value without parameters: `RepeatVector(n)`,
+//! `Flatten`, `Softmax(axis)` (Keras's).
+use std::any::Any;
+
+use trellis_ir::{Graph, NodeId, Shape};
+
+use super::merge::axis_index;
+use super::{Act, BuildCtx, Layer, LayerConfig, Layout, ParamSpec, Scope};
+use crate::{NnError, Result};
+
+/// Keras's `RepeatVector(n)`: `[B, F] -> [B, n, F]`, the vector at every step (a decoder's
+/// input from an encoder's summary).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RepeatVector {
+    pub n: usize,
+}
+
+impl RepeatVector {
+    pub fn new(n: usize) -> Self {
+        RepeatVector { n }
+    }
+}
+
+/// Keras's `Flatten`: `[B, ...] -> [B, product]` (no mask passes it).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Flatten {}
+
+impl Flatten {
+    pub fn new() -> Self {
+        Flatten {}
+    }
+}
+
+/// Keras's `Softmax(axis)` layer: a softmax along `axis` (`-1`, the features, by default),
+/// the stable one of [`trellis_ir::softmax`].
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Softmax {
+    pub axis: i64,
+}
+
+impl Softmax {
+    pub fn new(axis: i64) -> Self {
+        Softmax { axis }
+    }
+}
+
+impl Default for Softmax {
+    fn default() -> Self {
+        Softmax::new(-1)
+    }
+}
+
+/// What these layers share: no parameters, one input.
+macro_rules! shape_layer {
+    ($ty:ident, $kind:literal) => {
+        impl Layer for $ty {
+            fn kind(&self) -> &'static str {
+                $kind
+            }
+            fn params(&self, _: &Scope, _: usize) -> Vec<ParamSpec> {
+                Vec::new()
+            }
+            fn build(&self, g: &mut Graph, x: Act, _: &[NodeId], _: &mut BuildCtx) -> Result<Act> {
+                self.apply(g, x)
+            }
+            fn config(&self) -> Option<LayerConfig> {
+                Some(LayerConfig::$ty(self.clone()))
+            }
+            fn as_any(&self) -> &dyn Any {
+                self
+            }
+        }
+    };
+}
+
+shape_layer!(RepeatVector, "repeat_vector");
+shape_layer!(Flatten, "flatten");
+shape_layer!(Softmax, "softmax");
+
+impl RepeatVector {
+    fn apply(&self, g: &mut Graph, x: Act) -> Result<Act> {
+        let ty = g.ty(x.node).clone();
+        if ty.rank() != 2 || self.n == 0 {
+            return Err(NnError::Shape(format!(
+                "repeat_vector({}): takes a vector [batch, features] and n > 0, got {ty}",
+                self.n
+            )));
+        }
+        let (b, f) = (ty.dims()[0], ty.dims()[1]);
+        // Time-major, what a recurrent layer after it reads without a transpose.
+        let one = g.reshape(x.node, [1, b, f])?;
+        let y = g.broadcast_to(one, &Shape::new(&[self.n, b, f]))?;
+        Ok(Act::new(y, Layout::TimeMajor))
+    }
+}
+
+impl Flatten {
+    fn apply(&self, g: &mut Graph, x: Act) -> Result<Act> {
+        let x = x.batch_major(g)?;
+        let dims = g.ty(x.node).dims().to_vec();
+        let Some((&b, rest)) = dims.split_first() else {
+            return Err(NnError::Shape(
+                "flatten: takes a value with a batch axis, got a scalar".into(),
+            ));
+        };
+        let y = g.reshape(x.node, [b, rest.iter().product::<usize>()])?;
+        Ok(Act::new(y, Layout::BatchMajor))
+    }
+}
+
+impl Softmax {
+    fn apply(&self, g: &mut Graph, x: Act) -> Result<Act> {
+        let rank = g.ty(x.node).rank();
+        let axis = axis_index("softmax", self.axis, rank)?;
+        if axis == rank - 1 {
+            let y = trellis_ir::softmax::softmax(g, x.node)?;
+            return Ok(x.with_node(y));
+        }
+        // Another axis: moved last (batch-major), back after.
+        let x = x.batch_major(g)?;
+        let mut perm: Vec<usize> = (0..rank).collect();
+        perm.swap(axis, rank - 1);
+        let t = g.transpose(x.node, &perm)?;
+        let s = trellis_ir::softmax::softmax(g, t)?;
+        let y = g.transpose(s, &perm)?;
+        Ok(x.with_node(y))
+    }
+}
