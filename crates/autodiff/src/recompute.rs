@@ -237,10 +237,7 @@ fn estimate(steps: &[Vec<StepUse>], k: usize) -> usize {
 }
 
 /// The bytes stored without recomputation and the checkpoint interval to use.
-fn plan(
-    steps: &[Vec<StepUse>],
-    checkpoints: Checkpoints,
-) -> Result<(usize, usize), AutodiffError> {
+fn plan(steps: &[Vec<StepUse>], checkpoints: Checkpoints) -> Result<(usize, usize), AutodiffError> {
     let stored: usize = steps.iter().flatten().map(|s| s.saved).sum();
     let longest = steps.iter().map(Vec::len).max().unwrap_or(0).max(1);
     let every = match checkpoints {
@@ -306,13 +303,19 @@ fn copy_segments(
             }
             // Without an initial state the first step reads none: it is kept, and the copy
             // starts from its state.
-            let first = if lo == 0 && rec.initial.is_none() { 1 } else { lo };
+            let first = if lo == 0 && rec.initial.is_none() {
+                1
+            } else {
+                lo
+            };
             let entry: &[NodeId] = match first {
                 0 => rec.initial.as_deref().unwrap_or(&[]),
                 _ => &rec.steps[first - 1].state,
             };
             let end_state = &rec.steps[hi - 1].state;
-            let Some(dep) = end_state.iter().find_map(|s| total.get(s.index()).copied().flatten())
+            let Some(dep) = end_state
+                .iter()
+                .find_map(|s| total.get(s.index()).copied().flatten())
             else {
                 continue; // the backward does not reach this segment
             };
