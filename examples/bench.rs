@@ -121,26 +121,25 @@ fn train_mb(plan: &Plan) -> f64 {
     (st.arena_bytes + st.persistent_bytes) as f64 / 1048576.0
 }
 
-/// `--compare`: the plan storing every step beside `rc` (the plan within the budget), run
+/// `--compare`: `stored` (every step stored) and `rc` (the plan within the budget), run
 /// alternately from the same start for `steps` steps each, so that a loaded machine slows
 /// both alike; one JSON line with both step times, their ratio, both plans' memory and
 /// whether every step's loss had the same bits.
 fn compare(
-    forward: &Graph,
     m: &SeedModel,
     adam: &Optimizer,
     c: &SeedConfig,
     start: Start,
     steps: usize,
-    rc: (&Graph, &mut Plan, &OptimizerGraph),
-    every: Option<usize>,
+    stored: Budgeted<OptimizerGraph>,
+    rc: Budgeted<OptimizerGraph>,
 ) {
-    let stored = train_plan(forward, m, adam, None, None);
+    let every = rc.recompute.as_ref().map(|r| r.every);
     let (g_s, mut p_s, opt_s) = (stored.graph, stored.plan, stored.extra);
-    let (g_r, p_r, opt_r) = rc;
+    let (g_r, mut p_r, opt_r) = (rc.graph, rc.plan, rc.extra);
     let lr = Tensor::scalar_f32(adam.lr_for_step(0));
     fill(&mut p_s, &g_s, m.ids, m.labels, &m.params, c, start);
-    fill(p_r, g_r, m.ids, m.labels, &m.params, c, start);
+    fill(&mut p_r, &g_r, m.ids, m.labels, &m.params, c, start);
     p_s.set(opt_s.lr, &lr).unwrap();
     p_r.set(opt_r.lr, &lr).unwrap();
     let loss_bits = |p: &Plan| p.get(m.loss).unwrap().to_f64_vec()[0].to_bits();
@@ -152,7 +151,7 @@ fn compare(
         let t = Instant::now();
         p_r.run().unwrap();
         let b = t.elapsed().as_secs_f64();
-        same &= loss_bits(&p_s) == loss_bits(p_r);
+        same &= loss_bits(&p_s) == loss_bits(&p_r);
         if i > 0 {
             // Step 0 warms up.
             t_s += a;
@@ -166,7 +165,7 @@ fn compare(
         c.batch,
         c.hidden,
         train_mb(&p_s),
-        train_mb(p_r),
+        train_mb(&p_r),
         every.unwrap_or(0),
         t_s / n * 1e3,
         t_r / n * 1e3,
@@ -254,29 +253,21 @@ fn main() {
             ),
         }
     );
+    if std::env::args().any(|a| a == "--compile-only") {
+        compile_only(&c, compile_ms, &trained.plan, every);
+        return;
+    }
+    if std::env::args().any(|a| a == "--compare") {
+        let stored = train_plan(&forward, &m, &adam, None, None);
+        compare(&m, &adam, &c, start, steps, stored, trained);
+        return;
+    }
     let Budgeted {
         graph: g,
         plan: mut train,
         extra: opt,
         ..
     } = trained;
-    if std::env::args().any(|a| a == "--compile-only") {
-        compile_only(&c, compile_ms, &train, every);
-        return;
-    }
-    if std::env::args().any(|a| a == "--compare") {
-        compare(
-            &forward,
-            &m,
-            &adam,
-            &c,
-            start,
-            steps,
-            (&g, &mut train, &opt),
-            every,
-        );
-        return;
-    }
     fill(&mut train, &g, m.ids, m.labels, &m.params, &c, start);
     train
         .set(opt.lr, &Tensor::scalar_f32(adam.lr_for_step(0)))

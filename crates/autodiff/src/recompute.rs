@@ -326,8 +326,8 @@ fn copy_segments(
             for &e in entry {
                 gate.push((e, g.after(e, &[dep])?));
             }
-            for i in first..hi {
-                for &n in &uses[i].chain {
+            for step in &uses[first..hi] {
+                for &n in &step.chain {
                     let ops: Vec<NodeId> = g
                         .operands(n)
                         .iter()
@@ -344,7 +344,7 @@ fn copy_segments(
                     copy[n.index()] = Some(c);
                     report.nodes += 1;
                 }
-                for &n in &uses[i].redirect {
+                for &n in &step.redirect {
                     // The segment's end state is the next checkpoint: read as it is.
                     if !end_state.contains(&n) {
                         instead[n.index()] = copy[n.index()];
