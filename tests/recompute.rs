@@ -9,7 +9,8 @@ use trellis::autodiff::{grad, grad_recomputing, Checkpoints};
 use trellis::ir::gru::{gru, GruSpec, GruWeights};
 use trellis::ir::lstm::{lstm, Direction, LstmSpec, LstmWeights, SeqLayout};
 use trellis::ir::{run, DType, Feeds, Graph, NodeId, Precision, Tensor, TensorType};
-use trellis::jit::{compile, CompileOptions};
+use trellis::jit::{compile, CompileOptions, Plan};
+use trellis::nn::budget::compile_within;
 
 #[derive(Clone, Copy, Debug)]
 struct Case {
@@ -306,6 +307,16 @@ fn budgets_pick_the_interval_and_refuse_what_cannot_fit() {
     )
     .unwrap();
     assert_eq!(f.every, r.every);
+    // More than can be freed: the interval freeing the most.
+    let (mut g, loss, params, _) = model(case, DType::F32);
+    let (_, most) = grad_recomputing(
+        &mut g,
+        loss,
+        &params,
+        Checkpoints::Free(2 * full.stored_bytes),
+    )
+    .unwrap();
+    assert!(most.every < T && most.estimate <= r.estimate, "{most:?}");
     // Nothing fits in one byte; an interval of 0 is refused; both say why.
     let (mut g, loss, params, _) = model(case, DType::F32);
     let e = grad_recomputing(&mut g, loss, &params, Checkpoints::Budget(1)).unwrap_err();
@@ -313,4 +324,37 @@ fn budgets_pick_the_interval_and_refuse_what_cannot_fit() {
     let (mut g, loss, params, _) = model(case, DType::F32);
     let e = grad_recomputing(&mut g, loss, &params, Checkpoints::Every(0)).unwrap_err();
     assert!(e.to_string().contains("every 0 steps"), "{e}");
+}
+
+/// A plan memory budget (`nn::budget::compile_within`): none or a roomy one stores every step;
+/// one the stored plan is over recomputes, and the plan fits; one nothing fits is an error
+/// saying what the plan needs.
+#[test]
+fn plan_budgets_recompute_only_when_storing_does_not_fit() {
+    let case = cases()[0];
+    let (forward, loss, params, _) = model(case, DType::F32);
+    let finish = |g: &mut Graph, grads: &[NodeId]| {
+        let mut outs = vec![loss];
+        outs.extend(grads);
+        g.set_outputs(outs);
+        Ok((CompileOptions::default(), ()))
+    };
+    let total = |p: &Plan| {
+        let s = p.stats();
+        s.arena_bytes + s.persistent_bytes
+    };
+    let all = compile_within(&forward, loss, &params, None, None, finish).unwrap();
+    assert!(all.recompute.is_none());
+    let stored = total(&all.plan);
+    let roomy = compile_within(&forward, loss, &params, Some(stored), None, finish).unwrap();
+    assert!(roomy.recompute.is_none());
+    let fit = compile_within(&forward, loss, &params, Some(stored - 1), None, finish).unwrap();
+    let r = fit.recompute.as_ref().expect("recomputation");
+    assert!(r.every < T && total(&fit.plan) < stored, "{r:?}");
+    let e = compile_within(&forward, loss, &params, Some(1000), None, finish)
+        .err()
+        .expect("1000 bytes are too few")
+        .to_string();
+    eprintln!("{e}");
+    assert!(e.contains("1000"), "{e}");
 }

@@ -33,7 +33,8 @@ pub enum Checkpoints {
     /// checkpoints plus one segment) fit in this many bytes.
     Budget(usize),
     /// The largest `k` whose estimate frees at least this many bytes against storing every
-    /// step: what a caller whose plan came out that much over its memory limit asks for.
+    /// step (when none does, the `k` freeing the most): what a caller whose plan came out that
+    /// much over its memory limit asks for.
     Free(usize),
 }
 
@@ -247,35 +248,42 @@ fn plan(steps: &[Vec<StepUse>], checkpoints: Checkpoints) -> Result<(usize, usiz
             ))
         }
         Checkpoints::Every(k) => k,
-        Checkpoints::Free(bytes) if bytes > stored => {
-            return Err(AutodiffError::Recompute(format!(
-                "{bytes} bytes cannot be freed: the recurrences' saved values take {stored}"
-            )))
+        Checkpoints::Free(bytes) => {
+            let target = stored.saturating_sub(bytes);
+            // The largest interval freeing that much; else the one freeing the most.
+            largest_within(steps, longest, target)
+                .unwrap_or_else(|| least(steps, longest))
+                .0
         }
-        Checkpoints::Free(bytes) => return plan(steps, Checkpoints::Budget(stored - bytes)),
-        Checkpoints::Budget(budget) => {
-            // Each interval's estimate is a sum over the steps: scan them all, largest first.
-            let best = (1..=longest)
-                .rev()
-                .map(|k| (k, estimate(steps, k)))
-                .find(|&(_, e)| e <= budget);
-            match best {
-                Some((k, _)) => k,
-                None => {
-                    let least = (1..=longest)
-                        .map(|k| (estimate(steps, k), k))
-                        .min()
-                        .expect("one interval at least");
-                    return Err(AutodiffError::Recompute(format!(
-                        "the recurrences' saved values need at least {} bytes (a checkpoint \
-                         every {} steps), over the budget of {budget} bytes",
-                        least.0, least.1
-                    )));
-                }
+        Checkpoints::Budget(budget) => match largest_within(steps, longest, budget) {
+            Some((k, _)) => k,
+            None => {
+                let (k, least) = least(steps, longest);
+                return Err(AutodiffError::Recompute(format!(
+                    "the recurrences' saved values need at least {least} bytes (a checkpoint \
+                         every {k} steps), over the budget of {budget} bytes"
+                )));
             }
-        }
+        },
     };
     Ok((stored, every))
+}
+
+/// The largest interval (up to `longest`) whose estimate is at most `bytes`, and that estimate.
+/// Each estimate is a sum over the steps: they are scanned, largest first.
+fn largest_within(steps: &[Vec<StepUse>], longest: usize, bytes: usize) -> Option<(usize, usize)> {
+    (1..=longest)
+        .rev()
+        .map(|k| (k, estimate(steps, k)))
+        .find(|&(_, e)| e <= bytes)
+}
+
+/// The interval (up to `longest`) with the least estimate, and that estimate.
+fn least(steps: &[Vec<StepUse>], longest: usize) -> (usize, usize) {
+    (1..=longest)
+        .map(|k| (k, estimate(steps, k)))
+        .min_by_key(|&(k, e)| (e, k))
+        .expect("one interval at least")
 }
 
 /// Gives each segment but the last a copy of its forward and points the backward's reads at

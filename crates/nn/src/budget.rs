@@ -20,10 +20,11 @@ pub struct Budgeted<T> {
 /// Differentiates `loss` of the forward graph `forward` with respect to `params`, lets `finish`
 /// add what follows the gradients (an optimiser) and give the compile options, and compiles
 /// within `budget` bytes (`None`: [`CompileOptions::memory_limit`] as `finish` gives it).
-/// `first` is the recomputation tried first (`None`: store every step). When that comes out over the budget, the recurrences are recomputed with
-/// the largest checkpoint interval whose estimate frees the excess; if the plan is still over,
-/// the interval is halved until it fits or is 1 (then the error says what the plan needs).
-/// The plan's memory ([`Plan::stats`]) is known before it runs.
+/// `first` is the recomputation tried first (`None`: store every step). When that comes out
+/// over the budget, the recurrences are recomputed with the largest checkpoint interval whose
+/// estimate frees the excess (`Checkpoints::Free`); while the plan is still over, the interval
+/// is halved, down to 1 (then the error says what the plan needs). The plan's memory
+/// ([`Plan::stats`]) is known before it runs.
 pub fn compile_within<T>(
     forward: &Graph,
     loss: NodeId,
@@ -57,8 +58,18 @@ pub fn compile_within<T>(
             }
             Err(e) => e,
         };
+        // Recomputation shrinks the arena only: over the budget on parameters and inputs
+        // alone is an error at once.
         let over = match (&e, budget) {
-            (JitError::MemoryLimit { needed, limit, .. }, Some(_)) => needed.saturating_sub(*limit),
+            (
+                JitError::MemoryLimit {
+                    needed,
+                    limit,
+                    persistent,
+                    ..
+                },
+                Some(_),
+            ) if persistent < limit => needed.saturating_sub(*limit),
             _ => return Err(e.into()),
         };
         checkpoints = Some(match &recompute {
