@@ -5,7 +5,7 @@ use trellis_autodiff::{grad, grad_recomputing, Checkpoints, Recompute};
 use trellis_ir::{Graph, NodeId};
 use trellis_jit::{compile, CompileOptions, JitError, Plan};
 
-use crate::Result;
+use crate::{NnError, Result};
 
 /// A compiled training plan, the graph it was compiled from and the recomputation it uses.
 pub struct Budgeted<T> {
@@ -34,6 +34,8 @@ pub fn compile_within<T>(
     mut finish: impl FnMut(&mut Graph, &[NodeId]) -> Result<(CompileOptions, T)>,
 ) -> Result<Budgeted<T>> {
     let mut checkpoints = first;
+    // The smallest plan tried: bytes needed and the checkpoint interval (0: none).
+    let mut smallest = (usize::MAX, 0);
     loop {
         let mut graph = forward.clone();
         let (grads, recompute) = match checkpoints {
@@ -69,13 +71,26 @@ pub fn compile_within<T>(
                     ..
                 },
                 Some(_),
-            ) if persistent < limit => needed.saturating_sub(*limit),
+            ) if persistent < limit => {
+                smallest = smallest.min((*needed, recompute.as_ref().map_or(0, |r| r.every)));
+                needed.saturating_sub(*limit)
+            }
             _ => return Err(e.into()),
         };
         checkpoints = Some(match &recompute {
             None => Checkpoints::Free(over),
             Some(r) if r.every > 1 => Checkpoints::Every(r.every / 2),
-            Some(_) => return Err(e.into()), // a checkpoint every step is still over
+            // A checkpoint every step is still over: say what the smallest plan tried needs.
+            Some(_) => {
+                return Err(NnError::TooLarge {
+                    what: "training plan".into(),
+                    message: format!(
+                        "{e}; the smallest plan tried (a checkpoint every {} steps) needs {} \
+                         bytes",
+                        smallest.1, smallest.0
+                    ),
+                })
+            }
         });
     }
 }
