@@ -10,16 +10,25 @@
 //! the regime where gradients decay through the steps into subnormal numbers (which plans
 //! flush to zero: on Intel cores they would otherwise cost a microcode assist each).
 //!
+//! `--memory-budget-mb MB` compiles the training plan within MB (`nn::budget::compile_within`):
+//! when storing every step does not fit, the recurrences are recomputed in the backward pass
+//! from a state kept every K steps, K chosen from the budget; `--checkpoint-every K` asks for
+//! K. The plan's memory and K are printed (stderr) before it runs. `--compare` also compiles
+//! the plan storing every step and runs the two alternately: one JSON line with both step
+//! times, their ratio and memory, and whether the losses had the same bits.
+//!
 //! `--compile-only` builds and compiles both plans without running them and prints the
 //! times (graph building + `grad` included in `*_total_ms`, `compile` alone in `*_compile_ms`):
 //! `cargo run --release --example bench -- --seq 20000 --batch 4 --hidden 16 --embed 16
 //! --vocab 100 --compile-only`.
 use std::time::Instant;
-use trellis::autodiff::grad;
-use trellis::ir::models::{seed_model, SeedCell, SeedConfig};
+use trellis::autodiff::Checkpoints;
+use trellis::ir::models::{seed_model, SeedCell, SeedConfig, SeedModel};
 use trellis::ir::{Graph, NodeId, Tensor, TensorType};
 use trellis::jit::{compile, CompileOptions, Plan};
+use trellis::nn::budget::{compile_within, Budgeted};
 use trellis::nn::data::batches::SplitMix64;
+use trellis::nn::optim::OptimizerGraph;
 use trellis::nn::{Adam, Init, Optimizer};
 
 /// `--cell NAME` (default lstm).
@@ -80,6 +89,96 @@ impl Start {
     }
 }
 
+/// The training step (forward, backward, Keras's Adam as nn builds it) compiled within
+/// `budget` bytes, recomputing the recurrences when storing every step does not fit.
+fn train_plan(
+    forward: &Graph,
+    m: &SeedModel,
+    adam: &Optimizer,
+    budget: Option<usize>,
+    first: Option<Checkpoints>,
+) -> Budgeted<OptimizerGraph> {
+    compile_within(forward, m.loss, &m.params, budget, first, |g, grads| {
+        let named: Vec<(String, NodeId)> = m
+            .params
+            .iter()
+            .map(|&p| (g.node(p).name.clone().unwrap_or_default(), p))
+            .collect();
+        let opt = adam.build(g, &named, grads)?;
+        g.set_outputs(vec![m.loss]);
+        let opts = CompileOptions {
+            updates: opt.updates.clone(),
+            ..Default::default()
+        };
+        Ok((opts, opt))
+    })
+    .unwrap_or_else(|e| exit(&e.to_string()))
+}
+
+/// A plan's persistent and arena memory, in MB.
+fn train_mb(plan: &Plan) -> f64 {
+    let st = plan.stats();
+    (st.arena_bytes + st.persistent_bytes) as f64 / 1048576.0
+}
+
+/// `--compare`: `stored` (every step stored) and `rc` (the plan within the budget), run
+/// alternately from the same start for `steps` steps each, so that a loaded machine slows
+/// both alike; one JSON line with both step times, their ratio, both plans' memory and
+/// whether every step's loss had the same bits.
+fn compare(
+    m: &SeedModel,
+    adam: &Optimizer,
+    c: &SeedConfig,
+    start: Start,
+    steps: usize,
+    stored: Budgeted<OptimizerGraph>,
+    rc: Budgeted<OptimizerGraph>,
+) {
+    let every = rc.recompute.as_ref().map(|r| r.every);
+    let (g_s, mut p_s, opt_s) = (stored.graph, stored.plan, stored.extra);
+    let (g_r, mut p_r, opt_r) = (rc.graph, rc.plan, rc.extra);
+    let lr = Tensor::scalar_f32(adam.lr_for_step(0));
+    fill(&mut p_s, &g_s, m.ids, m.labels, &m.params, c, start);
+    fill(&mut p_r, &g_r, m.ids, m.labels, &m.params, c, start);
+    p_s.set(opt_s.lr, &lr).unwrap();
+    p_r.set(opt_r.lr, &lr).unwrap();
+    let loss_bits = |p: &Plan| p.get(m.loss).unwrap().to_f64_vec()[0].to_bits();
+    let (mut t_s, mut t_r, mut same) = (0.0, 0.0, true);
+    for i in 0..=steps {
+        let t = Instant::now();
+        p_s.run().unwrap();
+        let a = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        p_r.run().unwrap();
+        let b = t.elapsed().as_secs_f64();
+        same &= loss_bits(&p_s) == loss_bits(&p_r);
+        if i > 0 {
+            // Step 0 warms up.
+            t_s += a;
+            t_r += b;
+        }
+    }
+    let n = steps.max(1) as f64;
+    println!(
+        "{{\"seq\":{},\"batch\":{},\"hidden\":{},\"steps\":{steps},\"stored_mb\":{:.1},\"recompute_mb\":{:.1},\"checkpoint_every\":{},\"stored_step_ms\":{:.1},\"recompute_step_ms\":{:.1},\"ratio\":{:.3},\"losses_bit_identical\":{same}}}",
+        c.seq,
+        c.batch,
+        c.hidden,
+        train_mb(&p_s),
+        train_mb(&p_r),
+        every.unwrap_or(0),
+        t_s / n * 1e3,
+        t_r / n * 1e3,
+        t_r / t_s,
+    );
+}
+
+/// Stops with a message (exit status 2).
+fn exit(msg: &str) -> ! {
+    eprintln!("bench: {msg}");
+    std::process::exit(2)
+}
+
 /// The word after `name` on the command line.
 fn arg_word(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -133,33 +232,45 @@ fn main() {
 
     // Training step: forward, backward, Adam.
     let t0 = Instant::now();
-    let mut g = Graph::new();
-    let m = seed_model(&mut g, &c).unwrap();
-    let grads = grad(&mut g, m.loss, &m.params).unwrap();
-    // Keras's Adam, as nn builds it; the learning-rate input takes lr_t for the first step.
-    let named: Vec<(String, NodeId)> = m
-        .params
-        .iter()
-        .map(|&p| (g.node(p).name.clone().unwrap_or_default(), p))
-        .collect();
+    let mut forward = Graph::new();
+    let m = seed_model(&mut forward, &c).unwrap();
     let adam = Optimizer::from(Adam::default());
-    let opt = adam.build(&mut g, &named, &grads).unwrap();
-    let updates = opt.updates;
-    g.set_outputs(vec![m.loss]);
-    let mut train = compile(
-        &g,
-        &CompileOptions {
-            updates,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let budget = arg_word("--memory-budget-mb").map(|v| v.parse::<usize>().expect("MB") << 20);
+    let first = arg_word("--checkpoint-every").map(|v| Checkpoints::Every(v.parse().expect("K")));
+    let trained = train_plan(&forward, &m, &adam, budget, first);
     let compile_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let every = trained.recompute.as_ref().map(|r| r.every);
+    // The plan's memory is known before it runs.
+    eprintln!(
+        "bench: training plan {:.1} MB (arena {:.1} MB), {}",
+        train_mb(&trained.plan),
+        trained.plan.arena_bytes() as f64 / 1048576.0,
+        match &trained.recompute {
+            None => "every step stored".to_string(),
+            Some(r) => format!(
+                "a checkpoint every {} steps ({} segments, {} nodes recomputed)",
+                r.every, r.segments, r.nodes
+            ),
+        }
+    );
     if std::env::args().any(|a| a == "--compile-only") {
-        compile_only(&c, compile_ms, &train);
+        compile_only(&c, compile_ms, &trained.plan, every);
         return;
     }
+    if std::env::args().any(|a| a == "--compare") {
+        let stored = train_plan(&forward, &m, &adam, None, None);
+        compare(&m, &adam, &c, start, steps, stored, trained);
+        return;
+    }
+    let Budgeted {
+        graph: g,
+        plan: mut train,
+        extra: opt,
+        ..
+    } = trained;
     fill(&mut train, &g, m.ids, m.labels, &m.params, &c, start);
+    // The plan needs neither graph to run: their memory goes before the arena is touched.
+    drop((g, forward));
     train
         .set(opt.lr, &Tensor::scalar_f32(adam.lr_for_step(0)))
         .unwrap();
@@ -174,6 +285,13 @@ fn main() {
     }
     let train_sps = (steps * c.batch) as f64 / t.elapsed().as_secs_f64();
     let loss = train.get(m.loss).unwrap().to_f64_vec()[0];
+    if profile {
+        report("train", &train, loss);
+    }
+    // The training plan's memory goes before the inference plan takes its own, so that the
+    // process's peak is the larger of the two plans, not their sum.
+    let train_arena_mb = train.arena_bytes() as f64 / 1048576.0;
+    drop(train);
 
     // Inference: the forward graph alone.
     let mut gi = Graph::new();
@@ -201,11 +319,10 @@ fn main() {
     let infer_sps = (steps * c.batch) as f64 / t.elapsed().as_secs_f64();
 
     if profile {
-        report("train", &train, loss);
         report("infer", &infer, f64::NAN);
     }
     println!(
-        "{{\"framework\":\"trellis\",\"seq\":{},\"batch\":{},\"hidden\":{},\"cell\":\"{}\",\"init\":\"{}\",\"train_samples_per_s\":{:.1},\"infer_samples_per_s\":{:.1},\"compile_ms\":{:.1},\"arena_mb\":{:.1},\"ftz\":{}}}",
+        "{{\"framework\":\"trellis\",\"seq\":{},\"batch\":{},\"hidden\":{},\"cell\":\"{}\",\"init\":\"{}\",\"train_samples_per_s\":{:.1},\"infer_samples_per_s\":{:.1},\"compile_ms\":{:.1},\"arena_mb\":{:.1},\"checkpoint_every\":{},\"ftz\":{}}}",
         c.seq,
         c.batch,
         c.hidden,
@@ -214,7 +331,8 @@ fn main() {
         train_sps,
         infer_sps,
         compile_ms,
-        train.arena_bytes() as f64 / 1048576.0,
+        train_arena_mb,
+        every.unwrap_or(0),
         plans_flush_subnormals()
     );
 }
@@ -236,7 +354,7 @@ fn plans_flush_subnormals() -> bool {
 }
 
 /// The inference plan compiled too, and both plans' compile times as one JSON line.
-fn compile_only(c: &SeedConfig, train_total_ms: f64, train: &Plan) {
+fn compile_only(c: &SeedConfig, train_total_ms: f64, train: &Plan, every: Option<usize>) {
     let t = Instant::now();
     let mut gi = Graph::new();
     let mi = seed_model(&mut gi, c).unwrap();
@@ -245,7 +363,7 @@ fn compile_only(c: &SeedConfig, train_total_ms: f64, train: &Plan) {
     let infer_total_ms = t.elapsed().as_secs_f64() * 1e3;
     let (st, si) = (train.stats(), infer.stats());
     println!(
-        "{{\"seq\":{},\"batch\":{},\"hidden\":{},\"train_nodes\":{},\"train_compile_ms\":{:.0},\"train_total_ms\":{:.0},\"infer_compile_ms\":{:.0},\"infer_total_ms\":{:.0},\"train_mb\":{:.1}}}",
+        "{{\"seq\":{},\"batch\":{},\"hidden\":{},\"train_nodes\":{},\"train_compile_ms\":{:.0},\"train_total_ms\":{:.0},\"infer_compile_ms\":{:.0},\"infer_total_ms\":{:.0},\"train_mb\":{:.1},\"checkpoint_every\":{}}}",
         c.seq,
         c.batch,
         c.hidden,
@@ -254,7 +372,8 @@ fn compile_only(c: &SeedConfig, train_total_ms: f64, train: &Plan) {
         train_total_ms,
         si.compile_ms,
         infer_total_ms,
-        (st.arena_bytes + st.persistent_bytes) as f64 / 1048576.0
+        (st.arena_bytes + st.persistent_bytes) as f64 / 1048576.0,
+        every.unwrap_or(0)
     );
 }
 

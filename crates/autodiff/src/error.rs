@@ -21,6 +21,9 @@ pub enum AutodiffError {
     /// gradcheck found an element beyond tolerance.
     #[error("gradcheck: {0}")]
     Mismatch(String),
+    /// Recomputation could not be planned (an interval of 0, a budget too small).
+    #[error("recompute: {0}")]
+    Recompute(String),
     #[error(transparent)]
     Ir(#[from] IrError),
 }

@@ -6,8 +6,10 @@
 //! central differences through the reference interpreter.
 mod check;
 mod error;
+mod recompute;
 mod reverse;
 
 pub use check::{gradcheck, GradCheck, Mismatch, Tolerance};
 pub use error::AutodiffError;
+pub use recompute::{grad_recomputing, Checkpoints, Recompute};
 pub use reverse::{grad, grad_with_seed};

@@ -10,6 +10,12 @@ use trellis_ir::{Graph, NodeId};
 /// gradients. Branches that cannot reach the loss, and operands that do not depend on `wrt`,
 /// get no backward nodes. A `wrt` node the loss does not depend on gets a zero gradient.
 pub fn grad(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Vec<NodeId>, AutodiffError> {
+    let seed = loss_seed(g, loss)?;
+    grad_with_seed(g, &[seed], wrt)
+}
+
+/// `(loss, 1)`: the seed of a scalar loss, after checking that it is one.
+pub(crate) fn loss_seed(g: &mut Graph, loss: NodeId) -> Result<(NodeId, NodeId), AutodiffError> {
     if !g.contains(loss) {
         return Err(AutodiffError::NotInGraph(loss.to_string()));
     }
@@ -20,8 +26,7 @@ pub fn grad(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Vec<NodeId>, 
             ty: ty.to_string(),
         });
     }
-    let one = g.scalar(1.0, ty.dtype);
-    grad_with_seed(g, &[(loss, one)], wrt)
+    Ok((loss, g.scalar(1.0, ty.dtype)))
 }
 
 /// Vector-Jacobian product: the gradients of `sum_k <outputs_k, seed_k>` with respect to `wrt`.
@@ -31,6 +36,22 @@ pub fn grad_with_seed(
     seeds: &[(NodeId, NodeId)],
     wrt: &[NodeId],
 ) -> Result<Vec<NodeId>, AutodiffError> {
+    Ok(reverse(g, seeds, wrt)?.grads)
+}
+
+/// What a reverse sweep built: the gradients asked for, and the summed gradient of every node
+/// the sweep reached (indexed by node index; what recomputation waits on).
+pub(crate) struct Sweep {
+    pub grads: Vec<NodeId>,
+    pub total: Vec<Option<NodeId>>,
+}
+
+/// [`grad_with_seed`], keeping each node's summed gradient.
+pub(crate) fn reverse(
+    g: &mut Graph,
+    seeds: &[(NodeId, NodeId)],
+    wrt: &[NodeId],
+) -> Result<Sweep, AutodiffError> {
     for &(o, s) in seeds {
         for n in [o, s] {
             if !g.contains(n) {
@@ -97,7 +118,8 @@ pub fn grad_with_seed(
             }
         }
     }
-    wrt.iter()
+    let grads = wrt
+        .iter()
         .map(|&w| match total[w.index()] {
             Some(d) => Ok(d),
             None => {
@@ -105,7 +127,8 @@ pub fn grad_with_seed(
                 Ok(g.fill(ty, 0.0)?)
             }
         })
-        .collect()
+        .collect::<Result<_, AutodiffError>>()?;
+    Ok(Sweep { grads, total })
 }
 
 /// A vjp must give one gradient (or `None`) per input, each of its input's type: a short or

@@ -108,6 +108,15 @@ fn select_and_comparisons() {
     });
 }
 
+/// `after(x, d)` is `x`: its gradient passes to `x`, none to what it waits for.
+#[test]
+fn after_passes_the_gradient_to_its_value_only() {
+    check_op("after", &[&[3, 4], &[2]], -1.0, 1.0, |g, x| {
+        let a = g.after(x[0], &[x[1]])?;
+        g.mul(a, a)
+    });
+}
+
 #[test]
 fn matmul_with_every_transpose_flag() {
     for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {

@@ -9,6 +9,12 @@ impl Graph {
     pub fn select(&mut self, c: NodeId, a: NodeId, b: NodeId) -> Result<NodeId> {
         self.apply(Select, &[c, a, b])
     }
+    /// `x`, once `deps` have been computed (an ordering edge; see [`After`]).
+    pub fn after(&mut self, x: NodeId, deps: &[NodeId]) -> Result<NodeId> {
+        let mut ops = vec![x];
+        ops.extend_from_slice(deps);
+        self.apply(After, &ops)
+    }
     /// `a b`
     pub fn matmul(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
         self.apply(MatMul::new(false, false), &[a, b])

@@ -2,6 +2,7 @@
 //! other nodes, with each node's uses indexed both ways so that removing or redirecting a use
 //! is O(1) whatever the operand's fan-out (a weight read at every one of T steps).
 use crate::ops::Input;
+use crate::recurrent::Recurrence;
 use crate::{IrError, Op, Result, Tensor, TensorType};
 use smallvec::SmallVec;
 use std::fmt;
@@ -80,6 +81,8 @@ pub struct Graph {
     inputs: Vec<NodeId>,
     params: Vec<NodeId>,
     outputs: Vec<NodeId>,
+    /// The unrolled recurrences, in the order built (see [`Recurrence`]).
+    recurrences: Vec<Recurrence>,
 }
 
 /// By hand, for the per-node tables' `memcpy` clones (see [`Node`]'s `Clone`).
@@ -348,6 +351,24 @@ impl Graph {
     }
     pub fn set_outputs(&mut self, outputs: Vec<NodeId>) {
         self.outputs = outputs;
+    }
+    /// The recurrences the unroller built into this graph, each step's nodes and state.
+    pub fn recurrences(&self) -> &[Recurrence] {
+        &self.recurrences
+    }
+    /// Records an unrolled recurrence (the unroller does, for every layer).
+    pub fn note_recurrence(&mut self, r: Recurrence) {
+        self.recurrences.push(r);
+    }
+    /// The nodes still present whose indices lie in `range`, in index order.
+    pub fn node_ids_in(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = NodeId> + '_ {
+        let end = range.end.min(self.present.len());
+        let start = range.start.min(end);
+        self.present[start..end]
+            .iter()
+            .enumerate()
+            .filter(|(_, &p)| p)
+            .map(move |(i, _)| NodeId((start + i) as u32))
     }
     /// The data input or parameter of that name.
     pub fn find_input(&self, name: &str) -> Option<NodeId> {

@@ -23,8 +23,9 @@ impl<T: Any> AsAny for T {
 pub enum OpClass {
     /// No operands: a value set from outside or fixed (`Input`, `Constant`, `Fill`).
     Leaf,
-    /// Its one operand re-indexed, nothing computed: each output element is one operand
-    /// element (`Reshape`, `Slice`, `BroadcastTo`, `Transpose`). Values are kept, so e.g.
+    /// Its first operand re-indexed, nothing computed: each output element is one operand
+    /// element (`Reshape`, `Slice`, `BroadcastTo`, `Transpose`; `After`, whose further
+    /// operands are only waited for). Values are kept, so e.g.
     /// ids stay ids; a backend may read the operand's memory in place.
     View,
     /// Element by element, from its scalar form ([`Op::scalar`]).

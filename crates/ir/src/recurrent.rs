@@ -67,6 +67,27 @@ pub(crate) struct LayerWeights {
     pub b_hh: Option<NodeId>,
 }
 
+/// One unrolled layer, as the unroller records it in the graph ([`Graph::recurrences`]) for
+/// passes that work a step at a time (autodiff's recomputation): which nodes each step made and
+/// the state it hands on. Node ids, so valid until a pass rewrites the graph.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recurrence {
+    /// The state before the first step (`None`: zeros; the first step then reads no state).
+    pub initial: Option<Vec<NodeId>>,
+    /// The steps in the order taken (from the last time step first in a reversed layer).
+    pub steps: Vec<RecurrentStep>,
+}
+
+/// One step of a [`Recurrence`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecurrentStep {
+    /// The node indices the step created (`Graph::node_ids_in`): its row slices, the cell, the
+    /// masking.
+    pub nodes: std::ops::Range<usize>,
+    /// The state after the step (`state[0]` is `h`); the next step reads it.
+    pub state: Vec<NodeId>,
+}
+
 /// A layer's results.
 struct LayerOutput {
     /// Each step's output `[B, H]`, in time order (also for a reversed layer).
@@ -284,7 +305,12 @@ fn unroll_layer(
     g.set_name(xw, format!("l{l}.xw"));
     let mut prev: Option<Vec<NodeId>> = initial.map(<[NodeId]>::to_vec);
     let mut steps = vec![None; t_len];
+    let mut record = Recurrence {
+        initial: prev.clone(),
+        steps: Vec::with_capacity(t_len),
+    };
     for k in 0..t_len {
+        let first = g.node_bound();
         let t = match direction {
             Direction::Forward => k,
             Direction::Reverse => t_len - 1 - k,
@@ -319,8 +345,13 @@ fn unroll_layer(
         };
         g.set_name(state[0], format!("l{l}.t{t}.h"));
         steps[t] = Some(out);
+        record.steps.push(RecurrentStep {
+            nodes: first..g.node_bound(),
+            state: state.clone(),
+        });
         prev = Some(state);
     }
+    g.note_recurrence(record);
     Ok(LayerOutput {
         steps: steps.into_iter().map(|s| s.expect("every step")).collect(),
         state: prev.expect("t_len > 0"),

@@ -350,6 +350,35 @@ fn parameter_only_steps_rerun_after_a_parameter_changes() {
     check(&mut plan, &feeds, "new embedding");
 }
 
+/// `after(x, d)` lowers as a view of `x`: no step of its own, no fallback, and the value of
+/// the interpreter (read through by a kernel, and as an output).
+#[test]
+fn after_is_a_view_of_its_value() {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorType::f32([4, 6]));
+    let d = g.input("d", TensorType::f32([4, 6]));
+    let dep = g.exp(d).unwrap();
+    let a = g.after(x, &[dep]).unwrap();
+    let y = g.tanh(a).unwrap();
+    let z = g.mul(y, dep).unwrap();
+    g.set_outputs(vec![a, z]);
+    let mut rng = StdRng::seed_from_u64(3);
+    let feeds: Feeds = [x, d]
+        .into_iter()
+        .map(|n| (n, rand_f32(&mut rng, &[4, 6], 1.0)))
+        .collect();
+    let mut plan = compile(&g, &CompileOptions::default()).unwrap();
+    assert!(plan.stats().fallbacks.is_empty(), "{:?}", plan.stats());
+    for (n, t) in &feeds {
+        plan.set(*n, t).unwrap();
+    }
+    plan.run().unwrap();
+    let want = run(&g, &feeds, &[a, z], Precision::F64).unwrap();
+    assert_eq!(plan.get(a).unwrap().to_f64_vec(), want[0].to_f64_vec());
+    let w = worst(&plan.get(z).unwrap(), &want[1], 1e-3);
+    assert!(w < 1e-5, "relative error {w:e}");
+}
+
 /// Every function of the table (`trellis_ir::functions`), forward and backward, compiled
 /// (fused with a neighbour) against the f64 interpreter, on values on both sides of 0 (positive
 /// only where the function is not defined below 0).

@@ -16,6 +16,7 @@
 //! # Ok::<(), trellis_nn::NnError>(())
 //! ```
 
+pub mod budget;
 pub mod callbacks;
 pub mod checkpoint;
 pub mod data;

@@ -1,5 +1,6 @@
 //! Built-in ops, one file per family. Each op keeps its shape rule, reference semantics and
 //! derivative side by side.
+mod after;
 mod cast;
 pub(crate) mod elementwise;
 mod gather;
@@ -8,6 +9,7 @@ mod matmul;
 mod reduce;
 mod source;
 
+pub use after::After;
 pub use cast::Cast;
 pub use elementwise::{eval_elementwise, BinaryOp, Select, UnaryOp};
 pub use gather::{check_ids, Gather, ScatterAdd};

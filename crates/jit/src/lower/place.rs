@@ -3,10 +3,10 @@
 //! inputs are computed straight into the concat's memory (DESIGN point 3: step tensors
 //! contiguous, no copies). [`Placement`] is also the memory map later phases extend: a value
 //! gets a fresh buffer when selection first writes it, or a window of its operand when it is a
-//! view (reshape, slice, broadcast).
+//! view (reshape, slice, broadcast, `after`).
 use std::collections::HashMap;
 
-use trellis_ir::ops::{BroadcastTo, Concat, Constant, Fill, Input, Reshape, Slice};
+use trellis_ir::ops::{After, BroadcastTo, Concat, Constant, Fill, Input, Reshape, Slice};
 use trellis_ir::{DType, Graph, NodeId, Op, OpClass, Shape, Tensor};
 
 use crate::fusion::Unit;
@@ -96,6 +96,7 @@ impl<'g> Placement<'g> {
     pub(crate) fn view(&self, n: NodeId) -> Option<Loc> {
         let x = self.g.operands(n).first().copied()?;
         match window(self.g.op(n))? {
+            Window::Whole => Some(self.loc(x)),
             Window::Reshape(to) => self.loc(x).reshape(to),
             Window::Slice(s) => self.loc(x).slice(self.shape(x), s.axis, s.start, s.end),
             Window::Broadcast(to) => self.loc(x).broadcast(self.shape(x), to),
@@ -241,8 +242,10 @@ fn leaf(op: &dyn Op) -> Option<Leaf<'_>> {
 }
 
 /// How a view's output lies in its operand's memory, when a window can say so: a reshape, a
-/// slice, a broadcast. (A transpose is a step; other ops compute.)
+/// slice, a broadcast, or all of it (`after`: an ordering edge, the value itself). (A transpose
+/// is a step; other ops compute.)
 enum Window<'a> {
+    Whole,
     Reshape(&'a Shape),
     Slice(&'a Slice),
     Broadcast(&'a Shape),
@@ -254,7 +257,9 @@ fn window(op: &dyn Op) -> Option<Window<'_>> {
         return None;
     }
     let any = op.as_any();
-    if let Some(r) = any.downcast_ref::<Reshape>() {
+    if any.is::<After>() {
+        Some(Window::Whole)
+    } else if let Some(r) = any.downcast_ref::<Reshape>() {
         Some(Window::Reshape(&r.shape))
     } else if let Some(s) = any.downcast_ref::<Slice>() {
         Some(Window::Slice(s))
