@@ -101,6 +101,7 @@ impl Clone for Graph {
             inputs: self.inputs.clone(),
             params: self.params.clone(),
             outputs: self.outputs.clone(),
+            recurrences: self.recurrences.clone(),
         }
     }
 }

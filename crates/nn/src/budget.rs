@@ -34,8 +34,7 @@ pub fn compile_within<T>(
     mut finish: impl FnMut(&mut Graph, &[NodeId]) -> Result<(CompileOptions, T)>,
 ) -> Result<Budgeted<T>> {
     let mut checkpoints = first;
-    // The smallest plan tried: bytes needed and the checkpoint interval (0: none).
-    let mut smallest = (usize::MAX, 0);
+    let mut search = IntervalSearch::default();
     loop {
         let mut graph = forward.clone();
         let (grads, recompute) = match checkpoints {
@@ -49,7 +48,7 @@ pub fn compile_within<T>(
         if budget.is_some() {
             opts.memory_limit = budget;
         }
-        let e = match compile(&graph, &opts) {
+        match compile(&graph, &opts) {
             Ok(plan) => {
                 return Ok(Budgeted {
                     graph,
@@ -58,39 +57,55 @@ pub fn compile_within<T>(
                     extra,
                 })
             }
-            Err(e) => e,
-        };
-        // Recomputation shrinks the arena only: over the budget on parameters and inputs
-        // alone is an error at once.
-        let over = match (&e, budget) {
-            (
-                JitError::MemoryLimit {
-                    needed,
-                    limit,
-                    persistent,
-                    ..
-                },
-                Some(_),
-            ) if persistent < limit => {
-                smallest = smallest.min((*needed, recompute.as_ref().map_or(0, |r| r.every)));
-                needed.saturating_sub(*limit)
-            }
+            Err(e) => checkpoints = Some(search.next(e, recompute.as_ref())?),
+        }
+    }
+}
+
+/// The search for a checkpoint interval that brings a training plan under its memory limit,
+/// shared by [`compile_within`] and a `Model`'s training plans.
+#[derive(Default)]
+pub(crate) struct IntervalSearch {
+    /// The smallest plan tried: bytes needed and its checkpoint interval (0: none).
+    smallest: Option<(usize, usize)>,
+}
+
+impl IntervalSearch {
+    /// What to try after compiling with `tried` (`None`: every step stored) failed with `e`.
+    /// Over the memory limit with parameters and inputs that fit: first the largest interval
+    /// whose estimate frees the excess, then the interval halved while still over, down to 1.
+    /// Any other error, a plan over on parameters and inputs alone (recomputation shrinks the
+    /// arena only), or a graph with nothing to recompute, is the error itself.
+    pub(crate) fn next(&mut self, e: JitError, tried: Option<&Recompute>) -> Result<Checkpoints> {
+        let (needed, limit) = match &e {
+            JitError::MemoryLimit {
+                needed,
+                limit,
+                persistent,
+                ..
+            } if persistent < limit => (*needed, *limit),
             _ => return Err(e.into()),
         };
-        checkpoints = Some(match &recompute {
-            None => Checkpoints::Free(over),
-            Some(r) if r.every > 1 => Checkpoints::Every(r.every / 2),
+        let every = tried.map_or(0, |r| r.every);
+        self.smallest = Some(
+            self.smallest
+                .map_or((needed, every), |s| s.min((needed, every))),
+        );
+        match tried {
+            None => Ok(Checkpoints::Free(needed.saturating_sub(limit))),
+            Some(r) if r.segments == 0 => Err(e.into()),
+            Some(r) if r.every > 1 => Ok(Checkpoints::Every(r.every / 2)),
             // A checkpoint every step is still over: say what the smallest plan tried needs.
             Some(_) => {
-                return Err(NnError::TooLarge {
+                let (bytes, k) = self.smallest.unwrap_or((needed, every));
+                Err(NnError::TooLarge {
                     what: "training plan".into(),
                     message: format!(
-                        "{e}; the smallest plan tried (a checkpoint every {} steps) needs {} \
-                         bytes",
-                        smallest.1, smallest.0
+                        "{e}; the smallest plan tried (a checkpoint every {k} steps) needs \
+                         {bytes} bytes"
                     ),
                 })
             }
-        });
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Graph building: the forward pass of the layer calls, the loss of each output (weighted,
 //! masked) and their weighted sum, and, for training, the backward pass and the optimiser
 //! update, as one step graph.
+use trellis_autodiff::{grad_recomputing, Checkpoints, Recompute};
 use trellis_ir::{Graph, NodeId, TensorType};
 
 use super::naming::{check_params, in_features};
@@ -267,6 +268,18 @@ impl Model {
         rows: &[&[usize]],
         training: bool,
     ) -> Result<StepGraph> {
+        Ok(self.step_graph_with(batch, rows, training, None)?.0)
+    }
+
+    /// [`Model::step_graph`], its recurrences recomputed from `checkpoints` in the backward
+    /// pass when given (and training), with what the recomputation did.
+    pub(crate) fn step_graph_with(
+        &mut self,
+        batch: usize,
+        rows: &[&[usize]],
+        training: bool,
+        checkpoints: Option<Checkpoints>,
+    ) -> Result<(StepGraph, Option<Recompute>)> {
         self.build()?;
         let rows: Vec<Vec<usize>> = rows.iter().map(|r| r.to_vec()).collect();
         if rows.len() != self.topo.inputs.len() {
@@ -324,11 +337,19 @@ impl Model {
         let loss = total.expect("a model has outputs");
         g.set_name(loss, "loss");
         let params = f.params;
+        let mut recompute = None;
         let optimizer = if training {
             // Before differentiating: an embedding followed by a projection projects the table
             // once, and the backward graph follows that cheaper form.
             trellis_ir::passes::gather_before_matmul(&mut g);
-            let grads = trellis_autodiff::grad(&mut g, loss, &params)?;
+            let grads = match checkpoints {
+                None => trellis_autodiff::grad(&mut g, loss, &params)?,
+                Some(ck) => {
+                    let (grads, r) = grad_recomputing(&mut g, loss, &params, ck)?;
+                    recompute = Some(r);
+                    grads
+                }
+            };
             let named: Vec<(String, NodeId)> = self
                 .specs
                 .iter()
@@ -348,7 +369,7 @@ impl Model {
             graph_outputs.extend(o.mask);
         }
         g.set_outputs(graph_outputs);
-        Ok(StepGraph {
+        let sg = StepGraph {
             graph: g,
             inputs: f.xs,
             outputs,
@@ -357,6 +378,7 @@ impl Model {
             loss,
             batch,
             optimizer,
-        })
+        };
+        Ok((sg, recompute))
     }
 }

@@ -87,8 +87,11 @@ pub struct Model {
     step: u64,
     epochs_done: usize,
     eval_batch: usize,
-    /// Host memory the parameters may take (`None`: what the system has available).
+    /// Host memory the parameters, and each step plan, may take (`None`: what the system has
+    /// available).
     memory_limit: Option<u64>,
+    /// The training plan's checkpoint interval when it recomputes its recurrences.
+    recompute_every: Option<usize>,
     train: Option<Runner>,
     infer: Option<Runner>,
     /// Step plans compiled so far (training and inference).
@@ -221,6 +224,7 @@ impl Model {
             train: None,
             infer: None,
             plans_compiled: 0,
+            recompute_every: None,
             text: None,
         }
     }
@@ -239,9 +243,13 @@ impl Model {
         self.seed = seed;
         self
     }
-    /// Caps the host memory that building the model may take for its parameters (weights,
-    /// optimiser state, initialiser workspace), in bytes; by default the memory the system has
-    /// available. A model over it is an error naming its largest parameter.
+    /// Caps the host memory, in bytes, that building the model may take for its parameters
+    /// (weights, optimiser state, initialiser workspace) and that each compiled step plan may
+    /// take; by default the memory the system has available. A model whose parameters are over
+    /// it is an error naming its largest parameter. A training plan over it recomputes its
+    /// recurrences in the backward pass from a state kept every `k` steps, `k` chosen to fit
+    /// ([`Model::recompute_every`] says which; the results are the same): long sequences train
+    /// in bounded memory. A plan that cannot fit even so is an error naming the bytes needed.
     pub fn with_memory_limit(mut self, bytes: u64) -> Self {
         self.memory_limit = Some(bytes);
         self
@@ -302,6 +310,13 @@ impl Model {
     /// compiles none, a new batch size or input shape does.
     pub fn plans_compiled(&self) -> u64 {
         self.plans_compiled
+    }
+
+    /// The checkpoint interval of the current training plan when it did not fit in the memory
+    /// limit storing every step and recomputes its recurrences instead (`None`: every step
+    /// stored, or no training plan yet).
+    pub fn recompute_every(&self) -> Option<usize> {
+        self.recompute_every
     }
     /// The optimiser's base learning rate, once compiled.
     pub fn learning_rate(&self) -> Option<f64> {

@@ -5,6 +5,7 @@ use trellis_ir::NodeId;
 use trellis_jit::{CompileOptions, Plan};
 
 use super::{Compiled, Model, Shapes, StepGraph, Targets};
+use crate::budget::IntervalSearch;
 use crate::metrics::Tallies;
 use crate::Result;
 
@@ -32,21 +33,38 @@ impl Model {
             return Ok(r);
         }
         let rows: Vec<&[usize]> = rows.iter().map(Vec::as_slice).collect();
-        let sg = self.step_graph(batch, &rows, training)?;
-        let updates = sg
-            .optimizer
-            .as_ref()
-            .map(|o| o.updates.clone())
-            .unwrap_or_default();
-        let plan = trellis_jit::compile(
-            &sg.graph,
-            &CompileOptions {
+        // The plan's memory limit is the model's (else the memory available). A training
+        // plan over it recomputes its recurrences from checkpoints in the backward pass, the
+        // interval chosen to fit; the results are the same.
+        let memory_limit = self
+            .memory_limit
+            .map(|b| usize::try_from(b).unwrap_or(usize::MAX));
+        let mut search = IntervalSearch::default();
+        let mut checkpoints = None;
+        loop {
+            let (sg, recompute) = self.step_graph_with(batch, &rows, training, checkpoints)?;
+            let updates = sg
+                .optimizer
+                .as_ref()
+                .map(|o| o.updates.clone())
+                .unwrap_or_default();
+            let opts = CompileOptions {
                 updates,
+                memory_limit,
                 ..Default::default()
-            },
-        )?;
-        self.plans_compiled += 1;
-        Ok(Runner { key, plan, sg })
+            };
+            match trellis_jit::compile(&sg.graph, &opts) {
+                Ok(plan) => {
+                    self.plans_compiled += 1;
+                    if training {
+                        self.recompute_every = recompute.map(|r| r.every);
+                    }
+                    return Ok(Runner { key, plan, sg });
+                }
+                Err(e) if training => checkpoints = Some(search.next(e, recompute.as_ref())?),
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Copies the host weights (and optimiser state) into a plan.
