@@ -1,6 +1,6 @@
 //! Elementwise fusion: maximal groups of elementwise nodes of one shape that can run as one
 //! kernel, and a schedule in which each group runs as a unit.
-use crate::table::PerOp;
+use crate::table::{prefetch_ahead, PerOp};
 use trellis_ir::{DType, Graph, NodeId};
 
 /// `group_of` entry of a node in no group. Per-node tables are vectors indexed by node index:
@@ -34,7 +34,8 @@ pub fn fuse(g: &Graph, order: &[NodeId], fusible: impl Fn(NodeId) -> bool) -> Ve
     let mut group_of: Vec<usize> = vec![NO_GROUP; g.node_bound()];
     let mut groups: Vec<Vec<NodeId>> = Vec::new();
     let mut dep: Vec<i64> = vec![-1; g.node_bound()];
-    for &n in order {
+    for (at, &n) in order.iter().enumerate() {
+        prefetch_ahead(g, order, at);
         let ops = g.operands(n);
         // Newest group the operands depend on, leaving out members of group `skip`.
         let max_dep = |group_of: &[usize], dep: &[i64], skip: Option<usize>| {
@@ -143,6 +144,10 @@ fn split_transcendental_chains(g: &Graph, group_of: &mut [usize], groups: &mut V
     // (Each distinct op's depth once: its scalar form is built to read it.)
     let mut depths = PerOp::default();
     for gi in 0..groups.len() {
+        // (One member is one level: nothing to split, and its depth is never read.)
+        if groups[gi].len() < 2 {
+            continue;
+        }
         // A member that runs polynomials starts at the level of the chains before it; one
         // that does not joins the level of its deepest operand's last polynomial.
         let mut levels = 0;
@@ -198,9 +203,10 @@ fn schedule(
     }
     // Successor lists in one array (CSR), each list in the order the edges are met below:
     // a vector per unit was most of scheduling at long T.
-    let mut indeg = vec![0usize; units.len()];
+    let mut indeg = vec![0u32; units.len()];
     let mut edges: Vec<(usize, usize)> = Vec::new();
-    for &n in order {
+    for (at, &n) in order.iter().enumerate() {
+        prefetch_ahead(g, order, at);
         let u = unit_of[n.index()];
         for o in g.operands(n) {
             let p = unit_of[o.index()];
@@ -217,31 +223,40 @@ fn schedule(
     for i in 0..units.len() {
         start[i + 1] += start[i];
     }
-    let mut succ = vec![0usize; edges.len()];
+    let mut succ = vec![0u32; edges.len()];
     let mut fill = start.clone();
     for &(p, u) in &edges {
-        succ[fill[p]] = u;
+        succ[fill[p]] = u as u32;
         fill[p] += 1;
     }
-    // Ready units are taken in the order their first node appears in `order`.
-    let mut first = vec![usize::MAX; units.len()];
+    // Ready units are taken in the order their first node appears in `order`. That position
+    // names the unit (each node is in one unit), so the heap holds positions alone: 4 bytes
+    // an entry instead of 16 (it holds up to a unit per step at long T). Emptied groups have
+    // no position and no edges: they go first (and are dropped below).
+    let mut first = vec![u32::MAX; units.len()];
     for (i, &n) in order.iter().enumerate() {
         let u = unit_of[n.index()];
-        first[u] = first[u].min(i);
+        first[u] = first[u].min(i as u32);
     }
+    let unit_at = |i: u32| unit_of[order[i as usize].index()];
     let mut ready = std::collections::BinaryHeap::new();
+    let mut out = Vec::with_capacity(units.len());
     for u in 0..units.len() {
         if indeg[u] == 0 {
-            ready.push(std::cmp::Reverse((first[u], u)));
+            match first[u] {
+                u32::MAX => out.push(u),
+                i => ready.push(std::cmp::Reverse(i)),
+            }
         }
     }
-    let mut out = Vec::with_capacity(units.len());
-    while let Some(std::cmp::Reverse((_, u))) = ready.pop() {
+    while let Some(std::cmp::Reverse(i)) = ready.pop() {
+        let u = unit_at(i);
         out.push(u);
         for &s in &succ[start[u]..start[u + 1]] {
+            let s = s as usize;
             indeg[s] -= 1;
             if indeg[s] == 0 {
-                ready.push(std::cmp::Reverse((first[s], s)));
+                ready.push(std::cmp::Reverse(first[s]));
             }
         }
     }
