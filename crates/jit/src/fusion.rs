@@ -1,6 +1,6 @@
 //! Elementwise fusion: maximal groups of elementwise nodes of one shape that can run as one
 //! kernel, and a schedule in which each group runs as a unit.
-use crate::table::{prefetch_ahead, PerOp};
+use crate::table::{prefetch_ahead, prefetch_node, prefetch_op, PerOp, AHEAD};
 use trellis_ir::{DType, Graph, NodeId};
 
 /// `group_of` entry of a node in no group. Per-node tables are vectors indexed by node index:
@@ -144,6 +144,13 @@ fn split_transcendental_chains(g: &Graph, group_of: &mut [usize], groups: &mut V
     // (Each distinct op's depth once: its scalar form is built to read it.)
     let mut depths = PerOp::default();
     for gi in 0..groups.len() {
+        // The members of groups a few ahead, then their ops once the members are in.
+        if let Some(m) = groups.get(gi + AHEAD) {
+            m.iter().for_each(|&n| prefetch_node(g, n));
+        }
+        if let Some(m) = groups.get(gi + AHEAD / 2) {
+            m.iter().for_each(|&n| prefetch_op(g, n));
+        }
         // (One member is one level: nothing to split, and its depth is never read.)
         if groups[gi].len() < 2 {
             continue;

@@ -172,6 +172,14 @@ pub(crate) fn prefetch_node(g: &Graph, n: NodeId) {
     }
 }
 
+/// Starts loading node `n`'s op into the cache (reads the node: prefetch it first).
+#[inline]
+pub(crate) fn prefetch_op(g: &Graph, n: NodeId) {
+    if let Some(node) = g.get(n) {
+        prefetch(Arc::as_ptr(&node.op).cast());
+    }
+}
+
 /// A cache prefetch of the line holding `p` (nothing on other targets).
 #[inline]
 fn prefetch(p: *const u8) {
