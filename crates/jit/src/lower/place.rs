@@ -188,9 +188,9 @@ impl<'g> Placement<'g> {
         }
         // Leaves and views keep their own memory: a view is a window of its operand's.
         let leafish = |b: &Self, n: NodeId| b.vals.contains_key(&n) || window(b.g.op(n)).is_some();
-        let concat = self.g.mark(|_, node| {
-            node.ty.dtype == DType::F32 && concat_axis(&*node.op).is_some()
-        });
+        let concat = self
+            .g
+            .mark(|_, node| node.ty.dtype == DType::F32 && concat_axis(&*node.op).is_some());
         for &c in order.iter().rev() {
             if !concat[c.index()] {
                 continue;
