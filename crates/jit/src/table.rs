@@ -5,6 +5,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use trellis_ir::{Graph, NodeId, Op, TensorType};
 
+use crate::memory::{prefetch, Near};
 use crate::step::Val;
 
 /// A value per node, indexed by node index: lowering looks one up per operand of every node,
@@ -167,8 +168,8 @@ pub(crate) fn prefetch_node(g: &Graph, n: NodeId) {
     let p = g.slot_addr(n);
     if !p.is_null() {
         // A node is about two cache lines.
-        prefetch(p);
-        prefetch(p.wrapping_add(64));
+        prefetch(p, Near::L1);
+        prefetch(p.wrapping_add(64), Near::L1);
     }
 }
 
@@ -176,19 +177,6 @@ pub(crate) fn prefetch_node(g: &Graph, n: NodeId) {
 #[inline]
 pub(crate) fn prefetch_op(g: &Graph, n: NodeId) {
     if let Some(node) = g.get(n) {
-        prefetch(Arc::as_ptr(&node.op).cast());
+        prefetch(Arc::as_ptr(&node.op).cast(), Near::L1);
     }
-}
-
-/// A cache prefetch of the line holding `p` (nothing on other targets).
-#[inline]
-fn prefetch(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint: it reads nothing the program sees, and never faults,
-    // whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
