@@ -275,6 +275,14 @@ impl Graph {
             None => panic!("node {id} is not in the graph"),
         }
     }
+    /// Where node `id`'s slot is stored, read from nothing but the slot vector's length (a
+    /// null pointer past its end): walks over millions of nodes in topological order visit
+    /// them scattered in memory, and a caller can prefetch the slots it will visit next.
+    pub fn slot_addr(&self, id: NodeId) -> *const u8 {
+        self.nodes
+            .get(id.index())
+            .map_or(std::ptr::null(), |s| (s as *const Option<Node>).cast())
+    }
     pub fn get(&self, id: NodeId) -> Option<&Node> {
         self.nodes.get(id.index()).and_then(Option::as_ref)
     }
@@ -408,6 +416,18 @@ impl Graph {
         }
         debug_assert_eq!(order.len(), self.live, "graphs are acyclic by construction");
         order
+    }
+
+    /// Marks, by node index, the nodes for which `pred` holds, read in index order: one
+    /// sequential scan, where a walk in topological order that reads every node to skip most
+    /// of them waits for a cache miss at each (millions of nodes at long T). Passes test the
+    /// mark first on their walk.
+    pub fn mark(&self, pred: impl Fn(NodeId, &Node) -> bool) -> Vec<bool> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| n.as_ref().is_some_and(|n| pred(NodeId(i as u32), n)))
+            .collect()
     }
 
     /// Marks the nodes `roots` depend on (themselves included), indexed by node index.

@@ -17,7 +17,6 @@
 use crate::loc::Loc;
 use crate::plan::AttachedPlan;
 use crate::step::{check_windows, Val};
-use crate::table::NodeTable;
 use crate::{compile, CompileOptions, JitError, Plan, PlanStats};
 use std::collections::HashSet;
 use trellis_ir::ops::Input;
@@ -76,7 +75,7 @@ impl Plan {
                     "share {node} <- {host}: {host} is not an input of the host plan"
                 )));
             };
-            let (v, ty) = &self.values[&host];
+            let (v, ty) = self.values.get(&host).expect("an input has a value");
             if ty != graph.ty(node) {
                 return Err(unsupported(format!(
                     "share {} <- '{name}': the attached graph's input is {}, the host's {ty}",
@@ -147,17 +146,11 @@ impl Plan {
                 *l = relocate(*l)?;
             }
         }
-        let mut values = NodeTable::new(g.node_bound());
-        for n in g.node_ids() {
-            if let Some((v, ty)) = plan.values.get(&n) {
-                let mut v = *v;
-                if let Some(l) = v.loc_mut() {
-                    *l = relocate(*l)?;
-                }
-                values.insert(n, (v, ty.clone()));
+        for v in plan.values.vals_mut() {
+            if let Some(l) = v.loc_mut() {
+                *l = relocate(*l)?;
             }
         }
-        plan.values = values;
         for (t, v) in &mut plan.updates {
             (*t, *v) = (relocate(*t)?, relocate(*v)?);
         }

@@ -152,17 +152,18 @@ pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Plan, JitError> {
         attached: Vec::new(),
     };
     for (orig, new) in &remap {
-        if let Some(v) = plan.values.get(new).cloned() {
-            plan.values.insert(*orig, v);
+        if let Some((v, ty)) = plan.values.get(new) {
+            let (v, ty) = (*v, ty.clone());
+            plan.values.insert(*orig, v, &ty);
         }
     }
     for &(target, value) in &opts.updates {
-        let (Val::F(t), _) = plan.values[&target] else {
+        let Some((&Val::F(t), _)) = plan.values.get(&target) else {
             return Err(JitError::Unsupported(format!(
                 "update of {target}: only f32 inputs can be updated"
             )));
         };
-        let (Val::F(v), _) = plan.values[&remap[&value]] else {
+        let Some((&Val::F(v), _)) = plan.values.get(&remap[&value]) else {
             unreachable!("f32 by type check")
         };
         if v != t {

@@ -1,15 +1,18 @@
 //! Elementwise fusion: maximal groups of elementwise nodes of one shape that can run as one
 //! kernel, and a schedule in which each group runs as a unit.
-use crate::table::PerOp;
+use crate::table::{prefetch_ahead, prefetch_node, prefetch_op, PerOp, AHEAD};
 use trellis_ir::{DType, Graph, NodeId};
 
 /// `group_of` entry of a node in no group. Per-node tables are vectors indexed by node index:
-/// fusion looks every node up several times, and hashing was most of its time at long T.
-const NO_GROUP: usize = usize::MAX;
+/// fusion looks every node up several times, and hashing was most of its time at long T. (Of
+/// u32: group and unit ids are fewer than the nodes, whose ids are u32.)
+const NO_GROUP: u32 = u32::MAX;
 
 /// The group of `n`, if any.
-fn group(group_of: &[usize], n: NodeId) -> Option<usize> {
-    Some(group_of[n.index()]).filter(|&g| g != NO_GROUP)
+fn group(group_of: &[u32], n: NodeId) -> Option<usize> {
+    Some(group_of[n.index()])
+        .filter(|&g| g != NO_GROUP)
+        .map(|g| g as usize)
 }
 
 /// A node (`Single`) or a fused group of elementwise nodes (`Group`, members in topological order).
@@ -31,13 +34,14 @@ pub fn is_elementwise(g: &Graph, n: NodeId) -> bool {
 /// numbered in creation order), makes that test O(1), so grouping is linear and the grouped
 /// graph stays acyclic. `fusible(n)` lets the caller keep a node out of fusion.
 pub fn fuse(g: &Graph, order: &[NodeId], fusible: impl Fn(NodeId) -> bool) -> Vec<Unit> {
-    let mut group_of: Vec<usize> = vec![NO_GROUP; g.node_bound()];
+    let mut group_of: Vec<u32> = vec![NO_GROUP; g.node_bound()];
     let mut groups: Vec<Vec<NodeId>> = Vec::new();
     let mut dep: Vec<i64> = vec![-1; g.node_bound()];
-    for &n in order {
+    for (at, &n) in order.iter().enumerate() {
+        prefetch_ahead(g, order, at);
         let ops = g.operands(n);
         // Newest group the operands depend on, leaving out members of group `skip`.
-        let max_dep = |group_of: &[usize], dep: &[i64], skip: Option<usize>| {
+        let max_dep = |group_of: &[u32], dep: &[i64], skip: Option<usize>| {
             ops.iter()
                 .filter(|&&o| skip.is_none() || group(group_of, o) != skip)
                 .map(|o| dep[o.index()])
@@ -70,7 +74,7 @@ pub fn fuse(g: &Graph, order: &[NodeId], fusible: impl Fn(NodeId) -> bool) -> Ve
             }
         };
         let d = (gi as i64).max(max_dep(&group_of, &dep, None));
-        group_of[n.index()] = gi;
+        group_of[n.index()] = gi as u32;
         dep[n.index()] = d;
     }
     merge_into_sole_consumer(g, &mut group_of, &mut groups);
@@ -81,7 +85,7 @@ pub fn fuse(g: &Graph, order: &[NodeId], fusible: impl Fn(NodeId) -> bool) -> Ve
 /// Merges a group into the group that consumes all of its outputs (same shape): its values
 /// then stay in registers instead of a round trip through memory. Safe without a cycle check:
 /// every path out of the producer enters the consumer directly.
-fn merge_into_sole_consumer(g: &Graph, group_of: &mut [usize], groups: &mut [Vec<NodeId>]) {
+fn merge_into_sole_consumer(g: &Graph, group_of: &mut [u32], groups: &mut [Vec<NodeId>]) {
     let outputs: rustc_hash::FxHashSet<NodeId> = g.outputs().iter().copied().collect();
     for gi in (0..groups.len()).rev() {
         if groups[gi].is_empty() {
@@ -111,7 +115,7 @@ fn merge_into_sole_consumer(g: &Graph, group_of: &mut [usize], groups: &mut [Vec
         }
         let moved = std::mem::take(&mut groups[gi]);
         for &m in &moved {
-            group_of[m.index()] = c;
+            group_of[m.index()] = c as u32;
         }
         let mut merged = moved;
         merged.append(&mut groups[c]);
@@ -136,13 +140,25 @@ fn transcendental_depth(g: &Graph, n: NodeId, depths: &mut PerOp<usize>) -> usiz
 /// the LSTM forward step 109 -> 96 us at B = H = 128, `cargo bench --bench jit -- "lstm step
 /// forward"`, for one extra [B, H] buffer that stays in cache). Splitting by depth keeps the
 /// parts acyclic: a member never depends on a member of a deeper level.
-fn split_transcendental_chains(g: &Graph, group_of: &mut [usize], groups: &mut Vec<Vec<NodeId>>) {
+fn split_transcendental_chains(g: &Graph, group_of: &mut [u32], groups: &mut Vec<Vec<NodeId>>) {
     // Depth of each member within its group (only read for members of the group at hand).
-    let mut depth: Vec<usize> = vec![0; g.node_bound()];
-    let mut level_of: Vec<usize> = vec![0; g.node_bound()];
+    // (u32: tables of millions of slots at long T, half the memory to fill.)
+    let mut depth: Vec<u32> = vec![0; g.node_bound()];
+    let mut level_of: Vec<u32> = vec![0; g.node_bound()];
     // (Each distinct op's depth once: its scalar form is built to read it.)
     let mut depths = PerOp::default();
     for gi in 0..groups.len() {
+        // The members of groups a few ahead, then their ops once the members are in.
+        if let Some(m) = groups.get(gi + AHEAD) {
+            m.iter().for_each(|&n| prefetch_node(g, n));
+        }
+        if let Some(m) = groups.get(gi + AHEAD / 2) {
+            m.iter().for_each(|&n| prefetch_op(g, n));
+        }
+        // (One member is one level: nothing to split, and its depth is never read.)
+        if groups[gi].len() < 2 {
+            continue;
+        }
         // A member that runs polynomials starts at the level of the chains before it; one
         // that does not joins the level of its deepest operand's last polynomial.
         let mut levels = 0;
@@ -150,15 +166,15 @@ fn split_transcendental_chains(g: &Graph, group_of: &mut [usize], groups: &mut V
             let d = g
                 .operands(m)
                 .iter()
-                .filter(|o| group_of[o.index()] == gi)
+                .filter(|o| group_of[o.index()] == gi as u32)
                 .map(|o| depth[o.index()])
                 .max()
                 .unwrap_or(0);
-            let own = transcendental_depth(g, m, &mut depths);
+            let own = transcendental_depth(g, m, &mut depths) as u32;
             depth[m.index()] = d + own;
             let level = if own > 0 { d } else { d.saturating_sub(1) };
             level_of[m.index()] = level;
-            levels = levels.max(level + 1);
+            levels = levels.max(level as usize + 1);
         }
         if levels < 2 {
             continue;
@@ -167,43 +183,39 @@ fn split_transcendental_chains(g: &Graph, group_of: &mut [usize], groups: &mut V
         let base = groups.len();
         groups.extend((1..levels).map(|_| Vec::new()));
         for m in members {
-            let level = level_of[m.index()];
+            let level = level_of[m.index()] as usize;
             let to = if level == 0 { gi } else { base + level - 1 };
             groups[to].push(m);
-            group_of[m.index()] = to;
+            group_of[m.index()] = to as u32;
         }
     }
 }
 
 /// Topological order of the units (Kahn's algorithm on the condensed graph), keeping the
 /// original order where free so the result reads like the graph.
-fn schedule(
-    g: &Graph,
-    order: &[NodeId],
-    group_of: &[usize],
-    groups: Vec<Vec<NodeId>>,
-) -> Vec<Unit> {
+fn schedule(g: &Graph, order: &[NodeId], group_of: &[u32], groups: Vec<Vec<NodeId>>) -> Vec<Unit> {
     // Unit id: groups first, then singles.
-    let mut unit_of: Vec<usize> = vec![0; g.node_bound()];
+    let mut unit_of: Vec<u32> = vec![0; g.node_bound()];
     let mut units: Vec<Unit> = groups.into_iter().map(Unit::Group).collect();
     // (Emptied groups stay as placeholders so group ids keep their meaning; dropped below.)
     for &n in order {
         match group(group_of, n) {
-            Some(gi) => unit_of[n.index()] = gi,
+            Some(gi) => unit_of[n.index()] = gi as u32,
             None => {
-                unit_of[n.index()] = units.len();
+                unit_of[n.index()] = units.len() as u32;
                 units.push(Unit::Single(n));
             }
         }
     }
     // Successor lists in one array (CSR), each list in the order the edges are met below:
     // a vector per unit was most of scheduling at long T.
-    let mut indeg = vec![0usize; units.len()];
+    let mut indeg = vec![0u32; units.len()];
     let mut edges: Vec<(usize, usize)> = Vec::new();
-    for &n in order {
-        let u = unit_of[n.index()];
+    for (at, &n) in order.iter().enumerate() {
+        prefetch_ahead(g, order, at);
+        let u = unit_of[n.index()] as usize;
         for o in g.operands(n) {
-            let p = unit_of[o.index()];
+            let p = unit_of[o.index()] as usize;
             if p != u {
                 edges.push((p, u));
                 indeg[u] += 1;
@@ -217,31 +229,40 @@ fn schedule(
     for i in 0..units.len() {
         start[i + 1] += start[i];
     }
-    let mut succ = vec![0usize; edges.len()];
+    let mut succ = vec![0u32; edges.len()];
     let mut fill = start.clone();
     for &(p, u) in &edges {
-        succ[fill[p]] = u;
+        succ[fill[p]] = u as u32;
         fill[p] += 1;
     }
-    // Ready units are taken in the order their first node appears in `order`.
-    let mut first = vec![usize::MAX; units.len()];
+    // Ready units are taken in the order their first node appears in `order`. That position
+    // names the unit (each node is in one unit), so the heap holds positions alone: 4 bytes
+    // an entry instead of 16 (it holds up to a unit per step at long T). Emptied groups have
+    // no position and no edges: they go first (and are dropped below).
+    let mut first = vec![u32::MAX; units.len()];
     for (i, &n) in order.iter().enumerate() {
-        let u = unit_of[n.index()];
-        first[u] = first[u].min(i);
+        let u = unit_of[n.index()] as usize;
+        first[u] = first[u].min(i as u32);
     }
+    let unit_at = |i: u32| unit_of[order[i as usize].index()] as usize;
     let mut ready = std::collections::BinaryHeap::new();
+    let mut out = Vec::with_capacity(units.len());
     for u in 0..units.len() {
         if indeg[u] == 0 {
-            ready.push(std::cmp::Reverse((first[u], u)));
+            match first[u] {
+                u32::MAX => out.push(u),
+                i => ready.push(std::cmp::Reverse(i)),
+            }
         }
     }
-    let mut out = Vec::with_capacity(units.len());
-    while let Some(std::cmp::Reverse((_, u))) = ready.pop() {
+    while let Some(std::cmp::Reverse(i)) = ready.pop() {
+        let u = unit_at(i);
         out.push(u);
         for &s in &succ[start[u]..start[u + 1]] {
+            let s = s as usize;
             indeg[s] -= 1;
             if indeg[s] == 0 {
-                ready.push(std::cmp::Reverse((first[s], s)));
+                ready.push(std::cmp::Reverse(first[s]));
             }
         }
     }

@@ -5,13 +5,13 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use rustc_hash::FxHashMap;
-use trellis_ir::{Graph, NodeId, Tensor, TensorType};
+use trellis_ir::{Graph, NodeId, Tensor};
 
 use crate::loc::Loc;
 use crate::split::rows_of;
 use crate::stats::PlanStats;
 use crate::step::{exec_rows, prefetch_inputs, read, write, SendPtr, Step, Val};
-use crate::table::NodeTable;
+use crate::table::Values;
 use crate::JitError;
 
 /// Seconds spent per kind of step over the runs since the last reset.
@@ -36,7 +36,7 @@ pub struct Plan {
     pub(crate) steps: Vec<Step>,
     pub(crate) mem: Vec<f32>,
     pub(crate) ints: Vec<Vec<i64>>,
-    pub(crate) values: NodeTable<(Val, TensorType)>,
+    pub(crate) values: Values,
     pub(crate) inputs: HashMap<NodeId, String>,
     pub(crate) updates: Vec<(Loc, Loc)>,
     /// `(i64 input slot, vocabulary, gather node)`: ids checked before any step runs.
@@ -168,7 +168,7 @@ impl Plan {
             .inputs
             .get(&node)
             .ok_or_else(|| JitError::Feed(format!("{node} is not an input of this plan")))?;
-        let (v, ty) = &self.values[&node];
+        let (v, ty) = self.values.get(&node).expect("an input has a value");
         if *ty != t.ty() {
             return Err(JitError::Feed(format!(
                 "input '{name}' expects {ty}, got {}",

@@ -22,10 +22,12 @@ pub struct Ranges {
     sets: Vec<(usize, BufferRanges)>,
 }
 
-/// One buffer's ranges: a few inline (most buffers: one step's output, read by a few steps), a
-/// tree once there are many (a sequence buffer written a window per step).
+/// One buffer's ranges: one inline (most buffers: one step's output, read by a few steps, is
+/// one range per half; an entry of four inline made the table of a run of a million buffers
+/// twice as large to fill), a few on the heap, a tree once there are many (a sequence buffer
+/// written a window per step).
 enum BufferRanges {
-    Few(SmallVec<[(usize, usize); 4]>),
+    Few(SmallVec<[(usize, usize); 1]>),
     Many(BTreeMap<usize, usize>),
 }
 

@@ -454,13 +454,7 @@ pub(crate) fn prefetch_inputs(s: &Step, r0: usize, r1: usize, skip: Loc, base: S
             let start = l.off + r * l.rs;
             // One hint per 64-byte line (16 floats).
             for e in (start..start + l.cols).step_by(16) {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: a prefetch is a hint that never faults, whatever the address; this
-                // one is inside the step's checked window anyway.
-                unsafe {
-                    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
-                    _mm_prefetch::<_MM_HINT_T1>(base.at(e) as *const i8);
-                }
+                crate::memory::prefetch(base.at(e) as *const u8, crate::memory::Near::L2);
             }
         }
     }

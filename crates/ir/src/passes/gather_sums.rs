@@ -46,13 +46,15 @@ fn is_add(g: &Graph, n: NodeId) -> bool {
 
 /// Roots of add trees: adds not themselves inside a larger tree.
 fn add_roots(g: &Graph) -> Vec<NodeId> {
+    let root = g.mark(|n, _| {
+        is_add(g, n)
+            && !g
+                .sole_user(n)
+                .is_some_and(|u| is_add(g, u) && g.ty(u) == g.ty(n) && !g.outputs().contains(&n))
+    });
     g.topo_order()
         .into_iter()
-        .filter(|&n| is_add(g, n))
-        .filter(|&n| {
-            !g.sole_user(n)
-                .is_some_and(|u| is_add(g, u) && g.ty(u) == g.ty(n) && !g.outputs().contains(&n))
-        })
+        .filter(|&n| root[n.index()])
         .collect()
 }
 

@@ -32,9 +32,11 @@ pub fn slices_through_elementwise(g: &mut Graph) -> usize {
 /// `[T B, 4H]` projection. Returns the number of slices rewritten.
 pub fn row_slices_through_bias(g: &mut Graph) -> usize {
     let mut count = 0;
+    // (What a rewrite cannot change: it makes new nodes, which this walk does not visit.)
+    let elementwise = g.mark(|_, node| node.op.is_elementwise() && node.ty.rank() == 2);
     for n in g.topo_order() {
-        if !g.contains(n)
-            || !g.op(n).is_elementwise()
+        if !elementwise[n.index()]
+            || !g.contains(n)
             || g.outputs().contains(&n)
             || g.ty(n).rank() != 2
             || !all_uses_slice(g, n, 0)
@@ -61,10 +63,20 @@ fn slices_through_once(g: &mut Graph, visit: Option<&[bool]>) -> (usize, Vec<boo
     let mut count = 0;
     let bound = g.node_bound();
     let mut touched: Vec<usize> = Vec::new();
-    let visits = |n: NodeId| visit.is_none_or(|v| v.get(n.index()).copied().unwrap_or(true));
+    // A full pass visits the elementwise nodes (a rewrite changes no node's op; the nodes it
+    // makes are not visited).
+    let all;
+    let visit = match visit {
+        Some(v) => v,
+        None => {
+            all = g.mark(|_, node| node.op.is_elementwise());
+            &all
+        }
+    };
+    let visits = |n: NodeId| visit.get(n.index()).copied().unwrap_or(true);
     // The first rewrite of a pass is at a node that qualified when the pass began (nothing
     // changed before it): when none does, the pass would do nothing, so skip its sort.
-    if visit.is_some() && !g.node_ids().any(|n| visits(n) && qualifies(g, n)) {
+    if !g.node_ids().any(|n| visits(n) && qualifies(g, n)) {
         return (0, Vec::new());
     }
     for n in g.topo_order() {

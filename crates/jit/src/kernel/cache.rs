@@ -1,7 +1,7 @@
 //! The kernel every backend produces and the cache that builds it: [`KernelCache::get`] turns
 //! a [`KernelSpec`] into a [`Kernel`] once per distinct spec, on the host's fastest
 //! [`Backend`]; [`Kernel::run`] is the checked entry, [`Kernel::run_raw`] the executor's.
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use trellis_ir::ScalarFn;
@@ -265,7 +265,7 @@ impl Kernel {
 pub struct KernelCache {
     clif: Compiler,
     backend: Backend,
-    kernels: HashMap<KernelSpec, Arc<Kernel>>,
+    kernels: FxHashMap<KernelSpec, Arc<Kernel>>,
 }
 
 impl KernelCache {
@@ -285,7 +285,7 @@ impl KernelCache {
         Ok(KernelCache {
             clif: Compiler::new()?,
             backend,
-            kernels: HashMap::new(),
+            kernels: FxHashMap::default(),
         })
     }
 

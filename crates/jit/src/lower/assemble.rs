@@ -4,14 +4,14 @@
 //! [`crate::Plan`] is made of.
 use std::collections::HashMap;
 
-use trellis_ir::{NodeId, TensorType};
+use trellis_ir::NodeId;
 
 use super::schedule::Schedule;
 use crate::loc::Loc;
 use crate::memory;
 use crate::stats::PlanStats;
-use crate::step::{check_windows, Step, Val};
-use crate::table::NodeTable;
+use crate::step::{check_windows, Step};
+use crate::table::Values;
 use crate::JitError;
 
 /// A lowered graph, ready to run.
@@ -20,7 +20,7 @@ pub(crate) struct Assembly {
     pub(crate) mem: Vec<f32>,
     pub(crate) ints: Vec<Vec<i64>>,
     /// Each node's value and type (absolute windows), by node index.
-    pub(crate) values: NodeTable<(Val, TensorType)>,
+    pub(crate) values: Values,
     pub(crate) inputs: HashMap<NodeId, String>,
     pub(crate) id_checks: Vec<(usize, usize, String)>,
     pub(crate) split_runs: Vec<(usize, usize)>,
@@ -62,23 +62,18 @@ impl Assembly {
             }
         }
         check_windows(&steps, mem.len())?;
-        // Built in one pass in index order (not cleared, then filled: millions of nodes).
-        let mut values = Vec::with_capacity(g.node_bound());
-        for n in g.node_ids() {
-            values.resize(n.index(), None);
-            values.push(sel.mem.vals.get(&n).map(|v| {
-                let mut v = *v;
-                if let Some(l) = v.loc_mut() {
-                    *l = abs(*l);
-                }
-                (v, g.ty(n).clone())
-            }));
+        // Placement's table, made absolute in place (millions of nodes).
+        let mut vals = sel.mem.vals;
+        for v in vals.values_mut() {
+            if let Some(l) = v.loc_mut() {
+                *l = abs(*l);
+            }
         }
         Ok(Assembly {
             steps,
             mem,
             ints: sel.mem.ints,
-            values: NodeTable::from_vec(values),
+            values: Values::new(vals, g),
             inputs: sel.mem.inputs,
             id_checks: sel.id_checks,
             split_runs,

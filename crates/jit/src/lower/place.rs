@@ -107,8 +107,12 @@ impl<'g> Placement<'g> {
     /// checked against the memory limit and reserved before any of it is allocated.
     pub(crate) fn place_leaves(&mut self, order: &[NodeId]) -> Result<(), JitError> {
         let g = self.g;
-        let is_leaf = |n: &NodeId| leaf(g.op(*n)).is_some();
-        let leaves: Vec<NodeId> = order.iter().copied().filter(is_leaf).collect();
+        let is_leaf = g.mark(|_, node| leaf(&*node.op).is_some());
+        let leaves: Vec<NodeId> = order
+            .iter()
+            .copied()
+            .filter(|n| is_leaf[n.index()])
+            .collect();
         // Elements of f32 values (each aligned to 16) and bytes of i64 ones; sizes were
         // checked in `compile`, so only the sums can overflow.
         let (mut floats, mut int_bytes) = (Some(0usize), Some(0usize));
@@ -177,7 +181,7 @@ impl<'g> Placement<'g> {
                 m.iter().for_each(|&n| strided_ok.insert(n));
             }
         }
-        for &n in order {
+        for n in self.g.node_ids() {
             let op = self.g.op(n);
             if op.class() == OpClass::Contraction || concat_axis(op).is_some() {
                 strided_ok.insert(n);
@@ -185,8 +189,11 @@ impl<'g> Placement<'g> {
         }
         // Leaves and views keep their own memory: a view is a window of its operand's.
         let leafish = |b: &Self, n: NodeId| b.vals.contains_key(&n) || window(b.g.op(n)).is_some();
+        let concat = self
+            .g
+            .mark(|_, node| node.ty.dtype == DType::F32 && concat_axis(&*node.op).is_some());
         for &c in order.iter().rev() {
-            if self.g.ty(c).dtype != DType::F32 {
+            if !concat[c.index()] {
                 continue;
             }
             let shape = self.shape(c).clone();

@@ -14,7 +14,7 @@ use crate::fusion::Unit;
 use crate::loc::Loc;
 use crate::stats::PlanStats;
 use crate::step::{ReduceMode, Step, Val};
-use crate::table::PerOp;
+use crate::table::{prefetch_node, prefetch_op, PerOp, AHEAD};
 use crate::{JitError, Kernel, KernelCache, KernelSpec};
 
 /// The steps chosen, with the memory map they write into.
@@ -54,7 +54,16 @@ impl<'g> Selection<'g> {
             group_slots: FxHashMap::default(),
             scalars: PerOp::default(),
         };
-        for u in units {
+        for (at, u) in units.iter().enumerate() {
+            // The nodes of a unit a few ahead, then their ops once the nodes are in.
+            match units.get(at + AHEAD) {
+                Some(Unit::Single(n)) => prefetch_node(g, *n),
+                Some(Unit::Group(m)) => m.iter().for_each(|&n| prefetch_node(g, n)),
+                None => {}
+            }
+            if let Some(Unit::Group(m)) = units.get(at + AHEAD / 2) {
+                m.iter().for_each(|&n| prefetch_op(g, n));
+            }
             match u {
                 Unit::Single(n) => s.single(*n)?,
                 Unit::Group(members) => s.group(members)?,
