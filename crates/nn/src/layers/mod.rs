@@ -15,6 +15,31 @@ use trellis_ir::{Graph, NodeId};
 use crate::init::Init;
 use crate::Result;
 
+/// The [`Layer`] impl of a layer without parameters that takes one input, its work done by
+/// the layer's own `apply(&self, g, x) -> Result<Act>` (the pooling and reshape layers). The
+/// module using it imports the names the impl reads.
+macro_rules! parameterless_layer {
+    ($ty:ident, $kind:literal) => {
+        impl Layer for $ty {
+            fn kind(&self) -> &'static str {
+                $kind
+            }
+            fn params(&self, _: &Scope, _: usize) -> Vec<ParamSpec> {
+                Vec::new()
+            }
+            fn build(&self, g: &mut Graph, x: Act, _: &[NodeId], _: &mut BuildCtx) -> Result<Act> {
+                self.apply(g, x)
+            }
+            fn config(&self) -> Option<LayerConfig> {
+                Some(LayerConfig::$ty(self.clone()))
+            }
+            fn as_any(&self) -> &dyn Any {
+                self
+            }
+        }
+    };
+}
+
 mod attention;
 mod bidirectional;
 mod config;

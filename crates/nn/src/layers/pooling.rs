@@ -44,33 +44,24 @@ fn mask3(g: &mut Graph, m: NodeId) -> Result<NodeId> {
     Ok(g.reshape(m, [d[0], d[1], 1])?)
 }
 
-macro_rules! pooling_layer {
-    ($ty:ident, $kind:literal) => {
-        impl Layer for $ty {
-            fn kind(&self) -> &'static str {
-                $kind
-            }
-            fn params(&self, _: &Scope, _: usize) -> Vec<ParamSpec> {
-                Vec::new()
-            }
-            fn build(&self, g: &mut Graph, x: Act, _: &[NodeId], _: &mut BuildCtx) -> Result<Act> {
-                check_sequence(g, $kind, &x)?;
-                Ok(Act::new(self.pool(g, &x)?, Layout::BatchMajor))
-            }
-            fn config(&self) -> Option<LayerConfig> {
-                Some(LayerConfig::$ty(self.clone()))
-            }
-            fn as_any(&self) -> &dyn Any {
-                self
-            }
-        }
-    };
+/// A pooled sequence: `pool` of a checked sequence `x`, as `[B, F]`.
+fn pooled(
+    g: &mut Graph,
+    kind: &str,
+    x: Act,
+    pool: impl FnOnce(&mut Graph, &Act) -> Result<NodeId>,
+) -> Result<Act> {
+    check_sequence(g, kind, &x)?;
+    Ok(Act::new(pool(g, &x)?, Layout::BatchMajor))
 }
 
-pooling_layer!(GlobalAveragePooling1D, "global_average_pooling1d");
-pooling_layer!(GlobalMaxPooling1D, "global_max_pooling1d");
+parameterless_layer!(GlobalAveragePooling1D, "global_average_pooling1d");
+parameterless_layer!(GlobalMaxPooling1D, "global_max_pooling1d");
 
 impl GlobalAveragePooling1D {
+    fn apply(&self, g: &mut Graph, x: Act) -> Result<Act> {
+        pooled(g, self.kind(), x, |g, x| self.pool(g, x))
+    }
     fn pool(&self, g: &mut Graph, x: &Act) -> Result<NodeId> {
         let t = time_axis(x.layout);
         let Some(m) = x.mask else {
@@ -87,6 +78,9 @@ impl GlobalAveragePooling1D {
 }
 
 impl GlobalMaxPooling1D {
+    fn apply(&self, g: &mut Graph, x: Act) -> Result<Act> {
+        pooled(g, self.kind(), x, |g, x| self.pool(g, x))
+    }
     fn pool(&self, g: &mut Graph, x: &Act) -> Result<NodeId> {
         let mut v = x.node;
         if let Some(m) = x.mask {

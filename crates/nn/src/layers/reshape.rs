@@ -50,32 +50,9 @@ impl Default for Softmax {
     }
 }
 
-/// What these layers share: no parameters, one input.
-macro_rules! shape_layer {
-    ($ty:ident, $kind:literal) => {
-        impl Layer for $ty {
-            fn kind(&self) -> &'static str {
-                $kind
-            }
-            fn params(&self, _: &Scope, _: usize) -> Vec<ParamSpec> {
-                Vec::new()
-            }
-            fn build(&self, g: &mut Graph, x: Act, _: &[NodeId], _: &mut BuildCtx) -> Result<Act> {
-                self.apply(g, x)
-            }
-            fn config(&self) -> Option<LayerConfig> {
-                Some(LayerConfig::$ty(self.clone()))
-            }
-            fn as_any(&self) -> &dyn Any {
-                self
-            }
-        }
-    };
-}
-
-shape_layer!(RepeatVector, "repeat_vector");
-shape_layer!(Flatten, "flatten");
-shape_layer!(Softmax, "softmax");
+parameterless_layer!(RepeatVector, "repeat_vector");
+parameterless_layer!(Flatten, "flatten");
+parameterless_layer!(Softmax, "softmax");
 
 impl RepeatVector {
     fn apply(&self, g: &mut Graph, x: Act) -> Result<Act> {
