@@ -3,8 +3,11 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use trellis::autodiff::grad;
 use trellis::ir::models::{seed_model, SeedConfig};
+use trellis::ir::{Binary, Scalar, ScalarFn, Unary};
 use trellis::ir::{Graph, NodeId, Tensor, TensorType};
-use trellis::jit::{compile, CompileOptions, Plan};
+use trellis::jit::{
+    compile, Backend, CompileOptions, KernelCache, KernelSpec, Plan, View, ViewMut,
+};
 
 const B: usize = 128;
 const H: usize = 128;
@@ -71,6 +74,46 @@ fn bench(c: &mut Criterion) {
     c.bench_function("lstm step backward kernels B=128 H=128", |b| {
         b.iter(|| bwd.run().unwrap())
     });
+
+    // The fused LSTM cell (gates read from a [B, 4H] row, as the plan lays them out) on each
+    // kernel backend, one thread: what the kernel code itself costs.
+    let mut e = ScalarFn::new(5);
+    let [zi, zf, zg, zo, cprev] = [0, 1, 2, 3, 4].map(|k| e.input(k));
+    let [si, sf, so] = [zi, zf, zo].map(|z| e.push(Scalar::Unary(Unary::Sigmoid, z)));
+    let tg = e.push(Scalar::Unary(Unary::Tanh, zg));
+    let fc = e.push(Scalar::Binary(Binary::Mul, sf, cprev));
+    let ig = e.push(Scalar::Binary(Binary::Mul, si, tg));
+    let cnew = e.push(Scalar::Binary(Binary::Add, fc, ig));
+    let tc = e.push(Scalar::Unary(Unary::Tanh, cnew));
+    let hnew = e.push(Scalar::Binary(Binary::Mul, so, tc));
+    e.output(cnew);
+    e.output(hnew);
+    let spec = KernelSpec::new(e);
+    let zs: Vec<f32> = (0..B * 4 * H)
+        .map(|i| ((i % 97) as f32 - 48.0) / 20.0)
+        .collect();
+    let cs: Vec<f32> = (0..B * H)
+        .map(|i| ((i % 89) as f32 - 44.0) / 30.0)
+        .collect();
+    for backend in Backend::all_available() {
+        let kernel = KernelCache::with_backend(backend)
+            .unwrap()
+            .get(&spec)
+            .unwrap();
+        let (mut c_out, mut h_out) = (vec![0.0f32; B * H], vec![0.0f32; B * H]);
+        c.bench_function(&format!("lstm cell kernel {backend:?} B=128 H=128"), |b| {
+            b.iter(|| {
+                let gate = |k: usize| View {
+                    data: &zs,
+                    offset: k * H,
+                    row_stride: 4 * H,
+                };
+                let ins = [gate(0), gate(1), gate(2), gate(3), View::new(&cs, H)];
+                let mut outs = [ViewMut::new(&mut c_out, H), ViewMut::new(&mut h_out, H)];
+                kernel.run(B, H, &ins, &mut outs).unwrap()
+            })
+        });
+    }
 
     // GEMM shapes of the seed step at T = 200 (rows = T*B for the hoisted and batched ones).
     for (name, m, k, n, ta, tb) in [

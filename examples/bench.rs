@@ -291,6 +291,11 @@ fn main() {
     // The training plan's memory goes before the inference plan takes its own, so that the
     // process's peak is the larger of the two plans, not their sum.
     let train_arena_mb = train.arena_bytes() as f64 / 1048576.0;
+    let train_explain = if arg_word("--explain").is_some() {
+        train.explain()
+    } else {
+        String::new()
+    };
     drop(train);
 
     // Inference: the forward graph alone.
@@ -310,6 +315,15 @@ fn main() {
     )
     .unwrap();
     fill(&mut infer, &gi, mi.ids, mi.labels, &mi.params, &c, start);
+    if let Some(path) = arg_word("--explain") {
+        // Every step of both plans, to see how the cell was fused and scheduled.
+        let text = format!(
+            "# training step\n{train_explain}\n# inference\n{}",
+            infer.explain()
+        );
+        std::fs::write(&path, text).expect("--explain: writable path");
+        eprintln!("bench: both plans written to {path}");
+    }
     infer.run().unwrap();
     infer.reset_profile();
     let t = Instant::now();

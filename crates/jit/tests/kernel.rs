@@ -438,46 +438,87 @@ fn random_expressions_match_the_reference() {
 }
 
 /// The backends run the same math (`math.rs`, one algorithm per function), so they agree bit
-/// for bit (NaNs as NaNs), on long rows and short ones.
+/// for bit (NaNs as NaNs), on long rows and short ones, dense and strided, with per-row
+/// (column-broadcast) inputs.
 #[test]
 fn backends_agree_bit_for_bit() {
-    let backends = Backend::all_available();
-    if backends.len() < 2 {
-        eprintln!("one backend on this host: nothing to compare");
-        return;
-    }
-    let mut caches: Vec<KernelCache> = backends
-        .iter()
-        .map(|&b| KernelCache::with_backend(b).unwrap())
-        .collect();
     let mut rng = StdRng::seed_from_u64(0xb17_b17);
     for case in 0..300 {
         let n_in = rng.gen_range(1..=4);
         let expr = random_expr(&mut rng, n_in);
-        let spec = KernelSpec::new(expr.clone());
-        let (rows, cols) = [(3, 100), (7, 5), (2, 256)][case % 3];
-        let data: Vec<Vec<f32>> = (0..n_in)
-            .map(|_| (0..rows * cols).map(|_| random_value(&mut rng)).collect())
-            .collect();
-        let results: Vec<Vec<Vec<f32>>> = caches
-            .iter_mut()
-            .map(|cache| {
-                let k = cache.get(&spec).unwrap();
-                let views: Vec<View> = data.iter().map(|d| View::new(d, cols)).collect();
-                let mut out = vec![vec![0.0f32; rows * cols]; expr.outputs.len()];
-                let mut outs: Vec<ViewMut> =
-                    out.iter_mut().map(|d| ViewMut::new(d, cols)).collect();
-                k.run(rows, cols, &views, &mut outs).unwrap();
-                out
-            })
-            .collect();
-        for (o, (a, b)) in results[0].iter().zip(&results[1]).enumerate() {
-            for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
+        let mut spec = KernelSpec::new(expr);
+        if case % 4 == 3 {
+            spec.col_broadcast[0] = true;
+        }
+        let (rows, cols) = [(3, 100), (7, 5), (2, 256), (4, 33)][case % 4];
+        let stride = if case % 2 == 1 { cols + 3 } else { cols };
+        agree_on(&spec, rows, cols, stride, &mut rng, &format!("case {case}"));
+    }
+}
+
+/// Expressions with more values alive at once than a core has vector registers, so that the
+/// register-allocating backend spills, still agree with the others.
+#[test]
+fn wide_expressions_agree_bit_for_bit() {
+    let mut rng = StdRng::seed_from_u64(0x5b111);
+    for width in [8, 31, 40, 70] {
+        let n_in = 3;
+        let mut e = ScalarFn::new(n_in);
+        let xs: Vec<u32> = (0..n_in).map(|i| e.input(i)).collect();
+        // `width` values that all stay alive until they are summed in reverse order.
+        let mut vals = Vec::new();
+        for j in 0..width {
+            let c = e.constant(0.25 + j as f64 * 0.125);
+            let p = e.push(Scalar::Binary(Binary::Mul, xs[j % n_in], c));
+            let f = [Unary::Tanh, Unary::Sigmoid, Unary::Exp, Unary::Neg][j % 4];
+            vals.push(e.push(Scalar::Unary(f, p)));
+        }
+        let mut acc = vals[width - 1];
+        for &v in vals.iter().rev().skip(1) {
+            acc = e.push(Scalar::Binary(Binary::Mul, acc, v));
+            acc = e.push(Scalar::Unary(Unary::Tanh, acc));
+        }
+        e.output(acc);
+        e.output(vals[0]);
+        let spec = KernelSpec::new(e);
+        agree_on(&spec, 3, 100, 103, &mut rng, &format!("width {width}"));
+    }
+}
+
+/// Runs `spec` on every backend over the same random `rows x cols` data (row stride `stride`)
+/// and checks that each result equals the first backend's bit for bit.
+fn agree_on(
+    spec: &KernelSpec,
+    rows: usize,
+    cols: usize,
+    stride: usize,
+    rng: &mut StdRng,
+    what: &str,
+) {
+    let backends = Backend::all_available();
+    let n_in = spec.col_broadcast.len();
+    let n = rows * stride;
+    let data: Vec<Vec<f32>> = (0..n_in)
+        .map(|_| (0..n).map(|_| random_value(rng)).collect())
+        .collect();
+    let results: Vec<Vec<Vec<f32>>> = backends
+        .iter()
+        .map(|&b| {
+            let k = KernelCache::with_backend(b).unwrap().get(spec).unwrap();
+            let views: Vec<View> = data.iter().map(|d| View::new(d, stride)).collect();
+            let mut out = vec![vec![0.0f32; n]; spec.expr.outputs.len()];
+            let mut outs: Vec<ViewMut> = out.iter_mut().map(|d| ViewMut::new(d, stride)).collect();
+            k.run(rows, cols, &views, &mut outs).unwrap();
+            out
+        })
+        .collect();
+    for (b, result) in backends.iter().zip(&results).skip(1) {
+        for (o, (a, r)) in results[0].iter().zip(result).enumerate() {
+            for (i, (&x, &y)) in a.iter().zip(r).enumerate() {
                 assert!(
                     x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()),
-                    "case {case} output {o} element {i}: {:?} {x:e} vs {:?} {y:e}\n{expr:?}",
+                    "{what}, {rows}x{cols} stride {stride}: output {o} element {i}: {:?} {x:e} vs {b:?} {y:e}\n{spec:?}",
                     backends[0],
-                    backends[1]
                 );
             }
         }

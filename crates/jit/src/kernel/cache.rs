@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use trellis_ir::ScalarFn;
 
 use super::avx512::{self, Program as Avx512Program};
+use super::avx512_asm::AsmKernel;
 use super::cranelift::{Compiler, KernelFn};
 use super::spec::KernelSpec;
 use crate::error::JitError;
@@ -57,20 +58,24 @@ pub enum Backend {
     /// Machine code from Cranelift: f32x4 loops (any host Cranelift supports).
     Cranelift,
     /// Tile programs on sixteen-lane `zmm` registers (hosts with AVX-512F and FMA), see
-    /// `avx512.rs`. Same math, bit-identical results; the LSTM step's kernels run 2.6x
-    /// (forward) and 1.5x (backward) faster than with Cranelift.
+    /// `avx512.rs`: one loop over a tile in L1 per node of the expression.
+    Avx512Tiles,
+    /// AVX-512 machine code with the expression's values in registers (`avx512_asm.rs`), on the
+    /// same hosts; a kernel that would need more than six masks at once runs as a tile program.
+    /// Same math as the others, bit-identical results.
     Avx512,
 }
 
 impl Backend {
-    /// The fastest backend this host runs, unless `TRELLIS_KERNELS=cranelift` asks for the
-    /// portable one.
+    /// The fastest backend this host runs, unless `TRELLIS_KERNELS` asks for another
+    /// (`cranelift`, `tiles`).
     pub fn host() -> Backend {
-        let forced = std::env::var("TRELLIS_KERNELS").is_ok_and(|v| v == "cranelift");
-        if !forced && avx512::available() {
-            Backend::Avx512
-        } else {
-            Backend::Cranelift
+        let forced = std::env::var("TRELLIS_KERNELS").ok();
+        match forced.as_deref() {
+            Some("cranelift") => Backend::Cranelift,
+            _ if !avx512::available() => Backend::Cranelift,
+            Some("tiles") => Backend::Avx512Tiles,
+            _ => Backend::Avx512,
         }
     }
 
@@ -78,7 +83,7 @@ impl Backend {
     pub fn all_available() -> Vec<Backend> {
         let mut v = vec![Backend::Cranelift];
         if avx512::available() {
-            v.push(Backend::Avx512);
+            v.extend([Backend::Avx512Tiles, Backend::Avx512]);
         }
         v
     }
@@ -86,7 +91,8 @@ impl Backend {
 
 enum Code {
     Cranelift(KernelFn),
-    Avx512(Avx512Program),
+    Avx512Tiles(Avx512Program),
+    Avx512(AsmKernel),
 }
 
 /// A compiled kernel. Cheap to share (`Arc<Kernel>` from [`KernelCache::get`]); Cranelift
@@ -106,7 +112,8 @@ impl std::fmt::Debug for Kernel {
                 "code",
                 &match &self.code {
                     Code::Cranelift(f) => format!("cranelift {:p}", *f as *const u8),
-                    Code::Avx512(p) => format!("{p:?}"),
+                    Code::Avx512Tiles(p) => format!("{p:?}"),
+                    Code::Avx512(k) => format!("{k:?}"),
                 },
             )
             .field("col_broadcast", &self.col_broadcast)
@@ -252,10 +259,14 @@ impl Kernel {
             Code::Cranelift(f) => unsafe {
                 f(rows, cols, inputs, in_row_strides, outputs, out_row_strides)
             },
-            // SAFETY: the same contract; the cache only builds programs on hosts that have
-            // AVX-512F and FMA.
-            Code::Avx512(p) => unsafe {
+            // SAFETY: the same contract; the cache only builds programs and code on hosts that
+            // have AVX-512F and FMA.
+            Code::Avx512Tiles(p) => unsafe {
                 p.run(rows, cols, inputs, in_row_strides, outputs, out_row_strides)
+            },
+            // SAFETY: as for the tile programs.
+            Code::Avx512(k) => unsafe {
+                k.run(rows, cols, inputs, in_row_strides, outputs, out_row_strides)
             },
         }
     }
@@ -277,7 +288,7 @@ impl KernelCache {
     /// A cache whose kernels run on `backend`; Cranelift's JIT module is set up for the host
     /// (`opt_level=speed`, native ISA flags).
     pub fn with_backend(backend: Backend) -> Result<Self, JitError> {
-        if backend == Backend::Avx512 && !avx512::available() {
+        if backend != Backend::Cranelift && !avx512::available() {
             return Err(JitError::Isa(
                 "the AVX-512 kernel backend needs a host with AVX-512F and FMA".into(),
             ));
@@ -308,7 +319,14 @@ impl KernelCache {
         spec.validate()?;
         let code = match self.backend {
             Backend::Cranelift => Code::Cranelift(self.clif.compile(spec)?),
-            Backend::Avx512 => Code::Avx512(Avx512Program::new(spec)),
+            Backend::Avx512Tiles => Code::Avx512Tiles(Avx512Program::new(spec)),
+            Backend::Avx512 => match AsmKernel::new(spec) {
+                Ok(k) => Code::Avx512(k),
+                Err(why) => {
+                    debug_assert!(why.is_expected(), "no AVX-512 code for {spec:?}: {why:?}");
+                    Code::Avx512Tiles(Avx512Program::new(spec))
+                }
+            },
         };
         let k = Arc::new(Kernel {
             code,

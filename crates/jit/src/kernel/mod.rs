@@ -11,6 +11,12 @@ mod avx512;
 #[cfg(not(target_arch = "x86_64"))]
 #[path = "avx512_absent.rs"]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod avx512_asm;
+#[cfg(target_arch = "x86_64")]
+mod exec_mem;
+#[cfg(not(target_arch = "x86_64"))]
+use avx512 as avx512_asm;
 mod cache;
 mod cranelift;
 mod spec;
