@@ -227,6 +227,14 @@ fn main() {
         ..SeedConfig::default()
     };
     let steps = arg("--steps", 20);
+    // The machine's fp32 peak on the plan's threads, measured in this run (shares of peak in
+    // benches/peers/table.py divide by it).
+    let threads = std::env::var("TRELLIS_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(CompileOptions::default().threads);
+    let peak = trellis::jit::peak::fp32_peak_gflops(threads, 0.5).unwrap_or(f64::NAN);
+    eprintln!("bench: fp32 peak {peak:.1} GFLOP/s on {threads} threads (FMA throughput, measured)");
     let profile = std::env::args().any(|a| a == "--profile");
     let start = Start::from_args();
 
@@ -302,10 +310,6 @@ fn main() {
     let mut gi = Graph::new();
     let mi = seed_model(&mut gi, &c).unwrap();
     gi.set_outputs(vec![mi.logits]);
-    let threads = std::env::var("TRELLIS_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(CompileOptions::default().threads);
     let mut infer = compile(
         &gi,
         &CompileOptions {
@@ -336,7 +340,7 @@ fn main() {
         report("infer", &infer, f64::NAN);
     }
     println!(
-        "{{\"framework\":\"trellis\",\"seq\":{},\"batch\":{},\"hidden\":{},\"cell\":\"{}\",\"init\":\"{}\",\"train_samples_per_s\":{:.1},\"infer_samples_per_s\":{:.1},\"compile_ms\":{:.1},\"arena_mb\":{:.1},\"checkpoint_every\":{},\"ftz\":{}}}",
+        "{{\"framework\":\"trellis\",\"seq\":{},\"batch\":{},\"hidden\":{},\"cell\":\"{}\",\"init\":\"{}\",\"train_samples_per_s\":{:.1},\"infer_samples_per_s\":{:.1},\"compile_ms\":{:.1},\"arena_mb\":{:.1},\"checkpoint_every\":{},\"ftz\":{},\"peak_gflops\":{:.1}}}",
         c.seq,
         c.batch,
         c.hidden,
@@ -347,7 +351,8 @@ fn main() {
         compile_ms,
         train_arena_mb,
         every.unwrap_or(0),
-        plans_flush_subnormals()
+        plans_flush_subnormals(),
+        peak
     );
 }
 

@@ -10,7 +10,7 @@
 # Names: trellis, jax, keras-jax, keras-tensorflow, pytorch, pytorch-ftz (default: all).
 # --cell (default lstm) picks the seed model's recurrent layers in every framework; --init small
 # starts every framework from uniform(+-0.05) weights (default keras: each one's own defaults).
-# Environment: SCALING_T, SCALING_B, SCALING_H (the --scaling grid), PEAK_GFLOPS (fp32 peak of the machine, default 270), PEERS_THREADS (default 2),
+# Environment: SCALING_T, SCALING_B, SCALING_H (the --scaling grid), PEAK_GFLOPS (fp32 peak; default: what the trellis bench measures in the run), PEERS_THREADS (default 2),
 # PYTHON (the interpreter that makes the venv, default python3.11), TRELLIS_BIN (a bench binary
 # to use instead of building one; implies nothing about --no-build, which skips `cargo build`).
 #
@@ -84,7 +84,7 @@ export PEERS_THREADS=${PEERS_THREADS:-2}
 export OMP_NUM_THREADS=$PEERS_THREADS MKL_NUM_THREADS=$PEERS_THREADS
 export XLA_FLAGS=${XLA_FLAGS:-"--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads=$PEERS_THREADS"}
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
-PEAK_GFLOPS=${PEAK_GFLOPS:-270}
+PEAK=(${PEAK_GFLOPS:+--peak-gflops "$PEAK_GFLOPS"})
 
 # 1. GNU time.
 if ! /usr/bin/time -v true >/dev/null 2>&1; then
@@ -172,7 +172,7 @@ run() {
 
 machine() {
     echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "- Machine: $CPU, $(nproc) CPUs (nproc); runs use $PEERS_THREADS threads${PIN:+, pinned with ${PIN[*]}}; fp32 peak taken as $PEAK_GFLOPS GFLOP/s"
+    echo "- Machine: $CPU, $(nproc) CPUs (nproc); runs use $PEERS_THREADS threads${PIN:+, pinned with ${PIN[*]}}; fp32 peak ${PEAK_GFLOPS:+set to $PEAK_GFLOPS GFLOP/s}${PEAK_GFLOPS:-measured by the trellis bench (peak_gflops)}"
     if [ -n "${TRELLIS_BIN_GIVEN:-}" ]; then
         echo "- trellis: the bench binary $TRELLIS_BIN (given by TRELLIS_BIN)"
     else
@@ -215,7 +215,7 @@ if [ "$SCALING" = 1 ]; then
         machine
         echo "- Steps per run: $STEPS (after the first step and $WARMUP warm-up steps for the peer; trellis: 1 warm-up)"
         echo
-        "$TABLEPY" "$HERE/table.py" --scaling --peer "${PEER:-jax}" --peak-gflops "$PEAK_GFLOPS" "$OUT"
+        "$TABLEPY" "$HERE/table.py" --scaling --peer "${PEER:-jax}" "${PEAK[@]}" "$OUT"
     } | tee "$MD"
 else
     for r in $(seq 1 "$ROUNDS"); do
@@ -228,6 +228,6 @@ else
         machine
         echo "- Medians of $ROUNDS rounds; each run: $STEPS timed steps (train) and $STEPS timed batches (inference)"
         echo
-        "$TABLEPY" "$HERE/table.py" --peak-gflops "$PEAK_GFLOPS" "$OUT"
+        "$TABLEPY" "$HERE/table.py" "${PEAK[@]}" "$OUT"
     } | tee "$MD"
 fi

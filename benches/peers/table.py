@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Markdown tables from the JSON lines that compare.sh collects (standard library only).
 
-    table.py results.jsonl [--peak-gflops 270]             medians per framework and config
+    table.py results.jsonl [--peak-gflops G]               medians per framework and config
     table.py results.jsonl --scaling [--peer jax]          trellis beside a peer over T, B, H
 
 Each line is one run: {"framework", "seq", "batch", "hidden", "cell", "ftz",
@@ -27,7 +27,9 @@ a layer's input width (E, then H, or 2H after a bidirectional layer):
   inference = F
 At T = 200, H = 128, B = 128 that is, inference / training MFLOP per sample: lstm 105.5 / 316.7
 (the GEMMs alone: 104.9 and 314.6), gru 79.5 / 238.6, bilstm 263.5 / 790.6. A row's share of
-the peak is samples/s * FLOPs per sample / (PEAK_GFLOPS * 1e9).
+the peak is samples/s * FLOPs per sample / (peak * 1e9), the peak being the fp32 FMA throughput
+the trellis bench measured in the same run ("peak_gflops"; PEAK_GFLOPS or --peak-gflops
+override it).
 """
 import argparse
 import json
@@ -210,14 +212,20 @@ def scaling(rows, peak, peer):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("files", nargs="+")
-    ap.add_argument("--peak-gflops", type=float,
-                    default=float(os.environ.get("PEAK_GFLOPS", "270")))
+    ap.add_argument("--peak-gflops", type=float, default=None,
+                    help="fp32 peak (default: PEAK_GFLOPS, else the median peak_gflops the "
+                         "trellis bench measured in these results, else 270)")
     ap.add_argument("--scaling", action="store_true")
     ap.add_argument("--peer", default="jax", help="the peer beside trellis in --scaling")
     a = ap.parse_args()
     rows = load(a.files)
     if not rows:
         sys.exit("table.py: no results in " + ", ".join(a.files))
+    if a.peak_gflops is None:
+        measured = [r["peak_gflops"] for r in rows
+                    if isinstance(r.get("peak_gflops"), (int, float)) and r["peak_gflops"] > 0]
+        a.peak_gflops = float(os.environ.get("PEAK_GFLOPS") or
+                              (round(statistics.median(measured), 1) if measured else 270))
     print(scaling(rows, a.peak_gflops, a.peer) if a.scaling else compare(rows, a.peak_gflops))
 
 

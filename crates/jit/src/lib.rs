@@ -9,17 +9,20 @@
 //! [`KernelCache::get`] turns a [`KernelSpec`] (a `ScalarFn` plus how each input is
 //! broadcast) into a [`Kernel`] that runs the expression over a strided 2-D grid, on one of two
 //! [`Backend`]s: Cranelift machine code (f32x4 loops with a scalar tail, any x86-64 host) or,
-//! where the host has AVX-512, a tile program on sixteen-lane registers (`avx512`, ~2.6x
-//! faster on the LSTM cell). Both run each function's lane code from `trellis_ir::functions`
-//! (and outside primitives' recorded code), written once over the [`kernel::Lanes`] primitives
-//! both provide, so their results are bit-identical.
+//! where the host has AVX-512, machine code the JIT emits itself with the expression's values
+//! in `zmm` registers (`avx512_asm`; tile programs on sixteen-lane registers, `avx512`, are its
+//! fallback). All run each function's lane code from `trellis_ir::functions` (and outside
+//! primitives' recorded code), written once over the [`kernel::Lanes`] primitives each
+//! provides, so their results are bit-identical.
 //!
 //! Plans run on trellis' own worker threads with subnormals flushed to zero ([`fpmode`]).
 //!
 //! Files, each importing only files listed before it (so imports go one way):
 //! - leaves: `error`, `loc` (windows and views), `memory` (arena, memory limit), `gemm`,
-//!   `table` (per-node tables), `stats` ([`PlanStats`]), `fpmode` (FTZ/DAZ, the worker pool);
-//! - `kernel/`: the spec, one backend per file (Cranelift, AVX-512), the cache;
+//!   `table` (per-node tables), `stats` ([`PlanStats`]), `fpmode` (FTZ/DAZ, the worker pool),
+//!   `peak` (the fp32 FMA throughput, measured for shares of peak);
+//! - `kernel/`: the spec, one backend per file (Cranelift, AVX-512 tiles, AVX-512 code with
+//!   its executable memory), the cache;
 //! - `split` (which steps split across cores), `step` (the steps and how each runs), `fusion`;
 //! - `lower/`: the phases, each a type made from the one before: `place` -> `select` ->
 //!   `schedule` -> `assemble`;
@@ -35,6 +38,7 @@ pub mod kernel;
 mod loc;
 mod lower;
 mod memory;
+pub mod peak;
 mod plan;
 mod split;
 mod stats;

@@ -1,11 +1,13 @@
 //! Fused elementwise kernels: a [`KernelSpec`] (a `ScalarFn` and how each input broadcasts)
-//! compiled by one of two backends into a [`Kernel`] that runs the expression over a strided
+//! compiled by one of three backends into a [`Kernel`] that runs the expression over a strided
 //! 2-D grid, cached by spec.
 //!
-//! One file per job, imports one way: `spec` (what a kernel computes, read by both code
-//! generators) <- `cranelift` (f32x4 loops as Cranelift IR, with [`ClifLanes`]) and `avx512`
-//! (tile programs on sixteen-lane registers, hosts with AVX-512F) <- `cache` ([`Kernel`],
-//! [`Backend`], [`KernelCache`]: picks the backend, checks views, keeps one kernel per spec).
+//! One file per job, imports one way: `spec` (what a kernel computes, read by every code
+//! generator) <- `cranelift` (f32x4 loops as Cranelift IR, with [`ClifLanes`]), `avx512` (tile
+//! programs on sixteen-lane registers, hosts with AVX-512F) and `avx512_asm` (the lane math
+//! traced, register-allocated and encoded as AVX-512 machine code, in `exec_mem`'s mappings)
+//! <- `cache` ([`Kernel`], [`Backend`], [`KernelCache`]: picks the backend, checks views, keeps
+//! one kernel per spec).
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(not(target_arch = "x86_64"))]
