@@ -8,6 +8,7 @@ use trellis_ir::ops::Input;
 use trellis_ir::{passes, DType, Graph, NodeId};
 
 use crate::fusion::{fuse, is_elementwise, Unit};
+use crate::kernel::KernelCache;
 use crate::lower::{Assembly, Placement, Schedule, Selection};
 use crate::plan::{Explain, Plan, Profile};
 use crate::step::Val;
@@ -111,7 +112,14 @@ pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Plan, JitError> {
     }
     let order = g.topo_order();
     let units = if opts.fuse {
-        fuse(&g, &order, |n| is_elementwise(&g, n))
+        // Chained polynomials are split into kernels of one level each where the kernels run
+        // a loop per node; the register-allocated code overlaps them itself.
+        let split_chains = KernelCache::shared()?
+            .lock()
+            .map_err(|_| JitError::Unsupported("kernel cache poisoned".into()))?
+            .backend()
+            .splits_transcendental_chains();
+        fuse(&g, &order, split_chains, |n| is_elementwise(&g, n))
     } else {
         order
             .iter()

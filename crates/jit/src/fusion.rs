@@ -33,7 +33,12 @@ pub fn is_elementwise(g: &Graph, n: NodeId) -> bool {
 /// operands depends on that group: `dep[n]`, the newest group `n` depends on (groups are
 /// numbered in creation order), makes that test O(1), so grouping is linear and the grouped
 /// graph stays acyclic. `fusible(n)` lets the caller keep a node out of fusion.
-pub fn fuse(g: &Graph, order: &[NodeId], fusible: impl Fn(NodeId) -> bool) -> Vec<Unit> {
+pub fn fuse(
+    g: &Graph,
+    order: &[NodeId],
+    split_chains: bool,
+    fusible: impl Fn(NodeId) -> bool,
+) -> Vec<Unit> {
     let mut group_of: Vec<u32> = vec![NO_GROUP; g.node_bound()];
     let mut groups: Vec<Vec<NodeId>> = Vec::new();
     let mut dep: Vec<i64> = vec![-1; g.node_bound()];
@@ -78,7 +83,9 @@ pub fn fuse(g: &Graph, order: &[NodeId], fusible: impl Fn(NodeId) -> bool) -> Ve
         dep[n.index()] = d;
     }
     merge_into_sole_consumer(g, &mut group_of, &mut groups);
-    split_transcendental_chains(g, &mut group_of, &mut groups);
+    if split_chains {
+        split_transcendental_chains(g, &mut group_of, &mut groups);
+    }
     schedule(g, order, &group_of, groups)
 }
 
@@ -134,12 +141,16 @@ fn transcendental_depth(g: &Graph, n: NodeId, depths: &mut PerOp<usize>) -> usiz
 }
 
 /// Splits a group at each transcendental that depends on another inside the group (the LSTM
-/// step's `tanh(c)` after its gate sigmoids): one level per kernel. Two chained polynomials
-/// per element are ~150 cycles of dependent latency, more than the out-of-order window covers
-/// with other elements' work; as two loops the core overlaps more elements of each (measured:
-/// the LSTM forward step 109 -> 96 us at B = H = 128, `cargo bench --bench jit -- "lstm step
-/// forward"`, for one extra [B, H] buffer that stays in cache). Splitting by depth keeps the
-/// parts acyclic: a member never depends on a member of a deeper level.
+/// step's `tanh(c)` after its gate sigmoids): one level per kernel. For the backends that run
+/// a loop per vector of the whole expression (Cranelift) or per node (tiles): two chained
+/// polynomials per element are ~150 cycles of dependent latency, more than the out-of-order
+/// window covers with other elements' work; as two loops the core overlaps more elements of
+/// each (measured on the tiles: the LSTM forward step 109 -> 96 us at B = H = 128, `cargo bench
+/// --bench jit -- "lstm step forward"`). The AVX-512 code interleaves two vectors' chains and
+/// keeps the values in registers: there the cut cost a pass (seed inference 1,914-1,934 vs
+/// 1,977-1,982 samples/s without it, alternating runs of the bench example), so it is not
+/// made. Splitting by depth keeps the parts acyclic: a member never depends on a member of a
+/// deeper level.
 fn split_transcendental_chains(g: &Graph, group_of: &mut [u32], groups: &mut Vec<Vec<NodeId>>) {
     // Depth of each member within its group (only read for members of the group at hand).
     // (u32: tables of millions of slots at long T, half the memory to fill.)

@@ -118,6 +118,7 @@ impl Plan {
             }
             Step::Fallback { node, .. } => format!("fallback {node}"),
             Step::Transpose { src, .. } => format!("transpose {}x{}", src.rows, src.cols),
+            Step::TransposeIds { rows, cols, .. } => format!("transpose ids {rows}x{cols}"),
         }
     }
 

@@ -99,6 +99,14 @@ pub(crate) enum Step {
     },
     /// `dst = src^T` for a matrix (a weight transposed once per run).
     Transpose { src: Loc, dst: Loc },
+    /// `ints[dst] = ints[src]^T` for a `rows x cols` matrix of ids (batch-major ids made
+    /// time-major).
+    TransposeIds {
+        src: usize,
+        dst: usize,
+        rows: usize,
+        cols: usize,
+    },
 }
 
 impl Step {
@@ -113,6 +121,7 @@ impl Step {
                 .iter()
                 .filter_map(|(v, _)| if let Val::F(l) = v { Some(*l) } else { None })
                 .collect(),
+            Step::TransposeIds { .. } => smallvec![],
         }
     }
     pub(crate) fn writes(&self) -> Locs {
@@ -124,7 +133,7 @@ impl Step {
             }
             Step::Transpose { dst, .. } => smallvec![*dst],
             Step::Fallback { out: Val::F(l), .. } => smallvec![*l],
-            Step::Fallback { .. } => smallvec![],
+            Step::Fallback { .. } | Step::TransposeIds { .. } => smallvec![],
         }
     }
 
@@ -139,6 +148,7 @@ impl Step {
                 smallvec![src, out]
             }
             Step::Transpose { src, dst } => smallvec![src, dst],
+            Step::TransposeIds { .. } => smallvec![],
             Step::Fallback { ins, out, .. } => ins
                 .iter_mut()
                 .map(|(v, _)| v)
@@ -365,6 +375,26 @@ impl Step {
                 for r in 0..src.rows {
                     for c in 0..src.cols {
                         mem[d + c * src.rows + r] = mem[src.at(r, c)];
+                    }
+                }
+                Ok(2)
+            }
+            &Step::TransposeIds {
+                src,
+                dst,
+                rows,
+                cols,
+            } => {
+                let (from, to) = if src < dst {
+                    let (a, b) = ints.split_at_mut(dst);
+                    (&a[src], &mut b[0])
+                } else {
+                    let (a, b) = ints.split_at_mut(src);
+                    (&b[0], &mut a[dst])
+                };
+                for r in 0..rows {
+                    for c in 0..cols {
+                        to[c * rows + r] = from[r * cols + c];
                     }
                 }
                 Ok(2)

@@ -79,6 +79,12 @@ impl Backend {
         }
     }
 
+    /// Whether fusion cuts a kernel between chained polynomials for this backend (see
+    /// `fusion::split_transcendental_chains`).
+    pub fn splits_transcendental_chains(self) -> bool {
+        self != Backend::Avx512
+    }
+
     /// Every backend this host runs (for tests that check them all).
     pub fn all_available() -> Vec<Backend> {
         let mut v = vec![Backend::Cranelift];

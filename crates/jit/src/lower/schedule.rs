@@ -245,7 +245,10 @@ fn invariant_steps(sel: &Selection, split_runs: &[(usize, usize)]) -> Vec<bool> 
             }
             let reads_ints = matches!(
                 s,
-                Step::Gather { .. } | Step::ScatterAdd { .. } | Step::Fallback { .. }
+                Step::Gather { .. }
+                    | Step::ScatterAdd { .. }
+                    | Step::Fallback { .. }
+                    | Step::TransposeIds { .. }
             );
             let variant = reads_ints
                 || in_run(i)

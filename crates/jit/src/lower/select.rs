@@ -83,6 +83,7 @@ impl<'g> Selection<'g> {
             OpClass::Leaf => self.mem.vals.contains_key(&n), // placed, unless an outside leaf
             // (An outside op may claim a class: steps read operands only once the op is known.)
             OpClass::View if f32 && !ops.is_empty() => self.view(n) || self.transpose(n, ops[0]),
+            OpClass::View if !ops.is_empty() => self.transpose_ids(n, ops[0]),
             OpClass::Contraction => match node.op.as_any().downcast_ref::<MatMul>() {
                 Some(mm) => {
                     self.matmul(n, mm, ops[0], ops[1])?;
@@ -130,6 +131,31 @@ impl<'g> Selection<'g> {
             return false;
         }
         self.steps.push(Step::Transpose { src, dst });
+        true
+    }
+
+    /// A matrix of ids transposed into a slot of its own (the interpreter's general
+    /// transpose took a millisecond for the seed model's 25,600 ids).
+    fn transpose_ids(&mut self, n: NodeId, x: NodeId) -> bool {
+        let is_matrix_transpose = self
+            .g
+            .op(n)
+            .as_any()
+            .downcast_ref::<trellis_ir::ops::Transpose>()
+            .is_some_and(|t| t.perm.as_slice() == [1, 0]);
+        let (true, Some(&Val::I(src))) = (is_matrix_transpose, self.mem.vals.get(&x)) else {
+            return false;
+        };
+        let (rows, cols) = (self.g.ty(x).dims()[0], self.g.ty(x).dims()[1]);
+        self.mem.ints.push(vec![0; rows * cols]);
+        let dst = self.mem.ints.len() - 1;
+        self.mem.vals.insert(n, Val::I(dst));
+        self.steps.push(Step::TransposeIds {
+            src,
+            dst,
+            rows,
+            cols,
+        });
         true
     }
 
