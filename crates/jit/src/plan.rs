@@ -159,7 +159,7 @@ impl Plan {
         })?;
         Ok(match *v {
             Val::F(l) => Tensor::f32(ty.shape.clone(), read(&self.mem, l))?,
-            Val::I(s) => Tensor::i64(ty.shape.clone(), self.ints[s].clone())?,
+            Val::I(s) => Tensor::i64(ty.shape.clone(), self.ints[s.slot][s.range()].to_vec())?,
         })
     }
 
@@ -178,7 +178,9 @@ impl Plan {
         }
         match *v {
             Val::F(l) => write(&mut self.mem, l, t.as_f32().expect("f32 by type")),
-            Val::I(s) => self.ints[s].copy_from_slice(t.as_i64().expect("i64 by type")),
+            Val::I(s) => {
+                self.ints[s.slot][s.range()].copy_from_slice(t.as_i64().expect("i64 by type"))
+            }
         }
         self.note_set(node);
         Ok(())
@@ -221,7 +223,7 @@ impl Plan {
         match self.values.get(&node) {
             Some((Val::I(s), ty)) if self.inputs.contains_key(&node) && ty.numel() == v.len() => {
                 let s = *s;
-                self.ints[s].copy_from_slice(v);
+                self.ints[s.slot][s.range()].copy_from_slice(v);
                 self.note_set(node);
                 Ok(())
             }

@@ -36,7 +36,26 @@ pub(crate) enum ReduceMode {
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Val {
     F(Loc),
-    I(usize),
+    I(IntLoc),
+}
+
+/// Where i64 values are: `len` ids from `off` in `ints[slot]` (a reshape or a row slice of ids
+/// is a window on the same slot, not a copy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IntLoc {
+    pub slot: usize,
+    pub off: usize,
+    pub len: usize,
+}
+
+impl IntLoc {
+    /// A whole slot of `len` ids.
+    pub(crate) fn whole(slot: usize, len: usize) -> IntLoc {
+        IntLoc { slot, off: 0, len }
+    }
+    pub(crate) fn range(&self) -> std::ops::Range<usize> {
+        self.off..self.off + self.len
+    }
 }
 
 impl Val {
@@ -74,12 +93,12 @@ pub(crate) enum Step {
     Gather {
         table: Loc,
         vocab: usize,
-        ids: usize,
+        ids: IntLoc,
         out: Loc,
         node: String,
     },
     ScatterAdd {
-        ids: usize,
+        ids: IntLoc,
         src: Loc,
         rows: usize,
         out: Loc,
@@ -102,7 +121,7 @@ pub(crate) enum Step {
     /// `ints[dst] = ints[src]^T` for a `rows x cols` matrix of ids (batch-major ids made
     /// time-major).
     TransposeIds {
-        src: usize,
+        src: IntLoc,
         dst: usize,
         rows: usize,
         cols: usize,
@@ -275,7 +294,7 @@ impl Step {
                 out,
                 node,
             } => {
-                let ids = &ints[*ids];
+                let ids = &ints[ids.slot][ids.range()];
                 trellis_ir::ops::check_ids("gather", ids, *vocab)
                     .map_err(|e| JitError::Ir(e.at(node.clone())))?;
                 let row = table.numel() / (*vocab).max(1);
@@ -300,7 +319,7 @@ impl Step {
                 out,
                 node,
             } => {
-                let ids = &ints[*ids];
+                let ids = &ints[ids.slot][ids.range()];
                 trellis_ir::ops::check_ids("scatter_add", ids, *rows)
                     .map_err(|e| JitError::Ir(e.at(node.clone())))?;
                 let row = out.numel() / (*rows).max(1);
@@ -385,12 +404,12 @@ impl Step {
                 rows,
                 cols,
             } => {
-                let (from, to) = if src < dst {
+                let (from, to) = if src.slot < dst {
                     let (a, b) = ints.split_at_mut(dst);
-                    (&a[src], &mut b[0])
+                    (&a[src.slot][src.range()], &mut b[0])
                 } else {
-                    let (a, b) = ints.split_at_mut(src);
-                    (&b[0], &mut a[dst])
+                    let (a, b) = ints.split_at_mut(src.slot);
+                    (&b[0][src.range()], &mut a[dst])
                 };
                 for r in 0..rows {
                     for c in 0..cols {
@@ -404,7 +423,9 @@ impl Step {
                 for (v, ty) in ins {
                     args.push(match *v {
                         Val::F(l) => Tensor::f32(ty.shape.clone(), read(mem, l))?,
-                        Val::I(s) => Tensor::i64(ty.shape.clone(), ints[s].clone())?,
+                        Val::I(s) => {
+                            Tensor::i64(ty.shape.clone(), ints[s.slot][s.range()].to_vec())?
+                        }
                     });
                 }
                 let refs: Vec<&Tensor> = args.iter().collect();
@@ -413,7 +434,9 @@ impl Step {
                     .map_err(|e| JitError::Ir(e.at(node.clone())))?;
                 match *out {
                     Val::F(l) => write(mem, l, &r.to_f32_vec()),
-                    Val::I(s) => ints[s].copy_from_slice(r.as_i64().expect("i64 result")),
+                    Val::I(s) => {
+                        ints[s.slot][s.range()].copy_from_slice(r.as_i64().expect("i64 result"))
+                    }
                 }
                 Ok(2)
             }

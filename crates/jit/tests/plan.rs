@@ -154,6 +154,57 @@ fn out_of_range_ids_are_an_error_before_anything_runs() {
     assert_eq!(bad, "plan: input 'ids' expects i64[2,3], got i64[3,2]");
 }
 
+/// A reshape and a row slice of ids are windows on the ids' own memory: a gather through
+/// them reads the right ids, with no fallback step, and follows new ids.
+#[test]
+fn reshaped_and_sliced_ids_are_views() {
+    let mut g = Graph::new();
+    let table = g.input("table", TensorType::f32([10, 3]));
+    let ids = g.input("ids", TensorType::i64([4, 6]));
+    let flat = g.reshape(ids, [24]).unwrap();
+    let part = g.slice(flat, 0, 6, 18).unwrap();
+    let rows = g.reshape(part, [2, 6]).unwrap();
+    let second = g.slice(rows, 0, 1, 2).unwrap();
+    let y = g.gather(table, part).unwrap();
+    let z = g.gather(table, second).unwrap();
+    g.set_outputs(vec![y, z]);
+    let mut plan = compile(&g, &CompileOptions::default()).unwrap();
+    let steps: Vec<String> = (0..plan.step_count())
+        .map(|k| plan.describe_step(k))
+        .collect();
+    assert!(
+        !steps.iter().any(|d| d.starts_with("fallback")),
+        "{steps:?}"
+    );
+    let mut rng = StdRng::seed_from_u64(5);
+    let t = rand_f32(&mut rng, &[10, 3], 1.0);
+    plan.set(table, &t).unwrap();
+    for round in 0..2 {
+        let v: Vec<i64> = (0..24).map(|i| (i * 7 + round * 3) % 10).collect();
+        let feeds: Feeds = [
+            (table, t.clone()),
+            (ids, Tensor::i64([4, 6], v.clone()).unwrap()),
+        ]
+        .into_iter()
+        .collect();
+        plan.set(ids, &feeds[&ids]).unwrap();
+        plan.run().unwrap();
+        let want = run(&g, &feeds, &[y, z], Precision::F64).unwrap();
+        for (k, &out) in [y, z].iter().enumerate() {
+            let got = plan.get(out).unwrap();
+            assert_eq!(got.shape(), want[k].shape());
+            assert_eq!(worst(&got, &want[k], 0.0), 0.0, "round {round}, output {k}");
+        }
+        // Output z is row 1 of the middle twelve ids: ids 12..18 of the table's rows.
+        let t_rows = t.to_f64_vec();
+        let z_got = plan.get(z).unwrap().to_f64_vec();
+        assert_eq!(
+            z_got[..3],
+            t_rows[v[12] as usize * 3..v[12] as usize * 3 + 3]
+        );
+    }
+}
+
 #[test]
 fn f64_graphs_are_rejected_with_the_node_named() {
     let mut g = Graph::new();

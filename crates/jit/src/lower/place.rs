@@ -12,7 +12,7 @@ use trellis_ir::{DType, Graph, NodeId, Op, OpClass, Shape, Tensor};
 use crate::fusion::Unit;
 use crate::loc::Loc;
 use crate::memory::check_limit;
-use crate::step::Val;
+use crate::step::{IntLoc, Val};
 use crate::table::{NodeSet, NodeTable};
 use crate::JitError;
 
@@ -159,8 +159,9 @@ impl<'g> Placement<'g> {
                     Some(t) => t.as_i64().expect("i64").to_vec(),
                     None => vec![fill as i64; node.ty.numel()],
                 };
+                let len = ids.len();
                 self.ints.push(ids);
-                Val::I(self.ints.len() - 1)
+                Val::I(IntLoc::whole(self.ints.len() - 1, len))
             } else {
                 let shape = node.ty.shape.clone();
                 let data = constant.map(|t| t.to_f32_vec());

@@ -13,7 +13,7 @@ use super::place::{concat_axis, concat_windows, Placement};
 use crate::fusion::Unit;
 use crate::loc::Loc;
 use crate::stats::PlanStats;
-use crate::step::{ReduceMode, Step, Val};
+use crate::step::{IntLoc, ReduceMode, Step, Val};
 use crate::table::{prefetch_node, prefetch_op, PerOp, AHEAD};
 use crate::{JitError, Kernel, KernelCache, KernelSpec};
 
@@ -83,7 +83,9 @@ impl<'g> Selection<'g> {
             OpClass::Leaf => self.mem.vals.contains_key(&n), // placed, unless an outside leaf
             // (An outside op may claim a class: steps read operands only once the op is known.)
             OpClass::View if f32 && !ops.is_empty() => self.view(n) || self.transpose(n, ops[0]),
-            OpClass::View if !ops.is_empty() => self.transpose_ids(n, ops[0]),
+            OpClass::View if !ops.is_empty() => {
+                self.id_view(n, ops[0]) || self.transpose_ids(n, ops[0])
+            }
             OpClass::Contraction => match node.op.as_any().downcast_ref::<MatMul>() {
                 Some(mm) => {
                     self.matmul(n, mm, ops[0], ops[1])?;
@@ -134,6 +136,32 @@ impl<'g> Selection<'g> {
         true
     }
 
+    /// A reshape or a row slice of ids: a window on the same slot (a step's ids, sliced from
+    /// all the steps' ids, cost no copy).
+    fn id_view(&mut self, n: NodeId, x: NodeId) -> bool {
+        let Some(&Val::I(ids)) = self.mem.vals.get(&x) else {
+            return false;
+        };
+        let any = self.g.op(n).as_any();
+        let view = if any.is::<trellis_ir::ops::Reshape>() {
+            ids
+        } else if let Some(s) = any
+            .downcast_ref::<trellis_ir::ops::Slice>()
+            .filter(|s| s.axis == 0)
+        {
+            let row: usize = self.g.ty(x).dims()[1..].iter().product();
+            IntLoc {
+                slot: ids.slot,
+                off: ids.off + s.start * row,
+                len: (s.end - s.start) * row,
+            }
+        } else {
+            return false;
+        };
+        self.mem.vals.insert(n, Val::I(view));
+        true
+    }
+
     /// A matrix of ids transposed into a slot of its own (the interpreter's general
     /// transpose took a millisecond for the seed model's 25,600 ids).
     fn transpose_ids(&mut self, n: NodeId, x: NodeId) -> bool {
@@ -149,7 +177,9 @@ impl<'g> Selection<'g> {
         let (rows, cols) = (self.g.ty(x).dims()[0], self.g.ty(x).dims()[1]);
         self.mem.ints.push(vec![0; rows * cols]);
         let dst = self.mem.ints.len() - 1;
-        self.mem.vals.insert(n, Val::I(dst));
+        self.mem
+            .vals
+            .insert(n, Val::I(IntLoc::whole(dst, rows * cols)));
         self.steps.push(Step::TransposeIds {
             src,
             dst,
@@ -255,10 +285,10 @@ impl<'g> Selection<'g> {
         loop {
             match self.g.op(n).class() {
                 OpClass::Leaf => {
-                    if let (true, Val::I(slot)) =
+                    if let (true, Val::I(ids)) =
                         (self.mem.inputs.contains_key(&n), self.mem.vals[&n])
                     {
-                        self.id_checks.push((slot, vocab, node));
+                        self.id_checks.push((ids.slot, vocab, node));
                     }
                     return;
                 }
@@ -476,8 +506,9 @@ impl<'g> Selection<'g> {
 
     fn fallback(&mut self, n: NodeId) -> Result<(), JitError> {
         let out = if self.g.ty(n).dtype == DType::I64 {
-            self.mem.ints.push(vec![0; self.g.ty(n).numel()]);
-            let v = Val::I(self.mem.ints.len() - 1);
+            let len = self.g.ty(n).numel();
+            self.mem.ints.push(vec![0; len]);
+            let v = Val::I(IntLoc::whole(self.mem.ints.len() - 1, len));
             self.mem.vals.insert(n, v);
             v
         } else {
