@@ -279,6 +279,7 @@ fn main() {
     fill(&mut train, &g, m.ids, m.labels, &m.params, &c, start);
     // The plan needs neither graph to run: their memory goes before the arena is touched.
     drop((g, forward));
+    trellis::jit::release_freed_heap();
     train
         .set(opt.lr, &Tensor::scalar_f32(adam.lr_for_step(0)))
         .unwrap();

@@ -177,9 +177,10 @@ impl Op for NaiveSoftplus {
     }
 }
 
-/// Fusion cuts by what the scalar form computes, not by op name: an outside op chaining exp
-/// and log is cut before a following tanh exactly as the built-in softplus is (each runs two
-/// polynomials on one chain), and a cheap outside op (softsign) is not cut at all.
+/// Fusion cuts by what the scalar form computes, not by op name: on the backends that cut
+/// chained polynomials, an outside op chaining exp and log is cut before a following tanh
+/// exactly as the built-in softplus is (each runs two polynomials on one chain), and a cheap
+/// outside op (softsign) is not cut at all; on the AVX-512 code none is cut.
 #[test]
 fn fusion_cuts_outside_ops_as_built_ins() {
     let kernels = |f: &dyn Fn(&mut Graph, NodeId) -> NodeId| {
@@ -197,7 +198,12 @@ fn fusion_cuts_outside_ops_as_built_ins() {
     let builtin = kernels(&|g, x| g.softplus(x).unwrap());
     let outside = kernels(&|g, x| g.apply(NaiveSoftplus, &[x]).unwrap());
     let cheap = kernels(&|g, x| g.apply(Softsign, &[x]).unwrap());
-    assert_eq!((builtin, outside, cheap), (2, 2, 1));
+    let cut = if Backend::host().splits_transcendental_chains() {
+        2
+    } else {
+        1
+    };
+    assert_eq!((builtin, outside, cheap), (cut, cut, 1));
 }
 
 /// An op with no scalar form and no `infer` of its own is an error naming it when applied,

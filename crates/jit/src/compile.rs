@@ -184,6 +184,9 @@ pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Plan, JitError> {
         sources: a.sources.into_iter().flatten().collect(),
         graph: opts.keep_graph.then_some(g),
     };
+    // The optimised graph and the lowering's tables are gone: give their pages back before
+    // the arena is touched.
+    crate::memory::release_freed_heap();
     plan.stats.compile_ms = t0.elapsed().as_secs_f64() * 1e3;
     Ok(plan)
 }

@@ -49,5 +49,6 @@ pub use attach::{Attach, Attached, AttachedId};
 pub use compile::{compile, CompileOptions};
 pub use error::JitError;
 pub use kernel::{Backend, Kernel, KernelCache, KernelSpec, View, ViewMut};
+pub use memory::release_freed_heap;
 pub use plan::{Plan, Profile};
 pub use stats::PlanStats;
