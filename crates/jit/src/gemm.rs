@@ -30,6 +30,12 @@ pub unsafe fn sgemm(
     c: Mat,
     threads: usize,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if m <= FEW_ROWS && b.cs == 1 && c.cs == 1 && few_rows_available() {
+        // SAFETY: the caller's contract; the host has AVX-512F and FMA (checked just above).
+        unsafe { few_rows(base, m, n, k, a, b, c) };
+        return;
+    }
     let par = if threads > 1 && m * n * k >= PARALLEL_MIN_FLOP {
         Parallelism::Rayon(threads)
     } else {
@@ -59,5 +65,134 @@ pub unsafe fn sgemm(
             false,
             par,
         )
+    }
+}
+
+/// At most this many rows of `A` take [`few_rows`]: batch-1 inference multiplies one row by
+/// the recurrent weight every step, and the general GEMM's packing of `B` on each call was
+/// most of the product (4.3 us for 1x128 by 128x512).
+const FEW_ROWS: usize = 4;
+
+#[cfg(target_arch = "x86_64")]
+fn few_rows_available() -> bool {
+    use std::sync::OnceLock;
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma"))
+}
+
+/// `C = A B` row by row for a few rows, `B` and `C` with contiguous rows: each row of `C` is
+/// built 64 columns at a time in four registers over the whole of `k` (one read of `B`, no
+/// packing), summing over `k` in order as the general GEMM does.
+///
+/// # Safety
+/// As [`sgemm`], with `b.cs == c.cs == 1`, on a host with AVX-512F and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn few_rows(base: *mut f32, m: usize, n: usize, k: usize, a: Mat, b: Mat, c: Mat) {
+    use std::arch::x86_64::*;
+    const W: usize = 16;
+    let at = |l: Mat, i: usize, j: usize| {
+        base.wrapping_offset(l.off as isize + i as isize * l.rs + j as isize * l.cs)
+    };
+    for i in 0..m {
+        let mut j = 0;
+        while j < n {
+            // Up to four vectors of columns; the last may be partial (masked).
+            let width = (n - j).min(4 * W);
+            let vecs = width.div_ceil(W);
+            let mask = |v: usize| -> __mmask16 {
+                let left = width - v * W;
+                if left >= W {
+                    0xffff
+                } else {
+                    ((1u32 << left) - 1) as __mmask16
+                }
+            };
+            let mut acc = [_mm512_setzero_ps(); 4];
+            for p in 0..k {
+                // SAFETY: (i, p) of A and (p, j..j + width) of B are elements the caller
+                // vouches for; masked lanes past `width` are not read.
+                unsafe {
+                    let x = _mm512_set1_ps(*at(a, i, p));
+                    let row = at(b, p, j);
+                    for (v, acc) in acc.iter_mut().enumerate().take(vecs) {
+                        let y = _mm512_maskz_loadu_ps(mask(v), row.add(v * W));
+                        *acc = _mm512_fmadd_ps(x, y, *acc);
+                    }
+                }
+            }
+            for (v, acc) in acc.iter().enumerate().take(vecs) {
+                // SAFETY: (i, j..j + width) of C is writable by the caller's contract; masked
+                // lanes past `width` are not written.
+                unsafe { _mm512_mask_storeu_ps(at(c, i, j).add(v * W), mask(v), *acc) };
+            }
+            j += width;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The few-rows path against an f64 product, for widths with and without a partial vector,
+    /// and a transposed (strided) `A`.
+    #[test]
+    fn few_rows_match_an_f64_product() {
+        for (m, n, k, a_t) in [
+            (1, 512, 128, false),
+            (3, 37, 5, true),
+            (4, 70, 33, false),
+            (2, 16, 1, true),
+        ] {
+            let (na, nb) = (m * k, k * n);
+            let mut mem: Vec<f32> = (0..na + nb + m * n)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
+                .collect();
+            let a = if a_t {
+                Mat {
+                    off: 0,
+                    rs: 1,
+                    cs: m as isize,
+                }
+            } else {
+                Mat {
+                    off: 0,
+                    rs: k as isize,
+                    cs: 1,
+                }
+            };
+            let b = Mat {
+                off: na,
+                rs: n as isize,
+                cs: 1,
+            };
+            let c = Mat {
+                off: na + nb,
+                rs: n as isize,
+                cs: 1,
+            };
+            let want: Vec<f64> = (0..m * n)
+                .map(|e| {
+                    let (i, j) = (e / n, e % n);
+                    (0..k)
+                        .map(|p| {
+                            let av = mem
+                                [(a.off as isize + i as isize * a.rs + p as isize * a.cs) as usize];
+                            f64::from(av) * f64::from(mem[b.off + p * n + j])
+                        })
+                        .sum()
+                })
+                .collect();
+            // SAFETY: every matrix lies inside `mem`, C after A and B.
+            unsafe { sgemm(mem.as_mut_ptr(), m, n, k, a, b, c, 1) };
+            for (e, w) in want.iter().enumerate() {
+                let got = f64::from(mem[c.off + e]);
+                assert!(
+                    (got - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                    "{m}x{n}x{k}: [{e}] {got} vs {w}"
+                );
+            }
+        }
     }
 }

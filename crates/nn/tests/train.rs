@@ -436,3 +436,31 @@ fn gradients_by_name_match_f64_finite_differences() {
     // Nothing trained.
     assert_eq!(m.step(), 0);
 }
+
+/// `predict` sends the weights to its plan only when they changed since it last did: after a
+/// `set_weight` or a `fit` its outputs follow the new weights, and equal a fresh model's with
+/// the same weights.
+#[test]
+fn predict_follows_every_weight_change() {
+    let (x, y) = task(16, 6, 3);
+    let mut m = tiny(5);
+    let first = m.predict(&x).unwrap();
+    assert_eq!(m.predict(&x).unwrap(), first, "no change, same outputs");
+    let fresh_with = |m: &Sequential| {
+        let mut f = tiny(99);
+        for (spec, w) in m.param_specs().iter().zip(m.weights()) {
+            f.set_weight(&spec.name, w).unwrap();
+        }
+        f.predict(&x).unwrap()
+    };
+    let name = m.param_specs()[0].name.clone();
+    let doubled: Vec<f32> = m.weight(&name).unwrap().iter().map(|v| v * 2.0).collect();
+    m.set_weight(&name, &doubled).unwrap();
+    let after_set = m.predict(&x).unwrap();
+    assert_ne!(after_set, first);
+    assert_eq!(after_set, fresh_with(&m));
+    m.fit(&x, &y, &FitOptions::new(1, 8).quiet()).unwrap();
+    let after_fit = m.predict(&x).unwrap();
+    assert_ne!(after_fit, after_set);
+    assert_eq!(after_fit, fresh_with(&m));
+}

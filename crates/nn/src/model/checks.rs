@@ -76,7 +76,7 @@ impl Model {
             if !was_built {
                 self.specs.clear();
                 self.layer_params.clear();
-                self.weights.clear();
+                self.weights.edit().clear();
                 self.opt_state.clear();
             }
         }

@@ -27,6 +27,7 @@ impl Model {
             key: (shapes.n, shapes.rows.clone()),
             plan,
             sg,
+            pushed: None,
         };
         self.push_weights(&mut r)?;
         let all: Vec<usize> = (0..shapes.n).collect();

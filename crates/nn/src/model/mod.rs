@@ -50,6 +50,7 @@ mod progress;
 mod saved;
 mod summary;
 mod topology;
+mod weights;
 
 pub(crate) use arrays::Values;
 pub use arrays::{Inputs, Targets};
@@ -62,6 +63,7 @@ pub(crate) use plans::Runner;
 pub use saved::FORMAT_VERSION;
 pub use summary::{Summary, SummaryRow};
 use topology::{Ref, Topology};
+use weights::Weights;
 
 #[derive(Clone, Debug)]
 pub(super) struct Compiled {
@@ -79,7 +81,7 @@ pub struct Model {
     specs: Vec<ParamSpec>,
     /// Which of `specs` belong to each layer of `topo.layers`.
     layer_params: Vec<Range<usize>>,
-    weights: Vec<Vec<f32>>,
+    weights: Weights,
     compiled: Option<Compiled>,
     opt_state: HashMap<String, Vec<f32>>,
     /// The optimiser kind `opt_state` and `step` belong to.
@@ -213,7 +215,7 @@ impl Model {
             seed: 0,
             specs: Vec::new(),
             layer_params: Vec::new(),
-            weights: Vec::new(),
+            weights: Weights::default(),
             compiled: None,
             opt_state: HashMap::new(),
             state_owner: None,
@@ -233,7 +235,7 @@ impl Model {
     fn unbuild(&mut self) {
         self.specs.clear();
         self.layer_params.clear();
-        self.weights.clear();
+        self.weights.edit().clear();
         self.train = None;
         self.infer = None;
     }
@@ -303,7 +305,7 @@ impl Model {
                 values.len()
             )));
         }
-        self.weights[i].copy_from_slice(values);
+        self.weights.edit()[i].copy_from_slice(values);
         Ok(())
     }
     /// Step plans (training or inference) this model has compiled: a learning-rate change
@@ -366,7 +368,7 @@ impl Model {
         optimizer: Option<(String, HashMap<String, Vec<f32>>, u64)>,
         epochs: usize,
     ) {
-        self.weights = weights;
+        self.weights.replace(weights);
         if let Some((kind, state, step)) = optimizer {
             self.opt_state = state;
             self.step = step;

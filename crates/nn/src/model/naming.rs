@@ -84,10 +84,12 @@ impl Model {
             specs.extend(p);
         }
         let mut rng = SplitMix64::new(self.seed);
-        self.weights = specs
-            .iter()
-            .map(|s| s.init.sample(&s.shape, &mut rng))
-            .collect();
+        self.weights.replace(
+            specs
+                .iter()
+                .map(|s| s.init.sample(&s.shape, &mut rng))
+                .collect(),
+        );
         self.specs = specs;
         self.layer_params = ranges;
         self.init_opt_state();

@@ -14,6 +14,8 @@ pub(crate) struct Runner {
     pub key: (usize, Vec<Vec<usize>>),
     pub plan: Plan,
     pub sg: StepGraph,
+    /// The weights version the plan holds (an inference plan never changes its weights).
+    pub pushed: Option<u64>,
 }
 
 impl Model {
@@ -59,7 +61,12 @@ impl Model {
                     if training {
                         self.recompute_every = recompute.map(|r| r.every);
                     }
-                    return Ok(Runner { key, plan, sg });
+                    return Ok(Runner {
+                        key,
+                        plan,
+                        sg,
+                        pushed: None,
+                    });
                 }
                 Err(e) if training => checkpoints = Some(search.next(e, recompute.as_ref())?),
                 Err(e) => return Err(e.into()),
@@ -69,9 +76,15 @@ impl Model {
 
     /// Copies the host weights (and optimiser state) into a plan.
     pub(super) fn push_weights(&mut self, r: &mut Runner) -> Result<()> {
-        for (p, w) in r.sg.params.iter().zip(&self.weights) {
+        // A plan without an optimiser never changes its weights: the version it was sent is
+        // still what it holds.
+        if r.sg.optimizer.is_none() && r.pushed == Some(self.weights.version()) {
+            return Ok(());
+        }
+        for (p, w) in r.sg.params.iter().zip(self.weights.iter()) {
             r.plan.set_f32(*p, w)?;
         }
+        r.pushed = Some(self.weights.version());
         if let Some(o) = &r.sg.optimizer {
             for (name, n) in &o.states {
                 let len = r.sg.graph.ty(*n).numel();
@@ -87,7 +100,7 @@ impl Model {
 
     /// Copies the weights (and optimiser state) a training plan has updated back to the host.
     pub(super) fn pull_weights(&mut self, r: &Runner) -> Result<()> {
-        for (p, w) in r.sg.params.iter().zip(self.weights.iter_mut()) {
+        for (p, w) in r.sg.params.iter().zip(self.weights.edit().iter_mut()) {
             read_into(&r.plan, *p, w)?;
         }
         if let Some(o) = &r.sg.optimizer {
