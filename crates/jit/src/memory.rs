@@ -42,6 +42,22 @@ pub fn release_freed_heap() {
     }
 }
 
+/// A pointer into a plan's memory that may cross to the other threads of a split step (row
+/// halves of a kernel, row bands of a GEMM).
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr(pub(crate) *mut f32);
+// SAFETY: the pointer is only dereferenced by steps on disjoint row ranges of `Plan::mem`,
+// which outlives the scoped joins that hand it to other threads.
+unsafe impl Send for SendPtr {}
+// SAFETY: as above; the pointer itself is only copied.
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    pub(crate) fn at(self, off: usize) -> *mut f32 {
+        self.0.wrapping_add(off)
+    }
+}
+
 /// Alignment of every buffer, in elements (64 bytes: a cache line, an AVX-512 vector).
 const ALIGN: usize = 16;
 

@@ -8,9 +8,10 @@ use rustc_hash::FxHashMap;
 use trellis_ir::{Graph, NodeId, Tensor};
 
 use crate::loc::Loc;
+use crate::memory::SendPtr;
 use crate::split::rows_of;
 use crate::stats::PlanStats;
-use crate::step::{exec_rows, prefetch_inputs, read, write, SendPtr, Step, Val};
+use crate::step::{exec_rows, prefetch_inputs, read, write, Step, Val};
 use crate::table::Values;
 use crate::JitError;
 

@@ -1,6 +1,7 @@
 //! The steps a plan runs, how each executes, and which runs of them split across the cores.
 use crate::gemm::{sgemm, Mat};
 use crate::loc::Loc;
+use crate::memory::SendPtr;
 use crate::split::{rows_of, span, spans_meet, HalfIo, RunBuilder};
 use crate::{JitError, Kernel};
 use smallvec::{smallvec, SmallVec};
@@ -229,21 +230,6 @@ pub(crate) fn write(mem: &mut [f32], l: Loc, v: &[f32]) {
         for c in 0..l.cols {
             mem[l.at(r, c)] = v[r * l.cols + c];
         }
-    }
-}
-
-/// Raw pointers that may cross to the second thread of a row split.
-#[derive(Clone, Copy)]
-pub(crate) struct SendPtr(pub(crate) *mut f32);
-// SAFETY: the pointer is only dereferenced by kernels on disjoint row ranges of `Plan::mem`,
-// which outlives the scoped join in `run_kernel`.
-unsafe impl Send for SendPtr {}
-// SAFETY: as above; the pointer itself is only copied.
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    pub(crate) fn at(self, off: usize) -> *mut f32 {
-        self.0.wrapping_add(off)
     }
 }
 
