@@ -390,8 +390,8 @@ fn callbacks_drive_a_functional_model_with_two_outputs() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines[0],
-        "epoch,accuracy,learning_rate,loss,output0_auc,output1_auc,val_accuracy,val_loss,\
-         val_output0_auc,val_output1_auc"
+        "epoch,accuracy,learning_rate,loss,output0_auc,output0_loss,output1_auc,output1_loss,\
+         val_accuracy,val_loss,val_output0_auc,val_output0_loss,val_output1_auc,val_output1_loss"
     );
     assert_eq!(lines.len(), h.epochs.len() + 1);
 }

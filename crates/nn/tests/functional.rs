@@ -294,6 +294,38 @@ fn several_inputs_and_outputs_train_with_a_weight_per_loss() {
         );
     }
     assert!(h.loss()[7] < h.loss()[0], "{:?}", h.loss());
+    // Each output's own loss is logged (Keras's `output0_loss`, ...), in training and in
+    // validation, and the total is their weighted sum.
+    let mut m = two_heads([1.0, 0.5]);
+    let h = m
+        .fit(
+            [Inputs::from(&xa), Inputs::from(&xb)],
+            [&ya, &yb],
+            &FitOptions::new(2, 16).with_validation_split(0.25).quiet(),
+        )
+        .unwrap();
+    for e in &h.epochs {
+        let (l0, l1) = (
+            e.get("output0_loss").unwrap(),
+            e.get("output1_loss").unwrap(),
+        );
+        assert!((e.loss - (l0 + 0.5 * l1)).abs() < 1e-5 * e.loss, "{e:?}");
+        let (v0, v1) = (
+            e.get("val_output0_loss").unwrap(),
+            e.get("val_output1_loss").unwrap(),
+        );
+        let v = e.val_loss.unwrap();
+        assert!((v - (v0 + 0.5 * v1)).abs() < 1e-5 * v, "{e:?}");
+        assert!(e.names().contains(&"output1_loss".to_string()));
+    }
+    let ev = m
+        .evaluate([Inputs::from(&xa), Inputs::from(&xb)], [&ya, &yb])
+        .unwrap();
+    let (e0, e1) = (
+        ev.get("output0_loss").unwrap(),
+        ev.get("output1_loss").unwrap(),
+    );
+    assert!((ev.loss - (e0 + 0.5 * e1)).abs() < 1e-5 * ev.loss, "{ev:?}");
     let out = m
         .predict_outputs([Inputs::from(&xa), Inputs::from(&xb)])
         .unwrap();

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use indicatif::ProgressBar;
 
-use super::plans::{BatchOut, Runner};
+use super::plans::{output_loss_logs, BatchOut, Runner};
 use super::progress::{format_log, progress_bar};
 use super::{Compiled, EpochLog, FitOptions, History, Inputs, Model, Shapes, Targets};
 use crate::callbacks::{BatchLog, Callback, ModelCheckpoint, Run, RunState, TerminateOnNaN};
@@ -46,6 +46,8 @@ type Hooks<'h, 'c> = Option<(&'h mut [&'c mut dyn Callback], &'h mut RunState)>;
 #[derive(Default)]
 struct EpochRun {
     loss_sum: f64,
+    /// Per output of a model with several: the sum of its loss times the batch's rows.
+    output_loss_sums: Vec<f64>,
     /// The compiled metrics over the epoch's batches (not on a replay).
     tally: Option<Tallies>,
     steps: usize,
@@ -243,7 +245,11 @@ impl Model {
             epoch,
             loss: run.loss_sum / run.seen as f64,
             accuracy: run.tally.as_ref().and_then(Tallies::accuracy),
-            metrics: run.tally.map(|t| t.results("")).unwrap_or_default(),
+            metrics: [
+                output_loss_logs(&run.output_loss_sums, run.seen),
+                run.tally.map(|t| t.results("")).unwrap_or_default(),
+            ]
+            .concat(),
             steps: run.steps,
             samples_per_sec: run.seen as f64 / train_s,
             learning_rate: self.learning_rate(),
@@ -340,6 +346,7 @@ impl Model {
                 }
             }
             out.loss_sum += l * rows.len() as f64;
+            b.add_output_losses(&mut out.output_loss_sums, rows.len());
             out.seen += rows.len();
             if let Some(t) = out.tally.as_mut() {
                 b.tally(t, c, &d.y, rows, &d.shapes);

@@ -1,7 +1,7 @@
 //! `evaluate` and `predict`: the forward plan over the data in batches.
 use ndarray::ArrayD;
 
-use super::plans::BatchOut;
+use super::plans::{output_loss_logs, BatchOut};
 use super::{Evaluation, Inputs, Model, Shapes, Targets};
 use crate::data::batch_ranges;
 use crate::metrics::Tallies;
@@ -65,8 +65,10 @@ impl Model {
         let c = self.compiled()?.clone();
         let mut tallies: Option<Tallies> = None;
         let mut loss_sum = 0f64;
+        let mut output_loss_sums = Vec::new();
         let shapes = self.forward_batches(&x, Some(&y), |rows, out, shapes| {
             loss_sum += out.loss * rows.len() as f64;
+            out.add_output_losses(&mut output_loss_sums, rows.len());
             if !c.metrics.is_empty() {
                 let t = tallies.get_or_insert_with(|| {
                     let widths: Vec<usize> = out.outputs.iter().map(|o| o.width()).collect();
@@ -78,7 +80,11 @@ impl Model {
         Ok(Evaluation {
             loss: loss_sum / shapes.n as f64,
             accuracy: tallies.as_ref().and_then(Tallies::accuracy),
-            metrics: tallies.map(|t| t.results("")).unwrap_or_default(),
+            metrics: [
+                output_loss_logs(&output_loss_sums, shapes.n),
+                tallies.map(|t| t.results("")).unwrap_or_default(),
+            ]
+            .concat(),
         })
     }
 

@@ -143,6 +143,8 @@ impl Runner {
 /// What one batch of a plan gives: the loss and each output's predictions for the real rows.
 pub(super) struct BatchOut {
     pub loss: f64,
+    /// Each output's own loss (before its weight), when the model has several.
+    pub output_losses: Vec<f64>,
     pub outputs: Vec<OutputBatch>,
 }
 
@@ -162,7 +164,24 @@ impl OutputBatch {
     }
 }
 
+/// Keras's names for each output's loss, `output0_loss`, ... (as the per-output metrics are
+/// named), with their means: `sums` of `loss * rows` over `seen` rows.
+pub(super) fn output_loss_logs(sums: &[f64], seen: usize) -> Vec<(String, f64)> {
+    sums.iter()
+        .enumerate()
+        .map(|(o, s)| (format!("output{o}_loss"), s / seen as f64))
+        .collect()
+}
+
 impl BatchOut {
+    /// Adds this batch's per-output losses, times its `rows`, to `sums`.
+    pub fn add_output_losses(&self, sums: &mut Vec<f64>, rows: usize) {
+        sums.resize(self.output_losses.len(), 0.0);
+        for (s, l) in sums.iter_mut().zip(&self.output_losses) {
+            *s += l * rows as f64;
+        }
+    }
+
     pub fn read(r: &Runner, rows: usize) -> Result<BatchOut> {
         let mut outputs = Vec::with_capacity(r.sg.outputs.len());
         for o in &r.sg.outputs {
@@ -179,8 +198,16 @@ impl BatchOut {
             };
             outputs.push(OutputBatch { pred, mask, k });
         }
+        let output_losses = match r.sg.outputs.as_slice() {
+            [_] => Vec::new(),
+            outs => outs
+                .iter()
+                .map(|o| scalar(&r.plan, o.loss))
+                .collect::<Result<_>>()?,
+        };
         Ok(BatchOut {
             loss: scalar(&r.plan, r.sg.loss)?,
+            output_losses,
             outputs,
         })
     }
