@@ -83,6 +83,7 @@ pub fn fuse(
         dep[n.index()] = d;
     }
     merge_into_sole_consumer(g, &mut group_of, &mut groups);
+    sink_cheap_outputs(g, &mut group_of, &mut groups);
     if split_chains {
         split_transcendental_chains(g, &mut group_of, &mut groups);
     }
@@ -127,6 +128,91 @@ fn merge_into_sole_consumer(g: &Graph, group_of: &mut [u32], groups: &mut [Vec<N
         let mut merged = moved;
         merged.append(&mut groups[c]);
         groups[c] = merged;
+    }
+}
+
+/// Moves a cheap member (no polynomial) into the one other group that uses it, when its
+/// operands from its own group are in memory anyway: it is then recomputed there instead of
+/// written out and read back. An LSTM gate's derivative `s (1 - s)` was computed in the
+/// forward kernel beside `s` and read by the backward kernel a whole sequence later, which
+/// reads `s` too: five such `[B, H]` arrays a step and layer went to memory and back. Safe for
+/// the order: the consumer already comes after the producer, and no operand of the member can
+/// be in the consumer (the producer would then depend on it), so the member goes first there.
+fn sink_cheap_outputs(g: &Graph, group_of: &mut [u32], groups: &mut [Vec<NodeId>]) {
+    let outputs: rustc_hash::FxHashSet<NodeId> = g.outputs().iter().copied().collect();
+    let mut depths = PerOp::default();
+    for gi in 0..groups.len() {
+        if groups[gi].len() < 2 {
+            continue;
+        }
+        let mut any = false;
+        for k in (0..groups[gi].len()).rev() {
+            let n = groups[gi][k];
+            if group_of[n.index()] != gi as u32
+                || outputs.contains(&n)
+                || transcendental_depth(g, n, &mut depths) > 0
+            {
+                continue;
+            }
+            let mut target: Option<usize> = None;
+            let consumers_agree = g.use_iter(n).all(|u| match group(group_of, u) {
+                Some(x) if x != gi && target.is_none_or(|t| t == x) => {
+                    target = Some(x);
+                    true
+                }
+                _ => false,
+            });
+            let Some(h) = target.filter(|_| consumers_agree) else {
+                continue;
+            };
+            if groups[h].is_empty() || g.ty(groups[h][0]).shape != g.ty(n).shape {
+                continue;
+            }
+            // `n` and the cheap members only it (and such members) reads — `1 - s` under
+            // `s (1 - s)` — move together; every other operand from this group must stay in
+            // memory without them (something outside the group reads it too).
+            let mut set = vec![n];
+            let mut at = 0;
+            let mut movable = true;
+            while movable && at < set.len() {
+                let m = set[at];
+                at += 1;
+                for &o in g.operands(m) {
+                    if group(group_of, o) != Some(gi) || set.contains(&o) {
+                        continue;
+                    }
+                    let read_outside = outputs.contains(&o)
+                        || g.use_iter(o).any(|u| group(group_of, u) != Some(gi));
+                    if read_outside {
+                        continue;
+                    }
+                    let only_by_set = g.use_iter(o).all(|u| set.contains(&u));
+                    if only_by_set && transcendental_depth(g, o, &mut depths) == 0 {
+                        set.push(o);
+                    } else {
+                        movable = false;
+                        break;
+                    }
+                }
+            }
+            if !movable {
+                continue;
+            }
+            // In the producer's (topological) order, ahead of the consumer's members.
+            let ordered: Vec<NodeId> = groups[gi]
+                .iter()
+                .copied()
+                .filter(|m| set.contains(m))
+                .collect();
+            for &m in &ordered {
+                group_of[m.index()] = h as u32;
+            }
+            groups[h].splice(0..0, ordered);
+            any = true;
+        }
+        if any {
+            groups[gi].retain(|&m| group_of[m.index()] == gi as u32);
+        }
     }
 }
 

@@ -46,6 +46,25 @@ pub unsafe fn sgemm(
     } else {
         Parallelism::None
     };
+    // SAFETY: the caller's contract.
+    unsafe { crate_gemm(base, m, n, k, a, b, c, par) }
+}
+
+/// `C = A B` by the `gemm` crate (its micro-kernels, packing and threading).
+///
+/// # Safety
+/// As [`sgemm`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn crate_gemm(
+    base: *mut f32,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Mat,
+    b: Mat,
+    c: Mat,
+    par: Parallelism,
+) {
     // SAFETY: the caller guarantees every addressed element is in bounds and C is disjoint from
     // A and B; gemm reads A and B and writes only C.
     unsafe {
@@ -110,29 +129,7 @@ unsafe fn row_bands(
                 // SAFETY: rows `start..start + rows` of A and C are inside the caller's
                 // matrices; the bands' rows of C are disjoint, so no two threads write one
                 // element, and A and B are only read.
-                unsafe {
-                    gemm::gemm(
-                        rows,
-                        n,
-                        k,
-                        base.0.add(c.off),
-                        c.cs,
-                        c.rs,
-                        false,
-                        base.0.add(a.off),
-                        a.cs,
-                        a.rs,
-                        base.0.add(b.off),
-                        b.cs,
-                        b.rs,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        Parallelism::None,
-                    )
-                }
+                unsafe { crate_gemm(base.0, rows, n, k, a, b, c, Parallelism::None) }
             });
         }
     });

@@ -205,6 +205,47 @@ fn reshaped_and_sliced_ids_are_views() {
     }
 }
 
+/// A cheap derivative (`s (1 - s)` of a sigmoid) is computed where the backward pass reads
+/// it, from `s`, instead of beside `s` in the forward kernel and stored: the forward kernel
+/// writes `s` alone, and the gradient matches the interpreter.
+#[test]
+fn cheap_derivatives_are_recomputed_in_the_backward_kernel() {
+    let (b, h) = (4, 6);
+    let mut g = Graph::new();
+    let x = g.input("x", TensorType::f32([b, h]));
+    let w = g.input("w", TensorType::f32([h, h]));
+    let s = g.sigmoid(x).unwrap();
+    let z = g.matmul(s, w).unwrap();
+    let zz = g.mul(z, z).unwrap();
+    let loss = g.sum_all(zz).unwrap();
+    let dx = grad(&mut g, loss, &[x]).unwrap()[0];
+    g.set_outputs(vec![loss, dx]);
+    let mut plan = compile(&g, &CompileOptions::default()).unwrap();
+    let text = plan.explain();
+    let forward: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("formula:") && l.contains("sigmoid("))
+        .collect();
+    assert_eq!(forward.len(), 1, "{text}");
+    assert!(
+        forward[0].contains("y0 = sigmoid(") && !forward[0].contains("y1"),
+        "the forward kernel writes s alone: {text}"
+    );
+    let mut rng = StdRng::seed_from_u64(9);
+    let feeds: Feeds = [
+        (x, rand_f32(&mut rng, &[b, h], 2.0)),
+        (w, rand_f32(&mut rng, &[h, h], 1.0)),
+    ]
+    .into_iter()
+    .collect();
+    for (n, t) in &feeds {
+        plan.set(*n, t).unwrap();
+    }
+    plan.run().unwrap();
+    let want = run(&g, &feeds, &[dx], Precision::F64).unwrap();
+    assert!(worst(&plan.get(dx).unwrap(), &want[0], 1e-4) < 1e-5);
+}
+
 #[test]
 fn f64_graphs_are_rejected_with_the_node_named() {
     let mut g = Graph::new();

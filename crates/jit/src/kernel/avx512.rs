@@ -18,7 +18,7 @@ use trellis_ir::{Binary, Prim, Scalar, ScalarFn, Unary};
 
 use trellis_ir::lanes::{Cmp, Lanes};
 
-use super::spec::{live_nodes, KernelSpec};
+use super::spec::{live_nodes, KernelSpec, RawOperands};
 
 /// Elements per tile: 16 vectors, so a slot is 1 KiB and twenty slots fit in L1 with room.
 pub(crate) const TILE: usize = 256;
@@ -229,26 +229,18 @@ impl Program {
             }
         }
         // SAFETY: the caller's contract gives `n_inputs` / `n_outputs` entries.
-        let (ins, in_rs, outs, out_rs) = unsafe {
-            let n_in = self.col_broadcast.len();
-            (
-                std::slice::from_raw_parts(inputs, n_in),
-                std::slice::from_raw_parts(in_row_strides, n_in),
-                std::slice::from_raw_parts(outputs, self.stores.len()),
-                std::slice::from_raw_parts(out_row_strides, self.stores.len()),
+        let raw = unsafe {
+            RawOperands::new(
+                inputs,
+                in_row_strides,
+                outputs,
+                out_row_strides,
+                self.col_broadcast.len(),
+                self.stores.len(),
             )
         };
-        // A dense grid (every full input and output has row stride `cols`, every column-
-        // broadcast input is a single scalar) is one long row: whole tiles, read and written
-        // in place, instead of a tile per short row (an Adam update over an embedding table).
-        let dense = (0..ins.len())
-            .all(|k| in_rs[k] == if self.col_broadcast[k] { 0 } else { cols })
-            && out_rs.iter().all(|&s| s == cols);
-        let (rows, cols) = if dense {
-            (1, rows * cols)
-        } else {
-            (rows, cols)
-        };
+        let (ins, in_rs, outs, out_rs) = (raw.ins, raw.in_rs, raw.outs, raw.out_rs);
+        let (rows, cols) = raw.grid(&self.col_broadcast, rows, cols);
         // In place (an output is exactly an input's view): the output is written only after
         // the tile is done, from scratch, and the input is read from a copy, since another
         // output may still read it after the first is stored.

@@ -23,7 +23,7 @@ use rustc_hash::FxHashMap;
 use trellis_ir::lanes::{Cmp, Lanes};
 use trellis_ir::{Binary, Scalar};
 
-use super::spec::{live_nodes, KernelSpec};
+use super::spec::{live_nodes, KernelSpec, RawOperands};
 
 /// A vector value of the traced program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1060,22 +1060,18 @@ impl AsmKernel {
         }
         let n_in = self.col_broadcast.len();
         // SAFETY: the contract gives `n_in` input and `n_outputs` output entries.
-        let (ins, in_rs, outs, out_rs) = unsafe {
-            (
-                std::slice::from_raw_parts(inputs, n_in),
-                std::slice::from_raw_parts(in_row_strides, n_in),
-                std::slice::from_raw_parts(outputs, self.n_outputs),
-                std::slice::from_raw_parts(out_row_strides, self.n_outputs),
+        let raw = unsafe {
+            RawOperands::new(
+                inputs,
+                in_row_strides,
+                outputs,
+                out_row_strides,
+                n_in,
+                self.n_outputs,
             )
         };
-        // A dense grid (as in the tile programs) is one long row.
-        let dense = (0..n_in).all(|k| in_rs[k] == if self.col_broadcast[k] { 0 } else { cols })
-            && out_rs.iter().all(|&s| s == cols);
-        let (rows, cols) = if dense {
-            (1, rows * cols)
-        } else {
-            (rows, cols)
-        };
+        let (ins, in_rs, outs, out_rs) = (raw.ins, raw.in_rs, raw.outs, raw.out_rs);
+        let (rows, cols) = raw.grid(&self.col_broadcast, rows, cols);
         // Row pointers of the inputs and outputs, then where each input is prefetched from:
         // `AHEAD` rows on, or on one long row 4 KiB on. All advance by their row strides.
         let ahead = |k: usize| {

@@ -55,6 +55,53 @@ impl KernelSpec {
     }
 }
 
+/// The raw operands of a kernel call ([`crate::Kernel::run_raw`]'s contract) as slices, as
+/// the AVX-512 backends read them.
+pub(crate) struct RawOperands<'a> {
+    pub ins: &'a [*const f32],
+    pub in_rs: &'a [usize],
+    pub outs: &'a [*mut f32],
+    pub out_rs: &'a [usize],
+}
+
+impl RawOperands<'_> {
+    /// # Safety
+    /// `inputs` and `in_row_strides` point to `n_in` readable entries, `outputs` and
+    /// `out_row_strides` to `n_out`, alive for the returned value's use.
+    pub(crate) unsafe fn new<'a>(
+        inputs: *const *const f32,
+        in_row_strides: *const usize,
+        outputs: *const *mut f32,
+        out_row_strides: *const usize,
+        n_in: usize,
+        n_out: usize,
+    ) -> RawOperands<'a> {
+        // SAFETY: the caller's contract above.
+        unsafe {
+            RawOperands {
+                ins: std::slice::from_raw_parts(inputs, n_in),
+                in_rs: std::slice::from_raw_parts(in_row_strides, n_in),
+                outs: std::slice::from_raw_parts(outputs, n_out),
+                out_rs: std::slice::from_raw_parts(out_row_strides, n_out),
+            }
+        }
+    }
+
+    /// The grid to run: a dense one (every full input and output has row stride `cols`,
+    /// every column-broadcast input is a single scalar) is one long row, so it runs as whole
+    /// vectors instead of a pass per short row (an Adam update over an embedding table).
+    pub(crate) fn grid(&self, col_broadcast: &[bool], rows: usize, cols: usize) -> (usize, usize) {
+        let dense = (0..self.ins.len())
+            .all(|k| self.in_rs[k] == if col_broadcast[k] { 0 } else { cols })
+            && self.out_rs.iter().all(|&s| s == cols);
+        if dense {
+            (1, rows * cols)
+        } else {
+            (rows, cols)
+        }
+    }
+}
+
 /// Which nodes (and so which inputs) the outputs depend on.
 pub(crate) fn live_nodes(e: &ScalarFn) -> Vec<bool> {
     let mut live = vec![false; e.nodes.len()];

@@ -118,13 +118,7 @@ impl<'g> Selection<'g> {
 
     /// A matrix transpose of a full (not column-broadcast) operand into dense memory.
     fn transpose(&mut self, n: NodeId, x: NodeId) -> bool {
-        let is_matrix_transpose = self
-            .g
-            .op(n)
-            .as_any()
-            .downcast_ref::<trellis_ir::ops::Transpose>()
-            .is_some_and(|t| t.perm.as_slice() == [1, 0]);
-        if !is_matrix_transpose || self.mem.loc(x).cb {
+        if !self.is_matrix_transpose(n) || self.mem.loc(x).cb {
             return false;
         }
         let src = self.mem.loc(x);
@@ -162,16 +156,20 @@ impl<'g> Selection<'g> {
         true
     }
 
-    /// A matrix of ids transposed into a slot of its own (the interpreter's general
-    /// transpose took a millisecond for the seed model's 25,600 ids).
-    fn transpose_ids(&mut self, n: NodeId, x: NodeId) -> bool {
-        let is_matrix_transpose = self
-            .g
+    /// Whether `n` swaps the two axes of a matrix.
+    fn is_matrix_transpose(&self, n: NodeId) -> bool {
+        self.g
             .op(n)
             .as_any()
             .downcast_ref::<trellis_ir::ops::Transpose>()
-            .is_some_and(|t| t.perm.as_slice() == [1, 0]);
-        let (true, Some(&Val::I(src))) = (is_matrix_transpose, self.mem.vals.get(&x)) else {
+            .is_some_and(|t| t.perm.as_slice() == [1, 0])
+    }
+
+    /// A matrix of ids transposed into a slot of its own (the interpreter's general
+    /// transpose took a millisecond for the seed model's 25,600 ids).
+    fn transpose_ids(&mut self, n: NodeId, x: NodeId) -> bool {
+        let (true, Some(&Val::I(src))) = (self.is_matrix_transpose(n), self.mem.vals.get(&x))
+        else {
             return false;
         };
         let (rows, cols) = (self.g.ty(x).dims()[0], self.g.ty(x).dims()[1]);
