@@ -31,7 +31,7 @@ pub unsafe fn sgemm(
     threads: usize,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if m <= FEW_ROWS && b.cs == 1 && c.cs == 1 && few_rows_available() {
+    if m <= FEW_ROWS && b.cs == 1 && c.cs == 1 && crate::cpu::has_avx512() {
         // SAFETY: the caller's contract; the host has AVX-512F and FMA (checked just above).
         unsafe { few_rows(base, m, n, k, a, b, c) };
         return;
@@ -139,13 +139,6 @@ unsafe fn row_bands(
 /// the recurrent weight every step, and the general GEMM's packing of `B` on each call was
 /// most of the product (4.3 us for 1x128 by 128x512).
 const FEW_ROWS: usize = 4;
-
-#[cfg(target_arch = "x86_64")]
-fn few_rows_available() -> bool {
-    use std::sync::OnceLock;
-    static HAS: OnceLock<bool> = OnceLock::new();
-    *HAS.get_or_init(|| is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma"))
-}
 
 /// `C = A B` row by row for a few rows, `B` and `C` with contiguous rows: each row of `C` is
 /// built 64 columns at a time in four registers over the whole of `k` (one read of `B`, no

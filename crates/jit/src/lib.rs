@@ -18,7 +18,8 @@
 //! Plans run on trellis' own worker threads with subnormals flushed to zero ([`fpmode`]).
 //!
 //! Files, each importing only files listed before it (so imports go one way):
-//! - leaves: `error`, `loc` (windows and views), `memory` (arena, memory limit), `gemm`,
+//! - leaves: `error`, `cpu` (host features), `loc` (windows and views), `memory` (arena,
+//!   memory limit), `gemm`,
 //!   `table` (per-node tables), `stats` ([`PlanStats`]), `fpmode` (FTZ/DAZ, the worker pool),
 //!   `peak` (the fp32 FMA throughput, measured for shares of peak);
 //! - `kernel/`: the spec, one backend per file (Cranelift, AVX-512 tiles, AVX-512 code with
@@ -30,6 +31,7 @@
 //!   sharing a host plan's memory and parameters).
 mod attach;
 mod compile;
+mod cpu;
 pub mod error;
 pub mod fpmode;
 mod fusion;

@@ -30,20 +30,14 @@ pub fn fp32_peak_gflops(threads: usize, seconds: f64) -> Option<f64> {
     Some(flops / t.elapsed().as_secs_f64() / 1e9)
 }
 
-#[cfg(target_arch = "x86_64")]
 fn lanes() -> Option<usize> {
-    if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
+    if crate::cpu::has_avx512() {
         Some(16)
-    } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+    } else if crate::cpu::has_avx2() {
         Some(8)
     } else {
         None
     }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn lanes() -> Option<usize> {
-    None
 }
 
 #[cfg(target_arch = "x86_64")]

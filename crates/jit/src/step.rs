@@ -390,13 +390,9 @@ impl Step {
                 rows,
                 cols,
             } => {
-                let (from, to) = if src.slot < dst {
-                    let (a, b) = ints.split_at_mut(dst);
-                    (&a[src.slot][src.range()], &mut b[0])
-                } else {
-                    let (a, b) = ints.split_at_mut(src.slot);
-                    (&b[0][src.range()], &mut a[dst])
-                };
+                // `select` makes the destination slot after the source's: it comes later.
+                let (before, from_dst) = ints.split_at_mut(dst);
+                let (from, to) = (&before[src.slot][src.range()], &mut from_dst[0]);
                 for r in 0..rows {
                     for c in 0..cols {
                         to[c * rows + r] = from[r * cols + c];

@@ -28,7 +28,7 @@ const AHEAD: usize = 4;
 
 /// True when this host runs [`Program`]s (AVX-512F and FMA).
 pub(crate) fn available() -> bool {
-    is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma")
+    crate::cpu::has_avx512()
 }
 
 /// What one instruction computes.
