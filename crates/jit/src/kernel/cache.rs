@@ -60,7 +60,7 @@ pub enum Backend {
     /// Tile programs on sixteen-lane `zmm` registers (hosts with AVX-512F and FMA), see
     /// `avx512.rs`: one loop over a tile in L1 per node of the expression.
     Avx512Tiles,
-    /// AVX-512 machine code with the expression's values in registers (`avx512_asm.rs`), on the
+    /// AVX-512 machine code with the expression's values in registers (`avx512_asm/`), on the
     /// same hosts; a kernel that would need more than six masks at once runs as a tile program.
     /// Same math as the others, bit-identical results.
     Avx512,
