@@ -171,19 +171,11 @@ impl Program {
     }
 
     /// Runs the program over a `rows x cols` grid, with the raw-pointer contract of
-    /// [`crate::Kernel::run_raw`].
+    /// [`crate::Kernel::run_raw`] (the operands as `raw`).
     ///
     /// # Safety
     /// That contract, and the host has AVX-512F and FMA ([`available`]).
-    pub(crate) unsafe fn run(
-        &self,
-        rows: usize,
-        cols: usize,
-        inputs: *const *const f32,
-        in_row_strides: *const usize,
-        outputs: *const *mut f32,
-        out_row_strides: *const usize,
-    ) {
+    pub(crate) unsafe fn run(&self, rows: usize, cols: usize, raw: &RawOperands) {
         thread_local! {
             static SCRATCH: RefCell<Scratch> = const { RefCell::new(Scratch::new()) };
         }
@@ -194,32 +186,12 @@ impl Program {
             }
             // SAFETY: the caller's contract covers every grid element read and written, the
             // scratch holds `n_slots` tiles, and the host has the features `tiles` enables.
-            unsafe {
-                self.tiles(
-                    rows,
-                    cols,
-                    inputs,
-                    in_row_strides,
-                    outputs,
-                    out_row_strides,
-                    scratch,
-                )
-            }
+            unsafe { self.tiles(rows, cols, raw, scratch) }
         })
     }
 
     #[target_feature(enable = "avx512f,fma")]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn tiles(
-        &self,
-        rows: usize,
-        cols: usize,
-        inputs: *const *const f32,
-        in_row_strides: *const usize,
-        outputs: *const *mut f32,
-        out_row_strides: *const usize,
-        scratch: &mut Scratch,
-    ) {
+    unsafe fn tiles(&self, rows: usize, cols: usize, raw: &RawOperands, scratch: &mut Scratch) {
         let slots = scratch.lines.as_mut_ptr() as *mut f32;
         let slot = |k: usize| slots.wrapping_add(k * TILE);
         for &(c, s) in &self.consts {
@@ -228,17 +200,6 @@ impl Program {
                 unsafe { _mm512_storeu_ps(slot(s).add(v * LANES), _mm512_set1_ps(c)) };
             }
         }
-        // SAFETY: the caller's contract gives `n_inputs` / `n_outputs` entries.
-        let raw = unsafe {
-            RawOperands::new(
-                inputs,
-                in_row_strides,
-                outputs,
-                out_row_strides,
-                self.col_broadcast.len(),
-                self.stores.len(),
-            )
-        };
         let (ins, in_rs, outs, out_rs) = (raw.ins, raw.in_rs, raw.outs, raw.out_rs);
         let (rows, cols) = raw.grid(&self.col_broadcast, rows, cols);
         // In place (an output is exactly an input's view): the output is written only after

@@ -1,6 +1,6 @@
 //! Off x86-64 no host runs AVX-512 tile programs or AVX-512 machine code: the cache never
 //! builds either.
-use super::spec::KernelSpec;
+use super::spec::{KernelSpec, RawOperands};
 
 pub(crate) fn available() -> bool {
     false
@@ -14,15 +14,7 @@ impl Program {
     pub(crate) fn new(_: &KernelSpec) -> Program {
         unreachable!("AVX-512 programs are only built on x86-64 hosts that have AVX-512")
     }
-    pub(crate) unsafe fn run(
-        &self,
-        _: usize,
-        _: usize,
-        _: *const *const f32,
-        _: *const usize,
-        _: *const *mut f32,
-        _: *const usize,
-    ) {
+    pub(crate) unsafe fn run(&self, _: usize, _: usize, _: &RawOperands) {
         match *self {}
     }
 }
@@ -44,15 +36,7 @@ impl AsmKernel {
     pub(crate) fn new(_: &KernelSpec) -> Result<AsmKernel, Unsupported> {
         unreachable!("AVX-512 code is only emitted on x86-64 hosts that have AVX-512")
     }
-    pub(crate) unsafe fn run(
-        &self,
-        _: usize,
-        _: usize,
-        _: *const *const f32,
-        _: *const usize,
-        _: *const *mut f32,
-        _: *const usize,
-    ) {
+    pub(crate) unsafe fn run(&self, _: usize, _: usize, _: &RawOperands) {
         match *self {}
     }
 }

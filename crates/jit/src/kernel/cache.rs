@@ -9,7 +9,7 @@ use trellis_ir::ScalarFn;
 use super::avx512::{self, Program as Avx512Program};
 use super::avx512_asm::AsmKernel;
 use super::cranelift::{Compiler, KernelFn};
-use super::spec::KernelSpec;
+use super::spec::{KernelSpec, RawOperands};
 use crate::error::JitError;
 
 /// A strided 2-D view of f32 data: element (r, c) is at `data[offset + r*row_stride + c]` (or
@@ -259,6 +259,17 @@ impl Kernel {
         outputs: *const *mut f32,
         out_row_strides: *const usize,
     ) {
+        // SAFETY: the contract gives `n_inputs` / `n_outputs` entries, alive for the call.
+        let raw = unsafe {
+            RawOperands::new(
+                inputs,
+                in_row_strides,
+                outputs,
+                out_row_strides,
+                self.n_inputs(),
+                self.n_outputs,
+            )
+        };
         match &self.code {
             // SAFETY: the caller upholds the contract above, which is what the generated code
             // relies on; the function pointer comes from a finalized, never-freed JIT module.
@@ -267,13 +278,9 @@ impl Kernel {
             },
             // SAFETY: the same contract; the cache only builds programs and code on hosts that
             // have AVX-512F and FMA.
-            Code::Avx512Tiles(p) => unsafe {
-                p.run(rows, cols, inputs, in_row_strides, outputs, out_row_strides)
-            },
+            Code::Avx512Tiles(p) => unsafe { p.run(rows, cols, &raw) },
             // SAFETY: as for the tile programs.
-            Code::Avx512(k) => unsafe {
-                k.run(rows, cols, inputs, in_row_strides, outputs, out_row_strides)
-            },
+            Code::Avx512(k) => unsafe { k.run(rows, cols, &raw) },
         }
     }
 }

@@ -79,10 +79,10 @@ impl RawOperands<'_> {
         // SAFETY: the caller's contract above.
         unsafe {
             RawOperands {
-                ins: std::slice::from_raw_parts(inputs, n_in),
-                in_rs: std::slice::from_raw_parts(in_row_strides, n_in),
-                outs: std::slice::from_raw_parts(outputs, n_out),
-                out_rs: std::slice::from_raw_parts(out_row_strides, n_out),
+                ins: slice(inputs, n_in),
+                in_rs: slice(in_row_strides, n_in),
+                outs: slice(outputs, n_out),
+                out_rs: slice(out_row_strides, n_out),
             }
         }
     }
@@ -99,6 +99,19 @@ impl RawOperands<'_> {
         } else {
             (rows, cols)
         }
+    }
+}
+
+/// `n` entries at `p` as a slice; none (whatever `p` is, null included) when `n` is 0.
+///
+/// # Safety
+/// When `n > 0`, `p` points to `n` readable entries alive for `'a`.
+unsafe fn slice<'a, T>(p: *const T, n: usize) -> &'a [T] {
+    if n == 0 {
+        &[]
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { std::slice::from_raw_parts(p, n) }
     }
 }
 

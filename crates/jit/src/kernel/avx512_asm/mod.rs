@@ -33,7 +33,6 @@ pub(crate) struct AsmKernel {
     code: super::exec_mem::ExecMem,
     pool: Vec<u32>,
     col_broadcast: Vec<bool>,
-    n_outputs: usize,
     /// Instructions in the loop body (for `Debug`).
     body_len: usize,
 }
@@ -71,40 +70,20 @@ impl AsmKernel {
                 .map_err(|e| Unsupported::Encode(format!("mapping code: {e}")))?,
             pool: pool.bits,
             col_broadcast: spec.col_broadcast.clone(),
-            n_outputs: spec.expr.outputs.len(),
             body_len,
         })
     }
 
     /// Runs the kernel over a `rows x cols` grid, with the raw-pointer contract of
-    /// [`crate::Kernel::run_raw`].
+    /// [`crate::Kernel::run_raw`] (the operands as `raw`).
     ///
     /// # Safety
     /// That contract, and the host has AVX-512F and FMA.
-    pub(crate) unsafe fn run(
-        &self,
-        rows: usize,
-        cols: usize,
-        inputs: *const *const f32,
-        in_row_strides: *const usize,
-        outputs: *const *mut f32,
-        out_row_strides: *const usize,
-    ) {
+    pub(crate) unsafe fn run(&self, rows: usize, cols: usize, raw: &RawOperands) {
         if rows == 0 || cols == 0 {
             return;
         }
         let n_in = self.col_broadcast.len();
-        // SAFETY: the contract gives `n_in` input and `n_outputs` output entries.
-        let raw = unsafe {
-            RawOperands::new(
-                inputs,
-                in_row_strides,
-                outputs,
-                out_row_strides,
-                n_in,
-                self.n_outputs,
-            )
-        };
         let (ins, in_rs, outs, out_rs) = (raw.ins, raw.in_rs, raw.outs, raw.out_rs);
         let (rows, cols) = raw.grid(&self.col_broadcast, rows, cols);
         // Row pointers of the inputs and outputs, then where each input is prefetched from:
