@@ -110,7 +110,7 @@ pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Plan, JitError> {
             )));
         }
     }
-    let order = g.topo_order();
+    let order = crate::order::node_order(&g);
     let units = if opts.fuse {
         // Chained polynomials are split into kernels of one level each where the kernels run
         // a loop per node; the register-allocated code overlaps them itself.

@@ -21,7 +21,8 @@
 //! - leaves: `error`, `cpu` (host features), `loc` (windows and views), `memory` (arena,
 //!   memory limit), `gemm`,
 //!   `table` (per-node tables), `stats` ([`PlanStats`]), `fpmode` (FTZ/DAZ, the worker pool),
-//!   `peak` (the fp32 FMA throughput, measured for shares of peak);
+//!   `peak` (the fp32 FMA throughput, measured for shares of peak), `order` (the node order:
+//!   lookups placed where they are read);
 //! - `kernel/`: the spec, one backend per file (Cranelift, AVX-512 tiles, AVX-512 code with
 //!   its executable memory), the cache;
 //! - `split` (which steps split across cores), `step` (the steps and how each runs), `fusion`;
@@ -40,6 +41,7 @@ pub mod kernel;
 mod loc;
 mod lower;
 mod memory;
+mod order;
 pub mod peak;
 mod plan;
 mod split;

@@ -11,7 +11,7 @@ use crate::loc::Loc;
 use crate::memory::SendPtr;
 use crate::split::rows_of;
 use crate::stats::PlanStats;
-use crate::step::{exec_rows, prefetch_inputs, read, write, Step, Val};
+use crate::step::{check_run_ids, exec_rows, prefetch_inputs, read, split_rows, write, Step, Val};
 use crate::table::Values;
 use crate::JitError;
 
@@ -270,6 +270,7 @@ impl Plan {
             let (kind, next) = match runs.peek().copied() {
                 Some((a, b)) if a == i => {
                     runs.next();
+                    check_run_ids(&self.steps[a..b], &self.ints)?;
                     let times = self.exec_split(a, b);
                     // Each step of the run gets the first core's time in it; the run's head
                     // also gets the rest (waiting for the other core, prefetching).
@@ -319,22 +320,26 @@ impl Plan {
     /// halves independent). Returns the lower half's seconds in each step.
     fn exec_split(&mut self, a: usize, b: usize) -> Vec<f64> {
         let base = SendPtr(self.mem.as_mut_ptr());
-        let steps = &self.steps[a..b];
+        let (steps, ints) = (&self.steps[a..b], &self.ints[..]);
         let half = |upper: bool| {
             let mut times = Vec::with_capacity(if upper { 0 } else { steps.len() });
+            // This thread's rows of a step.
+            let own = |s: &Step| {
+                let rows = split_rows(s);
+                if upper {
+                    (rows / 2, rows)
+                } else {
+                    (0, rows / 2)
+                }
+            };
             for (i, s) in steps.iter().enumerate() {
-                let rows = match s {
-                    Step::Kernel { rows, .. } => *rows,
-                    Step::Gemm { m, .. } => *m,
-                    _ => unreachable!("only kernels and GEMMs are split"),
-                };
-                let mid = rows / 2;
-                let (r0, r1) = if upper { (mid, rows) } else { (0, mid) };
+                let (r0, r1) = own(s);
                 if let (Step::Gemm { c, .. }, Some(next)) = (s, steps.get(i + 1)) {
-                    prefetch_inputs(next, r0, r1, rows_of(c, r0, r1), base);
+                    let (n0, n1) = own(next);
+                    prefetch_inputs(next, n0, n1, rows_of(c, r0, r1), base, ints);
                 }
                 let t = Instant::now();
-                exec_rows(s, r0, r1, base);
+                exec_rows(s, r0, r1, base, ints);
                 if !upper {
                     times.push(t.elapsed().as_secs_f64());
                 }

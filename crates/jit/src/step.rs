@@ -283,18 +283,10 @@ impl Step {
                 let ids = &ints[ids.slot][ids.range()];
                 trellis_ir::ops::check_ids("gather", ids, *vocab)
                     .map_err(|e| JitError::Ir(e.at(node.clone())))?;
-                let row = table.numel() / (*vocab).max(1);
-                let (t0, o0, base) = (table.off, out.off, SendPtr(mem.as_mut_ptr()));
+                let base = SendPtr(mem.as_mut_ptr());
+                // (Each half writes its own rows.)
                 in_halves(threads, ids.len(), |ps| {
-                    for p in ps {
-                        let src = t0 + ids[p] as usize * row;
-                        // SAFETY: ids are checked against the table above and `finish` checked
-                        // both windows lie in `mem`; the table is another node's buffer, so it
-                        // does not overlap the output, and each half writes its own rows.
-                        unsafe {
-                            std::ptr::copy_nonoverlapping(base.at(src), base.at(o0 + p * row), row)
-                        };
-                    }
+                    gather_rows(table, *vocab, ids, out, ps, base)
                 });
                 Ok(2)
             }
@@ -435,6 +427,7 @@ impl Step {
                 (ins.iter().chain(outs).copied().collect(), smallvec![])
             }
             Step::Gemm { a, b, c, .. } => (smallvec![*a, *c], smallvec![*b]),
+            Step::Gather { table, out, .. } => (smallvec![*out], smallvec![*table]),
             _ => (
                 smallvec![],
                 self.reads().into_iter().chain(self.writes()).collect(),
@@ -443,9 +436,45 @@ impl Step {
     }
 }
 
-/// Rows `r0..r1` of a splittable step on the calling thread.
-pub(crate) fn exec_rows(s: &Step, r0: usize, r1: usize, base: SendPtr) {
+/// Copies the table rows `ids[ps]` to rows `ps` of `out`, on the calling thread. The caller
+/// checked `ids` against the table's `vocab` rows, and no other thread touches rows `ps` of
+/// `out`.
+fn gather_rows(
+    table: &Loc,
+    vocab: usize,
+    ids: &[i64],
+    out: &Loc,
+    ps: std::ops::Range<usize>,
+    base: SendPtr,
+) {
+    let row = table.numel() / vocab.max(1);
+    for p in ps {
+        let src = table.off + ids[p] as usize * row;
+        // SAFETY: ids are checked against the table and `finish` checked both windows lie in
+        // the plan's memory; the table is another node's buffer, so it does not overlap the
+        // output; the caller owns rows `ps` of the output.
+        unsafe { std::ptr::copy_nonoverlapping(base.at(src), base.at(out.off + p * row), row) };
+    }
+}
+
+/// Rows `r0..r1` of a splittable step on the calling thread (a lookup's ids were checked
+/// before the run, see [`check_run_ids`]).
+pub(crate) fn exec_rows(s: &Step, r0: usize, r1: usize, base: SendPtr, ints: &[Vec<i64>]) {
     match s {
+        Step::Gather {
+            table,
+            vocab,
+            ids,
+            out,
+            ..
+        } => gather_rows(
+            table,
+            *vocab,
+            &ints[ids.slot][ids.range()],
+            out,
+            r0..r1,
+            base,
+        ),
         Step::Kernel {
             kernel,
             cols,
@@ -467,17 +496,69 @@ pub(crate) fn exec_rows(s: &Step, r0: usize, r1: usize, base: SendPtr) {
             // proved that no other thread touches the rows written here.
             unsafe { sgemm(base.at(0), r1 - r0, *n, *k, ma, mb, mc, 1) };
         }
-        _ => unreachable!("only kernels and GEMMs are split"),
+        _ => unreachable!("only kernels, GEMMs and lookups are split"),
     }
+}
+
+/// The rows a splittable step has (what its halves divide).
+pub(crate) fn split_rows(s: &Step) -> usize {
+    match s {
+        Step::Kernel { rows, .. } => *rows,
+        Step::Gemm { m, .. } => *m,
+        Step::Gather { ids, .. } => ids.len,
+        _ => unreachable!("only kernels, GEMMs and lookups are split"),
+    }
+}
+
+/// Checks the ids of every lookup in a split run, before it starts: the halves cannot report
+/// an error. (Ids are never written inside a run, so they are final by then.)
+pub(crate) fn check_run_ids(steps: &[Step], ints: &[Vec<i64>]) -> Result<(), JitError> {
+    for s in steps {
+        if let Step::Gather {
+            vocab, ids, node, ..
+        } = s
+        {
+            trellis_ir::ops::check_ids("gather", &ints[ids.slot][ids.range()], *vocab)
+                .map_err(|e| JitError::Ir(e.at(node.clone())))?;
+        }
+    }
+    Ok(())
 }
 
 /// Asks the core to bring rows `r0..r1` of a kernel step's inputs into cache (L2), so a
 /// recurrence step's slice of a projection computed long before (in DRAM by then) arrives
 /// while the step's GEMM runs instead of stalling its kernel. Inputs inside `skip` (what the
-/// GEMM is about to write) are left out, and a row broadcast (row stride 0) is one row.
-pub(crate) fn prefetch_inputs(s: &Step, r0: usize, r1: usize, skip: Loc, base: SendPtr) {
-    let Step::Kernel { ins, .. } = s else {
-        return;
+/// GEMM is about to write) are left out, and a row broadcast (row stride 0) is one row. For a
+/// lookup, the table rows its ids `r0..r1` pick (scattered over a table larger than the
+/// caches, each one a wait for memory otherwise).
+pub(crate) fn prefetch_inputs(
+    s: &Step,
+    r0: usize,
+    r1: usize,
+    skip: Loc,
+    base: SendPtr,
+    ints: &[Vec<i64>],
+) {
+    let line = |start: usize, len: usize| {
+        // One hint per 64-byte line (16 floats).
+        for e in (start..start + len).step_by(16) {
+            crate::memory::prefetch(base.at(e) as *const u8, crate::memory::Near::L2);
+        }
+    };
+    let ins = match s {
+        Step::Kernel { ins, .. } => ins,
+        Step::Gather {
+            table, vocab, ids, ..
+        } => {
+            let row = table.numel() / (*vocab).max(1);
+            for &id in &ints[ids.slot][ids.range()][r0..r1] {
+                // (Ids are checked before the run; a hint at any address cannot fault.)
+                let id = (id as usize).min(vocab.saturating_sub(1));
+                line(table.off + id * row, row);
+            }
+            return;
+        }
+        _ => return,
     };
     for l in ins.iter().filter(|l| !l.cb) {
         let l = rows_of(l, r0, r1);
@@ -486,11 +567,7 @@ pub(crate) fn prefetch_inputs(s: &Step, r0: usize, r1: usize, skip: Loc, base: S
         }
         let rows = if l.rs == 0 { l.rows.min(1) } else { l.rows };
         for r in 0..rows {
-            let start = l.off + r * l.rs;
-            // One hint per 64-byte line (16 floats).
-            for e in (start..start + l.cols).step_by(16) {
-                crate::memory::prefetch(base.at(e) as *const u8, crate::memory::Near::L2);
-            }
+            line(l.off + r * l.rs, l.cols);
         }
     }
 }
@@ -540,6 +617,17 @@ fn halves(s: &Step) -> Option<(HalfIo, HalfIo)> {
                 writes: spans(&mut std::iter::once(rows_of(c, r0, r1))),
             };
             Some((part(0, mid), part(mid, *m)))
+        }
+        // A lookup into dense rows, one per id (each step's rows of a sequence's embedding).
+        Step::Gather {
+            table, ids, out, ..
+        } if ids.len >= 2 && out.rows == ids.len && out.rs == out.cols => {
+            let mid = ids.len / 2;
+            let part = |r0, r1| HalfIo {
+                reads: spans(&mut std::iter::once(*table)),
+                writes: spans(&mut std::iter::once(rows_of(out, r0, r1))),
+            };
+            Some((part(0, mid), part(mid, ids.len)))
         }
         _ => None,
     }
