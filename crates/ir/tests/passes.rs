@@ -289,6 +289,64 @@ fn a_bias_after_the_folded_projection_goes_into_the_table() {
     assert_eq!(run(&g, &feeds, &[out], Precision::F32).unwrap(), before);
 }
 
+/// A sequence's lookup, read as flat rows and sliced per step, becomes one lookup a step of
+/// that step's ids; every step's rows are unchanged.
+#[test]
+fn per_step_row_slices_move_through_a_lookup() {
+    use trellis_ir::passes::row_slices_through_gather;
+    let mut g = Graph::new();
+    let table = g.param("table", TensorType::f32([4, 3]));
+    let ids = g.input("ids", TensorType::i64([3, 2])); // [T, B]
+    let rows = g.gather(table, ids).unwrap(); // [T, B, 3]
+    let flat = g.reshape(rows, [6, 3]).unwrap();
+    let h = g.input("h", TensorType::f32([2, 3]));
+    let mut outs = Vec::new();
+    for t in 0..3 {
+        let xt = g.slice(flat, 0, 2 * t, 2 * t + 2).unwrap();
+        outs.push(g.add(xt, h).unwrap());
+    }
+    g.set_outputs(outs.clone());
+    let feeds: Feeds = [
+        (
+            table,
+            Tensor::f32([4, 3], (0..12).map(|i| i as f32).collect()).unwrap(),
+        ),
+        (ids, Tensor::i64([3, 2], vec![3, 0, 1, 1, 2, 3]).unwrap()),
+        (h, Tensor::f32([2, 3], vec![0.5; 6]).unwrap()),
+    ]
+    .into();
+    let before = run(&g, &feeds, &outs, Precision::F32).unwrap();
+    assert_eq!(row_slices_through_gather(&mut g), 3, "one per step");
+    dce(&mut g);
+    assert!(
+        !g.contains(rows) && !g.contains(flat),
+        "no lookup of the whole sequence"
+    );
+    for &o in &outs {
+        let x = g.operands(o)[0];
+        assert_eq!(g.op(x).name(), "gather");
+        assert_eq!(g.ty(x).dims(), &[2, 3], "a step's two rows");
+    }
+    let after = run(&g, &feeds, &outs, Precision::F32).unwrap();
+    assert_eq!(after, before);
+    // Step 2 looks up ids (2, 3): rows 6..9 and 9..12, plus 0.5.
+    assert_eq!(
+        after[2].as_f32().unwrap(),
+        &[6.5, 7.5, 8.5, 9.5, 10.5, 11.5]
+    );
+
+    // A lookup read whole (here by a reduction) stays one lookup.
+    let mut g = Graph::new();
+    let table = g.param("table", TensorType::f32([4, 3]));
+    let ids = g.input("ids", TensorType::i64([6]));
+    let rows = g.gather(table, ids).unwrap();
+    let part = g.slice(rows, 0, 0, 2).unwrap();
+    let all = g.sum(rows, &[0], false).unwrap();
+    g.set_outputs(vec![part, all]);
+    assert_eq!(row_slices_through_gather(&mut g), 0);
+    assert!(g.contains(rows));
+}
+
 #[test]
 fn weights_read_transposed_many_times_are_transposed_once() {
     use trellis_ir::passes::{pretranspose_weights, PRETRANSPOSE_MIN_USES};

@@ -154,6 +154,62 @@ fn out_of_range_ids_are_an_error_before_anything_runs() {
     assert_eq!(bad, "plan: input 'ids' expects i64[2,3], got i64[3,2]");
 }
 
+/// The first layer's lookup of a whole sequence becomes one lookup a step (the vocabulary is
+/// smaller than the lookups, so the projected table is what is looked up), each run just
+/// before its step on both cores, in memory the next step's lookup reuses; the logits match
+/// the interpreter.
+#[test]
+fn a_sequence_lookup_runs_a_step_at_a_time_where_it_is_read() {
+    let c = SeedConfig {
+        vocab: 20,
+        embed: 8,
+        hidden: 8,
+        layers: 1,
+        seq: 12,
+        batch: 6,
+        dtype: DType::F32,
+        ..Default::default()
+    };
+    let (mut g, feeds, outs) = seed_training_graph(&c, 9);
+    let logits = outs[1];
+    g.set_outputs(vec![logits]);
+    let want = run(&g, &feeds, &[logits], Precision::F64).unwrap();
+    let mut plan = compile(
+        &g,
+        &CompileOptions {
+            threads: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let steps: Vec<String> = (0..plan.step_count())
+        .map(|k| plan.describe_step(k))
+        .collect();
+    let lookups: Vec<usize> = (0..steps.len())
+        .filter(|&k| steps[k].starts_with("gather"))
+        .collect();
+    assert_eq!(lookups.len(), c.seq, "one lookup a step: {steps:#?}");
+    assert!(
+        lookups.windows(2).all(|w| w[1] - w[0] >= 2),
+        "each runs with its step, not all first: {lookups:?}"
+    );
+    // Every step's lookup writes one [B, 4H] block, reused from step to step: the whole arena
+    // is smaller than the sequence's projected rows alone (it held them all).
+    let (b, h4) = (c.batch, 4 * c.hidden);
+    assert!(plan.stats().run_shared_buffers > 0, "{:?}", plan.stats());
+    assert!(
+        plan.stats().arena_bytes < c.seq * b * h4 * 4,
+        "arena {} bytes",
+        plan.stats().arena_bytes
+    );
+    for (n, t) in &feeds {
+        plan.set(*n, t).unwrap();
+    }
+    plan.run().unwrap();
+    let w = worst(&plan.get(logits).unwrap(), &want[0], 1e-3);
+    assert!(w < 1e-5, "relative error {w:e}");
+}
+
 /// A reshape and a row slice of ids are windows on the ids' own memory: a gather through
 /// them reads the right ids, with no fallback step, and follows new ids.
 #[test]

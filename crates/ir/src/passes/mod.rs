@@ -14,7 +14,9 @@ pub use fold::{constant_fold, FOLD_LIMIT};
 pub use gather_matmul::gather_before_matmul;
 pub use gather_sums::{batch_weight_gradients, pads_to_concat};
 pub use pretranspose::{pretranspose_weights, PRETRANSPOSE_MIN_USES};
-pub use slice_through::{row_slices_through_bias, slices_through_elementwise};
+pub use slice_through::{
+    row_slices_through_bias, row_slices_through_gather, slices_through_elementwise,
+};
 
 use crate::Graph;
 
@@ -39,6 +41,8 @@ pub fn optimize(g: &mut Graph) {
     lap("gather_before_matmul", g);
     row_slices_through_bias(g);
     lap("row_slices", g);
+    row_slices_through_gather(g);
+    lap("row_slices_through_gather", g);
     slices_through_elementwise(g);
     lap("slices_through", g);
     pads_to_concat(g);

@@ -3,7 +3,7 @@
 //! An LSTM step computes `z = x_t W_ih^T + b + h W_hh^T` and slices it into four gates. Pushing
 //! the gate slices through the add lets the gate kernel read the two matrix products directly:
 //! one fused kernel a step, and `z` is never written to memory.
-use crate::ops::Slice;
+use crate::ops::{Gather, Reshape, Slice};
 use crate::{Graph, NodeId};
 
 /// Rewrites elementwise nodes whose every use is a slice of the last axis, until none is left
@@ -53,6 +53,52 @@ pub fn row_slices_through_bias(g: &mut Graph) -> usize {
             continue;
         }
         count += rewrite_slices(g, n, 0, &cut);
+    }
+    count
+}
+
+/// Row slices pushed through a lookup: `slice_rows(gather(E, ids)) = gather(E, slice_rows(ids))`.
+/// An embedding (or, after [`super::gather_before_matmul`], a projected table) looked up for a
+/// whole sequence and then sliced per step becomes one small lookup per step, run where its
+/// step runs: the `[T B, width]` rows are never written out and read back a sequence later
+/// (52 MB a batch for the seed model's first layer), the step reads them from cache. Returns
+/// the number of slices rewritten.
+pub fn row_slices_through_gather(g: &mut Graph) -> usize {
+    let mut count = 0;
+    for n in g.topo_order() {
+        if !g.contains(n) || !g.op(n).as_any().is::<Gather>() || g.outputs().contains(&n) {
+            continue;
+        }
+        let (table, ids) = (g.operands(n)[0], g.operands(n)[1]);
+        let id_count = g.ty(ids).numel();
+        if g.ty(ids).rank() == 0 {
+            continue;
+        }
+        // Ids of several axes (`[T, B]`) whose rows are read flat (`[T B, width]`): look the
+        // flat ids up instead, so a row slice is a window of them.
+        let mut rows = n;
+        if let [r] = g.users(n)[..] {
+            let flat: Vec<usize> = std::iter::once(id_count)
+                .chain(g.ty(table).dims()[1..].iter().copied())
+                .collect();
+            let flattens = g.op(r).as_any().is::<Reshape>()
+                && g.ty(r).dims() == flat.as_slice()
+                && !g.outputs().contains(&r)
+                && all_uses_slice(g, r, 0);
+            if flattens {
+                let Ok(flat_ids) = g.reshape(ids, [id_count]) else {
+                    continue;
+                };
+                let Ok(looked_up) = g.gather(table, flat_ids) else {
+                    continue;
+                };
+                g.replace_uses(r, looked_up);
+                rows = looked_up;
+            }
+        }
+        if all_uses_slice(g, rows, 0) {
+            count += rewrite_slices(g, rows, 0, &[None, Some(0)]);
+        }
     }
     count
 }
