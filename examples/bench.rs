@@ -116,7 +116,7 @@ fn train_plan(
 }
 
 /// A plan's persistent and arena memory, in MB.
-fn train_mb(plan: &Plan) -> f64 {
+fn plan_mb(plan: &Plan) -> f64 {
     let st = plan.stats();
     (st.arena_bytes + st.persistent_bytes) as f64 / 1048576.0
 }
@@ -164,8 +164,8 @@ fn compare(
         c.seq,
         c.batch,
         c.hidden,
-        train_mb(&p_s),
-        train_mb(&p_r),
+        plan_mb(&p_s),
+        plan_mb(&p_r),
         every.unwrap_or(0),
         t_s / n * 1e3,
         t_r / n * 1e3,
@@ -251,7 +251,7 @@ fn main() {
     // The plan's memory is known before it runs.
     eprintln!(
         "bench: training plan {:.1} MB (arena {:.1} MB), {}",
-        train_mb(&trained.plan),
+        plan_mb(&trained.plan),
         trained.plan.arena_bytes() as f64 / 1048576.0,
         match &trained.recompute {
             None => "every step stored".to_string(),
@@ -320,6 +320,11 @@ fn main() {
     )
     .unwrap();
     fill(&mut infer, &gi, mi.ids, mi.labels, &mi.params, &c, start);
+    eprintln!(
+        "bench: inference plan {:.1} MB (arena {:.1} MB)",
+        plan_mb(&infer),
+        infer.arena_bytes() as f64 / 1048576.0
+    );
     if let Some(path) = arg_word("--explain") {
         // Every step of both plans, to see how the cell was fused and scheduled.
         let text = format!(
