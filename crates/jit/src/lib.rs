@@ -22,7 +22,8 @@
 //!   memory limit), `gemm`,
 //!   `table` (per-node tables), `stats` ([`PlanStats`]), `fpmode` (FTZ/DAZ, the worker pool),
 //!   `peak` (the fp32 FMA throughput, measured for shares of peak), `order` (the node order:
-//!   lookups placed where they are read);
+//!   lookups placed where they are read), `panels` (products against a weight packed once a
+//!   run into column panels);
 //! - `kernel/`: the spec, one backend per file (Cranelift, AVX-512 tiles, AVX-512 code with
 //!   its executable memory), the cache;
 //! - `split` (which steps split across cores), `step` (the steps and how each runs), `fusion`;
@@ -42,6 +43,7 @@ mod loc;
 mod lower;
 mod memory;
 mod order;
+mod panels;
 pub mod peak;
 mod plan;
 mod split;

@@ -91,8 +91,18 @@ impl Plan {
     pub fn describe_step(&self, i: usize) -> String {
         match &self.steps[i] {
             Step::Gemm {
-                m, n, k, ta, tb, ..
-            } => format!("gemm {m}x{n}x{k} ta={ta} tb={tb}"),
+                m,
+                n,
+                k,
+                ta,
+                tb,
+                panels,
+                ..
+            } => format!(
+                "gemm {m}x{n}x{k} ta={ta} tb={tb}{}",
+                if panels.is_some() { " (panels)" } else { "" }
+            ),
+            Step::Pack { src, .. } => format!("pack panels {}x{}", src.rows, src.cols),
             Step::Kernel {
                 kernel,
                 rows,

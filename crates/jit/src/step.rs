@@ -83,7 +83,12 @@ pub(crate) enum Step {
         b: Loc,
         tb: bool,
         c: Loc,
+        /// `B` packed into column panels by a [`Step::Pack`] (the panel loop of `panels.rs`
+        /// runs the product instead of the general GEMM; `b` is then not read).
+        panels: Option<Loc>,
     },
+    /// `dst` = the `[rows, cols]` operand `src` packed into column panels (`panels::pack`).
+    Pack { src: Loc, dst: Loc },
     Kernel {
         kernel: Arc<Kernel>,
         rows: usize,
@@ -132,7 +137,11 @@ pub(crate) enum Step {
 impl Step {
     pub(crate) fn reads(&self) -> Locs {
         match self {
+            Step::Gemm {
+                a, panels: Some(p), ..
+            } => smallvec![*a, *p],
             Step::Gemm { a, b, .. } => smallvec![*a, *b],
+            Step::Pack { src, .. } => smallvec![*src],
             Step::Kernel { ins, .. } => ins.iter().copied().collect(),
             Step::Gather { table, .. } => smallvec![*table],
             Step::ScatterAdd { src, .. } => smallvec![*src],
@@ -151,7 +160,7 @@ impl Step {
             Step::Gather { out, .. } | Step::ScatterAdd { out, .. } | Step::Reduce { out, .. } => {
                 smallvec![*out]
             }
-            Step::Transpose { dst, .. } => smallvec![*dst],
+            Step::Transpose { dst, .. } | Step::Pack { dst, .. } => smallvec![*dst],
             Step::Fallback { out: Val::F(l), .. } => smallvec![*l],
             Step::Fallback { .. } | Step::TransposeIds { .. } => smallvec![],
         }
@@ -161,13 +170,15 @@ impl Step {
     /// or into a host plan's memory).
     pub(crate) fn windows_mut(&mut self) -> SmallVec<[&mut Loc; 6]> {
         match self {
-            Step::Gemm { a, b, c, .. } => smallvec![a, b, c],
+            Step::Gemm {
+                a, b, c, panels, ..
+            } => [a, b, c].into_iter().chain(panels.as_mut()).collect(),
             Step::Kernel { ins, outs, .. } => ins.iter_mut().chain(outs.iter_mut()).collect(),
             Step::Gather { table, out, .. } => smallvec![table, out],
             Step::ScatterAdd { src, out, .. } | Step::Reduce { src, out, .. } => {
                 smallvec![src, out]
             }
-            Step::Transpose { src, dst } => smallvec![src, dst],
+            Step::Transpose { src, dst } | Step::Pack { src, dst } => smallvec![src, dst],
             Step::TransposeIds { .. } => smallvec![],
             Step::Fallback { ins, out, .. } => ins
                 .iter_mut()
@@ -233,6 +244,9 @@ pub(crate) fn write(mem: &mut [f32], l: Loc, v: &[f32]) {
     }
 }
 
+/// Fewest rows per thread worth splitting a panel product outside a split run.
+const PANEL_SPLIT_ROWS: usize = 16;
+
 /// Smallest grid worth splitting across threads.
 pub(crate) const SPLIT_MIN_ELEMS: usize = 1 << 15;
 
@@ -254,13 +268,46 @@ impl Step {
                 b,
                 tb,
                 c,
+                panels,
             } => {
                 let (ma, mb, mc) = (mat(a, *ta), mat(b, *tb), mat(c, false));
-                // SAFETY: `finish` checked that every window lies inside `mem`; a node's
-                // output never shares memory with its operands (distinct buffers or disjoint
-                // windows of one concat).
-                unsafe { sgemm(mem.as_mut_ptr(), *m, *n, *k, ma, mb, mc, threads) };
+                let base = SendPtr(mem.as_mut_ptr());
+                match panels {
+                    Some(p) => {
+                        let rows = |r0: usize, r1: usize| {
+                            // SAFETY: as below, for rows r0..r1 of A and C (each thread its
+                            // own); the packed operand is its own buffer, written by its Pack
+                            // step; panels are chosen only on AVX-512 hosts.
+                            unsafe {
+                                crate::panels::gemm_rows(base.at(0), r0, r1, *n, *k, ma, p.off, mc)
+                            }
+                        };
+                        if threads > 1 && *m >= 2 * PANEL_SPLIT_ROWS {
+                            rayon::join(|| rows(0, *m / 2), || rows(*m / 2, *m));
+                        } else {
+                            rows(0, *m);
+                        }
+                    }
+                    // SAFETY: `finish` checked that every window lies inside `mem`; a node's
+                    // output never shares memory with its operands (distinct buffers or
+                    // disjoint windows of one concat).
+                    None => unsafe { sgemm(base.at(0), *m, *n, *k, ma, mb, mc, threads) },
+                }
                 Ok(0)
+            }
+            Step::Pack { src, dst } => {
+                // SAFETY: `finish` checked both windows lie in `mem`; the packed buffer is its
+                // own (a fresh root), so it overlaps nothing the source addresses.
+                unsafe {
+                    crate::panels::pack(
+                        mem.as_mut_ptr(),
+                        src.rows,
+                        src.cols,
+                        mat(src, false),
+                        dst.off,
+                    )
+                };
+                Ok(2)
             }
             Step::Kernel {
                 kernel,
@@ -426,7 +473,9 @@ impl Step {
             Step::Kernel { ins, outs, .. } => {
                 (ins.iter().chain(outs).copied().collect(), smallvec![])
             }
-            Step::Gemm { a, b, c, .. } => (smallvec![*a, *c], smallvec![*b]),
+            Step::Gemm {
+                a, b, c, panels, ..
+            } => (smallvec![*a, *c], smallvec![panels.unwrap_or(*b)]),
             Step::Gather { table, out, .. } => (smallvec![*out], smallvec![*table]),
             _ => (
                 smallvec![],
@@ -485,6 +534,32 @@ pub(crate) fn exec_rows(s: &Step, r0: usize, r1: usize, base: SendPtr, ints: &[V
             let ins: Vec<Loc> = ins.iter().map(|l| rows_of(l, r0, r1)).collect();
             let outs: Vec<Loc> = outs.iter().map(|l| rows_of(l, r0, r1)).collect();
             run_kernel(kernel, r1 - r0, *cols, &ins, &outs, base, 1);
+        }
+        Step::Gemm {
+            n,
+            k,
+            a,
+            b,
+            tb,
+            c,
+            panels: Some(p),
+            ..
+        } => {
+            let _ = (b, tb);
+            // SAFETY: rows r0..r1 of checked windows; `split_runs` proved that no other thread
+            // touches the rows written here; panels are chosen only on AVX-512 hosts.
+            unsafe {
+                crate::panels::gemm_rows(
+                    base.at(0),
+                    r0,
+                    r1,
+                    *n,
+                    *k,
+                    mat(a, false),
+                    p.off,
+                    mat(c, false),
+                )
+            };
         }
         Step::Gemm {
             n, k, a, b, tb, c, ..
@@ -609,11 +684,12 @@ fn halves(s: &Step) -> Option<(HalfIo, HalfIo)> {
             ta: false,
             b,
             c,
+            panels,
             ..
         } if *m >= 2 && m * n * k <= SPLIT_MAX_GEMM => {
             let mid = m / 2;
             let part = |r0, r1| HalfIo {
-                reads: spans(&mut [rows_of(a, r0, r1), *b].into_iter()),
+                reads: spans(&mut [rows_of(a, r0, r1), panels.unwrap_or(*b)].into_iter()),
                 writes: spans(&mut std::iter::once(rows_of(c, r0, r1))),
             };
             Some((part(0, mid), part(mid, *m)))

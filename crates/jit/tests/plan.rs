@@ -210,6 +210,62 @@ fn a_sequence_lookup_runs_a_step_at_a_time_where_it_is_read() {
     assert!(w < 1e-5, "relative error {w:e}");
 }
 
+/// On AVX-512 hosts each recurrent weight is packed into column panels once a run (`W_hh^T`
+/// for the forward steps, `W_hh` for the backward ones, per layer) and every per-step product
+/// reads the panels; loss and gradients match the interpreter, on both cores and on one.
+#[test]
+fn recurrent_weights_are_packed_once_and_every_step_reads_the_panels() {
+    let c = SeedConfig {
+        vocab: 30,
+        embed: 8,
+        hidden: 8,
+        layers: 2,
+        seq: 12,
+        batch: 10,
+        dtype: DType::F32,
+        ..Default::default()
+    };
+    let (g, feeds, outs) = seed_training_graph(&c, 4);
+    let want = run(&g, &feeds, &outs, Precision::F64).unwrap();
+    let avx512 = Backend::all_available().contains(&Backend::Avx512);
+    for threads in [2, 1] {
+        let mut plan = compile(
+            &g,
+            &CompileOptions {
+                threads,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let steps: Vec<String> = (0..plan.step_count())
+            .map(|k| plan.describe_step(k))
+            .collect();
+        let packs = steps
+            .iter()
+            .filter(|d| d.starts_with("pack panels"))
+            .count();
+        let packed = steps.iter().filter(|d| d.ends_with("(panels)")).count();
+        if avx512 {
+            assert_eq!(packs, 4, "two weights a layer, two layers: {steps:#?}");
+            // Per layer, T - 1 steps multiply by W_hh^T going forward and by W_hh going back.
+            assert_eq!(packed, 2 * 2 * (c.seq - 1), "{steps:#?}");
+        } else {
+            assert_eq!((packs, packed), (0, 0));
+        }
+        for (n, t) in &feeds {
+            plan.set(*n, t).unwrap();
+        }
+        plan.run().unwrap();
+        for (k, &o) in outs.iter().enumerate() {
+            let w = worst(&plan.get(o).unwrap(), &want[k], 1e-3);
+            assert!(
+                w < 1e-5,
+                "threads {threads}, output {k}: relative error {w:e}"
+            );
+        }
+    }
+}
+
 /// A reshape and a row slice of ids are windows on the ids' own memory: a gather through
 /// them reads the right ids, with no fallback step, and follows new ids.
 #[test]

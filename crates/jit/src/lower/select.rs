@@ -12,6 +12,7 @@ use trellis_ir::{DType, Graph, NodeId, Op, OpClass, Scalar, ScalarFn};
 use super::place::{concat_axis, concat_windows, Placement};
 use crate::fusion::Unit;
 use crate::loc::Loc;
+use crate::panels::{panels_len, PANEL_MAX_ROWS, PANEL_MIN_USES};
 use crate::stats::PlanStats;
 use crate::step::{IntLoc, ReduceMode, Step, Val};
 use crate::table::{prefetch_node, prefetch_op, PerOp, AHEAD};
@@ -35,6 +36,8 @@ pub(crate) struct Selection<'g> {
     group_slots: FxHashMap<NodeId, u32>,
     /// The scalar form of each distinct elementwise op met.
     scalars: PerOp<ScalarFn>,
+    /// Right operands packed into column panels, by node (see [`Selection::panels_of`]).
+    panels: FxHashMap<NodeId, Loc>,
 }
 
 impl<'g> Selection<'g> {
@@ -53,6 +56,7 @@ impl<'g> Selection<'g> {
             group_set: FxHashSet::default(),
             group_slots: FxHashMap::default(),
             scalars: PerOp::default(),
+            panels: FxHashMap::default(),
         };
         for (at, u) in units.iter().enumerate() {
             // The nodes of a unit a few ahead, then their ops once the nodes are in.
@@ -359,6 +363,11 @@ impl<'g> Selection<'g> {
         let (la, lb) = (self.gemm_operand(a)?, self.gemm_operand(b)?);
         let c = self.mem.out_loc(n);
         let k = if mm.transpose_a { la.rows } else { la.cols };
+        let panels = if mm.transpose_a || mm.transpose_b || c.cb || c.rows > PANEL_MAX_ROWS {
+            None
+        } else {
+            self.panels_of(b, lb)
+        };
         self.steps.push(Step::Gemm {
             m: c.rows,
             n: c.cols,
@@ -368,9 +377,46 @@ impl<'g> Selection<'g> {
             b: lb,
             tb: mm.transpose_b,
             c,
+            panels,
         });
         self.stats.gemms += 1;
         Ok(())
+    }
+
+    /// The column panels of right operand `b` (window `lb`), packed by a step placed before its
+    /// first product, when at least [`PANEL_MIN_USES`] products of a few rows
+    /// ([`PANEL_MAX_ROWS`]) read it untransposed: a recurrence's weight, packed once a run
+    /// (once for good in a plan that caches parameter-only steps) instead of by every
+    /// per-step GEMM. AVX-512 hosts only.
+    fn panels_of(&mut self, b: NodeId, lb: Loc) -> Option<Loc> {
+        if let Some(&p) = self.panels.get(&b) {
+            return Some(p);
+        }
+        if !crate::cpu::has_avx512() || lb.cb {
+            return None;
+        }
+        let g = self.g;
+        let products = g
+            .use_iter(b)
+            .filter(|&u| {
+                g.operands(u).get(1) == Some(&b)
+                    && g.ty(u).rank() == 2
+                    && g.ty(u).dims()[0] <= PANEL_MAX_ROWS
+                    && g.op(u)
+                        .as_any()
+                        .downcast_ref::<MatMul>()
+                        .is_some_and(|mm| !mm.transpose_a && !mm.transpose_b)
+            })
+            .count();
+        if products < PANEL_MIN_USES {
+            return None;
+        }
+        let dst = self
+            .mem
+            .new_root(&vec![panels_len(lb.rows, lb.cols)].into());
+        self.steps.push(Step::Pack { src: lb, dst });
+        self.panels.insert(b, dst);
+        Some(dst)
     }
 
     /// A matrix GEMM can read with strides: not broadcast; otherwise a dense copy.
