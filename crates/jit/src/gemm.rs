@@ -10,6 +10,26 @@ pub struct Mat {
     pub cs: isize,
 }
 
+impl Mat {
+    /// Row-major, `rs` elements from one row to the next.
+    pub fn row_major(off: usize, rs: usize) -> Mat {
+        Mat {
+            off,
+            rs: rs as isize,
+            cs: 1,
+        }
+    }
+    /// Column-major (a row-major matrix read transposed), `cs` elements from one column to
+    /// the next.
+    pub fn col_major(off: usize, cs: usize) -> Mat {
+        Mat {
+            off,
+            rs: 1,
+            cs: cs as isize,
+        }
+    }
+}
+
 /// Below this many multiply-adds a second thread costs more than it saves.
 const PARALLEL_MIN_FLOP: usize = 1 << 18;
 
@@ -234,28 +254,12 @@ mod tests {
                 .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
                 .collect();
             let a = if a_t {
-                Mat {
-                    off: 0,
-                    rs: 1,
-                    cs: m as isize,
-                }
+                Mat::col_major(0, m)
             } else {
-                Mat {
-                    off: 0,
-                    rs: k as isize,
-                    cs: 1,
-                }
+                Mat::row_major(0, k)
             };
-            let b = Mat {
-                off: na,
-                rs: n as isize,
-                cs: 1,
-            };
-            let c = Mat {
-                off: na + nb,
-                rs: n as isize,
-                cs: 1,
-            };
+            let b = Mat::row_major(na, n);
+            let c = Mat::row_major(na + nb, n);
             let want: Vec<f64> = (0..m * n)
                 .map(|e| {
                     let (i, j) = (e / n, e % n);

@@ -186,29 +186,13 @@ mod tests {
                 .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
                 .collect();
             let a = if a_t {
-                Mat {
-                    off: 0,
-                    rs: 1,
-                    cs: m as isize,
-                }
+                Mat::col_major(0, m)
             } else {
-                Mat {
-                    off: 0,
-                    rs: k as isize,
-                    cs: 1,
-                }
+                Mat::row_major(0, k)
             };
-            let b = Mat {
-                off: na,
-                rs: n as isize,
-                cs: 1,
-            };
+            let b = Mat::row_major(na, n);
             let (c1, c2) = (na + nb, na + nb + nc);
-            let row_major = |off| Mat {
-                off,
-                rs: n as isize,
-                cs: 1,
-            };
+            let row_major = |off| Mat::row_major(off, n);
             let packed = na + nb + 2 * nc;
             // SAFETY: every matrix lies inside `mem` and C, the packed copy, A and B are apart.
             unsafe {

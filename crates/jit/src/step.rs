@@ -11,17 +11,9 @@ use trellis_ir::{Op, Tensor, TensorType};
 /// The GEMM view of a window, read transposed when `t`.
 fn mat(l: &Loc, t: bool) -> Mat {
     if t {
-        Mat {
-            off: l.off,
-            rs: 1,
-            cs: l.rs as isize,
-        }
+        Mat::col_major(l.off, l.rs)
     } else {
-        Mat {
-            off: l.off,
-            rs: l.rs as isize,
-            cs: 1,
-        }
+        Mat::row_major(l.off, l.rs)
     }
 }
 
