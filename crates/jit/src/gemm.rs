@@ -234,6 +234,27 @@ unsafe fn few_rows(base: *mut f32, m: usize, n: usize, k: usize, a: Mat, b: Mat,
     }
 }
 
+/// Test memory for `A [m, k]` (row-major, or stored transposed when `a_t`) at 0 and a row-major
+/// `B [k, n]` right after it, filled with small varied values, with `extra` elements after B.
+#[cfg(test)]
+pub(crate) fn test_operands(
+    m: usize,
+    n: usize,
+    k: usize,
+    a_t: bool,
+    extra: usize,
+) -> (Vec<f32>, Mat, Mat) {
+    let mem = (0..m * k + k * n + extra)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
+        .collect();
+    let a = if a_t {
+        Mat::col_major(0, m)
+    } else {
+        Mat::row_major(0, k)
+    };
+    (mem, a, Mat::row_major(m * k, n))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,15 +271,7 @@ mod tests {
             (2, 16, 1, true),
         ] {
             let (na, nb) = (m * k, k * n);
-            let mut mem: Vec<f32> = (0..na + nb + m * n)
-                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
-                .collect();
-            let a = if a_t {
-                Mat::col_major(0, m)
-            } else {
-                Mat::row_major(0, k)
-            };
-            let b = Mat::row_major(na, n);
+            let (mut mem, a, b) = test_operands(m, n, k, a_t, m * n);
             let c = Mat::row_major(na + nb, n);
             let want: Vec<f64> = (0..m * n)
                 .map(|e| {

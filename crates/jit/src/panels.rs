@@ -181,16 +181,8 @@ mod tests {
             (9, 48, 1, false),
         ] {
             let (na, nb, nc) = (m * k, k * n, m * n);
-            let np = panels_len(k, n);
-            let mut mem: Vec<f32> = (0..na + nb + 2 * nc + np)
-                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
-                .collect();
-            let a = if a_t {
-                Mat::col_major(0, m)
-            } else {
-                Mat::row_major(0, k)
-            };
-            let b = Mat::row_major(na, n);
+            let extra = 2 * nc + panels_len(k, n);
+            let (mut mem, a, b) = crate::gemm::test_operands(m, n, k, a_t, extra);
             let (c1, c2) = (na + nb, na + nb + nc);
             let row_major = |off| Mat::row_major(off, n);
             let packed = na + nb + 2 * nc;

@@ -262,29 +262,23 @@ impl Step {
                 c,
                 panels,
             } => {
-                let (ma, mb, mc) = (mat(a, *ta), mat(b, *tb), mat(c, false));
                 let base = SendPtr(mem.as_mut_ptr());
-                match panels {
-                    Some(p) => {
-                        let rows = |r0: usize, r1: usize| {
-                            // SAFETY: as below, for rows r0..r1 of A and C (each thread its
-                            // own); the packed operand is its own buffer, written by its Pack
-                            // step; panels are chosen only on AVX-512 hosts.
-                            unsafe {
-                                crate::panels::gemm_rows(base.at(0), r0, r1, *n, *k, ma, p.off, mc)
-                            }
-                        };
-                        if threads > 1 && *m >= 2 * PANEL_SPLIT_ROWS {
-                            rayon::join(|| rows(0, *m / 2), || rows(*m / 2, *m));
-                        } else {
-                            rows(0, *m);
-                        }
+                if panels.is_some() {
+                    // Row halves on two threads, as a split run's halves run them (panel
+                    // products are never transposed: `ta` is false).
+                    let rows = |r0: usize, r1: usize| exec_rows(self, r0, r1, base, &[]);
+                    if threads > 1 && *m >= 2 * PANEL_SPLIT_ROWS {
+                        rayon::join(|| rows(0, *m / 2), || rows(*m / 2, *m));
+                    } else {
+                        rows(0, *m);
                     }
-                    // SAFETY: `finish` checked that every window lies inside `mem`; a node's
-                    // output never shares memory with its operands (distinct buffers or
-                    // disjoint windows of one concat).
-                    None => unsafe { sgemm(base.at(0), *m, *n, *k, ma, mb, mc, threads) },
+                    return Ok(0);
                 }
+                let (ma, mb, mc) = (mat(a, *ta), mat(b, *tb), mat(c, false));
+                // SAFETY: `finish` checked that every window lies inside `mem`; a node's
+                // output never shares memory with its operands (distinct buffers or disjoint
+                // windows of one concat).
+                unsafe { sgemm(base.at(0), *m, *n, *k, ma, mb, mc, threads) };
                 Ok(0)
             }
             Step::Pack { src, dst } => {
@@ -531,15 +525,13 @@ pub(crate) fn exec_rows(s: &Step, r0: usize, r1: usize, base: SendPtr, ints: &[V
             n,
             k,
             a,
-            b,
-            tb,
             c,
             panels: Some(p),
             ..
         } => {
-            let _ = (b, tb);
-            // SAFETY: rows r0..r1 of checked windows; `split_runs` proved that no other thread
-            // touches the rows written here; panels are chosen only on AVX-512 hosts.
+            // SAFETY: rows r0..r1 of checked windows; no other thread touches the rows written
+            // here (`split_runs` proved it, or the caller gave each thread its own half); the
+            // packed operand is its own buffer; panels are chosen only on AVX-512 hosts.
             unsafe {
                 crate::panels::gemm_rows(
                     base.at(0),

@@ -26,6 +26,13 @@ fn worst(a: &Tensor, b: &Tensor, atol: f64) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// Every step of a plan, described (`Plan::describe_step`).
+fn step_names(plan: &trellis_jit::Plan) -> Vec<String> {
+    (0..plan.step_count())
+        .map(|k| plan.describe_step(k))
+        .collect()
+}
+
 /// The seed model at a small size with its gradients: (graph, feeds, outputs = [loss, grads..]).
 fn seed_training_graph(c: &SeedConfig, seed: u64) -> (Graph, Feeds, Vec<NodeId>) {
     let mut g = Graph::new();
@@ -182,9 +189,7 @@ fn a_sequence_lookup_runs_a_step_at_a_time_where_it_is_read() {
         },
     )
     .unwrap();
-    let steps: Vec<String> = (0..plan.step_count())
-        .map(|k| plan.describe_step(k))
-        .collect();
+    let steps = step_names(&plan);
     let lookups: Vec<usize> = (0..steps.len())
         .filter(|&k| steps[k].starts_with("gather"))
         .collect();
@@ -237,9 +242,7 @@ fn recurrent_weights_are_packed_once_and_every_step_reads_the_panels() {
             },
         )
         .unwrap();
-        let steps: Vec<String> = (0..plan.step_count())
-            .map(|k| plan.describe_step(k))
-            .collect();
+        let steps = step_names(&plan);
         let packs = steps
             .iter()
             .filter(|d| d.starts_with("pack panels"))
@@ -281,9 +284,7 @@ fn reshaped_and_sliced_ids_are_views() {
     let z = g.gather(table, second).unwrap();
     g.set_outputs(vec![y, z]);
     let mut plan = compile(&g, &CompileOptions::default()).unwrap();
-    let steps: Vec<String> = (0..plan.step_count())
-        .map(|k| plan.describe_step(k))
-        .collect();
+    let steps = step_names(&plan);
     assert!(
         !steps.iter().any(|d| d.starts_with("fallback")),
         "{steps:?}"
@@ -443,8 +444,8 @@ fn lstm_cell_is_one_kernel_or_two_cut_at_tanh_c() {
     let hh = g.mul(o, tc).unwrap();
     g.set_outputs(vec![hh, c]);
     let mut plan = compile(&g, &CompileOptions::default()).unwrap();
-    let kernels: Vec<String> = (0..plan.step_count())
-        .map(|k| plan.describe_step(k))
+    let kernels: Vec<String> = step_names(&plan)
+        .into_iter()
         .filter(|d| d.starts_with("kernel"))
         .collect();
     if Backend::host().splits_transcendental_chains() {
@@ -541,9 +542,7 @@ fn parameter_only_steps_rerun_after_a_parameter_changes() {
     let mut plan = compile(&g, &CompileOptions::default()).unwrap();
     assert!(plan.stats().invariant_steps > 0, "{:?}", plan.stats());
     // The ids are transposed to time-major by a step of their own, which reruns with the ids.
-    let steps: Vec<String> = (0..plan.step_count())
-        .map(|k| plan.describe_step(k))
-        .collect();
+    let steps = step_names(&plan);
     assert!(
         steps.iter().any(|d| d.starts_with("transpose ids"))
             && !steps.iter().any(|d| d.starts_with("fallback")),
