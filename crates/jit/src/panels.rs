@@ -11,6 +11,18 @@
 //! same bits.
 use crate::gemm::Mat;
 
+/// `tile::<R>` for a block of `rows` rows: one arm per register-block height listed, the
+/// tallest ([`MR_LONG`]) otherwise.
+#[cfg(target_arch = "x86_64")]
+macro_rules! by_height {
+    ($rows:expr; $($r:literal)*; $args:tt) => {
+        match $rows {
+            $($r => tile::<$r> $args,)*
+            _ => tile::<MR_LONG> $args,
+        }
+    };
+}
+
 /// Columns per panel (two 16-lane vectors).
 pub const PANEL: usize = 32;
 
@@ -98,22 +110,7 @@ pub unsafe fn gemm_rows(
             // SAFETY: rows i..i + rows of A and C and panel j are in bounds by the caller's
             // contract; the host has AVX-512F and FMA.
             unsafe {
-                match rows {
-                    1 => tile::<1>(base, i, j, k, a, panels, c, masks),
-                    2 => tile::<2>(base, i, j, k, a, panels, c, masks),
-                    3 => tile::<3>(base, i, j, k, a, panels, c, masks),
-                    4 => tile::<4>(base, i, j, k, a, panels, c, masks),
-                    5 => tile::<5>(base, i, j, k, a, panels, c, masks),
-                    6 => tile::<6>(base, i, j, k, a, panels, c, masks),
-                    7 => tile::<7>(base, i, j, k, a, panels, c, masks),
-                    8 => tile::<8>(base, i, j, k, a, panels, c, masks),
-                    9 => tile::<9>(base, i, j, k, a, panels, c, masks),
-                    10 => tile::<10>(base, i, j, k, a, panels, c, masks),
-                    11 => tile::<11>(base, i, j, k, a, panels, c, masks),
-                    12 => tile::<12>(base, i, j, k, a, panels, c, masks),
-                    13 => tile::<13>(base, i, j, k, a, panels, c, masks),
-                    _ => tile::<MR_LONG>(base, i, j, k, a, panels, c, masks),
-                }
+                by_height!(rows; 1 2 3 4 5 6 7 8 9 10 11 12 13; (base, i, j, k, a, panels, c, masks))
             }
             i += rows;
         }
