@@ -37,6 +37,10 @@ const MR: usize = 8;
 /// FMA peak.
 const MR_LONG: usize = 14;
 
+// `gemm_rows` lists the heights below MR_LONG for `by_height!` (1..=13), whose last arm runs a
+// full MR_LONG tile: a taller MR_LONG would write rows past the block's end.
+const _: () = assert!(MR < MR_LONG && MR_LONG == 14);
+
 /// Longest panel (rows of 32 floats) kept to [`MR`]-row blocks: 256 rows are 32 KB, the
 /// smaller L1 of the x86 cores trellis is measured on (AMD Zen 4).
 const L1_PANEL_K: usize = 256;
