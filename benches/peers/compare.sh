@@ -172,7 +172,7 @@ run() {
 
 machine() {
     echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "- Machine: $CPU, $(nproc) CPUs (nproc); runs use $PEERS_THREADS threads${PIN:+, pinned with ${PIN[*]}}; fp32 peak ${PEAK_GFLOPS:+set to $PEAK_GFLOPS GFLOP/s}${PEAK_GFLOPS:-measured by the trellis bench (peak_gflops)}"
+    echo "- Machine: $CPU, $(nproc) CPUs (nproc); runs use $PEERS_THREADS threads${PIN:+, pinned with ${PIN[*]}}; fp32 peak ${PEAK_GFLOPS:+set to $PEAK_GFLOPS GFLOP/s}${PEAK_GFLOPS:-measured by the trellis bench (peak_gflops, the largest of its three samples a run; median over rounds)}"
     if [ -n "${TRELLIS_BIN_GIVEN:-}" ]; then
         echo "- trellis: the bench binary $TRELLIS_BIN (given by TRELLIS_BIN)"
     else

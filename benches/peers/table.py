@@ -28,8 +28,8 @@ a layer's input width (E, then H, or 2H after a bidirectional layer):
 At T = 200, H = 128, B = 128 that is, inference / training MFLOP per sample: lstm 105.5 / 316.7
 (the GEMMs alone: 104.9 and 314.6), gru 79.5 / 238.6, bilstm 263.5 / 790.6. A row's share of
 the peak is samples/s * FLOPs per sample / (peak * 1e9), the peak being the fp32 FMA throughput
-the trellis bench measured in the same run ("peak_gflops"; PEAK_GFLOPS or --peak-gflops
-override it).
+the trellis bench measured in the same run ("peak_gflops": the largest of its samples before,
+between and after its phases; the median over rounds; PEAK_GFLOPS or --peak-gflops override it).
 """
 import argparse
 import json
