@@ -24,6 +24,10 @@ pub struct CompileOptions {
     pub threads: usize,
     /// Fuse elementwise ops into kernels (off: one kernel per op, for testing).
     pub fuse: bool,
+    /// Recompute a unary value in the kernel that reads it far later (an LSTM's `tanh(c)` in
+    /// its backward kernel) instead of keeping it in memory, where its operand is kept until
+    /// then anyway ([`crate::remat`]; on the AVX-512 code, with `fuse`). Off, for comparison.
+    pub remat: bool,
     /// Most bytes the plan's memory may take (persistent values + arena); compiling fails
     /// with [`JitError::MemoryLimit`] before allocating more. `None`: the memory available on
     /// the machine when compiling (`MemAvailable` on Linux; unlimited where unknown).
@@ -61,6 +65,7 @@ impl Default for CompileOptions {
             updates: Vec::new(),
             threads,
             fuse: true,
+            remat: true,
             memory_limit: None,
             keep_graph: false,
         }
@@ -110,7 +115,7 @@ pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Plan, JitError> {
             )));
         }
     }
-    let order = crate::order::node_order(&g);
+    let mut order = crate::order::node_order(&g);
     let units = if opts.fuse {
         // Chained polynomials are split into kernels of one level each where the kernels run
         // a loop per node; the register-allocated code overlaps them itself.
@@ -119,7 +124,22 @@ pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Plan, JitError> {
             .map_err(|_| JitError::Unsupported("kernel cache poisoned".into()))?
             .backend()
             .splits_transcendental_chains();
-        fuse(&g, &order, split_chains, |n| is_elementwise(&g, n))
+        let none = Default::default();
+        let units = fuse(&g, &order, split_chains, |n| is_elementwise(&g, n), &none);
+        // A recomputed value adds a polynomial to its reader's kernel: only where that kernel
+        // is not cut at each one (the register-allocated code).
+        let clones = if split_chains || !opts.remat {
+            none
+        } else {
+            crate::remat::rematerialize(&mut g, &units)
+        };
+        if clones.is_empty() {
+            units
+        } else {
+            lap("fusion (first)");
+            order = crate::order::node_order(&g);
+            fuse(&g, &order, split_chains, |n| is_elementwise(&g, n), &clones)
+        }
     } else {
         order
             .iter()

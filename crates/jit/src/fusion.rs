@@ -32,12 +32,15 @@ pub fn is_elementwise(g: &Graph, n: NodeId) -> bool {
 /// A node joins the group of an elementwise operand with the same shape when none of its other
 /// operands depends on that group: `dep[n]`, the newest group `n` depends on (groups are
 /// numbered in creation order), makes that test O(1), so grouping is linear and the grouped
-/// graph stays acyclic. `fusible(n)` lets the caller keep a node out of fusion.
+/// graph stays acyclic. `fusible(n)` lets the caller keep a node out of fusion; a node in
+/// `starts_group` joins no operand's group (a recomputed value, which its readers' kernel
+/// then takes in: [`crate::remat`]).
 pub fn fuse(
     g: &Graph,
     order: &[NodeId],
     split_chains: bool,
     fusible: impl Fn(NodeId) -> bool,
+    starts_group: &rustc_hash::FxHashSet<NodeId>,
 ) -> Vec<Unit> {
     let mut group_of: Vec<u32> = vec![NO_GROUP; g.node_bound()];
     let mut groups: Vec<Vec<NodeId>> = Vec::new();
@@ -67,6 +70,7 @@ pub fn fuse(
         cands.dedup();
         let joined = cands
             .into_iter()
+            .filter(|_| !starts_group.contains(&n))
             .find(|&gi| max_dep(&group_of, &dep, Some(gi)) < gi as i64);
         let gi = match joined {
             Some(gi) => {

@@ -46,6 +46,7 @@ mod order;
 mod panels;
 pub mod peak;
 mod plan;
+mod remat;
 mod split;
 mod stats;
 mod step;

@@ -359,6 +359,69 @@ fn cheap_derivatives_are_recomputed_in_the_backward_kernel() {
     assert!(worst(&plan.get(dx).unwrap(), &want[0], 1e-4) < 1e-5);
 }
 
+/// A value that a kernel far later reads (an LSTM's `tanh(c)`, read by its step's backward
+/// kernel) is recomputed there from the cell state, which is kept until about then anyway:
+/// the backward kernels compute `tanh`, the plan keeps less memory than with `remat` off, and
+/// its results are the same bit for bit (and the interpreter's).
+#[test]
+fn far_read_values_are_recomputed_where_they_are_read() {
+    if Backend::host().splits_transcendental_chains() {
+        return; // not made where each polynomial is a kernel of its own
+    }
+    let c = SeedConfig {
+        vocab: 50,
+        embed: 8,
+        hidden: 8,
+        layers: 2,
+        seq: 40,
+        batch: 4,
+        dtype: DType::F32,
+        cell: SeedCell::Lstm,
+    };
+    let (g, feeds, outs) = seed_training_graph(&c, 3);
+    let plan_of = |remat| {
+        let opts = CompileOptions {
+            remat,
+            ..Default::default()
+        };
+        let mut plan = compile(&g, &opts).unwrap();
+        for (n, t) in &feeds {
+            plan.set(*n, t).unwrap();
+        }
+        plan.run().unwrap();
+        plan
+    };
+    let (on, off) = (plan_of(true), plan_of(false));
+    // Backward kernels read dh: they are the ones with the most inputs; count those that take
+    // a tanh of an input (`tanh(x3)`, not of a sum), which only the recomputed ones do.
+    let recomputed = |plan: &trellis_jit::Plan| {
+        plan.explain()
+            .lines()
+            .filter(|l| l.contains("formula:"))
+            .filter(|l| (0..16).any(|i| l.contains(&format!("tanh(x{i})"))) && l.contains(" - "))
+            .count()
+    };
+    assert!(recomputed(&on) >= c.seq, "{}", on.explain());
+    assert_eq!(recomputed(&off), 0, "{}", off.explain());
+    assert!(
+        on.arena_bytes() < off.arena_bytes(),
+        "{} vs {}",
+        on.arena_bytes(),
+        off.arena_bytes()
+    );
+    let want = run(&g, &feeds, &outs, Precision::F64).unwrap();
+    for (k, &o) in outs.iter().enumerate() {
+        let (a, b) = (on.get(o).unwrap(), off.get(o).unwrap());
+        assert_eq!(
+            a.to_f64_vec(),
+            b.to_f64_vec(),
+            "output {k} ({})",
+            g.describe(o)
+        );
+        assert!(worst(&a, &want[k], 1e-3) < 1e-5, "output {k}");
+    }
+}
+
 #[test]
 fn f64_graphs_are_rejected_with_the_node_named() {
     let mut g = Graph::new();
