@@ -37,6 +37,19 @@ pub fn rematerialize(g: &mut Graph, units: &[Unit]) -> FxHashSet<NodeId> {
             Unit::Single(n) => pos[n.index()] = u,
         }
     }
+    // Whether a node changes with the data (a value of the parameters alone is computed once
+    // by a plan that caches parameter-only steps: recomputing it each run would cost work).
+    let mut data = vec![false; g.node_bound()];
+    for unit in units {
+        let members = match unit {
+            Unit::Group(m) => &m[..],
+            Unit::Single(n) => std::slice::from_ref(n),
+        };
+        for &m in members {
+            data[m.index()] =
+                g.inputs().contains(&m) || g.operands(m).iter().any(|o| data[o.index()]);
+        }
+    }
     let outputs: FxHashSet<NodeId> = g.outputs().iter().copied().collect();
     // Where `x`'s last reader other than `but` is (its own position when none).
     let last_use = |g: &Graph, x: NodeId, but: NodeId| -> usize {
@@ -60,7 +73,7 @@ pub fn rematerialize(g: &mut Graph, units: &[Unit]) -> FxHashSet<NodeId> {
             // The operand must be in memory: outside this kernel (a GEMM's output, an input,
             // another kernel's), or read outside it too; and not a view (keeping it would
             // keep the whole of what it views, a GEMM's four gates for one).
-            if g.op(x).class() == OpClass::View {
+            if g.op(x).class() == OpClass::View || !data[x.index()] {
                 continue;
             }
             let x_home = group_of[x.index()];

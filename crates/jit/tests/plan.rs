@@ -422,6 +422,39 @@ fn far_read_values_are_recomputed_where_they_are_read() {
     }
 }
 
+/// Only a value that changes with the data is recomputed where it is read far later: one of
+/// the parameters alone is computed once by a plan that caches parameter-only steps.
+#[test]
+fn values_of_parameters_alone_are_not_recomputed() {
+    if Backend::host().splits_transcendental_chains() {
+        return;
+    }
+    for data in [true, false] {
+        let mut g = Graph::new();
+        let x = g.input("x", TensorType::f32([4, 4]));
+        let w = if data {
+            g.input("w", TensorType::f32([4, 4]))
+        } else {
+            g.param("w", TensorType::f32([4, 4]))
+        };
+        let t = g.tanh(w).unwrap();
+        // Read at once, then again after a hundred products (units of their own).
+        let mut a = g.mul(t, x).unwrap();
+        for _ in 0..100 {
+            a = g.matmul(a, x).unwrap();
+        }
+        let far = g.mul(a, t).unwrap();
+        g.set_outputs(vec![far]);
+        let plan = compile(&g, &CompileOptions::default()).unwrap();
+        let with_tanh = plan
+            .explain()
+            .lines()
+            .filter(|l| l.contains("formula:") && l.contains("tanh("))
+            .count();
+        assert_eq!(with_tanh, if data { 2 } else { 1 }, "{}", plan.explain());
+    }
+}
+
 #[test]
 fn f64_graphs_are_rejected_with_the_node_named() {
     let mut g = Graph::new();
