@@ -124,10 +124,15 @@ pub fn rematerialize(g: &mut Graph, units: &[Unit]) -> FxHashSet<NodeId> {
                     .map(|&o| if o == n { copy } else { o })
                     .collect();
                 let op = g.node(u).op.clone();
-                g.set_op(u, op, &ops)
-                    .expect("same op, an operand of the same type");
+                // (Same op, an operand of the same type: it cannot fail; if it did, `u` would
+                // go on reading the stored value, still correct.)
+                let _ = g.set_op(u, op, &ops);
             }
-            clones.insert(copy);
+            if g.use_count(copy) == 0 {
+                g.remove(copy);
+            } else {
+                clones.insert(copy);
+            }
         }
         if g.use_count(n) == 0 {
             g.remove(n); // every reader was far: the kernel that made it need not
