@@ -339,7 +339,8 @@ impl Step {
                 // threads add into one row.
                 in_halves(threads, n, |owned| {
                     // SAFETY: `finish` checked both windows lie in `mem`; ids are checked
-                    // against the output's rows above; the source is another node's buffer;
+                    // against the output's rows above; the source is another node's buffer
+                    // (a source row and an output row never overlap, as the slices require);
                     // this half writes only output rows in `owned`.
                     unsafe {
                         std::ptr::write_bytes(
@@ -350,10 +351,11 @@ impl Step {
                         for (p, &id) in ids.iter().enumerate() {
                             let id = id as usize;
                             if owned.contains(&id) {
-                                let (s, d) = (base.at(s0 + p * row), base.at(o0 + id * row));
-                                for k in 0..row {
-                                    *d.add(k) += *s.add(k);
-                                }
+                                // As slices, the add is vectorised (through raw pointers it
+                                // ran an element at a time: they might have overlapped).
+                                let s = std::slice::from_raw_parts(base.at(s0 + p * row), row);
+                                let d = std::slice::from_raw_parts_mut(base.at(o0 + id * row), row);
+                                d.iter_mut().zip(s).for_each(|(d, s)| *d += s);
                             }
                         }
                     }
