@@ -6,7 +6,10 @@
 //!
 //! Decided on a first fusion of the graph (which kernel reads what, and where in the order):
 //! the far readers get a clone of the value's node, which the second fusion places in their
-//! kernel ([`crate::fusion::fuse`]'s `starts_group`).
+//! kernel ([`crate::fusion::fuse`]'s `starts_group`). Should the second fusion part a copy's
+//! readers into two kernels, the copy stays a kernel of its own (run early, its value stored
+//! as before: correct, no memory saved); the seed model's and BiLSTM's copies all merge
+//! (`crates/jit/tests/plan.rs` checks the LSTM's).
 use crate::fusion::Unit;
 use rustc_hash::FxHashSet;
 use trellis_ir::{Graph, NodeId, OpClass};
