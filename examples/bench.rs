@@ -304,7 +304,7 @@ fn main() {
     let loss = train.get(m.loss).unwrap().to_f64_vec()[0];
     peak_samples.push(peak_now());
     if profile {
-        report("train", &train, loss);
+        report("train", &train, loss, max_of(&peak_samples));
     }
     // The training plan's memory goes before the inference plan takes its own, so that the
     // process's peak is the larger of the two plans, not their sum.
@@ -351,7 +351,7 @@ fn main() {
     }
     let infer_sps = (steps * c.batch) as f64 / t.elapsed().as_secs_f64();
     peak_samples.push(peak_now());
-    let peak = peak_samples.iter().copied().fold(f64::NAN, f64::max);
+    let peak = max_of(&peak_samples);
     let samples: Vec<String> = peak_samples.iter().map(|p| format!("{p:.1}")).collect();
     eprintln!(
         "bench: fp32 peak samples {} GFLOP/s: {peak:.1} reported",
@@ -359,7 +359,7 @@ fn main() {
     );
 
     if profile {
-        report("infer", &infer, f64::NAN);
+        report("infer", &infer, f64::NAN, max_of(&peak_samples));
     }
     println!(
         "{{\"framework\":\"trellis\",\"seq\":{},\"batch\":{},\"hidden\":{},\"cell\":\"{}\",\"init\":\"{}\",\"train_samples_per_s\":{:.1},\"infer_samples_per_s\":{:.1},\"compile_ms\":{:.1},\"arena_mb\":{:.1},\"checkpoint_every\":{},\"ftz\":{},\"peak_gflops\":{:.1},\"peak_samples\":[{}]}}",
@@ -419,8 +419,27 @@ fn compile_only(c: &SeedConfig, train_total_ms: f64, train: &Plan, every: Option
     );
 }
 
-/// Where a plan's time goes: by kind, the slowest steps, and totals by shape of work.
-fn report(what: &str, train: &Plan, loss: f64) {
+/// The largest of the peak samples (NaN when there are none or none was measured).
+fn max_of(samples: &[f64]) -> f64 {
+    samples.iter().copied().fold(f64::NAN, f64::max)
+}
+
+/// The GFLOP/s of `calls` GEMMs described as `gemm MxNxK ...` taking `ms` in all.
+fn gemm_gflops(desc: &str, calls: usize, ms: f64) -> Option<f64> {
+    let dims: Vec<f64> = desc
+        .strip_prefix("gemm ")?
+        .split(' ')
+        .next()?
+        .split('x')
+        .map(|d| d.parse().ok())
+        .collect::<Option<_>>()?;
+    let [m, n, k] = dims[..] else { return None };
+    Some(2.0 * m * n * k * calls as f64 / (ms * 1e6))
+}
+
+/// Where a plan's time goes: by kind, the slowest steps, and totals by shape of work (GEMMs
+/// with their GFLOP/s and share of `peak`).
+fn report(what: &str, train: &Plan, loss: f64, peak: f64) {
     let p = train.profile();
     let s = train.stats();
     let per = |x: f64| x / p.runs as f64 * 1e3;
@@ -463,8 +482,11 @@ fn report(what: &str, train: &Plan, loss: f64) {
     let mut by: Vec<_> = by.into_iter().collect();
     by.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
     for (d, (ms, n)) in by.iter().take(12) {
+        let rate = gemm_gflops(d, *n, *ms).map_or(String::new(), |gf| {
+            format!(" ({gf:.0} GFLOP/s, {:.0}% of peak)", 100.0 * gf / peak)
+        });
         eprintln!(
-            "  {ms:8.2} ms total, {n:4} x {:.1} us: {d}",
+            "  {ms:8.2} ms total, {n:4} x {:.1} us: {d}{rate}",
             ms / *n as f64 * 1e3
         );
     }
