@@ -359,7 +359,7 @@ fn main() {
     );
 
     if profile {
-        report("infer", &infer, f64::NAN, max_of(&peak_samples));
+        report("infer", &infer, f64::NAN, peak);
     }
     println!(
         "{{\"framework\":\"trellis\",\"seq\":{},\"batch\":{},\"hidden\":{},\"cell\":\"{}\",\"init\":\"{}\",\"train_samples_per_s\":{:.1},\"infer_samples_per_s\":{:.1},\"compile_ms\":{:.1},\"arena_mb\":{:.1},\"checkpoint_every\":{},\"ftz\":{},\"peak_gflops\":{:.1},\"peak_samples\":[{}]}}",

@@ -68,10 +68,13 @@ pub fn fuse(
             .collect();
         cands.sort_unstable_by(|a, b| b.cmp(a));
         cands.dedup();
-        let joined = cands
-            .into_iter()
-            .filter(|_| !starts_group.contains(&n))
-            .find(|&gi| max_dep(&group_of, &dep, Some(gi)) < gi as i64);
+        let joined = if starts_group.contains(&n) {
+            None
+        } else {
+            cands
+                .into_iter()
+                .find(|&gi| max_dep(&group_of, &dep, Some(gi)) < gi as i64)
+        };
         let gi = match joined {
             Some(gi) => {
                 groups[gi].push(n);

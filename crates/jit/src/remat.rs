@@ -26,29 +26,23 @@ const MIN_SAVED: usize = 64;
 pub fn rematerialize(g: &mut Graph, units: &[Unit]) -> FxHashSet<NodeId> {
     const NONE: u32 = u32::MAX;
     // Positions are units' places in the fused schedule (a kernel's members sit anywhere in
-    // the node order: a backward kernel's `1 - s` right after the forward `s`).
+    // the node order: a backward kernel's `1 - s` right after the forward `s`). And whether a
+    // node changes with the data (a value of the parameters alone is computed once by a plan
+    // that caches parameter-only steps: recomputing it each run would cost work); the units
+    // run in a topological order, so each node's operands are seen first.
     let mut pos = vec![0usize; g.node_bound()];
     let mut group_of = vec![NONE; g.node_bound()];
-    for (u, unit) in units.iter().enumerate() {
-        match unit {
-            Unit::Group(members) => {
-                for &m in members {
-                    group_of[m.index()] = u as u32;
-                    pos[m.index()] = u;
-                }
-            }
-            Unit::Single(n) => pos[n.index()] = u,
-        }
-    }
-    // Whether a node changes with the data (a value of the parameters alone is computed once
-    // by a plan that caches parameter-only steps: recomputing it each run would cost work).
     let mut data = vec![false; g.node_bound()];
-    for unit in units {
+    for (u, unit) in units.iter().enumerate() {
         let members = match unit {
             Unit::Group(m) => &m[..],
             Unit::Single(n) => std::slice::from_ref(n),
         };
         for &m in members {
+            pos[m.index()] = u;
+            if matches!(unit, Unit::Group(_)) {
+                group_of[m.index()] = u as u32;
+            }
             data[m.index()] =
                 g.inputs().contains(&m) || g.operands(m).iter().any(|o| data[o.index()]);
         }
