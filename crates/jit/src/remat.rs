@@ -9,7 +9,7 @@
 //! kernel ([`crate::fusion::fuse`]'s `starts_group`). Should the second fusion part a copy's
 //! readers into two kernels, the copy stays a kernel of its own (run early, its value stored
 //! as before: correct, no memory saved); the seed model's and BiLSTM's copies all merge
-//! (`crates/jit/tests/plan.rs` checks the LSTM's).
+//! (`crates/jit/tests/fusion.rs` checks the LSTM's).
 use crate::fusion::Unit;
 use rustc_hash::FxHashSet;
 use trellis_ir::{Graph, NodeId, OpClass};
