@@ -1,6 +1,6 @@
 //! Accuracy sweeps of the emitted exp / log / tanh / sigmoid (and the exact functions) against
-//! the correctly rounded f64 result, on both the f32x4 and the scalar path.
-use trellis_ir::{ScalarFn, Unary};
+//! the correctly rounded f64 result, on both the f32x4 and the scalar path; pow's special cases.
+use trellis_ir::{Binary, Scalar, ScalarFn, Unary};
 use trellis_jit::{Backend, KernelCache, KernelSpec, View, ViewMut};
 
 /// Position of an f32 on the number line in ulps (-0 and +0 coincide).
@@ -225,6 +225,110 @@ fn special_values() {
                 assert!(
                     out[pairs.len()].is_nan() && out[pairs.len() + 1].is_nan(),
                     "{f:?}(NaN)"
+                );
+            }
+        }
+    }
+}
+
+/// pow: integer constant exponents by multiplication, the general path with powf's special
+/// cases.
+#[test]
+fn pow_cases() {
+    for backend in Backend::all_available() {
+        let mut cache = KernelCache::with_backend(backend).unwrap();
+        let powi = |cache: &mut KernelCache, n: f64, xs: &[f32]| -> Vec<f32> {
+            let mut e = ScalarFn::new(1);
+            let x = e.input(0);
+            let c = e.constant(n);
+            let y = e.push(Scalar::Binary(Binary::Pow, x, c));
+            e.output(y);
+            let k = cache.get(&KernelSpec::new(e)).unwrap();
+            let mut out = vec![0.0; xs.len()];
+            k.run(
+                1,
+                xs.len(),
+                &[View::new(xs, xs.len())],
+                &mut [ViewMut::new(&mut out, xs.len())],
+            )
+            .unwrap();
+            out
+        };
+        let xs = [-2.0f32, -1.5, 0.0, -0.0, 3.0, 0.5];
+        assert_eq!(
+            powi(&mut cache, 3.0, &xs),
+            vec![-8.0, -3.375, 0.0, -0.0, 27.0, 0.125]
+        );
+        assert_eq!(
+            powi(&mut cache, 2.0, &xs),
+            vec![4.0, 2.25, 0.0, 0.0, 9.0, 0.25]
+        );
+        let r = powi(&mut cache, -1.0, &xs);
+        assert_eq!(
+            r,
+            vec![
+                -0.5,
+                -1.0 / 1.5,
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+                1.0 / 3.0,
+                2.0
+            ]
+        );
+        assert!(r[3].is_sign_negative());
+        assert_eq!(
+            powi(&mut cache, 0.0, &[f32::NAN, 0.0, -5.0]),
+            vec![1.0, 1.0, 1.0]
+        );
+
+        let k = cache
+            .get(&KernelSpec::new(ScalarFn::binary(Binary::Pow)))
+            .unwrap();
+        let nan = f32::NAN;
+        let inf = f32::INFINITY;
+        let cases: [(f32, f32, f32); 18] = [
+            (2.0, 10.0, 1024.0),
+            (2.0, 0.5, std::f32::consts::SQRT_2),
+            (-2.0, 3.0, -8.0),
+            (-2.0, 2.0, 4.0),
+            (-2.0, 0.5, nan),
+            (0.0, 2.0, 0.0),
+            (0.0, -2.0, inf),
+            (0.0, 0.0, 1.0),
+            (nan, 0.0, 1.0),
+            (1.0, nan, 1.0),
+            (nan, 2.0, nan),
+            (2.0, nan, nan),
+            (-1.0, inf, 1.0),
+            (0.5, inf, 0.0),
+            (2.0, inf, inf),
+            (2.0, -inf, 0.0),
+            (-inf, 3.0, -inf),
+            (10.0, -3.0, 1e-3),
+        ];
+        let a: Vec<f32> = cases.iter().map(|c| c.0).collect();
+        let b: Vec<f32> = cases.iter().map(|c| c.1).collect();
+        let n = cases.len();
+        for (rows, cols) in [(1, n), (n, 1)] {
+            let mut out = vec![0.0; n];
+            k.run(
+                rows,
+                cols,
+                &[View::new(&a, cols), View::new(&b, cols)],
+                &mut [ViewMut::new(&mut out, cols)],
+            )
+            .unwrap();
+            for (i, &(x, y, want)) in cases.iter().enumerate() {
+                let got = out[i];
+                let ok = if want.is_nan() {
+                    got.is_nan()
+                } else {
+                    got == want || (got - want).abs() <= 4.0 * f32::EPSILON * want.abs()
+                };
+                assert!(
+                    ok,
+                    "pow({x}, {y}) = {got}, want {want} (powf {})",
+                    x.powf(y)
                 );
             }
         }
