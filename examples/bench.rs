@@ -360,6 +360,20 @@ fn main() {
 
     if profile {
         report("infer", &infer, f64::NAN, peak);
+        for g in trellis_jit::gemm_choices() {
+            eprintln!(
+                "gemm choice {}x{}x{} ta={} tb={}: {} (crate {:.0} us, panels {:.0} us{})",
+                g.m,
+                g.n,
+                g.k,
+                g.ta,
+                g.tb,
+                if g.panels { "panels" } else { "crate" },
+                g.crate_us,
+                g.panels_us,
+                if g.same_bits { "" } else { "; bits differ" },
+            );
+        }
     }
     println!(
         "{{\"framework\":\"trellis\",\"seq\":{},\"batch\":{},\"hidden\":{},\"cell\":\"{}\",\"init\":\"{}\",\"train_samples_per_s\":{:.1},\"infer_samples_per_s\":{:.1},\"compile_ms\":{:.1},\"arena_mb\":{:.1},\"checkpoint_every\":{},\"ftz\":{},\"peak_gflops\":{:.1},\"peak_samples\":[{}]}}",

@@ -23,7 +23,8 @@
 //!   `table` (per-node tables), `stats` ([`PlanStats`]), `fpmode` (FTZ/DAZ, the worker pool),
 //!   `peak` (the fp32 FMA throughput, measured for shares of peak), `order` (the node order:
 //!   lookups placed where they are read), `panels` (products against a weight packed once a
-//!   run into column panels);
+//!   run into column panels), `autotune` (tall products by the faster of the crate and the
+//!   panel loop, timed once per shape);
 //! - `kernel/`: the spec, one backend per file (Cranelift, AVX-512 tiles, AVX-512 code with
 //!   its executable memory), the cache;
 //! - `split` (which steps split across cores), `step` (the steps and how each runs), `fusion`;
@@ -32,6 +33,7 @@
 //! - `plan` ([`Plan`]: run, read, profile, explain), `compile` (the pipeline), `attach` (plans
 //!   sharing a host plan's memory and parameters).
 mod attach;
+mod autotune;
 mod compile;
 mod cpu;
 pub mod error;
@@ -53,6 +55,7 @@ mod step;
 mod table;
 
 pub use attach::{Attach, Attached, AttachedId};
+pub use autotune::{gemm_choices, GemmChoice};
 pub use compile::{compile, CompileOptions};
 pub use error::JitError;
 pub use kernel::{Backend, Kernel, KernelCache, KernelSpec, View, ViewMut};

@@ -278,20 +278,15 @@ impl Step {
                 // SAFETY: `finish` checked that every window lies inside `mem`; a node's
                 // output never shares memory with its operands (distinct buffers or disjoint
                 // windows of one concat).
-                unsafe { sgemm(base.at(0), *m, *n, *k, ma, mb, mc, threads) };
+                unsafe { crate::autotune::gemm(base.at(0), *m, *n, *k, ma, mb, mc, threads) };
                 Ok(0)
             }
             Step::Pack { src, dst } => {
                 // SAFETY: `finish` checked both windows lie in `mem`; the packed buffer is its
                 // own (a fresh root), so it overlaps nothing the source addresses.
                 unsafe {
-                    crate::panels::pack(
-                        mem.as_mut_ptr(),
-                        src.rows,
-                        src.cols,
-                        mat(src, false),
-                        dst.off,
-                    )
+                    let p = mem.as_mut_ptr();
+                    crate::panels::pack(p, src.rows, src.cols, mat(src, false), p.add(dst.off))
                 };
                 Ok(2)
             }
@@ -542,7 +537,7 @@ pub(crate) fn exec_rows(s: &Step, r0: usize, r1: usize, base: SendPtr, ints: &[V
                     *n,
                     *k,
                     mat(a, false),
-                    p.off,
+                    base.at(p.off),
                     mat(c, false),
                 )
             };
