@@ -252,6 +252,51 @@ fn embedding_lookups_fold_into_the_projection() {
     assert_eq!(&after[0].as_f32().unwrap()[..4], &[5.0, 6.0, 11.0, 4.0]);
 }
 
+/// One lookup read by two projections (a bidirectional layer's directions): both fold, and
+/// the raw lookup goes.
+#[test]
+fn a_lookup_read_by_two_projections_folds_into_both() {
+    use trellis_ir::passes::gather_before_matmul;
+    let mut g = Graph::new();
+    let table = g.param("table", TensorType::f32([3, 2]));
+    let w1 = g.param("w1", TensorType::f32([4, 2]));
+    let w2 = g.param("w2", TensorType::f32([2, 2]));
+    let ids = g.input("ids", TensorType::i64([2, 3]));
+    let x = g.gather(table, ids).unwrap();
+    let x = g.reshape(x, [6, 2]).unwrap();
+    let y1 = g.matmul_t(x, w1, false, true).unwrap();
+    let y2 = g.matmul_t(x, w2, false, true).unwrap();
+    g.set_outputs(vec![y1, y2]);
+    let feeds: Feeds = [
+        (
+            table,
+            Tensor::f32([3, 2], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap(),
+        ),
+        (
+            w1,
+            Tensor::f32([4, 2], vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 2.0, -1.0]).unwrap(),
+        ),
+        (w2, Tensor::f32([2, 2], vec![0.5, -1.0, 3.0, 0.25]).unwrap()),
+        (ids, Tensor::i64([2, 3], vec![2, 0, 2, 1, 1, 0]).unwrap()),
+    ]
+    .into();
+    let before = run(&g, &feeds, g.outputs(), Precision::F32).unwrap();
+    assert_eq!(
+        gather_before_matmul(&mut g),
+        2,
+        "each direction's projection"
+    );
+    dce(&mut g);
+    assert!(!g.contains(x), "the raw lookup is read by nothing");
+    for &out in g.outputs() {
+        let gather = g.operands(out)[0];
+        assert_eq!(g.op(gather).name(), "gather");
+        assert_eq!(g.op(g.operands(gather)[0]).name(), "matmul");
+    }
+    let outs = g.outputs().to_vec();
+    assert_eq!(run(&g, &feeds, &outs, Precision::F32).unwrap(), before);
+}
+
 #[test]
 fn a_bias_after_the_folded_projection_goes_into_the_table() {
     use trellis_ir::passes::gather_before_matmul;

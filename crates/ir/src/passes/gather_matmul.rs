@@ -10,8 +10,9 @@ use crate::{Binary, Graph, NodeId};
 
 /// Rewrites `matmul(reshape?(gather(E, ids)), W) [+ b]` into
 /// `reshape(gather(matmul(E, W) [+ b], ids))`
-/// when the lookup feeds only this product and the table is smaller than the lookup. Returns
-/// the number rewritten. Run it before `autodiff::grad` so the backward graph follows.
+/// when the table is smaller than the lookup and only such products read the lookup (one, or
+/// several: a bidirectional layer's two directions), so that the lookup goes. Returns the
+/// number rewritten. Run it before `autodiff::grad` so the backward graph follows.
 pub fn gather_before_matmul(g: &mut Graph) -> usize {
     let mut count = 0;
     for m in g.topo_order() {
@@ -23,17 +24,34 @@ pub fn gather_before_matmul(g: &mut Graph) -> usize {
         }
         let (x, w) = (g.operands(m)[0], g.operands(m)[1]);
         // Through an optional reshape to the gathered rows.
-        let (gat, via_reshape) = if g.op(x).as_any().is::<Reshape>() {
-            (g.operands(x)[0], true)
+        let gat = if g.op(x).as_any().is::<Reshape>() {
+            g.operands(x)[0]
         } else {
-            (x, false)
+            x
         };
         if !g.op(gat).as_any().is::<Gather>() {
             continue;
         }
-        let single_use =
-            |n: NodeId, user: NodeId| g.users(n) == [user] && !g.outputs().contains(&n);
-        if !single_use(x, m) || (via_reshape && !single_use(gat, x)) {
+        // Every reader of the lookup, directly or through a reshape, is such a product (a
+        // bidirectional layer's two directions read one), so the lookup goes once all are
+        // rewritten.
+        let is_output = |n: NodeId| g.outputs().contains(&n);
+        let product_of = |u: NodeId, v: NodeId| {
+            g.op(u)
+                .as_any()
+                .downcast_ref::<MatMul>()
+                .is_some_and(|p| !p.transpose_a && g.operands(u)[1] != v)
+        };
+        let folds = |v: NodeId| {
+            !is_output(v)
+                && g.users(v).iter().all(|&u| {
+                    product_of(u, v)
+                        || (g.op(u).as_any().is::<Reshape>()
+                            && !is_output(u)
+                            && g.users(u).iter().all(|&w| product_of(w, u)))
+                })
+        };
+        if !folds(gat) {
             continue;
         }
         let (table, ids) = (g.operands(gat)[0], g.operands(gat)[1]);
