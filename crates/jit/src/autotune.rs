@@ -206,16 +206,19 @@ unsafe fn by_panels(
     c: Mat,
     threads: usize,
 ) {
-    PACKED.with_borrow_mut(|packed| {
-        packed.resize(panels_len(k, n), 0.0);
-        // SAFETY: B is inside the allocation (the caller's contract); the buffer is this
-        // thread's own, `panels_len(k, n)` long, so it overlaps nothing; the panel loop runs
-        // only on AVX-512 hosts (the caller checked).
-        unsafe {
-            crate::panels::pack(base, k, n, b, packed.as_mut_ptr());
-            crate::panels::gemm_tall(base, m, n, k, a, packed.as_ptr(), c, threads);
-        }
-    });
+    // Taken out for the call, not borrowed: while this thread waits for the product's bands it
+    // may run another plan's job (two plans on one pool), which then packs into a buffer of
+    // its own.
+    let mut packed = PACKED.take();
+    packed.resize(panels_len(k, n), 0.0);
+    // SAFETY: B is inside the allocation (the caller's contract); the buffer is this call's
+    // own, `panels_len(k, n)` long, so it overlaps nothing; the panel loop runs only on AVX-512
+    // hosts (the caller checked).
+    unsafe {
+        crate::panels::pack(base, k, n, b, packed.as_mut_ptr());
+        crate::panels::gemm_tall(base, m, n, k, a, packed.as_ptr(), c, threads);
+    }
+    PACKED.set(packed);
 }
 
 #[cfg(test)]
