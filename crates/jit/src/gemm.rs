@@ -133,24 +133,39 @@ unsafe fn row_bands(
     c: Mat,
     threads: usize,
 ) {
-    // Bands of whole micro-kernel tiles (16 rows) where the rows allow.
-    let band = m.div_ceil(threads).next_multiple_of(16).min(m);
     let base = crate::memory::SendPtr(base);
+    // Bands of whole micro-kernel tiles (16 rows) where the rows allow.
+    in_row_bands(m, threads, 16, |start, end| {
+        let shift = |l: Mat| Mat {
+            off: (l.off as isize + start as isize * l.rs) as usize,
+            ..l
+        };
+        let (a, c) = (shift(a), shift(c));
+        // SAFETY: rows `start..end` of A and C are inside the caller's matrices; the bands'
+        // rows of C are disjoint, so no two threads write one element, and A and B are only
+        // read.
+        unsafe { crate_gemm(base.at(0), end - start, n, k, a, b, c, Parallelism::None) }
+    });
+}
+
+/// Runs `f(start, end)` over `0..m` in contiguous bands of rows, one a thread of the current
+/// pool, each a multiple of `align` rows but the last; on the calling thread when one band
+/// covers them all.
+pub(crate) fn in_row_bands(
+    m: usize,
+    threads: usize,
+    align: usize,
+    f: impl Fn(usize, usize) + Sync,
+) {
+    let band = m.div_ceil(threads.max(1)).next_multiple_of(align.max(1));
+    if band >= m {
+        f(0, m);
+        return;
+    }
+    let f = &f;
     rayon::scope(|s| {
         for start in (0..m).step_by(band) {
-            let rows = band.min(m - start);
-            let shift = |l: Mat| Mat {
-                off: (l.off as isize + start as isize * l.rs) as usize,
-                ..l
-            };
-            let (a, c) = (shift(a), shift(c));
-            s.spawn(move |_| {
-                let base = base;
-                // SAFETY: rows `start..start + rows` of A and C are inside the caller's
-                // matrices; the bands' rows of C are disjoint, so no two threads write one
-                // element, and A and B are only read.
-                unsafe { crate_gemm(base.0, rows, n, k, a, b, c, Parallelism::None) }
-            });
+            s.spawn(move |_| f(start, (start + band).min(m)));
         }
     });
 }

@@ -147,23 +147,23 @@ pub unsafe fn gemm_tall(
 ) {
     let block = if k > L1_PANEL_K { MR_LONG } else { MR };
     let chunk = (TALL_CHUNK_BYTES / (4 * k.max(1))).max(block) / block * block;
-    let band = m.div_ceil(threads.max(1)).next_multiple_of(chunk);
     let (base, panels) = (SendPtr(base), SendPtr(panels as *mut f32));
-    let run = move |r0: usize, r1: usize| {
-        let (base, panels) = (base, panels);
+    // The bands' rows of C are disjoint; A and the panels are only read.
+    crate::gemm::in_row_bands(m, threads, chunk, |r0, r1| {
         for start in (r0..r1).step_by(chunk) {
             // SAFETY: rows `start..` of this band are inside `0..m` (the caller's contract).
-            unsafe { gemm_rows(base.0, start, (start + chunk).min(r1), n, k, a, panels.0, c) };
-        }
-    };
-    if band >= m {
-        run(0, m);
-        return;
-    }
-    rayon::scope(|s| {
-        for r0 in (0..m).step_by(band) {
-            // The bands' rows of C are disjoint; A and the panels are only read.
-            s.spawn(move |_| run(r0, (r0 + band).min(m)));
+            unsafe {
+                gemm_rows(
+                    base.at(0),
+                    start,
+                    (start + chunk).min(r1),
+                    n,
+                    k,
+                    a,
+                    panels.at(0),
+                    c,
+                )
+            };
         }
     });
 }
