@@ -33,6 +33,7 @@ pub fn rematerialize(g: &mut Graph, units: &[Unit]) -> FxHashSet<NodeId> {
     let mut pos = vec![0usize; g.node_bound()];
     let mut group_of = vec![NONE; g.node_bound()];
     let mut data = vec![false; g.node_bound()];
+    let inputs: FxHashSet<NodeId> = g.inputs().iter().copied().collect();
     for (u, unit) in units.iter().enumerate() {
         let members = match unit {
             Unit::Group(m) => &m[..],
@@ -43,8 +44,7 @@ pub fn rematerialize(g: &mut Graph, units: &[Unit]) -> FxHashSet<NodeId> {
             if matches!(unit, Unit::Group(_)) {
                 group_of[m.index()] = u as u32;
             }
-            data[m.index()] =
-                g.inputs().contains(&m) || g.operands(m).iter().any(|o| data[o.index()]);
+            data[m.index()] = inputs.contains(&m) || g.operands(m).iter().any(|o| data[o.index()]);
         }
     }
     let outputs: FxHashSet<NodeId> = g.outputs().iter().copied().collect();
