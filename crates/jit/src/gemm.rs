@@ -259,15 +259,21 @@ pub(crate) fn test_operands(
     a_t: bool,
     extra: usize,
 ) -> (Vec<f32>, Mat, Mat) {
-    let mem = (0..m * k + k * n + extra)
-        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
-        .collect();
+    let mem = test_memory(m * k + k * n + extra);
     let a = if a_t {
         Mat::col_major(0, m)
     } else {
         Mat::row_major(0, k)
     };
     (mem, a, Mat::row_major(m * k, n))
+}
+
+/// `len` small varied values (test operands).
+#[cfg(test)]
+pub(crate) fn test_memory(len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
+        .collect()
 }
 
 #[cfg(test)]

@@ -104,22 +104,78 @@ pub unsafe fn gemm_rows(
     c: Mat,
 ) {
     debug_assert_eq!(c.cs, 1);
-    for j in 0..n.div_ceil(PANEL) {
+    let masks = |j: usize| {
         let width = (n - j * PANEL).min(PANEL);
         let lanes = |w: usize| -> u16 { ((1u32 << w.min(16)) - 1) as u16 };
-        let masks = [lanes(width), lanes(width.saturating_sub(16))];
-        let block = if k > L1_PANEL_K { MR_LONG } else { MR };
+        [lanes(width), lanes(width.saturating_sub(16))]
+    };
+    let c_row = |i: usize| base.wrapping_offset(c.off as isize + i as isize * c.rs);
+    let a_row = |i: usize| base.wrapping_offset(a.off as isize + i as isize * a.rs) as *const f32;
+    let mr = if k <= L1_PANEL_K { MR } else { MR_LONG };
+    // Rows of A a multiple of 4 KB apart (`dz W_hh` at 4H = 1024 or 2048 columns) all fall in
+    // one L1 set of 8 or 12 ways, and a block's MR_LONG of them evict each other on every
+    // panel (64x256x1024 ran at 78-83 GFLOP/s on one Zen 4 core, 112-115 with rows 1040
+    // apart). Such rows are first copied, one pass, `k + 16` floats apart: the same values,
+    // summed in the same order, so the same bits.
+    let mut copy = Vec::new();
+    let (a_at, a_rs, a_cs) = if crowds_l1_sets(a, mr) {
+        let ld = k.next_multiple_of(16) + 16;
+        copy = A_ROWS.take();
+        copy.resize((r1 - r0) * ld, 0.0);
+        for (r, row) in copy.chunks_exact_mut(ld).enumerate() {
+            // SAFETY: row r0 + r of A, `k` contiguous floats (`a.cs == 1`), is in bounds by
+            // the caller's contract and apart from the buffer.
+            unsafe { std::ptr::copy_nonoverlapping(a_row(r0 + r), row.as_mut_ptr(), k) };
+        }
+        (copy.as_ptr(), ld as isize, 1)
+    } else {
+        (a_row(r0), a.rs, a.cs)
+    };
+    let a_at = |i: usize| a_at.wrapping_offset((i - r0) as isize * a_rs);
+    // Each panel (in L1 up to L1_PANEL_K, streamed from L2 past it) passes over every block
+    // of rows.
+    for j in 0..n.div_ceil(PANEL) {
         let mut i = r0;
         while i < r1 {
-            let rows = block.min(r1 - i);
-            // SAFETY: rows i..i + rows of A and C and panel j are in bounds by the caller's
-            // contract; the host has AVX-512F and FMA.
+            let rows = mr.min(r1 - i);
+            // SAFETY: rows i..i + rows of A (or of its copy) and C and panel j are in bounds
+            // by the caller's contract; the host has AVX-512F and FMA.
             unsafe {
-                by_height!(rows; 1 2 3 4 5 6 7 8 9 10 11 12 13; (base, i, j, k, a, panels, c, masks))
+                by_height!(rows; 1 2 3 4 5 6 7 8 9 10 11 12 13;
+                    (a_at(i), a_rs, a_cs, panels.add(j * k * PANEL), k, c_row(i), c.rs, j, masks(j)))
             }
             i += rows;
         }
     }
+    if copy.capacity() > 0 {
+        A_ROWS.set(copy);
+    }
+}
+
+/// Whether more than seven of `rows` consecutive rows of `a` (contiguous within a row) share
+/// an L1 set at the same column, so that with a panel's lines they overflow its ways (8 on
+/// Zen 4, 12 on the Xeon; 64 sets of 64-byte lines, 4 KB, on both).
+fn crowds_l1_sets(a: Mat, rows: usize) -> bool {
+    if a.cs != 1 {
+        return false;
+    }
+    let mut per_set = [0u8; 64];
+    let mut last = None;
+    for r in 0..rows as isize {
+        // Distinct lines only: rows less than a line apart share theirs.
+        let line = (r * a.rs * 4).div_euclid(64);
+        if last != Some(line) {
+            per_set[line.rem_euclid(64) as usize] += 1;
+            last = Some(line);
+        }
+    }
+    per_set.iter().any(|&c| c > 7)
+}
+
+thread_local! {
+    /// [`gemm_rows`]' copy of rows of A (taken for a call and put back: no borrow is held
+    /// while anything else runs).
+    static A_ROWS: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// Bytes of `A` one chunk of [`gemm_tall`]'s rows keeps in cache while every panel passes over
@@ -168,43 +224,41 @@ pub unsafe fn gemm_tall(
     });
 }
 
-/// Rows `i..i + R` of C against panel `j`: `R x 32` accumulators over the whole of `k`, stored
-/// under `masks` (the last panel's columns past `n`).
+/// `R` rows of C (from `c`, `c_rs` apart) against one panel (column panel `j`): `R x 32`
+/// accumulators over the whole of `k`, stored under `masks` (the last panel's columns past
+/// `n`). Element `(r, p)` of the rows of A is at `a + r a_rs + p a_cs`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile<const R: usize>(
-    base: *mut f32,
-    i: usize,
-    j: usize,
+    a: *const f32,
+    a_rs: isize,
+    a_cs: isize,
+    panel: *const f32,
     k: usize,
-    a: Mat,
-    panels: *const f32,
-    c: Mat,
+    c: *mut f32,
+    c_rs: isize,
+    j: usize,
     masks: [u16; 2],
 ) {
     use std::arch::x86_64::*;
-    let at = |l: Mat, r: usize, col: usize| {
-        base.wrapping_offset(l.off as isize + r as isize * l.rs + col as isize * l.cs)
-    };
-    let panel = panels.wrapping_add(j * k * PANEL);
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
     for p in 0..k {
-        // SAFETY: row p of panel j and (i + r, p) of A are in bounds (the caller's contract).
+        // SAFETY: row p of the panel and (r, p) of A are in bounds (the caller's contract).
         unsafe {
             let b0 = _mm512_loadu_ps(panel.add(p * PANEL));
             let b1 = _mm512_loadu_ps(panel.add(p * PANEL + 16));
             for (r, acc) in acc.iter_mut().enumerate() {
-                let x = _mm512_set1_ps(*at(a, i + r, p));
+                let x = _mm512_set1_ps(*a.offset(r as isize * a_rs + p as isize * a_cs));
                 acc[0] = _mm512_fmadd_ps(x, b0, acc[0]);
                 acc[1] = _mm512_fmadd_ps(x, b1, acc[1]);
             }
         }
     }
     for (r, acc) in acc.iter().enumerate() {
-        let dst = at(c, i + r, j * PANEL);
-        // SAFETY: the unmasked lanes are (i + r, 32 j ..) of C, columns below n; masked-out
-        // lanes are neither written nor faulted on.
+        let dst = c.wrapping_offset(r as isize * c_rs).wrapping_add(j * PANEL);
+        // SAFETY: the unmasked lanes are (r, 32 j ..) of the rows of C, columns below n;
+        // masked-out lanes are neither written nor faulted on.
         unsafe {
             _mm512_mask_storeu_ps(dst, masks[0], acc[0]);
             _mm512_mask_storeu_ps(dst.wrapping_add(16), masks[1], acc[1]);
@@ -275,5 +329,45 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Rows of A 4 KB apart are copied before the panels pass (`crowds_l1_sets`): the
+    /// product still equals the `gemm` crate's, with `k` short and long of L1 and a block of
+    /// rows split across two calls.
+    #[test]
+    fn rows_4_kb_apart_give_the_same_products() {
+        if !crate::cpu::has_avx512() {
+            return;
+        }
+        for (m, n, k) in [(29, 40, 300), (20, 70, 200), (16, 33, 512)] {
+            let rs = 1024;
+            let (na, nb, nc) = (m * rs, k * n, m * n);
+            let mut mem = crate::gemm::test_memory(na + nb + 2 * nc + panels_len(k, n));
+            let (a, b) = (Mat::row_major(0, rs), Mat::row_major(na, n));
+            assert!(crowds_l1_sets(a, if k > L1_PANEL_K { MR_LONG } else { MR }));
+            let (c1, c2, packed) = (na + nb, na + nb + nc, na + nb + 2 * nc);
+            // SAFETY: every matrix lies inside `mem` and C, the packed copy, A and B are apart.
+            unsafe {
+                let p = mem.as_mut_ptr();
+                crate::gemm::sgemm(p, m, n, k, a, b, Mat::row_major(c1, n), 1);
+                pack(p, k, n, b, p.add(packed));
+                gemm_rows(p, 0, 5, n, k, a, p.add(packed), Mat::row_major(c2, n));
+                gemm_rows(p, 5, m, n, k, a, p.add(packed), Mat::row_major(c2, n));
+            }
+            for (e, (x, y)) in mem[c1..c2].iter().zip(&mem[c2..c2 + nc]).enumerate() {
+                assert!(x == y, "{m}x{n}x{k}: [{e}] {x} from the GEMM, {y} packed");
+            }
+        }
+    }
+
+    #[test]
+    fn rows_4_kb_apart_crowd_one_l1_set() {
+        let rows = |rs: isize, cs: isize| Mat { off: 0, rs, cs };
+        assert!(crowds_l1_sets(rows(1024, 1), MR_LONG) && crowds_l1_sets(rows(2048, 1), MR));
+        // 2 KB apart: seven of fourteen rows a set, within its eight ways.
+        assert!(!crowds_l1_sets(rows(512, 1), MR_LONG));
+        assert!(!crowds_l1_sets(rows(1040, 1), MR_LONG) && !crowds_l1_sets(rows(768, 1), MR_LONG));
+        // A transposed A (rows next to each other) is read in place; so are rows sharing lines.
+        assert!(!crowds_l1_sets(rows(1, 1024), MR_LONG) && !crowds_l1_sets(rows(1, 1), MR_LONG));
     }
 }
