@@ -129,6 +129,9 @@ impl Plan {
             }
             Step::Fallback { node, .. } => format!("fallback {node}"),
             Step::Transpose { src, .. } => format!("transpose {}x{}", src.rows, src.cols),
+            Step::TransposeRows { src, d0, d1, .. } => {
+                format!("transpose rows {d0}x{d1} of {}", src.cols)
+            }
             Step::TransposeIds { rows, cols, .. } => format!("transpose ids {rows}x{cols}"),
         }
     }

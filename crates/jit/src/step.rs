@@ -116,6 +116,15 @@ pub(crate) enum Step {
     },
     /// `dst = src^T` for a matrix (a weight transposed once per run).
     Transpose { src: Loc, dst: Loc },
+    /// `dst` = `src`, a `[d0, d1]` grid of rows, with the grid's axes swapped: row
+    /// `j d0 + i` of `dst` is row `i d1 + j` of `src` (batch-major float sequences made
+    /// time-major for a recurrence, and their gradients made batch-major again).
+    TransposeRows {
+        src: Loc,
+        dst: Loc,
+        d0: usize,
+        d1: usize,
+    },
     /// `ints[dst] = ints[src]^T` for a `rows x cols` matrix of ids (batch-major ids made
     /// time-major).
     TransposeIds {
@@ -137,7 +146,9 @@ impl Step {
             Step::Kernel { ins, .. } => ins.iter().copied().collect(),
             Step::Gather { table, .. } => smallvec![*table],
             Step::ScatterAdd { src, .. } => smallvec![*src],
-            Step::Reduce { src, .. } | Step::Transpose { src, .. } => smallvec![*src],
+            Step::Reduce { src, .. }
+            | Step::Transpose { src, .. }
+            | Step::TransposeRows { src, .. } => smallvec![*src],
             Step::Fallback { ins, .. } => ins
                 .iter()
                 .filter_map(|(v, _)| if let Val::F(l) = v { Some(*l) } else { None })
@@ -152,7 +163,9 @@ impl Step {
             Step::Gather { out, .. } | Step::ScatterAdd { out, .. } | Step::Reduce { out, .. } => {
                 smallvec![*out]
             }
-            Step::Transpose { dst, .. } | Step::Pack { dst, .. } => smallvec![*dst],
+            Step::Transpose { dst, .. }
+            | Step::TransposeRows { dst, .. }
+            | Step::Pack { dst, .. } => smallvec![*dst],
             Step::Fallback { out: Val::F(l), .. } => smallvec![*l],
             Step::Fallback { .. } | Step::TransposeIds { .. } => smallvec![],
         }
@@ -170,7 +183,9 @@ impl Step {
             Step::ScatterAdd { src, out, .. } | Step::Reduce { src, out, .. } => {
                 smallvec![src, out]
             }
-            Step::Transpose { src, dst } | Step::Pack { src, dst } => smallvec![src, dst],
+            Step::Transpose { src, dst }
+            | Step::TransposeRows { src, dst, .. }
+            | Step::Pack { src, dst } => smallvec![src, dst],
             Step::TransposeIds { .. } => smallvec![],
             Step::Fallback { ins, out, .. } => ins
                 .iter_mut()
@@ -402,6 +417,16 @@ impl Step {
                 for r in 0..src.rows {
                     for c in 0..src.cols {
                         mem[d + c * src.rows + r] = mem[src.at(r, c)];
+                    }
+                }
+                Ok(2)
+            }
+            &Step::TransposeRows { src, dst, d0, d1 } => {
+                let w = src.cols;
+                for j in 0..d1 {
+                    for i in 0..d0 {
+                        let (from, to) = (src.at(i * d1 + j, 0), dst.at(j * d0 + i, 0));
+                        mem.copy_within(from..from + w, to);
                     }
                 }
                 Ok(2)

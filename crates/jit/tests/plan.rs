@@ -263,6 +263,70 @@ fn reshaped_and_sliced_ids_are_views() {
     }
 }
 
+/// A batch-major float sequence (`[B, T, F]`: a time series) reaches its LSTM through a
+/// swap of the leading axes, the output sequence leaves through another, and its gradient
+/// comes back through a third: all row copies of their own (the general transpose had fallen
+/// back to the interpreter, half the step of a float-input model), the first from a strided
+/// window (the input is a column slice).
+#[test]
+fn batch_major_float_sequences_are_transposed_by_row_copies() {
+    use trellis_ir::lstm::{lstm, LstmSpec, LstmWeights, SeqLayout};
+    let (b, t, f, h) = (5, 7, 3, 4);
+    let mut g = Graph::new();
+    let wide = g.input("x", TensorType::f32([b, t, f + 2]));
+    let x = g.slice(wide, 2, 1, f + 1).unwrap();
+    let w_ih = g.param("w_ih", TensorType::f32([4 * h, f]));
+    let w_hh = g.param("w_hh", TensorType::f32([4 * h, h]));
+    let spec = LstmSpec {
+        layers: vec![LstmWeights {
+            w_ih,
+            w_hh,
+            bias: None,
+        }],
+        layout: SeqLayout::BatchMajor,
+        return_sequences: true,
+        ..Default::default()
+    };
+    let out = lstm(&mut g, x, &spec).unwrap().output;
+    let sq = g.mul(out, out).unwrap();
+    let loss = g.mean_all(sq).unwrap();
+    let grads = grad(&mut g, loss, &[w_ih, w_hh]).unwrap();
+    let outs: Vec<NodeId> = [out, loss].into_iter().chain(grads).collect();
+    g.set_outputs(outs.clone());
+    let mut rng = StdRng::seed_from_u64(3);
+    let feeds: Feeds = [
+        (wide, rand_f32(&mut rng, &[b, t, f + 2], 1.0)),
+        (w_ih, rand_f32(&mut rng, &[4 * h, f], 0.5)),
+        (w_hh, rand_f32(&mut rng, &[4 * h, h], 0.5)),
+    ]
+    .into_iter()
+    .collect();
+    let want = run(&g, &feeds, &outs, Precision::F64).unwrap();
+    let mut plan = compile(&g, &CompileOptions::default()).unwrap();
+    let steps = step_names(&plan);
+    let swaps = steps
+        .iter()
+        .filter(|d| d.starts_with("transpose rows"))
+        .count();
+    assert!(
+        swaps == 3 && plan.stats().fallbacks.is_empty(),
+        "{swaps} row transposes, fallbacks {:?}: {steps:?}",
+        plan.stats().fallbacks
+    );
+    for (n, v) in &feeds {
+        plan.set(*n, v).unwrap();
+    }
+    plan.run().unwrap();
+    for (k, &o) in outs.iter().enumerate() {
+        let w = worst(&plan.get(o).unwrap(), &want[k], 1e-3);
+        assert!(
+            w < 1e-5,
+            "output {k} ({}): relative error {w:e}",
+            g.describe(o)
+        );
+    }
+}
+
 #[test]
 fn f64_graphs_are_rejected_with_the_node_named() {
     let mut g = Graph::new();

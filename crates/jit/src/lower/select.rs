@@ -120,17 +120,31 @@ impl<'g> Selection<'g> {
         true
     }
 
-    /// A matrix transpose of a full (not column-broadcast) operand into dense memory.
+    /// A matrix transpose, or the swap of the leading axes of a rank-3 tensor (its rows moved
+    /// whole), of a full (not column-broadcast) operand into dense memory.
     fn transpose(&mut self, n: NodeId, x: NodeId) -> bool {
-        if !self.is_matrix_transpose(n) || self.mem.loc(x).cb {
+        let Some(t) = self
+            .g
+            .op(n)
+            .as_any()
+            .downcast_ref::<trellis_ir::ops::Transpose>()
+        else {
             return false;
-        }
+        };
         let src = self.mem.loc(x);
         let dst = self.mem.out_loc(n);
-        if !dst.is_dense() {
+        if src.cb || !dst.is_dense() {
             return false;
         }
-        self.steps.push(Step::Transpose { src, dst });
+        let perm = t.perm.as_slice();
+        if perm == [1, 0] {
+            self.steps.push(Step::Transpose { src, dst });
+        } else if perm == [1, 0, 2] {
+            let (d0, d1) = (self.g.ty(x).dims()[0], self.g.ty(x).dims()[1]);
+            self.steps.push(Step::TransposeRows { src, dst, d0, d1 });
+        } else {
+            return false;
+        }
         true
     }
 
