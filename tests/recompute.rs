@@ -95,6 +95,7 @@ fn model(case: Case, dtype: DType) -> (Graph, NodeId, Vec<NodeId>, Feeds) {
                 initial_state: initial.map(|s| s.iter().map(|l| l[0]).collect()),
                 direction: case.direction,
                 mask,
+                recurrent_dropout: None,
             },
         )
         .unwrap();
@@ -117,6 +118,7 @@ fn model(case: Case, dtype: DType) -> (Graph, NodeId, Vec<NodeId>, Feeds) {
                 initial_state: initial.map(|s| s.iter().map(|l| (l[0], l[1])).collect()),
                 direction: case.direction,
                 mask,
+                recurrent_dropout: None,
             },
         )
         .unwrap();

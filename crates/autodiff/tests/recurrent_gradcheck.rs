@@ -317,6 +317,7 @@ fn masked_lstm_from_a_given_state_gradcheck() {
                 initial_state: Some(init),
                 direction,
                 mask: Some(m),
+                recurrent_dropout: None,
             },
         )
         .unwrap();

@@ -8,7 +8,9 @@
 //! ```
 //!
 //! `b_hh` stays apart from `b_ih` because its `n` block is scaled by `r`.
-use crate::recurrent::{unroll, Cell, Direction, LayerWeights, SeqLayout, StackSpec};
+use crate::recurrent::{
+    recurrent_masks, unroll, Cell, Direction, LayerWeights, SeqLayout, StackSpec,
+};
 use crate::{Graph, NodeId, Result};
 
 /// One layer's weights in PyTorch's layout and names: `w_ih [3H, in]`, `w_hh [3H, H]`,
@@ -33,6 +35,9 @@ pub struct GruSpec {
     pub direction: Direction,
     /// `[T, B]` / `[B, T]` (as `layout`), nonzero for real steps.
     pub mask: Option<NodeId>,
+    /// Per layer, a `[B, H]` keep-mask multiplying `h` where `W_hh` reads it (as
+    /// [`crate::lstm::LstmSpec::recurrent_dropout`]).
+    pub recurrent_dropout: Option<Vec<NodeId>>,
 }
 
 /// The unrolled GRU's results.
@@ -68,7 +73,8 @@ impl Cell for GruCell {
         // gh = h_{t-1} W_hh^T + b_hh; with no earlier state, b_hh alone (or nothing).
         let gh = match (prev, w.b_hh) {
             (Some(p), b) => {
-                let r = g.matmul_t(p[0], w.w_hh, false, true)?;
+                let hin = w.recurrent_input(g, p[0])?;
+                let r = g.matmul_t(hin, w.w_hh, false, true)?;
                 match b {
                     Some(b) => Some(g.add(r, b)?),
                     None => Some(r),
@@ -123,15 +129,18 @@ impl Cell for GruCell {
 
 /// Unrolls `spec` over the input `x` (`[T, B, in]` or `[B, T, in]`).
 pub fn gru(g: &mut Graph, x: NodeId, spec: &GruSpec) -> Result<GruOutput> {
+    let h_masks = recurrent_masks("gru", &spec.recurrent_dropout, spec.layers.len())?;
     let stack = StackSpec {
         layers: spec
             .layers
             .iter()
-            .map(|w| LayerWeights {
+            .zip(h_masks)
+            .map(|(w, h_mask)| LayerWeights {
                 w_ih: w.w_ih,
                 w_hh: w.w_hh,
                 b_ih: w.b_ih,
                 b_hh: w.b_hh,
+                h_mask,
             })
             .collect(),
         layout: spec.layout,

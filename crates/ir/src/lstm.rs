@@ -10,6 +10,7 @@
 //!
 //! The steps of a layer are concatenated into one `[T·B, H]` value that feeds the next layer's
 //! hoisted projection and, in the backward graph, the batched weight-gradient GEMM.
+use crate::recurrent::recurrent_masks;
 use crate::recurrent::{unroll, Cell, LayerWeights, StackSpec};
 pub use crate::recurrent::{Direction, SeqLayout};
 use crate::{Graph, NodeId, Result};
@@ -37,6 +38,9 @@ pub struct LstmSpec {
     /// `[T, B]` / `[B, T]` (as `layout`), nonzero for real steps: masked steps carry the state
     /// over and output zeros (see [`crate::recurrent`]).
     pub mask: Option<NodeId>,
+    /// Per layer, a `[B, H]` keep-mask multiplying `h` where `W_hh` reads it, the same at
+    /// every step (Keras's `recurrent_dropout`, already scaled by `1 / (1 - rate)`).
+    pub recurrent_dropout: Option<Vec<NodeId>>,
 }
 
 /// The unrolled LSTM's results.
@@ -73,7 +77,8 @@ impl Cell for LstmCell {
     ) -> Result<Vec<NodeId>> {
         let z = match prev {
             Some(p) => {
-                let r = g.matmul_t(p[0], w.w_hh, false, true)?;
+                let hin = w.recurrent_input(g, p[0])?;
+                let r = g.matmul_t(hin, w.w_hh, false, true)?;
                 g.add(zx, r)?
             }
             None => zx,
@@ -102,15 +107,18 @@ impl Cell for LstmCell {
 
 /// Unrolls `spec` over the input `x` (`[T, B, in]` or `[B, T, in]`).
 pub fn lstm(g: &mut Graph, x: NodeId, spec: &LstmSpec) -> Result<LstmOutput> {
+    let h_masks = recurrent_masks("lstm", &spec.recurrent_dropout, spec.layers.len())?;
     let stack = StackSpec {
         layers: spec
             .layers
             .iter()
-            .map(|w| LayerWeights {
+            .zip(h_masks)
+            .map(|(w, h_mask)| LayerWeights {
                 w_ih: w.w_ih,
                 w_hh: w.w_hh,
                 b_ih: w.bias,
                 b_hh: None,
+                h_mask,
             })
             .collect(),
         layout: spec.layout,

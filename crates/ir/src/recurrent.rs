@@ -65,6 +65,36 @@ pub(crate) struct LayerWeights {
     pub b_ih: Option<NodeId>,
     /// Added to `h W_hh^T` at each step (only where the cell needs it apart: GRU's `b_hn`).
     pub b_hh: Option<NodeId>,
+    /// `[B, H]`, multiplying `h` where `W_hh` reads it at every step (Keras's
+    /// `recurrent_dropout`: one keep-mask for the whole sequence); the state itself is
+    /// unmasked.
+    pub h_mask: Option<NodeId>,
+}
+
+impl LayerWeights {
+    /// `h` as the recurrent product reads it: masked when the layer has an `h_mask`.
+    pub(crate) fn recurrent_input(&self, g: &mut Graph, h: NodeId) -> Result<NodeId> {
+        match self.h_mask {
+            Some(m) => g.mul(h, m),
+            None => Ok(h),
+        }
+    }
+}
+
+/// Per layer, the optional `h_mask` of [`LayerWeights`], checked against the layer count.
+pub(crate) fn recurrent_masks(
+    cell: &str,
+    masks: &Option<Vec<NodeId>>,
+    layers: usize,
+) -> Result<Vec<Option<NodeId>>> {
+    match masks {
+        None => Ok(vec![None; layers]),
+        Some(m) if m.len() == layers => Ok(m.iter().copied().map(Some).collect()),
+        Some(m) => Err(IrError::Invalid(format!(
+            "{cell}: {} recurrent dropout masks for {layers} layers",
+            m.len()
+        ))),
+    }
 }
 
 /// One unrolled layer, as the unroller records it in the graph ([`Graph::recurrences`]) for
@@ -271,6 +301,16 @@ fn unroll_layer(
                 name,
                 l,
                 format!("biases must be [{}], got {}", gates * h, g.ty(b).shape),
+            ));
+        }
+    }
+    if let Some(m) = w.h_mask {
+        let want = crate::TensorType::new([batch, h], g.ty(rows).dtype);
+        if *g.ty(m) != want {
+            return Err(err(
+                name,
+                l,
+                format!("recurrent dropout mask must be {want}, got {}", g.ty(m)),
             ));
         }
     }

@@ -327,6 +327,101 @@ fn batch_major_float_sequences_are_transposed_by_row_copies() {
     }
 }
 
+/// Recurrent dropout (a `[B, H]` keep-mask on `h` where `W_hh` reads it, per layer) in a
+/// two-layer LSTM and GRU: loss and weight gradients match the interpreter, with no fallback,
+/// and every per-step product still reads the packed panels (the mask is applied to `h`, not
+/// folded into the weight).
+#[test]
+fn recurrent_dropout_matches_the_interpreter() {
+    use trellis_ir::gru::{gru, GruSpec, GruWeights};
+    use trellis_ir::lstm::{lstm, LstmSpec, LstmWeights, SeqLayout};
+    // T - 1 per-step products per weight and direction: enough to pack panels.
+    let (b, t, f, h) = (5, 10, 3, 8);
+    for gates in [4, 3] {
+        let mut g = Graph::new();
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut feeds = Feeds::new();
+        let x = g.input("x", TensorType::f32([t, b, f]));
+        feeds.insert(x, rand_f32(&mut rng, &[t, b, f], 1.0));
+        let (mut weights, mut masks) = (Vec::new(), Vec::new());
+        for l in 0..2 {
+            let mut param = |g: &mut Graph, name: String, shape: &[usize]| {
+                let p = g.param(&name, TensorType::f32(shape));
+                feeds.insert(p, rand_f32(&mut rng, shape, 0.5));
+                p
+            };
+            let w_ih = param(&mut g, format!("w_ih{l}"), &[gates * h, [f, h][l]]);
+            let w_hh = param(&mut g, format!("w_hh{l}"), &[gates * h, h]);
+            let bias = param(&mut g, format!("b{l}"), &[gates * h]);
+            weights.push((w_ih, w_hh, bias));
+            let m = g.input(&format!("keep{l}"), TensorType::f32([b, h]));
+            let keep = (0..b * h).map(|i| ((i * 7 + l) % 4 != 0) as u8 as f32 / 0.75);
+            feeds.insert(m, Tensor::f32([b, h], keep.collect()).unwrap());
+            masks.push(m);
+        }
+        let out = if gates == 4 {
+            let spec = LstmSpec {
+                layers: weights
+                    .iter()
+                    .map(|&(w_ih, w_hh, b)| LstmWeights {
+                        w_ih,
+                        w_hh,
+                        bias: Some(b),
+                    })
+                    .collect(),
+                layout: SeqLayout::TimeMajor,
+                return_sequences: true,
+                recurrent_dropout: Some(masks),
+                ..Default::default()
+            };
+            lstm(&mut g, x, &spec).unwrap().output
+        } else {
+            let spec = GruSpec {
+                layers: weights
+                    .iter()
+                    .map(|&(w_ih, w_hh, b)| GruWeights {
+                        w_ih,
+                        w_hh,
+                        b_ih: Some(b),
+                        b_hh: None,
+                    })
+                    .collect(),
+                layout: SeqLayout::TimeMajor,
+                return_sequences: true,
+                recurrent_dropout: Some(masks),
+                ..Default::default()
+            };
+            gru(&mut g, x, &spec).unwrap().output
+        };
+        let sq = g.mul(out, out).unwrap();
+        let loss = g.mean_all(sq).unwrap();
+        let wrt: Vec<NodeId> = weights.iter().flat_map(|&(a, b, c)| [a, b, c]).collect();
+        let grads = grad(&mut g, loss, &wrt).unwrap();
+        let outs: Vec<NodeId> = [out, loss].into_iter().chain(grads).collect();
+        g.set_outputs(outs.clone());
+        let want = run(&g, &feeds, &outs, Precision::F64).unwrap();
+        let mut plan = compile(&g, &CompileOptions::default()).unwrap();
+        let steps = step_names(&plan);
+        assert!(
+            plan.stats().fallbacks.is_empty(),
+            "{gates} gates: fallbacks {:?}",
+            plan.stats().fallbacks
+        );
+        if Backend::all_available().contains(&Backend::Avx512) {
+            let packed = steps.iter().filter(|d| d.ends_with("(panels)")).count();
+            assert_eq!(packed, 2 * 2 * (t - 1), "{gates} gates: {steps:#?}");
+        }
+        for (n, v) in &feeds {
+            plan.set(*n, v).unwrap();
+        }
+        plan.run().unwrap();
+        for (k, &o) in outs.iter().enumerate() {
+            let w = worst(&plan.get(o).unwrap(), &want[k], 1e-3);
+            assert!(w < 1e-5, "{gates} gates, output {k}: relative error {w:e}");
+        }
+    }
+}
+
 #[test]
 fn f64_graphs_are_rejected_with_the_node_named() {
     let mut g = Graph::new();

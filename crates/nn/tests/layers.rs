@@ -305,7 +305,7 @@ fn lstm_return_state_through_forward_and_rejected_in_sequential() {
 fn recurrent_layers_continue_from_a_returned_state() {
     use trellis_ir::lstm::Direction;
     use trellis_ir::{Feeds, Graph, TensorType};
-    use trellis_nn::layers::{Act, Layout, Recurrent, Scope};
+    use trellis_nn::layers::{Act, BuildCtx, Layout, Recurrent, Scope};
     let (t, b, inp, h) = (5, 2, 3, 4);
     let split = 2;
     let cells: [Box<dyn Recurrent>; 2] = [
@@ -334,7 +334,8 @@ fn recurrent_layers_continue_from_a_returned_state() {
         let tm = Layout::TimeMajor;
         let fwd = Direction::Forward;
         let unroll = |g: &mut Graph, x, init: Option<&[_]>| {
-            layer.unroll(g, &Act::new(x, tm), &params, fwd, init)
+            let ctx = &mut BuildCtx::default();
+            layer.unroll(g, &Act::new(x, tm), &params, fwd, init, ctx)
         };
         let (whole, whole_states) = unroll(&mut g, x, None).unwrap();
         let head = g.slice(x, 0, 0, split).unwrap();

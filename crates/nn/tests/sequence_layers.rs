@@ -319,3 +319,139 @@ fn two_layers_of_one_name_that_do_not_stack_are_an_error() {
     assert!(m.weight("enc.weight_ih_l0").is_some());
     assert!(m.weight("lstm.weight_ih_l0").is_some());
 }
+
+/// `dropout` and `recurrent_dropout` (Keras's arguments) on an LSTM and a bidirectional GRU.
+fn with_rates(dropout: f32, recurrent: f32) -> Sequential {
+    compiled(
+        Sequential::new()
+            .add(Embedding::new(30, 8))
+            .add(
+                LstmConfig::new(6)
+                    .with_return_sequences(true)
+                    .with_dropout(dropout)
+                    .with_recurrent_dropout(recurrent),
+            )
+            .add(Bidirectional::new(
+                GruConfig::new(5)
+                    .with_dropout(dropout)
+                    .with_recurrent_dropout(recurrent)
+                    .init(),
+            ))
+            .add(Dense::new(1, Activation::Sigmoid)),
+    )
+}
+
+/// Keras draws one dropout mask per sample for the whole sequence: the input's `[B, F]`
+/// (applied to a time-major `[T, B·F]` grid) and `h`'s `[B, H]`, each direction its own.
+/// Only training steps have them: inference and evaluation are exactly the model without
+/// dropout.
+#[test]
+fn recurrent_dropout_masks_are_per_sequence_and_only_in_training() {
+    let mut m = with_rates(0.2, 0.3);
+    let sg = m.step_graph(4, &[&[7]], true).unwrap();
+    let masks: Vec<(Vec<usize>, f32)> = sg
+        .masks
+        .iter()
+        .map(|k| (sg.graph.ty(k.node).dims().to_vec(), k.rate))
+        .collect();
+    let want = [
+        (vec![4 * 8], 0.2),
+        (vec![4, 6], 0.3),
+        (vec![4 * 6], 0.2),
+        (vec![4, 5], 0.3),
+        (vec![4 * 6], 0.2),
+        (vec![4, 5], 0.3),
+    ];
+    assert_eq!(masks, want);
+    assert!(m.step_graph(4, &[&[7]], false).unwrap().masks.is_empty());
+
+    let mut plain = with_rates(0.0, 0.0);
+    assert!(plain.step_graph(4, &[&[7]], true).unwrap().masks.is_empty());
+    for s in m.param_specs() {
+        let w = m.weight(&s.name).unwrap().to_vec();
+        plain.set_weight(&s.name, &w).unwrap();
+    }
+    let x = Array2::from_shape_fn((6, 7), |(r, c)| ((r * 7 + c * 3) % 29 + 1) as i64);
+    let y = array![1.0f32, 0.0, 1.0, 1.0, 0.0, 0.0];
+    assert_eq!(m.predict(&x).unwrap(), plain.predict(&x).unwrap());
+    assert_eq!(m.evaluate(&x, &y).unwrap(), plain.evaluate(&x, &y).unwrap());
+}
+
+/// Training with recurrent dropout is seeded (two runs give the same losses and weights),
+/// differs from training without it, and still learns the task.
+#[test]
+fn recurrent_dropout_trains_and_is_seeded() {
+    // Positive when token 1 occurs anywhere in the sequence.
+    let x = Array2::from_shape_fn((32, 6), |(r, c)| {
+        if r % 2 == 0 && c == r % 6 {
+            1
+        } else {
+            2 + ((r * 5 + c * 7) % 27) as i64
+        }
+    });
+    let y = Array1::from_shape_fn(32, |r| ((r % 2) == 0) as u8 as f32);
+    let train = |dropout: f32, recurrent: f32| {
+        let mut m = with_rates(dropout, recurrent);
+        let opts = FitOptions::new(40, 8).with_seed(5).quiet();
+        let h = m.fit(&x, &y, &opts).unwrap();
+        (h.loss(), m.weights().to_vec())
+    };
+    let (l1, w1) = train(0.2, 0.3);
+    let (l2, w2) = train(0.2, 0.3);
+    assert_eq!(l1, l2);
+    assert_eq!(w1, w2);
+    let (l0, _) = train(0.0, 0.0);
+    assert_ne!(l0, l1);
+    assert!(l1[39] < 0.5 * l1[0], "{l1:?}");
+}
+
+#[test]
+fn recurrent_dropout_rates_are_checked() {
+    for (config, name) in [
+        (LstmConfig::new(4).with_dropout(1.0), "dropout"),
+        (
+            LstmConfig::new(4).with_recurrent_dropout(-0.1),
+            "recurrent_dropout",
+        ),
+        (
+            LstmConfig::new(4).with_recurrent_dropout(f32::NAN),
+            "recurrent_dropout",
+        ),
+    ] {
+        let mut m = Sequential::new().add(Embedding::new(10, 4)).add(config);
+        let e = m
+            .compile(Adam::default(), Loss::MeanSquaredError, &[])
+            .and_then(|_| {
+                m.fit(
+                    &array![[1i64, 2]],
+                    &array![1.0f32],
+                    &FitOptions::new(1, 1).quiet(),
+                )
+            })
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains(name) && e.contains("dropout rate must be in [0, 1)"),
+            "{e}"
+        );
+    }
+}
+
+/// A saved model keeps its layers' dropout rates.
+#[test]
+fn recurrent_dropout_rates_are_saved() {
+    let mut m = with_rates(0.25, 0.5);
+    let x = Array2::from_shape_fn((2, 3), |(r, c)| (r + c + 1) as i64);
+    m.fit(&x, &array![1.0f32, 0.0], &FitOptions::new(1, 2).quiet())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    m.save_model(&path).unwrap();
+    let mut back = Sequential::load_model(&path).unwrap();
+    let rates = |m: &mut Sequential| {
+        let sg = m.step_graph(2, &[&[3]], true).unwrap();
+        sg.masks.iter().map(|k| k.rate).collect::<Vec<_>>()
+    };
+    assert_eq!(rates(&mut back), [0.25, 0.5, 0.25, 0.5, 0.25, 0.5]);
+}

@@ -122,7 +122,7 @@ impl EncoderDecoder for LuongSeq2Seq {
             .build(g, Act::new(source, Layout::BatchMajor), p[0], &mut ctx)?;
         let (seq, state) = parts
             .encoder
-            .unroll(g, &x, p[1], Direction::Forward, None)?;
+            .unroll(g, &x, p[1], Direction::Forward, None, &mut ctx)?;
         let keys = Act::new(seq, Layout::TimeMajor).batch_major(g)?.node;
         let mask = x.mask.expect("mask_zero gives a mask"); // [Ts, B]
         let mask = g.transpose(mask, &[1, 0])?;
@@ -153,7 +153,7 @@ impl EncoderDecoder for LuongSeq2Seq {
         let (seq, state) =
             parts
                 .decoder
-                .unroll(g, &x, p[3], Direction::Forward, Some(&enc.state))?;
+                .unroll(g, &x, p[3], Direction::Forward, Some(&enc.state), &mut ctx)?;
         let q = Act::new(seq, Layout::TimeMajor).batch_major(g)?.node;
         let spec = AttentionSpec {
             key_mask: Some(mask),

@@ -75,11 +75,17 @@ impl Layer for Bidirectional {
             .collect();
         forward.into_iter().chain(backward).collect()
     }
-    fn build(&self, g: &mut Graph, x: Act, params: &[NodeId], _: &mut BuildCtx) -> Result<Act> {
+    fn build(&self, g: &mut Graph, x: Act, params: &[NodeId], ctx: &mut BuildCtx) -> Result<Act> {
         check_sequence(g, "bidirectional", &x)?;
         let (fp, bp) = params.split_at(params.len() / 2);
-        let (fseq, fstate) = self.layer.unroll(g, &x, fp, Direction::Forward, None)?;
-        let (bseq, bstate) = self.layer.unroll(g, &x, bp, Direction::Reverse, None)?;
+        // Each direction draws its own dropout masks (Keras copies the layer for the backward
+        // direction).
+        let (fseq, fstate) = self
+            .layer
+            .unroll(g, &x, fp, Direction::Forward, None, ctx)?;
+        let (bseq, bstate) = self
+            .layer
+            .unroll(g, &x, bp, Direction::Reverse, None, ctx)?;
         if self.layer.return_sequences() {
             let seq = self.merge(g, fseq, bseq)?;
             Ok(output(&x, seq, seq, true))

@@ -51,20 +51,12 @@ impl Layer for Dropout {
     }
     fn build(&self, g: &mut Graph, x: Act, _: &[NodeId], ctx: &mut BuildCtx) -> Result<Act> {
         let rate = self.config.rate;
-        if !(0.0..1.0).contains(&rate) {
-            return Err(NnError::InvalidArgument {
-                name: "rate",
-                value: rate.to_string(),
-                message: "dropout rate must be in [0, 1)".into(),
-            });
-        }
+        check_rate("rate", rate)?;
         if !ctx.training || rate == 0.0 {
             return Ok(x);
         }
-        let shape = g.ty(x.node).shape.clone();
-        let name = format!("dropout{}.mask", ctx.masks.len());
-        let mask = g.input(&name, TensorType::f32(shape));
-        ctx.masks.push(MaskInput { node: mask, rate });
+        let shape = g.ty(x.node).dims().to_vec();
+        let mask = keep_mask(g, ctx, &shape, rate);
         Ok(x.with_node(g.mul(x.node, mask)?))
     }
     fn config(&self) -> Option<LayerConfig> {
@@ -73,4 +65,25 @@ impl Layer for Dropout {
     fn as_any(&self) -> &dyn Any {
         self
     }
+}
+
+/// Checks a dropout rate (argument `name`): in [0, 1).
+pub(crate) fn check_rate(name: &'static str, rate: f32) -> Result<()> {
+    if (0.0..1.0).contains(&rate) {
+        return Ok(());
+    }
+    Err(NnError::InvalidArgument {
+        name,
+        value: rate.to_string(),
+        message: "dropout rate must be in [0, 1)".into(),
+    })
+}
+
+/// A keep-mask input of `shape` for dropout at `rate`, registered in `ctx` so that the model
+/// fills it at every training step (kept elements `1 / (1 - rate)`, dropped ones 0).
+pub(crate) fn keep_mask(g: &mut Graph, ctx: &mut BuildCtx, shape: &[usize], rate: f32) -> NodeId {
+    let name = format!("dropout{}.mask", ctx.masks.len());
+    let mask = g.input(&name, TensorType::f32(shape));
+    ctx.masks.push(MaskInput { node: mask, rate });
+    mask
 }

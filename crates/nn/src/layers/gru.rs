@@ -8,7 +8,7 @@ use trellis_ir::{Graph, NodeId};
 
 use super::recurrent::{
     call_outputs, check_sequence, given_states, initial_states, return_state_error, seq_layout,
-    weight_specs, Recurrent,
+    sequence_back, step_dropout, weight_specs, Recurrent,
 };
 use super::{Act, BuildCtx, Layer, LayerConfig, ParamSpec, Scope};
 use crate::init::Init;
@@ -24,6 +24,14 @@ pub struct GruConfig {
     pub kernel_init: Init,
     pub recurrent_init: Init,
     pub bias_init: Init,
+    /// Keras's `dropout`: the fraction of the input's features dropped in training, per
+    /// sample, the same ones at every step.
+    #[serde(default)]
+    pub dropout: f32,
+    /// Keras's `recurrent_dropout`: the fraction of `h`'s units dropped where the recurrent
+    /// kernel reads them in training, per sample, the same ones at every step.
+    #[serde(default)]
+    pub recurrent_dropout: f32,
 }
 
 impl GruConfig {
@@ -35,6 +43,8 @@ impl GruConfig {
             kernel_init: Init::GlorotUniform,
             recurrent_init: Init::Orthogonal,
             bias_init: Init::Zeros,
+            dropout: 0.0,
+            recurrent_dropout: 0.0,
         }
     }
     pub fn with_return_sequences(mut self, yes: bool) -> Self {
@@ -57,6 +67,16 @@ impl GruConfig {
         self.bias_init = init;
         self
     }
+    /// Keras's `dropout` (in [0, 1)).
+    pub fn with_dropout(mut self, rate: f32) -> Self {
+        self.dropout = rate;
+        self
+    }
+    /// Keras's `recurrent_dropout` (in [0, 1)).
+    pub fn with_recurrent_dropout(mut self, rate: f32) -> Self {
+        self.recurrent_dropout = rate;
+        self
+    }
     pub fn init(self) -> Gru {
         Gru { config: self }
     }
@@ -75,6 +95,12 @@ impl Gru {
         GruConfig::new(units).init()
     }
 
+    /// `(dropout, recurrent_dropout)`.
+    fn rates(&self) -> (f32, f32) {
+        (self.config.dropout, self.config.recurrent_dropout)
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
         g: &mut Graph,
@@ -83,6 +109,7 @@ impl Gru {
         direction: Direction,
         return_sequences: bool,
         initial_state: Option<NodeId>,
+        h_mask: Option<NodeId>,
     ) -> Result<GruOutput> {
         let spec = GruSpec {
             layers: vec![GruWeights {
@@ -96,6 +123,7 @@ impl Gru {
             initial_state: initial_state.map(|h| vec![h]),
             direction,
             mask: x.mask,
+            recurrent_dropout: h_mask.map(|m| vec![m]),
         };
         Ok(gru(g, x.node, &spec)?)
     }
@@ -118,10 +146,13 @@ impl Recurrent for Gru {
         params: &[NodeId],
         direction: Direction,
         initial_state: Option<&[NodeId]>,
+        ctx: &mut BuildCtx,
     ) -> Result<(NodeId, Vec<NodeId>)> {
         let init = initial_states::<1>("gru", "h", initial_state)?.map(|[h]| h);
-        let o = self.run(g, x, params, direction, true, init)?;
-        Ok((o.output, o.h))
+        let (xd, h_mask) = step_dropout(g, x, self.config.units, self.rates(), ctx)?;
+        let o = self.run(g, &xd, params, direction, true, init, h_mask)?;
+        let seq = sequence_back(g, o.output, &xd, x)?;
+        Ok((seq, o.h))
     }
 }
 
@@ -158,14 +189,16 @@ impl Layer for Gru {
         g: &mut Graph,
         xs: &[Act],
         params: &[NodeId],
-        _: &mut BuildCtx,
+        ctx: &mut BuildCtx,
     ) -> Result<Vec<Act>> {
         let x = &xs[0];
         check_sequence(g, "gru", x)?;
         let given = given_states(xs);
         let init = initial_states::<1>("gru", "h", given.as_deref())?.map(|[h]| h);
         let rs = self.config.return_sequences;
-        let o = self.run(g, x, params, Direction::Forward, rs, init)?;
+        let (x, h_mask) = step_dropout(g, x, self.config.units, self.rates(), ctx)?;
+        let x = &x;
+        let o = self.run(g, x, params, Direction::Forward, rs, init, h_mask)?;
         Ok(call_outputs(
             x,
             o.output,

@@ -6,7 +6,7 @@ use trellis_ir::{Graph, NodeId};
 
 use super::recurrent::{
     call_outputs, check_sequence, given_states, initial_states, return_state_error, seq_layout,
-    weight_specs, Recurrent,
+    sequence_back, step_dropout, weight_specs, Recurrent,
 };
 use super::{Act, BuildCtx, Layer, LayerConfig, Layout, ParamSpec, Scope};
 use crate::init::Init;
@@ -23,6 +23,14 @@ pub struct LstmConfig {
     pub kernel_init: Init,
     pub recurrent_init: Init,
     pub bias_init: Init,
+    /// Keras's `dropout`: the fraction of the input's features dropped in training, per
+    /// sample, the same ones at every step.
+    #[serde(default)]
+    pub dropout: f32,
+    /// Keras's `recurrent_dropout`: the fraction of `h`'s units dropped where the recurrent
+    /// kernel reads them in training, per sample, the same ones at every step.
+    #[serde(default)]
+    pub recurrent_dropout: f32,
 }
 
 impl LstmConfig {
@@ -34,6 +42,8 @@ impl LstmConfig {
             kernel_init: Init::GlorotUniform,
             recurrent_init: Init::Orthogonal,
             bias_init: Init::LstmBias,
+            dropout: 0.0,
+            recurrent_dropout: 0.0,
         }
     }
     pub fn with_return_sequences(mut self, yes: bool) -> Self {
@@ -54,6 +64,16 @@ impl LstmConfig {
     }
     pub fn with_bias_init(mut self, init: Init) -> Self {
         self.bias_init = init;
+        self
+    }
+    /// Keras's `dropout` (in [0, 1)).
+    pub fn with_dropout(mut self, rate: f32) -> Self {
+        self.dropout = rate;
+        self
+    }
+    /// Keras's `recurrent_dropout` (in [0, 1)).
+    pub fn with_recurrent_dropout(mut self, rate: f32) -> Self {
+        self.recurrent_dropout = rate;
         self
     }
     pub fn init(self) -> Lstm {
@@ -87,9 +107,15 @@ impl Lstm {
     ) -> Result<LstmOutput> {
         let x = Act::new(x, layout);
         let rs = self.config.return_sequences;
-        self.run(g, &x, params, Direction::Forward, rs, None)
+        self.run(g, &x, params, Direction::Forward, rs, None, None)
     }
 
+    /// `(dropout, recurrent_dropout)`.
+    fn rates(&self) -> (f32, f32) {
+        (self.config.dropout, self.config.recurrent_dropout)
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
         g: &mut Graph,
@@ -98,6 +124,7 @@ impl Lstm {
         direction: Direction,
         return_sequences: bool,
         initial_state: Option<(NodeId, NodeId)>,
+        h_mask: Option<NodeId>,
     ) -> Result<LstmOutput> {
         let spec = LstmSpec {
             layers: vec![LstmWeights {
@@ -110,6 +137,7 @@ impl Lstm {
             initial_state: initial_state.map(|s| vec![s]),
             direction,
             mask: x.mask,
+            recurrent_dropout: h_mask.map(|m| vec![m]),
         };
         Ok(lstm(g, x.node, &spec)?)
     }
@@ -126,10 +154,13 @@ impl Recurrent for Lstm {
         params: &[NodeId],
         direction: Direction,
         initial_state: Option<&[NodeId]>,
+        ctx: &mut BuildCtx,
     ) -> Result<(NodeId, Vec<NodeId>)> {
         let init = initial_states::<2>("lstm", "h, c", initial_state)?.map(|[h, c]| (h, c));
-        let o = self.run(g, x, params, direction, true, init)?;
-        Ok((o.output, vec![o.h[0], o.c[0]]))
+        let (xd, h_mask) = step_dropout(g, x, self.config.units, self.rates(), ctx)?;
+        let o = self.run(g, &xd, params, direction, true, init, h_mask)?;
+        let seq = sequence_back(g, o.output, &xd, x)?;
+        Ok((seq, vec![o.h[0], o.c[0]]))
     }
 }
 
@@ -178,14 +209,16 @@ impl Layer for Lstm {
         g: &mut Graph,
         xs: &[Act],
         params: &[NodeId],
-        _: &mut BuildCtx,
+        ctx: &mut BuildCtx,
     ) -> Result<Vec<Act>> {
         let x = &xs[0];
         check_sequence(g, "lstm", x)?;
         let given = given_states(xs);
         let init = initial_states::<2>("lstm", "h, c", given.as_deref())?.map(|[h, c]| (h, c));
         let rs = self.config.return_sequences;
-        let out = self.run(g, x, params, Direction::Forward, rs, init)?;
+        let (x, h_mask) = step_dropout(g, x, self.config.units, self.rates(), ctx)?;
+        let x = &x;
+        let out = self.run(g, x, params, Direction::Forward, rs, init, h_mask)?;
         let states = [out.h[0], out.c[0]];
         Ok(call_outputs(
             x,

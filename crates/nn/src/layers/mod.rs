@@ -130,12 +130,21 @@ impl Act {
     }
     /// The value batch-major: a time-major sequence transposed, with its logits and mask.
     pub fn batch_major(self, g: &mut Graph) -> Result<Act> {
+        self.in_layout(g, Layout::BatchMajor)
+    }
+    /// The value time-major: a batch-major sequence transposed, with its logits and mask.
+    pub fn time_major(self, g: &mut Graph) -> Result<Act> {
+        self.in_layout(g, Layout::TimeMajor)
+    }
+    fn in_layout(self, g: &mut Graph, layout: Layout) -> Result<Act> {
         let rank = g.ty(self.node).rank();
-        if self.layout == Layout::BatchMajor || rank < 2 {
-            return Ok(Act {
-                layout: Layout::BatchMajor,
-                ..self
-            });
+        if rank < 2 {
+            // Not a sequence: batch-major whatever it was called.
+            let layout = Layout::BatchMajor;
+            return Ok(Act { layout, ..self });
+        }
+        if self.layout == layout {
+            return Ok(self);
         }
         let mut perm: Vec<usize> = (0..rank).collect();
         perm.swap(0, 1);
@@ -150,7 +159,7 @@ impl Act {
         };
         Ok(Act {
             node,
-            layout: Layout::BatchMajor,
+            layout,
             logits,
             mask,
         })

@@ -4,7 +4,8 @@
 use trellis_ir::lstm::{Direction, SeqLayout};
 use trellis_ir::{Graph, NodeId};
 
-use super::{Act, Layer, Layout, ParamSpec, Scope};
+use super::dropout::{check_rate, keep_mask};
+use super::{Act, BuildCtx, Layer, Layout, ParamSpec, Scope};
 use crate::init::Init;
 use crate::{NnError, Result};
 
@@ -16,7 +17,7 @@ pub trait Recurrent: Layer {
     /// `direction`, from `initial_state` (the cell's state tensors `[B, H]`, `h` first: Keras's
     /// `initial_state`; zeros when `None`): every step's output in `x.layout` (time order) and
     /// the final states (`h` first; Keras's `return_state`), so an encoder's final states
-    /// start a decoder.
+    /// start a decoder. In training, the layer's dropout masks are registered in `ctx`.
     fn unroll(
         &self,
         g: &mut Graph,
@@ -24,6 +25,7 @@ pub trait Recurrent: Layer {
         params: &[NodeId],
         direction: Direction,
         initial_state: Option<&[NodeId]>,
+        ctx: &mut BuildCtx,
     ) -> Result<(NodeId, Vec<NodeId>)>;
 }
 
@@ -33,6 +35,54 @@ pub(crate) fn seq_layout(l: Layout) -> SeqLayout {
         Layout::TimeMajor => SeqLayout::TimeMajor,
         Layout::BatchMajor => SeqLayout::BatchMajor,
     }
+}
+
+/// Keras's `dropout` and `recurrent_dropout` for one unroll of a recurrent layer of `units`
+/// in training: the input multiplied by a keep-mask drawn once for the whole sequence (per
+/// sample and feature, the same at every step, as Keras draws it), and the `[B, H]` mask for
+/// `h` where `W_hh` reads it. Outside training, or at rates of 0, the input as it is and no
+/// mask. A masked input comes back time-major: as a `[T, B·F]` grid every row reads the one
+/// `[B·F]` mask (batch-major, the mask would repeat inside each sample's rows).
+pub(crate) fn step_dropout(
+    g: &mut Graph,
+    x: &Act,
+    units: usize,
+    (dropout, recurrent_dropout): (f32, f32),
+    ctx: &mut BuildCtx,
+) -> Result<(Act, Option<NodeId>)> {
+    check_rate("dropout", dropout)?;
+    check_rate("recurrent_dropout", recurrent_dropout)?;
+    if !ctx.training {
+        return Ok((*x, None));
+    }
+    let mut x = *x;
+    if dropout > 0.0 {
+        x = x.time_major(g)?;
+        let (t, b, f) = match g.ty(x.node).dims() {
+            &[t, b, f] => (t, b, f),
+            _ => unreachable!("checked to be a sequence"),
+        };
+        let keep = keep_mask(g, ctx, &[b * f], dropout);
+        let grid = g.reshape(x.node, [t, b * f])?;
+        let kept = g.mul(grid, keep)?;
+        x.node = g.reshape(kept, [t, b, f])?;
+    }
+    let h_mask = if recurrent_dropout > 0.0 {
+        let b = g.ty(x.node).dims()[match x.layout {
+            Layout::TimeMajor => 1,
+            Layout::BatchMajor => 0,
+        }];
+        Some(keep_mask(g, ctx, &[b, units], recurrent_dropout))
+    } else {
+        None
+    };
+    Ok((x, h_mask))
+}
+
+/// A layer's output sequence `seq`, unrolled over `ran` (the input after [`step_dropout`]),
+/// in the layout of the input `given`, as [`Recurrent::unroll`] returns it.
+pub(crate) fn sequence_back(g: &mut Graph, seq: NodeId, ran: &Act, given: &Act) -> Result<NodeId> {
+    Ok(Act::new(seq, ran.layout).in_layout(g, given.layout)?.node)
 }
 
 /// Checks that `x` is a sequence `[*, *, F]` for layer `what`.
