@@ -2,7 +2,7 @@
 //! cheap derivatives recomputed where the backward pass reads them, far-read values
 //! rematerialised (`remat`), each checked against the interpreter.
 mod common;
-use common::{rand_f32, seed_training_graph, step_names, worst};
+use common::{assert_plan_matches, rand_f32, seed_training_graph, step_names, worst};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use trellis_autodiff::grad;
@@ -123,14 +123,7 @@ fn lstm_cell_is_one_kernel_or_two_cut_at_tanh_c() {
     .into_iter()
     .collect();
     let want = run(&g, &feeds, &[hh, c], Precision::F64).unwrap();
-    for (n, t) in &feeds {
-        plan.set(*n, t).unwrap();
-    }
-    plan.run().unwrap();
-    for (k, &out) in [hh, c].iter().enumerate() {
-        let w = worst(&plan.get(out).unwrap(), &want[k], 1e-3);
-        assert!(w < 1e-5, "output {k}: relative error {w:e}");
-    }
+    assert_plan_matches(&mut plan, &feeds, &[hh, c], &want, "lstm cell");
 }
 
 /// A value that a kernel far later reads (an LSTM's `tanh(c)`, read by its step's backward

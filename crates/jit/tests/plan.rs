@@ -1,6 +1,6 @@
 //! Compiled plans against the reference interpreter.
 mod common;
-use common::{rand_f32, seed_training_graph, step_names, worst};
+use common::{assert_plan_matches, rand_f32, seed_training_graph, step_names, worst};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use trellis_autodiff::grad;
@@ -200,17 +200,13 @@ fn recurrent_weights_are_packed_once_and_every_step_reads_the_panels() {
         } else {
             assert_eq!((packs, packed), (0, 0));
         }
-        for (n, t) in &feeds {
-            plan.set(*n, t).unwrap();
-        }
-        plan.run().unwrap();
-        for (k, &o) in outs.iter().enumerate() {
-            let w = worst(&plan.get(o).unwrap(), &want[k], 1e-3);
-            assert!(
-                w < 1e-5,
-                "threads {threads}, output {k}: relative error {w:e}"
-            );
-        }
+        assert_plan_matches(
+            &mut plan,
+            &feeds,
+            &outs,
+            &want,
+            &format!("threads {threads}"),
+        );
     }
 }
 
@@ -313,18 +309,7 @@ fn batch_major_float_sequences_are_transposed_by_row_copies() {
         "{swaps} row transposes, fallbacks {:?}: {steps:?}",
         plan.stats().fallbacks
     );
-    for (n, v) in &feeds {
-        plan.set(*n, v).unwrap();
-    }
-    plan.run().unwrap();
-    for (k, &o) in outs.iter().enumerate() {
-        let w = worst(&plan.get(o).unwrap(), &want[k], 1e-3);
-        assert!(
-            w < 1e-5,
-            "output {k} ({}): relative error {w:e}",
-            g.describe(o)
-        );
-    }
+    assert_plan_matches(&mut plan, &feeds, &outs, &want, "batch-major sequence");
 }
 
 /// Recurrent dropout (a `[B, H]` keep-mask on `h` where `W_hh` reads it, per layer) in a
@@ -411,14 +396,7 @@ fn recurrent_dropout_matches_the_interpreter() {
             let packed = steps.iter().filter(|d| d.ends_with("(panels)")).count();
             assert_eq!(packed, 2 * 2 * (t - 1), "{gates} gates: {steps:#?}");
         }
-        for (n, v) in &feeds {
-            plan.set(*n, v).unwrap();
-        }
-        plan.run().unwrap();
-        for (k, &o) in outs.iter().enumerate() {
-            let w = worst(&plan.get(o).unwrap(), &want[k], 1e-3);
-            assert!(w < 1e-5, "{gates} gates, output {k}: relative error {w:e}");
-        }
+        assert_plan_matches(&mut plan, &feeds, &outs, &want, &format!("{gates} gates"));
     }
 }
 
@@ -700,5 +678,73 @@ fn outside_ops_claiming_a_class_run_their_own_eval() {
         // 1 + (1 + 2x) per element.
         let want: Vec<f32> = xv.to_f32_vec().iter().map(|v| 2.0 + 2.0 * v).collect();
         assert_eq!(plan.get(y).unwrap().to_f32_vec(), want, "{kind:?}");
+    }
+}
+
+/// Views no window expresses are identity-kernel copies, not interpreter fallbacks: a reshape of
+/// a column slice, RepeatVector's broadcasts (`[1, B, F] -> [T, B, F]` time-major, `[B, 1, F]
+/// -> [B, T, F]` batch-major) as nodes and as operands of a fused product; their gradients
+/// (sums over the repeated axis) too.
+#[test]
+fn strided_reshapes_and_middle_axis_broadcasts_are_copies() {
+    let (b, t, f) = (5, 7, 6);
+    let mut g = Graph::new();
+    let x = g.param("x", TensorType::f32([b, f]));
+    let wide = g.param("wide", TensorType::f32([b, t, f + 3]));
+    let y = g.input("y", TensorType::f32([t, b, f]));
+    // Time-major RepeatVector: an explicit broadcast node.
+    let x1 = g.reshape(x, [1, b, f]).unwrap();
+    let rep_t = g.broadcast_to(x1, &[t, b, f].into()).unwrap();
+    // Batch-major: the broadcast implied by a product's operand.
+    let xb = g.reshape(x, [b, 1, f]).unwrap();
+    let yb = g.transpose(y, &[1, 0, 2]).unwrap();
+    let rep_b = g.mul(xb, yb).unwrap();
+    // A reshape of a column slice (strided rows).
+    let cols = g.slice(wide, 2, 2, f + 2).unwrap();
+    let flat = g.reshape(cols, [b * t * f]).unwrap();
+    let s1 = g.mul(rep_t, y).unwrap();
+    let s1 = g.sum_all(s1).unwrap();
+    let s2 = g.mul(rep_b, rep_b).unwrap();
+    let s2 = g.sum_all(s2).unwrap();
+    let s3 = g.mul(flat, flat).unwrap();
+    let s3 = g.sum_all(s3).unwrap();
+    let l = g.add(s1, s2).unwrap();
+    let loss = g.add(l, s3).unwrap();
+    let grads = grad(&mut g, loss, &[x, wide]).unwrap();
+    let outs: Vec<NodeId> = [rep_t, rep_b, flat, loss]
+        .into_iter()
+        .chain(grads)
+        .collect();
+    g.set_outputs(outs.clone());
+    let mut rng = StdRng::seed_from_u64(11);
+    let feeds: Feeds = [
+        (x, rand_f32(&mut rng, &[b, f], 1.0)),
+        (wide, rand_f32(&mut rng, &[b, t, f + 3], 1.0)),
+        (y, rand_f32(&mut rng, &[t, b, f], 1.0)),
+    ]
+    .into_iter()
+    .collect();
+    let want = run(&g, &feeds, &outs, Precision::F64).unwrap();
+    for threads in [1, 2] {
+        let mut plan = compile(
+            &g,
+            &CompileOptions {
+                threads,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let fallbacks = &plan.stats().fallbacks;
+        assert!(
+            fallbacks.is_empty(),
+            "left to the interpreter: {fallbacks:?}"
+        );
+        assert_plan_matches(
+            &mut plan,
+            &feeds,
+            &outs,
+            &want,
+            &format!("threads {threads}"),
+        );
     }
 }

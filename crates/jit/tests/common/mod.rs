@@ -1,5 +1,5 @@
-//! Helpers the plan tests share: random tensors, the worst relative error, a plan's steps by
-//! name, and the seed model's training graph at a small size.
+//! Helpers the plan tests share: random tensors, the worst relative error, a plan run against
+//! reference values, a plan's steps by name, and the seed model's training graph at a small size.
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use trellis_autodiff::grad;
@@ -23,6 +23,25 @@ pub fn worst(a: &Tensor, b: &Tensor, atol: f64) -> f64 {
         .zip(b.to_f64_vec())
         .map(|(x, y)| (x - y).abs() / (atol + y.abs()))
         .fold(0.0, f64::max)
+}
+
+/// Runs `plan` on `feeds` and checks each of `outs` against the reference values `want`
+/// (relative error under 1e-5, atol 1e-3); `what` names the case in a failure.
+pub fn assert_plan_matches(
+    plan: &mut trellis_jit::Plan,
+    feeds: &Feeds,
+    outs: &[NodeId],
+    want: &[Tensor],
+    what: &str,
+) {
+    for (n, t) in feeds {
+        plan.set(*n, t).unwrap();
+    }
+    plan.run().unwrap();
+    for (k, &o) in outs.iter().enumerate() {
+        let w = worst(&plan.get(o).unwrap(), &want[k], 1e-3);
+        assert!(w < 1e-5, "{what}, output {k}: relative error {w:e}");
+    }
 }
 
 /// Every step of a plan, described (`Plan::describe_step`).
