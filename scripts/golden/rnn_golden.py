@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Golden GRU and bidirectional / masked RNN fixtures from PyTorch, for trellis's tests.
+"""Golden GRU, simple RNN and bidirectional / masked fixtures from PyTorch, for trellis's tests.
 
 Run from anywhere:  python3 scripts/golden/rnn_golden.py
 Writes tests/fixtures/{gru2_t5_grad,bilstm_t4_grad,bigru_t4_grad,bilstm_packed_grad,
-bigru_packed_grad}.json. Same file format as lstm_golden.py (see its docstring): float64
+bigru_packed_grad,rnn2_t5_grad,birnn_relu_t4_grad,birnn_packed_grad}.json. Same file format as lstm_golden.py (see its docstring): float64
 throughout, fixed seeds, PyTorch's parameter names (`*_reverse` for the backward direction).
 
 gru2_t5_grad.json: nn.GRU(4, 3, num_layers=2), T=5, B=3, time-major, zero initial state;
@@ -11,6 +11,9 @@ gru2_t5_grad.json: nn.GRU(4, 3, num_layers=2), T=5, B=3, time-major, zero initia
 bilstm_t4_grad.json / bigru_t4_grad.json: nn.LSTM / nn.GRU(4, 3, bidirectional=True), T=4,
     B=3; output [T, B, 2H] (forward then backward features), h_n [2, B, H];
     loss = sum(output * R) + sum(h_n * R2).
+rnn2_t5_grad.json: nn.RNN(4, 3, num_layers=2) (tanh), as gru2_t5_grad.json.
+birnn_relu_t4_grad.json: nn.RNN(4, 3, nonlinearity="relu", bidirectional=True), T=4, B=3.
+birnn_packed_grad.json: nn.RNN(4, 3, bidirectional=True) (tanh) over packed sequences, as below.
 bilstm_packed_grad.json / bigru_packed_grad.json: the bidirectional modules over
     post-padded sequences of lengths `lengths` (pack_padded_sequence): padded steps output
     zero, the backward direction starts at each sequence's last real step, h_n holds each
@@ -80,3 +83,11 @@ if __name__ == "__main__":
     case("bigru_packed_grad.json", nn.GRU(4, 3, bidirectional=True), 5, 3, SEED + 4,
          lengths=[5, 2, 3], description="torch.nn.GRU(4, 3, bidirectional=True) over packed "
          "post-padded sequences (pack_padded_sequence / pad_packed_sequence)")
+    case("rnn2_t5_grad.json", nn.RNN(4, 3, num_layers=2), 5, 3, SEED + 5,
+         description="torch.nn.RNN(4, 3, num_layers=2) (tanh), time-major, zero initial state")
+    case("birnn_relu_t4_grad.json", nn.RNN(4, 3, nonlinearity="relu", bidirectional=True), 4, 3,
+         SEED + 6, description="torch.nn.RNN(4, 3, nonlinearity='relu', bidirectional=True), "
+         "time-major")
+    case("birnn_packed_grad.json", nn.RNN(4, 3, bidirectional=True), 5, 3, SEED + 7,
+         lengths=[5, 2, 3], description="torch.nn.RNN(4, 3, bidirectional=True) (tanh) over "
+         "packed post-padded sequences (pack_padded_sequence / pad_packed_sequence)")

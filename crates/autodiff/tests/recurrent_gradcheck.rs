@@ -1,4 +1,4 @@
-//! The recurrent cells beyond the plain LSTM: masked, reversed and GRU layers against f64
+//! The recurrent cells beyond the plain LSTM: masked, reversed, GRU and simple RNN layers against f64
 //! central differences, and the invariance masking promises (pre- and post-padding of the same
 //! sequences give the same loss and gradients).
 use rand::rngs::StdRng;
@@ -6,12 +6,14 @@ use rand::{Rng, SeedableRng};
 use trellis_autodiff::{grad, gradcheck, Tolerance};
 use trellis_ir::gru::{gru, GruSpec, GruWeights};
 use trellis_ir::lstm::{lstm, Direction, LstmSpec, LstmWeights, SeqLayout};
+use trellis_ir::rnn::{simple_rnn, RnnSpec, RnnWeights};
 use trellis_ir::{run, Feeds, Graph, NodeId, Precision, Tensor, TensorType};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Cell {
     Lstm,
     Gru,
+    Rnn,
 }
 
 fn rand_tensor(rng: &mut StdRng, shape: &[usize], lo: f64, hi: f64) -> Tensor {
@@ -52,7 +54,11 @@ fn bidirectional(
 ) -> (NodeId, Vec<NodeId>) {
     let inp = g.ty(x).dims()[2];
     let batch = g.ty(x).dims()[0];
-    let gates = if cell == Cell::Lstm { 4 } else { 3 };
+    let gates = match cell {
+        Cell::Lstm => 4,
+        Cell::Gru => 3,
+        Cell::Rnn => 1,
+    };
     let mut params = Vec::new();
     let mut loss = None;
     for (d, direction) in [Direction::Forward, Direction::Reverse]
@@ -111,6 +117,26 @@ fn bidirectional(
                 .unwrap();
                 (o.output, vec![o.h[0]])
             }
+            Cell::Rnn => {
+                let o = simple_rnn(
+                    g,
+                    x,
+                    &RnnSpec {
+                        layers: vec![RnnWeights {
+                            w_ih,
+                            w_hh,
+                            bias: Some(b_ih),
+                        }],
+                        layout: SeqLayout::BatchMajor,
+                        return_sequences: true,
+                        direction,
+                        mask,
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+                (o.output, vec![o.h[0]])
+            }
         };
         // Every output step (summed over time: zero at masked steps) and the final states,
         // each weighted by a fixed random [B, H].
@@ -138,9 +164,9 @@ fn mask_of(lengths: &[usize], t: usize, pre: bool) -> Vec<f64> {
 }
 
 #[test]
-fn masked_bidirectional_lstm_and_gru_gradcheck() {
+fn masked_bidirectional_lstm_gru_and_rnn_gradcheck() {
     let (b, t, inp, h) = (3, 4, 2, 3);
-    for cell in [Cell::Lstm, Cell::Gru] {
+    for cell in [Cell::Lstm, Cell::Gru, Cell::Rnn] {
         for pre in [false, true] {
             let mut rng = StdRng::seed_from_u64(7 + pre as u64);
             let mut g = Graph::new();
@@ -221,7 +247,7 @@ fn stacked_gru_with_initial_state_gradcheck() {
 fn pre_and_post_padding_give_the_same_loss_and_gradients() {
     let (b, t, inp, h) = (3, 5, 2, 3);
     let lengths = [5, 2, 3];
-    for cell in [Cell::Lstm, Cell::Gru] {
+    for cell in [Cell::Lstm, Cell::Gru, Cell::Rnn] {
         let mut results = Vec::new();
         let mut data_rng = StdRng::seed_from_u64(99);
         // Each sequence's real steps, shared by both paddings.

@@ -19,6 +19,7 @@ pub mod ops;
 pub mod passes;
 pub mod prim;
 pub mod recurrent;
+pub mod rnn;
 pub mod scalar;
 pub mod softmax;
 pub mod tensor;

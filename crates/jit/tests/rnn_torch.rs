@@ -1,5 +1,6 @@
-//! Parity with PyTorch for the recurrent cells beyond the plain LSTM stack: a 2-layer GRU, the
-//! bidirectional LSTM and GRU, and both over packed (masked) post-padded sequences. Loss and
+//! Parity with PyTorch for the recurrent cells beyond the plain LSTM stack: a 2-layer GRU and
+//! simple RNN, the bidirectional LSTM, GRU and RNN (tanh and relu), and them over packed
+//! (masked) post-padded sequences. Loss and
 //! every gradient, in the f64 interpreter (1e-5) and in the compiled f32 plan (1e-4 relative).
 //! Fixtures from `scripts/golden/rnn_golden.py`, and from `scripts/golden/state_golden.py` for
 //! stacks started from a given state (`h0`, `c0`: their gradients are compared too).
@@ -10,6 +11,7 @@ use std::collections::HashMap;
 use trellis_autodiff::grad;
 use trellis_ir::gru::{gru, GruSpec, GruWeights};
 use trellis_ir::lstm::{lstm, Direction, LstmSpec, LstmWeights};
+use trellis_ir::rnn::{simple_rnn, RnnActivation, RnnSpec, RnnWeights};
 use trellis_ir::{run, Graph, NodeId, Precision, Tensor, TensorType};
 use trellis_jit::{compile, CompileOptions};
 
@@ -17,6 +19,14 @@ use trellis_jit::{compile, CompileOptions};
 enum Cell {
     Lstm,
     Gru,
+    Rnn(RnnActivation),
+}
+
+impl Cell {
+    /// Whether trellis keeps one bias, torch's `bias_ih + bias_hh` (LSTM, simple RNN).
+    fn one_bias(self) -> bool {
+        self != Cell::Gru
+    }
 }
 
 struct Case {
@@ -86,23 +96,27 @@ fn build(fx: &Fixture, cell: Cell, layers: usize, bidirectional: bool, masked: b
             wrt.push((id, format!("grad_{name}")));
             id
         };
+        // trellis' one bias is b_ih + b_hh: its gradient is bias_ih's.
+        let mut one_bias = |g: &mut Graph, l: usize, feeds: &mut Vec<(NodeId, Golden)>| {
+            let (bi, bh) = (
+                fx.get(&format!("bias_ih_l{l}{suffix}")),
+                fx.get(&format!("bias_hh_l{l}{suffix}")),
+            );
+            let sum = Golden {
+                shape: bi.shape.clone(),
+                data: bi.data.iter().zip(&bh.data).map(|(a, b)| a + b).collect(),
+            };
+            let b = leaf(g, feeds, &format!("bias_l{l}{suffix}"), sum);
+            bias_grads.push((b, format!("grad_bias_ih_l{l}{suffix}")));
+            b
+        };
         match cell {
             Cell::Lstm => {
                 let mut ws = Vec::new();
                 for l in 0..layers {
                     let w_ih = param(&mut g, format!("weight_ih_l{l}{suffix}"), &mut feeds);
                     let w_hh = param(&mut g, format!("weight_hh_l{l}{suffix}"), &mut feeds);
-                    // trellis' one bias is b_ih + b_hh: its gradient is bias_ih's.
-                    let (bi, bh) = (
-                        fx.get(&format!("bias_ih_l{l}{suffix}")),
-                        fx.get(&format!("bias_hh_l{l}{suffix}")),
-                    );
-                    let sum = Golden {
-                        shape: bi.shape.clone(),
-                        data: bi.data.iter().zip(&bh.data).map(|(a, b)| a + b).collect(),
-                    };
-                    let b = leaf(&mut g, &mut feeds, &format!("bias_l{l}{suffix}"), sum);
-                    bias_grads.push((b, format!("grad_bias_ih_l{l}{suffix}")));
+                    let b = one_bias(&mut g, l, &mut feeds);
                     ws.push(LstmWeights {
                         w_ih,
                         w_hh,
@@ -144,6 +158,35 @@ fn build(fx: &Fixture, cell: Cell, layers: usize, bidirectional: bool, masked: b
                     x,
                     &GruSpec {
                         layers: ws,
+                        return_sequences: true,
+                        initial_state: h0.clone(),
+                        direction,
+                        mask,
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+                outs.push(o.output);
+                finals.extend(o.h);
+            }
+            Cell::Rnn(activation) => {
+                let mut ws = Vec::new();
+                for l in 0..layers {
+                    let w_ih = param(&mut g, format!("weight_ih_l{l}{suffix}"), &mut feeds);
+                    let w_hh = param(&mut g, format!("weight_hh_l{l}{suffix}"), &mut feeds);
+                    let b = one_bias(&mut g, l, &mut feeds);
+                    ws.push(RnnWeights {
+                        w_ih,
+                        w_hh,
+                        bias: Some(b),
+                    });
+                }
+                let o = simple_rnn(
+                    &mut g,
+                    x,
+                    &RnnSpec {
+                        layers: ws,
+                        activation,
                         return_sequences: true,
                         initial_state: h0.clone(),
                         direction,
@@ -215,7 +258,7 @@ fn check(file: &str, cell: Cell, layers: usize, bidirectional: bool, masked: boo
         .filter(|k| k.starts_with("grad_"))
         .collect();
     torch_grads.retain(|k| match k.strip_prefix("grad_bias_hh") {
-        Some(rest) if cell == Cell::Lstm => {
+        Some(rest) if cell.one_bias() => {
             let ih = fx.get(&format!("grad_bias_ih{rest}"));
             let t = Tensor::f64(ih.shape.clone(), fx.get(k).data.clone()).unwrap();
             assert_close(k, &t, ih, 1e-12, 1e-15);
@@ -320,4 +363,37 @@ fn stacked_lstm_from_a_given_state_matches_torch_packed_sequences() {
 #[test]
 fn stacked_gru_from_a_given_state_matches_torch_packed_sequences() {
     check("gru2_state_packed_grad.json", Cell::Gru, 2, false, true);
+}
+
+#[test]
+fn two_layer_simple_rnn_matches_torch() {
+    check(
+        "rnn2_t5_grad.json",
+        Cell::Rnn(RnnActivation::Tanh),
+        2,
+        false,
+        false,
+    );
+}
+
+#[test]
+fn bidirectional_relu_rnn_matches_torch() {
+    check(
+        "birnn_relu_t4_grad.json",
+        Cell::Rnn(RnnActivation::Relu),
+        1,
+        true,
+        false,
+    );
+}
+
+#[test]
+fn masked_bidirectional_rnn_matches_torch_packed_sequences() {
+    check(
+        "birnn_packed_grad.json",
+        Cell::Rnn(RnnActivation::Tanh),
+        1,
+        true,
+        true,
+    );
 }
