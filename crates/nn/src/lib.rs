@@ -45,7 +45,8 @@ pub use layers::{
     Activation, Add, AdditiveAttention, Attention, Bidirectional, Concatenate, Dense, DenseConfig,
     Dot, Dropout, DropoutConfig, Embedding, EmbeddingConfig, Flatten, GlobalAveragePooling1D,
     GlobalMaxPooling1D, Gru, GruConfig, Layer, LayerConfig, Lstm, LstmConfig, Masking, Merge,
-    Multiply, Name, Named, ParamSpec, Recurrent, RepeatVector, Softmax, Subtract,
+    Multiply, Name, Named, ParamSpec, Recurrent, RepeatVector, SimpleRnn, SimpleRnnConfig, Softmax,
+    Subtract,
 };
 pub use losses::{Loss, LossConfig};
 pub use metrics::Metric;
@@ -68,7 +69,7 @@ pub mod prelude {
         EmbeddingConfig, FitOptions, Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D, Gru,
         GruConfig, Input, Inputs, LayerRef, LearningRateScheduler, Loss, Losses, LrSchedule, Lstm,
         LstmConfig, Masking, Merge, Metric, Model, ModelCheckpoint, Multiply, Name,
-        ReduceLROnPlateau, RepeatVector, Sequential, Sgd, Softmax, Subtract, SymTensor, Targets,
-        TerminateOnNaN,
+        ReduceLROnPlateau, RepeatVector, Sequential, Sgd, SimpleRnn, SimpleRnnConfig, Softmax,
+        Subtract, SymTensor, Targets, TerminateOnNaN,
     };
 }

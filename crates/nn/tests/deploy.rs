@@ -399,6 +399,23 @@ fn onnx_variants_export_with_references() {
             Loss::MeanSquaredError,
         ),
         (
+            "simple_rnn_tanh_relu_birnn",
+            ids_model(vec![
+                Embedding::new(30, 5).into(),
+                SimpleRnnConfig::new(4).with_return_sequences(true).into(),
+                Bidirectional::new(
+                    SimpleRnnConfig::new(3)
+                        .with_activation(Activation::Relu)
+                        .with_return_sequences(true)
+                        .init(),
+                )
+                .into(),
+                SimpleRnn::new(3).into(),
+                Dense::new(1, Activation::Sigmoid).into(),
+            ]),
+            Loss::BinaryCrossentropy,
+        ),
+        (
             "floats_dense_on_sequence",
             Sequential::new()
                 .with_seed(7)

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use super::{
     Add, AdditiveAttention, Attention, Bidirectional, Concatenate, DenseConfig, Dot, DropoutConfig,
     EmbeddingConfig, Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D, GruConfig, Layer,
-    LstmConfig, Masking, Merge, Multiply, Name, Recurrent, RepeatVector, Softmax, Subtract,
+    LstmConfig, Masking, Merge, Multiply, Name, Recurrent, RepeatVector, SimpleRnnConfig, Softmax,
+    Subtract,
 };
 use crate::{NnError, Result};
 
@@ -21,6 +22,8 @@ pub enum LayerConfig {
     Lstm(LstmConfig),
     #[serde(rename = "GRU")]
     Gru(GruConfig),
+    #[serde(rename = "SimpleRNN")]
+    SimpleRnn(SimpleRnnConfig),
     Masking(Masking),
     Concatenate(Concatenate),
     Add(Add),
@@ -34,7 +37,7 @@ pub enum LayerConfig {
     GlobalMaxPooling1D(GlobalMaxPooling1D),
     Attention(Attention),
     AdditiveAttention(AdditiveAttention),
-    /// The wrapped layer must be recurrent (LSTM or GRU).
+    /// The wrapped layer must be recurrent (LSTM, GRU or SimpleRNN).
     Bidirectional {
         layer: Box<LayerConfig>,
         merge: Merge,
@@ -55,6 +58,7 @@ impl LayerConfig {
             LayerConfig::Dropout(_) => "Dropout",
             LayerConfig::Lstm(_) => "LSTM",
             LayerConfig::Gru(_) => "GRU",
+            LayerConfig::SimpleRnn(_) => "SimpleRNN",
             LayerConfig::Masking(_) => "Masking",
             LayerConfig::Concatenate(_) => "Concatenate",
             LayerConfig::Add(_) => "Add",
@@ -81,6 +85,7 @@ impl LayerConfig {
             LayerConfig::Dropout(c) => Box::new(c.clone().init()),
             LayerConfig::Lstm(c) => Box::new(c.clone().init()),
             LayerConfig::Gru(c) => Box::new(c.clone().init()),
+            LayerConfig::SimpleRnn(c) => Box::new(c.clone().init()),
             LayerConfig::Masking(m) => Box::new(m.clone()),
             LayerConfig::Concatenate(c) => Box::new(c.clone()),
             LayerConfig::Add(c) => Box::new(c.clone()),
@@ -106,8 +111,9 @@ impl LayerConfig {
         match self {
             LayerConfig::Lstm(c) => Ok(Box::new(c.clone().init())),
             LayerConfig::Gru(c) => Ok(Box::new(c.clone().init())),
+            LayerConfig::SimpleRnn(c) => Ok(Box::new(c.clone().init())),
             other => Err(NnError::Model(format!(
-                "Bidirectional wraps an LSTM or a GRU, not a {}",
+                "Bidirectional wraps an LSTM, a GRU or a SimpleRNN, not a {}",
                 other.class_name()
             ))),
         }
@@ -130,6 +136,10 @@ mod tests {
             Masking::new(-1.5).into(),
             DropoutConfig::new(0.25).into(),
             Lstm::new(5).named("rnn").into(),
+            SimpleRnnConfig::new(6)
+                .with_activation(Activation::Relu)
+                .with_recurrent_dropout(0.1)
+                .into(),
             Dense::new(2, Activation::Softmax).into(),
             Embedding::new(7, 2).into(),
             Concatenate::new(1).into(),

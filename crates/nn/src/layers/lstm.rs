@@ -5,8 +5,8 @@ use trellis_ir::lstm::{lstm, Direction, LstmOutput, LstmSpec, LstmWeights};
 use trellis_ir::{Graph, NodeId};
 
 use super::recurrent::{
-    call_outputs, check_sequence, given_states, initial_states, return_state_error, seq_layout,
-    sequence_back, step_dropout, weight_specs, Recurrent,
+    build_cell, call_cell, cell_layer, recurrent_config_setters, seq_layout, unroll_cell,
+    weight_specs, CellLayer, Recurrent, RecurrentOptions, Unroll,
 };
 use super::{Act, BuildCtx, Layer, LayerConfig, Layout, ParamSpec, Scope};
 use crate::init::Init;
@@ -33,6 +33,8 @@ pub struct LstmConfig {
     pub recurrent_dropout: f32,
 }
 
+recurrent_config_setters!(LstmConfig);
+
 impl LstmConfig {
     pub fn new(units: usize) -> Self {
         LstmConfig {
@@ -45,36 +47,6 @@ impl LstmConfig {
             dropout: 0.0,
             recurrent_dropout: 0.0,
         }
-    }
-    pub fn with_return_sequences(mut self, yes: bool) -> Self {
-        self.return_sequences = yes;
-        self
-    }
-    pub fn with_return_state(mut self, yes: bool) -> Self {
-        self.return_state = yes;
-        self
-    }
-    pub fn with_kernel_init(mut self, init: Init) -> Self {
-        self.kernel_init = init;
-        self
-    }
-    pub fn with_recurrent_init(mut self, init: Init) -> Self {
-        self.recurrent_init = init;
-        self
-    }
-    pub fn with_bias_init(mut self, init: Init) -> Self {
-        self.bias_init = init;
-        self
-    }
-    /// Keras's `dropout` (in [0, 1)).
-    pub fn with_dropout(mut self, rate: f32) -> Self {
-        self.dropout = rate;
-        self
-    }
-    /// Keras's `recurrent_dropout` (in [0, 1)).
-    pub fn with_recurrent_dropout(mut self, rate: f32) -> Self {
-        self.recurrent_dropout = rate;
-        self
     }
     pub fn init(self) -> Lstm {
         Lstm { config: self }
@@ -106,25 +78,21 @@ impl Lstm {
         params: &[NodeId],
     ) -> Result<LstmOutput> {
         let x = Act::new(x, layout);
-        let rs = self.config.return_sequences;
-        self.run(g, &x, params, Direction::Forward, rs, None, None)
+        let u = Unroll {
+            direction: Direction::Forward,
+            return_sequences: self.config.return_sequences,
+            initial_state: None,
+            h_mask: None,
+        };
+        self.unrolled(g, &x, params, &u)
     }
 
-    /// `(dropout, recurrent_dropout)`.
-    fn rates(&self) -> (f32, f32) {
-        (self.config.dropout, self.config.recurrent_dropout)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn run(
+    fn unrolled(
         &self,
         g: &mut Graph,
         x: &Act,
         params: &[NodeId],
-        direction: Direction,
-        return_sequences: bool,
-        initial_state: Option<(NodeId, NodeId)>,
-        h_mask: Option<NodeId>,
+        u: &Unroll,
     ) -> Result<LstmOutput> {
         let spec = LstmSpec {
             layers: vec![LstmWeights {
@@ -133,48 +101,34 @@ impl Lstm {
                 bias: Some(params[2]),
             }],
             layout: seq_layout(x.layout),
-            return_sequences,
-            initial_state: initial_state.map(|s| vec![s]),
-            direction,
+            return_sequences: u.return_sequences,
+            initial_state: u.initial_state.map(|s| vec![(s[0], s[1])]),
+            direction: u.direction,
             mask: x.mask,
-            recurrent_dropout: h_mask.map(|m| vec![m]),
+            recurrent_dropout: u.h_mask.map(|m| vec![m]),
         };
         Ok(lstm(g, x.node, &spec)?)
     }
 }
 
-impl Recurrent for Lstm {
-    fn return_sequences(&self) -> bool {
-        self.config.return_sequences
+impl CellLayer for Lstm {
+    const KIND: &'static str = "lstm";
+    const STATES: &'static [&'static str] = &["h", "c"];
+    type Config = LstmConfig;
+    fn options(&self) -> &LstmConfig {
+        &self.config
     }
-    fn unroll(
+    fn run(
         &self,
         g: &mut Graph,
         x: &Act,
         params: &[NodeId],
-        direction: Direction,
-        initial_state: Option<&[NodeId]>,
-        ctx: &mut BuildCtx,
+        u: &Unroll,
     ) -> Result<(NodeId, Vec<NodeId>)> {
-        let init = initial_states::<2>("lstm", "h, c", initial_state)?.map(|[h, c]| (h, c));
-        let (xd, h_mask) = step_dropout(g, x, self.config.units, self.rates(), ctx)?;
-        let o = self.run(g, &xd, params, direction, true, init, h_mask)?;
-        let seq = sequence_back(g, o.output, &xd, x)?;
-        Ok((seq, vec![o.h[0], o.c[0]]))
+        let o = self.unrolled(g, x, params, u)?;
+        Ok((o.output, vec![o.h[0], o.c[0]]))
     }
-}
-
-impl From<LstmConfig> for Box<dyn Layer> {
-    fn from(c: LstmConfig) -> Self {
-        Box::new(c.init())
-    }
-}
-
-impl Layer for Lstm {
-    fn kind(&self) -> &'static str {
-        "lstm"
-    }
-    fn params(&self, scope: &Scope, in_features: usize) -> Vec<ParamSpec> {
+    fn param_specs(&self, scope: &Scope, in_features: usize) -> Vec<ParamSpec> {
         let c = &self.config;
         let inits = (&c.kernel_init, &c.recurrent_init);
         weight_specs(
@@ -186,57 +140,12 @@ impl Layer for Lstm {
             &[("bias_ih", &c.bias_init)],
         )
     }
-    fn build(&self, g: &mut Graph, x: Act, params: &[NodeId], ctx: &mut BuildCtx) -> Result<Act> {
-        if self.config.return_state {
-            return Err(return_state_error("lstm", "three"));
-        }
-        Ok(self.build_many(g, &[x], params, ctx)?.remove(0))
+    fn continues(&self, prev: &Self) -> bool {
+        prev.config.return_sequences
     }
-    /// `[x]` or `[x, h0, c0]` (Keras's `initial_state`).
-    fn num_inputs(&self) -> (usize, usize) {
-        (1, 3)
-    }
-    /// `output`, then `h` and `c` with `return_state`.
-    fn num_outputs(&self) -> usize {
-        if self.config.return_state {
-            3
-        } else {
-            1
-        }
-    }
-    fn build_many(
-        &self,
-        g: &mut Graph,
-        xs: &[Act],
-        params: &[NodeId],
-        ctx: &mut BuildCtx,
-    ) -> Result<Vec<Act>> {
-        let x = &xs[0];
-        check_sequence(g, "lstm", x)?;
-        let given = given_states(xs);
-        let init = initial_states::<2>("lstm", "h, c", given.as_deref())?.map(|[h, c]| (h, c));
-        let rs = self.config.return_sequences;
-        let (x, h_mask) = step_dropout(g, x, self.config.units, self.rates(), ctx)?;
-        let x = &x;
-        let out = self.run(g, x, params, Direction::Forward, rs, init, h_mask)?;
-        let states = [out.h[0], out.c[0]];
-        Ok(call_outputs(
-            x,
-            out.output,
-            &states,
-            rs,
-            self.config.return_state,
-        ))
-    }
-    fn stacks_on(&self, prev: &dyn Layer) -> bool {
-        prev.as_any()
-            .downcast_ref::<Lstm>()
-            .is_some_and(|p| p.config.return_sequences)
-    }
-    fn config(&self) -> Option<LayerConfig> {
-        Some(LayerConfig::Lstm(self.config.clone()))
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
+    fn layer_config(&self) -> LayerConfig {
+        LayerConfig::Lstm(self.config.clone())
     }
 }
+
+cell_layer!(Lstm, LstmConfig);

@@ -54,6 +54,7 @@ mod named;
 mod pooling;
 mod recurrent;
 mod reshape;
+mod simple_rnn;
 
 pub use attention::{AdditiveAttention, Attention};
 pub use bidirectional::{Bidirectional, Merge};
@@ -69,6 +70,7 @@ pub use named::{Name, Named};
 pub use pooling::{GlobalAveragePooling1D, GlobalMaxPooling1D};
 pub use recurrent::Recurrent;
 pub use reshape::{Flatten, RepeatVector, Softmax};
+pub use simple_rnn::{SimpleRnn, SimpleRnnConfig};
 
 /// A parameter a layer declares: its full name (PyTorch state-dict style), shape and
 /// initialiser.

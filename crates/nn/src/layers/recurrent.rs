@@ -1,13 +1,75 @@
-//! What the recurrent layers (LSTM, GRU) share: the unroll in either direction over an
-//! [`Act`] with its mask, what a layer returns (`return_sequences`), and how layers stack
-//! into one PyTorch module.
+//! What the recurrent layers (LSTM, GRU, SimpleRNN) share: their configs' setters, the unroll
+//! in either direction over an [`Act`] with its mask, dropout, what a layer returns
+//! (`return_sequences`, `return_state`), and how layers stack into one PyTorch module.
+use std::fmt::Debug;
+
 use trellis_ir::lstm::{Direction, SeqLayout};
 use trellis_ir::{Graph, NodeId};
 
 use super::dropout::{check_rate, keep_mask};
-use super::{Act, BuildCtx, Layer, Layout, ParamSpec, Scope};
+use super::{Act, BuildCtx, Layer, LayerConfig, Layout, ParamSpec, Scope};
 use crate::init::Init;
 use crate::{NnError, Result};
+
+/// The `with_*` setters every recurrent layer's config has (Keras's arguments of the same
+/// names), and its [`RecurrentOptions`], for a config with the fields `units`,
+/// `return_sequences`, `return_state`, `kernel_init`, `recurrent_init`, `bias_init`, `dropout`
+/// and `recurrent_dropout`.
+macro_rules! recurrent_config_setters {
+    ($config:ty) => {
+        impl $config {
+            pub fn with_return_sequences(mut self, yes: bool) -> Self {
+                self.return_sequences = yes;
+                self
+            }
+            pub fn with_return_state(mut self, yes: bool) -> Self {
+                self.return_state = yes;
+                self
+            }
+            pub fn with_kernel_init(mut self, init: Init) -> Self {
+                self.kernel_init = init;
+                self
+            }
+            pub fn with_recurrent_init(mut self, init: Init) -> Self {
+                self.recurrent_init = init;
+                self
+            }
+            pub fn with_bias_init(mut self, init: Init) -> Self {
+                self.bias_init = init;
+                self
+            }
+            /// Keras's `dropout` (in [0, 1)): the fraction of the input's features dropped in
+            /// training, per sample, the same ones at every step.
+            pub fn with_dropout(mut self, rate: f32) -> Self {
+                self.dropout = rate;
+                self
+            }
+            /// Keras's `recurrent_dropout` (in [0, 1)): the fraction of `h`'s units dropped
+            /// where the recurrent kernel reads them in training, per sample, the same ones at
+            /// every step.
+            pub fn with_recurrent_dropout(mut self, rate: f32) -> Self {
+                self.recurrent_dropout = rate;
+                self
+            }
+        }
+
+        impl RecurrentOptions for $config {
+            fn units(&self) -> usize {
+                self.units
+            }
+            fn rates(&self) -> (f32, f32) {
+                (self.dropout, self.recurrent_dropout)
+            }
+            fn return_sequences(&self) -> bool {
+                self.return_sequences
+            }
+            fn return_state(&self) -> bool {
+                self.return_state
+            }
+        }
+    };
+}
+pub(crate) use recurrent_config_setters;
 
 /// A layer that walks a sequence step by step (wrapped by
 /// [`Bidirectional`](super::Bidirectional)).
@@ -109,53 +171,226 @@ pub(crate) fn output(x: &Act, seq: NodeId, last: NodeId, return_sequences: bool)
     }
 }
 
-/// The error of a layer built with `return_state` where one value is passed on (a
-/// Sequential): `kind` returns `outputs` values.
-pub(crate) fn return_state_error(kind: &str, outputs: &str) -> NnError {
-    NnError::Model(format!(
-        "{kind}: return_state gives {outputs} outputs, which a Sequential cannot pass on: \
-         call the layer in a functional model (call_outputs: [output, states...])"
-    ))
+/// What the shared code reads from a recurrent layer's config (see
+/// [`recurrent_config_setters!`]).
+pub(crate) trait RecurrentOptions {
+    fn units(&self) -> usize;
+    /// `(dropout, recurrent_dropout)`, as [`step_dropout`] takes them.
+    fn rates(&self) -> (f32, f32);
+    fn return_sequences(&self) -> bool;
+    fn return_state(&self) -> bool;
 }
 
-/// The values a recurrent layer's call returns: the output, then (with `return_state`) the
-/// final states `[B, H]`, as Keras's `[output, h, c]`.
-pub(crate) fn call_outputs(
+/// What a cell layer (LSTM, GRU, SimpleRNN) says about itself; [`cell_layer!`] makes its
+/// [`Recurrent`] and [`Layer`] impls from it, so the unroll, the call with Keras's
+/// `initial_state` / `return_state`, dropout and stacking are written once.
+pub(crate) trait CellLayer: Clone + Debug + PartialEq + Send + Sync + 'static {
+    /// The layer's kind (`lstm`): its module name and the name errors give.
+    const KIND: &'static str;
+    /// Its state tensors, `h` first (`["h", "c"]`).
+    const STATES: &'static [&'static str];
+    type Config: RecurrentOptions;
+    fn options(&self) -> &Self::Config;
+    /// One unroll of the layer over `x` (already through [`step_dropout`]) as `u` says: the
+    /// output (every step when `u.return_sequences`, else the last `h`) and the final states,
+    /// `h` first.
+    fn run(
+        &self,
+        g: &mut Graph,
+        x: &Act,
+        params: &[NodeId],
+        u: &Unroll,
+    ) -> Result<(NodeId, Vec<NodeId>)>;
+    fn param_specs(&self, scope: &Scope, in_features: usize) -> Vec<ParamSpec>;
+    /// Whether this layer continues `prev`'s PyTorch module (as `num_layers` stacks them).
+    fn continues(&self, prev: &Self) -> bool;
+    fn layer_config(&self) -> LayerConfig;
+}
+
+/// How one unroll of a cell layer runs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Unroll<'a> {
+    pub direction: Direction,
+    /// Every step's output, not only the last `h`.
+    pub return_sequences: bool,
+    /// The state tensors to start from, `h` first (zeros when `None`).
+    pub initial_state: Option<&'a [NodeId]>,
+    /// Recurrent dropout's `[B, H]` keep-mask on `h` where `W_hh` reads it.
+    pub h_mask: Option<NodeId>,
+}
+
+/// A given initial state (Keras's `initial_state`): one tensor per state of `L`, or an error.
+fn initial_state<L: CellLayer>(s: Option<&[NodeId]>) -> Result<Option<&[NodeId]>> {
+    match s {
+        Some(s) if s.len() != L::STATES.len() => Err(NnError::Shape(format!(
+            "{}: initial_state needs {} tensors ({}), got {}",
+            L::KIND,
+            L::STATES.len(),
+            L::STATES.join(", "),
+            s.len()
+        ))),
+        s => Ok(s),
+    }
+}
+
+/// [`Recurrent::unroll`] of a cell layer: dropout, the unroll from a checked initial state,
+/// every step back in the input's layout.
+pub(crate) fn unroll_cell<L: CellLayer>(
+    l: &L,
+    g: &mut Graph,
     x: &Act,
-    seq: NodeId,
-    states: &[NodeId],
-    rs: bool,
-    return_state: bool,
-) -> Vec<Act> {
-    let mut out = vec![output(x, seq, states[0], rs)];
-    if return_state {
+    params: &[NodeId],
+    direction: Direction,
+    init: Option<&[NodeId]>,
+    ctx: &mut BuildCtx,
+) -> Result<(NodeId, Vec<NodeId>)> {
+    let init = initial_state::<L>(init)?;
+    let o = l.options();
+    let (xd, h_mask) = step_dropout(g, x, o.units(), o.rates(), ctx)?;
+    let u = Unroll {
+        direction,
+        return_sequences: true,
+        initial_state: init,
+        h_mask,
+    };
+    let (out, states) = l.run(g, &xd, params, &u)?;
+    Ok((sequence_back(g, out, &xd, x)?, states))
+}
+
+/// [`Layer::build_many`] of a cell layer: `[x]` or `[x, states...]` (Keras's
+/// `initial_state`); the output, then with `return_state` the final states `[B, H]`, as
+/// Keras's `[output, h, c]`.
+pub(crate) fn call_cell<L: CellLayer>(
+    l: &L,
+    g: &mut Graph,
+    xs: &[Act],
+    params: &[NodeId],
+    ctx: &mut BuildCtx,
+) -> Result<Vec<Act>> {
+    let x = &xs[0];
+    check_sequence(g, L::KIND, x)?;
+    let given: Option<Vec<NodeId>> =
+        (xs.len() > 1).then(|| xs[1..].iter().map(|a| a.node).collect());
+    let init = initial_state::<L>(given.as_deref())?;
+    let o = l.options();
+    let rs = o.return_sequences();
+    let (x, h_mask) = step_dropout(g, x, o.units(), o.rates(), ctx)?;
+    let u = Unroll {
+        direction: Direction::Forward,
+        return_sequences: rs,
+        initial_state: init,
+        h_mask,
+    };
+    let (seq, states) = l.run(g, &x, params, &u)?;
+    let mut out = vec![output(&x, seq, states[0], rs)];
+    if o.return_state() {
         out.extend(states.iter().map(|&s| Act::new(s, Layout::BatchMajor)));
     }
-    out
+    Ok(out)
 }
 
-/// The initial state tensors a call passes after the sequence (Keras's `initial_state`:
-/// `layer([x, h0, c0])`), each `[B, H]` batch-major.
-pub(crate) fn given_states(xs: &[Act]) -> Option<Vec<NodeId>> {
-    (xs.len() > 1).then(|| xs[1..].iter().map(|a| a.node).collect())
+/// [`Layer::build`] of a cell layer: one value passed on, so `return_state` is an error.
+pub(crate) fn build_cell<L: CellLayer>(
+    l: &L,
+    g: &mut Graph,
+    x: Act,
+    params: &[NodeId],
+    ctx: &mut BuildCtx,
+) -> Result<Act> {
+    if l.options().return_state() {
+        let outputs = match L::STATES.len() {
+            1 => "two",
+            2 => "three",
+            _ => "several",
+        };
+        return Err(NnError::Model(format!(
+            "{}: return_state gives {outputs} outputs, which a Sequential cannot pass on: call \
+             the layer in a functional model (call_outputs: [output, states...])",
+            L::KIND,
+        )));
+    }
+    Ok(call_cell(l, g, &[x], params, ctx)?.remove(0))
 }
 
-/// A given initial state: the `N` state tensors `names` of layer `kind`, or an error.
-pub(crate) fn initial_states<const N: usize>(
-    kind: &str,
-    names: &str,
-    s: Option<&[NodeId]>,
-) -> Result<Option<[NodeId; N]>> {
-    s.map(|s| {
-        <[NodeId; N]>::try_from(s).map_err(|_| {
-            NnError::Shape(format!(
-                "{kind}: initial_state needs {N} tensors ({names}), got {}",
-                s.len()
-            ))
-        })
-    })
-    .transpose()
+/// The [`Recurrent`] and [`Layer`] impls of a [`CellLayer`] type, and its config's
+/// conversion into a layer (`config.init()`).
+macro_rules! cell_layer {
+    ($ty:ident, $config:ident) => {
+        impl Recurrent for $ty {
+            fn return_sequences(&self) -> bool {
+                self.options().return_sequences()
+            }
+            fn unroll(
+                &self,
+                g: &mut Graph,
+                x: &Act,
+                params: &[NodeId],
+                direction: Direction,
+                initial_state: Option<&[NodeId]>,
+                ctx: &mut BuildCtx,
+            ) -> Result<(NodeId, Vec<NodeId>)> {
+                unroll_cell(self, g, x, params, direction, initial_state, ctx)
+            }
+        }
+
+        impl Layer for $ty {
+            fn kind(&self) -> &'static str {
+                <$ty as CellLayer>::KIND
+            }
+            fn params(&self, scope: &Scope, in_features: usize) -> Vec<ParamSpec> {
+                self.param_specs(scope, in_features)
+            }
+            fn build(
+                &self,
+                g: &mut Graph,
+                x: Act,
+                params: &[NodeId],
+                ctx: &mut BuildCtx,
+            ) -> Result<Act> {
+                build_cell(self, g, x, params, ctx)
+            }
+            /// `[x]` or `[x, states...]` (Keras's `initial_state`).
+            fn num_inputs(&self) -> (usize, usize) {
+                (1, 1 + <$ty as CellLayer>::STATES.len())
+            }
+            /// `output`, then the states with `return_state`.
+            fn num_outputs(&self) -> usize {
+                if self.options().return_state() {
+                    1 + <$ty as CellLayer>::STATES.len()
+                } else {
+                    1
+                }
+            }
+            fn build_many(
+                &self,
+                g: &mut Graph,
+                xs: &[Act],
+                params: &[NodeId],
+                ctx: &mut BuildCtx,
+            ) -> Result<Vec<Act>> {
+                call_cell(self, g, xs, params, ctx)
+            }
+            fn stacks_on(&self, prev: &dyn Layer) -> bool {
+                prev.as_any()
+                    .downcast_ref::<$ty>()
+                    .is_some_and(|p| self.continues(p))
+            }
+            fn config(&self) -> Option<LayerConfig> {
+                Some(self.layer_config())
+            }
+            fn as_any(&self) -> &dyn Any {
+                self
+            }
+        }
+
+        impl From<$config> for Box<dyn Layer> {
+            fn from(c: $config) -> Self {
+                Box::new(c.init())
+            }
+        }
+    };
 }
+pub(crate) use cell_layer;
 
 /// A recurrent layer's parameters in PyTorch's names and layout, for `gates` gate blocks:
 /// `{module}.weight_ih_l{k} [G·H, in]`, `{module}.weight_hh_l{k} [G·H, H]`, then one `[G·H]`

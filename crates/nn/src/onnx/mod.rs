@@ -293,6 +293,10 @@ fn layer(
             let cell = Cell::Gru;
             recurrent(b, i, cell, g.units, g.return_sequences, None, params, x)
         }
+        LayerConfig::SimpleRnn(r) => {
+            let cell = Cell::rnn(i, r)?;
+            recurrent(b, i, cell, r.units, r.return_sequences, None, params, x)
+        }
         LayerConfig::Bidirectional {
             layer: inner,
             merge,
@@ -304,6 +308,7 @@ fn layer(
             let (cell, units, rs) = match inner {
                 LayerConfig::Lstm(l) => (Cell::Lstm, l.units, l.return_sequences),
                 LayerConfig::Gru(g) => (Cell::Gru, g.units, g.return_sequences),
+                LayerConfig::SimpleRnn(r) => (Cell::rnn(i, r)?, r.units, r.return_sequences),
                 other => {
                     return Err(unsupported(
                         i,
@@ -321,21 +326,39 @@ fn layer(
 enum Cell {
     Lstm,
     Gru,
+    /// ONNX's `RNN`, its activation relu (else tanh, the default).
+    Rnn {
+        relu: bool,
+    },
 }
 
 impl Cell {
+    /// A SimpleRNN's cell; its activation is tanh or relu (the layer refuses others).
+    fn rnn(i: usize, r: &crate::layers::SimpleRnnConfig) -> Result<Cell> {
+        match r.activation {
+            Activation::Tanh => Ok(Cell::Rnn { relu: false }),
+            Activation::Relu => Ok(Cell::Rnn { relu: true }),
+            other => Err(unsupported(
+                i,
+                "SimpleRNN",
+                &format!("activation {other:?}"),
+            )),
+        }
+    }
     /// For each ONNX gate block, trellis's (PyTorch's) block: LSTM i, o, f, c from i, f, g, o;
     /// GRU z, r, h from r, z, n.
     fn order(self) -> &'static [usize] {
         match self {
             Cell::Lstm => &[0, 3, 1, 2],
             Cell::Gru => &[1, 0, 2],
+            Cell::Rnn { .. } => &[0],
         }
     }
     fn op(self) -> &'static str {
         match self {
             Cell::Lstm => "LSTM",
             Cell::Gru => "GRU",
+            Cell::Rnn { .. } => "RNN",
         }
     }
 }
@@ -351,7 +374,7 @@ fn reorder(cell: Cell, v: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-/// An LSTM or GRU over `x`, one direction or (with `merge`) both; `params` hold each
+/// An LSTM, GRU or simple RNN over `x`, one direction or (with `merge`) both; `params` hold each
 /// direction's `w_ih, w_hh, bias...` in turn.
 #[allow(clippy::too_many_arguments)]
 fn recurrent(
@@ -386,7 +409,7 @@ fn recurrent(
         w.extend(reorder(cell, d[0].1));
         r.extend(reorder(cell, d[1].1));
         match cell {
-            Cell::Lstm => {
+            Cell::Lstm | Cell::Rnn { .. } => {
                 bias.extend(reorder(cell, d[2].1));
                 bias.extend(std::iter::repeat_n(0.0, gh));
             }
@@ -411,6 +434,9 @@ fn recurrent(
     ];
     if cell == Cell::Gru {
         attrs.push(("linear_before_reset", Attr::Int(1)));
+    }
+    if cell == (Cell::Rnn { relu: true }) {
+        attrs.push(("activations", Attr::Strs(vec!["Relu"; dirs])));
     }
     let outs = b.node_n(cell.op(), &[&xt, &wn, &rn, &bn], 2, &attrs);
     // Y [T, D, N, H]; Y_h [D, N, H]: the direction axis is 1 or 0.

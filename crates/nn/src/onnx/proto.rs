@@ -90,6 +90,7 @@ pub enum Attr {
     Int(i64),
     Str(&'static str),
     Ints(Vec<i64>),
+    Strs(Vec<&'static str>),
 }
 
 fn attribute(name: &str, a: &Attr) -> Msg {
@@ -98,6 +99,7 @@ fn attribute(name: &str, a: &Attr) -> Msg {
         Attr::Int(i) => m.int(3, *i).int(20, 2),
         Attr::Str(s) => m.str(4, s).int(20, 3),
         Attr::Ints(v) => v.iter().fold(m, |m, i| m.int(8, *i)).int(20, 7),
+        Attr::Strs(v) => v.iter().fold(m, |m, s| m.str(9, s)).int(20, 8),
     }
 }
 
