@@ -3,7 +3,7 @@
 //! `cargo run --release --example bench -- --seq 200 --batch 128 --steps 20` prints one JSON
 //! line; `--profile` adds where the time goes (GEMM, kernels, the rest) on stderr.
 //!
-//! `--cell lstm|gru|bilstm` picks the recurrent layers (`ir::models::SeedCell`).
+//! `--cell lstm|gru|bilstm|rnn` picks the recurrent layers (`ir::models::SeedCell`).
 //!
 //! `--init keras` (the default) starts from the weights a Keras user gets (the layers'
 //! default initialisers, as `nn` draws them); `--init small` from uniform(+-0.05) everywhere,

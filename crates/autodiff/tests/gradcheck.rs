@@ -202,9 +202,9 @@ fn the_seed_model_end_to_end() {
 }
 
 #[test]
-fn the_gru_and_bidirectional_seed_models_end_to_end() {
+fn the_gru_bidirectional_and_rnn_seed_models_end_to_end() {
     // Smaller than the LSTM's: central differences cost two runs per parameter element.
-    for cell in [SeedCell::Gru, SeedCell::BiLstm] {
+    for cell in [SeedCell::Gru, SeedCell::BiLstm, SeedCell::Rnn] {
         seed_model_gradcheck_with(12, 4, cell);
     }
 }

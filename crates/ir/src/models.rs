@@ -1,9 +1,11 @@
 //! The seed model as a raw graph: `Embedding -> LSTM(return_sequences) -> LSTM -> Dense(1)`
-//! with binary cross-entropy on the logit, and its GRU and bidirectional-LSTM variants.
+//! with binary cross-entropy on the logit, and its GRU, bidirectional-LSTM and simple-RNN
+//! variants.
 //! Benches and tests of every crate build it from here; `nn`'s layers build the same graph for
 //! users.
 use crate::gru::{gru, GruSpec, GruWeights};
 use crate::lstm::{lstm, Direction, LstmSpec, LstmWeights, SeqLayout};
+use crate::rnn::{simple_rnn, RnnSpec, RnnWeights};
 use crate::{DType, Graph, NodeId, Result, TensorType};
 
 /// The recurrent layers of the seed model.
@@ -17,6 +19,8 @@ pub enum SeedCell {
     /// `Bidirectional(LSTM(H, return_sequences)) -> Bidirectional(LSTM(H))`, outputs
     /// concatenated (the dense layer reads `2H`).
     BiLstm,
+    /// The same with simple tanh RNNs (`torch.nn.RNN`, Keras `SimpleRNN`).
+    Rnn,
 }
 
 impl SeedCell {
@@ -25,12 +29,18 @@ impl SeedCell {
             SeedCell::Lstm => "lstm",
             SeedCell::Gru => "gru",
             SeedCell::BiLstm => "bilstm",
+            SeedCell::Rnn => "rnn",
         }
     }
     pub fn parse(s: &str) -> Option<SeedCell> {
-        [SeedCell::Lstm, SeedCell::Gru, SeedCell::BiLstm]
-            .into_iter()
-            .find(|c| c.name() == s)
+        [
+            SeedCell::Lstm,
+            SeedCell::Gru,
+            SeedCell::BiLstm,
+            SeedCell::Rnn,
+        ]
+        .into_iter()
+        .find(|c| c.name() == s)
     }
 }
 
@@ -111,16 +121,20 @@ pub fn seed_model(g: &mut Graph, c: &SeedConfig) -> Result<SeedModel> {
     let emb = g.param("embedding.weight", TensorType::new([c.vocab, c.embed], dt));
     let mut params = vec![emb];
     let h = c.hidden;
-    let gates = if c.cell == SeedCell::Gru { 3 } else { 4 };
+    let gates = match c.cell {
+        SeedCell::Gru => 3,
+        SeedCell::Rnn => 1,
+        SeedCell::Lstm | SeedCell::BiLstm => 4,
+    };
     let directions: &[&str] = if c.cell == SeedCell::BiLstm {
         &["", "_reverse"]
     } else {
         &[""]
     };
-    let module = if c.cell == SeedCell::Gru {
-        "gru"
-    } else {
-        "lstm"
+    let module = match c.cell {
+        SeedCell::Gru => "gru",
+        SeedCell::Rnn => "rnn",
+        SeedCell::Lstm | SeedCell::BiLstm => "lstm",
     };
     // Per layer and direction: w_ih, w_hh and the bias (GRU: b_ih, b_hh).
     let mut layers: Vec<Vec<Vec<NodeId>>> = Vec::new();
@@ -189,6 +203,21 @@ pub fn seed_model(g: &mut Graph, c: &SeedConfig) -> Result<SeedModel> {
                 ..Default::default()
             };
             gru(g, x, &spec)?.output
+        }
+        SeedCell::Rnn => {
+            let spec = RnnSpec {
+                layers: layers
+                    .iter()
+                    .map(|d| RnnWeights {
+                        w_ih: d[0][0],
+                        w_hh: d[0][1],
+                        bias: Some(d[0][2]),
+                    })
+                    .collect(),
+                return_sequences: false,
+                ..Default::default()
+            };
+            simple_rnn(g, x, &spec)?.output
         }
         SeedCell::BiLstm => {
             let mut x = x;

@@ -18,6 +18,7 @@ fn seed_model_loss_and_every_gradient_match_the_interpreter() {
         (50, 6, 20, 12, SeedCell::Lstm),
         (600, 10, 60, 8, SeedCell::Lstm),
         (50, 6, 20, 12, SeedCell::Gru),
+        (50, 6, 20, 12, SeedCell::Rnn),
         (50, 6, 20, 12, SeedCell::BiLstm),
     ] {
         let c = SeedConfig {
