@@ -25,10 +25,22 @@ pub fn grid(shape: &Shape) -> (usize, usize) {
     }
 }
 
+/// The dimensions of `from` right-aligned to `rank` axes, padded with leading ones (numpy's
+/// broadcast alignment; `from` has at most `rank` axes).
+pub fn right_aligned(from: &Shape, rank: usize) -> Vec<usize> {
+    let mut f = vec![1; rank - from.rank()];
+    f.extend_from_slice(from.dims());
+    f
+}
+
 impl Loc {
     /// A fresh dense buffer.
     pub fn dense(root: usize, off: usize, shape: &Shape) -> Loc {
         let (rows, cols) = grid(shape);
+        Loc::dense_grid(root, off, rows, cols)
+    }
+    /// A dense `rows x cols` grid at `off` of buffer `root`.
+    pub fn dense_grid(root: usize, off: usize, rows: usize, cols: usize) -> Loc {
         Loc {
             root,
             off,
@@ -116,9 +128,7 @@ impl Loc {
         if from.rank() > t.len() || !self.is_dense() {
             return None;
         }
-        // `from` right-aligned to `to`, padded with leading ones.
-        let mut f = vec![1; t.len() - from.rank()];
-        f.extend_from_slice(from.dims());
+        let f = right_aligned(from, t.len());
         let n = t.len();
         let ones = |d: &[usize]| d.iter().all(|&x| x == 1);
         if ones(&f) {

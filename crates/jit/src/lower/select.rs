@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
-use trellis_ir::ops::{BroadcastTo, Gather, MatMul, Pad, Reduce, ReduceKind, ScatterAdd, SumTo};
+use trellis_ir::ops::{BroadcastTo, Gather, MatMul, Reduce, ReduceKind, ScatterAdd, SumTo};
 use trellis_ir::{DType, Graph, NodeId, Op, OpClass, Scalar, ScalarFn};
 
 use super::place::{concat_axis, concat_windows, Placement};
@@ -17,10 +17,9 @@ use crate::stats::PlanStats;
 use crate::step::{IntLoc, ReduceMode, Step, Val};
 use crate::table::{prefetch_node, prefetch_op, PerOp, AHEAD};
 use crate::{JitError, Kernel, KernelCache, KernelSpec};
+use copies::MAX_BLOCKS;
 
-/// Most identity-kernel copies one broadcast may take (one per block of its leading axes);
-/// past it the interpreter's broadcast runs, one step.
-const MAX_BROADCAST_COPIES: usize = 1024;
+mod copies;
 
 /// The steps chosen, with the memory map they write into.
 pub(crate) struct Selection<'g> {
@@ -157,111 +156,6 @@ impl<'g> Selection<'g> {
             return false;
         }
         true
-    }
-
-    /// A view no window expresses, copied into dense memory by the identity kernel instead of
-    /// the interpreter: a reshape of a strided window (a column slice), or a broadcast that
-    /// repeats a middle axis (RepeatVector's `[1, B, F] -> [T, B, F]`).
-    fn copied_view(&mut self, n: NodeId, x: NodeId) -> Result<bool, JitError> {
-        let dense_out = !self.mem.placed.contains(&n)
-            || matches!(self.mem.vals.get(&n), Some(Val::F(l)) if l.is_dense());
-        let any = self.g.op(n).as_any();
-        if !dense_out {
-            return Ok(false);
-        }
-        if any.is::<trellis_ir::ops::Reshape>() {
-            let src = self.mem.loc(x);
-            let dst = self.mem.out_loc(n);
-            let grid = Loc {
-                rows: src.rows,
-                cols: src.cols,
-                rs: src.cols,
-                cb: false,
-                ..dst
-            };
-            self.copy(src, grid)?;
-            return Ok(true);
-        }
-        let Some(b) = any.downcast_ref::<BroadcastTo>() else {
-            return Ok(false);
-        };
-        let to = b.shape.clone();
-        let Some(copies) = self.broadcast_blocks(x, &to) else {
-            return Ok(false);
-        };
-        let dst = self.mem.out_loc(n);
-        self.broadcast_copy(copies, dst)?;
-        Ok(true)
-    }
-
-    /// `x` broadcast to `to` as `(source window, destination offset)` copies of equal blocks:
-    /// the leading axes of `to` are walked until what is left is a grid broadcast (see
-    /// [`Loc::broadcast`]); `None` when `x` is not dense or that takes over
-    /// [`MAX_BROADCAST_COPIES`] blocks.
-    fn broadcast_blocks(&self, x: NodeId, to: &trellis_ir::Shape) -> Option<Vec<(Loc, usize)>> {
-        let src = self.mem.loc(x);
-        let from = self.mem.shape(x);
-        let t = to.dims();
-        if !src.is_dense() || from.rank() > t.len() {
-            return None;
-        }
-        // `from` right-aligned to `to`, padded with leading ones.
-        let mut f = vec![1; t.len() - from.rank()];
-        f.extend_from_slice(from.dims());
-        for j in 1..t.len() {
-            let outer: usize = t[..j].iter().product();
-            if outer > MAX_BROADCAST_COPIES {
-                return None;
-            }
-            let (fs, ts) = (
-                trellis_ir::Shape::new(&f[j..]),
-                trellis_ir::Shape::new(&t[j..]),
-            );
-            let Some(block) = Loc::dense(src.root, src.off, &fs).broadcast(&fs, &ts) else {
-                continue;
-            };
-            let (src_block, dst_block) = (fs.numel(), ts.numel());
-            let copies = (0..outer)
-                .map(|o| {
-                    // Source offset of outer index `o`: its digits along `t[..j]`, each
-                    // weighted by the source's stride, or 0 along a repeated axis.
-                    let (mut rest, mut stride, mut off) = (o, src_block, 0);
-                    for k in (0..j).rev() {
-                        let i = rest % t[k];
-                        rest /= t[k];
-                        if f[k] != 1 {
-                            off += i * stride;
-                        }
-                        stride *= f[k];
-                    }
-                    (
-                        Loc {
-                            off: src.off + off,
-                            ..block
-                        },
-                        o * dst_block,
-                    )
-                })
-                .collect();
-            return Some(copies);
-        }
-        None
-    }
-
-    /// The copies of [`Selection::broadcast_blocks`] into `dst` (dense, the broadcast's shape).
-    fn broadcast_copy(&mut self, copies: Vec<(Loc, usize)>, dst: Loc) -> Result<(), JitError> {
-        for (src, at) in copies {
-            let block = Loc {
-                off: dst.off + at,
-                rows: src.rows,
-                cols: src.cols,
-                rs: src.cols,
-                cb: false,
-                ..dst
-            };
-            self.copy(src, block)?;
-        }
-        Ok(())
     }
 
     /// A reshape or a row slice of ids: a window on the same slot (a step's ids, sliced from
@@ -499,7 +393,7 @@ impl<'g> Selection<'g> {
 
     /// A sum over middle axes of a dense value (the gradient of a middle-axis broadcast:
     /// batch-major RepeatVector's `[B, T, F] -> [B, 1, F]`), as a row-reduction per block of
-    /// the leading kept axes, at most [`MAX_BROADCAST_COPIES`] of them.
+    /// the leading kept axes, at most [`MAX_BLOCKS`] of them.
     fn middle_reduce(&mut self, n: NodeId, x: NodeId) -> bool {
         let Some((live, red, scale)) = self.reduced_axes(n, x) else {
             return false;
@@ -510,69 +404,22 @@ impl<'g> Selection<'g> {
         let q = p + red[p..].iter().take_while(|&&r| r).count();
         let size = |axes: &[usize]| -> usize { axes.iter().map(|&i| xd[i]).product() };
         let (outer, mid, inner) = (size(&live[..p]), size(&live[p..q]), size(&live[q..]));
-        let dense_out = !self.mem.placed.contains(&n)
-            || matches!(self.mem.vals.get(&n), Some(Val::F(l)) if l.is_dense());
-        if red[q..].iter().any(|&r| r)
-            || !src.is_dense()
-            || outer > MAX_BROADCAST_COPIES
-            || !dense_out
-        {
+        if red[q..].iter().any(|&r| r) || !src.is_dense() || outer > MAX_BLOCKS {
             return false;
         }
         let out = self.mem.out_loc(n);
+        if !out.is_dense() {
+            return false;
+        }
         for o in 0..outer {
-            let block = |off: usize, rows: usize| Loc {
-                off,
-                rows,
-                cols: inner,
-                rs: inner,
-                cb: false,
-                ..src
-            };
             self.steps.push(Step::Reduce {
-                src: block(src.off + o * mid * inner, mid),
+                src: Loc::dense_grid(src.root, src.off + o * mid * inner, mid, inner),
                 mode: ReduceMode::Rows,
                 scale,
-                out: Loc {
-                    root: out.root,
-                    ..block(out.off + o * inner, 1)
-                },
+                out: Loc::dense_grid(out.root, out.off + o * inner, 1, inner),
             });
         }
         true
-    }
-
-    /// Zero padding (a slice's gradient) where the operand's place in the output is a window
-    /// (a column range, or a block of whole rows): zeros, then the operand copied in.
-    fn pad(&mut self, n: NodeId, x: NodeId) -> Result<bool, JitError> {
-        let Some(p) = self.g.op(n).as_any().downcast_ref::<Pad>() else {
-            return Ok(false);
-        };
-        let shape = self.g.ty(n).shape.clone();
-        let end = p.start + self.g.ty(x).dims()[p.axis];
-        let dense_out = !self.mem.placed.contains(&n)
-            || matches!(self.mem.vals.get(&n), Some(Val::F(l)) if l.is_dense());
-        if !dense_out
-            || Loc::dense(0, 0, &shape)
-                .slice(&shape, p.axis, p.start, end)
-                .is_none()
-        {
-            return Ok(false);
-        }
-        let out = self.mem.out_loc(n);
-        let mut zero = ScalarFn::new(0);
-        let z = zero.push(Scalar::Const(0.0));
-        zero.output(z);
-        let spec = KernelSpec {
-            expr: zero,
-            col_broadcast: vec![],
-        };
-        self.kernel_step(spec, out.rows, out.cols, vec![], vec![out])?;
-        let win = out
-            .slice(&shape, p.axis, p.start, end)
-            .expect("a dense output's window");
-        self.copy(self.mem.loc(x), win)?;
-        Ok(true)
     }
 
     fn matmul(&mut self, n: NodeId, mm: &MatMul, a: NodeId, b: NodeId) -> Result<(), JitError> {
@@ -644,18 +491,6 @@ impl<'g> Selection<'g> {
         let dst = self.mem.new_root(&self.g.ty(x).shape.clone());
         self.copy(l, dst)?;
         Ok(dst)
-    }
-
-    /// `dst = src` elementwise through the identity kernel (handles strided and broadcast reads).
-    fn copy(&mut self, src: Loc, dst: Loc) -> Result<(), JitError> {
-        let mut e = ScalarFn::new(1);
-        let x = e.input(0);
-        e.output(x);
-        let spec = KernelSpec {
-            expr: e,
-            col_broadcast: vec![src.cb],
-        };
-        self.kernel_step(spec, dst.rows, dst.cols, vec![src], vec![dst])
     }
 
     fn kernel_step(
