@@ -75,14 +75,7 @@ impl Cell for LstmCell {
         w: &LayerWeights,
         h: usize,
     ) -> Result<Vec<NodeId>> {
-        let z = match prev {
-            Some(p) => {
-                let hin = w.recurrent_input(g, p[0])?;
-                let r = g.matmul_t(hin, w.w_hh, false, true)?;
-                g.add(zx, r)?
-            }
-            None => zx,
-        };
+        let z = w.pre_activation(g, zx, prev.map(|p| p[0]))?;
         let zi = g.slice(z, 1, 0, h)?;
         let zf = g.slice(z, 1, h, 2 * h)?;
         let zg = g.slice(z, 1, 2 * h, 3 * h)?;

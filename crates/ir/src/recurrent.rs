@@ -79,6 +79,24 @@ impl LayerWeights {
             None => Ok(h),
         }
     }
+    /// A step's gate pre-activations when `b_hh` is folded into the projection (LSTM, simple
+    /// RNN): `zx + h_{t-1} W_hh^T` (`h` masked as [`LayerWeights::recurrent_input`] says), or
+    /// `zx` alone at the first step, which reads no state.
+    pub(crate) fn pre_activation(
+        &self,
+        g: &mut Graph,
+        zx: NodeId,
+        h: Option<NodeId>,
+    ) -> Result<NodeId> {
+        match h {
+            Some(h) => {
+                let hin = self.recurrent_input(g, h)?;
+                let r = g.matmul_t(hin, self.w_hh, false, true)?;
+                g.add(zx, r)
+            }
+            None => Ok(zx),
+        }
+    }
 }
 
 /// Per layer, the optional `h_mask` of [`LayerWeights`], checked against the layer count.

@@ -75,14 +75,7 @@ impl Cell for RnnCell {
         w: &LayerWeights,
         _h: usize,
     ) -> Result<Vec<NodeId>> {
-        let z = match prev {
-            Some(p) => {
-                let hin = w.recurrent_input(g, p[0])?;
-                let r = g.matmul_t(hin, w.w_hh, false, true)?;
-                g.add(zx, r)?
-            }
-            None => zx,
-        };
+        let z = w.pre_activation(g, zx, prev.map(|p| p[0]))?;
         let h = match self.0 {
             RnnActivation::Tanh => g.tanh(z)?,
             RnnActivation::Relu => g.relu(z)?,
