@@ -56,7 +56,7 @@ pub use model::{
 };
 /// The array crate that [`Inputs`] and [`Targets`] convert from (same version as trellis).
 pub use ndarray;
-pub use optim::{Adam, Optimizer, Sgd};
+pub use optim::{Adagrad, Adam, AdamW, Optimizer, RmsProp, Sgd};
 pub use schedules::LrSchedule;
 
 /// Everything a model script needs.
@@ -64,12 +64,12 @@ pub mod prelude {
     pub use crate::data;
     pub use crate::ndarray::{array, s, Array1, Array2, Array3, ArrayD, Axis};
     pub use crate::{
-        Activation, Adam, Add, AdditiveAttention, Attention, Bidirectional, Call, Callback,
-        Concatenate, CsvLogger, Dense, DenseConfig, Dot, Dropout, EarlyStopping, Embedding,
-        EmbeddingConfig, FitOptions, Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D, Gru,
-        GruConfig, Input, Inputs, LayerRef, LearningRateScheduler, Loss, Losses, LrSchedule, Lstm,
-        LstmConfig, Masking, Merge, Metric, Model, ModelCheckpoint, Multiply, Name,
-        ReduceLROnPlateau, RepeatVector, Sequential, Sgd, SimpleRnn, SimpleRnnConfig, Softmax,
-        Subtract, SymTensor, Targets, TerminateOnNaN,
+        Activation, Adagrad, Adam, AdamW, Add, AdditiveAttention, Attention, Bidirectional, Call,
+        Callback, Concatenate, CsvLogger, Dense, DenseConfig, Dot, Dropout, EarlyStopping,
+        Embedding, EmbeddingConfig, FitOptions, Flatten, GlobalAveragePooling1D,
+        GlobalMaxPooling1D, Gru, GruConfig, Input, Inputs, LayerRef, LearningRateScheduler, Loss,
+        Losses, LrSchedule, Lstm, LstmConfig, Masking, Merge, Metric, Model, ModelCheckpoint,
+        Multiply, Name, ReduceLROnPlateau, RepeatVector, RmsProp, Sequential, Sgd, SimpleRnn,
+        SimpleRnnConfig, Softmax, Subtract, SymTensor, Targets, TerminateOnNaN,
     };
 }

@@ -2,9 +2,13 @@
 //! and its state to the training graph and returns `(input, new value)` pairs for
 //! [`trellis_jit::CompileOptions::updates`], so forward, backward and update are one plan.
 //!
-//! Optimiser state (Adam's `m`, `v`; SGD's momentum) are graph inputs named
-//! `optimizer.{state}.{param}`; the learning rate is a scalar input fed at every step (for Adam,
-//! the bias-corrected `lr_t` computed on the host from the step count).
+//! Optimiser state (Adam's `m`, `v`; SGD's momentum; RMSprop's velocity; Adagrad's
+//! accumulator) are graph inputs named `optimizer.{state}.{param}`; the learning rate is a scalar
+//! input fed at every step (for Adam, the bias-corrected `lr_t` computed on the host from the
+//! step count), and so is `lr * weight_decay` when the optimiser decays its weights.
+//!
+//! Every optimiser takes Keras's decoupled `weight_decay` (applied before the update:
+//! `p = p - lr * weight_decay * p`, `lr` the scheduled base rate); [`AdamW`] is Adam with it on.
 use trellis_ir::{DType, Graph, NodeId, TensorType};
 
 use crate::{NnError, Result};
@@ -26,6 +30,9 @@ pub struct Adam {
     pub epsilon: f64,
     /// Clip the gradients by their global norm (Keras `global_clipnorm`).
     pub global_clipnorm: Option<f64>,
+    /// Decoupled weight decay (Keras `weight_decay`; see the module docs).
+    #[serde(default)]
+    pub weight_decay: Option<f64>,
 }
 
 impl Default for Adam {
@@ -36,6 +43,7 @@ impl Default for Adam {
             beta_2: 0.999,
             epsilon: 1e-7,
             global_clipnorm: None,
+            weight_decay: None,
         }
     }
 }
@@ -56,9 +64,21 @@ impl Adam {
         self.epsilon = epsilon;
         self
     }
-    pub fn with_global_clipnorm(mut self, norm: f64) -> Self {
-        self.global_clipnorm = Some(norm);
-        self
+}
+
+/// Keras's `AdamW`: [`Adam`] with decoupled weight decay, 0.004 by default (PyTorch's
+/// `AdamW` uses 0.01: set it with `with_weight_decay`).
+pub struct AdamW;
+
+impl AdamW {
+    /// Keras's defaults: `lr 1e-3`, `weight_decay 0.004`, Adam's betas and epsilon.
+    #[allow(clippy::should_implement_trait)]
+    pub fn default() -> Adam {
+        Adam::default().with_weight_decay(0.004)
+    }
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(learning_rate: f64) -> Adam {
+        Adam::new(learning_rate).with_weight_decay(0.004)
     }
 }
 
@@ -70,6 +90,8 @@ pub struct Sgd {
     pub momentum: f64,
     pub nesterov: bool,
     pub global_clipnorm: Option<f64>,
+    #[serde(default)]
+    pub weight_decay: Option<f64>,
 }
 
 impl Default for Sgd {
@@ -79,6 +101,7 @@ impl Default for Sgd {
             momentum: 0.0,
             nesterov: false,
             global_clipnorm: None,
+            weight_decay: None,
         }
     }
 }
@@ -98,28 +121,138 @@ impl Sgd {
         self.nesterov = yes;
         self
     }
-    pub fn with_global_clipnorm(mut self, norm: f64) -> Self {
-        self.global_clipnorm = Some(norm);
+}
+
+/// RMSprop with Keras's defaults (`lr 1e-3, rho 0.9, momentum 0, epsilon 1e-7`, not centered)
+/// and Keras's update (epsilon inside the square root; PyTorch adds it outside):
+///
+/// ```text
+/// v = rho v + (1 - rho) g^2
+/// centered: a = rho a + (1 - rho) g;  d = v - a^2 + epsilon     else d = v + epsilon
+/// step = lr g / sqrt(d)
+/// momentum: s = momentum s + step; p = p - s                     else p = p - step
+/// ```
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RmsProp {
+    pub learning_rate: f64,
+    pub rho: f64,
+    pub momentum: f64,
+    pub epsilon: f64,
+    pub centered: bool,
+    pub global_clipnorm: Option<f64>,
+    pub weight_decay: Option<f64>,
+}
+
+impl Default for RmsProp {
+    fn default() -> Self {
+        RmsProp {
+            learning_rate: 1e-3,
+            rho: 0.9,
+            momentum: 0.0,
+            epsilon: 1e-7,
+            centered: false,
+            global_clipnorm: None,
+            weight_decay: None,
+        }
+    }
+}
+
+impl RmsProp {
+    pub fn new(learning_rate: f64) -> Self {
+        RmsProp {
+            learning_rate,
+            ..Self::default()
+        }
+    }
+    pub fn with_rho(mut self, rho: f64) -> Self {
+        self.rho = rho;
+        self
+    }
+    pub fn with_momentum(mut self, momentum: f64) -> Self {
+        self.momentum = momentum;
+        self
+    }
+    pub fn with_epsilon(mut self, epsilon: f64) -> Self {
+        self.epsilon = epsilon;
+        self
+    }
+    pub fn with_centered(mut self, yes: bool) -> Self {
+        self.centered = yes;
         self
     }
 }
+
+/// Adagrad with Keras's defaults (`lr 1e-3, initial_accumulator_value 0.1, epsilon 1e-7`) and
+/// update: `a = a + g^2; p = p - lr g / sqrt(a + epsilon)`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Adagrad {
+    pub learning_rate: f64,
+    pub initial_accumulator_value: f64,
+    pub epsilon: f64,
+    pub global_clipnorm: Option<f64>,
+    pub weight_decay: Option<f64>,
+}
+
+impl Default for Adagrad {
+    fn default() -> Self {
+        Adagrad {
+            learning_rate: 1e-3,
+            initial_accumulator_value: 0.1,
+            epsilon: 1e-7,
+            global_clipnorm: None,
+            weight_decay: None,
+        }
+    }
+}
+
+impl Adagrad {
+    pub fn new(learning_rate: f64) -> Self {
+        Adagrad {
+            learning_rate,
+            ..Self::default()
+        }
+    }
+    pub fn with_initial_accumulator_value(mut self, v: f64) -> Self {
+        self.initial_accumulator_value = v;
+        self
+    }
+    pub fn with_epsilon(mut self, epsilon: f64) -> Self {
+        self.epsilon = epsilon;
+        self
+    }
+}
+
+/// The options every optimiser has: one definition of their setters.
+macro_rules! common_setters {
+    ($($t:ident),*) => {$(
+        impl $t {
+            /// Clip the gradients by their global norm (Keras `global_clipnorm`).
+            pub fn with_global_clipnorm(mut self, norm: f64) -> Self {
+                self.global_clipnorm = Some(norm);
+                self
+            }
+            /// Decoupled weight decay (Keras `weight_decay`; see the module docs).
+            pub fn with_weight_decay(mut self, weight_decay: f64) -> Self {
+                self.weight_decay = Some(weight_decay);
+                self
+            }
+        }
+        impl From<$t> for Optimizer {
+            fn from(o: $t) -> Self {
+                Optimizer::$t(o)
+            }
+        }
+    )*};
+}
+common_setters!(Adam, Sgd, RmsProp, Adagrad);
 
 /// An optimiser of [`Sequential::compile`](crate::Sequential::compile).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Optimizer {
     Adam(Adam),
     Sgd(Sgd),
-}
-
-impl From<Adam> for Optimizer {
-    fn from(a: Adam) -> Self {
-        Optimizer::Adam(a)
-    }
-}
-impl From<Sgd> for Optimizer {
-    fn from(s: Sgd) -> Self {
-        Optimizer::Sgd(s)
-    }
+    RmsProp(RmsProp),
+    Adagrad(Adagrad),
 }
 
 /// The nodes an optimiser added to a training graph.
@@ -127,6 +260,9 @@ impl From<Sgd> for Optimizer {
 pub struct OptimizerGraph {
     /// Scalar learning-rate input, fed with [`Optimizer::lr_for_step`] before every step.
     pub lr: NodeId,
+    /// Scalar `lr * weight_decay` input when the optimiser decays weights, fed with
+    /// [`Optimizer::decay_for_step`].
+    pub decay: Option<NodeId>,
     /// State inputs, `(name, node)`, in [`Optimizer::state_names`] order per parameter.
     pub states: Vec<(String, NodeId)>,
     /// `(input, new value)` for parameters and states.
@@ -134,11 +270,14 @@ pub struct OptimizerGraph {
 }
 
 impl Optimizer {
-    /// Keras's name.
+    /// Keras's name (`adamw` for Adam with weight decay, as Keras's `AdamW` reports).
     pub fn name(&self) -> &'static str {
         match self {
+            Optimizer::Adam(a) if a.weight_decay.is_some() => "adamw",
             Optimizer::Adam(_) => "adam",
             Optimizer::Sgd(_) => "sgd",
+            Optimizer::RmsProp(_) => "rmsprop",
+            Optimizer::Adagrad(_) => "adagrad",
         }
     }
 
@@ -148,6 +287,22 @@ impl Optimizer {
             Optimizer::Adam(_) => &["m", "v"],
             Optimizer::Sgd(s) if s.momentum != 0.0 => &["momentum"],
             Optimizer::Sgd(_) => &[],
+            Optimizer::RmsProp(r) => match (r.momentum != 0.0, r.centered) {
+                (false, false) => &["velocity"],
+                (true, false) => &["velocity", "momentum"],
+                (false, true) => &["velocity", "average_gradient"],
+                (true, true) => &["velocity", "momentum", "average_gradient"],
+            },
+            Optimizer::Adagrad(_) => &["accumulator"],
+        }
+    }
+
+    /// The value every element of state `name` starts from (Adagrad's accumulator starts at
+    /// `initial_accumulator_value`; everything else at zero).
+    pub fn state_init(&self, name: &str) -> f32 {
+        match self {
+            Optimizer::Adagrad(a) if name == "accumulator" => a.initial_accumulator_value as f32,
+            _ => 0.0,
         }
     }
 
@@ -156,6 +311,8 @@ impl Optimizer {
         match self {
             Optimizer::Adam(a) => a.learning_rate,
             Optimizer::Sgd(s) => s.learning_rate,
+            Optimizer::RmsProp(r) => r.learning_rate,
+            Optimizer::Adagrad(a) => a.learning_rate,
         }
     }
 
@@ -172,6 +329,8 @@ impl Optimizer {
         match self {
             Optimizer::Adam(a) => a.learning_rate = lr,
             Optimizer::Sgd(s) => s.learning_rate = lr,
+            Optimizer::RmsProp(r) => r.learning_rate = lr,
+            Optimizer::Adagrad(a) => a.learning_rate = lr,
         }
         Ok(())
     }
@@ -185,8 +344,14 @@ impl Optimizer {
                 let b2t = a.beta_2.powf(t);
                 (a.learning_rate * (1.0 - b2t).sqrt() / (1.0 - b1t)) as f32
             }
-            Optimizer::Sgd(s) => s.learning_rate as f32,
+            _ => self.learning_rate() as f32,
         }
+    }
+
+    /// The decay input's value (`lr * weight_decay`, the base rate as scheduled now); 0 when
+    /// the optimiser does not decay.
+    pub fn decay_for_step(&self) -> f32 {
+        (self.learning_rate() * self.weight_decay().unwrap_or(0.0)) as f32
     }
 
     /// Checks the hyperparameters (done by `compile`): a value that would make every weight
@@ -199,32 +364,48 @@ impl Optimizer {
                 message: message.into(),
             })
         };
-        let unit = |b: f64| (0.0..1.0).contains(&b);
-        let (lr, clip) = match self {
-            Optimizer::Adam(a) => {
-                if !unit(a.beta_1) {
-                    return bad("beta_1", a.beta_1, "must be in [0, 1)");
-                }
-                if !unit(a.beta_2) {
-                    return bad("beta_2", a.beta_2, "must be in [0, 1)");
-                }
-                if !(a.epsilon.is_finite() && a.epsilon > 0.0 && a.epsilon as f32 > 0.0) {
-                    return bad("epsilon", a.epsilon, "must be positive and finite (as f32)");
-                }
-                (a.learning_rate, a.global_clipnorm)
-            }
-            Optimizer::Sgd(s) => {
-                if !unit(s.momentum) {
-                    return bad("momentum", s.momentum, "must be in [0, 1)");
-                }
-                (s.learning_rate, s.global_clipnorm)
+        let unit = |name, b: f64| {
+            if (0.0..1.0).contains(&b) {
+                Ok(())
+            } else {
+                bad(name, b, "must be in [0, 1)")
             }
         };
+        let positive = |name, e: f64| {
+            if e.is_finite() && e > 0.0 && e as f32 > 0.0 {
+                Ok(())
+            } else {
+                bad(name, e, "must be positive and finite (as f32)")
+            }
+        };
+        match self {
+            Optimizer::Adam(a) => {
+                unit("beta_1", a.beta_1)?;
+                unit("beta_2", a.beta_2)?;
+                positive("epsilon", a.epsilon)?;
+            }
+            Optimizer::Sgd(s) => unit("momentum", s.momentum)?,
+            Optimizer::RmsProp(r) => {
+                unit("rho", r.rho)?;
+                unit("momentum", r.momentum)?;
+                positive("epsilon", r.epsilon)?;
+            }
+            Optimizer::Adagrad(a) => {
+                let v = a.initial_accumulator_value;
+                if !(v.is_finite() && v >= 0.0) {
+                    return bad("initial_accumulator_value", v, "must be finite and >= 0");
+                }
+                positive("epsilon", a.epsilon)?;
+            }
+        }
         // The learning rate is fed as f32: the one check lives in `set_learning_rate`.
-        self.clone().set_learning_rate(lr)?;
-        if let Some(c) = clip {
-            if !(c.is_finite() && c > 0.0 && c as f32 > 0.0) {
-                return bad("global_clipnorm", c, "must be positive and finite (as f32)");
+        self.clone().set_learning_rate(self.learning_rate())?;
+        if let Some(c) = self.clipnorm() {
+            positive("global_clipnorm", c)?;
+        }
+        if let Some(w) = self.weight_decay() {
+            if !(w.is_finite() && w >= 0.0) {
+                return bad("weight_decay", w, "must be finite and >= 0");
             }
         }
         Ok(())
@@ -234,6 +415,17 @@ impl Optimizer {
         match self {
             Optimizer::Adam(a) => a.global_clipnorm,
             Optimizer::Sgd(s) => s.global_clipnorm,
+            Optimizer::RmsProp(r) => r.global_clipnorm,
+            Optimizer::Adagrad(a) => a.global_clipnorm,
+        }
+    }
+
+    fn weight_decay(&self) -> Option<f64> {
+        match self {
+            Optimizer::Adam(a) => a.weight_decay,
+            Optimizer::Sgd(s) => s.weight_decay,
+            Optimizer::RmsProp(r) => r.weight_decay,
+            Optimizer::Adagrad(a) => a.weight_decay,
         }
     }
 
@@ -244,7 +436,11 @@ impl Optimizer {
         params: &[(String, NodeId)],
         grads: &[NodeId],
     ) -> Result<OptimizerGraph> {
-        let lr = g.input("optimizer.lr", TensorType::new([], DType::F32));
+        let scalar = TensorType::new([], DType::F32);
+        let lr = g.input("optimizer.lr", scalar.clone());
+        let decay = self
+            .weight_decay()
+            .map(|_| g.input("optimizer.decay", scalar));
         let grads = match self.clipnorm() {
             Some(c) => clip_by_global_norm(g, grads, c)?,
             None => grads.to_vec(),
@@ -252,6 +448,13 @@ impl Optimizer {
         let mut states = Vec::new();
         let mut updates = Vec::new();
         let c = |g: &mut Graph, v: f64| g.scalar(v, DType::F32);
+        // `rho s + (1 - rho) x`: the moving averages of Adam and RMSprop.
+        let average = |g: &mut Graph, rho: f64, s: NodeId, x: NodeId| -> Result<NodeId> {
+            let (r, nr) = (c(g, rho), c(g, 1.0 - rho));
+            let s0 = g.mul(r, s)?;
+            let x1 = g.mul(nr, x)?;
+            Ok(g.add(s0, x1)?)
+        };
         for ((name, p), &gr) in params.iter().zip(&grads) {
             let ty = g.ty(*p).clone();
             let mut state = |g: &mut Graph, s: &str| {
@@ -260,25 +463,27 @@ impl Optimizer {
                 states.push((full, n));
                 n
             };
+            // Keras decays before the update: `p - lr * weight_decay * p`.
+            let p0 = match decay {
+                Some(d) => {
+                    let pd = g.mul(*p, d)?;
+                    g.sub(*p, pd)?
+                }
+                None => *p,
+            };
             match self {
                 Optimizer::Adam(a) => {
                     let m = state(g, "m");
                     let v = state(g, "v");
-                    let (b1, b2) = (c(g, a.beta_1), c(g, a.beta_2));
-                    let (nb1, nb2) = (c(g, 1.0 - a.beta_1), c(g, 1.0 - a.beta_2));
                     let eps = c(g, a.epsilon);
-                    let m0 = g.mul(b1, m)?;
-                    let m1 = g.mul(nb1, gr)?;
-                    let m_new = g.add(m0, m1)?;
+                    let m_new = average(g, a.beta_1, m, gr)?;
                     let g2 = g.mul(gr, gr)?;
-                    let v0 = g.mul(b2, v)?;
-                    let v1 = g.mul(nb2, g2)?;
-                    let v_new = g.add(v0, v1)?;
+                    let v_new = average(g, a.beta_2, v, g2)?;
                     let sq = g.sqrt(v_new)?;
                     let den = g.add(sq, eps)?;
                     let num = g.mul(lr, m_new)?;
                     let step = g.div(num, den)?;
-                    let p_new = g.sub(*p, step)?;
+                    let p_new = g.sub(p0, step)?;
                     updates.extend([(*p, p_new), (m, m_new), (v, v_new)]);
                 }
                 Optimizer::Sgd(s) if s.momentum != 0.0 => {
@@ -290,21 +495,62 @@ impl Optimizer {
                     let p_new = if s.nesterov {
                         let mv2 = g.mul(mom, v_new)?;
                         let d = g.sub(mv2, lg)?;
-                        g.add(*p, d)?
+                        g.add(p0, d)?
                     } else {
-                        g.add(*p, v_new)?
+                        g.add(p0, v_new)?
                     };
                     updates.extend([(*p, p_new), (vel, v_new)]);
                 }
                 Optimizer::Sgd(_) => {
                     let lg = g.mul(lr, gr)?;
-                    let p_new = g.sub(*p, lg)?;
+                    let p_new = g.sub(p0, lg)?;
                     updates.push((*p, p_new));
+                }
+                Optimizer::RmsProp(r) => {
+                    let vel = state(g, "velocity");
+                    let mom = (r.momentum != 0.0).then(|| state(g, "momentum"));
+                    let avg = r.centered.then(|| state(g, "average_gradient"));
+                    let g2 = g.mul(gr, gr)?;
+                    let v_new = average(g, r.rho, vel, g2)?;
+                    updates.push((vel, v_new));
+                    let mut den = v_new;
+                    if let Some(a) = avg {
+                        let a_new = average(g, r.rho, a, gr)?;
+                        let a2 = g.mul(a_new, a_new)?;
+                        den = g.sub(den, a2)?;
+                        updates.push((a, a_new));
+                    }
+                    let eps = c(g, r.epsilon);
+                    let den = g.add(den, eps)?;
+                    let den = g.sqrt(den)?;
+                    let lg = g.mul(lr, gr)?;
+                    let mut step = g.div(lg, den)?;
+                    if let Some(m) = mom {
+                        let k = c(g, r.momentum);
+                        let km = g.mul(k, m)?;
+                        step = g.add(km, step)?;
+                        updates.push((m, step));
+                    }
+                    let p_new = g.sub(p0, step)?;
+                    updates.push((*p, p_new));
+                }
+                Optimizer::Adagrad(a) => {
+                    let acc = state(g, "accumulator");
+                    let g2 = g.mul(gr, gr)?;
+                    let acc_new = g.add(acc, g2)?;
+                    let eps = c(g, a.epsilon);
+                    let den = g.add(acc_new, eps)?;
+                    let den = g.sqrt(den)?;
+                    let lg = g.mul(lr, gr)?;
+                    let step = g.div(lg, den)?;
+                    let p_new = g.sub(p0, step)?;
+                    updates.extend([(*p, p_new), (acc, acc_new)]);
                 }
             }
         }
         Ok(OptimizerGraph {
             lr,
+            decay,
             states,
             updates,
         })

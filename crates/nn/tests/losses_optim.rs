@@ -1,13 +1,11 @@
-//! Losses against hand-computed values; Adam and SGD steps against the Keras formulas by hand;
-//! global-norm clipping; accuracy.
+//! Losses against hand-computed values; accuracy; losses and metrics through `fit`.
 use std::collections::HashMap;
 
-use trellis_ir::{run, Graph, NodeId, Precision, Tensor, TensorType};
-use trellis_jit::{compile, CompileOptions};
+use trellis_ir::{run, Graph, Precision, Tensor, TensorType};
 use trellis_nn::layers::Activation;
 use trellis_nn::losses::{weighted_mean, Loss};
 use trellis_nn::metrics::accuracy_counts;
-use trellis_nn::{Adam, Optimizer, Sgd};
+use trellis_nn::Sgd;
 
 /// Per-sample losses of `loss` for predictions/logits `z` `[n, k]` and targets `y` `[n, k]`,
 /// and the weighted mean with `w = 1/n`, through the interpreter.
@@ -122,123 +120,6 @@ fn mean_squared_error() {
     close(per[0], 2.5, 1e-7); // (1 + 4) / 2
     close(per[1], 0.5, 1e-7); // (0 + 1) / 2
     close(mean, 1.5, 1e-7);
-}
-
-/// Builds `loss(params)` and the optimiser's update, compiles it, and runs `steps` steps from
-/// `init`; returns the parameter values after each step.
-fn run_steps(
-    opt: Optimizer,
-    init: &[f32],
-    loss_fn: impl Fn(&mut Graph, &[NodeId]) -> NodeId,
-    steps: u64,
-) -> Vec<Vec<f32>> {
-    let mut g = Graph::new();
-    let ps: Vec<NodeId> = (0..init.len())
-        .map(|i| g.param(&format!("p{i}"), TensorType::f32([1])))
-        .collect();
-    let loss = loss_fn(&mut g, &ps);
-    let grads = trellis_autodiff::grad(&mut g, loss, &ps).unwrap();
-    let named: Vec<(String, NodeId)> = ps
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (format!("p{i}"), *p))
-        .collect();
-    let og = opt.build(&mut g, &named, &grads).unwrap();
-    g.set_outputs(vec![loss]);
-    let mut plan = compile(
-        &g,
-        &CompileOptions {
-            updates: og.updates.clone(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    for (p, v) in ps.iter().zip(init) {
-        plan.set_f32(*p, &[*v]).unwrap();
-    }
-    let mut out = Vec::new();
-    for step in 0..steps {
-        plan.set_f32(og.lr, &[opt.lr_for_step(step)]).unwrap();
-        plan.run().unwrap();
-        out.push(ps.iter().map(|p| plan.f32_slice(*p).unwrap()[0]).collect());
-    }
-    out
-}
-
-fn square(g: &mut Graph, ps: &[NodeId]) -> NodeId {
-    let sq = g.mul(ps[0], ps[0]).unwrap();
-    g.sum_all(sq).unwrap()
-}
-
-#[test]
-fn adam_two_steps_match_the_keras_formula() {
-    // loss = p^2 from p = 1 (gradient 2p); Keras Adam by hand in f64.
-    let (lr, b1, b2, eps) = (1e-3f64, 0.9f64, 0.999f64, 1e-7f64);
-    let (mut p, mut m, mut v) = (1.0f64, 0.0, 0.0);
-    let mut want = Vec::new();
-    for t in 1..=2 {
-        let g = 2.0 * p;
-        m = b1 * m + (1.0 - b1) * g;
-        v = b2 * v + (1.0 - b2) * g * g;
-        let lr_t = lr * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
-        p -= lr_t * m / (v.sqrt() + eps);
-        want.push(p);
-    }
-    // Step 1 moves by almost exactly lr (Adam's first step is lr * sign(g)).
-    assert!((want[0] - 0.999).abs() < 1e-7);
-    let got = run_steps(Adam::default().into(), &[1.0], square, 2);
-    close(got[0][0], want[0], 1e-7);
-    close(got[1][0], want[1], 1e-7);
-    assert!(got[1][0] < got[0][0]);
-}
-
-#[test]
-fn sgd_momentum_and_nesterov_match_by_hand() {
-    // lr 0.1, momentum 0.9, loss p^2 from 1: v1 = -0.2, p1 = 0.8; g2 = 1.6, v2 = -0.34,
-    // p2 = 0.46.
-    let got = run_steps(Sgd::new(0.1).with_momentum(0.9).into(), &[1.0], square, 2);
-    close(got[0][0], 0.8, 1e-6);
-    close(got[1][0], 0.46, 1e-6);
-    // Nesterov: p1 = 1 + 0.9 * -0.2 - 0.2 = 0.62.
-    let got = run_steps(
-        Sgd::new(0.1).with_momentum(0.9).with_nesterov(true).into(),
-        &[1.0],
-        square,
-        1,
-    );
-    close(got[0][0], 0.62, 1e-6);
-    // Plain SGD: p1 = 1 - 0.1 * 2.
-    let got = run_steps(Sgd::new(0.1).into(), &[1.0], square, 1);
-    close(got[0][0], 0.8, 1e-6);
-}
-
-#[test]
-fn clipping_by_global_norm() {
-    // loss = 3 p0 + 4 q0: gradients (3, 4), global norm 5.
-    let lin = |g: &mut Graph, ps: &[NodeId]| {
-        let three = g.scalar(3.0, trellis_ir::DType::F32);
-        let four = g.scalar(4.0, trellis_ir::DType::F32);
-        let a = g.mul(ps[0], three).unwrap();
-        let b = g.mul(ps[1], four).unwrap();
-        let s = g.add(a, b).unwrap();
-        g.sum_all(s).unwrap()
-    };
-    let got = run_steps(
-        Sgd::new(1.0).with_global_clipnorm(1.0).into(),
-        &[0.0, 0.0],
-        lin,
-        1,
-    );
-    close(got[0][0], -0.6, 1e-6);
-    close(got[0][1], -0.8, 1e-6);
-    let got = run_steps(
-        Sgd::new(1.0).with_global_clipnorm(10.0).into(),
-        &[0.0, 0.0],
-        lin,
-        1,
-    );
-    close(got[0][0], -3.0, 1e-6);
-    close(got[0][1], -4.0, 1e-6);
 }
 
 #[test]

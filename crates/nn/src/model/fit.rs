@@ -53,8 +53,8 @@ struct EpochRun {
     steps: usize,
     /// Samples trained on (fewer than the epoch's when a callback stopped it).
     seen: usize,
-    /// The learning-rate input fed to each step (a replay feeds the same).
-    lrs: Vec<f32>,
+    /// The learning-rate and decay inputs fed to each step (a replay feeds the same).
+    lrs: Vec<[f32; 2]>,
     /// The first batch whose step went non-finite, and what went wrong.
     bad: Option<(usize, String)>,
 }
@@ -279,7 +279,7 @@ impl Model {
         d: &TrainData,
         ep: &Epoch,
         mut hooks: Hooks,
-        replay: Option<(usize, &[f32])>,
+        replay: Option<(usize, &[[f32; 2]])>,
         bar: Option<&ProgressBar>,
     ) -> Result<EpochRun> {
         let c = ep.compiled;
@@ -305,12 +305,18 @@ impl Model {
             let rows = &ep.order[range];
             self.feed(r, &d.x, Some(&d.y), rows, &d.shapes, d.weights.as_deref())?;
             let o = r.sg.optimizer.as_ref().expect("training graph");
-            let lr = match replay {
+            let rates = match replay {
                 Some((_, lrs)) => lrs[bi],
-                None => self.compiled()?.optimizer.lr_for_step(self.step),
+                None => {
+                    let opt = &self.compiled()?.optimizer;
+                    [opt.lr_for_step(self.step), opt.decay_for_step()]
+                }
             };
-            r.plan.set_f32(o.lr, &[lr])?;
-            out.lrs.push(lr);
+            r.plan.set_f32(o.lr, &rates[..1])?;
+            if let Some(d) = o.decay {
+                r.plan.set_f32(d, &rates[1..])?;
+            }
+            out.lrs.push(rates);
             for m in &r.sg.masks {
                 let len = r.sg.graph.ty(m.node).numel();
                 let scale = 1.0 / (1.0 - m.rate);
@@ -384,7 +390,7 @@ impl Model {
         ep: &Epoch,
         step0: u64,
         batch: usize,
-        lrs: &[f32],
+        lrs: &[[f32; 2]],
     ) -> &'static str {
         self.step = step0;
         let replayed = (|| -> Result<bool> {

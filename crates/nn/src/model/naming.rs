@@ -147,15 +147,17 @@ impl Model {
         scopes
     }
 
-    /// Zero optimiser state for every parameter that has none yet (compiled and built).
+    /// Starting optimiser state ([`Optimizer::state_init`](crate::Optimizer::state_init)) for
+    /// every parameter that has none yet (compiled and built).
     pub(super) fn init_opt_state(&mut self) {
         let Some(c) = &self.compiled else { return };
         for s in &self.specs {
             for st in c.optimizer.state_names() {
                 let n: usize = s.shape.iter().product();
+                let v = c.optimizer.state_init(st);
                 self.opt_state
                     .entry(format!("optimizer.{st}.{}", s.name))
-                    .or_insert_with(|| vec![0.0; n]);
+                    .or_insert_with(|| vec![v; n]);
             }
         }
     }

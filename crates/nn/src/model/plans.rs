@@ -85,6 +85,8 @@ impl Model {
             r.plan.set_f32(*p, w)?;
         }
         r.pushed = Some(self.weights.version());
+        // Every state exists at its starting value (Adagrad's is not zero) before it is fed.
+        self.init_opt_state();
         if let Some(o) = &r.sg.optimizer {
             for (name, n) in &o.states {
                 let len = r.sg.graph.ty(*n).numel();
