@@ -68,7 +68,7 @@ impl Model {
             let name = match l.name() {
                 Some(n) => n.to_string(),
                 None => {
-                    let base = class.to_lowercase();
+                    let base = snake_case(&class);
                     let c = counts.entry(base.clone()).or_default();
                     *c += 1;
                     numbered(&base, *c - 1)
@@ -233,8 +233,43 @@ impl fmt::Display for Summary {
     }
 }
 
+/// Keras's layer name for a class: `LayerNormalization` -> `layer_normalization`,
+/// `SimpleRNN` -> `simple_rnn`, `GlobalAveragePooling1D` -> `global_average_pooling1d`, `LSTM`
+/// -> `lstm` (an underscore before a capital that starts a lowercase run, and between a
+/// lowercase letter and a capital).
+fn snake_case(class: &str) -> String {
+    let c: Vec<char> = class.chars().collect();
+    let mut out = String::new();
+    for (i, &ch) in c.iter().enumerate() {
+        if i > 0 && ch.is_ascii_uppercase() {
+            let starts_word = c.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
+            if starts_word || c[i - 1].is_ascii_lowercase() {
+                out.push('_');
+            }
+        }
+        out.push(ch.to_ascii_lowercase());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn class_names_snake_case_as_keras_does() {
+        let cases = [
+            ("LayerNormalization", "layer_normalization"),
+            ("SimpleRNN", "simple_rnn"),
+            ("GlobalAveragePooling1D", "global_average_pooling1d"),
+            ("LSTM", "lstm"),
+            ("RepeatVector", "repeat_vector"),
+            ("LSTMCell", "lstm_cell"),
+            ("Dense", "dense"),
+        ];
+        for (class, name) in cases {
+            assert_eq!(super::snake_case(class), name);
+        }
+    }
+
     use super::*;
 
     #[test]
