@@ -14,6 +14,7 @@ pub mod interp;
 pub mod lanes;
 pub mod lstm;
 pub mod models;
+pub mod normalization;
 pub mod op;
 pub mod ops;
 pub mod passes;

@@ -44,9 +44,9 @@ pub use init::Init;
 pub use layers::{
     Activation, Add, AdditiveAttention, Attention, Bidirectional, Concatenate, Dense, DenseConfig,
     Dot, Dropout, DropoutConfig, Embedding, EmbeddingConfig, Flatten, GlobalAveragePooling1D,
-    GlobalMaxPooling1D, Gru, GruConfig, Layer, LayerConfig, Lstm, LstmConfig, Masking, Merge,
-    Multiply, Name, Named, ParamSpec, Recurrent, RepeatVector, SimpleRnn, SimpleRnnConfig, Softmax,
-    Subtract,
+    GlobalMaxPooling1D, Gru, GruConfig, Layer, LayerConfig, LayerNormalization,
+    LayerNormalizationConfig, Lstm, LstmConfig, Masking, Merge, Multiply, Name, Named, ParamSpec,
+    Recurrent, RepeatVector, SimpleRnn, SimpleRnnConfig, Softmax, Subtract,
 };
 pub use losses::{Loss, LossConfig};
 pub use metrics::Metric;
@@ -67,9 +67,10 @@ pub mod prelude {
         Activation, Adagrad, Adam, AdamW, Add, AdditiveAttention, Attention, Bidirectional, Call,
         Callback, Concatenate, CsvLogger, Dense, DenseConfig, Dot, Dropout, EarlyStopping,
         Embedding, EmbeddingConfig, FitOptions, Flatten, GlobalAveragePooling1D,
-        GlobalMaxPooling1D, Gru, GruConfig, Input, Inputs, LayerRef, LearningRateScheduler, Loss,
-        Losses, LrSchedule, Lstm, LstmConfig, Masking, Merge, Metric, Model, ModelCheckpoint,
-        Multiply, Name, ReduceLROnPlateau, RepeatVector, RmsProp, Sequential, Sgd, SimpleRnn,
-        SimpleRnnConfig, Softmax, Subtract, SymTensor, Targets, TerminateOnNaN,
+        GlobalMaxPooling1D, Gru, GruConfig, Input, Inputs, LayerNormalization,
+        LayerNormalizationConfig, LayerRef, LearningRateScheduler, Loss, Losses, LrSchedule, Lstm,
+        LstmConfig, Masking, Merge, Metric, Model, ModelCheckpoint, Multiply, Name,
+        ReduceLROnPlateau, RepeatVector, RmsProp, Sequential, Sgd, SimpleRnn, SimpleRnnConfig,
+        Softmax, Subtract, SymTensor, Targets, TerminateOnNaN,
     };
 }

@@ -428,6 +428,25 @@ fn onnx_variants_export_with_references() {
             Loss::MeanSquaredError,
         ),
         (
+            // Opset 14 has no LayerNormalization: exported op by op, on sequences and rows.
+            "floats_layer_norm",
+            Sequential::new()
+                .with_seed(9)
+                .with_input_shape(&[6, 3])
+                .add(LstmConfig::new(4).with_return_sequences(true))
+                .add(LayerNormalization::new())
+                .add(Dense::new(5, Activation::Relu))
+                .add(LayerNormalizationConfig::new().with_center(false))
+                .add(Gru::new(3))
+                .add(
+                    LayerNormalizationConfig::new()
+                        .with_scale(false)
+                        .with_epsilon(1e-5),
+                )
+                .add(Dense::new(2, Activation::Tanh)),
+            Loss::MeanSquaredError,
+        ),
+        (
             // Keras's seq2seq addition shape: the encoder's last state at every decoder step.
             "floats_repeat_vector",
             Sequential::new()

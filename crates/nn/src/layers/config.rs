@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use super::{
     Add, AdditiveAttention, Attention, Bidirectional, Concatenate, DenseConfig, Dot, DropoutConfig,
     EmbeddingConfig, Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D, GruConfig, Layer,
-    LstmConfig, Masking, Merge, Multiply, Name, Recurrent, RepeatVector, SimpleRnnConfig, Softmax,
-    Subtract,
+    LayerNormalizationConfig, LstmConfig, Masking, Merge, Multiply, Name, Recurrent, RepeatVector,
+    SimpleRnnConfig, Softmax, Subtract,
 };
 use crate::{NnError, Result};
 
@@ -18,6 +18,7 @@ pub enum LayerConfig {
     Embedding(EmbeddingConfig),
     Dense(DenseConfig),
     Dropout(DropoutConfig),
+    LayerNormalization(LayerNormalizationConfig),
     #[serde(rename = "LSTM")]
     Lstm(LstmConfig),
     #[serde(rename = "GRU")]
@@ -56,6 +57,7 @@ impl LayerConfig {
             LayerConfig::Embedding(_) => "Embedding",
             LayerConfig::Dense(_) => "Dense",
             LayerConfig::Dropout(_) => "Dropout",
+            LayerConfig::LayerNormalization(_) => "LayerNormalization",
             LayerConfig::Lstm(_) => "LSTM",
             LayerConfig::Gru(_) => "GRU",
             LayerConfig::SimpleRnn(_) => "SimpleRNN",
@@ -83,6 +85,7 @@ impl LayerConfig {
             LayerConfig::Embedding(c) => Box::new(c.clone().init()),
             LayerConfig::Dense(c) => Box::new(c.clone().init()),
             LayerConfig::Dropout(c) => Box::new(c.clone().init()),
+            LayerConfig::LayerNormalization(c) => Box::new(c.clone().init()),
             LayerConfig::Lstm(c) => Box::new(c.clone().init()),
             LayerConfig::Gru(c) => Box::new(c.clone().init()),
             LayerConfig::SimpleRnn(c) => Box::new(c.clone().init()),

@@ -285,6 +285,30 @@ fn layer(
             };
             Ok(Value { name: y, dims, ..x })
         }
+        LayerConfig::LayerNormalization(n) => {
+            // Opset 14 has no LayerNormalization: its definition, op by op.
+            let mean_last = |b: &mut Builder, v: &str| {
+                let axes = [("axes", Attr::Ints(vec![-1])), ("keepdims", Attr::Int(1))];
+                b.node("ReduceMean", &[v], &axes)
+            };
+            let mean = mean_last(b, &x.name);
+            let xc = b.node("Sub", &[&x.name, &mean], &[]);
+            let sq = b.node("Mul", &[&xc, &xc], &[]);
+            let var = mean_last(b, &sq);
+            let eps = b.f32s(&format!("layer{i}_epsilon"), &[], &[n.epsilon as f32]);
+            let ve = b.node("Add", &[&var, &eps], &[]);
+            let sd = b.node("Sqrt", &[&ve], &[]);
+            let mut y = b.node("Div", &[&xc, &sd], &[]);
+            let mut params = names.iter().zip(params);
+            for (op, on) in [("Mul", n.scale), ("Add", n.center)] {
+                if on {
+                    let (name, (shape, v)) = params.next().expect("one parameter per flag");
+                    let p = b.f32s(name, shape, v);
+                    y = b.node(op, &[&y, &p], &[]);
+                }
+            }
+            Ok(Value { name: y, ..x })
+        }
         LayerConfig::Lstm(l) => {
             let cell = Cell::Lstm;
             recurrent(b, i, cell, l.units, l.return_sequences, None, params, x)
