@@ -342,20 +342,24 @@ impl Model {
             // Before differentiating: an embedding followed by a projection projects the table
             // once, and the backward graph follows that cheaper form.
             trellis_ir::passes::gather_before_matmul(&mut g);
+            // Only the trainable parameters are differentiated and updated.
+            let named: Vec<(String, NodeId)> = self
+                .specs
+                .iter()
+                .zip(params.iter().copied())
+                .zip(self.trains_param())
+                .filter(|(_, trains)| *trains)
+                .map(|((s, p), _)| (s.name.clone(), p))
+                .collect();
+            let wrt: Vec<NodeId> = named.iter().map(|(_, p)| *p).collect();
             let grads = match checkpoints {
-                None => trellis_autodiff::grad(&mut g, loss, &params)?,
+                None => trellis_autodiff::grad(&mut g, loss, &wrt)?,
                 Some(ck) => {
-                    let (grads, r) = grad_recomputing(&mut g, loss, &params, ck)?;
+                    let (grads, r) = grad_recomputing(&mut g, loss, &wrt, ck)?;
                     recompute = Some(r);
                     grads
                 }
             };
-            let named: Vec<(String, NodeId)> = self
-                .specs
-                .iter()
-                .map(|s| s.name.clone())
-                .zip(params.iter().copied())
-                .collect();
             Some(c.optimizer.build(&mut g, &named, &grads)?)
         } else {
             None

@@ -50,6 +50,7 @@ mod progress;
 mod saved;
 mod summary;
 mod topology;
+mod trainable;
 mod weights;
 
 pub(crate) use arrays::Values;
@@ -86,6 +87,8 @@ pub struct Model {
     opt_state: HashMap<String, Vec<f32>>,
     /// The optimiser kind `opt_state` and `step` belong to.
     state_owner: Option<String>,
+    /// Layers (indices into `topo.layers`) whose parameters do not train.
+    frozen: std::collections::BTreeSet<usize>,
     step: u64,
     epochs_done: usize,
     eval_batch: usize,
@@ -219,6 +222,7 @@ impl Model {
             compiled: None,
             opt_state: HashMap::new(),
             state_owner: None,
+            frozen: Default::default(),
             step: 0,
             epochs_done: 0,
             eval_batch: 32,

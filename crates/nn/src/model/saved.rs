@@ -40,6 +40,9 @@ struct Architecture {
     /// A functional model's calls (format version 2); none for a stack of layers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     graph: Option<CallGraph>,
+    /// Layers that do not train (Keras's `trainable: false`); older builds ignore it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    frozen: Vec<usize>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -146,6 +149,7 @@ impl Model {
         let arch = Architecture {
             input_shape: self.input_shape().map(<[usize]>::to_vec),
             layers,
+            frozen: self.frozen.iter().copied().collect(),
             graph: (!chain).then(|| CallGraph {
                 inputs: self.topo.inputs.clone(),
                 calls: self.topo.calls.clone(),
@@ -236,6 +240,11 @@ impl Model {
         topo.check()
             .map_err(|e| bad_file(path, format!("metadata architecture: {e}")))?;
         let mut model = Model::with_topology(topo);
+        for l in arch.frozen {
+            model
+                .set_trainable(l, false)
+                .map_err(|e| bad_file(path, format!("metadata architecture: {e}")))?;
+        }
         if let Some(c) = meta.get("compile") {
             let c: CompileConfig = from_json(path, "compile", c)?;
             let losses = match (c.loss, c.losses) {

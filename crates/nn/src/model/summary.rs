@@ -35,7 +35,7 @@ pub struct Summary {
     pub model: String,
     pub rows: Vec<SummaryRow>,
     pub total: usize,
-    /// Every trellis parameter is trained (there is no freezing yet).
+    /// The parameters of layers that train ([`Model::set_trainable`]).
     pub trainable: usize,
 }
 
@@ -127,6 +127,13 @@ impl Model {
             });
         }
         let total = rows.iter().map(|r| r.params).sum();
+        let frozen: usize = self
+            .specs
+            .iter()
+            .zip(self.trains_param())
+            .filter(|(_, trains)| !trains)
+            .map(|(s, _)| s.shape.iter().product::<usize>())
+            .sum();
         Ok(Summary {
             model: if functional {
                 "functional"
@@ -136,7 +143,7 @@ impl Model {
             .into(),
             rows,
             total,
-            trainable: total,
+            trainable: total - frozen,
         })
     }
 }
