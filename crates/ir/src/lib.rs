@@ -5,6 +5,7 @@
 //! elementwise) its scalar form for fusion and the JIT.
 pub mod attention;
 mod builder;
+pub mod conv;
 pub mod dot;
 pub mod error;
 pub mod functions;

@@ -4,10 +4,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Add, AdditiveAttention, Attention, Bidirectional, Concatenate, DenseConfig, Dot, DropoutConfig,
-    EmbeddingConfig, Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D, GruConfig, Layer,
-    LayerNormalizationConfig, LstmConfig, Masking, Merge, Multiply, Name, Recurrent, RepeatVector,
-    SimpleRnnConfig, Softmax, Subtract,
+    Add, AdditiveAttention, Attention, AveragePooling1D, Bidirectional, Concatenate, Conv1DConfig,
+    DenseConfig, Dot, DropoutConfig, EmbeddingConfig, Flatten, GlobalAveragePooling1D,
+    GlobalMaxPooling1D, GruConfig, Layer, LayerNormalizationConfig, LstmConfig, Masking,
+    MaxPooling1D, Merge, Multiply, Name, Recurrent, RepeatVector, SimpleRnnConfig, Softmax,
+    Subtract,
 };
 use crate::{NnError, Result};
 
@@ -18,6 +19,9 @@ pub enum LayerConfig {
     Embedding(EmbeddingConfig),
     Dense(DenseConfig),
     Dropout(DropoutConfig),
+    Conv1D(Conv1DConfig),
+    MaxPooling1D(MaxPooling1D),
+    AveragePooling1D(AveragePooling1D),
     LayerNormalization(LayerNormalizationConfig),
     #[serde(rename = "LSTM")]
     Lstm(LstmConfig),
@@ -57,6 +61,9 @@ impl LayerConfig {
             LayerConfig::Embedding(_) => "Embedding",
             LayerConfig::Dense(_) => "Dense",
             LayerConfig::Dropout(_) => "Dropout",
+            LayerConfig::Conv1D(_) => "Conv1D",
+            LayerConfig::MaxPooling1D(_) => "MaxPooling1D",
+            LayerConfig::AveragePooling1D(_) => "AveragePooling1D",
             LayerConfig::LayerNormalization(_) => "LayerNormalization",
             LayerConfig::Lstm(_) => "LSTM",
             LayerConfig::Gru(_) => "GRU",
@@ -85,6 +92,9 @@ impl LayerConfig {
             LayerConfig::Embedding(c) => Box::new(c.clone().init()),
             LayerConfig::Dense(c) => Box::new(c.clone().init()),
             LayerConfig::Dropout(c) => Box::new(c.clone().init()),
+            LayerConfig::Conv1D(c) => Box::new(c.clone().init()),
+            LayerConfig::MaxPooling1D(c) => Box::new(c.clone()),
+            LayerConfig::AveragePooling1D(c) => Box::new(c.clone()),
             LayerConfig::LayerNormalization(c) => Box::new(c.clone().init()),
             LayerConfig::Lstm(c) => Box::new(c.clone().init()),
             LayerConfig::Gru(c) => Box::new(c.clone().init()),

@@ -43,6 +43,7 @@ macro_rules! parameterless_layer {
 mod attention;
 mod bidirectional;
 mod config;
+mod conv;
 mod dense;
 mod dropout;
 mod embedding;
@@ -60,6 +61,7 @@ mod simple_rnn;
 pub use attention::{AdditiveAttention, Attention};
 pub use bidirectional::{Bidirectional, Merge};
 pub use config::LayerConfig;
+pub use conv::{Conv1D, Conv1DConfig};
 pub use dense::{Activation, Dense, DenseConfig};
 pub use dropout::{Dropout, DropoutConfig};
 pub use embedding::{Embedding, EmbeddingConfig};
@@ -69,10 +71,11 @@ pub use masking::Masking;
 pub use merge::{Add, Concatenate, Dot, Multiply, Subtract};
 pub use named::{Name, Named};
 pub use normalization::{LayerNormalization, LayerNormalizationConfig};
-pub use pooling::{GlobalAveragePooling1D, GlobalMaxPooling1D};
+pub use pooling::{AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D};
 pub use recurrent::Recurrent;
 pub use reshape::{Flatten, RepeatVector, Softmax};
 pub use simple_rnn::{SimpleRnn, SimpleRnnConfig};
+pub use trellis_ir::conv::Padding;
 
 /// A parameter a layer declares: its full name (PyTorch state-dict style), shape and
 /// initialiser.
@@ -100,6 +103,16 @@ pub enum Layout {
     BatchMajor,
     /// A sequence stored `[T, B, F]`.
     TimeMajor,
+}
+
+impl Layout {
+    /// The time axis of a sequence stored this way.
+    pub fn time_axis(self) -> usize {
+        match self {
+            Layout::TimeMajor => 0,
+            Layout::BatchMajor => 1,
+        }
+    }
 }
 
 /// A value flowing between layers.

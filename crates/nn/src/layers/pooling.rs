@@ -30,14 +30,6 @@ impl GlobalMaxPooling1D {
     }
 }
 
-/// The time axis of a sequence in `layout`.
-fn time_axis(layout: Layout) -> usize {
-    match layout {
-        Layout::TimeMajor => 0,
-        Layout::BatchMajor => 1,
-    }
-}
-
 /// The mask as `[.., .., 1]` in the sequence's layout (broadcasts over the features).
 fn mask3(g: &mut Graph, m: NodeId) -> Result<NodeId> {
     let d = g.ty(m).dims().to_vec();
@@ -63,7 +55,7 @@ impl GlobalAveragePooling1D {
         pooled(g, self.kind(), x, |g, x| self.pool(g, x))
     }
     fn pool(&self, g: &mut Graph, x: &Act) -> Result<NodeId> {
-        let t = time_axis(x.layout);
+        let t = x.layout.time_axis();
         let Some(m) = x.mask else {
             return Ok(g.mean(x.node, &[t], false)?);
         };
@@ -102,7 +94,7 @@ impl GlobalMaxPooling1D {
         let mut y = g.reshape(mx, [d[0], d[1]])?;
         if let Some(m) = x.mask {
             // Zero where no step is real.
-            let t = time_axis(x.layout);
+            let t = x.layout.time_axis();
             let m3 = mask3(g, m)?;
             let any = g.sum(m3, &[t], false)?; // [B, 1]
             let zero = g.scalar_like(any, 0.0)?;
@@ -112,3 +104,64 @@ impl GlobalMaxPooling1D {
         Ok(y)
     }
 }
+
+/// Keras's `MaxPooling1D` / `AveragePooling1D` (`padding="valid"`): windows of `pool_size`
+/// steps, `strides` apart (by default `pool_size`: no overlap), reduced per feature. Like
+/// Keras's, it does not take a mask (an error naming the fix).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MaxPooling1D {
+    pub pool_size: usize,
+    pub strides: Option<usize>,
+}
+
+/// The mean over windows of steps; see [`MaxPooling1D`].
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AveragePooling1D {
+    pub pool_size: usize,
+    pub strides: Option<usize>,
+}
+
+/// Keras's default window: two steps.
+macro_rules! window_pool {
+    ($ty:ident, $kind:literal, $pool:expr) => {
+        impl Default for $ty {
+            fn default() -> Self {
+                $ty::new(2)
+            }
+        }
+        impl $ty {
+            pub fn new(pool_size: usize) -> Self {
+                $ty {
+                    pool_size,
+                    strides: None,
+                }
+            }
+            pub fn with_strides(mut self, strides: usize) -> Self {
+                self.strides = Some(strides);
+                self
+            }
+            fn apply(&self, g: &mut Graph, x: Act) -> Result<Act> {
+                check_sequence(g, $kind, &x)?;
+                super::conv::refuse_mask($kind, &x)?;
+                let stride = self.strides.unwrap_or(self.pool_size);
+                let y = trellis_ir::conv::pool1d(
+                    g,
+                    x.node,
+                    x.layout.time_axis(),
+                    $pool,
+                    self.pool_size,
+                    stride,
+                )?;
+                Ok(Act::new(y, x.layout))
+            }
+        }
+        parameterless_layer!($ty, $kind);
+    };
+}
+
+window_pool!(MaxPooling1D, "max_pooling1d", trellis_ir::conv::Pool::Max);
+window_pool!(
+    AveragePooling1D,
+    "average_pooling1d",
+    trellis_ir::conv::Pool::Average
+);

@@ -23,6 +23,11 @@ use crate::data::SplitMix64;
 use crate::layers::{Act, ParamSpec, Scope};
 use crate::{NnError, Result};
 
+/// The sequence length ids are built at while their real length is unknown (declaring the
+/// parameters, the summary): no parameter depends on it, but a window (a convolution's kernel,
+/// a pooling) must fit in it.
+const PLACEHOLDER_STEPS: usize = 64;
+
 impl Model {
     /// Declares and initialises the parameters (done by `compile` when the input shapes are
     /// known or the model takes token ids, else by the first `fit`). Idempotent.
@@ -96,8 +101,8 @@ impl Model {
         Ok(())
     }
 
-    /// The per-sample shape of each input for building: as given, or `[1]` for ids of a
-    /// length not known yet (the parameters do not depend on it).
+    /// The per-sample shape of each input for building: as given, or [`PLACEHOLDER_STEPS`]
+    /// for ids of a length not known yet (the parameters do not depend on it).
     pub(super) fn build_rows(&self) -> Result<Vec<Vec<usize>>> {
         self.topo
             .inputs
@@ -105,7 +110,7 @@ impl Model {
             .enumerate()
             .map(|(i, s)| match &s.shape {
                 Some(s) if !s.is_empty() || self.input_takes_ids(i) => Ok(s.clone()),
-                None if self.input_takes_ids(i) => Ok(vec![1]),
+                None if self.input_takes_ids(i) => Ok(vec![PLACEHOLDER_STEPS]),
                 _ => Err(NnError::Model(
                     "the input shape is unknown: call with_input_shape (or fit) first".into(),
                 )),

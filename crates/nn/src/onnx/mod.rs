@@ -196,6 +196,9 @@ fn layer(
         | LayerConfig::Softmax(_)
         | LayerConfig::GlobalAveragePooling1D(_)
         | LayerConfig::GlobalMaxPooling1D(_)
+        | LayerConfig::Conv1D(_)
+        | LayerConfig::MaxPooling1D(_)
+        | LayerConfig::AveragePooling1D(_)
         | LayerConfig::Attention(_)
         | LayerConfig::AdditiveAttention(_)) => Err(unsupported(
             i,

@@ -1,0 +1,231 @@
+//! One-dimensional convolution and pooling along a sequence's time axis, as graph builders
+//! (Keras's `Conv1D`, `MaxPooling1D`, `AveragePooling1D`; PyTorch's `conv1d`, `max_pool1d`,
+//! `avg_pool1d`). The work is done time-major (`[T, B, F]`, seen as `[T, B·F]` rows): each
+//! kernel tap is then a window of rows (a strided one is a column range of a reshape), a
+//! convolution is one matrix product per tap summed (no im2col copy), and the compiler runs
+//! every piece as a view, a copy or a GEMM; autodiff derives the gradient from the slices.
+use crate::{Graph, IrError, NodeId, Result};
+
+/// Stride, dilation and zero padding `(before, after)` of the time axis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv1dSpec {
+    pub stride: usize,
+    pub dilation: usize,
+    pub padding: (usize, usize),
+}
+
+/// How a convolution pads the time axis (Keras's `padding`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Padding {
+    /// No padding: `T_out = (T - dilation (k - 1) - 1) / stride + 1`.
+    #[default]
+    Valid,
+    /// Zeros around the sequence so that `T_out = ceil(T / stride)`; the odd one after.
+    Same,
+    /// Zeros before the sequence only, `dilation (k - 1)` of them: step `t` sees no later step.
+    Causal,
+}
+
+impl Padding {
+    /// The zeros `(before, after)` for a sequence of `t` steps under a kernel of `k` taps.
+    pub fn amounts(self, t: usize, k: usize, stride: usize, dilation: usize) -> (usize, usize) {
+        let span = dilation * (k.max(1) - 1);
+        match self {
+            Padding::Valid => (0, 0),
+            Padding::Causal => (span, 0),
+            Padding::Same => {
+                let out = t.div_ceil(stride.max(1));
+                let total = ((out.max(1) - 1) * stride + span + 1).saturating_sub(t);
+                (total / 2, total - total / 2)
+            }
+        }
+    }
+}
+
+/// Steps out of `t` in, for `k` taps under `spec` (an error when the kernel does not fit).
+pub fn output_len(t: usize, k: usize, spec: &Conv1dSpec) -> Result<usize> {
+    if spec.stride == 0 || spec.dilation == 0 || k == 0 {
+        return Err(IrError::Invalid(format!(
+            "conv1d: kernel size {k}, stride {} and dilation {} must be positive",
+            spec.stride, spec.dilation
+        )));
+    }
+    let padded = t + spec.padding.0 + spec.padding.1;
+    let span = spec.dilation * (k - 1) + 1;
+    if padded < span {
+        return Err(IrError::Invalid(format!(
+            "conv1d: a kernel spanning {span} steps does not fit a sequence of {t} steps \
+             (padded to {padded}); pad it or use a smaller kernel"
+        )));
+    }
+    Ok((padded - span) / spec.stride + 1)
+}
+
+/// The sequence axis of `x` (`[T, B, F]` or `[B, T, F]`): `time_axis` must be 0 or 1.
+fn check_sequence(g: &Graph, what: &str, x: NodeId, time_axis: usize) -> Result<usize> {
+    let ty = g.ty(x);
+    if ty.rank() != 3 || time_axis > 1 || !ty.dtype.is_float() {
+        return Err(IrError::Invalid(format!(
+            "{what}: needs a float sequence [T, B, F] or [B, T, F] with its time axis 0 or 1, \
+             got {ty} with time axis {time_axis}"
+        )));
+    }
+    Ok(ty.dims()[time_axis])
+}
+
+/// Pads the time axis by `spec.padding`, and with more zeros after when `count` windows of
+/// `taps` taps (`spec`'s dilation apart and stride between windows) need them to be whole
+/// slices (the extra rows are never read).
+fn pad_for_windows(
+    g: &mut Graph,
+    x: NodeId,
+    axis: usize,
+    spec: &Conv1dSpec,
+    taps: usize,
+    count: usize,
+) -> Result<NodeId> {
+    let (before, after) = spec.padding;
+    let t = g.ty(x).dims()[axis];
+    let need = spec.dilation * (taps - 1) + count * spec.stride;
+    let total = (t + before + after).max(need);
+    if before == 0 && total == t {
+        return Ok(x);
+    }
+    g.pad(x, axis, before, total)
+}
+
+/// Rows `start, start + stride, ...` (`count` of them) of axis 0: one row slice, then for a
+/// stride above 1 a reshape to `[count, stride · rest]` and its first `rest` columns (a column
+/// window, as the compiler reads it). The slice must fit.
+fn strided_rows(
+    g: &mut Graph,
+    x: NodeId,
+    start: usize,
+    count: usize,
+    stride: usize,
+) -> Result<NodeId> {
+    let w = g.slice(x, 0, start, start + count * stride)?;
+    if stride == 1 {
+        return Ok(w);
+    }
+    let dims = g.ty(w).dims().to_vec();
+    let rest: usize = dims[1..].iter().product();
+    let w = g.reshape(w, [count, stride * rest])?;
+    let w = g.slice(w, 1, 0, rest)?;
+    let mut out = dims;
+    out[0] = count;
+    g.reshape(w, out.as_slice())
+}
+
+/// `x` time-major: swaps the first two axes when time is axis 1.
+fn time_major(g: &mut Graph, x: NodeId, time_axis: usize) -> Result<NodeId> {
+    Ok(if time_axis == 1 {
+        g.transpose(x, &[1, 0, 2])?
+    } else {
+        x
+    })
+}
+
+/// `y[t] = sum_j x[t stride + j dilation] W[:, :, j]^T + b` over the time axis of `x`
+/// (`[T, B, F]` or `[B, T, F]`, the time axis `time_axis`), after padding it by
+/// `spec.padding`. `weight` is PyTorch's `[out, F, k]`, `bias` `[out]`. Returns the same layout
+/// with `out` features.
+pub fn conv1d(
+    g: &mut Graph,
+    x: NodeId,
+    time_axis: usize,
+    weight: NodeId,
+    bias: Option<NodeId>,
+    spec: &Conv1dSpec,
+) -> Result<NodeId> {
+    let t = check_sequence(g, "conv1d", x, time_axis)?;
+    let dims = g.ty(x).dims().to_vec();
+    let f = dims[2];
+    let (out, k) = match g.ty(weight).dims() {
+        &[o, wf, k] if wf == f => (o, k),
+        other => {
+            return Err(IrError::Invalid(format!(
+                "conv1d: the kernel must be [out, {f}, k] for {f} input features, got {other:?}"
+            )))
+        }
+    };
+    if let Some(b) = bias {
+        if g.ty(b).dims() != [out] {
+            return Err(IrError::Invalid(format!(
+                "conv1d: the bias must be [{out}], got {}",
+                g.ty(b)
+            )));
+        }
+    }
+    let t_out = output_len(t, k, spec)?;
+    let xt = time_major(g, x, time_axis)?;
+    let xp = pad_for_windows(g, xt, 0, spec, k, t_out)?;
+    let batch = dims[1 - time_axis];
+    let rows = t_out * batch;
+    let mut z: Option<NodeId> = None;
+    for j in 0..k {
+        // Tap j: the rows it reads, times the kernel's column j (`[out, F]`).
+        let tap = strided_rows(g, xp, j * spec.dilation, t_out, spec.stride)?;
+        let tap = g.reshape(tap, [rows, f])?;
+        let wj = g.slice(weight, 2, j, j + 1)?;
+        let wj = g.reshape(wj, [out, f])?;
+        let zj = g.matmul_t(tap, wj, false, true)?;
+        z = Some(match z {
+            None => zj,
+            Some(acc) => g.add(acc, zj)?,
+        });
+    }
+    let mut z = z.expect("k >= 1");
+    if let Some(b) = bias {
+        z = g.add(z, b)?;
+    }
+    let y = g.reshape(z, [t_out, batch, out])?;
+    time_major(g, y, time_axis)
+}
+
+/// How a pooling window is reduced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pool {
+    Max,
+    Average,
+}
+
+/// Max or average over windows of `size` steps, `stride` apart, along the time axis (no
+/// padding: Keras's `padding="valid"`). Same layout, `(T - size) / stride + 1` steps.
+pub fn pool1d(
+    g: &mut Graph,
+    x: NodeId,
+    time_axis: usize,
+    pool: Pool,
+    size: usize,
+    stride: usize,
+) -> Result<NodeId> {
+    let t = check_sequence(g, "pool1d", x, time_axis)?;
+    let spec = Conv1dSpec {
+        stride,
+        dilation: 1,
+        padding: (0, 0),
+    };
+    let t_out = output_len(t, size, &spec)
+        .map_err(|e| IrError::Invalid(e.to_string().replace("conv1d", "pool1d")))?;
+    let xt = time_major(g, x, time_axis)?;
+    let xp = pad_for_windows(g, xt, 0, &spec, size, t_out)?;
+    let mut acc: Option<NodeId> = None;
+    for j in 0..size {
+        let w = strided_rows(g, xp, j, t_out, stride)?;
+        acc = Some(match (acc, pool) {
+            (None, _) => w,
+            (Some(a), Pool::Max) => g.maximum(a, w)?,
+            (Some(a), Pool::Average) => g.add(a, w)?,
+        });
+    }
+    let acc = acc.expect("size >= 1");
+    let y = match pool {
+        Pool::Max => acc,
+        Pool::Average => {
+            let s = g.scalar_like(acc, 1.0 / size as f64)?;
+            g.mul(acc, s)?
+        }
+    };
+    time_major(g, y, time_axis)
+}

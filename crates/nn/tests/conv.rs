@@ -1,0 +1,210 @@
+//! `Conv1D`, `MaxPooling1D` and `AveragePooling1D` in models: PyTorch's values through the layer
+//! API for every padding, stride and dilation in the fixtures, Keras's parameter counts and
+//! shapes, a CNN-LSTM text classifier that trains and saves, and the inputs they refuse.
+#[path = "../../../tests/common/golden_lstm.rs"]
+mod golden_lstm;
+use golden_lstm::Fixture;
+use trellis_nn::ndarray::{Array1, Array2, Array3, ArrayD};
+use trellis_nn::prelude::*;
+use trellis_nn::Layer;
+
+fn f32s(fx: &Fixture, key: &str) -> Vec<f32> {
+    fx.get(key).data.iter().map(|&v| v as f32).collect()
+}
+
+/// Predicts the fixture's `case.x` through `layer` (its weights the fixture's) and compares
+/// with `case.output`.
+fn check(fx: &Fixture, case: &str, layer: Box<dyn Layer>) {
+    let x = fx.get(&format!("{case}.x"));
+    let (b, t, f) = (x.shape[0], x.shape[1], x.shape[2]);
+    let mut m = Sequential::new().with_input_shape(&[t, f]);
+    m.push(layer);
+    m.compile(Adam::default(), Loss::MeanSquaredError, &[])
+        .unwrap();
+    for spec in m.param_specs().to_vec() {
+        let leaf = spec.name.rsplit('.').next().unwrap();
+        m.set_weight(&spec.name, &f32s(fx, &format!("{case}.{leaf}")))
+            .unwrap();
+    }
+    let x = Array3::from_shape_vec((b, t, f), f32s(fx, &format!("{case}.x"))).unwrap();
+    let got: ArrayD<f32> = m.predict(&x).unwrap();
+    let want = fx.get(&format!("{case}.output"));
+    assert_eq!(got.shape(), want.shape.as_slice(), "{case}");
+    for (k, (a, w)) in got.iter().zip(&want.data).enumerate() {
+        let w = *w as f32;
+        assert!(
+            (a - w).abs() <= 1e-5 + 1e-5 * w.abs(),
+            "{case}: output[{k}] {a} vs torch {w}"
+        );
+    }
+}
+
+#[test]
+fn conv1d_and_pooling_match_torch() {
+    let fx = Fixture::load("conv1d.json");
+    let conv = |o, k| Conv1DConfig::new(o, k);
+    let cases: Vec<(&str, Box<dyn Layer>)> = vec![
+        ("valid", conv(4, 3).into()),
+        (
+            "same_dilated",
+            conv(4, 3)
+                .with_padding(Padding::Same)
+                .with_dilation_rate(2)
+                .into(),
+        ),
+        (
+            "causal_strided",
+            conv(3, 2)
+                .with_padding(Padding::Causal)
+                .with_strides(2)
+                .into(),
+        ),
+        (
+            "same_strided",
+            conv(2, 4)
+                .with_padding(Padding::Same)
+                .with_strides(3)
+                .into(),
+        ),
+        ("pointwise", conv(3, 1).into()),
+        ("max_pool", MaxPooling1D::new(2).into()),
+        ("avg_pool", AveragePooling1D::new(3).with_strides(1).into()),
+    ];
+    for (case, layer) in cases {
+        check(&fx, case, layer);
+    }
+}
+
+#[test]
+fn summary_counts_and_shapes_like_keras() {
+    let mut m = Sequential::new()
+        .with_input_shape(&[20])
+        .add(Embedding::new(50, 8))
+        .add(Conv1D::new(16, 3, Activation::Relu))
+        .add(MaxPooling1D::default())
+        .add(
+            Conv1DConfig::new(4, 5)
+                .with_padding(Padding::Same)
+                .with_bias(false),
+        )
+        .add(AveragePooling1D::new(3).with_strides(2))
+        .add(Lstm::new(6));
+    let s = m.summary().unwrap();
+    let row = |i: usize| {
+        (
+            s.rows[i].name.as_str(),
+            s.rows[i].output_shape.clone(),
+            s.rows[i].params,
+        )
+    };
+    assert_eq!(
+        row(1),
+        ("conv1d", vec![None, Some(18), Some(16)], 3 * 8 * 16 + 16)
+    );
+    assert_eq!(row(2), ("max_pooling1d", vec![None, Some(9), Some(16)], 0));
+    assert_eq!(
+        row(3),
+        ("conv1d_1", vec![None, Some(9), Some(4)], 5 * 16 * 4)
+    );
+    assert_eq!(
+        row(4),
+        ("average_pooling1d", vec![None, Some(4), Some(4)], 0)
+    );
+    assert_eq!(s.rows[3].class, "Conv1D");
+    let names: Vec<&str> = m.param_specs().iter().map(|p| p.name.as_str()).collect();
+    assert!(
+        names.contains(&"conv1d.weight") && names.contains(&"conv1d.bias"),
+        "{names:?}"
+    );
+    assert_eq!(m.weight("conv1d.weight").unwrap().len(), 16 * 8 * 3);
+}
+
+/// Whether token 1 is followed by token 2 somewhere: a bigram a width-2 kernel sees.
+fn bigram_task() -> (Array2<i64>, Array1<f32>) {
+    let mut rng = trellis_nn::data::SplitMix64::new(12);
+    let (n, t) = (128, 12);
+    let mut x = Array2::<i64>::zeros((n, t));
+    let mut y = Vec::new();
+    for r in 0..n {
+        for c in 0..t {
+            x[[r, c]] = 1 + (rng.next_f64() * 6.0) as i64;
+        }
+        if r % 2 == 0 {
+            let at = (rng.next_f64() * (t - 1) as f64) as usize;
+            x[[r, at]] = 1;
+            x[[r, at + 1]] = 2;
+        }
+        let hit = (0..t - 1).any(|c| x[[r, c]] == 1 && x[[r, c + 1]] == 2);
+        y.push(f32::from(hit));
+    }
+    (x, Array1::from(y))
+}
+
+#[test]
+fn a_cnn_lstm_text_classifier_trains_and_saves() {
+    let (x, y) = bigram_task();
+    let mut m = Sequential::new()
+        .with_seed(2)
+        .add(Embedding::new(8, 8))
+        .add(
+            Conv1DConfig::new(16, 2)
+                .with_activation(Activation::Relu)
+                .with_padding(Padding::Same),
+        )
+        .add(MaxPooling1D::new(2))
+        .add(Lstm::new(8))
+        .add(Dense::new(1, Activation::Sigmoid));
+    m.compile(
+        Adam::new(0.01),
+        Loss::BinaryCrossentropy,
+        &[Metric::Accuracy],
+    )
+    .unwrap();
+    let h = m.fit(&x, &y, &FitOptions::new(30, 32).quiet()).unwrap();
+    let acc = h.accuracy();
+    assert!(
+        *acc.last().unwrap() > 0.95,
+        "loss {:?}, accuracy {acc:?}",
+        h.loss()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cnn.safetensors");
+    m.save_model(&path).unwrap();
+    let mut again = Sequential::load_model(&path).unwrap();
+    again.set_eval_batch_size(32);
+    let (a, b): (ArrayD<f32>, ArrayD<f32>) = (m.predict(&x).unwrap(), again.predict(&x).unwrap());
+    assert_eq!(a, b, "the loaded model predicts differently");
+}
+
+#[test]
+fn masks_and_kernels_that_do_not_fit_are_refused_by_name() {
+    let x = Array2::<i64>::ones((2, 4));
+    // Refused when the model is built: by compile when it can build, else by predict.
+    let predict = |mut m: Sequential| -> String {
+        m.compile(Adam::default(), Loss::MeanSquaredError, &[])
+            .and_then(|_| m.predict(&x).map(|_: ArrayD<f32>| ()))
+            .unwrap_err()
+            .to_string()
+    };
+    let masked = Sequential::new()
+        .add(EmbeddingConfig::new(5, 3).with_mask_zero(true))
+        .add(Conv1D::new(2, 2, Activation::Linear));
+    let e = predict(masked);
+    assert!(e.contains("conv1d") && e.contains("mask"), "{e}");
+    let masked_pool = Sequential::new()
+        .add(EmbeddingConfig::new(5, 3).with_mask_zero(true))
+        .add(MaxPooling1D::new(2));
+    let e = predict(masked_pool);
+    assert!(e.contains("max_pooling1d") && e.contains("mask"), "{e}");
+    let too_wide =
+        Sequential::new()
+            .add(Embedding::new(5, 3))
+            .add(Conv1D::new(2, 6, Activation::Linear));
+    let e = predict(too_wide);
+    assert!(e.contains("6 steps") && e.contains("4 steps"), "{e}");
+    let zero = Sequential::new()
+        .add(Embedding::new(5, 3))
+        .add(Conv1DConfig::new(2, 2).with_strides(0));
+    let e = predict(zero);
+    assert!(e.contains("strides"), "{e}");
+}
