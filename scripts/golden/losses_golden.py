@@ -15,7 +15,7 @@ input); `config` lists each case's loss and options. Keras's forms, by PyTorch:
 - (sparse) categorical cross-entropy: cross_entropy on logits (soft targets and
   label_smoothing as PyTorch's, which is Keras's y (1 - s) + s / K); on probabilities
   -sum y log(p / sum p);
-- Huber: huber_loss(delta).
+- Huber: huber_loss(delta); mean squared error: mse_loss; mean absolute error: l1_loss.
 """
 import torch
 import torch.nn.functional as F
@@ -85,6 +85,8 @@ def main():
     for delta in (1.0, 0.5, 2.5):
         case(cases, tensors, f"huber_{delta}", c("Huber", delta=delta), pred, reg,
              lambda p, y, dl=delta: F.huber_loss(p, y, delta=dl))
+    case(cases, tensors, "mse", c("MeanSquaredError"), pred, reg, F.mse_loss)
+    case(cases, tensors, "mae", c("MeanAbsoluteError"), pred, reg, F.l1_loss)
     write("losses.json", {
         "description": "trellis losses (Keras semantics) by PyTorch: mean loss and its "
                        "gradient w.r.t. the input, per case",

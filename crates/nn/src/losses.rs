@@ -29,6 +29,8 @@ pub enum Loss {
     /// normalised to sum 1 and clipped when given as probabilities, or the log-softmax of
     /// the logits (last activation a softmax, or `from_logits`).
     CategoricalCrossentropy,
+    /// Mean over the output units of `|prediction - target|` (robust to outliers; time series).
+    MeanAbsoluteError,
     /// Mean over the output units of `0.5 d^2` where `|d| <= delta`, `delta (|d| - delta/2)`
     /// beyond (`d = prediction - target`; `delta` 1 unless set).
     Huber,
@@ -115,6 +117,7 @@ impl Loss {
             Loss::MeanSquaredError => "mean_squared_error",
             Loss::CategoricalCrossentropy => "categorical_crossentropy",
             Loss::Huber => "huber",
+            Loss::MeanAbsoluteError => "mean_absolute_error",
         }
     }
     /// This loss on logits (`true`) or probabilities.
@@ -279,6 +282,7 @@ impl LossConfig {
             }
             (Loss::MeanSquaredError, _) => mse_per_sample(g, pred, y),
             (Loss::Huber, _) => huber_per_sample(g, pred, y, self.delta),
+            (Loss::MeanAbsoluteError, _) => mae_per_sample(g, pred, y),
         }
     }
 
@@ -357,6 +361,13 @@ pub fn mse_per_sample(g: &mut Graph, p: NodeId, y: NodeId) -> Result<NodeId> {
     let d = g.sub(p, y)?;
     let d2 = g.mul(d, d)?;
     mean_last(g, d2)
+}
+
+/// Mean absolute error over the last axis, `[.., 1]`.
+pub fn mae_per_sample(g: &mut Graph, p: NodeId, y: NodeId) -> Result<NodeId> {
+    let d = g.sub(p, y)?;
+    let a = g.abs(d)?;
+    mean_last(g, a)
 }
 
 /// Huber loss over the last axis, `[.., 1]`: with `a = |p - y|` and `q = min(a, delta)`,

@@ -27,6 +27,11 @@ pub enum Metric {
     TopKCategoricalAccuracy(usize),
     /// `exp` of the mean cross-entropy per real step (per sample), over the epoch.
     Perplexity,
+    /// Mean of `|prediction - target|` over every output unit of every real step (Keras's
+    /// `"mae"`); regression outputs, not class ids.
+    MeanAbsoluteError,
+    /// Mean of `(prediction - target)^2`, as [`Metric::MeanAbsoluteError`] (Keras's `"mse"`).
+    MeanSquaredError,
 }
 
 impl Metric {
@@ -40,6 +45,8 @@ impl Metric {
             Metric::Auc => "auc",
             Metric::TopKCategoricalAccuracy(_) => "top_k_categorical_accuracy",
             Metric::Perplexity => "perplexity",
+            Metric::MeanAbsoluteError => "mae",
+            Metric::MeanSquaredError => "mse",
         }
     }
 }
@@ -175,6 +182,14 @@ pub fn check(metrics: &[Metric], loss: &LossConfig, k: usize) -> crate::Result<(
                 "is computed for binary outputs, but the output has {k} classes under {}",
                 loss.name()
             )),
+            Metric::MeanAbsoluteError | Metric::MeanSquaredError
+                if loss.kind == Loss::SparseCategoricalCrossentropy =>
+            {
+                Some(format!(
+                    "compares values with targets, but {} takes class ids",
+                    loss.name()
+                ))
+            }
             Metric::Perplexity if !ce || (k > 1 && loss.kind == Loss::BinaryCrossentropy) => {
                 Some(format!(
                     "is the exp of a cross-entropy over classes, which {} with {k} unit(s) is not",
@@ -247,6 +262,8 @@ pub struct Tally {
     top_k: (u64, u64),
     /// Sum of `-ln p(true class)` and steps counted, for the perplexity.
     nll: (f64, u64),
+    /// Sums of `|p - y|` and `(p - y)^2`, and the values counted.
+    errors: (f64, f64, u64),
 }
 
 impl Tally {
@@ -264,6 +281,7 @@ impl Tally {
             scored: Vec::new(),
             top_k: (0, 0),
             nll: (0.0, 0),
+            errors: (0.0, 0.0, 0),
         }
     }
 
@@ -293,6 +311,8 @@ impl Tally {
             _ => None,
         });
         let nll = self.has(|m| *m == Metric::Perplexity);
+        let errors =
+            self.has(|m| matches!(m, Metric::MeanAbsoluteError | Metric::MeanSquaredError));
         for i in (0..n).filter(|&i| keep.is_none_or(|m| m[i] > 0.0)) {
             let p = &pred[i * k..(i + 1) * k];
             // The true class (binary: whether the label is positive).
@@ -338,6 +358,14 @@ impl Tally {
             if nll {
                 self.nll.0 += self.neg_log_likelihood(p, truth);
                 self.nll.1 += 1;
+            }
+            if errors {
+                for (&a, &b) in p.iter().zip(&y[i * k..(i + 1) * k]) {
+                    let d = a as f64 - b as f64;
+                    self.errors.0 += d.abs();
+                    self.errors.1 += d * d;
+                    self.errors.2 += 1;
+                }
             }
         }
     }
@@ -387,6 +415,8 @@ impl Tally {
                     Metric::Auc => roc_auc(&mut self.scored.clone()).unwrap_or(f64::NAN),
                     Metric::TopKCategoricalAccuracy(_) => ratio(self.top_k.0, self.top_k.1),
                     Metric::Perplexity => (self.nll.0 / self.nll.1.max(1) as f64).exp(),
+                    Metric::MeanAbsoluteError => self.errors.0 / self.errors.2.max(1) as f64,
+                    Metric::MeanSquaredError => self.errors.1 / self.errors.2.max(1) as f64,
                     Metric::Accuracy => unreachable!("filtered out"),
                 };
                 (format!("{prefix}{}", m.name()), v)

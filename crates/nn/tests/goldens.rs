@@ -35,6 +35,8 @@ fn loss_config(c: &Value) -> LossConfig {
         "SparseCategoricalCrossentropy" => Loss::SparseCategoricalCrossentropy,
         "CategoricalCrossentropy" => Loss::CategoricalCrossentropy,
         "Huber" => Loss::Huber,
+        "MeanSquaredError" => Loss::MeanSquaredError,
+        "MeanAbsoluteError" => Loss::MeanAbsoluteError,
         k => panic!("unknown loss {k}"),
     };
     kind.from_logits(c["from_logits"].as_bool().unwrap())
@@ -46,7 +48,7 @@ fn loss_config(c: &Value) -> LossConfig {
 fn losses_and_their_gradients_match_pytorch() {
     let f = fixture("losses.json");
     let cases = f["config"].as_object().unwrap();
-    assert_eq!(cases.len(), 13);
+    assert_eq!(cases.len(), 15);
     for (name, c) in cases {
         let loss = loss_config(c);
         loss.validate().unwrap();

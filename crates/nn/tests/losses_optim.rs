@@ -356,3 +356,68 @@ fn evaluate_reports_metrics_exact_over_all_batches() {
         .to_string();
     assert!(e.contains("top_k_categorical_accuracy"), "{e}");
 }
+
+/// Regression: MAE as the loss, `mae` and `mse` as metrics, computed from the predictions by
+/// hand over all batches; `mse` equals the MSE loss when that is the loss; class ids refused.
+#[test]
+fn regression_losses_and_metrics_match_the_predictions() {
+    use trellis_nn::metrics::Metric;
+    let (x, _) = float_task();
+    let y: Vec<f32> = x.chunks(3).map(|r| 2.0 * r[0] - r[1] + 0.3).collect();
+    let metrics = [Metric::MeanAbsoluteError, Metric::MeanSquaredError];
+    for loss in [Loss::MeanAbsoluteError, Loss::MeanSquaredError] {
+        let mut m = head(Activation::Linear);
+        m.compile(Sgd::new(0.1), loss, &metrics).unwrap();
+        let h = m
+            .fit(
+                (&x, [32, 3]),
+                (&y, [32, 1]),
+                &trellis_nn::FitOptions::new(30, 8).quiet(),
+            )
+            .unwrap();
+        assert!(h.loss()[29] < 0.2 * h.loss()[0], "{loss:?}: {:?}", h.loss());
+        m.set_eval_batch_size(5);
+        let ev = m.evaluate((&x, [32, 3]), (&y, [32, 1])).unwrap();
+        let p = m.predict((&x, [32, 3])).unwrap();
+        let d: Vec<f64> = p.iter().zip(&y).map(|(a, b)| (a - b) as f64).collect();
+        let mae = d.iter().map(|v| v.abs()).sum::<f64>() / 32.0;
+        let mse = d.iter().map(|v| v * v).sum::<f64>() / 32.0;
+        assert!(
+            (ev.get("mae").unwrap() - mae).abs() < 1e-6,
+            "{ev:?} vs {mae}"
+        );
+        assert!(
+            (ev.get("mse").unwrap() - mse).abs() < 1e-6,
+            "{ev:?} vs {mse}"
+        );
+        let want = if loss == Loss::MeanAbsoluteError {
+            mae
+        } else {
+            mse
+        };
+        assert!(
+            (ev.loss - want).abs() < 1e-5,
+            "{loss:?}: {} vs {want}",
+            ev.loss
+        );
+    }
+    let mut m = trellis_nn::Sequential::new()
+        .with_input_shape(&[3])
+        .add(trellis_nn::Dense::new(2, Activation::Softmax));
+    m.compile(
+        Sgd::new(0.1),
+        Loss::SparseCategoricalCrossentropy,
+        &[Metric::MeanAbsoluteError],
+    )
+    .unwrap();
+    let ids = vec![0.0f32; 32];
+    let e = m
+        .fit(
+            (&x, [32, 3]),
+            (&ids, [32]),
+            &trellis_nn::FitOptions::new(1, 8).quiet(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("mae") && e.contains("class ids"), "{e}");
+}

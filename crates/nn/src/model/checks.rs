@@ -343,7 +343,7 @@ fn check_target_values(loss: Loss, y: &Shaped<Cow<[f32]>>, s: &Shapes, o: usize)
                     format!("sparse categorical cross-entropy takes class ids 0..{k}"),
                 )
             }),
-        Loss::MeanSquaredError | Loss::Huber => y
+        Loss::MeanSquaredError | Loss::Huber | Loss::MeanAbsoluteError => y
             .iter()
             .position(|v| !v.is_finite())
             .map(|i| bad(i, "targets must be finite".into())),
