@@ -57,7 +57,7 @@ pub use model::{
 };
 /// The array crate that [`Inputs`] and [`Targets`] convert from (same version as trellis).
 pub use ndarray;
-pub use optim::{Adagrad, Adam, AdamW, Optimizer, RmsProp, Sgd};
+pub use optim::{Adagrad, Adam, AdamW, Optimizer, OptimizerOptions, RmsProp, Sgd};
 pub use schedules::LrSchedule;
 
 /// Everything a model script needs.

@@ -13,6 +13,24 @@ use trellis_ir::{DType, Graph, NodeId, TensorType};
 
 use crate::{NnError, Result};
 
+/// What every optimiser takes besides its own hyperparameters (Keras's base `Optimizer`
+/// arguments). At most one of the three clippings may be set, as in Keras. Clipping happens
+/// before the update: `clipnorm` scales each gradient to at most that L2 norm,
+/// `global_clipnorm` all of them together, `clipvalue` clamps each element to
+/// `[-clipvalue, clipvalue]`.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OptimizerOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clipnorm: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clipvalue: Option<f64>,
+    #[serde(default)]
+    pub global_clipnorm: Option<f64>,
+    /// Decoupled weight decay (Keras `weight_decay`; see the module docs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_decay: Option<f64>,
+}
+
 /// Adam, with the Keras defaults (`lr 1e-3, beta_1 0.9, beta_2 0.999, epsilon 1e-7`) and the
 /// Keras update:
 ///
@@ -28,11 +46,8 @@ pub struct Adam {
     pub beta_1: f64,
     pub beta_2: f64,
     pub epsilon: f64,
-    /// Clip the gradients by their global norm (Keras `global_clipnorm`).
-    pub global_clipnorm: Option<f64>,
-    /// Decoupled weight decay (Keras `weight_decay`; see the module docs).
-    #[serde(default)]
-    pub weight_decay: Option<f64>,
+    #[serde(flatten)]
+    pub options: OptimizerOptions,
 }
 
 impl Default for Adam {
@@ -42,8 +57,7 @@ impl Default for Adam {
             beta_1: 0.9,
             beta_2: 0.999,
             epsilon: 1e-7,
-            global_clipnorm: None,
-            weight_decay: None,
+            options: OptimizerOptions::default(),
         }
     }
 }
@@ -89,9 +103,8 @@ pub struct Sgd {
     pub learning_rate: f64,
     pub momentum: f64,
     pub nesterov: bool,
-    pub global_clipnorm: Option<f64>,
-    #[serde(default)]
-    pub weight_decay: Option<f64>,
+    #[serde(flatten)]
+    pub options: OptimizerOptions,
 }
 
 impl Default for Sgd {
@@ -100,8 +113,7 @@ impl Default for Sgd {
             learning_rate: 0.01,
             momentum: 0.0,
             nesterov: false,
-            global_clipnorm: None,
-            weight_decay: None,
+            options: OptimizerOptions::default(),
         }
     }
 }
@@ -139,8 +151,8 @@ pub struct RmsProp {
     pub momentum: f64,
     pub epsilon: f64,
     pub centered: bool,
-    pub global_clipnorm: Option<f64>,
-    pub weight_decay: Option<f64>,
+    #[serde(flatten)]
+    pub options: OptimizerOptions,
 }
 
 impl Default for RmsProp {
@@ -151,8 +163,7 @@ impl Default for RmsProp {
             momentum: 0.0,
             epsilon: 1e-7,
             centered: false,
-            global_clipnorm: None,
-            weight_decay: None,
+            options: OptimizerOptions::default(),
         }
     }
 }
@@ -189,8 +200,8 @@ pub struct Adagrad {
     pub learning_rate: f64,
     pub initial_accumulator_value: f64,
     pub epsilon: f64,
-    pub global_clipnorm: Option<f64>,
-    pub weight_decay: Option<f64>,
+    #[serde(flatten)]
+    pub options: OptimizerOptions,
 }
 
 impl Default for Adagrad {
@@ -199,8 +210,7 @@ impl Default for Adagrad {
             learning_rate: 1e-3,
             initial_accumulator_value: 0.1,
             epsilon: 1e-7,
-            global_clipnorm: None,
-            weight_decay: None,
+            options: OptimizerOptions::default(),
         }
     }
 }
@@ -226,14 +236,24 @@ impl Adagrad {
 macro_rules! common_setters {
     ($($t:ident),*) => {$(
         impl $t {
+            /// Clip each gradient to this L2 norm (Keras `clipnorm`).
+            pub fn with_clipnorm(mut self, norm: f64) -> Self {
+                self.options.clipnorm = Some(norm);
+                self
+            }
+            /// Clamp each gradient element to `[-value, value]` (Keras `clipvalue`).
+            pub fn with_clipvalue(mut self, value: f64) -> Self {
+                self.options.clipvalue = Some(value);
+                self
+            }
             /// Clip the gradients by their global norm (Keras `global_clipnorm`).
             pub fn with_global_clipnorm(mut self, norm: f64) -> Self {
-                self.global_clipnorm = Some(norm);
+                self.options.global_clipnorm = Some(norm);
                 self
             }
             /// Decoupled weight decay (Keras `weight_decay`; see the module docs).
             pub fn with_weight_decay(mut self, weight_decay: f64) -> Self {
-                self.weight_decay = Some(weight_decay);
+                self.options.weight_decay = Some(weight_decay);
                 self
             }
         }
@@ -273,7 +293,7 @@ impl Optimizer {
     /// Keras's name (`adamw` for Adam with weight decay, as Keras's `AdamW` reports).
     pub fn name(&self) -> &'static str {
         match self {
-            Optimizer::Adam(a) if a.weight_decay.is_some() => "adamw",
+            Optimizer::Adam(a) if a.options.weight_decay.is_some() => "adamw",
             Optimizer::Adam(_) => "adam",
             Optimizer::Sgd(_) => "sgd",
             Optimizer::RmsProp(_) => "rmsprop",
@@ -400,8 +420,25 @@ impl Optimizer {
         }
         // The learning rate is fed as f32: the one check lives in `set_learning_rate`.
         self.clone().set_learning_rate(self.learning_rate())?;
-        if let Some(c) = self.clipnorm() {
-            positive("global_clipnorm", c)?;
+        let o = self.options();
+        let clips = [
+            ("clipnorm", o.clipnorm),
+            ("clipvalue", o.clipvalue),
+            ("global_clipnorm", o.global_clipnorm),
+        ];
+        for (name, c) in clips {
+            if let Some(c) = c {
+                positive(name, c)?;
+            }
+        }
+        if clips.iter().filter(|c| c.1.is_some()).count() > 1 {
+            return Err(NnError::InvalidArgument {
+                name: "clipnorm",
+                value: format!("{o:?}"),
+                message: "at most one of clipnorm, clipvalue and global_clipnorm can be set (as \
+                          in Keras)"
+                    .into(),
+            });
         }
         if let Some(w) = self.weight_decay() {
             if !(w.is_finite() && w >= 0.0) {
@@ -411,22 +448,18 @@ impl Optimizer {
         Ok(())
     }
 
-    fn clipnorm(&self) -> Option<f64> {
+    /// The options every optimiser has.
+    pub fn options(&self) -> &OptimizerOptions {
         match self {
-            Optimizer::Adam(a) => a.global_clipnorm,
-            Optimizer::Sgd(s) => s.global_clipnorm,
-            Optimizer::RmsProp(r) => r.global_clipnorm,
-            Optimizer::Adagrad(a) => a.global_clipnorm,
+            Optimizer::Adam(a) => &a.options,
+            Optimizer::Sgd(s) => &s.options,
+            Optimizer::RmsProp(r) => &r.options,
+            Optimizer::Adagrad(a) => &a.options,
         }
     }
 
     fn weight_decay(&self) -> Option<f64> {
-        match self {
-            Optimizer::Adam(a) => a.weight_decay,
-            Optimizer::Sgd(s) => s.weight_decay,
-            Optimizer::RmsProp(r) => r.weight_decay,
-            Optimizer::Adagrad(a) => a.weight_decay,
-        }
+        self.options().weight_decay
     }
 
     /// Appends the update of `params` (`(name, node)`) given their gradients.
@@ -441,9 +474,23 @@ impl Optimizer {
         let decay = self
             .weight_decay()
             .map(|_| g.input("optimizer.decay", scalar));
-        let grads = match self.clipnorm() {
-            Some(c) => clip_by_global_norm(g, grads, c)?,
-            None => grads.to_vec(),
+        let o = self.options();
+        let grads = match (o.clipnorm, o.clipvalue, o.global_clipnorm) {
+            (Some(c), _, _) => grads
+                .iter()
+                .map(|&gr| Ok(clip_by_global_norm(g, &[gr], c)?[0]))
+                .collect::<Result<Vec<_>>>()?,
+            (_, Some(v), _) => grads
+                .iter()
+                .map(|&gr| {
+                    let hi = g.scalar_like(gr, v)?;
+                    let lo = g.scalar_like(gr, -v)?;
+                    let up = g.minimum(gr, hi)?;
+                    Ok(g.maximum(up, lo)?)
+                })
+                .collect::<Result<Vec<_>>>()?,
+            (_, _, Some(c)) => clip_by_global_norm(g, grads, c)?,
+            _ => grads.to_vec(),
         };
         let mut states = Vec::new();
         let mut updates = Vec::new();

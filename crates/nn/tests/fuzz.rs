@@ -130,7 +130,7 @@ fn optimizer() -> impl Strategy<Value = Optimizer> {
         )
             .prop_map(|(lr, b1, b2, eps, clip)| {
                 let mut a = Adam::new(lr).with_betas(b1, b2).with_epsilon(eps);
-                a.global_clipnorm = clip;
+                a.options.global_clipnorm = clip;
                 Optimizer::from(a)
             }),
         // Up to rates that diverge, so the non-finite guard is exercised.
@@ -142,8 +142,30 @@ fn optimizer() -> impl Strategy<Value = Optimizer> {
         )
             .prop_map(|(lr, mom, nesterov, clip)| {
                 let mut s = Sgd::new(lr).with_momentum(mom).with_nesterov(nesterov);
-                s.global_clipnorm = clip;
+                s.options.global_clipnorm = clip;
                 Optimizer::from(s)
+            }),
+        // RMSprop (any momentum, centered or not) with per-gradient clipping, Adagrad with
+        // clamped values, both with weight decay.
+        (
+            float_param(1e-4..0.5),
+            float_param(0.0..0.99),
+            any::<bool>(),
+            float_param(0.1..5.0),
+            float_param(0.0..0.1)
+        )
+            .prop_map(|(lr, mom, centered, c, wd)| {
+                let r = RmsProp::new(lr).with_momentum(mom).with_centered(centered);
+                Optimizer::from(r.with_clipnorm(c).with_weight_decay(wd))
+            }),
+        (
+            float_param(1e-4..0.5),
+            float_param(0.1..5.0),
+            float_param(0.0..0.1)
+        )
+            .prop_map(|(lr, v, wd)| {
+                let a = Adagrad::new(lr).with_clipvalue(v).with_weight_decay(wd);
+                Optimizer::from(a)
             }),
     ]
 }
@@ -186,7 +208,8 @@ fn case() -> impl Strategy<Value = Case> {
         prop_oneof![
             Just(Loss::BinaryCrossentropy),
             Just(Loss::SparseCategoricalCrossentropy),
-            Just(Loss::MeanSquaredError)
+            Just(Loss::MeanSquaredError),
+            Just(Loss::MeanAbsoluteError)
         ],
         any::<bool>(),
         optimizer(),
@@ -340,7 +363,7 @@ fn data(c: &Case) -> (Inputs<'static>, Targets<'static>) {
         .map(|_| match c.loss {
             Loss::BinaryCrossentropy => rng.below(2) as f32,
             Loss::SparseCategoricalCrossentropy => rng.below(k as u64) as f32,
-            Loss::MeanSquaredError | Loss::Huber => rng.next_f64() as f32,
+            Loss::MeanSquaredError | Loss::Huber | Loss::MeanAbsoluteError => rng.next_f64() as f32,
             Loss::CategoricalCrossentropy => rng.below(2) as f32,
         })
         .collect();

@@ -135,6 +135,25 @@ fn clipping_by_global_norm() {
     );
     close(got[0][0], -3.0, 1e-6);
     close(got[0][1], -4.0, 1e-6);
+    // Per gradient: each of 3 and 4 scaled to norm 1 (clipnorm), or clamped to 2 (clipvalue).
+    let got = run_steps(Sgd::new(1.0).with_clipnorm(1.0).into(), &[0.0, 0.0], lin, 1);
+    close(got[0][0], -1.0, 1e-6);
+    close(got[0][1], -1.0, 1e-6);
+    let got = run_steps(
+        Sgd::new(1.0).with_clipvalue(3.5).into(),
+        &[0.0, 0.0],
+        lin,
+        1,
+    );
+    close(got[0][0], -3.0, 1e-6);
+    close(got[0][1], -3.5, 1e-6);
+    // Keras allows one clipping at a time.
+    let both: Optimizer = Adam::default()
+        .with_clipnorm(1.0)
+        .with_clipvalue(1.0)
+        .into();
+    let e = both.validate().unwrap_err().to_string();
+    assert!(e.contains("at most one of clipnorm"), "{e}");
 }
 
 /// `loss = p^4 / 4` (gradient `p^3`): a gradient that changes as `p` moves, so an optimiser
