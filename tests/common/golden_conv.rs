@@ -1,23 +1,12 @@
 //! Shared by the tests that check `trellis_ir::conv` against PyTorch (`tests/fixtures/conv1d.json`,
-//! from `scripts/golden/conv_golden.py`): builds one case's convolution or pooling, `loss =
-//! sum(output * R)` and its gradients as a graph, on a batch-major or time-major sequence.
-//! Included with `#[path]` beside `golden_lstm.rs` (whose fixture loader it uses).
+//! from `scripts/golden/conv_golden.py`): one case's convolution or pooling and `loss =
+//! sum(output * R)` as a [`GoldenGraph`], on a batch-major or time-major sequence. Included
+//! with `#[path]` beside `golden_graph.rs` and `golden_lstm.rs`.
 #![allow(dead_code)]
-use crate::golden_lstm::{Fixture, Golden};
-use trellis_autodiff::grad;
+use crate::golden_graph::GoldenGraph;
+use crate::golden_lstm::Fixture;
 use trellis_ir::conv::{conv1d, pool1d, Conv1dSpec, Pool};
-use trellis_ir::{DType, Graph, NodeId, TensorType};
-
-pub struct ConvCase {
-    pub g: Graph,
-    pub feeds: Vec<(NodeId, Golden)>,
-    /// Batch-major `[B, T_out, O]`, as the fixture's `output`.
-    pub output: NodeId,
-    pub loss: NodeId,
-    /// `(leaf, torch gradient name)`, and the gradient nodes in the same order.
-    pub wrt: Vec<(NodeId, String)>,
-    pub grads: Vec<NodeId>,
-}
+use trellis_ir::DType;
 
 pub const CONVS: [&str; 5] = [
     "valid",
@@ -28,79 +17,6 @@ pub const CONVS: [&str; 5] = [
 ];
 pub const POOLS: [(&str, Pool); 2] = [("max_pool", Pool::Max), ("avg_pool", Pool::Average)];
 
-fn int(fx: &Fixture, key: &str) -> usize {
-    fx.get(key).data[0] as usize
-}
-
-/// Case `case` (a convolution, or a pooling when `pool` is set) as a graph of `dtype`; with
-/// `time_major` the sequence enters as `[T, B, F]` (a transpose of the fixture's `x`).
-pub fn build(
-    fx: &Fixture,
-    case: &str,
-    pool: Option<Pool>,
-    time_major: bool,
-    dtype: DType,
-) -> ConvCase {
-    let mut g = Graph::new();
-    let mut feeds = Vec::new();
-    let mut wrt = Vec::new();
-    let mut param = |g: &mut Graph, name: &str| -> NodeId {
-        let t = fx.get(&format!("{case}.{name}")).clone();
-        let id = g.param(name, TensorType::new(t.shape.clone(), dtype));
-        wrt.push((id, format!("{case}.grad_{name}")));
-        feeds.push((id, t));
-        id
-    };
-    let x = param(&mut g, "x");
-    let (xs, axis) = if time_major {
-        (g.transpose(x, &[1, 0, 2]).unwrap(), 0)
-    } else {
-        (x, 1)
-    };
-    let y = match pool {
-        Some(p) => {
-            let (size, stride) = (
-                int(fx, &format!("{case}.size")),
-                int(fx, &format!("{case}.stride")),
-            );
-            pool1d(&mut g, xs, axis, p, size, stride).unwrap()
-        }
-        None => {
-            let w = param(&mut g, "weight");
-            let b = param(&mut g, "bias");
-            let spec = Conv1dSpec {
-                stride: int(fx, &format!("{case}.stride")),
-                dilation: int(fx, &format!("{case}.dilation")),
-                padding: (
-                    int(fx, &format!("{case}.pad_before")),
-                    int(fx, &format!("{case}.pad_after")),
-                ),
-            };
-            conv1d(&mut g, xs, axis, w, Some(b), &spec).unwrap()
-        }
-    };
-    let output = if time_major {
-        g.transpose(y, &[1, 0, 2]).unwrap()
-    } else {
-        y
-    };
-    let r_t = fx.get(&format!("{case}.R")).clone();
-    let r = g.input("R", TensorType::new(r_t.shape.clone(), dtype));
-    feeds.push((r, r_t));
-    let yr = g.mul(output, r).unwrap();
-    let loss = g.sum_all(yr).unwrap();
-    let leaves: Vec<NodeId> = wrt.iter().map(|w| w.0).collect();
-    let grads = grad(&mut g, loss, &leaves).unwrap();
-    ConvCase {
-        g,
-        feeds,
-        output,
-        loss,
-        wrt,
-        grads,
-    }
-}
-
 /// Every case: `(name, pooling)`.
 pub fn all_cases() -> Vec<(&'static str, Option<Pool>)> {
     CONVS
@@ -108,4 +24,48 @@ pub fn all_cases() -> Vec<(&'static str, Option<Pool>)> {
         .map(|&c| (c, None))
         .chain(POOLS.iter().map(|&(c, p)| (c, Some(p))))
         .collect()
+}
+
+/// Case `case` (a convolution, or a pooling when `pool` is set) as a graph of `dtype`; with
+/// `time_major` the sequence enters as `[T, B, F]` (a transpose of the fixture's `x`) and the
+/// output is transposed back to the fixture's `[B, T_out, O]`.
+pub fn build(
+    fx: &Fixture,
+    case: &str,
+    pool: Option<Pool>,
+    time_major: bool,
+    dtype: DType,
+) -> GoldenGraph {
+    let int = |k: &str| fx.get(&format!("{case}.{k}")).data[0] as usize;
+    let mut gg = GoldenGraph::new(dtype);
+    let x = gg.leaf(fx, &format!("{case}.x"), true).unwrap();
+    let g = &mut gg.g;
+    let (xs, axis) = if time_major {
+        (g.transpose(x, &[1, 0, 2]).unwrap(), 0)
+    } else {
+        (x, 1)
+    };
+    let y = match pool {
+        Some(p) => pool1d(&mut gg.g, xs, axis, p, int("size"), int("stride")).unwrap(),
+        None => {
+            let w = gg.leaf(fx, &format!("{case}.weight"), true).unwrap();
+            let b = gg.leaf(fx, &format!("{case}.bias"), true);
+            let spec = Conv1dSpec {
+                stride: int("stride"),
+                dilation: int("dilation"),
+                padding: (int("pad_before"), int("pad_after")),
+            };
+            conv1d(&mut gg.g, xs, axis, w, b, &spec).unwrap()
+        }
+    };
+    let y = if time_major {
+        gg.g.transpose(y, &[1, 0, 2]).unwrap()
+    } else {
+        y
+    };
+    let loss = gg.dot_loss(fx, y, &format!("{case}.R"));
+    gg.finish(
+        vec![(y, format!("{case}.output"))],
+        (loss, format!("{case}.loss")),
+    )
 }

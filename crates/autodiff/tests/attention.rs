@@ -2,15 +2,16 @@
 //! not, and the loss, values and gradients of Keras's semantics computed in PyTorch.
 #[path = "../../../tests/common/golden_attention.rs"]
 mod golden_attention;
+#[path = "../../../tests/common/golden_graph.rs"]
+mod golden_graph;
 #[path = "../../../tests/common/golden_lstm.rs"]
 mod golden_lstm;
 use golden_lstm::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::HashMap;
 use trellis_autodiff::{grad, gradcheck, Tolerance};
 use trellis_ir::attention::{attention, AttentionSpec, Score};
-use trellis_ir::{run, Feeds, Graph, NodeId, Precision, Tensor, TensorType};
+use trellis_ir::{run, Feeds, Graph, Precision, Tensor, TensorType};
 
 fn rand_tensor(rng: &mut StdRng, shape: &[usize]) -> Tensor {
     let n = shape.iter().product();
@@ -21,28 +22,7 @@ fn rand_tensor(rng: &mut StdRng, shape: &[usize]) -> Tensor {
 fn attention_matches_keras_semantics_from_torch() {
     for (file, dot) in golden_attention::FIXTURES {
         let fx = Fixture::load(file);
-        let c = golden_attention::build(&fx, dot);
-        let feeds: HashMap<NodeId, Tensor> = c
-            .feeds
-            .iter()
-            .map(|(id, t)| (*id, feed(t, Precision::F64)))
-            .collect();
-        let mut outs = vec![c.out.context, c.out.weights, c.loss];
-        outs.extend(&c.grads);
-        let v = run(&c.g, &feeds, &outs, Precision::F64).unwrap();
-        let (rtol, atol) = (1e-9, 1e-12);
-        for (k, name) in ["context", "weights", "loss"].iter().enumerate() {
-            assert_close(&format!("{file}: {name}"), &v[k], fx.get(name), rtol, atol);
-        }
-        for (k, (_, name)) in c.wrt.iter().enumerate() {
-            assert_close(
-                &format!("{file}: {name}"),
-                &v[3 + k],
-                fx.get(name),
-                rtol,
-                atol,
-            );
-        }
+        golden_attention::build(&fx, dot).check_interp(&fx, 1e-9, 1e-12, file);
     }
 }
 

@@ -3,44 +3,25 @@
 //! differences, and the errors for what does not fit.
 #[path = "../../../tests/common/golden_conv.rs"]
 mod golden_conv;
+#[path = "../../../tests/common/golden_graph.rs"]
+mod golden_graph;
 #[path = "../../../tests/common/golden_lstm.rs"]
 mod golden_lstm;
 use golden_lstm::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::HashMap;
 use trellis_autodiff::{gradcheck, Tolerance};
 use trellis_ir::conv::{conv1d, pool1d, Conv1dSpec, Padding, Pool};
-use trellis_ir::{run, DType, Feeds, Graph, NodeId, Precision, Tensor, TensorType};
+use trellis_ir::{DType, Feeds, Graph, Tensor, TensorType};
 
 #[test]
 fn convolutions_and_pooling_match_torch_in_either_layout() {
     let fx = Fixture::load("conv1d.json");
     for (case, pool) in golden_conv::all_cases() {
         for time_major in [false, true] {
-            let c = golden_conv::build(&fx, case, pool, time_major, DType::F64);
-            let feeds: HashMap<NodeId, Tensor> = c
-                .feeds
-                .iter()
-                .map(|(id, t)| (*id, feed(t, Precision::F64)))
-                .collect();
-            let mut outs = vec![c.output, c.loss];
-            outs.extend(&c.grads);
-            let v = run(&c.g, &feeds, &outs, Precision::F64).unwrap();
+            let gg = golden_conv::build(&fx, case, pool, time_major, DType::F64);
             let tag = format!("{case} (time-major {time_major})");
-            let (rtol, atol) = (1e-9, 1e-12);
-            let want = |k: &str| fx.get(&format!("{case}.{k}"));
-            assert_close(&format!("{tag}: output"), &v[0], want("output"), rtol, atol);
-            assert_close(&format!("{tag}: loss"), &v[1], want("loss"), rtol, atol);
-            for (k, (_, name)) in c.wrt.iter().enumerate() {
-                assert_close(
-                    &format!("{tag}: {name}"),
-                    &v[2 + k],
-                    fx.get(name),
-                    rtol,
-                    atol,
-                );
-            }
+            gg.check_interp(&fx, 1e-9, 1e-12, &tag);
         }
     }
 }

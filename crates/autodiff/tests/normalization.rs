@@ -1,5 +1,7 @@
 //! Layer normalisation (`trellis_ir::normalization`): PyTorch's values and gradients in the f64
 //! interpreter, f64 central differences, and the errors it gives for shapes that do not fit.
+#[path = "../../../tests/common/golden_graph.rs"]
+mod golden_graph;
 #[path = "../../../tests/common/golden_layernorm.rs"]
 mod golden_layernorm;
 #[path = "../../../tests/common/golden_lstm.rs"]
@@ -7,43 +9,21 @@ mod golden_lstm;
 use golden_lstm::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::HashMap;
 use trellis_autodiff::{gradcheck, Tolerance};
 use trellis_ir::normalization::layer_norm;
-use trellis_ir::{run, DType, Feeds, Graph, NodeId, Precision, Tensor, TensorType};
+use trellis_ir::{DType, Feeds, Graph, NodeId, Tensor, TensorType};
 
 #[test]
 fn layer_norm_matches_torch() {
     for file in golden_layernorm::FIXTURES {
         let fx = Fixture::load(file);
-        let c = golden_layernorm::build(&fx, DType::F64);
-        let feeds: HashMap<NodeId, Tensor> = c
-            .feeds
-            .iter()
-            .map(|(id, t)| (*id, feed(t, Precision::F64)))
-            .collect();
-        let mut outs = vec![c.output, c.loss];
-        outs.extend(&c.grads);
-        let v = run(&c.g, &feeds, &outs, Precision::F64).unwrap();
-        let (rtol, atol) = (1e-9, 1e-12);
-        assert_close(
-            &format!("{file}: output"),
-            &v[0],
-            fx.get("output"),
-            rtol,
-            atol,
+        let gg = golden_layernorm::build(&fx, DType::F64);
+        // Output, loss, and the gradient of x (and of gamma and beta when present).
+        assert_eq!(
+            gg.checks.len(),
+            if file == "layernorm.json" { 5 } else { 3 }
         );
-        assert_close(&format!("{file}: loss"), &v[1], fx.get("loss"), rtol, atol);
-        for (k, (_, name)) in c.wrt.iter().enumerate() {
-            assert_close(
-                &format!("{file}: {name}"),
-                &v[2 + k],
-                fx.get(name),
-                rtol,
-                atol,
-            );
-        }
-        assert_eq!(c.wrt.len(), if file == "layernorm.json" { 3 } else { 1 });
+        gg.check_interp(&fx, 1e-9, 1e-12, file);
     }
 }
 

@@ -3,8 +3,12 @@
 //! softmax over the keys takes.
 #[path = "../../../tests/common/golden_attention.rs"]
 mod golden_attention;
+#[path = "../../../tests/common/golden_graph.rs"]
+mod golden_graph;
 #[path = "../../../tests/common/golden_lstm.rs"]
 mod golden_lstm;
+#[path = "../../../tests/common/golden_plan.rs"]
+mod golden_plan;
 use golden_lstm::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -33,25 +37,8 @@ fn plan_of(g: &Graph, feeds: &HashMap<NodeId, Tensor>) -> Plan {
 fn attention_plan_matches_keras_semantics_from_torch() {
     for (file, dot) in golden_attention::FIXTURES {
         let fx = Fixture::load(file);
-        let mut c = golden_attention::build(&fx, dot);
-        let mut outs = vec![c.out.context, c.out.weights, c.loss];
-        outs.extend(&c.grads);
-        c.g.set_outputs(outs.clone());
-        let feeds = c
-            .feeds
-            .iter()
-            .map(|(id, t)| (*id, feed(t, Precision::F32)))
-            .collect();
-        let plan = plan_of(&c.g, &feeds);
-        let names = ["context", "weights", "loss"];
-        let names = names
-            .iter()
-            .map(|s| s.to_string())
-            .chain(c.wrt.iter().map(|w| w.1.clone()));
-        for (n, name) in outs.iter().zip(names) {
-            let got = plan.get(*n).unwrap();
-            assert_close(&format!("{file}: {name}"), &got, fx.get(&name), 1e-4, 1e-5);
-        }
+        let gg = golden_attention::build(&fx, dot);
+        golden_plan::check_plan(&gg, &fx, 1e-4, 1e-5, file);
     }
 }
 

@@ -3,10 +3,14 @@
 //! to the interpreter.
 #[allow(dead_code)]
 mod common;
+#[path = "../../../tests/common/golden_graph.rs"]
+mod golden_graph;
 #[path = "../../../tests/common/golden_layernorm.rs"]
 mod golden_layernorm;
 #[path = "../../../tests/common/golden_lstm.rs"]
 mod golden_lstm;
+#[path = "../../../tests/common/golden_plan.rs"]
+mod golden_plan;
 use golden_lstm::*;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -15,41 +19,12 @@ use trellis_ir::normalization::layer_norm;
 use trellis_ir::{run, DType, Feeds, Graph, Precision, TensorType};
 use trellis_jit::{compile, CompileOptions};
 
-fn no_fallbacks(plan: &trellis_jit::Plan, what: &str) {
-    let fallbacks = &plan.stats().fallbacks;
-    assert!(
-        fallbacks.is_empty(),
-        "{what}: left to the interpreter: {fallbacks:?}"
-    );
-}
-
 #[test]
 fn layer_norm_plan_matches_torch() {
     for file in golden_layernorm::FIXTURES {
         let fx = Fixture::load(file);
-        let mut c = golden_layernorm::build(&fx, DType::F32);
-        let mut outs = vec![c.output, c.loss];
-        outs.extend(&c.grads);
-        c.g.set_outputs(outs.clone());
-        for threads in [2, 1] {
-            let opts = CompileOptions {
-                threads,
-                ..Default::default()
-            };
-            let mut plan = compile(&c.g, &opts).unwrap();
-            for (id, t) in &c.feeds {
-                plan.set(*id, &feed(t, Precision::F32)).unwrap();
-            }
-            plan.run().unwrap();
-            let tag = format!("{file}: plan, {threads} threads");
-            no_fallbacks(&plan, &tag);
-            let names = ["output".to_string(), "loss".to_string()];
-            let names = names.into_iter().chain(c.wrt.iter().map(|w| w.1.clone()));
-            for (n, name) in outs.iter().zip(names) {
-                let got = plan.get(*n).unwrap();
-                assert_close(&format!("{tag}: {name}"), &got, fx.get(&name), 1e-4, 1e-5);
-            }
-        }
+        let gg = golden_layernorm::build(&fx, DType::F32);
+        golden_plan::check_plan(&gg, &fx, 1e-4, 1e-5, file);
     }
 }
 
@@ -81,7 +56,11 @@ fn layer_norm_plan_matches_the_interpreter_on_odd_widths() {
         }
         plan.run().unwrap();
         let what = format!("[{rows}, {t}, {f}]");
-        no_fallbacks(&plan, &what);
+        let fallbacks = &plan.stats().fallbacks;
+        assert!(
+            fallbacks.is_empty(),
+            "{what}: left to the interpreter: {fallbacks:?}"
+        );
         // Against 1 + |reference|: normalised values near zero carry f32's absolute rounding
         // (about 1e-7 of the inputs' scale over their spread), not a relative one.
         for (k, &o) in outs.iter().enumerate() {

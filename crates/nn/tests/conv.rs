@@ -1,6 +1,7 @@
 //! `Conv1D`, `MaxPooling1D` and `AveragePooling1D` in models: PyTorch's values through the layer
 //! API for every padding, stride and dilation in the fixtures, Keras's parameter counts and
 //! shapes, a CNN-LSTM text classifier that trains and saves, and the inputs they refuse.
+mod common;
 #[path = "../../../tests/common/golden_lstm.rs"]
 mod golden_lstm;
 use golden_lstm::Fixture;
@@ -167,13 +168,7 @@ fn a_cnn_lstm_text_classifier_trains_and_saves() {
         "loss {:?}, accuracy {acc:?}",
         h.loss()
     );
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cnn.safetensors");
-    m.save_model(&path).unwrap();
-    let mut again = Sequential::load_model(&path).unwrap();
-    again.set_eval_batch_size(32);
-    let (a, b): (ArrayD<f32>, ArrayD<f32>) = (m.predict(&x).unwrap(), again.predict(&x).unwrap());
-    assert_eq!(a, b, "the loaded model predicts differently");
+    common::assert_reloads_the_same(&mut m, &x, 32);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! `LayerNormalization` in models: PyTorch's values through the layer API (with and without
 //! gamma and beta), PyTorch's parameter names and Keras's parameter count, masks passing
 //! through it, training and saving, and the epsilon it refuses.
+mod common;
 #[path = "../../../tests/common/golden_lstm.rs"]
 mod golden_lstm;
 use golden_lstm::Fixture;
@@ -142,16 +143,7 @@ fn masks_pass_through_and_a_normalised_model_trains_and_saves() {
     );
     let gamma = m.weight("layer_normalization.weight").unwrap();
     assert!(gamma.iter().any(|&v| v != 1.0), "gamma never trained");
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ln.safetensors");
-    m.save_model(&path).unwrap();
-    let mut again = Sequential::load_model(&path).unwrap();
-    // At fit's batch size, as `m` predicts: another batch size may round the per-row means in
-    // another order (last-bit differences).
-    again.set_eval_batch_size(16);
-    let (a, b): (ArrayD<f32>, ArrayD<f32>) =
-        (m.predict(&post).unwrap(), again.predict(&post).unwrap());
-    assert_eq!(a, b, "the loaded model predicts differently");
+    common::assert_reloads_the_same(&mut m, &post, 16);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! `SimpleRNN` in models: PyTorch's forward values through the layer API (stacked, and
 //! bidirectional with relu), PyTorch's parameter names, training, saving, and the activations
 //! it refuses.
+mod common;
 #[path = "../../../tests/common/golden_lstm.rs"]
 mod golden_lstm;
 use golden_lstm::Fixture;
@@ -144,16 +145,7 @@ fn simple_rnn_learns_and_saves() {
             "{activation:?}: loss {:?}, accuracy {acc:?}",
             h.loss()
         );
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("rnn.safetensors");
-        m.save_model(&path).unwrap();
-        let mut again = Sequential::load_model(&path).unwrap();
-        let (a, b): (ArrayD<f32>, ArrayD<f32>) =
-            (m.predict(&x).unwrap(), again.predict(&x).unwrap());
-        assert_eq!(
-            a, b,
-            "{activation:?}: the loaded model predicts differently"
-        );
+        common::assert_reloads_the_same(&mut m, &x, 32);
     }
 }
 

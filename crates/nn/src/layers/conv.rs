@@ -63,26 +63,12 @@ impl Conv1DConfig {
         self.dilation_rate = rate;
         self
     }
-    pub fn with_activation(mut self, a: Activation) -> Self {
-        self.activation = a;
-        self
-    }
-    pub fn with_bias(mut self, use_bias: bool) -> Self {
-        self.use_bias = use_bias;
-        self
-    }
-    pub fn with_kernel_init(mut self, init: Init) -> Self {
-        self.kernel_init = init;
-        self
-    }
-    pub fn with_bias_init(mut self, init: Init) -> Self {
-        self.bias_init = init;
-        self
-    }
     pub fn init(self) -> Conv1D {
         Conv1D { config: self }
     }
 }
+
+kernel_setters!(Conv1DConfig);
 
 /// A 1-D convolution over the steps of `[B, T, F]`, giving `[B, T_out, filters]`. Like Keras's,
 /// it does not take a mask (a masked input is an error naming the fix, not a silently wrong

@@ -54,26 +54,12 @@ impl DenseConfig {
             bias_init: Init::Zeros,
         }
     }
-    pub fn with_activation(mut self, a: Activation) -> Self {
-        self.activation = a;
-        self
-    }
-    pub fn with_bias(mut self, use_bias: bool) -> Self {
-        self.use_bias = use_bias;
-        self
-    }
-    pub fn with_kernel_init(mut self, init: Init) -> Self {
-        self.kernel_init = init;
-        self
-    }
-    pub fn with_bias_init(mut self, init: Init) -> Self {
-        self.bias_init = init;
-        self
-    }
     pub fn init(self) -> Dense {
         Dense { config: self }
     }
 }
+
+kernel_setters!(DenseConfig);
 
 /// A fully connected layer. Parameters (as `torch.nn.Linear`): `{module}.weight [units, in]`,
 /// `{module}.bias [units]`. On a sequence it applies to every step.

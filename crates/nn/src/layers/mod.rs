@@ -40,6 +40,31 @@ macro_rules! parameterless_layer {
     };
 }
 
+/// The setters of a config with a kernel, a bias and an activation (`Dense`, `Conv1D`): the
+/// fields `activation`, `use_bias`, `kernel_init`, `bias_init`.
+macro_rules! kernel_setters {
+    ($ty:ident) => {
+        impl $ty {
+            pub fn with_activation(mut self, a: Activation) -> Self {
+                self.activation = a;
+                self
+            }
+            pub fn with_bias(mut self, use_bias: bool) -> Self {
+                self.use_bias = use_bias;
+                self
+            }
+            pub fn with_kernel_init(mut self, init: Init) -> Self {
+                self.kernel_init = init;
+                self
+            }
+            pub fn with_bias_init(mut self, init: Init) -> Self {
+                self.bias_init = init;
+                self
+            }
+        }
+    };
+}
+
 mod attention;
 mod bidirectional;
 mod config;
