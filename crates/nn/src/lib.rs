@@ -47,7 +47,7 @@ pub use layers::{
     EmbeddingConfig, Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D, Gru, GruConfig, Layer,
     LayerConfig, LayerNormalization, LayerNormalizationConfig, Lstm, LstmConfig, Masking,
     MaxPooling1D, Merge, Multiply, Name, Named, Padding, ParamSpec, Recurrent, RepeatVector,
-    SimpleRnn, SimpleRnnConfig, Softmax, Subtract,
+    SimpleRnn, SimpleRnnConfig, Softmax, SpatialDropout1D, Subtract, TimeDistributed,
 };
 pub use losses::{Loss, LossConfig};
 pub use metrics::Metric;
@@ -72,7 +72,7 @@ pub mod prelude {
         LayerNormalization, LayerNormalizationConfig, LayerRef, LearningRateScheduler, Loss,
         Losses, LrSchedule, Lstm, LstmConfig, Masking, MaxPooling1D, Merge, Metric, Model,
         ModelCheckpoint, Multiply, Name, Padding, ReduceLROnPlateau, RepeatVector, RmsProp,
-        Sequential, Sgd, SimpleRnn, SimpleRnnConfig, Softmax, Subtract, SymTensor, Targets,
-        TerminateOnNaN,
+        Sequential, Sgd, SimpleRnn, SimpleRnnConfig, Softmax, SpatialDropout1D, Subtract,
+        SymTensor, Targets, TerminateOnNaN, TimeDistributed,
     };
 }

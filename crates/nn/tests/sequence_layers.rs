@@ -1,5 +1,6 @@
 //! GRU, Bidirectional and masking in models: PyTorch parameter names, output widths, and the
 //! masking promise at the model level (pre- and post-padded ids train alike).
+mod common;
 use trellis_nn::prelude::*;
 use trellis_nn::Init;
 
@@ -454,4 +455,131 @@ fn recurrent_dropout_rates_are_saved() {
         sg.masks.iter().map(|k| k.rate).collect::<Vec<_>>()
     };
     assert_eq!(rates(&mut back), [0.25, 0.5, 0.25, 0.5, 0.25, 0.5]);
+}
+
+/// Keras's `SpatialDropout1D`: one keep-mask value per sample and feature, broadcast over the
+/// steps (`[1, B, F]` on the time-major sequence), in training only; it learns, saves, and
+/// refuses a bad rate and a non-sequence by name.
+#[test]
+fn spatial_dropout_drops_whole_features_in_training_only() {
+    let build = |rate: f32| {
+        compiled(
+            Sequential::new()
+                .with_seed(3)
+                .add(Embedding::new(30, 8))
+                .add(SpatialDropout1D::new(rate))
+                .add(Lstm::new(6))
+                .add(Dense::new(1, Activation::Sigmoid)),
+        )
+    };
+    let mut m = build(0.25);
+    let sg = m.step_graph(4, &[&[7]], true).unwrap();
+    let masks: Vec<(Vec<usize>, f32)> = sg
+        .masks
+        .iter()
+        .map(|k| (sg.graph.ty(k.node).dims().to_vec(), k.rate))
+        .collect();
+    assert_eq!(masks, [(vec![1, 4, 8], 0.25)]);
+    assert!(m.step_graph(4, &[&[7]], false).unwrap().masks.is_empty());
+    let x = Array2::from_shape_fn((32, 7), |(r, c)| ((r * 7 + c * 3 + r / 4) % 29 + 1) as i64);
+    let y = Array1::from_shape_fn(32, |r| f32::from(x[[r, 0]] > 15));
+    let mut plain = build(0.0);
+    assert_eq!(m.predict(&x).unwrap(), plain.predict(&x).unwrap());
+    let h = m
+        .fit(&x, &y, &FitOptions::new(30, 8).with_seed(2).quiet())
+        .unwrap();
+    let hp = plain
+        .fit(&x, &y, &FitOptions::new(30, 8).with_seed(2).quiet())
+        .unwrap();
+    assert_ne!(h.loss(), hp.loss(), "the dropout changed nothing");
+    assert!(h.loss()[29] < 0.7 * h.loss()[0], "{:?}", h.loss());
+    for (rate, input) in [(1.0f32, true), (0.2, false)] {
+        let mut bad = Sequential::new().with_input_shape(&[3]);
+        if input {
+            bad = bad.with_input_shape(&[4, 3]);
+        }
+        let mut bad = bad
+            .add(SpatialDropout1D::new(rate))
+            .add(Dense::new(1, Activation::Sigmoid));
+        let e = bad
+            .compile(Adam::default(), Loss::BinaryCrossentropy, &[])
+            .and_then(|_| {
+                bad.step_graph(2, &[if input { &[4, 3] } else { &[3] }], true)
+                    .map(|_| ())
+            })
+            .unwrap_err()
+            .to_string();
+        let want = if input { "rate" } else { "sequence" };
+        assert!(e.contains(want), "{e}");
+    }
+}
+
+/// `TimeDistributed(Dense)` is the per-step Dense: same parameters (under its own module name),
+/// same predictions and masked loss, same training; it rebuilds from a saved model and refuses
+/// a non-sequence by name.
+#[test]
+fn time_distributed_dense_is_the_per_step_dense() {
+    let tagger = |wrapped: bool| {
+        let head = DenseConfig::new(3).with_activation(Activation::Softmax);
+        let m = Sequential::new()
+            .with_seed(8)
+            .add(EmbeddingConfig::new(12, 5).with_mask_zero(true))
+            .add(GruConfig::new(4).with_return_sequences(true));
+        let mut m = if wrapped {
+            m.add(TimeDistributed::new(head))
+        } else {
+            m.add(head)
+        };
+        m.compile(
+            Adam::new(0.02),
+            Loss::SparseCategoricalCrossentropy,
+            &[Metric::Accuracy],
+        )
+        .unwrap();
+        m
+    };
+    let x = Array2::from_shape_fn((8, 6), |(r, c)| {
+        if c + r % 3 >= 6 {
+            0
+        } else {
+            ((r * 5 + c * 3) % 11 + 1) as i64
+        }
+    });
+    let y = Array2::from_shape_fn((8, 6), |(r, c)| ((x[[r, c]] % 3) as f32) * f32::from(c < 6));
+    let mut a = tagger(true);
+    let mut b = tagger(false);
+    let pa: ArrayD<f32> = a.predict(&x).unwrap();
+    let names: Vec<String> = a.param_specs().iter().map(|p| p.name.clone()).collect();
+    assert!(
+        names.contains(&"time_distributed.weight".to_string()),
+        "{names:?}"
+    );
+    for (sa, sb) in a
+        .param_specs()
+        .to_vec()
+        .iter()
+        .zip(b.param_specs().to_vec())
+    {
+        let w = a.weight(&sa.name).unwrap().to_vec();
+        b.set_weight(&sb.name, &w).unwrap();
+    }
+    assert_eq!(pa, b.predict(&x).unwrap());
+    assert_eq!(a.evaluate(&x, &y).unwrap(), b.evaluate(&x, &y).unwrap());
+    let opts = FitOptions::new(5, 4).with_seed(1).quiet();
+    let (ha, hb) = (a.fit(&x, &y, &opts).unwrap(), b.fit(&x, &y, &opts).unwrap());
+    assert_eq!(ha.loss(), hb.loss());
+    assert_eq!(a.summary().unwrap().rows[2].class, "TimeDistributed");
+    common::assert_reloads_the_same(&mut a, &x, 4);
+
+    let mut flat = Sequential::new()
+        .with_input_shape(&[3])
+        .add(TimeDistributed::new(Dense::new(2, Activation::Linear)));
+    let e = flat
+        .compile(Adam::default(), Loss::MeanSquaredError, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("time_distributed") && e.contains("sequence"),
+        "{e}"
+    );
 }

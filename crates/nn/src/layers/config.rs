@@ -8,7 +8,7 @@ use super::{
     DenseConfig, Dot, DropoutConfig, EmbeddingConfig, Flatten, GlobalAveragePooling1D,
     GlobalMaxPooling1D, GruConfig, Layer, LayerNormalizationConfig, LstmConfig, Masking,
     MaxPooling1D, Merge, Multiply, Name, Recurrent, RepeatVector, SimpleRnnConfig, Softmax,
-    Subtract,
+    SpatialDropout1D, Subtract, TimeDistributed,
 };
 use crate::{NnError, Result};
 
@@ -19,6 +19,7 @@ pub enum LayerConfig {
     Embedding(EmbeddingConfig),
     Dense(DenseConfig),
     Dropout(DropoutConfig),
+    SpatialDropout1D(SpatialDropout1D),
     Conv1D(Conv1DConfig),
     MaxPooling1D(MaxPooling1D),
     AveragePooling1D(AveragePooling1D),
@@ -47,6 +48,10 @@ pub enum LayerConfig {
         layer: Box<LayerConfig>,
         merge: Merge,
     },
+    /// Any layer that takes rows, applied to every step.
+    TimeDistributed {
+        layer: Box<LayerConfig>,
+    },
     /// A layer under a module name the user chose ([`Name::named`]).
     Named {
         name: String,
@@ -61,6 +66,7 @@ impl LayerConfig {
             LayerConfig::Embedding(_) => "Embedding",
             LayerConfig::Dense(_) => "Dense",
             LayerConfig::Dropout(_) => "Dropout",
+            LayerConfig::SpatialDropout1D(_) => "SpatialDropout1D",
             LayerConfig::Conv1D(_) => "Conv1D",
             LayerConfig::MaxPooling1D(_) => "MaxPooling1D",
             LayerConfig::AveragePooling1D(_) => "AveragePooling1D",
@@ -82,6 +88,7 @@ impl LayerConfig {
             LayerConfig::Attention(_) => "Attention",
             LayerConfig::AdditiveAttention(_) => "AdditiveAttention",
             LayerConfig::Bidirectional { .. } => "Bidirectional",
+            LayerConfig::TimeDistributed { .. } => "TimeDistributed",
             LayerConfig::Named { layer, .. } => layer.class_name(),
         }
     }
@@ -92,6 +99,7 @@ impl LayerConfig {
             LayerConfig::Embedding(c) => Box::new(c.clone().init()),
             LayerConfig::Dense(c) => Box::new(c.clone().init()),
             LayerConfig::Dropout(c) => Box::new(c.clone().init()),
+            LayerConfig::SpatialDropout1D(c) => Box::new(c.clone()),
             LayerConfig::Conv1D(c) => Box::new(c.clone().init()),
             LayerConfig::MaxPooling1D(c) => Box::new(c.clone()),
             LayerConfig::AveragePooling1D(c) => Box::new(c.clone()),
@@ -115,6 +123,9 @@ impl LayerConfig {
             LayerConfig::Bidirectional { layer, merge } => Box::new(Bidirectional {
                 layer: layer.build_recurrent()?,
                 merge: *merge,
+            }),
+            LayerConfig::TimeDistributed { layer } => Box::new(TimeDistributed {
+                layer: layer.build()?,
             }),
             LayerConfig::Named { name, layer } => Box::new(layer.build()?.named(name.clone())),
         })

@@ -1,5 +1,6 @@
 //! `Dropout(rate)`: in training, multiplies by a random keep-mask scaled by `1 / (1 - rate)`;
-//! at inference, the identity.
+//! at inference, the identity. `SpatialDropout1D(rate)` drops whole feature channels of a
+//! sequence (one mask per sample and feature, the same at every step).
 use std::any::Any;
 
 use trellis_ir::{Graph, NodeId, TensorType};
@@ -61,6 +62,47 @@ impl Layer for Dropout {
     }
     fn config(&self) -> Option<LayerConfig> {
         Some(LayerConfig::Dropout(self.config.clone()))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// Keras's `SpatialDropout1D`: dropout of whole features of a sequence `[B, T, F]` — a
+/// feature is dropped at every step of a sample or at none (adjacent steps of an embedding
+/// are correlated, so element dropout regularises them little). The identity at inference.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SpatialDropout1D {
+    pub rate: f32,
+}
+
+impl SpatialDropout1D {
+    pub fn new(rate: f32) -> Self {
+        SpatialDropout1D { rate }
+    }
+}
+
+impl Layer for SpatialDropout1D {
+    fn kind(&self) -> &'static str {
+        "spatial_dropout1d"
+    }
+    fn params(&self, _: &Scope, _: usize) -> Vec<ParamSpec> {
+        Vec::new()
+    }
+    fn build(&self, g: &mut Graph, x: Act, _: &[NodeId], ctx: &mut BuildCtx) -> Result<Act> {
+        check_rate("rate", self.rate)?;
+        super::recurrent::check_sequence(g, self.kind(), &x)?;
+        if !ctx.training || self.rate == 0.0 {
+            return Ok(x);
+        }
+        // One mask value per (sample, feature), broadcast over the time axis.
+        let mut shape = g.ty(x.node).dims().to_vec();
+        shape[x.layout.time_axis()] = 1;
+        let mask = keep_mask(g, ctx, &shape, self.rate);
+        Ok(x.with_node(g.mul(x.node, mask)?))
+    }
+    fn config(&self) -> Option<LayerConfig> {
+        Some(LayerConfig::SpatialDropout1D(self.clone()))
     }
     fn as_any(&self) -> &dyn Any {
         self

@@ -82,13 +82,14 @@ mod pooling;
 mod recurrent;
 mod reshape;
 mod simple_rnn;
+mod time_distributed;
 
 pub use attention::{AdditiveAttention, Attention};
 pub use bidirectional::{Bidirectional, Merge};
 pub use config::LayerConfig;
 pub use conv::{Conv1D, Conv1DConfig};
 pub use dense::{Activation, Dense, DenseConfig};
-pub use dropout::{Dropout, DropoutConfig};
+pub use dropout::{Dropout, DropoutConfig, SpatialDropout1D};
 pub use embedding::{Embedding, EmbeddingConfig};
 pub use gru::{Gru, GruConfig};
 pub use lstm::{Lstm, LstmConfig};
@@ -100,6 +101,7 @@ pub use pooling::{AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, 
 pub use recurrent::Recurrent;
 pub use reshape::{Flatten, RepeatVector, Softmax};
 pub use simple_rnn::{SimpleRnn, SimpleRnnConfig};
+pub use time_distributed::TimeDistributed;
 pub use trellis_ir::conv::Padding;
 
 /// A parameter a layer declares: its full name (PyTorch state-dict style), shape and

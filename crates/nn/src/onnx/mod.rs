@@ -186,7 +186,23 @@ fn layer(
 ) -> Result<Value> {
     match c {
         LayerConfig::Named { layer: inner, .. } => layer(b, i, inner, names, params, x),
-        LayerConfig::Dropout(_) => Ok(x),
+        // The per-step layers export as they are on a sequence (their ops act on the last axis).
+        LayerConfig::TimeDistributed { layer: inner }
+            if matches!(
+                **inner,
+                LayerConfig::Dense(_)
+                    | LayerConfig::Dropout(_)
+                    | LayerConfig::LayerNormalization(_)
+            ) =>
+        {
+            layer(b, i, inner, names, params, x)
+        }
+        LayerConfig::TimeDistributed { .. } => Err(unsupported(
+            i,
+            "TimeDistributed",
+            "exported around Dense, Dropout and LayerNormalization only",
+        )),
+        LayerConfig::Dropout(_) | LayerConfig::SpatialDropout1D(_) => Ok(x),
         other @ (LayerConfig::Concatenate(_)
         | LayerConfig::Add(_)
         | LayerConfig::Subtract(_)
