@@ -29,9 +29,23 @@ fn absurd_on() -> bool {
 
 #[derive(Clone, Debug)]
 enum LayerDesc {
-    Lstm { units: usize, seq: bool },
-    Dense { units: usize, act: Activation },
+    Lstm {
+        units: usize,
+        seq: bool,
+    },
+    Dense {
+        units: usize,
+        act: Activation,
+    },
     Dropout(f32),
+    Conv {
+        filters: usize,
+        kernel: usize,
+        stride: usize,
+        padding: Padding,
+    },
+    LayerNorm,
+    SpatialDropout(f32),
 }
 
 #[derive(Clone, Debug)]
@@ -112,6 +126,10 @@ fn layer() -> impl Strategy<Value = LayerDesc> {
         4 => (size(1..10), prop::bool::weighted(0.6)).prop_map(|(units, seq)| LayerDesc::Lstm { units, seq }),
         3 => (size(1..5), activation()).prop_map(|(units, act)| LayerDesc::Dense { units, act }),
         1 => prop_oneof![Just(0.0f32), Just(0.5), Just(1.0), Just(-0.5), Just(f32::NAN)].prop_map(LayerDesc::Dropout),
+        1 => (size(1..6), size(1..6), size(1..4), prop_oneof![Just(Padding::Valid), Just(Padding::Same), Just(Padding::Causal)])
+            .prop_map(|(filters, kernel, stride, padding)| LayerDesc::Conv { filters, kernel, stride, padding }),
+        1 => Just(LayerDesc::LayerNorm),
+        1 => prop_oneof![Just(0.0f32), Just(0.3), Just(1.0)].prop_map(LayerDesc::SpatialDropout),
     ]
 }
 
@@ -282,7 +300,10 @@ fn model(c: &Case) -> Sequential {
         m = m.add(Embedding::new(vocab, dim));
     } else if c.set_input_shape {
         // Floats: a sequence [T, F] for a recurrent first layer, else a vector [F].
-        let seq = matches!(c.layers.first(), Some(LayerDesc::Lstm { .. }));
+        let seq = matches!(
+            c.layers.first(),
+            Some(LayerDesc::Lstm { .. } | LayerDesc::Conv { .. })
+        );
         m = m.with_input_shape(&if seq {
             vec![c.time, c.features]
         } else {
@@ -298,6 +319,18 @@ fn model(c: &Case) -> Sequential {
             ),
             LayerDesc::Dense { units, act } => m.add(Dense::new(units, act)),
             LayerDesc::Dropout(rate) => m.add(DropoutConfig::new(rate)),
+            LayerDesc::Conv {
+                filters,
+                kernel,
+                stride,
+                padding,
+            } => m.add(
+                Conv1DConfig::new(filters, kernel)
+                    .with_strides(stride)
+                    .with_padding(padding),
+            ),
+            LayerDesc::LayerNorm => m.add(LayerNormalization::new()),
+            LayerDesc::SpatialDropout(rate) => m.add(SpatialDropout1D::new(rate)),
         };
     }
     m
@@ -307,7 +340,11 @@ fn model(c: &Case) -> Sequential {
 /// from the last Dense or LSTM).
 fn data(c: &Case) -> (Inputs<'static>, Targets<'static>) {
     let mut rng = data::SplitMix64::new(c.data_seed);
-    let seq = c.embedding.is_some() || matches!(c.layers.first(), Some(LayerDesc::Lstm { .. }));
+    let seq = c.embedding.is_some()
+        || matches!(
+            c.layers.first(),
+            Some(LayerDesc::Lstm { .. } | LayerDesc::Conv { .. })
+        );
     let row = if c.embedding.is_some() {
         c.time
     } else if seq {
@@ -350,7 +387,8 @@ fn data(c: &Case) -> (Inputs<'static>, Targets<'static>) {
         .rev()
         .find_map(|l| match *l {
             LayerDesc::Lstm { units, .. } | LayerDesc::Dense { units, .. } => Some(units),
-            LayerDesc::Dropout(_) => None,
+            LayerDesc::Conv { filters, .. } => Some(filters),
+            LayerDesc::Dropout(_) | LayerDesc::LayerNorm | LayerDesc::SpatialDropout(_) => None,
         })
         .unwrap_or(1)
         .clamp(1, 16);
@@ -406,7 +444,10 @@ fn needs_ir_jit_half(c: &Case) -> bool {
         || c.embedding.is_some_and(|(v, d)| big(v) || big(d))
         || c.layers.iter().any(|l| match *l {
             LayerDesc::Lstm { units, .. } | LayerDesc::Dense { units, .. } => big(units),
-            LayerDesc::Dropout(_) => false,
+            LayerDesc::Conv { .. }
+            | LayerDesc::Dropout(_)
+            | LayerDesc::LayerNorm
+            | LayerDesc::SpatialDropout(_) => false,
         })
 }
 
