@@ -428,6 +428,40 @@ fn onnx_variants_export_with_references() {
             Loss::MeanSquaredError,
         ),
         (
+            // Conv / MaxPool / AveragePool on channels-first transposes, every padding.
+            "conv_pool_text",
+            ids_model(vec![
+                Embedding::new(30, 5).into(),
+                Conv1DConfig::new(4, 3)
+                    .with_activation(Activation::Relu)
+                    .with_padding(Padding::Same)
+                    .into(),
+                MaxPooling1D::new(2).into(),
+                Conv1DConfig::new(3, 2)
+                    .with_padding(Padding::Causal)
+                    .with_dilation_rate(2)
+                    .into(),
+                AveragePooling1D::new(2).with_strides(1).into(),
+                Lstm::new(3).into(),
+                Dense::new(1, Activation::Sigmoid).into(),
+            ]),
+            Loss::BinaryCrossentropy,
+        ),
+        (
+            // Strided "same" on a sequence of unknown length: ONNX's SAME_UPPER.
+            "conv_unknown_length",
+            Sequential::new()
+                .with_seed(6)
+                .add(Embedding::new(30, 5))
+                .add(
+                    Conv1DConfig::new(4, 3)
+                        .with_padding(Padding::Same)
+                        .with_strides(2),
+                )
+                .add(Gru::new(3)),
+            Loss::MeanSquaredError,
+        ),
+        (
             // Opset 14 has no LayerNormalization: exported op by op, on sequences and rows.
             "floats_layer_norm",
             Sequential::new()

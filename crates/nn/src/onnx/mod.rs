@@ -6,7 +6,9 @@
 //! PyTorch's i, f, g, o and r, z, n to ONNX's i, o, f, c and z, r, h; the GRU with
 //! `linear_before_reset = 1`, which is PyTorch's and Keras's `reset_after`); `Bidirectional`
 //! -> one operator with `direction = bidirectional`, merged as trellis merges; `Dense` ->
-//! `Gemm` (or `MatMul` + `Add` on a sequence) and its activation; `Dropout` -> nothing.
+//! `Gemm` (or `MatMul` + `Add` on a sequence) and its activation; `Dropout` -> nothing;
+//! `Conv1D` / `MaxPooling1D` / `AveragePooling1D` -> `Conv` / `MaxPool` / `AveragePool` on a
+//! channels-first transpose (`conv.rs`); `LayerNormalization` -> its definition op by op.
 //! Masking (`mask_zero`, `Masking`) is refused: ONNX's `sequence_lens` only skips padding at
 //! the end of a sequence, Keras's mask skips it anywhere.
 //!
@@ -18,6 +20,7 @@ use crate::layers::{Activation, LayerConfig, Merge};
 use crate::model::{Inputs, Values};
 use crate::{Model, NnError, Result};
 
+mod conv;
 mod proto;
 
 use proto::{Attr, Dim, Msg};
@@ -107,10 +110,10 @@ pub fn to_bytes(model: &Model) -> Result<Vec<u8>> {
     }
     let takes_ids = model.layers().first().is_some_and(|l| l.takes_ids());
     let shape = model.input_shape().map(<[usize]>::to_vec);
-    let mut in_dims = vec![Dim::Param("batch")];
+    let mut in_dims = vec![Dim::Param("batch".into())];
     match (&shape, takes_ids) {
         (Some(s), _) => in_dims.extend(s.iter().map(|&d| Dim::Fixed(d))),
-        (None, true) => in_dims.push(Dim::Param("time")),
+        (None, true) => in_dims.push(Dim::Param("time".into())),
         (None, false) => {
             return Err(NnError::Model(
                 "onnx export: the model's input shape is unknown (set with_input_shape)".into(),
@@ -175,6 +178,17 @@ pub fn to_bytes(model: &Model) -> Result<Vec<u8>> {
     Ok(m.0)
 }
 
+/// `act` applied to `z` (over the last axis for the softmax); `z` itself when linear.
+fn activation(b: &mut Builder, act: Activation, z: &str) -> String {
+    match act {
+        Activation::Linear => z.to_string(),
+        Activation::Sigmoid => b.node("Sigmoid", &[z], &[]),
+        Activation::Relu => b.node("Relu", &[z], &[]),
+        Activation::Tanh => b.node("Tanh", &[z], &[]),
+        Activation::Softmax => b.node("Softmax", &[z], &[("axis", Attr::Int(-1))]),
+    }
+}
+
 /// Appends layer `i` (`c`, with its parameters' names and values) to the graph.
 fn layer(
     b: &mut Builder,
@@ -212,15 +226,21 @@ fn layer(
         | LayerConfig::Softmax(_)
         | LayerConfig::GlobalAveragePooling1D(_)
         | LayerConfig::GlobalMaxPooling1D(_)
-        | LayerConfig::Conv1D(_)
-        | LayerConfig::MaxPooling1D(_)
-        | LayerConfig::AveragePooling1D(_)
         | LayerConfig::Attention(_)
         | LayerConfig::AdditiveAttention(_)) => Err(unsupported(
             i,
             other.class_name(),
             "not exported to ONNX yet",
         )),
+        LayerConfig::Conv1D(c) => conv::conv1d(b, i, c, names, params, x),
+        LayerConfig::MaxPooling1D(p) => {
+            let stride = p.strides.unwrap_or(p.pool_size);
+            conv::pool1d(b, i, "MaxPool", p.pool_size, stride, x)
+        }
+        LayerConfig::AveragePooling1D(p) => {
+            let stride = p.strides.unwrap_or(p.pool_size);
+            conv::pool1d(b, i, "AveragePool", p.pool_size, stride, x)
+        }
         LayerConfig::RepeatVector(r) => {
             // [N, F] -> [1, N, F] -> [n, N, F]: time-major, as the recurrent layers read it.
             let axes = b.i64s(&[0]);
@@ -295,13 +315,7 @@ fn layer(
                 }
                 z
             };
-            let y = match d.activation {
-                Activation::Linear => z,
-                Activation::Sigmoid => b.node("Sigmoid", &[&z], &[]),
-                Activation::Relu => b.node("Relu", &[&z], &[]),
-                Activation::Tanh => b.node("Tanh", &[&z], &[]),
-                Activation::Softmax => b.node("Softmax", &[&z], &[("axis", Attr::Int(-1))]),
-            };
+            let y = activation(b, d.activation, &z);
             Ok(Value { name: y, dims, ..x })
         }
         LayerConfig::LayerNormalization(n) => {

@@ -65,7 +65,7 @@ pub fn i64_tensor(name: &str, dims: &[usize], v: &[i64]) -> Msg {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Dim {
     Fixed(usize),
-    Param(&'static str),
+    Param(String),
 }
 
 /// A `ValueInfoProto` (name 1, type 2) of a tensor type (`TypeProto.tensor_type` 1:
