@@ -47,7 +47,7 @@ pub use layers::{
     EmbeddingConfig, Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D, Gru, GruConfig, Layer,
     LayerConfig, LayerNormalization, LayerNormalizationConfig, Lstm, LstmConfig, Masking,
     MaxPooling1D, Merge, Multiply, Name, Named, Padding, ParamSpec, Recurrent, RepeatVector,
-    SimpleRnn, SimpleRnnConfig, Softmax, SpatialDropout1D, Subtract, TimeDistributed,
+    Reshape, SimpleRnn, SimpleRnnConfig, Softmax, SpatialDropout1D, Subtract, TimeDistributed,
 };
 pub use losses::{Loss, LossConfig};
 pub use metrics::Metric;
@@ -71,8 +71,8 @@ pub mod prelude {
         GlobalAveragePooling1D, GlobalMaxPooling1D, Gru, GruConfig, Input, Inputs,
         LayerNormalization, LayerNormalizationConfig, LayerRef, LearningRateScheduler, Loss,
         Losses, LrSchedule, Lstm, LstmConfig, Masking, MaxPooling1D, Merge, Metric, Model,
-        ModelCheckpoint, Multiply, Name, Padding, ReduceLROnPlateau, RepeatVector, RmsProp,
-        Sequential, Sgd, SimpleRnn, SimpleRnnConfig, Softmax, SpatialDropout1D, Subtract,
+        ModelCheckpoint, Multiply, Name, Padding, ReduceLROnPlateau, RepeatVector, Reshape,
+        RmsProp, Sequential, Sgd, SimpleRnn, SimpleRnnConfig, Softmax, SpatialDropout1D, Subtract,
         SymTensor, Targets, TerminateOnNaN, TimeDistributed,
     };
 }

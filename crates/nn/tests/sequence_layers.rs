@@ -583,3 +583,25 @@ fn time_distributed_dense_is_the_per_step_dense() {
         "{e}"
     );
 }
+
+/// A series given as `[n, T]` rows becomes `[n, T, 1]` steps with `Reshape([-1, 1])` (Keras's
+/// time-series idiom) and trains a recurrent model; the summary shows the shape.
+#[test]
+fn reshape_turns_rows_into_steps_for_a_recurrent_layer() {
+    let x = Array2::from_shape_fn((64, 10), |(r, c)| ((r * 3 + c) as f32 * 0.4).sin());
+    let y = Array1::from_shape_fn(64, |r| x[[r, 9]] * 0.5 + x[[r, 8]] * 0.5);
+    let mut m = Sequential::new()
+        .with_seed(4)
+        .with_input_shape(&[10])
+        .add(Reshape::new(&[-1, 1]))
+        .add(Gru::new(8))
+        .add(Dense::new(1, Activation::Linear));
+    m.compile(Adam::new(0.02), Loss::MeanSquaredError, &[])
+        .unwrap();
+    let s = m.summary().unwrap();
+    assert_eq!(s.rows[0].name, "reshape");
+    assert_eq!(s.rows[0].output_shape, vec![None, Some(10), Some(1)]);
+    let h = m.fit(&x, &y, &FitOptions::new(40, 16).quiet()).unwrap();
+    assert!(h.loss()[39] < 0.2 * h.loss()[0], "{:?}", h.loss());
+    common::assert_reloads_the_same(&mut m, &x, 16);
+}

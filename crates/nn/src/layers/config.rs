@@ -7,8 +7,8 @@ use super::{
     Add, AdditiveAttention, Attention, AveragePooling1D, Bidirectional, Concatenate, Conv1DConfig,
     DenseConfig, Dot, DropoutConfig, EmbeddingConfig, Flatten, GlobalAveragePooling1D,
     GlobalMaxPooling1D, GruConfig, Layer, LayerNormalizationConfig, LstmConfig, Masking,
-    MaxPooling1D, Merge, Multiply, Name, Recurrent, RepeatVector, SimpleRnnConfig, Softmax,
-    SpatialDropout1D, Subtract, TimeDistributed,
+    MaxPooling1D, Merge, Multiply, Name, Recurrent, RepeatVector, Reshape, SimpleRnnConfig,
+    Softmax, SpatialDropout1D, Subtract, TimeDistributed,
 };
 use crate::{NnError, Result};
 
@@ -38,6 +38,7 @@ pub enum LayerConfig {
     Dot(Dot),
     RepeatVector(RepeatVector),
     Flatten(Flatten),
+    Reshape(Reshape),
     Softmax(Softmax),
     GlobalAveragePooling1D(GlobalAveragePooling1D),
     GlobalMaxPooling1D(GlobalMaxPooling1D),
@@ -82,6 +83,7 @@ impl LayerConfig {
             LayerConfig::Dot(_) => "Dot",
             LayerConfig::RepeatVector(_) => "RepeatVector",
             LayerConfig::Flatten(_) => "Flatten",
+            LayerConfig::Reshape(_) => "Reshape",
             LayerConfig::Softmax(_) => "Softmax",
             LayerConfig::GlobalAveragePooling1D(_) => "GlobalAveragePooling1D",
             LayerConfig::GlobalMaxPooling1D(_) => "GlobalMaxPooling1D",
@@ -115,6 +117,7 @@ impl LayerConfig {
             LayerConfig::Dot(c) => Box::new(c.clone()),
             LayerConfig::RepeatVector(c) => Box::new(c.clone()),
             LayerConfig::Flatten(c) => Box::new(c.clone()),
+            LayerConfig::Reshape(c) => Box::new(c.clone()),
             LayerConfig::Softmax(c) => Box::new(c.clone()),
             LayerConfig::GlobalAveragePooling1D(c) => Box::new(c.clone()),
             LayerConfig::GlobalMaxPooling1D(c) => Box::new(c.clone()),

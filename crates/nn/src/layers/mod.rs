@@ -99,7 +99,7 @@ pub use named::{Name, Named};
 pub use normalization::{LayerNormalization, LayerNormalizationConfig};
 pub use pooling::{AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D};
 pub use recurrent::Recurrent;
-pub use reshape::{Flatten, RepeatVector, Softmax};
+pub use reshape::{Flatten, RepeatVector, Reshape, Softmax};
 pub use simple_rnn::{SimpleRnn, SimpleRnnConfig};
 pub use time_distributed::TimeDistributed;
 pub use trellis_ir::conv::Padding;

@@ -1,5 +1,5 @@
 //! Layers that reshape or renormalise a value without parameters: `RepeatVector(n)`,
-//! `Flatten`, `Softmax(axis)` (Keras's).
+//! `Flatten`, `Reshape(shape)`, `Softmax(axis)` (Keras's).
 use std::any::Any;
 
 use trellis_ir::{Graph, NodeId, Shape};
@@ -31,6 +31,71 @@ impl Flatten {
     }
 }
 
+/// Keras's `Reshape(target_shape)`: each sample to `target_shape` (the batch axis kept; one
+/// entry may be `-1`, inferred), e.g. a series `[B, T]` to `[B, T, 1]` for a recurrent layer.
+/// A masked input is refused by name (the steps the mask names would move).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Reshape {
+    pub target_shape: Vec<i64>,
+}
+
+impl Reshape {
+    pub fn new(target_shape: &[i64]) -> Self {
+        Reshape {
+            target_shape: target_shape.to_vec(),
+        }
+    }
+
+    /// The per-sample shape for `n` values, naming what does not fit.
+    fn resolve(&self, n: usize) -> Result<Vec<usize>> {
+        let bad = |why: String| {
+            NnError::Shape(format!(
+                "reshape({:?}): {why} (a sample has {n} values)",
+                self.target_shape
+            ))
+        };
+        let free = self.target_shape.iter().filter(|&&d| d == -1).count();
+        if free > 1 || self.target_shape.iter().any(|&d| d == 0 || d < -1) {
+            return Err(bad("sizes must be positive, with at most one -1".into()));
+        }
+        let known: usize = self
+            .target_shape
+            .iter()
+            .filter(|&&d| d > 0)
+            .map(|&d| d as usize)
+            .product();
+        if (free == 0 && known != n) || (free == 1 && n % known != 0) {
+            return Err(bad("the sizes do not hold every value".into()));
+        }
+        Ok(self
+            .target_shape
+            .iter()
+            .map(|&d| if d == -1 { n / known } else { d as usize })
+            .collect())
+    }
+
+    fn apply(&self, g: &mut Graph, x: Act) -> Result<Act> {
+        if x.mask.is_some() {
+            return Err(NnError::Model(
+                "reshape: the input carries a mask, which a reshape would move; reshape before \
+                 the masking layer or drop the mask"
+                    .into(),
+            ));
+        }
+        let x = x.batch_major(g)?;
+        let dims = g.ty(x.node).dims().to_vec();
+        let Some((&b, rest)) = dims.split_first() else {
+            return Err(NnError::Shape(
+                "reshape: takes a value with a batch axis, got a scalar".into(),
+            ));
+        };
+        let mut to = vec![b];
+        to.extend(self.resolve(rest.iter().product())?);
+        let y = g.reshape(x.node, to.as_slice())?;
+        Ok(Act::new(y, Layout::BatchMajor))
+    }
+}
+
 /// Keras's `Softmax(axis)` layer: a softmax along `axis` (`-1`, the features, by default),
 /// the stable one of [`trellis_ir::softmax`].
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -52,6 +117,7 @@ impl Default for Softmax {
 
 parameterless_layer!(RepeatVector, "repeat_vector");
 parameterless_layer!(Flatten, "flatten");
+parameterless_layer!(Reshape, "reshape");
 parameterless_layer!(Softmax, "softmax");
 
 impl RepeatVector {
@@ -109,6 +175,43 @@ mod tests {
     use super::*;
     use trellis_ir::interp::{run, Feeds, Precision};
     use trellis_ir::{Tensor, TensorType};
+
+    #[test]
+    fn reshape_resolves_one_free_size_and_names_what_does_not_fit() {
+        let mut g = Graph::new();
+        let x = g.input("x", TensorType::f32([2, 12]));
+        let mut ctx = BuildCtx::default();
+        let act = Act::new(x, Layout::BatchMajor);
+        let y = Reshape::new(&[-1, 3])
+            .build(&mut g, act, &[], &mut ctx)
+            .unwrap();
+        assert_eq!(g.ty(y.node).dims(), [2, 4, 3]);
+        let xs: Vec<f32> = (0..24).map(|v| v as f32).collect();
+        let feeds: Feeds = [(x, Tensor::f32([2, 12], xs.clone()).unwrap())].into();
+        assert_eq!(
+            run(&g, &feeds, &[y.node], Precision::F32).unwrap()[0].to_f32_vec(),
+            xs
+        );
+        for bad in [&[5, -1][..], &[-1, -1], &[0, 12], &[4, 4]] {
+            let e = Reshape::new(bad)
+                .build(&mut g, act, &[], &mut ctx)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("reshape") && e.contains("12 values"),
+                "{bad:?}: {e}"
+            );
+        }
+        let masked = Act {
+            mask: Some(x),
+            ..act
+        };
+        let e = Reshape::new(&[12])
+            .build(&mut g, masked, &[], &mut ctx)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mask"), "{e}");
+    }
 
     #[test]
     fn repeat_vector_repeats_each_sample_time_major_and_refuses_bad_input() {

@@ -223,6 +223,7 @@ fn layer(
         | LayerConfig::Multiply(_)
         | LayerConfig::Dot(_)
         | LayerConfig::Flatten(_)
+        | LayerConfig::Reshape(_)
         | LayerConfig::Softmax(_)
         | LayerConfig::GlobalAveragePooling1D(_)
         | LayerConfig::GlobalMaxPooling1D(_)
