@@ -64,7 +64,7 @@ impl Reshape {
             .filter(|&&d| d > 0)
             .map(|&d| d as usize)
             .product();
-        if (free == 0 && known != n) || (free == 1 && n % known != 0) {
+        if (free == 0 && known != n) || (free == 1 && !n.is_multiple_of(known)) {
             return Err(bad("the sizes do not hold every value".into()));
         }
         Ok(self
