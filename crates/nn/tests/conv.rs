@@ -203,3 +203,46 @@ fn masks_and_kernels_that_do_not_fit_are_refused_by_name() {
     let e = predict(zero);
     assert!(e.contains("strides"), "{e}");
 }
+
+/// Kim's text CNN through the functional API: parallel convolutions of widths 2, 3 and 4 over
+/// one embedding, each max-pooled over time, concatenated, then a sigmoid; it learns the
+/// bigram task and its summary lists every branch.
+#[test]
+fn a_multi_width_text_cnn_trains_in_the_functional_api() {
+    let (x, y) = bigram_task();
+    let input = Input::new(&[12]);
+    let e = Embedding::new(8, 8).call(&input).unwrap();
+    let pooled: Vec<SymTensor> = [2, 3, 4]
+        .iter()
+        .map(|&k| {
+            let c = Conv1D::new(6, k, Activation::Relu).call(&e).unwrap();
+            GlobalMaxPooling1D::new().call(&c).unwrap()
+        })
+        .collect();
+    let joined = Concatenate::new(-1)
+        .call([&pooled[0], &pooled[1], &pooled[2]])
+        .unwrap();
+    let p = Dense::new(1, Activation::Sigmoid).call(&joined).unwrap();
+    let mut m = Model::new(&[&input], &[&p]).unwrap();
+    m.compile(
+        Adam::new(0.01),
+        Loss::BinaryCrossentropy,
+        &[Metric::Accuracy],
+    )
+    .unwrap();
+    let s = m.summary().unwrap();
+    let convs: Vec<&str> = s
+        .rows
+        .iter()
+        .filter(|r| r.class == "Conv1D")
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(convs, ["conv1d", "conv1d_1", "conv1d_2"]);
+    let h = m.fit(&x, &y, &FitOptions::new(30, 32).quiet()).unwrap();
+    let acc = h.accuracy();
+    assert!(
+        *acc.last().unwrap() > 0.95,
+        "loss {:?}, accuracy {acc:?}",
+        h.loss()
+    );
+}
