@@ -375,3 +375,37 @@ fn recurrent_layers_continue_from_a_returned_state() {
         .to_string();
     assert!(e.contains("gru: return_state gives two outputs"), "{e}");
 }
+
+/// Keras's `Activation` layer: `Dense(k)` then `Activation::Softmax` trains exactly as
+/// `Dense(k, softmax)` (the loss reads the logit either way), saves, and exports to ONNX.
+#[test]
+fn an_activation_layer_is_the_dense_activation() {
+    let x = Array2::from_shape_fn((24, 4), |(r, c)| ((r * 5 + c * 3) % 7) as f32 / 7.0 - 0.4);
+    let y = Array1::from_shape_fn(24, |r| (r % 3) as f32);
+    let model = |split: bool| {
+        let m = Sequential::new().with_seed(2).with_input_shape(&[4]);
+        let mut m = if split {
+            m.add(Dense::new(3, Activation::Linear))
+                .add(Activation::Softmax)
+        } else {
+            m.add(Dense::new(3, Activation::Softmax))
+        };
+        m.compile(Sgd::new(0.5), Loss::SparseCategoricalCrossentropy, &[])
+            .unwrap();
+        m
+    };
+    let (mut a, mut b) = (model(true), model(false));
+    let opts = FitOptions::new(5, 8).quiet();
+    assert_eq!(
+        a.fit(&x, &y, &opts).unwrap().loss(),
+        b.fit(&x, &y, &opts).unwrap().loss()
+    );
+    assert_eq!(a.summary().unwrap().rows[1].class, "Activation");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("act.safetensors");
+    a.save_model(&path).unwrap();
+    let mut again = Sequential::load_model(&path).unwrap();
+    let (pa, pb): (ArrayD<f32>, ArrayD<f32>) = (a.predict(&x).unwrap(), again.predict(&x).unwrap());
+    assert_eq!(pa, pb);
+    assert!(trellis_nn::onnx::to_bytes(&a).is_ok());
+}

@@ -4,11 +4,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Add, AdditiveAttention, Attention, AveragePooling1D, Bidirectional, Concatenate, Conv1DConfig,
-    DenseConfig, Dot, DropoutConfig, EmbeddingConfig, Flatten, GlobalAveragePooling1D,
-    GlobalMaxPooling1D, GruConfig, Layer, LayerNormalizationConfig, LstmConfig, Masking,
-    MaxPooling1D, Merge, Multiply, Name, Recurrent, RepeatVector, Reshape, SimpleRnnConfig,
-    Softmax, SpatialDropout1D, Subtract, TimeDistributed,
+    Activation, Add, AdditiveAttention, Attention, AveragePooling1D, Bidirectional, Concatenate,
+    Conv1DConfig, DenseConfig, Dot, DropoutConfig, EmbeddingConfig, Flatten,
+    GlobalAveragePooling1D, GlobalMaxPooling1D, GruConfig, Layer, LayerNormalizationConfig,
+    LstmConfig, Masking, MaxPooling1D, Merge, Multiply, Name, Recurrent, RepeatVector, Reshape,
+    SimpleRnnConfig, Softmax, SpatialDropout1D, Subtract, TimeDistributed,
 };
 use crate::{NnError, Result};
 
@@ -18,6 +18,7 @@ use crate::{NnError, Result};
 pub enum LayerConfig {
     Embedding(EmbeddingConfig),
     Dense(DenseConfig),
+    Activation(Activation),
     Dropout(DropoutConfig),
     SpatialDropout1D(SpatialDropout1D),
     Conv1D(Conv1DConfig),
@@ -66,6 +67,7 @@ impl LayerConfig {
         match self {
             LayerConfig::Embedding(_) => "Embedding",
             LayerConfig::Dense(_) => "Dense",
+            LayerConfig::Activation(_) => "Activation",
             LayerConfig::Dropout(_) => "Dropout",
             LayerConfig::SpatialDropout1D(_) => "SpatialDropout1D",
             LayerConfig::Conv1D(_) => "Conv1D",
@@ -100,6 +102,7 @@ impl LayerConfig {
         Ok(match self {
             LayerConfig::Embedding(c) => Box::new(c.clone().init()),
             LayerConfig::Dense(c) => Box::new(c.clone().init()),
+            LayerConfig::Activation(a) => Box::new(*a),
             LayerConfig::Dropout(c) => Box::new(c.clone().init()),
             LayerConfig::SpatialDropout1D(c) => Box::new(c.clone()),
             LayerConfig::Conv1D(c) => Box::new(c.clone().init()),

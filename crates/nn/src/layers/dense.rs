@@ -33,6 +33,31 @@ impl Activation {
     }
 }
 
+/// Keras's `Activation` layer: `.add(Activation::Relu)` applies the function to the value
+/// (its logit kept, so a loss after a sigmoid or softmax reads it stably); no parameters, the
+/// mask passes.
+impl Layer for Activation {
+    fn kind(&self) -> &'static str {
+        "activation"
+    }
+    fn params(&self, _: &Scope, _: usize) -> Vec<ParamSpec> {
+        Vec::new()
+    }
+    fn build(&self, g: &mut Graph, x: Act, _: &[NodeId], _: &mut BuildCtx) -> Result<Act> {
+        let y = self.apply(g, x.node)?;
+        Ok(Act {
+            logits: Some((x.node, *self)),
+            ..x.with_node(y)
+        })
+    }
+    fn config(&self) -> Option<LayerConfig> {
+        Some(LayerConfig::Activation(*self))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
 /// Configuration of a [`Dense`] layer. Keras defaults: no activation, Glorot-uniform kernel,
 /// zero bias.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

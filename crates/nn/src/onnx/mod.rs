@@ -233,6 +233,10 @@ fn layer(
             other.class_name(),
             "not exported to ONNX yet",
         )),
+        LayerConfig::Activation(a) => {
+            let name = activation(b, *a, &x.name);
+            Ok(Value { name, ..x })
+        }
         LayerConfig::Conv1D(c) => conv::conv1d(b, i, c, names, params, x),
         LayerConfig::MaxPooling1D(p) => {
             let stride = p.strides.unwrap_or(p.pool_size);
