@@ -342,6 +342,14 @@ fn with_rates(dropout: f32, recurrent: f32) -> Sequential {
     )
 }
 
+/// The dropout masks a step graph registers: each one's shape and rate.
+fn mask_shapes(sg: &trellis_nn::StepGraph) -> Vec<(Vec<usize>, f32)> {
+    sg.masks
+        .iter()
+        .map(|k| (sg.graph.ty(k.node).dims().to_vec(), k.rate))
+        .collect()
+}
+
 /// Keras draws one dropout mask per sample for the whole sequence: the input's `[B, F]`
 /// (applied to a time-major `[T, B·F]` grid) and `h`'s `[B, H]`, each direction its own.
 /// Only training steps have them: inference and evaluation are exactly the model without
@@ -350,11 +358,7 @@ fn with_rates(dropout: f32, recurrent: f32) -> Sequential {
 fn recurrent_dropout_masks_are_per_sequence_and_only_in_training() {
     let mut m = with_rates(0.2, 0.3);
     let sg = m.step_graph(4, &[&[7]], true).unwrap();
-    let masks: Vec<(Vec<usize>, f32)> = sg
-        .masks
-        .iter()
-        .map(|k| (sg.graph.ty(k.node).dims().to_vec(), k.rate))
-        .collect();
+    let masks = mask_shapes(&sg);
     let want = [
         (vec![4 * 8], 0.2),
         (vec![4, 6], 0.3),
@@ -474,11 +478,7 @@ fn spatial_dropout_drops_whole_features_in_training_only() {
     };
     let mut m = build(0.25);
     let sg = m.step_graph(4, &[&[7]], true).unwrap();
-    let masks: Vec<(Vec<usize>, f32)> = sg
-        .masks
-        .iter()
-        .map(|k| (sg.graph.ty(k.node).dims().to_vec(), k.rate))
-        .collect();
+    let masks = mask_shapes(&sg);
     assert_eq!(masks, [(vec![1, 4, 8], 0.25)]);
     assert!(m.step_graph(4, &[&[7]], false).unwrap().masks.is_empty());
     let x = Array2::from_shape_fn((32, 7), |(r, c)| ((r * 7 + c * 3 + r / 4) % 29 + 1) as i64);
