@@ -204,6 +204,52 @@ fn masks_and_kernels_that_do_not_fit_are_refused_by_name() {
     assert!(e.contains("strides"), "{e}");
 }
 
+/// Ids of unknown length: a deep stack of windows (each conv/pool pair cuts the length by 5)
+/// still compiles and shows its summary, then trains on the real length; a model that
+/// cannot be built is left uncompiled.
+#[test]
+fn deep_windows_on_ids_of_unknown_length_compile() {
+    let deep = || {
+        let mut m = Sequential::new().with_seed(3).add(Embedding::new(8, 4));
+        for _ in 0..3 {
+            m = m
+                .add(Conv1D::new(4, 5, Activation::Relu))
+                .add(MaxPooling1D::new(5));
+        }
+        let mut m = m
+            .add(GlobalMaxPooling1D::default())
+            .add(Dense::new(1, Activation::Sigmoid));
+        m.compile(Adam::new(0.01), Loss::BinaryCrossentropy, &[])
+            .unwrap();
+        m
+    };
+    let mut m = deep();
+    let s = m.summary().unwrap();
+    assert_eq!(s.rows[6].output_shape, vec![None, None, Some(4)]);
+    assert_eq!(s.total, 8 * 4 + 3 * (5 * 4 * 4 + 4) + 4 + 1);
+    let x = Array2::<i64>::from_shape_fn((4, 400), |(r, c)| ((r * 7 + c) % 8) as i64);
+    let y = Array1::from(vec![0.0f32, 1.0, 0.0, 1.0]);
+    let h = m.fit(&x, &y, &FitOptions::new(2, 4).quiet()).unwrap();
+    assert!(h.loss().iter().all(|l| l.is_finite()), "{:?}", h.loss());
+    // Too short for the real data: refused by name at fit.
+    let short = Array2::<i64>::ones((4, 100));
+    let e = deep()
+        .fit(&short, &y, &FitOptions::new(1, 4).quiet())
+        .unwrap_err();
+    assert!(e.to_string().contains("steps"), "{e}");
+
+    let mut bad = Sequential::new()
+        .add(Embedding::new(5, 3))
+        .add(Conv1DConfig::new(2, 2).with_strides(0));
+    assert!(bad
+        .compile(Adam::default(), Loss::MeanSquaredError, &[])
+        .is_err());
+    let e = bad
+        .fit(&short, &y, &FitOptions::new(1, 4).quiet())
+        .unwrap_err();
+    assert!(e.to_string().contains("compile"), "{e}");
+}
+
 /// Kim's text CNN through the functional API: parallel convolutions of widths 2, 3 and 4 over
 /// one embedding, each max-pooled over time, concatenated, then a sigmoid; it learns the
 /// bigram task and its summary lists every branch.

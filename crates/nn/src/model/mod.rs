@@ -431,25 +431,27 @@ impl Model {
         let losses = loss.into().for_outputs(self.topo.outputs.len())?;
         optimizer.validate()?;
         losses.losses.iter().try_for_each(|l| l.validate())?;
-        if self
-            .state_owner
-            .as_deref()
-            .is_some_and(|o| o != optimizer.name())
-        {
-            self.opt_state.clear();
-            self.step = 0;
-        }
-        self.state_owner = Some(optimizer.name().to_string());
-        self.compiled = Some(Compiled {
+        let owner = optimizer.name().to_string();
+        let previous = self.compiled.replace(Compiled {
             optimizer,
             losses,
             metrics: metrics.to_vec(),
         });
+        // A model that cannot be built keeps what it had: the error leaves no half-compiled
+        // state behind.
+        if self.can_build() {
+            if let Err(e) = self.build() {
+                self.compiled = previous;
+                return Err(e);
+            }
+        }
+        if self.state_owner.as_deref().is_some_and(|o| o != owner) {
+            self.opt_state.clear();
+            self.step = 0;
+        }
+        self.state_owner = Some(owner);
         self.train = None;
         self.infer = None;
-        if self.can_build() {
-            self.build()?;
-        }
         self.init_opt_state();
         Ok(())
     }

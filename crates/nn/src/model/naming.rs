@@ -23,10 +23,10 @@ use crate::data::SplitMix64;
 use crate::layers::{Act, ParamSpec, Scope};
 use crate::{NnError, Result};
 
-/// The sequence length ids are built at while their real length is unknown (declaring the
-/// parameters, the summary): no parameter depends on it, but a window (a convolution's kernel,
-/// a pooling) must fit in it.
-const PLACEHOLDER_STEPS: usize = 64;
+/// The sequence lengths ids are built at while their real length is unknown (declaring the
+/// parameters, the summary), shortest first: no parameter depends on the length, but every
+/// window (a convolution's kernel, a pooling) on the way must fit in it.
+const PLACEHOLDER_STEPS: [usize; 3] = [64, 1024, 16384];
 
 impl Model {
     /// Declares and initialises the parameters (done by `compile` when the input shapes are
@@ -38,7 +38,30 @@ impl Model {
         if !self.layer_params.is_empty() {
             return Ok(());
         }
-        let rows = self.build_rows()?;
+        let declared = self.at_placeholder_lengths(|rows| self.declare(rows))?;
+        let mut specs = Vec::new();
+        let mut ranges = Vec::new();
+        for p in declared {
+            let p = p.unwrap_or_default();
+            ranges.push(specs.len()..specs.len() + p.len());
+            specs.extend(p);
+        }
+        let mut rng = SplitMix64::new(self.seed);
+        self.weights.replace(
+            specs
+                .iter()
+                .map(|s| s.init.sample(&s.shape, &mut rng))
+                .collect(),
+        );
+        self.specs = specs;
+        self.layer_params = ranges;
+        self.init_opt_state();
+        Ok(())
+    }
+
+    /// Each layer's parameters, declared by building the forward pass once at batch 1 on
+    /// inputs of per-sample shapes `rows`.
+    fn declare(&self, rows: &[Vec<usize>]) -> Result<Vec<Option<Vec<ParamSpec>>>> {
         let scopes = self.scopes();
         let mut declared: Vec<Option<Vec<ParamSpec>>> = vec![None; self.topo.layers.len()];
         let states = self
@@ -46,7 +69,7 @@ impl Model {
             .as_ref()
             .map_or(0, |c| c.optimizer.state_names().len());
         let mut g = Graph::new();
-        let xs = self.input_nodes(&mut g, 1, &rows)?;
+        let xs = self.input_nodes(&mut g, 1, rows)?;
         self.walk(&mut g, &xs, false, &mut |g, l, args| {
             let layer = &self.topo.layers[l];
             let p = layer.params(&scopes[l], in_features(g, args));
@@ -81,41 +104,39 @@ impl Model {
                 .map(|s| Ok(g.try_param(&s.name, TensorType::f32(s.shape.as_slice()))?))
                 .collect()
         })?;
-        let mut specs = Vec::new();
-        let mut ranges = Vec::new();
-        for p in declared {
-            let p = p.unwrap_or_default();
-            ranges.push(specs.len()..specs.len() + p.len());
-            specs.extend(p);
-        }
-        let mut rng = SplitMix64::new(self.seed);
-        self.weights.replace(
-            specs
-                .iter()
-                .map(|s| s.init.sample(&s.shape, &mut rng))
-                .collect(),
-        );
-        self.specs = specs;
-        self.layer_params = ranges;
-        self.init_opt_state();
-        Ok(())
+        Ok(declared)
     }
 
-    /// The per-sample shape of each input for building: as given, or [`PLACEHOLDER_STEPS`]
-    /// for ids of a length not known yet (the parameters do not depend on it).
-    pub(super) fn build_rows(&self) -> Result<Vec<Vec<usize>>> {
-        self.topo
-            .inputs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| match &s.shape {
-                Some(s) if !s.is_empty() || self.input_takes_ids(i) => Ok(s.clone()),
-                None if self.input_takes_ids(i) => Ok(vec![PLACEHOLDER_STEPS]),
-                _ => Err(NnError::Model(
-                    "the input shape is unknown: call with_input_shape (or fit) first".into(),
-                )),
-            })
-            .collect()
+    /// Runs `f` on the per-sample shape of each input for building: as given, or, for ids of
+    /// a length not known yet, each of [`PLACEHOLDER_STEPS`] in turn until one succeeds (no
+    /// parameter depends on the length, but a deep stack of windows shrinks a short one below
+    /// a kernel). The last length's error when none does.
+    pub(super) fn at_placeholder_lengths<T>(
+        &self,
+        mut f: impl FnMut(&[Vec<usize>]) -> Result<T>,
+    ) -> Result<T> {
+        let mut last = None;
+        for steps in PLACEHOLDER_STEPS {
+            let rows = self
+                .topo
+                .inputs
+                .iter()
+                .enumerate()
+                .map(|(i, s)| match &s.shape {
+                    Some(s) if !s.is_empty() || self.input_takes_ids(i) => Ok(s.clone()),
+                    None if self.input_takes_ids(i) => Ok(vec![steps]),
+                    _ => Err(NnError::Model(
+                        "the input shape is unknown: call with_input_shape (or fit) first".into(),
+                    )),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let placeholder = self.topo.inputs.iter().any(|s| s.shape.is_none());
+            match f(&rows) {
+                Err(e) if placeholder => last = Some(e),
+                done => return done,
+            }
+        }
+        Err(last.unwrap_or_else(|| NnError::Model("no placeholder length to build at".into())))
     }
 
     /// Each layer's module name and index in its module (see the module doc).

@@ -48,8 +48,10 @@ impl Model {
         let time_known = self.topo.inputs.iter().all(|i| i.shape.is_some());
         // A model of ids without an input shape: any length shows the shapes; the time axis
         // then prints as None.
-        let rows_in = self.build_rows()?;
-        let f = self.forward(&mut Graph::new(), 1, &rows_in, false)?;
+        let (rows_in, f) = self.at_placeholder_lengths(|rows| {
+            let f = self.forward(&mut Graph::new(), 1, rows, false)?;
+            Ok((rows.to_vec(), f))
+        })?;
         let shape_of = |dims: &[usize]| {
             let mut shape: Vec<Option<usize>> = dims.iter().copied().map(Some).collect();
             shape[0] = None;
