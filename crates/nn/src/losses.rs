@@ -227,11 +227,16 @@ impl LossConfig {
         let gives_probabilities = matches!(act, Activation::Sigmoid | Activation::Softmax);
         let message = match (self.from_logits, gives_probabilities) {
             (false, false) => format!(
-                "takes probabilities, but the last layer's activation is {act:?}, whose values                  are not probabilities (they would be clipped to [1e-7, 1 - 1e-7] and the                  model would not learn): end the model with {prob}, or use                  Loss::{:?}.from_logits(true) on a linear output",
+                "takes probabilities, but the last layer's activation is {act:?}, whose values \
+                 are not probabilities (they would be clipped to [1e-7, 1 - 1e-7] and the \
+                 model would not learn): end the model with {prob}, or use \
+                 Loss::{:?}.from_logits(true) on a linear output",
                 self.kind
             ),
             (true, true) => format!(
-                "is set from_logits, but the last layer's activation is {act:?}: its output is                  already a probability; drop from_logits, or end the model with                  Activation::Linear"
+                "is set from_logits, but the last layer's activation is {act:?}: its output is \
+                 already a probability; drop from_logits, or end the model with \
+                 Activation::Linear"
             ),
             _ => return Ok(()),
         };

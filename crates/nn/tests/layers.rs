@@ -377,7 +377,8 @@ fn recurrent_layers_continue_from_a_returned_state() {
 }
 
 /// Keras's `Activation` layer: `Dense(k)` then `Activation::Softmax` trains exactly as
-/// `Dense(k, softmax)` (the loss reads the logit either way), saves, and exports to ONNX.
+/// `Dense(k, softmax)` (the loss reads the logit either way), saves, and exports to ONNX; a
+/// linear `Activation` after the softmax is the identity, logit kept.
 #[test]
 fn an_activation_layer_is_the_dense_activation() {
     let x = Array2::from_shape_fn((24, 4), |(r, c)| ((r * 5 + c * 3) % 7) as f32 / 7.0 - 0.4);
@@ -394,8 +395,20 @@ fn an_activation_layer_is_the_dense_activation() {
             .unwrap();
         m
     };
-    let (mut a, mut b) = (model(true), model(false));
+    let mut linear_after = Sequential::new()
+        .with_seed(2)
+        .with_input_shape(&[4])
+        .add(Dense::new(3, Activation::Softmax))
+        .add(Activation::Linear);
+    linear_after
+        .compile(Sgd::new(0.5), Loss::SparseCategoricalCrossentropy, &[])
+        .unwrap();
     let opts = FitOptions::new(5, 8).quiet();
+    assert_eq!(
+        linear_after.fit(&x, &y, &opts).unwrap().loss(),
+        model(false).fit(&x, &y, &opts).unwrap().loss()
+    );
+    let (mut a, mut b) = (model(true), model(false));
     assert_eq!(
         a.fit(&x, &y, &opts).unwrap().loss(),
         b.fit(&x, &y, &opts).unwrap().loss()

@@ -44,6 +44,10 @@ impl Layer for Activation {
         Vec::new()
     }
     fn build(&self, g: &mut Graph, x: Act, _: &[NodeId], _: &mut BuildCtx) -> Result<Act> {
+        // The identity: what came in, with the logit the layer before kept for the loss.
+        if *self == Activation::Linear {
+            return Ok(x);
+        }
         let y = self.apply(g, x.node)?;
         Ok(Act {
             logits: Some((x.node, *self)),

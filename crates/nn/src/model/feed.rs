@@ -125,7 +125,8 @@ impl Model {
                     "class_weight",
                     format!("{cw:?}"),
                     format!(
-                        "the model has {outputs} outputs: class_weight is for one output (use                          sample_weight)"
+                        "the model has {outputs} outputs: class_weight is for one output (use \
+                         sample_weight)"
                     ),
                 ));
             }
