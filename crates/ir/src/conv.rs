@@ -29,13 +29,17 @@ pub enum Padding {
 impl Padding {
     /// The zeros `(before, after)` for a sequence of `t` steps under a kernel of `k` taps.
     pub fn amounts(self, t: usize, k: usize, stride: usize, dilation: usize) -> (usize, usize) {
-        let span = dilation * (k.max(1) - 1);
+        // Saturating: an absurd size gives an absurd padding, which `output_len` refuses.
+        let span = dilation.saturating_mul(k.max(1) - 1);
         match self {
             Padding::Valid => (0, 0),
             Padding::Causal => (span, 0),
             Padding::Same => {
                 let out = t.div_ceil(stride.max(1));
-                let total = ((out.max(1) - 1) * stride + span + 1).saturating_sub(t);
+                let total = ((out.max(1) - 1).saturating_mul(stride))
+                    .saturating_add(span)
+                    .saturating_add(1)
+                    .saturating_sub(t);
                 (total / 2, total - total / 2)
             }
         }
@@ -50,8 +54,22 @@ pub fn output_len(t: usize, k: usize, spec: &Conv1dSpec) -> Result<usize> {
             spec.stride, spec.dilation
         )));
     }
-    let padded = t + spec.padding.0 + spec.padding.1;
-    let span = spec.dilation * (k - 1) + 1;
+    let too_long = || {
+        IrError::Invalid(format!(
+            "conv1d: {t} steps padded by {:?} under a kernel of {k} taps dilated by {} \
+             overflow the step count",
+            spec.padding, spec.dilation
+        ))
+    };
+    let padded = t
+        .checked_add(spec.padding.0)
+        .and_then(|p| p.checked_add(spec.padding.1))
+        .ok_or_else(too_long)?;
+    let span = spec
+        .dilation
+        .checked_mul(k - 1)
+        .and_then(|s| s.checked_add(1))
+        .ok_or_else(too_long)?;
     if padded < span {
         return Err(IrError::Invalid(format!(
             "conv1d: a kernel spanning {span} steps does not fit a sequence of {t} steps \
@@ -228,4 +246,50 @@ pub fn pool1d(
         }
     };
     time_major(g, y, time_axis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(stride: usize, dilation: usize, padding: (usize, usize)) -> Conv1dSpec {
+        Conv1dSpec {
+            stride,
+            dilation,
+            padding,
+        }
+    }
+
+    #[test]
+    fn output_len_follows_the_formula_and_names_what_does_not_fit() {
+        // (T + pads - dilation (k - 1) - 1) / stride + 1
+        assert_eq!(output_len(10, 3, &spec(1, 1, (0, 0))).unwrap(), 8);
+        assert_eq!(output_len(10, 3, &spec(2, 2, (1, 1))).unwrap(), 4);
+        let same = Padding::Same.amounts(10, 4, 3, 1);
+        assert_eq!(output_len(10, 4, &spec(3, 1, same)).unwrap(), 4);
+        assert_eq!(Padding::Causal.amounts(10, 3, 1, 2), (4, 0));
+        let e = output_len(4, 6, &spec(1, 1, (0, 0)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("6 steps") && e.contains("4 steps"), "{e}");
+        let e = output_len(4, 2, &spec(0, 1, (0, 0)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("stride 0"), "{e}");
+        // Absurd sizes: a named error, not an overflow.
+        let huge = usize::MAX / 2 + 1;
+        for (t, k, s) in [
+            (4, 3, spec(1, huge, (0, 0))),
+            (4, 2, spec(1, usize::MAX, (0, 0))),
+            (usize::MAX, 2, spec(1, 1, (1, 0))),
+        ] {
+            let e = output_len(t, k, &s).unwrap_err().to_string();
+            assert!(e.contains("overflow"), "{e}");
+        }
+        let causal = Padding::Causal.amounts(4, 3, 1, huge);
+        let same = Padding::Same.amounts(4, 3, usize::MAX, huge);
+        for pads in [causal, same] {
+            assert!(output_len(4, 3, &spec(1, huge, pads)).is_err());
+        }
+    }
 }

@@ -58,12 +58,12 @@ impl Reshape {
         if free > 1 || self.target_shape.iter().any(|&d| d == 0 || d < -1) {
             return Err(bad("sizes must be positive, with at most one -1".into()));
         }
-        let known: usize = self
+        let known = self
             .target_shape
             .iter()
             .filter(|&&d| d > 0)
-            .map(|&d| d as usize)
-            .product();
+            .try_fold(1usize, |p, &d| p.checked_mul(d as usize))
+            .ok_or_else(|| bad("the sizes' product overflows".into()))?;
         if (free == 0 && known != n) || (free == 1 && !n.is_multiple_of(known)) {
             return Err(bad("the sizes do not hold every value".into()));
         }
@@ -192,7 +192,13 @@ mod tests {
             run(&g, &feeds, &[y.node], Precision::F32).unwrap()[0].to_f32_vec(),
             xs
         );
-        for bad in [&[5, -1][..], &[-1, -1], &[0, 12], &[4, 4]] {
+        for bad in [
+            &[5, -1][..],
+            &[-1, -1],
+            &[0, 12],
+            &[4, 4],
+            &[i64::MAX, i64::MAX, -1],
+        ] {
             let e = Reshape::new(bad)
                 .build(&mut g, act, &[], &mut ctx)
                 .unwrap_err()
