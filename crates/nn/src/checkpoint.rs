@@ -99,7 +99,7 @@ pub(crate) fn save_with_metadata(
         let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
         meta.insert("input_shape".to_string(), dims.join(","));
     }
-    if let Some(o) = model.optimizer_name() {
+    if let Some(o) = model.optimizer_state_kind() {
         meta.insert("optimizer".to_string(), o.to_string());
     }
     let buf = safetensors::serialize(views, &Some(meta)).map_err(|e| NnError::Checkpoint {
@@ -294,8 +294,15 @@ pub(crate) fn load_bytes(
         weights.push(v);
     }
     // Optimiser state loads when the model's optimiser (if compiled yet) is of the same kind.
-    let file_opt = meta.get("optimizer").cloned();
-    let usable = match (&file_opt, model.optimizer_name()) {
+    // Files of 2026-12-03 named Adam with weight decay `adamw`; its state is Adam's.
+    let file_opt = meta.get("optimizer").map(|o| {
+        if o == "adamw" {
+            "adam".into()
+        } else {
+            o.clone()
+        }
+    });
+    let usable = match (&file_opt, model.optimizer_state_kind()) {
         (Some(f), Some(m)) => f == m,
         (Some(_), None) => true,
         (None, _) => false,

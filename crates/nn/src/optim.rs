@@ -24,7 +24,7 @@ pub struct OptimizerOptions {
     pub clipnorm: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clipvalue: Option<f64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub global_clipnorm: Option<f64>,
     /// Decoupled weight decay (Keras `weight_decay`; see the module docs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -298,6 +298,16 @@ impl Optimizer {
             Optimizer::Sgd(_) => "sgd",
             Optimizer::RmsProp(_) => "rmsprop",
             Optimizer::Adagrad(_) => "adagrad",
+        }
+    }
+
+    /// The kind of state the optimiser keeps: a model resumes from, and keeps across
+    /// `compile`, the state of an optimiser of the same kind (Adam and AdamW share theirs,
+    /// as Keras's `Adam(weight_decay=...)` is an AdamW).
+    pub fn state_kind(&self) -> &'static str {
+        match self {
+            Optimizer::Adam(_) => "adam",
+            o => o.name(),
         }
     }
 

@@ -241,6 +241,20 @@ fn load_before_compile_keeps_optimizer_state_and_a_new_optimizer_kind_resets_it(
     a.fit(&x, &y, &FitOptions::new(1, 4).quiet()).unwrap();
     b.fit(&x, &y, &FitOptions::new(1, 4).quiet()).unwrap();
     assert_eq!(a.weights(), b.weights());
+    // AdamW keeps Adam's state (the same m and v), from the file or across compile.
+    let mut w = fresh();
+    w.build().unwrap();
+    w.load(&path).unwrap();
+    w.compile(AdamW::new(0.01), Loss::BinaryCrossentropy, &[])
+        .unwrap();
+    assert_eq!(w.step(), 2);
+    b.compile(
+        Adam::new(0.01).with_weight_decay(0.1),
+        Loss::BinaryCrossentropy,
+        &[],
+    )
+    .unwrap();
+    assert_eq!(b.step(), 4);
     // Compile with SGD: a different optimiser starts at step 0; its checkpoint has no m/v.
     let mut c = fresh();
     c.build().unwrap();

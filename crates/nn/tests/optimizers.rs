@@ -379,3 +379,19 @@ fn fit_trains_with_every_optimizer_and_adagrad_starts_from_its_accumulator() {
         assert!(last < 0.05 * first, "{opt:?}: loss {first} -> {last}");
     }
 }
+
+/// A saved optimiser config lists only the options set, and reads back the same.
+#[test]
+fn optimizer_configs_round_trip_listing_only_what_is_set() {
+    for opt in [
+        Optimizer::from(Sgd::new(0.1)),
+        AdamW::new(0.01).into(),
+        RmsProp::default().with_clipnorm(1.0).into(),
+        Adagrad::default().with_global_clipnorm(2.0).into(),
+    ] {
+        let json = serde_json::to_string(&opt).unwrap();
+        assert!(!json.contains("null"), "{json}");
+        let back: Optimizer = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, opt, "{json}");
+    }
+}

@@ -362,8 +362,9 @@ impl Model {
     pub(crate) fn optimizer_state(&self) -> &HashMap<String, Vec<f32>> {
         &self.opt_state
     }
-    pub(crate) fn optimizer_name(&self) -> Option<&'static str> {
-        self.compiled.as_ref().map(|c| c.optimizer.name())
+    /// The compiled optimiser's [`Optimizer::state_kind`].
+    pub(crate) fn optimizer_state_kind(&self) -> Option<&'static str> {
+        self.compiled.as_ref().map(|c| c.optimizer.state_kind())
     }
     /// Restored weights, optimiser `(kind, state, step)` when usable, and epochs done.
     pub(crate) fn set_restored(
@@ -431,7 +432,7 @@ impl Model {
         let losses = loss.into().for_outputs(self.topo.outputs.len())?;
         optimizer.validate()?;
         losses.losses.iter().try_for_each(|l| l.validate())?;
-        let owner = optimizer.name().to_string();
+        let owner = optimizer.state_kind().to_string();
         let previous = self.compiled.replace(Compiled {
             optimizer,
             losses,
