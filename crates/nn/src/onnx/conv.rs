@@ -25,10 +25,15 @@ fn from_channels_first(b: &mut Builder, y: &str, x: &Value, steps: Dim, c: usize
     }
 }
 
-/// The output's steps: known when the input's are, else a new symbol (`time_{i}`).
+/// The output's steps: known when the input's are; else the input's symbol when the length
+/// is kept (stride 1, the padding the kernel's span), or a new one (`time_{i}`).
 fn steps_out(x: &Value, i: usize, k: usize, spec: &Conv1dSpec) -> Result<Dim> {
+    let kept = spec.stride == 1
+        && spec.padding.0.checked_add(spec.padding.1)
+            == spec.dilation.checked_mul(k.saturating_sub(1));
     match &x.dims[usize::from(!x.time_major)] {
         Dim::Fixed(t) => Ok(Dim::Fixed(output_len(*t, k, spec)?)),
+        Dim::Param(p) if kept => Ok(Dim::Param(p.clone())),
         Dim::Param(_) => Ok(Dim::Param(format!("time_{i}"))),
     }
 }
@@ -110,4 +115,60 @@ pub(super) fn pool1d(
     ];
     let y = b.node(op, &[&ncw], &attrs);
     Ok(from_channels_first(b, &y, &x, steps, features))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_length_keeps_its_symbol_only_when_the_window_keeps_the_length() {
+        let x = Value {
+            name: "x".into(),
+            dims: vec![
+                Dim::Param("batch".into()),
+                Dim::Param("time".into()),
+                Dim::Fixed(4),
+            ],
+            time_major: false,
+        };
+        let spec = |stride, dilation, padding| Conv1dSpec {
+            stride,
+            dilation,
+            padding,
+        };
+        let time = |d: Dim| match d {
+            Dim::Param(p) => p,
+            Dim::Fixed(t) => format!("{t}"),
+        };
+        // Same / causal at stride 1 keep it; valid, strided or a pooling make a new one.
+        assert_eq!(
+            time(steps_out(&x, 2, 3, &spec(1, 1, (1, 1))).unwrap()),
+            "time"
+        );
+        assert_eq!(
+            time(steps_out(&x, 2, 3, &spec(1, 2, (4, 0))).unwrap()),
+            "time"
+        );
+        assert_eq!(
+            time(steps_out(&x, 2, 3, &spec(1, 1, (0, 0))).unwrap()),
+            "time_2"
+        );
+        assert_eq!(
+            time(steps_out(&x, 2, 3, &spec(2, 1, (1, 1))).unwrap()),
+            "time_2"
+        );
+        assert_eq!(
+            time(steps_out(&x, 3, 1, &spec(1, 1, (0, 0))).unwrap()),
+            "time"
+        );
+        let fixed = Value {
+            dims: vec![Dim::Param("batch".into()), Dim::Fixed(10), Dim::Fixed(4)],
+            ..x
+        };
+        assert_eq!(
+            time(steps_out(&fixed, 2, 3, &spec(2, 1, (1, 1))).unwrap()),
+            "5"
+        );
+    }
 }
