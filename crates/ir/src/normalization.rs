@@ -1,6 +1,8 @@
-//! Layer normalisation over the last axis as a graph builder (Keras's `LayerNormalization`,
-//! PyTorch's `nn.LayerNorm`): composed of reductions and elementwise ops, so its gradient is
-//! autodiff's and the compiler fuses it like any other elementwise chain.
+//! Normalisation as graph builders: layer normalisation over the last axis (Keras's
+//! `LayerNormalization`, PyTorch's `nn.LayerNorm`) and batch normalisation over every axis but
+//! the last (Keras's `BatchNormalization`, PyTorch's `nn.BatchNorm1d` on features last). Both
+//! are composed of reductions and elementwise ops, so their gradients are autodiff's and the
+//! compiler fuses them like any other elementwise chain.
 use crate::{Graph, IrError, NodeId, Result};
 
 /// `(x - mean) / sqrt(var + epsilon) * gamma + beta` over the last axis of `x`, `var` the
@@ -13,36 +15,32 @@ pub fn layer_norm(
     beta: Option<NodeId>,
     epsilon: f64,
 ) -> Result<NodeId> {
+    check_features(
+        g,
+        "layer_norm",
+        x,
+        &[("gamma", gamma), ("beta", beta)],
+        epsilon,
+    )?;
     let ty = g.ty(x).clone();
-    let f = match ty.dims().last() {
-        Some(&f) if f > 0 && ty.dtype.is_float() => f,
-        _ => {
-            return Err(IrError::Invalid(format!(
-                "layer_norm: needs a float tensor with a non-empty last axis, got {ty}"
-            )))
-        }
-    };
-    if !(epsilon.is_finite() && epsilon > 0.0) {
-        return Err(IrError::Invalid(format!(
-            "layer_norm: epsilon must be positive and finite, got {epsilon}"
-        )));
-    }
-    for (what, p) in [("gamma", gamma), ("beta", beta)] {
-        if let Some(p) = p {
-            if g.ty(p).dims() != [f] {
-                return Err(IrError::Invalid(format!(
-                    "layer_norm: {what} must be [{f}] (the last axis of {ty}), got {}",
-                    g.ty(p)
-                )));
-            }
-        }
-    }
     let axis = ty.rank() - 1;
     let mean = g.mean(x, &[axis], true)?;
     let xc = g.sub(x, mean)?;
     let sq = g.mul(xc, xc)?;
     let var = g.mean(sq, &[axis], true)?;
-    let eps = g.scalar(epsilon, ty.dtype);
+    scale_shift(g, xc, var, gamma, beta, epsilon)
+}
+
+/// `xc / sqrt(var + epsilon) * gamma + beta` (`gamma`, `beta` optional).
+fn scale_shift(
+    g: &mut Graph,
+    xc: NodeId,
+    var: NodeId,
+    gamma: Option<NodeId>,
+    beta: Option<NodeId>,
+    epsilon: f64,
+) -> Result<NodeId> {
+    let eps = g.scalar(epsilon, g.ty(xc).dtype);
     let ve = g.add(var, eps)?;
     let sd = g.sqrt(ve)?;
     let mut y = g.div(xc, sd)?;
@@ -53,4 +51,107 @@ pub fn layer_norm(
         y = g.add(y, b)?;
     }
     Ok(y)
+}
+
+/// The feature count of `x` (its last axis) after checking `x`, `epsilon` and that each
+/// per-feature vector in `per_feature` is `[F]`.
+fn check_features(
+    g: &Graph,
+    what: &str,
+    x: NodeId,
+    per_feature: &[(&str, Option<NodeId>)],
+    epsilon: f64,
+) -> Result<usize> {
+    let ty = g.ty(x);
+    let f = match ty.dims().last() {
+        Some(&f) if f > 0 && ty.dtype.is_float() => f,
+        _ => {
+            return Err(IrError::Invalid(format!(
+                "{what}: needs a float tensor with a non-empty last axis, got {ty}"
+            )))
+        }
+    };
+    if !(epsilon.is_finite() && epsilon > 0.0) {
+        return Err(IrError::Invalid(format!(
+            "{what}: epsilon must be positive and finite, got {epsilon}"
+        )));
+    }
+    for &(name, p) in per_feature {
+        if let Some(p) = p {
+            if g.ty(p).dims() != [f] {
+                return Err(IrError::Invalid(format!(
+                    "{what}: {name} must be [{f}] (the last axis of {ty}), got {}",
+                    g.ty(p)
+                )));
+            }
+        }
+    }
+    Ok(f)
+}
+
+/// What [`batch_norm_training`] gives: the output and the batch's moments (`[F]` each), which
+/// a model folds into its moving averages.
+pub struct BatchMoments {
+    pub y: NodeId,
+    pub mean: NodeId,
+    pub var: NodeId,
+}
+
+/// Batch normalisation in training: `x` (`[..., F]`, rank 2 or more) normalised by the mean
+/// and biased variance of each feature over every other axis (the batch, and the steps of a
+/// sequence), then scaled and shifted.
+pub fn batch_norm_training(
+    g: &mut Graph,
+    x: NodeId,
+    gamma: Option<NodeId>,
+    beta: Option<NodeId>,
+    epsilon: f64,
+) -> Result<BatchMoments> {
+    let f = check_features(
+        g,
+        "batch_norm",
+        x,
+        &[("gamma", gamma), ("beta", beta)],
+        epsilon,
+    )?;
+    let rank = g.ty(x).rank();
+    if rank < 2 {
+        return Err(IrError::Invalid(format!(
+            "batch_norm: needs a batch axis before the features, got {}",
+            g.ty(x)
+        )));
+    }
+    let axes: Vec<usize> = (0..rank - 1).collect();
+    let mean = g.mean(x, &axes, true)?;
+    let xc = g.sub(x, mean)?;
+    let sq = g.mul(xc, xc)?;
+    let var = g.mean(sq, &axes, true)?;
+    let y = scale_shift(g, xc, var, gamma, beta, epsilon)?;
+    Ok(BatchMoments {
+        y,
+        mean: g.reshape(mean, [f])?,
+        var: g.reshape(var, [f])?,
+    })
+}
+
+/// Batch normalisation in inference: `x` normalised by the given per-feature `mean` and
+/// `var` (the moving averages, `[F]`), then scaled and shifted.
+pub fn batch_norm_inference(
+    g: &mut Graph,
+    x: NodeId,
+    mean: NodeId,
+    var: NodeId,
+    gamma: Option<NodeId>,
+    beta: Option<NodeId>,
+    epsilon: f64,
+) -> Result<NodeId> {
+    let per_feature = [
+        ("mean", Some(mean)),
+        ("var", Some(var)),
+        ("gamma", gamma),
+        ("beta", beta),
+    ];
+    check_features(g, "batch_norm", x, &per_feature, epsilon)?;
+    let xc = g.sub(x, mean)?;
+    scale_shift(g, xc, var, gamma, beta, epsilon)
 }

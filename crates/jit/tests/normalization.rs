@@ -1,8 +1,10 @@
-//! Layer normalisation compiled: PyTorch's values and gradients in the f32 plan on one and two
-//! threads, and a larger case (odd widths, many rows) against the interpreter; no step is left
-//! to the interpreter.
+//! Layer and batch normalisation compiled: PyTorch's values and gradients in the f32 plan on
+//! one and two threads, and a larger layer-norm case (odd widths, many rows) against the
+//! interpreter; no step is left to the interpreter.
 #[allow(dead_code)]
 mod common;
+#[path = "../../../tests/common/golden_batchnorm.rs"]
+mod golden_batchnorm;
 #[path = "../../../tests/common/golden_graph.rs"]
 mod golden_graph;
 #[path = "../../../tests/common/golden_layernorm.rs"]
@@ -24,6 +26,15 @@ fn layer_norm_plan_matches_torch() {
     for file in golden_layernorm::FIXTURES {
         let fx = Fixture::load(file);
         let gg = golden_layernorm::build(&fx, DType::F32);
+        golden_plan::check_plan(&gg, &fx, 1e-4, 1e-5, file);
+    }
+}
+
+#[test]
+fn batch_norm_plan_matches_torch() {
+    for file in golden_batchnorm::FIXTURES {
+        let fx = Fixture::load(file);
+        let gg = golden_batchnorm::build(&fx, DType::F32);
         golden_plan::check_plan(&gg, &fx, 1e-4, 1e-5, file);
     }
 }
