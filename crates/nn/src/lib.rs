@@ -42,12 +42,13 @@ pub use error::{NnError, Result};
 pub use functional::{Call, Input, LayerRef, SymTensor};
 pub use init::Init;
 pub use layers::{
-    Activation, Add, AdditiveAttention, Attention, AveragePooling1D, Bidirectional, Concatenate,
-    Conv1D, Conv1DConfig, Dense, DenseConfig, Dot, Dropout, DropoutConfig, Embedding,
-    EmbeddingConfig, Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D, Gru, GruConfig, Layer,
-    LayerConfig, LayerNormalization, LayerNormalizationConfig, Lstm, LstmConfig, Masking,
-    MaxPooling1D, Merge, Multiply, Name, Named, Padding, ParamSpec, Recurrent, RepeatVector,
-    Reshape, SimpleRnn, SimpleRnnConfig, Softmax, SpatialDropout1D, Subtract, TimeDistributed,
+    Activation, Add, AdditiveAttention, Attention, AveragePooling1D, BatchNormalization,
+    BatchNormalizationConfig, Bidirectional, Concatenate, Conv1D, Conv1DConfig, Dense, DenseConfig,
+    Dot, Dropout, DropoutConfig, Embedding, EmbeddingConfig, Flatten, GlobalAveragePooling1D,
+    GlobalMaxPooling1D, Gru, GruConfig, Layer, LayerConfig, LayerNormalization,
+    LayerNormalizationConfig, Lstm, LstmConfig, Masking, MaxPooling1D, Merge, Multiply, Name,
+    Named, Padding, ParamSpec, Recurrent, RepeatVector, Reshape, SimpleRnn, SimpleRnnConfig,
+    Softmax, SpatialDropout1D, Subtract, TimeDistributed,
 };
 pub use losses::{Loss, LossConfig};
 pub use metrics::Metric;
@@ -66,13 +67,14 @@ pub mod prelude {
     pub use crate::ndarray::{array, s, Array1, Array2, Array3, ArrayD, Axis};
     pub use crate::{
         Activation, Adagrad, Adam, AdamW, Add, AdditiveAttention, Attention, AveragePooling1D,
-        Bidirectional, Call, Callback, Concatenate, Conv1D, Conv1DConfig, CsvLogger, Dense,
-        DenseConfig, Dot, Dropout, EarlyStopping, Embedding, EmbeddingConfig, FitOptions, Flatten,
-        GlobalAveragePooling1D, GlobalMaxPooling1D, Gru, GruConfig, Input, Inputs,
-        LayerNormalization, LayerNormalizationConfig, LayerRef, LearningRateScheduler, Loss,
-        Losses, LrSchedule, Lstm, LstmConfig, Masking, MaxPooling1D, Merge, Metric, Model,
-        ModelCheckpoint, Multiply, Name, Padding, ReduceLROnPlateau, RepeatVector, Reshape,
-        RmsProp, Sequential, Sgd, SimpleRnn, SimpleRnnConfig, Softmax, SpatialDropout1D, Subtract,
-        SymTensor, Targets, TerminateOnNaN, TimeDistributed,
+        BatchNormalization, BatchNormalizationConfig, Bidirectional, Call, Callback, Concatenate,
+        Conv1D, Conv1DConfig, CsvLogger, Dense, DenseConfig, Dot, Dropout, EarlyStopping,
+        Embedding, EmbeddingConfig, FitOptions, Flatten, GlobalAveragePooling1D,
+        GlobalMaxPooling1D, Gru, GruConfig, Input, Inputs, LayerNormalization,
+        LayerNormalizationConfig, LayerRef, LearningRateScheduler, Loss, Losses, LrSchedule, Lstm,
+        LstmConfig, Masking, MaxPooling1D, Merge, Metric, Model, ModelCheckpoint, Multiply, Name,
+        Padding, ReduceLROnPlateau, RepeatVector, Reshape, RmsProp, Sequential, Sgd, SimpleRnn,
+        SimpleRnnConfig, Softmax, SpatialDropout1D, Subtract, SymTensor, Targets, TerminateOnNaN,
+        TimeDistributed,
     };
 }

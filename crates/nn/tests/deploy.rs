@@ -481,6 +481,20 @@ fn onnx_variants_export_with_references() {
             Loss::MeanSquaredError,
         ),
         (
+            // Batch norm in inference: the moving moments as constants, on sequences and rows.
+            "floats_batch_norm",
+            Sequential::new()
+                .with_seed(10)
+                .with_input_shape(&[6, 3])
+                .add(BatchNormalization::new())
+                .add(LstmConfig::new(4).with_return_sequences(true))
+                .add(BatchNormalizationConfig::new().with_center(false))
+                .add(Gru::new(3))
+                .add(BatchNormalizationConfig::new().with_scale(false))
+                .add(Dense::new(2, Activation::Tanh)),
+            Loss::MeanSquaredError,
+        ),
+        (
             // Keras's seq2seq addition shape: the encoder's last state at every decoder step.
             "floats_repeat_vector",
             Sequential::new()

@@ -46,6 +46,7 @@ enum LayerDesc {
     },
     LayerNorm,
     SpatialDropout(f32),
+    BatchNorm(f64),
 }
 
 #[derive(Clone, Debug)]
@@ -130,6 +131,7 @@ fn layer() -> impl Strategy<Value = LayerDesc> {
             .prop_map(|(filters, kernel, stride, padding)| LayerDesc::Conv { filters, kernel, stride, padding }),
         1 => Just(LayerDesc::LayerNorm),
         1 => prop_oneof![Just(0.0f32), Just(0.3), Just(1.0)].prop_map(LayerDesc::SpatialDropout),
+        1 => prop_oneof![Just(0.0f64), Just(0.99), Just(1.0), Just(1.5)].prop_map(LayerDesc::BatchNorm),
     ]
 }
 
@@ -331,6 +333,9 @@ fn model(c: &Case) -> Sequential {
             ),
             LayerDesc::LayerNorm => m.add(LayerNormalization::new()),
             LayerDesc::SpatialDropout(rate) => m.add(SpatialDropout1D::new(rate)),
+            LayerDesc::BatchNorm(momentum) => {
+                m.add(BatchNormalizationConfig::new().with_momentum(momentum))
+            }
         };
     }
     m
@@ -388,7 +393,10 @@ fn data(c: &Case) -> (Inputs<'static>, Targets<'static>) {
         .find_map(|l| match *l {
             LayerDesc::Lstm { units, .. } | LayerDesc::Dense { units, .. } => Some(units),
             LayerDesc::Conv { filters, .. } => Some(filters),
-            LayerDesc::Dropout(_) | LayerDesc::LayerNorm | LayerDesc::SpatialDropout(_) => None,
+            LayerDesc::Dropout(_)
+            | LayerDesc::LayerNorm
+            | LayerDesc::SpatialDropout(_)
+            | LayerDesc::BatchNorm(_) => None,
         })
         .unwrap_or(1)
         .clamp(1, 16);
@@ -447,7 +455,8 @@ fn needs_ir_jit_half(c: &Case) -> bool {
             LayerDesc::Conv { .. }
             | LayerDesc::Dropout(_)
             | LayerDesc::LayerNorm
-            | LayerDesc::SpatialDropout(_) => false,
+            | LayerDesc::SpatialDropout(_)
+            | LayerDesc::BatchNorm(_) => false,
         })
 }
 

@@ -1,13 +1,16 @@
-//! `LayerNormalization` in models: PyTorch's values through the layer API (with and without
-//! gamma and beta), PyTorch's parameter names and Keras's parameter count, masks passing
-//! through it, training and saving, and the epsilon it refuses.
+//! `LayerNormalization` and `BatchNormalization` in models: PyTorch's values through the layer
+//! API (with and without gamma and beta), Keras's moving averages, PyTorch's parameter names
+//! and Keras's parameter counts, masks passing through layer norm (refused by batch norm),
+//! training and saving, frozen batch norm, and the settings they refuse.
 mod common;
 #[path = "../../../tests/common/golden_lstm.rs"]
 mod golden_lstm;
 use golden_lstm::Fixture;
 use trellis_nn::ndarray::{Array1, Array2, Array3, ArrayD};
 use trellis_nn::prelude::*;
-use trellis_nn::{LayerNormalization, LayerNormalizationConfig};
+use trellis_nn::{
+    BatchNormalization, BatchNormalizationConfig, LayerNormalization, LayerNormalizationConfig,
+};
 
 fn f32s(fx: &Fixture, name: &str) -> Vec<f32> {
     fx.get(name).data.iter().map(|&v| v as f32).collect()
@@ -161,5 +164,198 @@ fn a_bad_epsilon_is_named() {
             .unwrap_err()
             .to_string();
         assert!(e.contains("epsilon"), "{eps}: {e}");
+    }
+}
+
+/// Whether `got` is PyTorch's `want` to f32 precision.
+fn assert_close(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    for (k, (a, b)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-5 + 1e-5 * b.abs(),
+            "{what}[{k}] {a} vs torch {b}"
+        );
+    }
+}
+
+/// Inference normalises by the moving moments (PyTorch's eval output); one training step
+/// moves them toward the batch's by Keras's rule (`m * momentum + batch * (1 - momentum)`,
+/// biased variance), on a sequence and on rows, with and without gamma and beta.
+#[test]
+fn batch_normalization_matches_torch_and_moves_as_keras() {
+    let cases = [
+        ("batchnorm.json", BatchNormalizationConfig::new()),
+        (
+            "batchnorm_plain.json",
+            BatchNormalizationConfig::new()
+                .with_epsilon(1e-5)
+                .with_center(false)
+                .with_scale(false),
+        ),
+    ];
+    for (file, config) in cases {
+        let fx = Fixture::load(file);
+        let shape: Vec<usize> = fx.get("x").shape.clone();
+        let mut m = Sequential::new()
+            .with_input_shape(&shape[1..])
+            .add(config.clone());
+        m.compile(Sgd::new(0.1), Loss::MeanSquaredError, &[])
+            .unwrap();
+        fn key(name: &str) -> &str {
+            match name {
+                "running_mean" => "moving_mean",
+                "running_var" => "moving_var",
+                other => other,
+            }
+        }
+        for spec in m.param_specs().to_vec() {
+            let leaf = spec.name.strip_prefix("batch_normalization.").unwrap();
+            m.set_weight(&spec.name, &f32s(&fx, key(leaf))).unwrap();
+        }
+        assert_eq!(m.param_specs().len(), if config.scale { 4 } else { 2 });
+        let x = ArrayD::from_shape_vec(shape.clone(), f32s(&fx, "x")).unwrap();
+        let got: ArrayD<f32> = m.predict(&x).unwrap();
+        assert_close(
+            got.as_slice().unwrap(),
+            &f32s(&fx, "inference_output"),
+            file,
+        );
+        // One step on the whole batch: the moving moments take the batch's.
+        let y = ArrayD::<f32>::zeros(shape.clone());
+        m.fit(&x, &y, &FitOptions::new(1, shape[0]).quiet())
+            .unwrap();
+        for (name, want) in [
+            ("running_mean", "new_moving_mean"),
+            ("running_var", "new_moving_var"),
+        ] {
+            let got = m.weight(&format!("batch_normalization.{name}")).unwrap();
+            assert_close(got, &f32s(&fx, want), &format!("{file}: {name}"));
+        }
+    }
+}
+
+#[test]
+fn batch_normalization_summary_and_names_like_keras_and_torch() {
+    let mut m = Sequential::new()
+        .with_input_shape(&[7, 3])
+        .add(LstmConfig::new(6).with_return_sequences(true))
+        .add(BatchNormalization::new())
+        .add(Lstm::new(4))
+        .add(BatchNormalizationConfig::new().with_scale(false));
+    let s = m.summary().unwrap();
+    assert_eq!(s.rows[1].class, "BatchNormalization");
+    assert_eq!(s.rows[1].name, "batch_normalization");
+    assert_eq!(s.rows[1].params, 4 * 6);
+    assert_eq!(s.rows[3].name, "batch_normalization_1");
+    assert_eq!(s.rows[3].params, 3 * 4);
+    // The moving moments do not train (Keras's "Non-trainable params").
+    assert_eq!(s.total - s.trainable, 2 * 6 + 2 * 4);
+    let names: Vec<&str> = m.param_specs().iter().map(|p| p.name.as_str()).collect();
+    for n in [
+        "batch_normalization.weight",
+        "batch_normalization.bias",
+        "batch_normalization.running_mean",
+        "batch_normalization.running_var",
+        "batch_normalization_1.bias",
+    ] {
+        assert!(names.contains(&n), "{n}: {names:?}");
+    }
+    assert!(
+        !names.contains(&"batch_normalization_1.weight"),
+        "{names:?}"
+    );
+    let var = m.weight("batch_normalization.running_var").unwrap();
+    assert!(var.iter().all(|&v| v == 1.0), "{var:?}");
+}
+
+/// A series regression with badly scaled features learns with batch norm in front, saves and
+/// reloads; the optimiser keeps no state for the moving moments; frozen, the layer runs as in
+/// inference and keeps them.
+#[test]
+fn a_batch_normalized_model_trains_saves_and_freezes() {
+    let n = 64;
+    let x = Array3::from_shape_fn((n, 5, 2), |(r, t, f)| {
+        let v = ((r * 7 + t * 3) % 11) as f32 / 11.0;
+        if f == 0 {
+            1000.0 + 300.0 * v
+        } else {
+            0.01 * v
+        }
+    });
+    let y = Array2::from_shape_fn((n, 1), |(r, _)| ((r * 7) % 11) as f32 / 11.0);
+    let mut m = Sequential::new()
+        .with_seed(4)
+        .add(BatchNormalization::new())
+        .add(Lstm::new(8))
+        .add(Dense::new(1, Activation::Linear));
+    m.compile(Adam::new(0.02), Loss::MeanSquaredError, &[])
+        .unwrap();
+    let h = m.fit(&x, &y, &FitOptions::new(20, 16).quiet()).unwrap();
+    let loss = h.loss();
+    assert!(loss.last().unwrap() < &(0.3 * loss[0]), "{loss:?}");
+    let mean = m.weight("batch_normalization.running_mean").unwrap();
+    assert!(mean[0] > 100.0, "the moving mean never moved: {mean:?}");
+    common::assert_reloads_the_same(&mut m, &x, 16);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ckpt.safetensors");
+    m.save(&path).unwrap();
+    let buf = std::fs::read(&path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&buf).unwrap();
+    let names: Vec<String> = st.names().into_iter().cloned().collect();
+    let has = |n: &str| names.iter().any(|m| m == n);
+    assert!(has("batch_normalization.running_mean"), "{names:?}");
+    assert!(has("optimizer.m.batch_normalization.weight"), "{names:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with("optimizer.") && n.contains("running")),
+        "{names:?}"
+    );
+    // Frozen: neither gamma nor the moving moments change.
+    m.set_trainable(0, false).unwrap();
+    let before = m.weights().to_vec();
+    m.fit(&x, &y, &FitOptions::new(1, 16).quiet()).unwrap();
+    let after = m.weights().to_vec();
+    for (spec, (a, b)) in m.param_specs().iter().zip(before.iter().zip(&after)) {
+        if spec.name.starts_with("batch_normalization.") {
+            assert_eq!(a, b, "{} moved while frozen", spec.name);
+        }
+    }
+}
+
+#[test]
+fn batch_normalization_refuses_masks_and_bad_settings_by_name() {
+    let mut masked = Sequential::new()
+        .add(EmbeddingConfig::new(10, 4).with_mask_zero(true))
+        .add(BatchNormalization::new());
+    let e = masked
+        .compile(Adam::default(), Loss::MeanSquaredError, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("batch_normalization") && e.contains("mask"),
+        "{e}"
+    );
+    for (config, what) in [
+        (
+            BatchNormalizationConfig::new().with_momentum(1.5),
+            "momentum",
+        ),
+        (
+            BatchNormalizationConfig::new().with_momentum(f64::NAN),
+            "momentum",
+        ),
+        (BatchNormalizationConfig::new().with_epsilon(0.0), "epsilon"),
+    ] {
+        let mut m = Sequential::new().with_input_shape(&[3]).add(config);
+        let e = m
+            .compile(Adam::default(), Loss::MeanSquaredError, &[])
+            .and_then(|_| {
+                m.predict(Array2::<f32>::zeros((2, 3)))
+                    .map(|_: ArrayD<f32>| ())
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(what), "{e}");
     }
 }

@@ -4,11 +4,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Activation, Add, AdditiveAttention, Attention, AveragePooling1D, Bidirectional, Concatenate,
-    Conv1DConfig, DenseConfig, Dot, DropoutConfig, EmbeddingConfig, Flatten,
-    GlobalAveragePooling1D, GlobalMaxPooling1D, GruConfig, Layer, LayerNormalizationConfig,
-    LstmConfig, Masking, MaxPooling1D, Merge, Multiply, Name, Recurrent, RepeatVector, Reshape,
-    SimpleRnnConfig, Softmax, SpatialDropout1D, Subtract, TimeDistributed,
+    Activation, Add, AdditiveAttention, Attention, AveragePooling1D, BatchNormalizationConfig,
+    Bidirectional, Concatenate, Conv1DConfig, DenseConfig, Dot, DropoutConfig, EmbeddingConfig,
+    Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D, GruConfig, Layer,
+    LayerNormalizationConfig, LstmConfig, Masking, MaxPooling1D, Merge, Multiply, Name, Recurrent,
+    RepeatVector, Reshape, SimpleRnnConfig, Softmax, SpatialDropout1D, Subtract, TimeDistributed,
 };
 use crate::{NnError, Result};
 
@@ -25,6 +25,7 @@ pub enum LayerConfig {
     MaxPooling1D(MaxPooling1D),
     AveragePooling1D(AveragePooling1D),
     LayerNormalization(LayerNormalizationConfig),
+    BatchNormalization(BatchNormalizationConfig),
     #[serde(rename = "LSTM")]
     Lstm(LstmConfig),
     #[serde(rename = "GRU")]
@@ -74,6 +75,7 @@ impl LayerConfig {
             LayerConfig::MaxPooling1D(_) => "MaxPooling1D",
             LayerConfig::AveragePooling1D(_) => "AveragePooling1D",
             LayerConfig::LayerNormalization(_) => "LayerNormalization",
+            LayerConfig::BatchNormalization(_) => "BatchNormalization",
             LayerConfig::Lstm(_) => "LSTM",
             LayerConfig::Gru(_) => "GRU",
             LayerConfig::SimpleRnn(_) => "SimpleRNN",
@@ -109,6 +111,7 @@ impl LayerConfig {
             LayerConfig::MaxPooling1D(c) => Box::new(c.clone()),
             LayerConfig::AveragePooling1D(c) => Box::new(c.clone()),
             LayerConfig::LayerNormalization(c) => Box::new(c.clone().init()),
+            LayerConfig::BatchNormalization(c) => Box::new(c.clone().init()),
             LayerConfig::Lstm(c) => Box::new(c.clone().init()),
             LayerConfig::Gru(c) => Box::new(c.clone().init()),
             LayerConfig::SimpleRnn(c) => Box::new(c.clone().init()),

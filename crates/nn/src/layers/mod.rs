@@ -96,7 +96,9 @@ pub use lstm::{Lstm, LstmConfig};
 pub use masking::Masking;
 pub use merge::{Add, Concatenate, Dot, Multiply, Subtract};
 pub use named::{Name, Named};
-pub use normalization::{LayerNormalization, LayerNormalizationConfig};
+pub use normalization::{
+    BatchNormalization, BatchNormalizationConfig, LayerNormalization, LayerNormalizationConfig,
+};
 pub use pooling::{AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D};
 pub use recurrent::Recurrent;
 pub use reshape::{Flatten, RepeatVector, Reshape, Softmax};
@@ -105,12 +107,14 @@ pub use time_distributed::TimeDistributed;
 pub use trellis_ir::conv::Padding;
 
 /// A parameter a layer declares: its full name (PyTorch state-dict style), shape and
-/// initialiser.
+/// initialiser, and whether the optimiser trains it (a batch normalisation's moving averages
+/// are state the layer updates itself: see [`BuildCtx::updates`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParamSpec {
     pub name: String,
     pub shape: Vec<usize>,
     pub init: Init,
+    pub trainable: bool,
 }
 
 impl ParamSpec {
@@ -119,6 +123,14 @@ impl ParamSpec {
             name: name.into(),
             shape: shape.to_vec(),
             init,
+            trainable: true,
+        }
+    }
+    /// The same parameter, not trained by the optimiser.
+    pub fn non_trainable(self) -> Self {
+        ParamSpec {
+            trainable: false,
+            ..self
         }
     }
 }
@@ -218,12 +230,19 @@ pub struct MaskInput {
     pub rate: f32,
 }
 
-/// What a layer needs to know while it builds: training or inference, and where to register
-/// the per-step random inputs it creates.
+/// What a layer needs to know while it builds: training or inference, whether it is frozen
+/// ([`crate::Model::set_trainable`]), and where to register the per-step random inputs and the
+/// state updates it creates.
 #[derive(Debug, Default)]
 pub struct BuildCtx {
     pub training: bool,
+    /// The layer being built is frozen (a batch normalisation then runs as in inference,
+    /// as Keras's does).
+    pub frozen: bool,
     pub masks: Vec<MaskInput>,
+    /// `(parameter, new value)` for non-trainable parameters a training step updates (a
+    /// batch normalisation's moving averages), applied with the optimiser's updates.
+    pub updates: Vec<(NodeId, NodeId)>,
 }
 
 /// Names a layer's parameters: `module` is the state-dict prefix (`lstm`, `dense_1`, ...),

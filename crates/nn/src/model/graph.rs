@@ -56,6 +56,8 @@ pub(super) struct Forward {
     params: Vec<NodeId>,
     outs: Vec<Out>,
     masks: Vec<MaskInput>,
+    /// Non-trainable parameters' updates (see [`BuildCtx::updates`]).
+    state_updates: Vec<(NodeId, NodeId)>,
     /// Each call's output shapes, batch-major (what `summary` shows).
     pub(super) call_dims: Vec<Vec<Vec<usize>>>,
 }
@@ -105,17 +107,18 @@ impl Model {
     }
 
     /// Appends every layer call in order on the inputs `xs`, asking `params` for each call's
-    /// parameter nodes; returns each call's outputs and the dropout masks to feed.
+    /// parameter nodes; returns each call's outputs, and the context holding the dropout
+    /// masks to feed and the state updates to apply.
     pub(super) fn walk(
         &self,
         g: &mut Graph,
         xs: &[NodeId],
         training: bool,
         params: &mut ParamsFor,
-    ) -> Result<(Vec<Vec<Act>>, Vec<MaskInput>)> {
+    ) -> Result<(Vec<Vec<Act>>, BuildCtx)> {
         let mut ctx = BuildCtx {
             training,
-            masks: Vec::new(),
+            ..Default::default()
         };
         let mut outs: Vec<Vec<Act>> = Vec::with_capacity(self.topo.calls.len());
         for (ci, c) in self.topo.calls.iter().enumerate() {
@@ -130,6 +133,7 @@ impl Model {
                 .collect();
             self.check_ids(ci)?;
             let p = params(g, c.layer, &args)?;
+            ctx.frozen = !self.is_trainable(c.layer);
             // One value in and out: `build` (a Sequential's layers; a layer that returns more
             // says so there).
             let out = match args.as_slice() {
@@ -147,7 +151,7 @@ impl Model {
             }
             outs.push(out);
         }
-        Ok((outs, ctx.masks))
+        Ok((outs, ctx))
     }
 
     /// A layer taking token ids reads a model input of ids, and an input of ids feeds only
@@ -196,7 +200,7 @@ impl Model {
             .map(|s| g.param(&s.name, TensorType::f32(s.shape.as_slice())))
             .collect();
         let scopes = self.scopes();
-        let (acts, masks) = self.walk(g, &xs, training, &mut |g, l, args| {
+        let (acts, ctx) = self.walk(g, &xs, training, &mut |g, l, args| {
             let r = self.layer_params[l].clone();
             let want = self.topo.layers[l].params(&scopes[l], in_features(g, args));
             check_params(l, self.topo.layers[l].kind(), &want, &self.specs[r.clone()])?;
@@ -231,7 +235,8 @@ impl Model {
             xs,
             params,
             outs,
-            masks,
+            masks: ctx.masks,
+            state_updates: ctx.updates,
             call_dims,
         })
     }
@@ -360,7 +365,9 @@ impl Model {
                     grads
                 }
             };
-            Some(c.optimizer.build(&mut g, &named, &grads)?)
+            let mut o = c.optimizer.build(&mut g, &named, &grads)?;
+            o.updates.extend(f.state_updates.iter().copied());
+            Some(o)
         } else {
             None
         };

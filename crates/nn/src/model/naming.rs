@@ -177,7 +177,7 @@ impl Model {
     /// every parameter that has none yet (compiled and built).
     pub(super) fn init_opt_state(&mut self) {
         let Some(c) = &self.compiled else { return };
-        for s in &self.specs {
+        for s in self.specs.iter().filter(|s| s.trainable) {
             for st in c.optimizer.state_names() {
                 let n: usize = s.shape.iter().product();
                 let v = c.optimizer.state_init(st);

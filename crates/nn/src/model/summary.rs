@@ -267,6 +267,7 @@ mod tests {
     fn class_names_snake_case_as_keras_does() {
         let cases = [
             ("LayerNormalization", "layer_normalization"),
+            ("BatchNormalization", "batch_normalization"),
             ("SimpleRNN", "simple_rnn"),
             ("GlobalAveragePooling1D", "global_average_pooling1d"),
             ("LSTM", "lstm"),

@@ -33,9 +33,10 @@ impl Model {
         !self.frozen.contains(&layer)
     }
 
-    /// Whether each of [`Model::param_specs`] trains (once built).
+    /// Whether each of [`Model::param_specs`] trains (once built): a trainable parameter of a
+    /// layer that is not frozen.
     pub(super) fn trains_param(&self) -> Vec<bool> {
-        let mut t = vec![true; self.specs.len()];
+        let mut t: Vec<bool> = self.specs.iter().map(|s| s.trainable).collect();
         for &l in &self.frozen {
             if let Some(r) = self.layer_params.get(l) {
                 t[r.clone()].iter_mut().for_each(|v| *v = false);

@@ -207,6 +207,7 @@ fn layer(
                 LayerConfig::Dense(_)
                     | LayerConfig::Dropout(_)
                     | LayerConfig::LayerNormalization(_)
+                    | LayerConfig::BatchNormalization(_)
             ) =>
         {
             layer(b, i, inner, names, params, x)
@@ -341,6 +342,26 @@ fn layer(
             for (op, on) in [("Mul", n.scale), ("Add", n.center)] {
                 if on {
                     let (name, (shape, v)) = params.next().expect("one parameter per flag");
+                    let p = b.f32s(name, shape, v);
+                    y = b.node(op, &[&y, &p], &[]);
+                }
+            }
+            Ok(Value { name: y, ..x })
+        }
+        LayerConfig::BatchNormalization(n) => {
+            // Inference: the moving moments are constants, so (x - mean) / sd * gamma + beta
+            // with sd = sqrt(var + epsilon) computed here as the f32 model computes it.
+            let k = params.len();
+            let (&(fshape, mean), &(_, var)) = (&params[k - 2], &params[k - 1]);
+            let sd: Vec<f32> = var.iter().map(|v| (v + n.epsilon as f32).sqrt()).collect();
+            let mean = b.f32s(names[k - 2], fshape, mean);
+            let sd = b.f32s(&format!("layer{i}_sd"), fshape, &sd);
+            let xc = b.node("Sub", &[&x.name, &mean], &[]);
+            let mut y = b.node("Div", &[&xc, &sd], &[]);
+            let mut affine = names.iter().zip(params);
+            for (op, on) in [("Mul", n.scale), ("Add", n.center)] {
+                if on {
+                    let (name, (shape, v)) = affine.next().expect("one parameter per flag");
                     let p = b.f32s(name, shape, v);
                     y = b.node(op, &[&y, &p], &[]);
                 }
