@@ -359,3 +359,33 @@ fn batch_normalization_refuses_masks_and_bad_settings_by_name() {
         assert!(e.contains(what), "{e}");
     }
 }
+
+/// A batch norm shared by two inputs moves its averages once per call, in call order, as
+/// Keras applies the two calls' updates in turn.
+#[test]
+fn a_shared_batch_norm_moves_its_averages_once_per_call() {
+    let (a, b) = (Input::new(&[2]), Input::new(&[2]));
+    let bn = BatchNormalizationConfig::new().with_momentum(0.5).shared();
+    let (pa, pb) = (bn.call(&a).unwrap(), bn.call(&b).unwrap());
+    let mut m = Model::new(&[&a, &b], &[&pa, &pb]).unwrap();
+    m.compile(Sgd::new(0.1), Loss::MeanSquaredError, &[])
+        .unwrap();
+    let xa = Array2::from_shape_vec((2, 2), vec![1.0f32, 2.0, 3.0, 6.0]).unwrap();
+    let xb = Array2::from_shape_vec((2, 2), vec![10.0f32, 0.0, 20.0, 4.0]).unwrap();
+    let y = Array2::<f32>::zeros((2, 2));
+    let opts = FitOptions::new(1, 2).quiet();
+    m.fit([Inputs::from(&xa), Inputs::from(&xb)], [&y, &y], &opts)
+        .unwrap();
+    // Means: a [2, 4], b [15, 2]; from 0: 0.5 * (0.5 * 0 + 0.5 * a) + 0.5 * b.
+    let got = m.weight("batch_normalization.running_mean").unwrap();
+    assert_eq!(got, vec![0.25 * 2.0 + 0.5 * 15.0, 0.25 * 4.0 + 0.5 * 2.0]);
+    // Biased variances: a [1, 4], b [25, 4]; from 1.
+    let got = m.weight("batch_normalization.running_var").unwrap();
+    assert_eq!(
+        got,
+        vec![
+            0.25 + 0.25 * 1.0 + 0.5 * 25.0,
+            0.25 + 0.25 * 4.0 + 0.5 * 4.0
+        ]
+    );
+}

@@ -298,10 +298,17 @@ impl Layer for BatchNormalization {
         let keep = g.scalar(c.momentum, g.ty(x.node).dtype);
         let take = g.scalar(1.0 - c.momentum, g.ty(x.node).dtype);
         for (moving, batch) in [(moving_mean, b.mean), (moving_var, b.var)] {
-            let old = g.mul(moving, keep)?;
+            // A shared layer's later call moves the average on from the earlier call's
+            // value (Keras applies the calls' updates in turn).
+            let earlier = ctx.updates.iter().position(|u| u.0 == moving);
+            let from = earlier.map_or(moving, |i| ctx.updates[i].1);
+            let old = g.mul(from, keep)?;
             let new = g.mul(batch, take)?;
             let v = g.add(old, new)?;
-            ctx.updates.push((moving, v));
+            match earlier {
+                Some(i) => ctx.updates[i].1 = v,
+                None => ctx.updates.push((moving, v)),
+            }
         }
         Ok(x.with_node(b.y))
     }
