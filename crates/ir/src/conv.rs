@@ -71,10 +71,12 @@ pub fn output_len(t: usize, k: usize, spec: &Conv1dSpec) -> Result<usize> {
         .and_then(|s| s.checked_add(1))
         .ok_or_else(too_long)?;
     if padded < span {
-        return Err(IrError::Invalid(format!(
-            "conv1d: a kernel spanning {span} steps does not fit a sequence of {t} steps \
-             (padded to {padded}); pad it or use a smaller kernel"
-        )));
+        return Err(IrError::WindowTooLong {
+            op: "conv1d".into(),
+            span,
+            steps: t,
+            padded,
+        });
     }
     Ok((padded - span) / spec.stride + 1)
 }
@@ -104,7 +106,13 @@ fn pad_for_windows(
 ) -> Result<NodeId> {
     let (before, after) = spec.padding;
     let t = g.ty(x).dims()[axis];
-    let need = spec.dilation * (taps - 1) + count * spec.stride;
+    // One window needs only its span; more need whole strides for `strided_rows`'s reshape
+    // (within one stride of the padded length, which `output_len` checked).
+    let need = if count == 1 {
+        spec.dilation.saturating_mul(taps - 1).saturating_add(1)
+    } else {
+        (spec.dilation * (taps - 1)).saturating_add(count.saturating_mul(spec.stride))
+    };
     let total = (t + before + after).max(need);
     if before == 0 && total == t {
         return Ok(x);
@@ -122,10 +130,10 @@ fn strided_rows(
     count: usize,
     stride: usize,
 ) -> Result<NodeId> {
-    let w = g.slice(x, 0, start, start + count * stride)?;
-    if stride == 1 {
-        return Ok(w);
+    if stride == 1 || count == 1 {
+        return g.slice(x, 0, start, start + count);
     }
+    let w = g.slice(x, 0, start, start + count * stride)?;
     let dims = g.ty(w).dims().to_vec();
     let rest: usize = dims[1..].iter().product();
     let w = g.reshape(w, [count, stride * rest])?;
@@ -224,8 +232,20 @@ pub fn pool1d(
         dilation: 1,
         padding: (0, 0),
     };
-    let t_out = output_len(t, size, &spec)
-        .map_err(|e| IrError::Invalid(e.to_string().replace("conv1d", "pool1d")))?;
+    let t_out = output_len(t, size, &spec).map_err(|e| match e {
+        IrError::WindowTooLong {
+            op: _,
+            span,
+            steps,
+            padded,
+        } => IrError::WindowTooLong {
+            op: "pool1d".into(),
+            span,
+            steps,
+            padded,
+        },
+        e => IrError::Invalid(e.to_string().replace("conv1d", "pool1d")),
+    })?;
     let xt = time_major(g, x, time_axis)?;
     let xp = pad_for_windows(g, xt, 0, &spec, size, t_out)?;
     let mut acc: Option<NodeId> = None;
@@ -286,10 +306,41 @@ mod tests {
             let e = output_len(t, k, &s).unwrap_err().to_string();
             assert!(e.contains("overflow"), "{e}");
         }
+        let e = output_len(4, 6, &spec(1, 1, (0, 0))).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                IrError::WindowTooLong {
+                    span: 6,
+                    steps: 4,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         let causal = Padding::Causal.amounts(4, 3, 1, huge);
         let same = Padding::Same.amounts(4, 3, usize::MAX, huge);
         for pads in [causal, same] {
             assert!(output_len(4, 3, &spec(1, huge, pads)).is_err());
         }
+    }
+
+    /// A stride past the sequence: one window, its rows sliced without padding to the stride.
+    #[test]
+    fn a_stride_past_the_sequence_gives_one_window() {
+        use crate::{Graph, TensorType};
+        let mut g = Graph::new();
+        let x = g.input("x", TensorType::f32([5, 2, 3]));
+        let w = g.input("w", TensorType::f32([4, 3, 2]));
+        let s = spec(usize::MAX, 1, (0, 0));
+        let y = conv1d(&mut g, x, 0, w, None, &s).unwrap();
+        assert_eq!(g.ty(y).dims(), [1, 2, 4]);
+        let p = pool1d(&mut g, x, 1, Pool::Max, 2, usize::MAX).unwrap();
+        assert_eq!(g.ty(p).dims(), [5, 1, 3]);
+        let e = pool1d(&mut g, x, 1, Pool::Average, 3, 1).unwrap_err();
+        assert!(
+            matches!(&e, IrError::WindowTooLong { op, .. } if op == "pool1d"),
+            "{e}"
+        );
     }
 }

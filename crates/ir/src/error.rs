@@ -39,6 +39,18 @@ pub enum IrError {
     /// is the most one allocation holds). Names what has the type.
     #[error("{what}: {ty} is an impossible size (more than isize::MAX bytes)")]
     TooLarge { what: String, ty: String },
+    /// A window (a convolution's kernel, a pooling) longer than the padded sequence: the
+    /// one error a longer sequence would not give.
+    #[error(
+        "{op}: a kernel spanning {span} steps does not fit a sequence of {steps} steps \
+         (padded to {padded}); pad it or use a smaller kernel"
+    )]
+    WindowTooLong {
+        op: String,
+        span: usize,
+        steps: usize,
+        padded: usize,
+    },
     #[error("{0}")]
     Invalid(String),
 }

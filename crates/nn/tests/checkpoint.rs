@@ -255,6 +255,24 @@ fn load_before_compile_keeps_optimizer_state_and_a_new_optimizer_kind_resets_it(
     )
     .unwrap();
     assert_eq!(b.step(), 4);
+    // Files written when Adam with weight decay was named "adamw" resume Adam too.
+    let buf = std::fs::read(&path).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&buf).unwrap();
+    let mut meta = header.metadata().clone().unwrap();
+    assert_eq!(meta["optimizer"], "adam");
+    meta.insert("optimizer".into(), "adamw".into());
+    let st = safetensors::SafeTensors::deserialize(&buf).unwrap();
+    let old = dir.path().join("old.safetensors");
+    std::fs::write(
+        &old,
+        safetensors::serialize(st.tensors(), &Some(meta)).unwrap(),
+    )
+    .unwrap();
+    let mut o = fresh();
+    o.compile(Adam::new(0.01), Loss::BinaryCrossentropy, &[])
+        .unwrap();
+    o.load(&old).unwrap();
+    assert_eq!(o.step(), 2);
     // Compile with SGD: a different optimiser starts at step 0; its checkpoint has no m/v.
     let mut c = fresh();
     c.build().unwrap();

@@ -238,16 +238,67 @@ fn deep_windows_on_ids_of_unknown_length_compile() {
         .unwrap_err();
     assert!(e.to_string().contains("steps"), "{e}");
 
-    let mut bad = Sequential::new()
+    // A failed compile leaves the model as it was: compiled before, it keeps that optimiser.
+    let mut bad =
+        Sequential::new()
+            .add(Embedding::new(5, 3))
+            .add(Conv1D::new(2, 2, Activation::Linear));
+    bad.compile(Sgd::new(0.5), Loss::MeanSquaredError, &[])
+        .unwrap();
+    bad.push(Conv1DConfig::new(2, 2).with_strides(0));
+    let e = bad
+        .compile(Adam::new(0.01), Loss::MeanSquaredError, &[])
+        .unwrap_err();
+    assert!(e.to_string().contains("stride"), "{e}");
+    assert_eq!(bad.learning_rate(), Some(0.5));
+    let mut never = Sequential::new()
         .add(Embedding::new(5, 3))
         .add(Conv1DConfig::new(2, 2).with_strides(0));
-    assert!(bad
+    assert!(never
         .compile(Adam::default(), Loss::MeanSquaredError, &[])
         .is_err());
-    let e = bad
+    let e = never
         .fit(&short, &y, &FitOptions::new(1, 4).quiet())
         .unwrap_err();
     assert!(e.to_string().contains("compile"), "{e}");
+}
+
+/// Building at a placeholder length: parameters that depend on it are refused by name, an
+/// error a longer placeholder would not mend is the first length's, and a kernel longer
+/// than every placeholder says why.
+#[test]
+fn ids_of_unknown_length_refuse_what_the_length_decides() {
+    let compile = |m: Sequential| {
+        let mut m = m;
+        m.compile(Adam::default(), Loss::MeanSquaredError, &[])
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
+    let flat = Sequential::new()
+        .add(Embedding::new(5, 3))
+        .add(Conv1D::new(2, 100, Activation::Linear))
+        .add(Flatten::new())
+        .add(Dense::new(1, Activation::Linear));
+    let e = compile(flat);
+    assert!(
+        e.contains("layer 3 (dense)") && e.contains("with_input_shape"),
+        "{e}"
+    );
+    let reshape = Sequential::new()
+        .add(Embedding::new(5, 4))
+        .add(Reshape::new(&[-1, 2, 3]));
+    let e = compile(reshape);
+    assert!(e.contains("reshape") && !e.contains("16384"), "{e}");
+    let huge =
+        Sequential::new()
+            .add(Embedding::new(5, 3))
+            .add(Conv1D::new(2, 20_000, Activation::Linear));
+    let e = compile(huge);
+    assert!(
+        e.contains("20000 steps") && e.contains("with_input_shape"),
+        "{e}"
+    );
 }
 
 /// Kim's text CNN through the functional API: parallel convolutions of widths 2, 3 and 4 over

@@ -207,6 +207,9 @@ mod tests {
                 e.contains("reshape") && e.contains("12 values"),
                 "{bad:?}: {e}"
             );
+            if bad.contains(&i64::MAX) {
+                assert!(e.contains("overflows"), "{e}");
+            }
         }
         let masked = Act {
             mask: Some(x),

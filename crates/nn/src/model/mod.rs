@@ -422,6 +422,9 @@ impl Model {
     ///
     /// `loss` is one [`Loss`] (for every output) or a [`Losses`]: a loss and a weight per
     /// output; the model minimises the weighted sum.
+    ///
+    /// When the model cannot be built, `compile` returns that error and leaves the model as
+    /// it was (uncompiled, or compiled as before).
     pub fn compile(
         &mut self,
         optimizer: impl Into<Optimizer>,

@@ -24,8 +24,9 @@ use crate::layers::{Act, ParamSpec, Scope};
 use crate::{NnError, Result};
 
 /// The sequence lengths ids are built at while their real length is unknown (declaring the
-/// parameters, the summary), shortest first: no parameter depends on the length, but every
-/// window (a convolution's kernel, a pooling) on the way must fit in it.
+/// parameters, the summary), shortest first: every window (a convolution's kernel, a
+/// pooling) on the way must fit in it. A parameter that depends on it (a Dense after a
+/// Flatten) is refused.
 const PLACEHOLDER_STEPS: [usize; 3] = [64, 1024, 16384];
 
 impl Model {
@@ -38,7 +39,20 @@ impl Model {
         if !self.layer_params.is_empty() {
             return Ok(());
         }
-        let declared = self.at_placeholder_lengths(|rows| self.declare(rows))?;
+        let (declared, steps) = self.at_placeholder_lengths(|rows| self.declare(rows))?;
+        if self.builds_at_a_placeholder() {
+            // The parameters must not depend on the length the model was built at (a Flatten
+            // before a Dense would): the same at twice that length.
+            let longer = self.declare(&self.rows_at(2 * steps)?)?;
+            let differs = declared.iter().zip(&longer).position(|(a, b)| a != b);
+            if let Some(l) = differs {
+                return Err(NnError::Model(format!(
+                    "layer {l} ({}): its parameters depend on the input's length, which is \
+                     unknown: give it with with_input_shape",
+                    self.topo.layers[l].kind()
+                )));
+            }
+        }
         let mut specs = Vec::new();
         let mut ranges = Vec::new();
         for p in declared {
@@ -107,36 +121,52 @@ impl Model {
         Ok(declared)
     }
 
-    /// Runs `f` on the per-sample shape of each input for building: as given, or, for ids of
-    /// a length not known yet, each of [`PLACEHOLDER_STEPS`] in turn until one succeeds (no
-    /// parameter depends on the length, but a deep stack of windows shrinks a short one below
-    /// a kernel). The last length's error when none does.
+    /// Each input's per-sample shape for building: as given, or `steps` for ids of a length
+    /// not known yet.
+    fn rows_at(&self, steps: usize) -> Result<Vec<Vec<usize>>> {
+        self.topo
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match &s.shape {
+                Some(s) if !s.is_empty() || self.input_takes_ids(i) => Ok(s.clone()),
+                None if self.input_takes_ids(i) => Ok(vec![steps]),
+                _ => Err(NnError::Model(
+                    "the input shape is unknown: call with_input_shape (or fit) first".into(),
+                )),
+            })
+            .collect()
+    }
+
+    /// Whether building uses a placeholder length (ids of a length not known yet).
+    fn builds_at_a_placeholder(&self) -> bool {
+        self.topo.inputs.iter().any(|s| s.shape.is_none())
+    }
+
+    /// Runs `f` on each input's per-sample shape for building ([`Model::rows_at`]), at each of
+    /// [`PLACEHOLDER_STEPS`] in turn while a window (a kernel, a pooling) does not fit the
+    /// placeholder: a deep stack of windows shrinks a short one below a kernel. Returns `f`'s
+    /// result and the length used.
     pub(super) fn at_placeholder_lengths<T>(
         &self,
         mut f: impl FnMut(&[Vec<usize>]) -> Result<T>,
-    ) -> Result<T> {
-        let mut last = None;
-        for steps in PLACEHOLDER_STEPS {
-            let rows = self
-                .topo
-                .inputs
-                .iter()
-                .enumerate()
-                .map(|(i, s)| match &s.shape {
-                    Some(s) if !s.is_empty() || self.input_takes_ids(i) => Ok(s.clone()),
-                    None if self.input_takes_ids(i) => Ok(vec![steps]),
-                    _ => Err(NnError::Model(
-                        "the input shape is unknown: call with_input_shape (or fit) first".into(),
-                    )),
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let placeholder = self.topo.inputs.iter().any(|s| s.shape.is_none());
-            match f(&rows) {
-                Err(e) if placeholder => last = Some(e),
-                done => return done,
+    ) -> Result<(T, usize)> {
+        let placeholder = self.builds_at_a_placeholder();
+        let mut steps = PLACEHOLDER_STEPS.iter().copied().peekable();
+        while let Some(n) = steps.next() {
+            match f(&self.rows_at(n)?) {
+                Ok(v) => return Ok((v, n)),
+                Err(e) if placeholder && window_too_long(&e) && steps.peek().is_some() => {}
+                Err(e) if placeholder && window_too_long(&e) => {
+                    return Err(NnError::Model(format!(
+                        "{e} (the input's length is unknown, so the model was built at \
+                         placeholder lengths up to {n} steps: give it with with_input_shape)"
+                    )))
+                }
+                Err(e) => return Err(e),
             }
         }
-        Err(last.unwrap_or_else(|| NnError::Model("no placeholder length to build at".into())))
+        unreachable!("PLACEHOLDER_STEPS is not empty")
     }
 
     /// Each layer's module name and index in its module (see the module doc).
@@ -229,4 +259,17 @@ pub(super) fn check_params(
         )));
     }
     Ok(())
+}
+
+/// Whether `e` is a window (a kernel, a pooling) longer than its sequence: the error a longer
+/// placeholder length would not give.
+fn window_too_long(e: &NnError) -> bool {
+    fn ir(e: &trellis_ir::IrError) -> bool {
+        match e {
+            trellis_ir::IrError::WindowTooLong { .. } => true,
+            trellis_ir::IrError::AtNode { source, .. } => ir(source),
+            _ => false,
+        }
+    }
+    matches!(e, NnError::Ir(e) if ir(e))
 }

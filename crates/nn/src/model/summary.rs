@@ -48,7 +48,7 @@ impl Model {
         let time_known = self.topo.inputs.iter().all(|i| i.shape.is_some());
         // A model of ids without an input shape: any length shows the shapes; the time axis
         // then prints as None.
-        let (rows_in, f) = self.at_placeholder_lengths(|rows| {
+        let ((rows_in, f), _) = self.at_placeholder_lengths(|rows| {
             let f = self.forward(&mut Graph::new(), 1, rows, false)?;
             Ok((rows.to_vec(), f))
         })?;

@@ -28,9 +28,9 @@ fn from_channels_first(b: &mut Builder, y: &str, x: &Value, steps: Dim, c: usize
 /// The output's steps: known when the input's are; else the input's symbol when the length
 /// is kept (stride 1, the padding the kernel's span), or a new one (`time_{i}`).
 fn steps_out(x: &Value, i: usize, k: usize, spec: &Conv1dSpec) -> Result<Dim> {
-    let kept = spec.stride == 1
-        && spec.padding.0.checked_add(spec.padding.1)
-            == spec.dilation.checked_mul(k.saturating_sub(1));
+    let pads = spec.padding.0.checked_add(spec.padding.1);
+    let span = spec.dilation.checked_mul(k.saturating_sub(1));
+    let kept = spec.stride == 1 && matches!((pads, span), (Some(p), Some(s)) if p == s);
     match &x.dims[usize::from(!x.time_major)] {
         Dim::Fixed(t) => Ok(Dim::Fixed(output_len(*t, k, spec)?)),
         Dim::Param(p) if kept => Ok(Dim::Param(p.clone())),
