@@ -462,6 +462,21 @@ fn onnx_variants_export_with_references() {
             Loss::MeanSquaredError,
         ),
         (
+            // A length-keeping conv on a sequence of unknown length keeps its time symbol.
+            "conv_same_unknown_length",
+            Sequential::new()
+                .with_seed(11)
+                .add(Embedding::new(30, 5))
+                .add(
+                    Conv1DConfig::new(4, 3)
+                        .with_padding(Padding::Same)
+                        .with_dilation_rate(2),
+                )
+                .add(Conv1DConfig::new(3, 2).with_padding(Padding::Causal))
+                .add(Lstm::new(3)),
+            Loss::MeanSquaredError,
+        ),
+        (
             // Opset 14 has no LayerNormalization: exported op by op, on sequences and rows.
             "floats_layer_norm",
             Sequential::new()
