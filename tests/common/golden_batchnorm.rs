@@ -10,7 +10,11 @@ use trellis_ir::normalization::{batch_norm_inference, batch_norm_training};
 use trellis_ir::DType;
 
 /// The fixtures.
-pub const FIXTURES: [&str; 2] = ["batchnorm.json", "batchnorm_plain.json"];
+pub const FIXTURES: [&str; 3] = [
+    "batchnorm.json",
+    "batchnorm_plain.json",
+    "batchnorm_masked.json",
+];
 
 /// The fixture's batch norm (with `weight` and `bias` when it has them) as a graph of `dtype`.
 pub fn build(fx: &Fixture, dtype: DType) -> GoldenGraph {
@@ -20,8 +24,10 @@ pub fn build(fx: &Fixture, dtype: DType) -> GoldenGraph {
     let bias = gg.leaf(fx, "bias", true);
     let moving_mean = gg.leaf(fx, "moving_mean", false).unwrap();
     let moving_var = gg.leaf(fx, "moving_var", false).unwrap();
+    // A 0/1 mask of the steps (the masked fixture): Keras's masked moments.
+    let weights = gg.leaf(fx, "weights", false);
     let eps = fx.get("epsilon").data[0];
-    let b = batch_norm_training(&mut gg.g, x, weight, bias, eps).unwrap();
+    let b = batch_norm_training(&mut gg.g, x, weights, weight, bias, eps).unwrap();
     let inf =
         batch_norm_inference(&mut gg.g, x, moving_mean, moving_var, weight, bias, eps).unwrap();
     let loss = gg.dot_loss(fx, b.y, "R");

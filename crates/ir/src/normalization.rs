@@ -99,10 +99,13 @@ pub struct BatchMoments {
 
 /// Batch normalisation in training: `x` (`[..., F]`, rank 2 or more) normalised by the mean
 /// and biased variance of each feature over every other axis (the batch, and the steps of a
-/// sequence), then scaled and shifted.
+/// sequence), then scaled and shifted. With `weights` (a 0/1 mask of `x`'s shape with a last
+/// axis of 1), the moments are Keras's masked ones: `sum(w x) / (sum(w) + 1e-7)` and
+/// `sum(w (x - mean)^2) / (sum(w) + 1e-7)`, so padding does not enter them.
 pub fn batch_norm_training(
     g: &mut Graph,
     x: NodeId,
+    weights: Option<NodeId>,
     gamma: Option<NodeId>,
     beta: Option<NodeId>,
     epsilon: f64,
@@ -122,10 +125,37 @@ pub fn batch_norm_training(
         )));
     }
     let axes: Vec<usize> = (0..rank - 1).collect();
-    let mean = g.mean(x, &axes, true)?;
-    let xc = g.sub(x, mean)?;
-    let sq = g.mul(xc, xc)?;
-    let var = g.mean(sq, &axes, true)?;
+    let (mean, xc, var) = match weights {
+        None => {
+            let mean = g.mean(x, &axes, true)?;
+            let xc = g.sub(x, mean)?;
+            let sq = g.mul(xc, xc)?;
+            (mean, xc, g.mean(sq, &axes, true)?)
+        }
+        Some(w) => {
+            let mut want = g.ty(x).dims().to_vec();
+            want[rank - 1] = 1;
+            if g.ty(w).dims() != want.as_slice() || g.ty(w).dtype != g.ty(x).dtype {
+                return Err(IrError::Invalid(format!(
+                    "batch_norm: weights must be {:?} of {}'s dtype, got {}",
+                    want,
+                    g.ty(x),
+                    g.ty(w)
+                )));
+            }
+            let count = g.sum(w, &axes, true)?;
+            let tiny = g.scalar(1e-7, g.ty(x).dtype);
+            let count = g.add(count, tiny)?;
+            let xw = g.mul(x, w)?;
+            let total = g.sum(xw, &axes, true)?;
+            let mean = g.div(total, count)?;
+            let xc = g.sub(x, mean)?;
+            let sq = g.mul(xc, xc)?;
+            let sqw = g.mul(sq, w)?;
+            let total = g.sum(sqw, &axes, true)?;
+            (mean, xc, g.div(total, count)?)
+        }
+    };
     let y = scale_shift(g, xc, var, gamma, beta, epsilon)?;
     Ok(BatchMoments {
         y,

@@ -211,8 +211,9 @@ impl BatchNormalizationConfig {
 /// Batch normalisation over the last axis. Parameters (as `torch.nn.BatchNorm1d`):
 /// `{module}.weight [F]` (gamma), `{module}.bias [F]` (beta), and the non-trainable
 /// `{module}.running_mean [F]` and `{module}.running_var [F]`, which each training step moves
-/// toward the batch's moments (a frozen layer runs as in inference and keeps them). A masked
-/// input is refused: its padding would enter the moments.
+/// toward the batch's moments (a frozen layer runs as in inference and keeps them). Behind a
+/// mask the moments are Keras's masked ones (padding does not enter them); the mask passes
+/// through.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct BatchNormalization {
     pub config: BatchNormalizationConfig,
@@ -273,13 +274,6 @@ impl Layer for BatchNormalization {
                 message: "must be in [0, 1]".into(),
             });
         }
-        if x.mask.is_some() {
-            return Err(NnError::Model(
-                "batch_normalization: the input carries a mask, whose padding would enter the \
-                 batch's moments; normalise before the masking layer or drop the mask"
-                    .into(),
-            ));
-        }
         let mut params = params.iter().copied();
         let gamma = if c.scale { params.next() } else { None };
         let beta = if c.center { params.next() } else { None };
@@ -294,7 +288,12 @@ impl Layer for BatchNormalization {
                 batch_norm_inference(g, x.node, moving_mean, moving_var, gamma, beta, c.epsilon)?;
             return Ok(x.with_node(y));
         }
-        let b = batch_norm_training(g, x.node, gamma, beta, c.epsilon)?;
+        // Keras's masked moments: padding does not enter them.
+        let weights = match x.mask {
+            Some(m) => Some(super::pooling::mask3(g, m)?),
+            None => None,
+        };
+        let b = batch_norm_training(g, x.node, weights, gamma, beta, c.epsilon)?;
         let keep = g.scalar(c.momentum, g.ty(x.node).dtype);
         let take = g.scalar(1.0 - c.momentum, g.ty(x.node).dtype);
         for (moving, batch) in [(moving_mean, b.mean), (moving_var, b.var)] {

@@ -31,7 +31,7 @@ impl GlobalMaxPooling1D {
 }
 
 /// The mask as `[.., .., 1]` in the sequence's layout (broadcasts over the features).
-fn mask3(g: &mut Graph, m: NodeId) -> Result<NodeId> {
+pub(super) fn mask3(g: &mut Graph, m: NodeId) -> Result<NodeId> {
     let d = g.ty(m).dims().to_vec();
     Ok(g.reshape(m, [d[0], d[1], 1])?)
 }
