@@ -14,6 +14,38 @@ use super::{Act, BuildCtx, Layer, LayerConfig, ParamSpec, Scope};
 use crate::init::Init;
 use crate::{NnError, Result};
 
+/// The setters both normalisation configs have: the fields `epsilon`, `center`, `scale`,
+/// `gamma_init` and `beta_init`.
+macro_rules! normalization_setters {
+    ($ty:ident) => {
+        impl $ty {
+            pub fn with_epsilon(mut self, epsilon: f64) -> Self {
+                self.epsilon = epsilon;
+                self
+            }
+            pub fn with_center(mut self, yes: bool) -> Self {
+                self.center = yes;
+                self
+            }
+            pub fn with_scale(mut self, yes: bool) -> Self {
+                self.scale = yes;
+                self
+            }
+            pub fn with_gamma_init(mut self, init: Init) -> Self {
+                self.gamma_init = init;
+                self
+            }
+            pub fn with_beta_init(mut self, init: Init) -> Self {
+                self.beta_init = init;
+                self
+            }
+        }
+    };
+}
+
+normalization_setters!(LayerNormalizationConfig);
+normalization_setters!(BatchNormalizationConfig);
+
 /// Configuration of a [`LayerNormalization`] layer. Keras defaults: `epsilon 1e-3`, learned
 /// scale (`gamma`, ones) and offset (`beta`, zeros).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -42,26 +74,6 @@ impl Default for LayerNormalizationConfig {
 impl LayerNormalizationConfig {
     pub fn new() -> Self {
         Self::default()
-    }
-    pub fn with_epsilon(mut self, epsilon: f64) -> Self {
-        self.epsilon = epsilon;
-        self
-    }
-    pub fn with_center(mut self, yes: bool) -> Self {
-        self.center = yes;
-        self
-    }
-    pub fn with_scale(mut self, yes: bool) -> Self {
-        self.scale = yes;
-        self
-    }
-    pub fn with_gamma_init(mut self, init: Init) -> Self {
-        self.gamma_init = init;
-        self
-    }
-    pub fn with_beta_init(mut self, init: Init) -> Self {
-        self.beta_init = init;
-        self
     }
     pub fn init(self) -> LayerNormalization {
         LayerNormalization { config: self }
@@ -173,26 +185,6 @@ impl BatchNormalizationConfig {
     }
     pub fn with_momentum(mut self, momentum: f64) -> Self {
         self.momentum = momentum;
-        self
-    }
-    pub fn with_epsilon(mut self, epsilon: f64) -> Self {
-        self.epsilon = epsilon;
-        self
-    }
-    pub fn with_center(mut self, yes: bool) -> Self {
-        self.center = yes;
-        self
-    }
-    pub fn with_scale(mut self, yes: bool) -> Self {
-        self.scale = yes;
-        self
-    }
-    pub fn with_gamma_init(mut self, init: Init) -> Self {
-        self.gamma_init = init;
-        self
-    }
-    pub fn with_beta_init(mut self, init: Init) -> Self {
-        self.beta_init = init;
         self
     }
     pub fn with_moving_mean_init(mut self, init: Init) -> Self {
