@@ -189,6 +189,27 @@ fn activation(b: &mut Builder, act: Activation, z: &str) -> String {
     }
 }
 
+/// A normalisation's `y * gamma + beta` (each when its flag is on), `gamma` and `beta` the
+/// first of `names` / `params` in that order.
+fn scale_shift(
+    b: &mut Builder,
+    mut y: String,
+    scale: bool,
+    center: bool,
+    names: &[&str],
+    params: &[(&[usize], &[f32])],
+) -> String {
+    let mut affine = names.iter().zip(params);
+    for (op, on) in [("Mul", scale), ("Add", center)] {
+        if on {
+            let (name, (shape, v)) = affine.next().expect("one parameter per flag");
+            let p = b.f32s(name, shape, v);
+            y = b.node(op, &[&y, &p], &[]);
+        }
+    }
+    y
+}
+
 /// Appends layer `i` (`c`, with its parameters' names and values) to the graph.
 fn layer(
     b: &mut Builder,
@@ -337,15 +358,8 @@ fn layer(
             let eps = b.f32s(&format!("layer{i}_epsilon"), &[], &[n.epsilon as f32]);
             let ve = b.node("Add", &[&var, &eps], &[]);
             let sd = b.node("Sqrt", &[&ve], &[]);
-            let mut y = b.node("Div", &[&xc, &sd], &[]);
-            let mut params = names.iter().zip(params);
-            for (op, on) in [("Mul", n.scale), ("Add", n.center)] {
-                if on {
-                    let (name, (shape, v)) = params.next().expect("one parameter per flag");
-                    let p = b.f32s(name, shape, v);
-                    y = b.node(op, &[&y, &p], &[]);
-                }
-            }
+            let y = b.node("Div", &[&xc, &sd], &[]);
+            let y = scale_shift(b, y, n.scale, n.center, names, params);
             Ok(Value { name: y, ..x })
         }
         LayerConfig::BatchNormalization(n) => {
@@ -357,15 +371,8 @@ fn layer(
             let mean = b.f32s(names[k - 2], fshape, mean);
             let sd = b.f32s(&format!("layer{i}_sd"), fshape, &sd);
             let xc = b.node("Sub", &[&x.name, &mean], &[]);
-            let mut y = b.node("Div", &[&xc, &sd], &[]);
-            let mut affine = names.iter().zip(params);
-            for (op, on) in [("Mul", n.scale), ("Add", n.center)] {
-                if on {
-                    let (name, (shape, v)) = affine.next().expect("one parameter per flag");
-                    let p = b.f32s(name, shape, v);
-                    y = b.node(op, &[&y, &p], &[]);
-                }
-            }
+            let y = b.node("Div", &[&xc, &sd], &[]);
+            let y = scale_shift(b, y, n.scale, n.center, names, params);
             Ok(Value { name: y, ..x })
         }
         LayerConfig::Lstm(l) => {
