@@ -50,7 +50,7 @@ fn keras_padding_amounts() {
             dilation: d,
             padding: want,
         };
-        let out = trellis_ir::conv::output_len(t, k, &spec).unwrap();
+        let out = trellis_ir::conv::output_len("conv1d", t, k, &spec).unwrap();
         if p != Padding::Valid {
             assert_eq!(
                 out,

@@ -46,17 +46,18 @@ impl Padding {
     }
 }
 
-/// Steps out of `t` in, for `k` taps under `spec` (an error when the kernel does not fit).
-pub fn output_len(t: usize, k: usize, spec: &Conv1dSpec) -> Result<usize> {
+/// Steps out of `t` in, for `k` taps under `spec` (an error naming `op` when the kernel does
+/// not fit).
+pub fn output_len(op: &str, t: usize, k: usize, spec: &Conv1dSpec) -> Result<usize> {
     if spec.stride == 0 || spec.dilation == 0 || k == 0 {
         return Err(IrError::Invalid(format!(
-            "conv1d: kernel size {k}, stride {} and dilation {} must be positive",
+            "{op}: kernel size {k}, stride {} and dilation {} must be positive",
             spec.stride, spec.dilation
         )));
     }
     let too_long = || {
         IrError::Invalid(format!(
-            "conv1d: {t} steps padded by {:?} under a kernel of {k} taps dilated by {} \
+            "{op}: {t} steps padded by {:?} under a kernel of {k} taps dilated by {} \
              overflow the step count",
             spec.padding, spec.dilation
         ))
@@ -72,7 +73,7 @@ pub fn output_len(t: usize, k: usize, spec: &Conv1dSpec) -> Result<usize> {
         .ok_or_else(too_long)?;
     if padded < span {
         return Err(IrError::WindowTooLong {
-            op: "conv1d".into(),
+            op: op.into(),
             span,
             steps: t,
             padded,
@@ -183,7 +184,7 @@ pub fn conv1d(
             )));
         }
     }
-    let t_out = output_len(t, k, spec)?;
+    let t_out = output_len("conv1d", t, k, spec)?;
     let xt = time_major(g, x, time_axis)?;
     let xp = pad_for_windows(g, xt, 0, spec, k, t_out)?;
     let batch = dims[1 - time_axis];
@@ -232,20 +233,7 @@ pub fn pool1d(
         dilation: 1,
         padding: (0, 0),
     };
-    let t_out = output_len(t, size, &spec).map_err(|e| match e {
-        IrError::WindowTooLong {
-            op: _,
-            span,
-            steps,
-            padded,
-        } => IrError::WindowTooLong {
-            op: "pool1d".into(),
-            span,
-            steps,
-            padded,
-        },
-        e => IrError::Invalid(e.to_string().replace("conv1d", "pool1d")),
-    })?;
+    let t_out = output_len("pool1d", t, size, &spec)?;
     let xt = time_major(g, x, time_axis)?;
     let xp = pad_for_windows(g, xt, 0, &spec, size, t_out)?;
     let mut acc: Option<NodeId> = None;
@@ -283,16 +271,16 @@ mod tests {
     #[test]
     fn output_len_follows_the_formula_and_names_what_does_not_fit() {
         // (T + pads - dilation (k - 1) - 1) / stride + 1
-        assert_eq!(output_len(10, 3, &spec(1, 1, (0, 0))).unwrap(), 8);
-        assert_eq!(output_len(10, 3, &spec(2, 2, (1, 1))).unwrap(), 4);
+        assert_eq!(output_len("conv1d", 10, 3, &spec(1, 1, (0, 0))).unwrap(), 8);
+        assert_eq!(output_len("conv1d", 10, 3, &spec(2, 2, (1, 1))).unwrap(), 4);
         let same = Padding::Same.amounts(10, 4, 3, 1);
-        assert_eq!(output_len(10, 4, &spec(3, 1, same)).unwrap(), 4);
+        assert_eq!(output_len("conv1d", 10, 4, &spec(3, 1, same)).unwrap(), 4);
         assert_eq!(Padding::Causal.amounts(10, 3, 1, 2), (4, 0));
-        let e = output_len(4, 6, &spec(1, 1, (0, 0)))
+        let e = output_len("conv1d", 4, 6, &spec(1, 1, (0, 0)))
             .unwrap_err()
             .to_string();
         assert!(e.contains("6 steps") && e.contains("4 steps"), "{e}");
-        let e = output_len(4, 2, &spec(0, 1, (0, 0)))
+        let e = output_len("conv1d", 4, 2, &spec(0, 1, (0, 0)))
             .unwrap_err()
             .to_string();
         assert!(e.contains("stride 0"), "{e}");
@@ -303,10 +291,10 @@ mod tests {
             (4, 2, spec(1, usize::MAX, (0, 0))),
             (usize::MAX, 2, spec(1, 1, (1, 0))),
         ] {
-            let e = output_len(t, k, &s).unwrap_err().to_string();
+            let e = output_len("conv1d", t, k, &s).unwrap_err().to_string();
             assert!(e.contains("overflow"), "{e}");
         }
-        let e = output_len(4, 6, &spec(1, 1, (0, 0))).unwrap_err();
+        let e = output_len("conv1d", 4, 6, &spec(1, 1, (0, 0))).unwrap_err();
         assert!(
             matches!(
                 e,
@@ -321,7 +309,7 @@ mod tests {
         let causal = Padding::Causal.amounts(4, 3, 1, huge);
         let same = Padding::Same.amounts(4, 3, usize::MAX, huge);
         for pads in [causal, same] {
-            assert!(output_len(4, 3, &spec(1, huge, pads)).is_err());
+            assert!(output_len("conv1d", 4, 3, &spec(1, huge, pads)).is_err());
         }
     }
 

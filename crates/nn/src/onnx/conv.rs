@@ -27,12 +27,12 @@ fn from_channels_first(b: &mut Builder, y: &str, x: &Value, steps: Dim, c: usize
 
 /// The output's steps: known when the input's are; else the input's symbol when the length
 /// is kept (stride 1, the padding the kernel's span), or a new one (`time_{i}`).
-fn steps_out(x: &Value, i: usize, k: usize, spec: &Conv1dSpec) -> Result<Dim> {
+fn steps_out(op: &str, x: &Value, i: usize, k: usize, spec: &Conv1dSpec) -> Result<Dim> {
     let pads = spec.padding.0.checked_add(spec.padding.1);
     let span = spec.dilation.checked_mul(k.saturating_sub(1));
     let kept = spec.stride == 1 && matches!((pads, span), (Some(p), Some(s)) if p == s);
     match &x.dims[usize::from(!x.time_major)] {
-        Dim::Fixed(t) => Ok(Dim::Fixed(output_len(*t, k, spec)?)),
+        Dim::Fixed(t) => Ok(Dim::Fixed(output_len(op, *t, k, spec)?)),
         Dim::Param(p) if kept => Ok(Dim::Param(p.clone())),
         Dim::Param(_) => Ok(Dim::Param(format!("time_{i}"))),
     }
@@ -74,7 +74,7 @@ pub(super) fn conv1d(
         dilation: d,
         padding,
     };
-    let steps = steps_out(&x, i, k, &spec)?;
+    let steps = steps_out("conv1d", &x, i, k, &spec)?;
     let ncw = channels_first(b, &x);
     let mut inputs = vec![ncw];
     for (name, (shape, v)) in names.iter().zip(params) {
@@ -102,7 +102,7 @@ pub(super) fn pool1d(
         dilation: 1,
         padding: (0, 0),
     };
-    let steps = steps_out(&x, i, size, &spec)?;
+    let steps = steps_out("pool1d", &x, i, size, &spec)?;
     let Some(Dim::Fixed(features)) = x.dims.last().cloned() else {
         return Err(crate::NnError::Model(format!(
             "onnx export: layer {i} ({op}): the feature count is unknown"
@@ -143,23 +143,23 @@ mod tests {
         };
         // Same / causal at stride 1 keep it; valid, strided or a pooling make a new one.
         assert_eq!(
-            time(steps_out(&x, 2, 3, &spec(1, 1, (1, 1))).unwrap()),
+            time(steps_out("conv1d", &x, 2, 3, &spec(1, 1, (1, 1))).unwrap()),
             "time"
         );
         assert_eq!(
-            time(steps_out(&x, 2, 3, &spec(1, 2, (4, 0))).unwrap()),
+            time(steps_out("conv1d", &x, 2, 3, &spec(1, 2, (4, 0))).unwrap()),
             "time"
         );
         assert_eq!(
-            time(steps_out(&x, 2, 3, &spec(1, 1, (0, 0))).unwrap()),
+            time(steps_out("conv1d", &x, 2, 3, &spec(1, 1, (0, 0))).unwrap()),
             "time_2"
         );
         assert_eq!(
-            time(steps_out(&x, 2, 3, &spec(2, 1, (1, 1))).unwrap()),
+            time(steps_out("conv1d", &x, 2, 3, &spec(2, 1, (1, 1))).unwrap()),
             "time_2"
         );
         assert_eq!(
-            time(steps_out(&x, 3, 1, &spec(1, 1, (0, 0))).unwrap()),
+            time(steps_out("conv1d", &x, 3, 1, &spec(1, 1, (0, 0))).unwrap()),
             "time"
         );
         let fixed = Value {
@@ -167,7 +167,7 @@ mod tests {
             ..x
         };
         assert_eq!(
-            time(steps_out(&fixed, 2, 3, &spec(2, 1, (1, 1))).unwrap()),
+            time(steps_out("conv1d", &fixed, 2, 3, &spec(2, 1, (1, 1))).unwrap()),
             "5"
         );
     }
