@@ -139,7 +139,7 @@ impl Model {
     }
 
     /// Whether building uses a placeholder length (ids of a length not known yet).
-    fn builds_at_a_placeholder(&self) -> bool {
+    pub(super) fn builds_at_a_placeholder(&self) -> bool {
         self.topo.inputs.iter().any(|s| s.shape.is_none())
     }
 

@@ -45,7 +45,7 @@ impl Model {
     /// functional model also its inputs and what each layer is connected to.
     pub fn summary(&mut self) -> Result<Summary> {
         self.build()?;
-        let time_known = self.topo.inputs.iter().all(|i| i.shape.is_some());
+        let time_known = !self.builds_at_a_placeholder();
         // A model of ids without an input shape: any length shows the shapes; the time axis
         // then prints as None.
         let ((rows_in, f), _) = self.at_placeholder_lengths(|rows| {
