@@ -496,6 +496,34 @@ fn onnx_variants_export_with_references() {
             Loss::MeanSquaredError,
         ),
         (
+            // Every activation beyond the first five (Gelu and Mish as their definitions:
+            // opset 14 has neither), on sequences and rows.
+            "floats_activations",
+            Sequential::new()
+                .with_seed(12)
+                .with_input_shape(&[6, 3])
+                .add(LstmConfig::new(4).with_return_sequences(true))
+                .add(Dense::new(4, Activation::Gelu))
+                .add(Dense::new(4, Activation::Silu))
+                .add(Dense::new(4, Activation::Softplus))
+                .add(Dense::new(4, Activation::Softsign))
+                .add(Dense::new(4, Activation::Elu { alpha: 0.7 }))
+                .add(Dense::new(4, Activation::Selu))
+                .add(Gru::new(4))
+                .add(Dense::new(
+                    4,
+                    Activation::LeakyRelu {
+                        negative_slope: 0.1,
+                    },
+                ))
+                .add(Dense::new(4, Activation::Relu6))
+                .add(Dense::new(4, Activation::HardSigmoid))
+                .add(Dense::new(4, Activation::HardSilu))
+                .add(Dense::new(4, Activation::Mish))
+                .add(Activation::Exponential),
+            Loss::MeanSquaredError,
+        ),
+        (
             // Batch norm in inference: the moving moments as constants, on sequences and rows.
             "floats_batch_norm",
             Sequential::new()

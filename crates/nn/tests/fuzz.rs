@@ -112,13 +112,21 @@ fn float_param(normal: std::ops::Range<f64>) -> impl Strategy<Value = f64> {
     ]
 }
 
+/// Any activation at its defaults, or ELU / leaky ReLU with a parameter that may be NaN or
+/// infinite (which must be refused by name).
 fn activation() -> impl Strategy<Value = Activation> {
+    let param = || {
+        prop_oneof![
+            Just(0.3f32),
+            Just(-1.0),
+            Just(f32::NAN),
+            Just(f32::INFINITY)
+        ]
+    };
     prop_oneof![
-        Just(Activation::Linear),
-        Just(Activation::Sigmoid),
-        Just(Activation::Relu),
-        Just(Activation::Tanh),
-        Just(Activation::Softmax),
+        4 => prop::sample::select(Activation::ALL.to_vec()),
+        1 => param().prop_map(|alpha| Activation::Elu { alpha }),
+        1 => param().prop_map(|negative_slope| Activation::LeakyRelu { negative_slope }),
     ]
 }
 

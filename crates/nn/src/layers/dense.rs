@@ -3,64 +3,9 @@ use std::any::Any;
 
 use trellis_ir::{Graph, NodeId};
 
-use super::{Act, BuildCtx, Layer, LayerConfig, Layout, ParamSpec, Scope};
+use super::{Act, Activation, BuildCtx, Layer, LayerConfig, Layout, ParamSpec, Scope};
 use crate::init::Init;
 use crate::Result;
-
-/// The activation of a [`Dense`] layer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub enum Activation {
-    /// Identity (Keras `activation=None`).
-    #[default]
-    Linear,
-    Sigmoid,
-    Relu,
-    Tanh,
-    /// Over the last axis.
-    Softmax,
-}
-
-impl Activation {
-    /// Applies the activation to `z` (softmax over the last axis).
-    pub fn apply(self, g: &mut Graph, z: NodeId) -> Result<NodeId> {
-        Ok(match self {
-            Activation::Linear => z,
-            Activation::Sigmoid => g.sigmoid(z)?,
-            Activation::Relu => g.relu(z)?,
-            Activation::Tanh => g.tanh(z)?,
-            Activation::Softmax => trellis_ir::softmax::softmax(g, z)?,
-        })
-    }
-}
-
-/// Keras's `Activation` layer: `.add(Activation::Relu)` applies the function to the value
-/// (its logit kept, so a loss after a sigmoid or softmax reads it stably); no parameters, the
-/// mask passes.
-impl Layer for Activation {
-    fn kind(&self) -> &'static str {
-        "activation"
-    }
-    fn params(&self, _: &Scope, _: usize) -> Vec<ParamSpec> {
-        Vec::new()
-    }
-    fn build(&self, g: &mut Graph, x: Act, _: &[NodeId], _: &mut BuildCtx) -> Result<Act> {
-        // The identity: what came in, with the logit the layer before kept for the loss.
-        if *self == Activation::Linear {
-            return Ok(x);
-        }
-        let y = self.apply(g, x.node)?;
-        Ok(Act {
-            logits: Some((x.node, *self)),
-            ..x.with_node(y)
-        })
-    }
-    fn config(&self) -> Option<LayerConfig> {
-        Some(LayerConfig::Activation(*self))
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-}
 
 /// Configuration of a [`Dense`] layer. Keras defaults: no activation, Glorot-uniform kernel,
 /// zero bias.

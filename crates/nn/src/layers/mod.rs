@@ -65,6 +65,7 @@ macro_rules! kernel_setters {
     };
 }
 
+mod activation;
 mod attention;
 mod bidirectional;
 mod config;
@@ -84,11 +85,12 @@ mod reshape;
 mod simple_rnn;
 mod time_distributed;
 
+pub use activation::Activation;
 pub use attention::{AdditiveAttention, Attention};
 pub use bidirectional::{Bidirectional, Merge};
 pub use config::LayerConfig;
 pub use conv::{Conv1D, Conv1DConfig};
-pub use dense::{Activation, Dense, DenseConfig};
+pub use dense::{Dense, DenseConfig};
 pub use dropout::{Dropout, DropoutConfig, SpatialDropout1D};
 pub use embedding::{Embedding, EmbeddingConfig};
 pub use gru::{Gru, GruConfig};

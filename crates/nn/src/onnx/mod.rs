@@ -71,6 +71,11 @@ impl Builder {
         self.inits.push(proto::f32_tensor(name, dims, v));
         name.to_string()
     }
+    /// A scalar float constant.
+    fn f32_scalar(&mut self, v: f32) -> String {
+        let name = self.fresh("const");
+        self.f32s(&name, &[], &[v])
+    }
     fn i64s(&mut self, v: &[i64]) -> String {
         let name = self.fresh("const");
         self.inits.push(proto::i64_tensor(&name, &[v.len()], v));
@@ -186,7 +191,58 @@ fn activation(b: &mut Builder, act: Activation, z: &str) -> String {
         Activation::Relu => b.node("Relu", &[z], &[]),
         Activation::Tanh => b.node("Tanh", &[z], &[]),
         Activation::Softmax => b.node("Softmax", &[z], &[("axis", Attr::Int(-1))]),
+        // Opset 14 has no Gelu (20) or Mish (18): their definitions in ops it has.
+        Activation::Gelu => {
+            let r = b.f32_scalar(std::f32::consts::FRAC_1_SQRT_2);
+            let u = b.node("Mul", &[z, &r], &[]);
+            let e = b.node("Erf", &[&u], &[]);
+            let one = b.f32_scalar(1.0);
+            let p = b.node("Add", &[&e, &one], &[]);
+            let half = b.f32_scalar(0.5);
+            let h = b.node("Mul", &[z, &half], &[]);
+            b.node("Mul", &[&h, &p], &[])
+        }
+        Activation::Silu => {
+            let s = b.node("Sigmoid", &[z], &[]);
+            b.node("Mul", &[z, &s], &[])
+        }
+        Activation::Softplus => b.node("Softplus", &[z], &[]),
+        Activation::Softsign => b.node("Softsign", &[z], &[]),
+        Activation::Elu { alpha } => b.node("Elu", &[z], &[("alpha", Attr::Float(alpha))]),
+        Activation::Selu => b.node("Selu", &[z], &[]),
+        Activation::LeakyRelu { negative_slope } => {
+            b.node("LeakyRelu", &[z], &[("alpha", Attr::Float(negative_slope))])
+        }
+        Activation::Relu6 => {
+            let lo = b.f32_scalar(0.0);
+            let hi = b.f32_scalar(6.0);
+            b.node("Clip", &[z, &lo, &hi], &[])
+        }
+        Activation::HardSigmoid => hard_sigmoid(b, z),
+        Activation::HardSilu => {
+            let h = hard_sigmoid(b, z);
+            b.node("Mul", &[z, &h], &[])
+        }
+        Activation::Exponential => b.node("Exp", &[z], &[]),
+        Activation::Mish => {
+            let sp = b.node("Softplus", &[z], &[]);
+            let t = b.node("Tanh", &[&sp], &[]);
+            b.node("Mul", &[z, &t], &[])
+        }
     }
+}
+
+/// Keras 3's and PyTorch's hard sigmoid, `clip(x / 6 + 1/2, 0, 1)` (ONNX's default slope is
+/// Keras 2's 0.2).
+fn hard_sigmoid(b: &mut Builder, z: &str) -> String {
+    b.node(
+        "HardSigmoid",
+        &[z],
+        &[
+            ("alpha", Attr::Float(1.0 / 6.0)),
+            ("beta", Attr::Float(0.5)),
+        ],
+    )
 }
 
 /// A normalisation's `y * gamma + beta` (each when its flag is on), `gamma` and `beta` the

@@ -24,6 +24,12 @@ impl Msg {
         varint(&mut self.0, v as u64);
         self
     }
+    /// A float field (wire type 5: four little-endian bytes).
+    pub fn f32(mut self, field: u32, v: f32) -> Self {
+        self.key(field, 5);
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
     pub fn bytes(mut self, field: u32, b: &[u8]) -> Self {
         self.key(field, 2);
         varint(&mut self.0, b.len() as u64);
@@ -87,6 +93,7 @@ pub fn value_info(name: &str, elem_type: i64, dims: &[Dim]) -> Msg {
 /// An `AttributeProto` (name 1, type 20; i 3, s 4, ints 8).
 #[derive(Clone, Debug)]
 pub enum Attr {
+    Float(f32),
     Int(i64),
     Str(&'static str),
     Ints(Vec<i64>),
@@ -96,6 +103,7 @@ pub enum Attr {
 fn attribute(name: &str, a: &Attr) -> Msg {
     let m = Msg::default().str(1, name);
     match a {
+        Attr::Float(f) => m.f32(2, *f).int(20, 1),
         Attr::Int(i) => m.int(3, *i).int(20, 2),
         Attr::Str(s) => m.str(4, s).int(20, 3),
         Attr::Ints(v) => v.iter().fold(m, |m, i| m.int(8, *i)).int(20, 7),

@@ -1,0 +1,180 @@
+//! Every activation by Keras's name: PyTorch's values and gradients through `Dense` (the
+//! compiled plan), Keras's names parsed, bad parameters named, saved and loaded.
+#[path = "../../../tests/common/golden_lstm.rs"]
+mod golden_lstm;
+use golden_lstm::Fixture;
+use trellis_nn::ndarray::{Array1, Array2, ArrayD};
+use trellis_nn::prelude::*;
+
+fn f32s(fx: &Fixture, name: &str) -> Vec<f32> {
+    fx.get(name).data.iter().map(|&v| v as f32).collect()
+}
+
+/// The fixture's case for `a`: Keras's name, with the parameter when it is not the default.
+fn case(a: Activation) -> String {
+    match a {
+        Activation::Elu { alpha } if alpha != 1.0 => format!("elu_{alpha}"),
+        Activation::LeakyRelu { negative_slope } if negative_slope != 0.2 => {
+            format!("leaky_relu_{negative_slope}")
+        }
+        _ => a.keras_name().to_string(),
+    }
+}
+
+fn assert_close(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    for (k, (a, b)) in got.iter().zip(want).enumerate() {
+        // f32 against torch's f64 (pre-activations up to |8|, exp(5.3) ~ 200).
+        assert!(
+            (a - b).abs() <= 2e-6 + 2e-5 * b.abs(),
+            "{what}[{k}] {a} vs torch {b}"
+        );
+    }
+}
+
+fn dense(a: Activation, fx: &Fixture) -> Sequential {
+    let mut m = Sequential::new()
+        .with_input_shape(&[5])
+        .add(Dense::new(4, a));
+    m.compile(Sgd::new(0.1), Loss::MeanSquaredError, &[])
+        .unwrap();
+    m.set_weight("dense.weight", &f32s(fx, "weight")).unwrap();
+    m.set_weight("dense.bias", &f32s(fx, "bias")).unwrap();
+    m
+}
+
+#[test]
+fn every_activation_matches_torch_forward_and_backward() {
+    let fx = Fixture::load("activations.json");
+    let x = Array2::from_shape_vec((6, 5), f32s(&fx, "x")).unwrap();
+    let y = Array2::from_shape_vec((6, 4), f32s(&fx, "target")).unwrap();
+    let extra = [
+        Activation::Elu { alpha: 0.5 },
+        Activation::LeakyRelu {
+            negative_slope: 0.01,
+        },
+    ];
+    for a in Activation::ALL.into_iter().chain(extra) {
+        let c = case(a);
+        let mut m = dense(a, &fx);
+        let got: ArrayD<f32> = m.predict(&x).unwrap();
+        assert_close(
+            got.as_slice().unwrap(),
+            &f32s(&fx, &format!("{c}.output")),
+            &format!("{c} output"),
+        );
+        let loss = m.evaluate(&x, &y).unwrap().loss as f32;
+        assert_close(
+            &[loss],
+            &f32s(&fx, &format!("{c}.loss")),
+            &format!("{c} loss"),
+        );
+        let grads = m.gradients(&x, &y).unwrap();
+        assert_eq!(grads[0].0, "dense.weight");
+        assert_close(
+            &grads[0].1,
+            &f32s(&fx, &format!("{c}.grad_weight")),
+            &format!("{c} grad_weight"),
+        );
+        assert_close(
+            &grads[1].1,
+            &f32s(&fx, &format!("{c}.grad_bias")),
+            &format!("{c} grad_bias"),
+        );
+    }
+}
+
+/// The `Activation` layer after a linear `Dense` computes what the activation inside `Dense`
+/// computes, for every activation.
+#[test]
+fn the_activation_layer_is_the_dense_activation_for_every_function() {
+    let fx = Fixture::load("activations.json");
+    let x = Array2::from_shape_vec((6, 5), f32s(&fx, "x")).unwrap();
+    for a in Activation::ALL {
+        let mut split = Sequential::new()
+            .with_input_shape(&[5])
+            .add(Dense::new(4, Activation::Linear))
+            .add(a);
+        split
+            .compile(Sgd::new(0.1), Loss::MeanSquaredError, &[])
+            .unwrap();
+        split
+            .set_weight("dense.weight", &f32s(&fx, "weight"))
+            .unwrap();
+        split.set_weight("dense.bias", &f32s(&fx, "bias")).unwrap();
+        let got: ArrayD<f32> = split.predict(&x).unwrap();
+        let want: ArrayD<f32> = dense(a, &fx).predict(&x).unwrap();
+        assert_eq!(got, want, "{a:?}");
+    }
+}
+
+#[test]
+fn keras_names_parse_and_unknown_names_are_listed() {
+    for a in Activation::ALL {
+        assert_eq!(a.keras_name().parse::<Activation>().unwrap(), a);
+    }
+    assert_eq!("swish".parse::<Activation>().unwrap(), Activation::Silu);
+    assert_eq!(
+        "hard_swish".parse::<Activation>().unwrap(),
+        Activation::HardSilu
+    );
+    assert_eq!(
+        "leaky_relu".parse::<Activation>().unwrap(),
+        Activation::leaky_relu()
+    );
+    let e = "gelu_tanh".parse::<Activation>().unwrap_err().to_string();
+    assert!(e.contains("\"gelu_tanh\"") && e.contains("mish"), "{e}");
+}
+
+#[test]
+fn a_parameter_that_is_not_finite_is_named() {
+    for (a, what) in [
+        (Activation::Elu { alpha: f32::NAN }, "alpha"),
+        (
+            Activation::LeakyRelu {
+                negative_slope: f32::INFINITY,
+            },
+            "negative_slope",
+        ),
+    ] {
+        let mut m = Sequential::new()
+            .with_input_shape(&[3])
+            .add(Dense::new(2, a));
+        let e = m
+            .compile(Sgd::new(0.1), Loss::MeanSquaredError, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(what) && e.contains(a.keras_name()), "{e}");
+    }
+}
+
+/// A parameterised activation survives save and load (in `Dense` and as a layer), and the
+/// loaded model predicts the same values.
+#[test]
+fn parameterised_activations_save_and_load() {
+    let x = Array2::from_shape_fn((8, 3), |(r, c)| (r as f32 - 4.0) * 0.5 + c as f32 * 0.3);
+    let y = Array1::from_shape_fn(8, |r| (r % 2) as f32);
+    let mut m = Sequential::new()
+        .with_seed(4)
+        .with_input_shape(&[3])
+        .add(Dense::new(
+            5,
+            Activation::LeakyRelu {
+                negative_slope: 0.05,
+            },
+        ))
+        .add(Activation::Elu { alpha: 0.7 })
+        .add(Dense::new(1, Activation::Sigmoid));
+    m.compile(Adam::default(), Loss::BinaryCrossentropy, &[])
+        .unwrap();
+    m.fit(&x, &y, &FitOptions::new(2, 4).quiet()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("acts.safetensors");
+    m.save_model(&path).unwrap();
+    let mut again = Sequential::load_model(&path).unwrap();
+    let want: ArrayD<f32> = m.predict(&x).unwrap();
+    let got: ArrayD<f32> = again.predict(&x).unwrap();
+    assert_eq!(got, want);
+    let summary = again.summary().unwrap();
+    assert_eq!(summary.rows[1].class, "Activation");
+}
