@@ -32,6 +32,7 @@ pub mod model;
 pub mod onnx;
 pub mod optim;
 mod plot;
+pub mod regularizers;
 pub mod schedules;
 
 pub use callbacks::{
@@ -59,6 +60,7 @@ pub use model::{
 /// The array crate that [`Inputs`] and [`Targets`] convert from (same version as trellis).
 pub use ndarray;
 pub use optim::{Adagrad, Adam, AdamW, Optimizer, OptimizerOptions, RmsProp, Sgd};
+pub use regularizers::Regularizer;
 pub use schedules::LrSchedule;
 
 /// Everything a model script needs.
@@ -73,8 +75,8 @@ pub mod prelude {
         GlobalMaxPooling1D, Gru, GruConfig, Input, Inputs, LayerNormalization,
         LayerNormalizationConfig, LayerRef, LearningRateScheduler, Loss, Losses, LrSchedule, Lstm,
         LstmConfig, Masking, MaxPooling1D, Merge, Metric, Model, ModelCheckpoint, Multiply, Name,
-        Padding, ReduceLROnPlateau, RepeatVector, Reshape, RmsProp, Sequential, Sgd, SimpleRnn,
-        SimpleRnnConfig, Softmax, SpatialDropout1D, Subtract, SymTensor, Targets, TerminateOnNaN,
-        TimeDistributed,
+        Padding, ReduceLROnPlateau, Regularizer, RepeatVector, Reshape, RmsProp, Sequential, Sgd,
+        SimpleRnn, SimpleRnnConfig, Softmax, SpatialDropout1D, Subtract, SymTensor, Targets,
+        TerminateOnNaN, TimeDistributed,
     };
 }

@@ -36,6 +36,7 @@ enum LayerDesc {
     Dense {
         units: usize,
         act: Activation,
+        reg: Option<Regularizer>,
     },
     Dropout(f32),
     Conv {
@@ -130,10 +131,16 @@ fn activation() -> impl Strategy<Value = Activation> {
     ]
 }
 
+/// A weight penalty, sometimes negative or not finite (which must be refused by name).
+fn regularizer() -> impl Strategy<Value = Regularizer> {
+    let factor = || prop_oneof![4 => Just(0.01f32), 1 => Just(0.0), 1 => Just(-1.0), 1 => Just(f32::NAN), 1 => Just(1e30)];
+    (factor(), factor()).prop_map(|(l1, l2)| Regularizer::l1_l2(l1, l2))
+}
+
 fn layer() -> impl Strategy<Value = LayerDesc> {
     prop_oneof![
         4 => (size(1..10), prop::bool::weighted(0.6)).prop_map(|(units, seq)| LayerDesc::Lstm { units, seq }),
-        3 => (size(1..5), activation()).prop_map(|(units, act)| LayerDesc::Dense { units, act }),
+        3 => (size(1..5), activation(), prop::option::weighted(0.2, regularizer())).prop_map(|(units, act, reg)| LayerDesc::Dense { units, act, reg }),
         1 => prop_oneof![Just(0.0f32), Just(0.5), Just(1.0), Just(-0.5), Just(f32::NAN)].prop_map(LayerDesc::Dropout),
         1 => (size(1..6), size(1..6), size(1..4), prop_oneof![Just(Padding::Valid), Just(Padding::Same), Just(Padding::Causal)])
             .prop_map(|(filters, kernel, stride, padding)| LayerDesc::Conv { filters, kernel, stride, padding }),
@@ -226,7 +233,7 @@ fn case() -> impl Strategy<Value = Case> {
                         .map(|(j, units)| LayerDesc::Lstm { units, seq: j + 1 < n })
                         .collect();
                     v.extend(drop.map(LayerDesc::Dropout));
-                    v.extend(head.map(|(units, act)| LayerDesc::Dense { units, act }));
+                    v.extend(head.map(|(units, act)| LayerDesc::Dense { units, act, reg: None }));
                     v
                 }),
             // Anything, most of which does not fit together.
@@ -327,7 +334,13 @@ fn model(c: &Case) -> Sequential {
                     .with_return_sequences(seq)
                     .with_recurrent_init(Init::Orthogonal),
             ),
-            LayerDesc::Dense { units, act } => m.add(Dense::new(units, act)),
+            LayerDesc::Dense { units, act, reg } => {
+                let d = DenseConfig::new(units).with_activation(act);
+                m.add(match reg {
+                    Some(r) => d.with_kernel_regularizer(r),
+                    None => d,
+                })
+            }
             LayerDesc::Dropout(rate) => m.add(DropoutConfig::new(rate)),
             LayerDesc::Conv {
                 filters,

@@ -10,6 +10,7 @@ use trellis_ir::{Graph, NodeId};
 use super::recurrent::check_sequence;
 use super::{Act, Activation, BuildCtx, Layer, LayerConfig, ParamSpec, Scope};
 use crate::init::Init;
+use crate::regularizers::Regularizer;
 use crate::{NnError, Result};
 
 /// Keras's `padding` as saved models write it.
@@ -35,6 +36,12 @@ pub struct Conv1DConfig {
     pub use_bias: bool,
     pub kernel_init: Init,
     pub bias_init: Init,
+    /// Keras's `kernel_regularizer`: a penalty on the kernel in the training loss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_regularizer: Option<Regularizer>,
+    /// Keras's `bias_regularizer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bias_regularizer: Option<Regularizer>,
 }
 
 impl Conv1DConfig {
@@ -49,6 +56,8 @@ impl Conv1DConfig {
             use_bias: true,
             kernel_init: Init::GlorotUniform,
             bias_init: Init::Zeros,
+            kernel_regularizer: None,
+            bias_regularizer: None,
         }
     }
     pub fn with_strides(mut self, strides: usize) -> Self {
@@ -113,13 +122,17 @@ impl Layer for Conv1D {
             format!("{}.weight", scope.module),
             &[c.filters, in_features, c.kernel_size],
             c.kernel_init.clone(),
-        )];
+        )
+        .with_regularizer(c.kernel_regularizer)];
         if c.use_bias {
-            p.push(ParamSpec::new(
-                format!("{}.bias", scope.module),
-                &[c.filters],
-                c.bias_init.clone(),
-            ));
+            p.push(
+                ParamSpec::new(
+                    format!("{}.bias", scope.module),
+                    &[c.filters],
+                    c.bias_init.clone(),
+                )
+                .with_regularizer(c.bias_regularizer),
+            );
         }
         p
     }

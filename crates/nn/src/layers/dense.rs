@@ -5,6 +5,7 @@ use trellis_ir::{Graph, NodeId};
 
 use super::{Act, Activation, BuildCtx, Layer, LayerConfig, Layout, ParamSpec, Scope};
 use crate::init::Init;
+use crate::regularizers::Regularizer;
 use crate::Result;
 
 /// Configuration of a [`Dense`] layer. Keras defaults: no activation, Glorot-uniform kernel,
@@ -16,6 +17,12 @@ pub struct DenseConfig {
     pub use_bias: bool,
     pub kernel_init: Init,
     pub bias_init: Init,
+    /// Keras's `kernel_regularizer`: a penalty on the kernel in the training loss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_regularizer: Option<Regularizer>,
+    /// Keras's `bias_regularizer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bias_regularizer: Option<Regularizer>,
 }
 
 impl DenseConfig {
@@ -26,6 +33,8 @@ impl DenseConfig {
             use_bias: true,
             kernel_init: Init::GlorotUniform,
             bias_init: Init::Zeros,
+            kernel_regularizer: None,
+            bias_regularizer: None,
         }
     }
     pub fn init(self) -> Dense {
@@ -64,13 +73,17 @@ impl Layer for Dense {
             format!("{}.weight", scope.module),
             &[c.units, in_features],
             c.kernel_init.clone(),
-        )];
+        )
+        .with_regularizer(c.kernel_regularizer)];
         if c.use_bias {
-            p.push(ParamSpec::new(
-                format!("{}.bias", scope.module),
-                &[c.units],
-                c.bias_init.clone(),
-            ));
+            p.push(
+                ParamSpec::new(
+                    format!("{}.bias", scope.module),
+                    &[c.units],
+                    c.bias_init.clone(),
+                )
+                .with_regularizer(c.bias_regularizer),
+            );
         }
         p
     }

@@ -5,6 +5,7 @@ use trellis_ir::{Graph, NodeId, Tensor};
 
 use super::{Act, BuildCtx, Layer, LayerConfig, Layout, ParamSpec, Scope};
 use crate::init::Init;
+use crate::regularizers::Regularizer;
 use crate::{NnError, Result};
 
 /// Configuration of an [`Embedding`]. Keras defaults: `RandomUniform(-0.05, 0.05)`,
@@ -16,6 +17,9 @@ pub struct EmbeddingConfig {
     pub init: Init,
     /// Id 0 is padding: the steps where it stands are masked for the layers after.
     pub mask_zero: bool,
+    /// Keras's `embeddings_regularizer`: a penalty on the table in the training loss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regularizer: Option<Regularizer>,
 }
 
 impl EmbeddingConfig {
@@ -25,6 +29,7 @@ impl EmbeddingConfig {
             dim,
             init: Init::Uniform(0.05),
             mask_zero: false,
+            regularizer: None,
         }
     }
     pub fn with_init(mut self, init: Init) -> Self {
@@ -33,6 +38,11 @@ impl EmbeddingConfig {
     }
     pub fn with_mask_zero(mut self, yes: bool) -> Self {
         self.mask_zero = yes;
+        self
+    }
+    /// Keras's `embeddings_regularizer`.
+    pub fn with_regularizer(mut self, r: Regularizer) -> Self {
+        self.regularizer = Some(r);
         self
     }
     pub fn init(self) -> Embedding {
@@ -71,7 +81,8 @@ impl Layer for Embedding {
             format!("{}.weight", scope.module),
             &[self.config.vocab, self.config.dim],
             self.config.init.clone(),
-        )]
+        )
+        .with_regularizer(self.config.regularizer)]
     }
     fn build(&self, g: &mut Graph, x: Act, params: &[NodeId], _: &mut BuildCtx) -> Result<Act> {
         let ids = x.node;

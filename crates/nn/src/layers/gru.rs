@@ -12,6 +12,7 @@ use super::recurrent::{
 };
 use super::{Act, BuildCtx, Layer, LayerConfig, ParamSpec, Scope};
 use crate::init::Init;
+use crate::regularizers::Regularizer;
 use crate::Result;
 
 /// Configuration of a [`Gru`]. Keras defaults: `return_sequences=False`,
@@ -32,6 +33,14 @@ pub struct GruConfig {
     /// kernel reads them in training, per sample, the same ones at every step.
     #[serde(default)]
     pub recurrent_dropout: f32,
+    /// Keras's `kernel_regularizer`, `recurrent_regularizer` and `bias_regularizer`: penalties
+    /// on `weight_ih`, `weight_hh` and the biases in the training loss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_regularizer: Option<Regularizer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrent_regularizer: Option<Regularizer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bias_regularizer: Option<Regularizer>,
 }
 
 recurrent_config_setters!(GruConfig);
@@ -47,6 +56,9 @@ impl GruConfig {
             bias_init: Init::Zeros,
             dropout: 0.0,
             recurrent_dropout: 0.0,
+            kernel_regularizer: None,
+            recurrent_regularizer: None,
+            bias_regularizer: None,
         }
     }
     pub fn init(self) -> Gru {
@@ -103,7 +115,15 @@ impl CellLayer for Gru {
         let c = &self.config;
         let inits = (&c.kernel_init, &c.recurrent_init);
         let biases = [("bias_ih", &c.bias_init), ("bias_hh", &c.bias_init)];
-        weight_specs(scope, in_features, 3, c.units, inits, &biases)
+        weight_specs(
+            scope,
+            in_features,
+            3,
+            c.units,
+            inits,
+            &biases,
+            c.regularizers(),
+        )
     }
     fn continues(&self, prev: &Self) -> bool {
         prev.config.return_sequences

@@ -10,6 +10,7 @@ use super::recurrent::{
 };
 use super::{Act, BuildCtx, Layer, LayerConfig, Layout, ParamSpec, Scope};
 use crate::init::Init;
+use crate::regularizers::Regularizer;
 use crate::Result;
 
 /// Configuration of an [`Lstm`]. Keras defaults: `return_sequences=False`,
@@ -31,6 +32,14 @@ pub struct LstmConfig {
     /// kernel reads them in training, per sample, the same ones at every step.
     #[serde(default)]
     pub recurrent_dropout: f32,
+    /// Keras's `kernel_regularizer`, `recurrent_regularizer` and `bias_regularizer`: penalties
+    /// on `weight_ih`, `weight_hh` and the biases in the training loss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_regularizer: Option<Regularizer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrent_regularizer: Option<Regularizer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bias_regularizer: Option<Regularizer>,
 }
 
 recurrent_config_setters!(LstmConfig);
@@ -46,6 +55,9 @@ impl LstmConfig {
             bias_init: Init::LstmBias,
             dropout: 0.0,
             recurrent_dropout: 0.0,
+            kernel_regularizer: None,
+            recurrent_regularizer: None,
+            bias_regularizer: None,
         }
     }
     pub fn init(self) -> Lstm {
@@ -138,6 +150,7 @@ impl CellLayer for Lstm {
             c.units,
             inits,
             &[("bias_ih", &c.bias_init)],
+            c.regularizers(),
         )
     }
     fn continues(&self, prev: &Self) -> bool {

@@ -13,6 +13,7 @@ use std::fmt::Debug;
 use trellis_ir::{Graph, NodeId};
 
 use crate::init::Init;
+use crate::regularizers::Regularizer;
 use crate::Result;
 
 /// The [`Layer`] impl of a layer without parameters that takes one input, its work done by
@@ -41,7 +42,8 @@ macro_rules! parameterless_layer {
 }
 
 /// The setters of a config with a kernel, a bias and an activation (`Dense`, `Conv1D`): the
-/// fields `activation`, `use_bias`, `kernel_init`, `bias_init`.
+/// fields `activation`, `use_bias`, `kernel_init`, `bias_init`, `kernel_regularizer`,
+/// `bias_regularizer`.
 macro_rules! kernel_setters {
     ($ty:ident) => {
         impl $ty {
@@ -59,6 +61,16 @@ macro_rules! kernel_setters {
             }
             pub fn with_bias_init(mut self, init: Init) -> Self {
                 self.bias_init = init;
+                self
+            }
+            /// Keras's `kernel_regularizer`: `r`'s penalty on the kernel in the training loss.
+            pub fn with_kernel_regularizer(mut self, r: Regularizer) -> Self {
+                self.kernel_regularizer = Some(r);
+                self
+            }
+            /// Keras's `bias_regularizer`.
+            pub fn with_bias_regularizer(mut self, r: Regularizer) -> Self {
+                self.bias_regularizer = Some(r);
                 self
             }
         }
@@ -117,6 +129,8 @@ pub struct ParamSpec {
     pub shape: Vec<usize>,
     pub init: Init,
     pub trainable: bool,
+    /// The penalty the training loss adds for this parameter (Keras's `*_regularizer`).
+    pub regularizer: Option<Regularizer>,
 }
 
 impl ParamSpec {
@@ -126,6 +140,14 @@ impl ParamSpec {
             shape: shape.to_vec(),
             init,
             trainable: true,
+            regularizer: None,
+        }
+    }
+    /// The same parameter with `regularizer`'s penalty (or none) in the training loss.
+    pub fn with_regularizer(self, regularizer: Option<Regularizer>) -> Self {
+        ParamSpec {
+            regularizer,
+            ..self
         }
     }
     /// The same parameter, not trained by the optimiser.

@@ -9,6 +9,7 @@ use trellis_ir::{Graph, NodeId};
 use super::dropout::{check_rate, keep_mask};
 use super::{Act, BuildCtx, Layer, LayerConfig, Layout, ParamSpec, Scope};
 use crate::init::Init;
+use crate::regularizers::Regularizer;
 use crate::{NnError, Result};
 
 /// The `with_*` setters every recurrent layer's config has (Keras's arguments of the same
@@ -50,6 +51,29 @@ macro_rules! recurrent_config_setters {
             pub fn with_recurrent_dropout(mut self, rate: f32) -> Self {
                 self.recurrent_dropout = rate;
                 self
+            }
+            /// Keras's `kernel_regularizer`: `r`'s penalty on `weight_ih` in the training loss.
+            pub fn with_kernel_regularizer(mut self, r: Regularizer) -> Self {
+                self.kernel_regularizer = Some(r);
+                self
+            }
+            /// Keras's `recurrent_regularizer`: on `weight_hh`.
+            pub fn with_recurrent_regularizer(mut self, r: Regularizer) -> Self {
+                self.recurrent_regularizer = Some(r);
+                self
+            }
+            /// Keras's `bias_regularizer`: on the biases.
+            pub fn with_bias_regularizer(mut self, r: Regularizer) -> Self {
+                self.bias_regularizer = Some(r);
+                self
+            }
+            /// The kernel's, recurrent kernel's and biases' regularizers, in that order.
+            fn regularizers(&self) -> [Option<Regularizer>; 3] {
+                [
+                    self.kernel_regularizer,
+                    self.recurrent_regularizer,
+                    self.bias_regularizer,
+                ]
             }
         }
 
@@ -394,7 +418,7 @@ pub(crate) use cell_layer;
 
 /// A recurrent layer's parameters in PyTorch's names and layout, for `gates` gate blocks:
 /// `{module}.weight_ih_l{k} [G·H, in]`, `{module}.weight_hh_l{k} [G·H, H]`, then one `[G·H]`
-/// vector per name in `biases` (`bias_ih`, `bias_hh`). `G·H` saturates, so an absurd `units`
+/// vector per name in `biases` (`bias_ih`, `bias_hh`), with `regs` (kernel, recurrent, bias). `G·H` saturates, so an absurd `units`
 /// fails the model's size check with a clear error instead of wrapping.
 pub(crate) fn weight_specs(
     scope: &Scope,
@@ -403,6 +427,7 @@ pub(crate) fn weight_specs(
     units: usize,
     (kernel, recurrent): (&Init, &Init),
     biases: &[(&str, &Init)],
+    [kernel_reg, recurrent_reg, bias_reg]: [Option<Regularizer>; 3],
 ) -> Vec<ParamSpec> {
     let (m, k) = (&scope.module, scope.index);
     let gh = units.saturating_mul(gates);
@@ -411,19 +436,20 @@ pub(crate) fn weight_specs(
             format!("{m}.weight_ih_l{k}"),
             &[gh, in_features],
             kernel.clone(),
-        ),
+        )
+        .with_regularizer(kernel_reg),
         ParamSpec::new(
             format!("{m}.weight_hh_l{k}"),
             &[gh, units],
             recurrent.clone(),
-        ),
+        )
+        .with_regularizer(recurrent_reg),
     ];
     for (name, init) in biases {
-        specs.push(ParamSpec::new(
-            format!("{m}.{name}_l{k}"),
-            &[gh],
-            (*init).clone(),
-        ));
+        specs.push(
+            ParamSpec::new(format!("{m}.{name}_l{k}"), &[gh], (*init).clone())
+                .with_regularizer(bias_reg),
+        );
     }
     specs
 }

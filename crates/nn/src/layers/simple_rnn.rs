@@ -13,6 +13,7 @@ use super::recurrent::{
 };
 use super::{Act, Activation, BuildCtx, Layer, LayerConfig, ParamSpec, Scope};
 use crate::init::Init;
+use crate::regularizers::Regularizer;
 use crate::{NnError, Result};
 
 /// Configuration of a [`SimpleRnn`]. Keras defaults: `activation="tanh"`,
@@ -32,6 +33,14 @@ pub struct SimpleRnnConfig {
     pub dropout: f32,
     /// Keras's `recurrent_dropout` (see [`SimpleRnnConfig::with_recurrent_dropout`]).
     pub recurrent_dropout: f32,
+    /// Keras's `kernel_regularizer`, `recurrent_regularizer` and `bias_regularizer` (see
+    /// [`SimpleRnnConfig::with_kernel_regularizer`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_regularizer: Option<Regularizer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrent_regularizer: Option<Regularizer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bias_regularizer: Option<Regularizer>,
 }
 
 recurrent_config_setters!(SimpleRnnConfig);
@@ -48,6 +57,9 @@ impl SimpleRnnConfig {
             bias_init: Init::Zeros,
             dropout: 0.0,
             recurrent_dropout: 0.0,
+            kernel_regularizer: None,
+            recurrent_regularizer: None,
+            bias_regularizer: None,
         }
     }
     /// Keras's `activation`: `Tanh` (default) or `Relu`.
@@ -128,6 +140,7 @@ impl CellLayer for SimpleRnn {
             c.units,
             inits,
             &[("bias_ih", &c.bias_init)],
+            c.regularizers(),
         )
     }
     /// Layers of one activation stack into one module, as `nn.RNN(num_layers=k)` has one.

@@ -10,6 +10,7 @@ use super::Model;
 use crate::layers::{Act, Activation, BuildCtx, Layout, MaskInput};
 use crate::losses::weighted_mean;
 use crate::optim::OptimizerGraph;
+use crate::regularizers::with_penalties;
 use crate::{NnError, Result};
 
 /// A step graph (training or inference) with its interface nodes. Outputs: `[loss, pred]`
@@ -339,9 +340,10 @@ impl Model {
                 out_width: k,
             });
         }
-        let loss = total.expect("a model has outputs");
-        g.set_name(loss, "loss");
         let params = f.params;
+        let total = total.expect("a model has outputs");
+        let loss = with_penalties(&mut g, total, &self.specs, &params, &self.trains_param())?;
+        g.set_name(loss, "loss");
         let mut recompute = None;
         let optimizer = if training {
             // Before differentiating: an embedding followed by a projection projects the table

@@ -60,6 +60,9 @@ impl Model {
             ranges.push(specs.len()..specs.len() + p.len());
             specs.extend(p);
         }
+        for s in &specs {
+            s.regularizer.map_or(Ok(()), |r| r.check(&s.name))?;
+        }
         let mut rng = SplitMix64::new(self.seed);
         self.weights.replace(
             specs

@@ -6,8 +6,9 @@ use crate::{NnError, Result};
 
 impl Model {
     /// Freezes (`false`) or unfreezes layer `layer` (its index in [`Model::layers`]; Keras's
-    /// `model.layers[i].trainable = ...`). Takes effect at the next `fit`: the training plan
-    /// is rebuilt, weights and optimiser state are kept.
+    /// `model.layers[i].trainable = ...`). Takes effect at the next `fit` or `evaluate` (a
+    /// frozen layer's weight penalties leave the loss): the plans are rebuilt, weights and
+    /// optimiser state are kept.
     pub fn set_trainable(&mut self, layer: usize, trainable: bool) -> Result<()> {
         let n = self.topo.layers.len();
         if layer >= n {
@@ -24,6 +25,7 @@ impl Model {
         };
         if changed {
             self.train = None;
+            self.infer = None;
         }
         Ok(())
     }
