@@ -39,13 +39,23 @@ pub enum SeqLayout {
 /// One step of a cell: from the step's rows of the hoisted projection `[B, G·H]` and the
 /// state before it (`None` at the first step: zeros), the new state; `state[0]` is the
 /// output `h`.
-pub(crate) trait Cell {
-    /// What the cell is called in errors (`lstm`, `gru`).
+///
+/// The LSTM, GRU and simple RNN are cells; so can yours be (a new gating, a minimal gated
+/// unit, a research cell): implement this trait with graph-building code and [`unroll`] runs
+/// it over a sequence in either direction, with masking, initial states, recurrent dropout and
+/// stacking, the input projection hoisted into one GEMM. Autodiff differentiates it and the
+/// JIT fuses its elementwise work like a built-in's (`crates/nn/tests/custom_cell.rs`).
+/// Every state tensor is `[B, H]`; [`unroll`] checks what `step` returns.
+pub trait Cell {
+    /// What the cell is called in errors and module names (`lstm`, `gru`).
     fn name(&self) -> &'static str;
     /// Gate blocks stacked in `W_ih` / `W_hh` (LSTM 4, GRU 3).
     fn gates(&self) -> usize;
     /// State tensors carried between steps (LSTM 2: `h, c`; GRU 1: `h`).
     fn states(&self) -> usize;
+    /// The new state from the step's projected input `zx` (`[B, G·H]`: `x_t W_ih^T + b_ih`),
+    /// the state before (`None` at the first step without an initial state: read as zeros),
+    /// the layer's weights `w` and the width `h` (H).
     fn step(
         &self,
         g: &mut Graph,
@@ -58,7 +68,7 @@ pub(crate) trait Cell {
 
 /// One layer's weights in PyTorch's layout: `w_ih [G·H, in]`, `w_hh [G·H, H]`, biases `[G·H]`.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct LayerWeights {
+pub struct LayerWeights {
     pub w_ih: NodeId,
     pub w_hh: NodeId,
     /// Added to the hoisted projection.
@@ -73,7 +83,7 @@ pub(crate) struct LayerWeights {
 
 impl LayerWeights {
     /// `h` as the recurrent product reads it: masked when the layer has an `h_mask`.
-    pub(crate) fn recurrent_input(&self, g: &mut Graph, h: NodeId) -> Result<NodeId> {
+    pub fn recurrent_input(&self, g: &mut Graph, h: NodeId) -> Result<NodeId> {
         match self.h_mask {
             Some(m) => g.mul(h, m),
             None => Ok(h),
@@ -82,12 +92,7 @@ impl LayerWeights {
     /// A step's gate pre-activations when `b_hh` is folded into the projection (LSTM, simple
     /// RNN): `zx + h_{t-1} W_hh^T` (`h` masked as [`LayerWeights::recurrent_input`] says), or
     /// `zx` alone at the first step, which reads no state.
-    pub(crate) fn pre_activation(
-        &self,
-        g: &mut Graph,
-        zx: NodeId,
-        h: Option<NodeId>,
-    ) -> Result<NodeId> {
+    pub fn pre_activation(&self, g: &mut Graph, zx: NodeId, h: Option<NodeId>) -> Result<NodeId> {
         match h {
             Some(h) => {
                 let hin = self.recurrent_input(g, h)?;
@@ -212,7 +217,7 @@ fn mask_rows(
 }
 
 /// A stack of layers of one cell: what [`unroll`] takes besides the cell and the input.
-pub(crate) struct StackSpec {
+pub struct StackSpec {
     pub layers: Vec<LayerWeights>,
     pub layout: SeqLayout,
     pub return_sequences: bool,
@@ -223,19 +228,21 @@ pub(crate) struct StackSpec {
 }
 
 /// The stack's results: its output and, per layer, the final state tensors.
-pub(crate) struct StackOutput {
+pub struct StackOutput {
     pub output: NodeId,
     pub states: Vec<Vec<NodeId>>,
 }
 
 /// Unrolls a stack of `cell` layers over `x` (`[T, B, in]` or `[B, T, in]`).
-pub(crate) fn unroll(
-    g: &mut Graph,
-    cell: &dyn Cell,
-    x: NodeId,
-    spec: &StackSpec,
-) -> Result<StackOutput> {
+pub fn unroll(g: &mut Graph, cell: &dyn Cell, x: NodeId, spec: &StackSpec) -> Result<StackOutput> {
     let name = cell.name();
+    if cell.gates() == 0 || cell.states() == 0 {
+        return Err(IrError::Invalid(format!(
+            "{name}: a cell needs a gate block and a state at least, it declares {} and {}",
+            cell.gates(),
+            cell.states()
+        )));
+    }
     let (mut seq, t_len, batch, _) = sequence_rows(g, name, x, spec.layout)?;
     if spec.layers.is_empty() {
         return Err(IrError::Invalid(format!("{name}: no layers")));
@@ -375,6 +382,7 @@ fn unroll_layer(
         };
         let zx = g.slice(xw, 0, t * batch, (t + 1) * batch)?;
         let new = cell.step(g, zx, prev.as_deref(), w, h)?;
+        check_step(g, cell, l, &new, [batch, h], g.ty(rows).dtype)?;
         let (state, out) = match mask {
             None => (new.clone(), new[0]),
             Some(m) => {
@@ -414,6 +422,38 @@ fn unroll_layer(
         steps: steps.into_iter().map(|s| s.expect("every step")).collect(),
         state: prev.expect("t_len > 0"),
     })
+}
+
+/// That a cell's step returned its `states()` tensors, each `[B, H]` of the input's dtype: a
+/// cell written outside trellis gets an error naming it, not a malformed graph.
+fn check_step(
+    g: &Graph,
+    cell: &dyn Cell,
+    l: usize,
+    new: &[NodeId],
+    bh: [usize; 2],
+    dtype: crate::DType,
+) -> Result<()> {
+    let want = crate::TensorType::new(bh, dtype);
+    if new.len() != cell.states() {
+        return Err(err(
+            cell.name(),
+            l,
+            format!(
+                "step returned {} state tensors, the cell declares {}",
+                new.len(),
+                cell.states()
+            ),
+        ));
+    }
+    if let Some((i, &s)) = new.iter().enumerate().find(|(_, &s)| *g.ty(s) != want) {
+        return Err(err(
+            cell.name(),
+            l,
+            format!("step returned state {i} as {}, it must be {want}", g.ty(s)),
+        ));
+    }
+    Ok(())
 }
 
 /// The steps `[B, H]` (time order) as the rows `[T·B, H]` the next layer reads.

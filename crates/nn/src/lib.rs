@@ -48,8 +48,8 @@ pub use layers::{
     Dot, Dropout, DropoutConfig, Embedding, EmbeddingConfig, Flatten, GlobalAveragePooling1D,
     GlobalMaxPooling1D, Gru, GruConfig, Layer, LayerConfig, LayerNormalization,
     LayerNormalizationConfig, Lstm, LstmConfig, Masking, MaxPooling1D, Merge, Multiply, Name,
-    Named, Padding, ParamSpec, Recurrent, RepeatVector, Reshape, SimpleRnn, SimpleRnnConfig,
-    Softmax, SpatialDropout1D, Subtract, TimeDistributed,
+    Named, Padding, ParamSpec, Recurrent, RecurrentCell, RepeatVector, Reshape, Rnn, RnnConfig,
+    SimpleRnn, SimpleRnnConfig, Softmax, SpatialDropout1D, Subtract, TimeDistributed,
 };
 pub use losses::{Loss, LossConfig};
 pub use metrics::Metric;

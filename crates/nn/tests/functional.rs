@@ -4,10 +4,12 @@
 use std::collections::HashMap;
 
 use trellis_autodiff::{grad, gradcheck, Tolerance};
-use trellis_ir::{run, NodeId, Precision, Tensor};
+use trellis_ir::{run, Precision, Tensor};
 use trellis_nn::data::SplitMix64;
 use trellis_nn::prelude::*;
-use trellis_nn::StepGraph;
+#[path = "common/feeds.rs"]
+mod feeds;
+use feeds::feeds;
 
 fn ids(n: usize, t: usize, vocab: i64, seed: u64) -> Array2<i64> {
     let mut r = SplitMix64::new(seed);
@@ -64,26 +66,6 @@ fn the_seed_model_written_functionally_trains_bit_identically() {
     assert_eq!(hf.accuracy(), hs.accuracy());
     assert_eq!(fm.weights(), seq.weights());
     assert!(hs.loss()[1] < hs.loss()[0], "{:?}", hs.loss());
-}
-
-/// Feeds for a model's step graph (no optimiser): inputs, targets, weights `1/B` and the
-/// model's parameters, all in f64.
-fn feeds(sg: &StepGraph, m: &Model, xs: &[Tensor], ys: &[Tensor]) -> HashMap<NodeId, Tensor> {
-    let mut f = HashMap::new();
-    for (n, x) in sg.inputs.iter().zip(xs) {
-        f.insert(*n, x.clone());
-    }
-    for (o, y) in sg.outputs.iter().zip(ys) {
-        f.insert(o.y, y.clone());
-        let w = sg.graph.ty(o.w).clone();
-        let v = vec![1.0 / w.numel() as f64; w.numel()];
-        f.insert(o.w, Tensor::f64(w.dims(), v).unwrap());
-    }
-    for ((p, w), s) in sg.params.iter().zip(m.weights()).zip(m.param_specs()) {
-        let v = w.iter().map(|&v| v as f64).collect();
-        f.insert(*p, Tensor::f64(s.shape.as_slice(), v).unwrap());
-    }
-    f
 }
 
 /// The loss gradient of every parameter, in f64, by name.

@@ -7,7 +7,7 @@ use trellis_ir::lstm::Direction;
 use trellis_ir::{Graph, NodeId};
 
 use super::recurrent::{
-    build_cell, call_cell, cell_layer, recurrent_config_setters, seq_layout, unroll_cell,
+    build_cell, call_cell, cell_layer, names, recurrent_config_setters, seq_layout, unroll_cell,
     weight_specs, CellLayer, Recurrent, RecurrentOptions, Unroll,
 };
 use super::{Act, BuildCtx, Layer, LayerConfig, ParamSpec, Scope};
@@ -81,8 +81,12 @@ impl Gru {
 }
 
 impl CellLayer for Gru {
-    const KIND: &'static str = "gru";
-    const STATES: &'static [&'static str] = &["h"];
+    fn kind_name(&self) -> &'static str {
+        "gru"
+    }
+    fn state_names(&self) -> Vec<String> {
+        names(&["h"])
+    }
     type Config = GruConfig;
     fn options(&self) -> &GruConfig {
         &self.config
@@ -128,8 +132,8 @@ impl CellLayer for Gru {
     fn continues(&self, prev: &Self) -> bool {
         prev.config.return_sequences
     }
-    fn layer_config(&self) -> LayerConfig {
-        LayerConfig::Gru(self.config.clone())
+    fn layer_config(&self) -> Option<LayerConfig> {
+        Some(LayerConfig::Gru(self.config.clone()))
     }
 }
 

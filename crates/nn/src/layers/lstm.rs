@@ -5,7 +5,7 @@ use trellis_ir::lstm::{lstm, Direction, LstmOutput, LstmSpec, LstmWeights};
 use trellis_ir::{Graph, NodeId};
 
 use super::recurrent::{
-    build_cell, call_cell, cell_layer, recurrent_config_setters, seq_layout, unroll_cell,
+    build_cell, call_cell, cell_layer, names, recurrent_config_setters, seq_layout, unroll_cell,
     weight_specs, CellLayer, Recurrent, RecurrentOptions, Unroll,
 };
 use super::{Act, BuildCtx, Layer, LayerConfig, Layout, ParamSpec, Scope};
@@ -124,8 +124,12 @@ impl Lstm {
 }
 
 impl CellLayer for Lstm {
-    const KIND: &'static str = "lstm";
-    const STATES: &'static [&'static str] = &["h", "c"];
+    fn kind_name(&self) -> &'static str {
+        "lstm"
+    }
+    fn state_names(&self) -> Vec<String> {
+        names(&["h", "c"])
+    }
     type Config = LstmConfig;
     fn options(&self) -> &LstmConfig {
         &self.config
@@ -156,8 +160,8 @@ impl CellLayer for Lstm {
     fn continues(&self, prev: &Self) -> bool {
         prev.config.return_sequences
     }
-    fn layer_config(&self) -> LayerConfig {
-        LayerConfig::Lstm(self.config.clone())
+    fn layer_config(&self) -> Option<LayerConfig> {
+        Some(LayerConfig::Lstm(self.config.clone()))
     }
 }
 

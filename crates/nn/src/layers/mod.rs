@@ -94,6 +94,7 @@ mod normalization;
 mod pooling;
 mod recurrent;
 mod reshape;
+mod rnn;
 mod simple_rnn;
 mod time_distributed;
 
@@ -116,6 +117,7 @@ pub use normalization::{
 pub use pooling::{AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D};
 pub use recurrent::Recurrent;
 pub use reshape::{Flatten, RepeatVector, Reshape, Softmax};
+pub use rnn::{RecurrentCell, Rnn, RnnConfig};
 pub use simple_rnn::{SimpleRnn, SimpleRnnConfig};
 pub use time_distributed::TimeDistributed;
 pub use trellis_ir::conv::Padding;

@@ -210,9 +210,9 @@ pub(crate) trait RecurrentOptions {
 /// `initial_state` / `return_state`, dropout and stacking are written once.
 pub(crate) trait CellLayer: Clone + Debug + PartialEq + Send + Sync + 'static {
     /// The layer's kind (`lstm`): its module name and the name errors give.
-    const KIND: &'static str;
-    /// Its state tensors, `h` first (`["h", "c"]`).
-    const STATES: &'static [&'static str];
+    fn kind_name(&self) -> &'static str;
+    /// Its state tensors' names, `h` first (`["h", "c"]`).
+    fn state_names(&self) -> Vec<String>;
     type Config: RecurrentOptions;
     fn options(&self) -> &Self::Config;
     /// One unroll of the layer over `x` (already through [`step_dropout`]) as `u` says: the
@@ -228,7 +228,13 @@ pub(crate) trait CellLayer: Clone + Debug + PartialEq + Send + Sync + 'static {
     fn param_specs(&self, scope: &Scope, in_features: usize) -> Vec<ParamSpec>;
     /// Whether this layer continues `prev`'s PyTorch module (as `num_layers` stacks them).
     fn continues(&self, prev: &Self) -> bool;
-    fn layer_config(&self) -> LayerConfig;
+    /// The layer as data for saved models (`None` for a cell defined outside trellis).
+    fn layer_config(&self) -> Option<LayerConfig>;
+}
+
+/// State names as [`CellLayer::state_names`] gives them.
+pub(crate) fn names(n: &[&str]) -> Vec<String> {
+    n.iter().map(|s| s.to_string()).collect()
 }
 
 /// How one unroll of a cell layer runs.
@@ -243,14 +249,15 @@ pub(crate) struct Unroll<'a> {
     pub h_mask: Option<NodeId>,
 }
 
-/// A given initial state (Keras's `initial_state`): one tensor per state of `L`, or an error.
-fn initial_state<L: CellLayer>(s: Option<&[NodeId]>) -> Result<Option<&[NodeId]>> {
+/// A given initial state (Keras's `initial_state`): one tensor per state of `l`, or an error.
+fn initial_state<'s, L: CellLayer>(l: &L, s: Option<&'s [NodeId]>) -> Result<Option<&'s [NodeId]>> {
+    let names = l.state_names();
     match s {
-        Some(s) if s.len() != L::STATES.len() => Err(NnError::Shape(format!(
+        Some(s) if s.len() != names.len() => Err(NnError::Shape(format!(
             "{}: initial_state needs {} tensors ({}), got {}",
-            L::KIND,
-            L::STATES.len(),
-            L::STATES.join(", "),
+            l.kind_name(),
+            names.len(),
+            names.join(", "),
             s.len()
         ))),
         s => Ok(s),
@@ -268,7 +275,7 @@ pub(crate) fn unroll_cell<L: CellLayer>(
     init: Option<&[NodeId]>,
     ctx: &mut BuildCtx,
 ) -> Result<(NodeId, Vec<NodeId>)> {
-    let init = initial_state::<L>(init)?;
+    let init = initial_state(l, init)?;
     let o = l.options();
     let (xd, h_mask) = step_dropout(g, x, o.units(), o.rates(), ctx)?;
     let u = Unroll {
@@ -292,10 +299,10 @@ pub(crate) fn call_cell<L: CellLayer>(
     ctx: &mut BuildCtx,
 ) -> Result<Vec<Act>> {
     let x = &xs[0];
-    check_sequence(g, L::KIND, x)?;
+    check_sequence(g, l.kind_name(), x)?;
     let given: Option<Vec<NodeId>> =
         (xs.len() > 1).then(|| xs[1..].iter().map(|a| a.node).collect());
-    let init = initial_state::<L>(given.as_deref())?;
+    let init = initial_state(l, given.as_deref())?;
     let o = l.options();
     let rs = o.return_sequences();
     let (x, h_mask) = step_dropout(g, x, o.units(), o.rates(), ctx)?;
@@ -322,7 +329,7 @@ pub(crate) fn build_cell<L: CellLayer>(
     ctx: &mut BuildCtx,
 ) -> Result<Act> {
     if l.options().return_state() {
-        let outputs = match L::STATES.len() {
+        let outputs = match l.state_names().len() {
             1 => "two",
             2 => "three",
             _ => "several",
@@ -330,17 +337,27 @@ pub(crate) fn build_cell<L: CellLayer>(
         return Err(NnError::Model(format!(
             "{}: return_state gives {outputs} outputs, which a Sequential cannot pass on: call \
              the layer in a functional model (call_outputs: [output, states...])",
-            L::KIND,
+            l.kind_name(),
         )));
     }
     Ok(call_cell(l, g, &[x], params, ctx)?.remove(0))
 }
 
 /// The [`Recurrent`] and [`Layer`] impls of a [`CellLayer`] type, and its config's
-/// conversion into a layer (`config.init()`).
+/// conversion into a layer (`config.init()`); `impl[generics] Type` for a generic layer
+/// without a config of its own.
 macro_rules! cell_layer {
     ($ty:ident, $config:ident) => {
-        impl Recurrent for $ty {
+        cell_layer!(impl[] $ty);
+
+        impl From<$config> for Box<dyn Layer> {
+            fn from(c: $config) -> Self {
+                Box::new(c.init())
+            }
+        }
+    };
+    (impl[$($gen:tt)*] $ty:ty) => {
+        impl<$($gen)*> Recurrent for $ty {
             fn return_sequences(&self) -> bool {
                 self.options().return_sequences()
             }
@@ -357,9 +374,9 @@ macro_rules! cell_layer {
             }
         }
 
-        impl Layer for $ty {
+        impl<$($gen)*> Layer for $ty {
             fn kind(&self) -> &'static str {
-                <$ty as CellLayer>::KIND
+                self.kind_name()
             }
             fn params(&self, scope: &Scope, in_features: usize) -> Vec<ParamSpec> {
                 self.param_specs(scope, in_features)
@@ -375,12 +392,12 @@ macro_rules! cell_layer {
             }
             /// `[x]` or `[x, states...]` (Keras's `initial_state`).
             fn num_inputs(&self) -> (usize, usize) {
-                (1, 1 + <$ty as CellLayer>::STATES.len())
+                (1, 1 + self.state_names().len())
             }
             /// `output`, then the states with `return_state`.
             fn num_outputs(&self) -> usize {
                 if self.options().return_state() {
-                    1 + <$ty as CellLayer>::STATES.len()
+                    1 + self.state_names().len()
                 } else {
                     1
                 }
@@ -396,20 +413,14 @@ macro_rules! cell_layer {
             }
             fn stacks_on(&self, prev: &dyn Layer) -> bool {
                 prev.as_any()
-                    .downcast_ref::<$ty>()
+                    .downcast_ref::<Self>()
                     .is_some_and(|p| self.continues(p))
             }
             fn config(&self) -> Option<LayerConfig> {
-                Some(self.layer_config())
+                self.layer_config()
             }
             fn as_any(&self) -> &dyn Any {
                 self
-            }
-        }
-
-        impl From<$config> for Box<dyn Layer> {
-            fn from(c: $config) -> Self {
-                Box::new(c.init())
             }
         }
     };

@@ -8,7 +8,7 @@ use trellis_ir::rnn::{simple_rnn, RnnActivation, RnnSpec, RnnWeights};
 use trellis_ir::{Graph, NodeId};
 
 use super::recurrent::{
-    build_cell, call_cell, cell_layer, recurrent_config_setters, seq_layout, unroll_cell,
+    build_cell, call_cell, cell_layer, names, recurrent_config_setters, seq_layout, unroll_cell,
     weight_specs, CellLayer, Recurrent, RecurrentOptions, Unroll,
 };
 use super::{Act, Activation, BuildCtx, Layer, LayerConfig, ParamSpec, Scope};
@@ -100,8 +100,12 @@ impl SimpleRnn {
 }
 
 impl CellLayer for SimpleRnn {
-    const KIND: &'static str = "simple_rnn";
-    const STATES: &'static [&'static str] = &["h"];
+    fn kind_name(&self) -> &'static str {
+        "simple_rnn"
+    }
+    fn state_names(&self) -> Vec<String> {
+        names(&["h"])
+    }
     type Config = SimpleRnnConfig;
     fn options(&self) -> &SimpleRnnConfig {
         &self.config
@@ -147,8 +151,8 @@ impl CellLayer for SimpleRnn {
     fn continues(&self, prev: &Self) -> bool {
         prev.config.return_sequences && prev.config.activation == self.config.activation
     }
-    fn layer_config(&self) -> LayerConfig {
-        LayerConfig::SimpleRnn(self.config.clone())
+    fn layer_config(&self) -> Option<LayerConfig> {
+        Some(LayerConfig::SimpleRnn(self.config.clone()))
     }
 }
 
