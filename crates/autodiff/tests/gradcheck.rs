@@ -125,6 +125,12 @@ fn matmul_with_every_transpose_flag() {
         check_op("matmul", &[a, b], -1.0, 1.0, |g, x| {
             g.matmul_t(x[0], x[1], ta, tb)
         });
+        // A batch of two products: [2, M, K] x [2, K, N].
+        let a: &[usize] = if ta { &[2, 4, 3] } else { &[2, 3, 4] };
+        let b: &[usize] = if tb { &[2, 5, 4] } else { &[2, 4, 5] };
+        check_op("batched matmul", &[a, b], -1.0, 1.0, |g, x| {
+            g.matmul_t(x[0], x[1], ta, tb)
+        });
     }
 }
 

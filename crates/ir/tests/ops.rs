@@ -98,7 +98,13 @@ fn shape_errors_name_op_and_shapes() {
     );
     assert_eq!(
         infer_error(&[f(&[2, 3, 4]), f(&[4, 2])], |g, x| g.matmul(x[0], x[1])),
-        "matmul [2,3,4] x [4,2]: both operands must be matrices (rank 2)"
+        "matmul [2,3,4] x [4,2]: both operands must be matrices (rank 2), or batches of as \
+         many matrices (rank 3, the same leading axis)"
+    );
+    assert_eq!(
+        infer_error(&[f(&[2, 3, 4]), f(&[3, 4, 2])], |g, x| g.matmul(x[0], x[1])),
+        "matmul [2,3,4] x [3,4,2]: both operands must be matrices (rank 2), or batches of as \
+         many matrices (rank 3, the same leading axis)"
     );
     // A named node says which node failed.
     assert_eq!(
@@ -213,8 +219,22 @@ fn matmul_values_with_every_transpose_flag() {
         t(&[3, 1], &[1.0, 0.0, -1.0]),
     );
     assert_eq!(
-        values(&[m, v], |g, x| g.matmul(x[0], x[1])),
+        values(&[m.clone(), v.clone()], |g, x| g.matmul(x[0], x[1])),
         (vec![2, 1], vec![-2.0, -2.0])
+    );
+    // A batch: entry 0 the products above, entry 1 its own.
+    let a2 = t(&[2, 2, 2], &[1.0, 2.0, 3.0, 4.0, 0.0, 1.0, 1.0, 0.0]);
+    let b2 = t(&[2, 2, 2], &[5.0, 6.0, 7.0, 8.0, 1.0, 2.0, 3.0, 4.0]);
+    assert_eq!(
+        values(&[a2.clone(), b2.clone()], |g, x| g.matmul(x[0], x[1])),
+        (
+            vec![2, 2, 2],
+            vec![19.0, 22.0, 43.0, 50.0, 3.0, 4.0, 1.0, 2.0]
+        )
+    );
+    assert_eq!(
+        values(&[a2, b2], |g, x| g.matmul_t(x[0], x[1], true, true)).1,
+        vec![23.0, 31.0, 34.0, 46.0, 2.0, 4.0, 1.0, 3.0]
     );
 }
 

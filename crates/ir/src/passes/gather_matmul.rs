@@ -19,7 +19,7 @@ pub fn gather_before_matmul(g: &mut Graph) -> usize {
         let Some(mm) = g.op(m).as_any().downcast_ref::<MatMul>().copied() else {
             continue;
         };
-        if mm.transpose_a {
+        if mm.transpose_a || g.ty(m).rank() != 2 {
             continue;
         }
         let (x, w) = (g.operands(m)[0], g.operands(m)[1]);

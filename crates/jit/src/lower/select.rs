@@ -424,6 +424,9 @@ impl<'g> Selection<'g> {
 
     fn matmul(&mut self, n: NodeId, mm: &MatMul, a: NodeId, b: NodeId) -> Result<(), JitError> {
         let (la, lb) = (self.gemm_operand(a)?, self.gemm_operand(b)?);
+        if self.g.ty(n).rank() == 3 {
+            return self.batched_matmul(n, mm, la, lb);
+        }
         let c = self.mem.out_loc(n);
         let k = if mm.transpose_a { la.rows } else { la.cols };
         let panels = if mm.transpose_a || mm.transpose_b || c.cb || c.rows > PANEL_MAX_ROWS {
@@ -443,6 +446,39 @@ impl<'g> Selection<'g> {
             panels,
         });
         self.stats.gemms += 1;
+        Ok(())
+    }
+
+    /// A `[G, M, K] x [G, K, N]` product as one GEMM per batch entry, each on its rows of the
+    /// operands' and the output's grids (`[G·M, K]` and so on: a window's rows are evenly
+    /// strided, so entry `g` is rows `g·M..(g+1)·M`).
+    fn batched_matmul(&mut self, n: NodeId, mm: &MatMul, la: Loc, lb: Loc) -> Result<(), JitError> {
+        let c = self.mem.out_loc(n);
+        let entries = self.g.ty(n).dims()[0];
+        if entries == 0 {
+            return Ok(());
+        }
+        let (ra, rb, rc) = (la.rows / entries, lb.rows / entries, c.rows / entries);
+        let entry = |l: Loc, rows: usize, e: usize| Loc {
+            off: l.off + e * rows * l.rs,
+            rows,
+            ..l
+        };
+        let k = if mm.transpose_a { ra } else { la.cols };
+        for e in 0..entries {
+            self.steps.push(Step::Gemm {
+                m: rc,
+                n: c.cols,
+                k,
+                a: entry(la, ra, e),
+                ta: mm.transpose_a,
+                b: entry(lb, rb, e),
+                tb: mm.transpose_b,
+                c: entry(c, rc, e),
+                panels: None,
+            });
+            self.stats.gemms += 1;
+        }
         Ok(())
     }
 
@@ -482,10 +518,11 @@ impl<'g> Selection<'g> {
         Some(dst)
     }
 
-    /// A matrix GEMM can read with strides: not broadcast; otherwise a dense copy.
+    /// A matrix (or a batch of them, as its rows) GEMM can read with strides: not broadcast;
+    /// otherwise a dense copy.
     fn gemm_operand(&mut self, x: NodeId) -> Result<Loc, JitError> {
         let l = self.mem.loc(x);
-        if !l.cb && (l.rs > 0 || l.rows <= 1) && self.mem.shape(x).rank() == 2 {
+        if !l.cb && (l.rs > 0 || l.rows <= 1) && matches!(self.mem.shape(x).rank(), 2 | 3) {
             return Ok(l);
         }
         let dst = self.mem.new_root(&self.g.ty(x).shape.clone());
