@@ -20,10 +20,12 @@
 //! every row, with no division by zero and no NaN, in value or gradient.) Elsewhere the
 //! weights are Keras's exactly: `exp(-1e9)` is 0 in f32 and f64.
 //!
-//! The scores are computed over rows `(b, i, j)`: each query and key row is gathered to its
-//! `B·Tq·Tk` pairs (constant ids), so the graph has the same few nodes for any batch size, and
-//! the context is a scatter-add of `w v` rows back to the queries. That costs `B·Tq·Tk·D`
-//! memory, as Keras's additive attention does.
+//! Dot scores are one batched product `q k^T` (`[B, Tq, D] x [B, Tk, D]^T`) and the context
+//! another (`w v`): `B·Tq·Tk` memory for the weights, a GEMM per sample. Additive scores are
+//! computed over rows `(b, i, j)`: each query and key row is gathered to its `B·Tq·Tk` pairs
+//! (constant ids), so the graph has the same few nodes for any batch size, and the context is
+//! a scatter-add of `w v` rows back to the queries. That costs `B·Tq·Tk·D` memory, as Keras's
+//! additive attention does.
 use crate::softmax::softmax;
 use crate::{DType, Graph, IrError, NodeId, Result, Shape, Tensor};
 
@@ -79,6 +81,22 @@ fn invalid(msg: String) -> IrError {
 /// A constant i64 id vector.
 fn ids(g: &mut Graph, v: Vec<i64>) -> Result<NodeId> {
     Ok(g.constant(Tensor::i64([v.len()], v)?))
+}
+
+/// The constant ids of the `(b, i, j)` pairs: row `(b, i, j)` reads query row `b·Tq + i` and
+/// key row `b·Tk + j`.
+fn pair_ids(g: &mut Graph, b: usize, tq: usize, tk: usize) -> Result<(NodeId, NodeId)> {
+    let n = b * tq * tk;
+    let (mut iq, mut ik) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for s in 0..b {
+        for i in 0..tq {
+            for j in 0..tk {
+                iq.push((s * tq + i) as i64);
+                ik.push((s * tk + j) as i64);
+            }
+        }
+    }
+    Ok((ids(g, iq)?, ids(g, ik)?))
 }
 
 /// A mask (`[B, T]`, any dtype) as floats of `dtype`: 1 where nonzero, else 0.
@@ -138,36 +156,24 @@ pub fn attention(
     if b * tq * tk == 0 || d == 0 {
         return Err(invalid(format!("empty query or key: query {qt}, key {kt}")));
     }
-    let n = b * tq * tk;
-    // Row (b, i, j) of the pairs reads query row b·Tq + i and key row b·Tk + j.
-    let (mut iq, mut ik) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for s in 0..b {
-        for i in 0..tq {
-            for j in 0..tk {
-                iq.push((s * tq + i) as i64);
-                ik.push((s * tk + j) as i64);
-            }
-        }
-    }
-    let (iq, ik) = (ids(g, iq)?, ids(g, ik)?);
-    let qr = g.reshape(query, [b * tq, d])?;
-    let kr = g.reshape(key, [b * tk, d])?;
-    let vr = g.reshape(value, [b * tk, dv])?;
-    let qp = g.gather(qr, iq)?; // [n, D]
-    let kp = g.gather(kr, ik)?;
-    let s = match spec.score {
+    let (mut scores, pairs) = match spec.score {
         Score::Dot { scale } => {
-            let p = g.mul(qp, kp)?;
-            let s = g.sum(p, &[1], true)?;
-            match scale {
+            let s = g.matmul_t(query, key, false, true)?; // [B, Tq, Tk]
+            let s = match scale {
                 Some(c) => {
                     check_scale(g, c, &[&[], &[1]], dtype)?;
                     g.mul(s, c)?
                 }
                 None => s,
-            }
+            };
+            (g.reshape(s, [b * tq, tk])?, None)
         }
         Score::Additive { scale } => {
+            let (iq, ik) = pair_ids(g, b, tq, tk)?;
+            let qr = g.reshape(query, [b * tq, d])?;
+            let kr = g.reshape(key, [b * tk, d])?;
+            let qp = g.gather(qr, iq)?; // [B·Tq·Tk, D]
+            let kp = g.gather(kr, ik)?;
             let a = g.add(qp, kp)?;
             let t = g.tanh(a)?;
             let t = match scale {
@@ -177,10 +183,10 @@ pub fn attention(
                 }
                 None => t,
             };
-            g.sum(t, &[1], true)?
+            let s = g.sum(t, &[1], true)?;
+            (g.reshape(s, [b * tq, tk])?, Some((iq, ik)))
         }
     };
-    let mut scores = g.reshape(s, [b * tq, tk])?;
     // The key mask per query row: [B·Tq, Tk].
     let key_mask = match spec.key_mask {
         Some(m) => {
@@ -205,10 +211,20 @@ pub fn attention(
     if let Some(m) = key_mask {
         w = g.mul(w, m)?;
     }
-    let wp = g.reshape(w, [n, 1])?;
-    let vp = g.gather(vr, ik)?; // [n, Dv]
-    let wv = g.mul(vp, wp)?;
-    let mut c = g.scatter_add(iq, wv, b * tq)?; // [B·Tq, Dv]
+    let mut c = match pairs {
+        None => {
+            let w3 = g.reshape(w, [b, tq, tk])?;
+            let c = g.matmul(w3, value)?; // [B, Tq, Dv]
+            g.reshape(c, [b * tq, dv])?
+        }
+        Some((iq, ik)) => {
+            let wp = g.reshape(w, [b * tq * tk, 1])?;
+            let vr = g.reshape(value, [b * tk, dv])?;
+            let vp = g.gather(vr, ik)?; // [B·Tq·Tk, Dv]
+            let wv = g.mul(vp, wp)?;
+            g.scatter_add(iq, wv, b * tq)? // [B·Tq, Dv]
+        }
+    };
     if let Some(qm) = spec.query_mask {
         let qm = mask01(g, "query", qm, [b, tq], dtype)?;
         let qm = g.reshape(qm, [b * tq, 1])?;
