@@ -25,6 +25,7 @@ pub fn build(fx: &Fixture, dot: bool) -> GoldenGraph {
         },
         key_mask: gg.leaf(fx, "key_mask", false),
         query_mask: gg.leaf(fx, "query_mask", false),
+        causal: false,
     };
     let out = attention(&mut gg.g, q, k, v, &spec).unwrap();
     let s1 = gg.dot_loss(fx, out.context, "R");

@@ -7,6 +7,7 @@
 //! dot:       s[b,i,j] = scale · sum_d q[b,i,d] k[b,j,d]             (scale: none, or a scalar)
 //! additive:  s[b,i,j] = sum_d scale[d] · tanh(q[b,i,d] + k[b,j,d])   (scale: none, or [D])
 //! masked:    s[b,i,j] -= 1e9 where key j of sample b is padding       (Keras's penalty)
+//! causal:    s[b,i,j] -= 1e9 where j > i      (Keras's use_causal_mask: tril(ones(Tq, Tk)))
 //! weights    w[b,i,:] = softmax(s[b,i,:]) · key_mask[b,:]
 //! context    c[b,i,:] = sum_j w[b,i,j] v[b,j,:]  (· query_mask[b,i], as Keras)
 //! ```
@@ -52,6 +53,9 @@ pub struct AttentionSpec {
     pub key_mask: Option<NodeId>,
     /// `[B, Tq]`, nonzero for a real query: the context of a padding query is zero (Keras).
     pub query_mask: Option<NodeId>,
+    /// Query `i` attends to keys `j <= i` only (Keras's `use_causal_mask`: a decoder's
+    /// self-attention cannot read later steps), on top of the key mask.
+    pub causal: bool,
 }
 
 impl AttentionSpec {
@@ -61,6 +65,7 @@ impl AttentionSpec {
             score,
             key_mask: None,
             query_mask: None,
+            causal: false,
         }
     }
 }
@@ -187,7 +192,7 @@ pub fn attention(
             (g.reshape(s, [b * tq, tk])?, Some((iq, ik)))
         }
     };
-    // The key mask per query row: [B·Tq, Tk].
+    // The key mask per query row: [B·Tq, Tk], the causal mask folded in.
     let key_mask = match spec.key_mask {
         Some(m) => {
             let m = mask01(g, "key", m, [b, tk], dtype)?;
@@ -199,6 +204,19 @@ pub fn attention(
             })
         }
         None => None,
+    };
+    let key_mask = if spec.causal {
+        // Row b·Tq + i keeps keys 0..=i.
+        let tril: Vec<f64> = (0..b * tq)
+            .flat_map(|r| (0..tk).map(move |j| if j <= r % tq { 1.0 } else { 0.0 }))
+            .collect();
+        let c = g.constant(Tensor::from_f64(dtype, [b * tq, tk].into(), tril));
+        Some(match key_mask {
+            Some(m) => g.mul(m, c)?,
+            None => c,
+        })
+    } else {
+        key_mask
     };
     if let Some(m) = key_mask {
         let one = g.scalar(1.0, dtype);

@@ -85,10 +85,12 @@ fn attention_plan_matches_the_interpreter() {
         } else {
             Score::Additive { scale: Some(scale) }
         };
+        // The dot case also masks causally (query i reads keys 0..=i).
         let spec = AttentionSpec {
             score,
             key_mask: Some(km),
             query_mask: Some(qm),
+            causal: dot,
         };
         let o = attention(&mut g, q, k, v, &spec).unwrap();
         let cr = g.mul(o.context, rc).unwrap();

@@ -47,9 +47,10 @@ pub use layers::{
     BatchNormalizationConfig, Bidirectional, Concatenate, Conv1D, Conv1DConfig, Dense, DenseConfig,
     Dot, Dropout, DropoutConfig, Embedding, EmbeddingConfig, Flatten, GlobalAveragePooling1D,
     GlobalMaxPooling1D, Gru, GruConfig, Layer, LayerConfig, LayerNormalization,
-    LayerNormalizationConfig, Lstm, LstmConfig, Masking, MaxPooling1D, Merge, Multiply, Name,
-    Named, Padding, ParamSpec, Recurrent, RecurrentCell, RepeatVector, Reshape, Rnn, RnnConfig,
-    SimpleRnn, SimpleRnnConfig, Softmax, SpatialDropout1D, Subtract, TimeDistributed,
+    LayerNormalizationConfig, Lstm, LstmConfig, Masking, MaxPooling1D, Merge, MultiHeadAttention,
+    Multiply, Name, Named, Padding, ParamSpec, Recurrent, RecurrentCell, RepeatVector, Reshape,
+    Rnn, RnnConfig, SimpleRnn, SimpleRnnConfig, Softmax, SpatialDropout1D, Subtract,
+    TimeDistributed,
 };
 pub use losses::{Loss, LossConfig};
 pub use metrics::Metric;
@@ -74,9 +75,9 @@ pub mod prelude {
         Embedding, EmbeddingConfig, FitOptions, Flatten, GlobalAveragePooling1D,
         GlobalMaxPooling1D, Gru, GruConfig, Input, Inputs, LayerNormalization,
         LayerNormalizationConfig, LayerRef, LearningRateScheduler, Loss, Losses, LrSchedule, Lstm,
-        LstmConfig, Masking, MaxPooling1D, Merge, Metric, Model, ModelCheckpoint, Multiply, Name,
-        Padding, ReduceLROnPlateau, Regularizer, RepeatVector, Reshape, RmsProp, Sequential, Sgd,
-        SimpleRnn, SimpleRnnConfig, Softmax, SpatialDropout1D, Subtract, SymTensor, Targets,
-        TerminateOnNaN, TimeDistributed,
+        LstmConfig, Masking, MaxPooling1D, Merge, Metric, Model, ModelCheckpoint,
+        MultiHeadAttention, Multiply, Name, Padding, ReduceLROnPlateau, Regularizer, RepeatVector,
+        Reshape, RmsProp, Sequential, Sgd, SimpleRnn, SimpleRnnConfig, Softmax, SpatialDropout1D,
+        Subtract, SymTensor, Targets, TerminateOnNaN, TimeDistributed,
     };
 }

@@ -19,6 +19,9 @@ use crate::{NnError, Result};
 pub struct Attention {
     pub use_scale: bool,
     pub return_attention_scores: bool,
+    /// Keras's `use_causal_mask` (a call argument there): query `i` reads keys `0..=i`.
+    #[serde(default)]
+    pub use_causal_mask: bool,
 }
 
 /// Keras's `AdditiveAttention`: scores `sum_d scale[d] tanh(q[d] + k[d])`, with a learned
@@ -28,19 +31,14 @@ pub struct Attention {
 pub struct AdditiveAttention {
     pub use_scale: bool,
     pub return_attention_scores: bool,
+    /// As [`Attention::use_causal_mask`].
+    #[serde(default)]
+    pub use_causal_mask: bool,
 }
 
 impl Attention {
     pub fn new() -> Self {
         Attention::default()
-    }
-    pub fn with_use_scale(mut self, yes: bool) -> Self {
-        self.use_scale = yes;
-        self
-    }
-    pub fn with_return_attention_scores(mut self, yes: bool) -> Self {
-        self.return_attention_scores = yes;
-        self
     }
 }
 
@@ -49,17 +47,35 @@ impl AdditiveAttention {
         AdditiveAttention {
             use_scale: true,
             return_attention_scores: false,
+            use_causal_mask: false,
         }
     }
-    pub fn with_use_scale(mut self, yes: bool) -> Self {
-        self.use_scale = yes;
-        self
-    }
-    pub fn with_return_attention_scores(mut self, yes: bool) -> Self {
-        self.return_attention_scores = yes;
-        self
-    }
 }
+
+/// The setters both attention layers share.
+macro_rules! attention_setters {
+    ($ty:ident) => {
+        impl $ty {
+            pub fn with_use_scale(mut self, yes: bool) -> Self {
+                self.use_scale = yes;
+                self
+            }
+            pub fn with_return_attention_scores(mut self, yes: bool) -> Self {
+                self.return_attention_scores = yes;
+                self
+            }
+            /// Keras's `use_causal_mask`: query `i` reads keys `0..=i` only (a decoder's
+            /// self-attention).
+            pub fn with_use_causal_mask(mut self, yes: bool) -> Self {
+                self.use_causal_mask = yes;
+                self
+            }
+        }
+    };
+}
+
+attention_setters!(Attention);
+attention_setters!(AdditiveAttention);
 
 impl Default for AdditiveAttention {
     fn default() -> Self {
@@ -67,14 +83,15 @@ impl Default for AdditiveAttention {
     }
 }
 
-/// Attends with `score` (its scale, when any, is `params[0]`) over the call's inputs.
-fn attend(
+/// The batch-major query, value and key of a call on `[query, value]` or `[query, value,
+/// key]` (the key is the value when not given), their shapes checked: query `[B, Tq, D]`,
+/// value `[B, Tk, Dv]`, key `[B, Tk, Dk]`, with `Dk == D` when `same_width`.
+pub(crate) fn query_value_key(
     g: &mut Graph,
     what: &str,
     xs: &[Act],
-    score: Score,
-    return_scores: bool,
-) -> Result<Vec<Act>> {
+    same_width: bool,
+) -> Result<(Act, Act, Act)> {
     if !(2..=3).contains(&xs.len()) {
         return Err(NnError::Model(format!(
             "{what}: takes [query, value] or [query, value, key], called on {} inputs",
@@ -97,19 +114,33 @@ fn attend(
         && vd.len() == 3
         && qd[0] == kd[0]
         && kd[..2] == vd[..2]
-        && qd[2] == kd[2];
+        && (qd[2] == kd[2] || !same_width);
     if !ok {
         return Err(NnError::Shape(format!(
-            "{what}: query [B, Tq, D], value [B, Tk, Dv] and key [B, Tk, D] must agree, got \
+            "{what}: query [B, Tq, D], value [B, Tk, Dv] and key [B, Tk, {}] must agree, got \
              {} (query, value{})",
+            if same_width { "D" } else { "Dk" },
             shapes(g, &xs),
             if xs.len() == 3 { ", key" } else { "" }
         )));
     }
+    Ok((*q, *v, *k))
+}
+
+/// Attends with `score` (its scale, when any, is `params[0]`) over the call's inputs.
+fn attend(
+    g: &mut Graph,
+    what: &str,
+    xs: &[Act],
+    score: Score,
+    (return_scores, causal): (bool, bool),
+) -> Result<Vec<Act>> {
+    let (q, v, k) = query_value_key(g, what, xs, true)?;
     let spec = AttentionSpec {
         score,
         key_mask: v.mask,
         query_mask: q.mask,
+        causal,
     };
     let out = attention(g, q.node, k.node, v.node, &spec)?;
     let mut outs = vec![Act {
@@ -154,7 +185,8 @@ macro_rules! attention_layer {
                 _: &mut BuildCtx,
             ) -> Result<Vec<Act>> {
                 let score = self.score(params.first().copied());
-                attend(g, $kind, xs, score, self.return_attention_scores)
+                let flags = (self.return_attention_scores, self.use_causal_mask);
+                attend(g, $kind, xs, score, flags)
             }
         }
     };

@@ -7,8 +7,9 @@ use super::{
     Activation, Add, AdditiveAttention, Attention, AveragePooling1D, BatchNormalizationConfig,
     Bidirectional, Concatenate, Conv1DConfig, DenseConfig, Dot, DropoutConfig, EmbeddingConfig,
     Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D, GruConfig, Layer,
-    LayerNormalizationConfig, LstmConfig, Masking, MaxPooling1D, Merge, Multiply, Name, Recurrent,
-    RepeatVector, Reshape, SimpleRnnConfig, Softmax, SpatialDropout1D, Subtract, TimeDistributed,
+    LayerNormalizationConfig, LstmConfig, Masking, MaxPooling1D, Merge, MultiHeadAttention,
+    Multiply, Name, Recurrent, RepeatVector, Reshape, SimpleRnnConfig, Softmax, SpatialDropout1D,
+    Subtract, TimeDistributed,
 };
 use crate::{NnError, Result};
 
@@ -46,6 +47,7 @@ pub enum LayerConfig {
     GlobalMaxPooling1D(GlobalMaxPooling1D),
     Attention(Attention),
     AdditiveAttention(AdditiveAttention),
+    MultiHeadAttention(MultiHeadAttention),
     /// The wrapped layer must be recurrent (LSTM, GRU or SimpleRNN).
     Bidirectional {
         layer: Box<LayerConfig>,
@@ -93,6 +95,7 @@ impl LayerConfig {
             LayerConfig::GlobalMaxPooling1D(_) => "GlobalMaxPooling1D",
             LayerConfig::Attention(_) => "Attention",
             LayerConfig::AdditiveAttention(_) => "AdditiveAttention",
+            LayerConfig::MultiHeadAttention(_) => "MultiHeadAttention",
             LayerConfig::Bidirectional { .. } => "Bidirectional",
             LayerConfig::TimeDistributed { .. } => "TimeDistributed",
             LayerConfig::Named { layer, .. } => layer.class_name(),
@@ -128,6 +131,7 @@ impl LayerConfig {
             LayerConfig::GlobalAveragePooling1D(c) => Box::new(c.clone()),
             LayerConfig::GlobalMaxPooling1D(c) => Box::new(c.clone()),
             LayerConfig::Attention(c) => Box::new(c.clone()),
+            LayerConfig::MultiHeadAttention(c) => Box::new(c.clone()),
             LayerConfig::AdditiveAttention(c) => Box::new(c.clone()),
             LayerConfig::Bidirectional { layer, merge } => Box::new(Bidirectional {
                 layer: layer.build_recurrent()?,

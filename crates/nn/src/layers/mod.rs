@@ -89,6 +89,7 @@ mod gru;
 mod lstm;
 mod masking;
 mod merge;
+mod multi_head_attention;
 mod named;
 mod normalization;
 mod pooling;
@@ -110,6 +111,7 @@ pub use gru::{Gru, GruConfig};
 pub use lstm::{Lstm, LstmConfig};
 pub use masking::Masking;
 pub use merge::{Add, Concatenate, Dot, Multiply, Subtract};
+pub use multi_head_attention::MultiHeadAttention;
 pub use named::{Name, Named};
 pub use normalization::{
     BatchNormalization, BatchNormalizationConfig, LayerNormalization, LayerNormalizationConfig,
@@ -292,6 +294,12 @@ pub trait Layer: Debug + Send + Sync {
     /// The parameters, in the order [`Layer::build`] takes them, for an input (the first,
     /// when the layer takes several) whose last axis is `in_features` wide.
     fn params(&self, scope: &Scope, in_features: usize) -> Vec<ParamSpec>;
+    /// The parameters for a call on inputs whose last axes are `widths` wide, for a layer
+    /// over several inputs of their own widths (multi-head attention's query, value and key
+    /// projections); by default [`Layer::params`] of the first.
+    fn params_for(&self, scope: &Scope, widths: &[usize]) -> Vec<ParamSpec> {
+        self.params(scope, widths.first().copied().unwrap_or(1))
+    }
     /// Appends the layer to `g`; `params` are the nodes of [`Layer::params`].
     fn build(&self, g: &mut Graph, x: Act, params: &[NodeId], ctx: &mut BuildCtx) -> Result<Act>;
     /// How many inputs a call takes, at least and at most (merge layers: several; attention:

@@ -40,6 +40,9 @@ impl Layer for Named {
     fn params(&self, scope: &Scope, in_features: usize) -> Vec<ParamSpec> {
         self.layer.params(scope, in_features)
     }
+    fn params_for(&self, scope: &Scope, widths: &[usize]) -> Vec<ParamSpec> {
+        self.layer.params_for(scope, widths)
+    }
     fn build(&self, g: &mut Graph, x: Act, params: &[NodeId], ctx: &mut BuildCtx) -> Result<Act> {
         self.layer.build(g, x, params, ctx)
     }

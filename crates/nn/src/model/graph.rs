@@ -4,7 +4,7 @@
 use trellis_autodiff::{grad_recomputing, Checkpoints, Recompute};
 use trellis_ir::{Graph, NodeId, TensorType};
 
-use super::naming::{check_params, in_features};
+use super::naming::{check_params, widths};
 use super::topology::{numbered, Ref};
 use super::Model;
 use crate::layers::{Act, Activation, BuildCtx, Layout, MaskInput};
@@ -203,7 +203,7 @@ impl Model {
         let scopes = self.scopes();
         let (acts, ctx) = self.walk(g, &xs, training, &mut |g, l, args| {
             let r = self.layer_params[l].clone();
-            let want = self.topo.layers[l].params(&scopes[l], in_features(g, args));
+            let want = self.topo.layers[l].params_for(&scopes[l], &widths(g, args));
             check_params(l, self.topo.layers[l].kind(), &want, &self.specs[r.clone()])?;
             Ok(params[r].to_vec())
         })?;

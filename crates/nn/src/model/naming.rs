@@ -89,7 +89,7 @@ impl Model {
         let xs = self.input_nodes(&mut g, 1, rows)?;
         self.walk(&mut g, &xs, false, &mut |g, l, args| {
             let layer = &self.topo.layers[l];
-            let p = layer.params(&scopes[l], in_features(g, args));
+            let p = layer.params_for(&scopes[l], &widths(g, args));
             if declared[l].is_none() {
                 if let Some(z) = p.iter().find(|p| p.shape.contains(&0)) {
                     return Err(NnError::Model(format!(
@@ -232,10 +232,11 @@ fn single_call(t: &super::Topology, l: usize) -> Option<usize> {
 }
 
 /// The width of the last axis of a call's first argument (what a layer's parameters follow).
-pub(super) fn in_features(g: &Graph, args: &[Act]) -> usize {
-    args.first()
-        .and_then(|a| g.ty(a.node).dims().last().copied())
-        .unwrap_or(1)
+/// The last-axis width of each of a call's inputs (1 for a scalar).
+pub(super) fn widths(g: &Graph, args: &[Act]) -> Vec<usize> {
+    args.iter()
+        .map(|a| g.ty(a.node).dims().last().copied().unwrap_or(1))
+        .collect()
 }
 
 /// That a call of layer `l` needs the parameters `have` it was built with: a shared layer

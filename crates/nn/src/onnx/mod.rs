@@ -306,7 +306,8 @@ fn layer(
         | LayerConfig::GlobalAveragePooling1D(_)
         | LayerConfig::GlobalMaxPooling1D(_)
         | LayerConfig::Attention(_)
-        | LayerConfig::AdditiveAttention(_)) => Err(unsupported(
+        | LayerConfig::AdditiveAttention(_)
+        | LayerConfig::MultiHeadAttention(_)) => Err(unsupported(
             i,
             other.class_name(),
             "not exported to ONNX yet",
