@@ -189,8 +189,21 @@ pub fn conv1d(
     let xp = pad_for_windows(g, xt, 0, spec, k, t_out)?;
     let batch = dims[1 - time_axis];
     let rows = t_out * batch;
+    // A tap whose rows are all padding adds zeros: it is left out (a kernel far longer than
+    // the sequence under "same" padding builds only the taps that reach a real step, not a
+    // product per tap). When none reaches one, tap 0 stands for the zero output.
+    let before = spec.padding.0;
+    let reaches = |j: usize| {
+        let first = j * spec.dilation;
+        let last = first + (t_out - 1) * spec.stride;
+        last >= before && first < before + t
+    };
+    let mut taps: Vec<usize> = (0..k).filter(|&j| reaches(j)).collect();
+    if taps.is_empty() {
+        taps.push(0);
+    }
     let mut z: Option<NodeId> = None;
-    for j in 0..k {
+    for j in taps {
         // Tap j: the rows it reads, times the kernel's column j (`[out, F]`).
         let tap = strided_rows(g, xp, j * spec.dilation, t_out, spec.stride)?;
         let tap = g.reshape(tap, [rows, f])?;

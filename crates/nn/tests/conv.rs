@@ -343,3 +343,44 @@ fn a_multi_width_text_cnn_trains_in_the_functional_api() {
         h.loss()
     );
 }
+
+/// A kernel far longer than the sequence under "same" padding: only the taps that reach a real
+/// step are built (a product per tap made graphs of millions of nodes, which took the public-API
+/// fuzz minutes for a 2^20-tap kernel), and the output is the convolution's by its definition.
+#[test]
+fn a_kernel_far_longer_than_the_sequence_builds_only_the_taps_that_reach_it() {
+    let (t, k) = (5, 4001);
+    let mut m = Sequential::new()
+        .with_seed(1)
+        .with_input_shape(&[t, 1])
+        .add(
+            Conv1DConfig::new(2, k)
+                .with_padding(Padding::Same)
+                .with_bias(false),
+        );
+    m.compile(Sgd::new(0.1), Loss::MeanSquaredError, &[])
+        .unwrap();
+    let w: Vec<f32> = (0..2 * k)
+        .map(|i| ((i * 37) % 101) as f32 / 101.0 - 0.5)
+        .collect();
+    m.set_weight("conv1d.weight", &w).unwrap();
+    let x = Array3::from_shape_fn((2, t, 1), |(b, s, _)| (b * t + s) as f32 * 0.25 - 1.0);
+    let got: ArrayD<f32> = m.predict(&x).unwrap();
+    // Keras's "same" at stride 1 pads (k - 1) / 2 = 2000 steps before.
+    let pad = (k - 1) / 2;
+    for b in 0..2 {
+        for s in 0..t {
+            for o in 0..2 {
+                let want: f32 = (0..t).map(|r| x[[b, r, 0]] * w[o * k + r + pad - s]).sum();
+                let g = got[[b, s, o]];
+                assert!((g - want).abs() < 1e-5, "[{b},{s},{o}] {g} vs {want}");
+            }
+        }
+    }
+    let sg = m.step_graph(2, &[&[t, 1]], true).unwrap();
+    assert!(
+        sg.graph.node_bound() < 2_000,
+        "{} nodes for a kernel of {k} taps on {t} steps",
+        sg.graph.node_bound()
+    );
+}

@@ -48,6 +48,8 @@ enum LayerDesc {
     LayerNorm,
     SpatialDropout(f32),
     BatchNorm(f64),
+    /// Self-attention: heads, key width, causal.
+    Mha(usize, usize, bool),
 }
 
 #[derive(Clone, Debug)]
@@ -147,6 +149,7 @@ fn layer() -> impl Strategy<Value = LayerDesc> {
         1 => Just(LayerDesc::LayerNorm),
         1 => prop_oneof![Just(0.0f32), Just(0.3), Just(1.0)].prop_map(LayerDesc::SpatialDropout),
         1 => prop_oneof![Just(0.0f64), Just(0.99), Just(1.0), Just(1.5)].prop_map(LayerDesc::BatchNorm),
+        1 => (size(0..4), size(0..5), any::<bool>()).prop_map(|(h, k, c)| LayerDesc::Mha(h, k, c)),
     ]
 }
 
@@ -357,6 +360,9 @@ fn model(c: &Case) -> Sequential {
             LayerDesc::BatchNorm(momentum) => {
                 m.add(BatchNormalizationConfig::new().with_momentum(momentum))
             }
+            LayerDesc::Mha(heads, key_dim, causal) => {
+                m.add(MultiHeadAttention::new(heads, key_dim).with_use_causal_mask(causal))
+            }
         };
     }
     m
@@ -417,7 +423,8 @@ fn data(c: &Case) -> (Inputs<'static>, Targets<'static>) {
             LayerDesc::Dropout(_)
             | LayerDesc::LayerNorm
             | LayerDesc::SpatialDropout(_)
-            | LayerDesc::BatchNorm(_) => None,
+            | LayerDesc::BatchNorm(_)
+            | LayerDesc::Mha(..) => None,
         })
         .unwrap_or(1)
         .clamp(1, 16);
@@ -478,6 +485,8 @@ fn needs_ir_jit_half(c: &Case) -> bool {
             | LayerDesc::LayerNorm
             | LayerDesc::SpatialDropout(_)
             | LayerDesc::BatchNorm(_) => false,
+            // A head is a few graph nodes: a million of them is the ir/jit half's to build.
+            LayerDesc::Mha(heads, key_dim, _) => big(heads) || big(key_dim),
         })
 }
 
