@@ -48,6 +48,10 @@ impl Fixture {
             tensors,
         }
     }
+    /// Tensor `k`'s values as f32 (what a model's weights and inputs take).
+    pub fn f32s(&self, k: &str) -> Vec<f32> {
+        self.get(k).data.iter().map(|&v| v as f32).collect()
+    }
     pub fn get(&self, k: &str) -> &Golden {
         self.tensors
             .get(k)
@@ -94,6 +98,18 @@ pub fn tol(p: Precision) -> (f64, f64) {
 }
 
 pub const PRECISIONS: [Precision; 2] = [Precision::F64, Precision::F32];
+
+/// That f32 values `got` are PyTorch's `want` within `atol + rtol |want|` each; a failure
+/// names `what` and the index.
+pub fn assert_f32_close(got: &[f32], want: &[f32], (atol, rtol): (f32, f32), what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    for (k, (a, b)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (a - b).abs() <= atol + rtol * b.abs(),
+            "{what}[{k}] {a} vs torch {b}"
+        );
+    }
+}
 
 // ---------------------------------------------------------------- graph from a fixture
 

@@ -62,6 +62,30 @@ impl Regularizer {
     }
 }
 
+/// A recurrent layer's three penalties, Keras's `kernel_regularizer` (on `weight_ih`),
+/// `recurrent_regularizer` (`weight_hh`) and `bias_regularizer`; flattened into the layer's
+/// config, so a saved config names them as Keras does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RecurrentRegularizers {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_regularizer: Option<Regularizer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrent_regularizer: Option<Regularizer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bias_regularizer: Option<Regularizer>,
+}
+
+impl RecurrentRegularizers {
+    /// Kernel, recurrent kernel, biases: the order `weight_specs` takes.
+    pub(crate) fn in_order(&self) -> [Option<Regularizer>; 3] {
+        [
+            self.kernel_regularizer,
+            self.recurrent_regularizer,
+            self.bias_regularizer,
+        ]
+    }
+}
+
 /// `loss` plus the penalty of every parameter that has a regularizer and is trained
 /// (`trains[i]`; a frozen or non-trainable parameter adds nothing, as in Keras). `params` are
 /// the graph's parameter nodes in `specs` order. Without regularizers it is `loss` itself.

@@ -2,13 +2,12 @@
 //! compiled plan), Keras's names parsed, bad parameters named, saved and loaded.
 #[path = "../../../tests/common/golden_lstm.rs"]
 mod golden_lstm;
-use golden_lstm::Fixture;
+use golden_lstm::{assert_f32_close, Fixture};
+
+/// f32 against torch's f64.
+const TOL: (f32, f32) = (2e-6, 2e-5);
 use trellis_nn::ndarray::{Array1, Array2, ArrayD};
 use trellis_nn::prelude::*;
-
-fn f32s(fx: &Fixture, name: &str) -> Vec<f32> {
-    fx.get(name).data.iter().map(|&v| v as f32).collect()
-}
 
 /// The fixture's case for `a`: Keras's name, with the parameter when it is not the default.
 fn case(a: Activation) -> String {
@@ -21,33 +20,22 @@ fn case(a: Activation) -> String {
     }
 }
 
-fn assert_close(got: &[f32], want: &[f32], what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}");
-    for (k, (a, b)) in got.iter().zip(want).enumerate() {
-        // f32 against torch's f64 (pre-activations up to |8|, exp(5.3) ~ 200).
-        assert!(
-            (a - b).abs() <= 2e-6 + 2e-5 * b.abs(),
-            "{what}[{k}] {a} vs torch {b}"
-        );
-    }
-}
-
 fn dense(a: Activation, fx: &Fixture) -> Sequential {
     let mut m = Sequential::new()
         .with_input_shape(&[5])
         .add(Dense::new(4, a));
     m.compile(Sgd::new(0.1), Loss::MeanSquaredError, &[])
         .unwrap();
-    m.set_weight("dense.weight", &f32s(fx, "weight")).unwrap();
-    m.set_weight("dense.bias", &f32s(fx, "bias")).unwrap();
+    m.set_weight("dense.weight", &fx.f32s("weight")).unwrap();
+    m.set_weight("dense.bias", &fx.f32s("bias")).unwrap();
     m
 }
 
 #[test]
 fn every_activation_matches_torch_forward_and_backward() {
     let fx = Fixture::load("activations.json");
-    let x = Array2::from_shape_vec((6, 5), f32s(&fx, "x")).unwrap();
-    let y = Array2::from_shape_vec((6, 4), f32s(&fx, "target")).unwrap();
+    let x = Array2::from_shape_vec((6, 5), fx.f32s("x")).unwrap();
+    let y = Array2::from_shape_vec((6, 4), fx.f32s("target")).unwrap();
     let extra = [
         Activation::Elu { alpha: 0.5 },
         Activation::LeakyRelu {
@@ -58,27 +46,31 @@ fn every_activation_matches_torch_forward_and_backward() {
         let c = case(a);
         let mut m = dense(a, &fx);
         let got: ArrayD<f32> = m.predict(&x).unwrap();
-        assert_close(
+        assert_f32_close(
             got.as_slice().unwrap(),
-            &f32s(&fx, &format!("{c}.output")),
+            &fx.f32s(&format!("{c}.output")),
+            TOL,
             &format!("{c} output"),
         );
         let loss = m.evaluate(&x, &y).unwrap().loss as f32;
-        assert_close(
+        assert_f32_close(
             &[loss],
-            &f32s(&fx, &format!("{c}.loss")),
+            &fx.f32s(&format!("{c}.loss")),
+            TOL,
             &format!("{c} loss"),
         );
         let grads = m.gradients(&x, &y).unwrap();
         assert_eq!(grads[0].0, "dense.weight");
-        assert_close(
+        assert_f32_close(
             &grads[0].1,
-            &f32s(&fx, &format!("{c}.grad_weight")),
+            &fx.f32s(&format!("{c}.grad_weight")),
+            TOL,
             &format!("{c} grad_weight"),
         );
-        assert_close(
+        assert_f32_close(
             &grads[1].1,
-            &f32s(&fx, &format!("{c}.grad_bias")),
+            &fx.f32s(&format!("{c}.grad_bias")),
+            TOL,
             &format!("{c} grad_bias"),
         );
     }
@@ -89,7 +81,7 @@ fn every_activation_matches_torch_forward_and_backward() {
 #[test]
 fn the_activation_layer_is_the_dense_activation_for_every_function() {
     let fx = Fixture::load("activations.json");
-    let x = Array2::from_shape_vec((6, 5), f32s(&fx, "x")).unwrap();
+    let x = Array2::from_shape_vec((6, 5), fx.f32s("x")).unwrap();
     for a in Activation::ALL {
         let mut split = Sequential::new()
             .with_input_shape(&[5])
@@ -99,9 +91,9 @@ fn the_activation_layer_is_the_dense_activation_for_every_function() {
             .compile(Sgd::new(0.1), Loss::MeanSquaredError, &[])
             .unwrap();
         split
-            .set_weight("dense.weight", &f32s(&fx, "weight"))
+            .set_weight("dense.weight", &fx.f32s("weight"))
             .unwrap();
-        split.set_weight("dense.bias", &f32s(&fx, "bias")).unwrap();
+        split.set_weight("dense.bias", &fx.f32s("bias")).unwrap();
         let got: ArrayD<f32> = split.predict(&x).unwrap();
         let want: ArrayD<f32> = dense(a, &fx).predict(&x).unwrap();
         assert_eq!(got, want, "{a:?}");

@@ -9,10 +9,6 @@ use trellis_nn::ndarray::{Array1, Array2, Array3, ArrayD};
 use trellis_nn::prelude::*;
 use trellis_nn::Layer;
 
-fn f32s(fx: &Fixture, key: &str) -> Vec<f32> {
-    fx.get(key).data.iter().map(|&v| v as f32).collect()
-}
-
 /// Predicts the fixture's `case.x` through `layer` (its weights the fixture's) and compares
 /// with `case.output`.
 fn check(fx: &Fixture, case: &str, layer: Box<dyn Layer>) {
@@ -24,10 +20,10 @@ fn check(fx: &Fixture, case: &str, layer: Box<dyn Layer>) {
         .unwrap();
     for spec in m.param_specs().to_vec() {
         let leaf = spec.name.rsplit('.').next().unwrap();
-        m.set_weight(&spec.name, &f32s(fx, &format!("{case}.{leaf}")))
+        m.set_weight(&spec.name, &fx.f32s(&format!("{case}.{leaf}")))
             .unwrap();
     }
-    let x = Array3::from_shape_vec((b, t, f), f32s(fx, &format!("{case}.x"))).unwrap();
+    let x = Array3::from_shape_vec((b, t, f), fx.f32s(&format!("{case}.x"))).unwrap();
     let got: ArrayD<f32> = m.predict(&x).unwrap();
     let want = fx.get(&format!("{case}.output"));
     assert_eq!(got.shape(), want.shape.as_slice(), "{case}");

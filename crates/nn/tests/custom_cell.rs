@@ -59,10 +59,6 @@ impl Cell for MyLstm {
     }
 }
 
-fn f32s(fx: &Fixture, name: &str) -> Vec<f32> {
-    fx.get(name).data.iter().map(|&v| v as f32).collect()
-}
-
 fn floats(shape: &[usize], seed: u64) -> ArrayD<f32> {
     let mut r = SplitMix64::new(seed);
     ArrayD::from_shape_fn(shape, |_| (r.next_f64() * 2.0 - 1.0) as f32)
@@ -86,20 +82,21 @@ fn an_lstm_written_as_a_cell_matches_torch_and_the_builtin_layer() {
             "my_lstm.bias_ih_l0"
         ]
     );
-    m.set_weight("my_lstm.weight_ih_l0", &f32s(&fx, "weight_ih_l0"))
+    m.set_weight("my_lstm.weight_ih_l0", &fx.f32s("weight_ih_l0"))
         .unwrap();
-    m.set_weight("my_lstm.weight_hh_l0", &f32s(&fx, "weight_hh_l0"))
+    m.set_weight("my_lstm.weight_hh_l0", &fx.f32s("weight_hh_l0"))
         .unwrap();
-    let bias: Vec<f32> = f32s(&fx, "bias_ih_l0")
+    let bias: Vec<f32> = fx
+        .f32s("bias_ih_l0")
         .iter()
-        .zip(f32s(&fx, "bias_hh_l0"))
+        .zip(fx.f32s("bias_hh_l0"))
         .map(|(a, b)| a + b)
         .collect();
     m.set_weight("my_lstm.bias_ih_l0", &bias).unwrap();
-    let xt = f32s(&fx, "x"); // [T, B, 3]
+    let xt = fx.f32s("x"); // [T, B, 3]
     let x = ArrayD::from_shape_fn(vec![2, 3, 3], |d| xt[(d[1] * 2 + d[0]) * 3 + d[2]]);
     let got: ArrayD<f32> = m.predict(&x).unwrap();
-    let want = f32s(&fx, "output"); // [T, B, 2]
+    let want = fx.f32s("output"); // [T, B, 2]
     for b in 0..2 {
         for t in 0..3 {
             for k in 0..2 {

@@ -7,29 +7,18 @@ mod feeds;
 #[path = "../../../tests/common/golden_lstm.rs"]
 mod golden_lstm;
 use feeds::feeds;
-use golden_lstm::Fixture;
+use golden_lstm::{assert_f32_close, Fixture};
+
+/// f32 against torch's f64.
+const TOL: (f32, f32) = (2e-6, 2e-5);
 use trellis_autodiff::{gradcheck, Tolerance};
 use trellis_ir::{run, Precision, Tensor};
 use trellis_nn::ndarray::ArrayD;
 use trellis_nn::prelude::*;
 use trellis_nn::Inputs;
 
-fn f32s(fx: &Fixture, name: &str) -> Vec<f32> {
-    fx.get(name).data.iter().map(|&v| v as f32).collect()
-}
-
 fn array(fx: &Fixture, name: &str) -> ArrayD<f32> {
-    ArrayD::from_shape_vec(fx.get(name).shape.clone(), f32s(fx, name)).unwrap()
-}
-
-fn assert_close(got: &[f32], want: &[f32], what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}");
-    for (k, (a, b)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (a - b).abs() <= 2e-6 + 2e-5 * b.abs(),
-            "{what}[{k}] {a} vs torch {b}"
-        );
-    }
+    ArrayD::from_shape_vec(fx.get(name).shape.clone(), fx.f32s(name)).unwrap()
 }
 
 /// Sets the fixture's parameters (`<case>.query_weight` -> `multi_head_attention.query.weight`).
@@ -37,7 +26,7 @@ fn set_params(m: &mut Model, fx: &Fixture, case: &str) {
     for s in m.param_specs().to_vec() {
         let leaf = s.name.strip_prefix("multi_head_attention.").unwrap();
         let key = format!("{case}.{}", leaf.replace('.', "_"));
-        m.set_weight(&s.name, &f32s(fx, &key)).unwrap();
+        m.set_weight(&s.name, &fx.f32s(&key)).unwrap();
     }
 }
 
@@ -56,21 +45,23 @@ fn check_case(fx: &Fixture, case: &str, model: impl Fn(bool) -> Model, x: &[Arra
     let mut m = model(true);
     set_params(&mut m, fx, case);
     let out = m.predict_outputs(inputs()).unwrap();
-    assert_close(
+    assert_f32_close(
         out[0].as_slice().unwrap(),
-        &f32s(fx, &format!("{case}.output")),
+        &fx.f32s(&format!("{case}.output")),
+        TOL,
         &format!("{case} output"),
     );
-    assert_close(
+    assert_f32_close(
         out[1].as_slice().unwrap(),
-        &f32s(fx, &format!("{case}.weights")),
+        &fx.f32s(&format!("{case}.weights")),
+        TOL,
         &format!("{case} weights"),
     );
     let mut m = model(false);
     set_params(&mut m, fx, case);
     let y = array(fx, &format!("{case}.target"));
     let loss = m.evaluate(inputs(), &y).unwrap().loss as f32;
-    assert_close(&[loss], &f32s(fx, &format!("{case}.loss")), "loss");
+    assert_f32_close(&[loss], &fx.f32s(&format!("{case}.loss")), TOL, "loss");
     let grads = m.gradients(inputs(), &y).unwrap();
     assert_eq!(grads.len(), 8);
     for (name, g) in &grads {
@@ -80,7 +71,7 @@ fn check_case(fx: &Fixture, case: &str, model: impl Fn(bool) -> Model, x: &[Arra
         // its gradient is zero (in torch too); every other one is real.
         let real = g.iter().any(|v| v.abs() > 1e-5);
         assert_eq!(real, !name.ends_with("key.bias"), "{name}: {g:?}");
-        assert_close(g, &f32s(fx, &key), name);
+        assert_f32_close(g, &fx.f32s(&key), TOL, name);
     }
 }
 
@@ -151,14 +142,16 @@ fn masked_causal_self_attention_matches_torch() {
     let out = m
         .predict_outputs(x.iter().map(Inputs::from).collect::<Vec<_>>())
         .unwrap();
-    assert_close(
+    assert_f32_close(
         out[0].as_slice().unwrap(),
-        &f32s(&fx, "self_masked_causal.output"),
+        &fx.f32s("self_masked_causal.output"),
+        TOL,
         "output",
     );
-    assert_close(
+    assert_f32_close(
         out[1].as_slice().unwrap(),
-        &f32s(&fx, "self_masked_causal.weights"),
+        &fx.f32s("self_masked_causal.weights"),
+        TOL,
         "weights",
     );
     // Causal: no weight on a later key, and a padded key gets none either (both heads).

@@ -5,16 +5,15 @@
 mod common;
 #[path = "../../../tests/common/golden_lstm.rs"]
 mod golden_lstm;
-use golden_lstm::Fixture;
+use golden_lstm::{assert_f32_close, Fixture};
+
+/// f32 against torch's f64.
+const TOL: (f32, f32) = (1e-5, 1e-5);
 use trellis_nn::ndarray::{Array1, Array2, Array3, ArrayD};
 use trellis_nn::prelude::*;
 use trellis_nn::{
     BatchNormalization, BatchNormalizationConfig, LayerNormalization, LayerNormalizationConfig,
 };
-
-fn f32s(fx: &Fixture, name: &str) -> Vec<f32> {
-    fx.get(name).data.iter().map(|&v| v as f32).collect()
-}
 
 #[test]
 fn layer_normalization_matches_torch() {
@@ -37,12 +36,12 @@ fn layer_normalization_matches_torch() {
             .unwrap();
         for spec in m.param_specs().to_vec() {
             let leaf = spec.name.strip_prefix("layer_normalization.").unwrap();
-            m.set_weight(&spec.name, &f32s(&fx, leaf)).unwrap();
+            m.set_weight(&spec.name, &fx.f32s(leaf)).unwrap();
         }
         assert_eq!(m.param_specs().len(), if config.scale { 2 } else { 0 });
-        let x = Array3::from_shape_vec((3, 4, 5), f32s(&fx, "x")).unwrap();
+        let x = Array3::from_shape_vec((3, 4, 5), fx.f32s("x")).unwrap();
         let got: ArrayD<f32> = m.predict(&x).unwrap();
-        let want = f32s(&fx, "output");
+        let want = fx.f32s("output");
         assert_eq!(got.shape(), &[3, 4, 5]);
         for (k, (a, b)) in got.iter().zip(&want).enumerate() {
             // f32 against torch's f64: the nearly constant row (spread 1e-3 around 0.7)
@@ -167,17 +166,6 @@ fn a_bad_epsilon_is_named() {
     }
 }
 
-/// Whether `got` is PyTorch's `want` to f32 precision.
-fn assert_close(got: &[f32], want: &[f32], what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}");
-    for (k, (a, b)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (a - b).abs() <= 1e-5 + 1e-5 * b.abs(),
-            "{what}[{k}] {a} vs torch {b}"
-        );
-    }
-}
-
 /// Inference normalises by the moving moments (PyTorch's eval output); one training step
 /// moves them toward the batch's by Keras's rule (`m * momentum + batch * (1 - momentum)`,
 /// biased variance), on a sequence and on rows, with and without gamma and beta.
@@ -210,14 +198,15 @@ fn batch_normalization_matches_torch_and_moves_as_keras() {
         }
         for spec in m.param_specs().to_vec() {
             let leaf = spec.name.strip_prefix("batch_normalization.").unwrap();
-            m.set_weight(&spec.name, &f32s(&fx, key(leaf))).unwrap();
+            m.set_weight(&spec.name, &fx.f32s(key(leaf))).unwrap();
         }
         assert_eq!(m.param_specs().len(), if config.scale { 4 } else { 2 });
-        let x = ArrayD::from_shape_vec(shape.clone(), f32s(&fx, "x")).unwrap();
+        let x = ArrayD::from_shape_vec(shape.clone(), fx.f32s("x")).unwrap();
         let got: ArrayD<f32> = m.predict(&x).unwrap();
-        assert_close(
+        assert_f32_close(
             got.as_slice().unwrap(),
-            &f32s(&fx, "inference_output"),
+            &fx.f32s("inference_output"),
+            TOL,
             file,
         );
         // One step on the whole batch: the moving moments take the batch's.
@@ -229,7 +218,7 @@ fn batch_normalization_matches_torch_and_moves_as_keras() {
             ("running_var", "new_moving_var"),
         ] {
             let got = m.weight(&format!("batch_normalization.{name}")).unwrap();
-            assert_close(got, &f32s(&fx, want), &format!("{file}: {name}"));
+            assert_f32_close(got, &fx.f32s(want), TOL, &format!("{file}: {name}"));
         }
     }
 }
@@ -384,8 +373,8 @@ fn a_shared_batch_norm_moves_its_averages_once_per_call() {
 #[test]
 fn masked_batch_normalization_moves_by_the_real_steps() {
     let fx = Fixture::load("batchnorm_masked.json");
-    let mut x = f32s(&fx, "x");
-    let w = f32s(&fx, "weights");
+    let mut x = fx.f32s("x");
+    let w = fx.f32s("weights");
     // Padding as zeros, which Masking(0) marks.
     for (k, v) in x.iter_mut().enumerate() {
         *v *= w[k / 5];
@@ -397,12 +386,9 @@ fn masked_batch_normalization_moves_by_the_real_steps() {
         .add(BatchNormalization::new());
     m.compile(Sgd::new(0.1), Loss::MeanSquaredError, &[])
         .unwrap();
-    m.set_weight(
-        "batch_normalization.running_mean",
-        &f32s(&fx, "moving_mean"),
-    )
-    .unwrap();
-    m.set_weight("batch_normalization.running_var", &f32s(&fx, "moving_var"))
+    m.set_weight("batch_normalization.running_mean", &fx.f32s("moving_mean"))
+        .unwrap();
+    m.set_weight("batch_normalization.running_var", &fx.f32s("moving_var"))
         .unwrap();
     let y = Array3::<f32>::zeros((4, 3, 5));
     m.fit(&x, &y, &FitOptions::new(1, 4).quiet()).unwrap();
@@ -411,7 +397,7 @@ fn masked_batch_normalization_moves_by_the_real_steps() {
         ("running_var", "new_moving_var"),
     ] {
         let got = m.weight(&format!("batch_normalization.{name}")).unwrap();
-        assert_close(got, &f32s(&fx, want), name);
+        assert_f32_close(got, &fx.f32s(want), TOL, name);
     }
 }
 
@@ -448,5 +434,5 @@ fn masked_batch_normalization_ignores_where_the_padding_is() {
         a.weight("batch_normalization.running_mean").unwrap(),
         b.weight("batch_normalization.running_mean").unwrap(),
     );
-    assert_close(ma, mb, "moving mean, pre vs post");
+    assert_f32_close(ma, mb, TOL, "moving mean, pre vs post");
 }

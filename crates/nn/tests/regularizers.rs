@@ -3,23 +3,12 @@
 //! nothing, bad factors named, saved and loaded, and an L2 penalty shrinking what it trains.
 #[path = "../../../tests/common/golden_lstm.rs"]
 mod golden_lstm;
-use golden_lstm::Fixture;
+use golden_lstm::{assert_f32_close, Fixture};
+
+/// f32 against torch's f64.
+const TOL: (f32, f32) = (1e-6, 1e-5);
 use trellis_nn::ndarray::{Array1, Array2, Array3};
 use trellis_nn::prelude::*;
-
-fn f32s(fx: &Fixture, name: &str) -> Vec<f32> {
-    fx.get(name).data.iter().map(|&v| v as f32).collect()
-}
-
-fn assert_close(got: &[f32], want: &[f32], what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}");
-    for (k, (a, b)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (a - b).abs() <= 1e-6 + 1e-5 * b.abs(),
-            "{what}[{k}] {a} vs torch {b}"
-        );
-    }
-}
 
 /// The fixture's model; `regularized` false gives the same model without penalties.
 fn fixture_model(regularized: bool) -> Sequential {
@@ -50,7 +39,7 @@ fn fixture_model(regularized: bool) -> Sequential {
         ("dense.weight", "dense_weight"),
         ("dense.bias", "dense_bias"),
     ] {
-        m.set_weight(name, &f32s(&fx, key)).unwrap();
+        m.set_weight(name, &fx.f32s(key)).unwrap();
     }
     m
 }
@@ -60,12 +49,17 @@ fn the_loss_and_gradients_with_penalties_match_torch() {
     let fx = Fixture::load("regularizers.json");
     let ids: Vec<i64> = fx.get("ids").data.iter().map(|&v| v as i64).collect();
     let x = Array2::from_shape_vec((3, 4), ids).unwrap();
-    let y = Array2::from_shape_vec((3, 1), f32s(&fx, "target")).unwrap();
+    let y = Array2::from_shape_vec((3, 1), fx.f32s("target")).unwrap();
     let mut m = fixture_model(true);
     let loss = m.evaluate(&x, &y).unwrap().loss as f32;
-    assert_close(&[loss], &f32s(&fx, "loss"), "loss");
+    assert_f32_close(&[loss], &fx.f32s("loss"), TOL, "loss");
     let plain = fixture_model(false).evaluate(&x, &y).unwrap().loss as f32;
-    assert_close(&[plain], &f32s(&fx, "data_loss"), "loss without penalties");
+    assert_f32_close(
+        &[plain],
+        &fx.f32s("data_loss"),
+        TOL,
+        "loss without penalties",
+    );
     let grads = m.gradients(&x, &y).unwrap();
     let keys = [
         "embedding",
@@ -77,7 +71,7 @@ fn the_loss_and_gradients_with_penalties_match_torch() {
     ];
     assert_eq!(grads.len(), keys.len());
     for ((name, got), key) in grads.iter().zip(keys) {
-        assert_close(got, &f32s(&fx, &format!("grad_{key}")), name);
+        assert_f32_close(got, &fx.f32s(&format!("grad_{key}")), TOL, name);
     }
 }
 
@@ -246,4 +240,24 @@ fn penalties_save_load_and_shrink_what_they_train() {
         with.evaluate(&x, &y).unwrap().loss,
     );
     assert!((a - b).abs() <= 1e-6 * b, "{a} vs {b}");
+}
+
+/// A recurrent layer's penalties sit in its saved config under Keras's names, beside its other
+/// options, and come back the same; a config without them (saved before they existed) loads.
+#[test]
+fn recurrent_penalties_are_saved_under_keras_names() {
+    let c = LstmConfig::new(3).with_recurrent_regularizer(Regularizer::l2(0.01));
+    let json = serde_json::to_value(trellis_nn::LayerConfig::Lstm(c.clone())).unwrap();
+    let config = &json["config"];
+    assert_eq!(config["recurrent_regularizer"]["l2"], 0.01f32 as f64);
+    assert!(config.get("kernel_regularizer").is_none(), "{config}");
+    let back: trellis_nn::LayerConfig = serde_json::from_value(json).unwrap();
+    assert_eq!(back, trellis_nn::LayerConfig::Lstm(c));
+    let mut old = serde_json::to_value(trellis_nn::LayerConfig::Lstm(LstmConfig::new(3))).unwrap();
+    old["config"]
+        .as_object_mut()
+        .unwrap()
+        .remove("recurrent_regularizer");
+    let back: trellis_nn::LayerConfig = serde_json::from_value(old).unwrap();
+    assert_eq!(back, trellis_nn::LayerConfig::Lstm(LstmConfig::new(3)));
 }

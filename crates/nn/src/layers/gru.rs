@@ -12,7 +12,7 @@ use super::recurrent::{
 };
 use super::{Act, BuildCtx, Layer, LayerConfig, ParamSpec, Scope};
 use crate::init::Init;
-use crate::regularizers::Regularizer;
+use crate::regularizers::RecurrentRegularizers;
 use crate::Result;
 
 /// Configuration of a [`Gru`]. Keras defaults: `return_sequences=False`,
@@ -33,14 +33,9 @@ pub struct GruConfig {
     /// kernel reads them in training, per sample, the same ones at every step.
     #[serde(default)]
     pub recurrent_dropout: f32,
-    /// Keras's `kernel_regularizer`, `recurrent_regularizer` and `bias_regularizer`: penalties
-    /// on `weight_ih`, `weight_hh` and the biases in the training loss.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kernel_regularizer: Option<Regularizer>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recurrent_regularizer: Option<Regularizer>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bias_regularizer: Option<Regularizer>,
+    /// Keras's `kernel_regularizer`, `recurrent_regularizer` and `bias_regularizer`.
+    #[serde(flatten)]
+    pub regularizers: RecurrentRegularizers,
 }
 
 recurrent_config_setters!(GruConfig);
@@ -56,9 +51,7 @@ impl GruConfig {
             bias_init: Init::Zeros,
             dropout: 0.0,
             recurrent_dropout: 0.0,
-            kernel_regularizer: None,
-            recurrent_regularizer: None,
-            bias_regularizer: None,
+            regularizers: RecurrentRegularizers::default(),
         }
     }
     pub fn init(self) -> Gru {
@@ -126,7 +119,7 @@ impl CellLayer for Gru {
             c.units,
             inits,
             &biases,
-            c.regularizers(),
+            c.regularizers.in_order(),
         )
     }
     fn continues(&self, prev: &Self) -> bool {

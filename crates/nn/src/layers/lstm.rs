@@ -10,7 +10,7 @@ use super::recurrent::{
 };
 use super::{Act, BuildCtx, Layer, LayerConfig, Layout, ParamSpec, Scope};
 use crate::init::Init;
-use crate::regularizers::Regularizer;
+use crate::regularizers::RecurrentRegularizers;
 use crate::Result;
 
 /// Configuration of an [`Lstm`]. Keras defaults: `return_sequences=False`,
@@ -32,14 +32,9 @@ pub struct LstmConfig {
     /// kernel reads them in training, per sample, the same ones at every step.
     #[serde(default)]
     pub recurrent_dropout: f32,
-    /// Keras's `kernel_regularizer`, `recurrent_regularizer` and `bias_regularizer`: penalties
-    /// on `weight_ih`, `weight_hh` and the biases in the training loss.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kernel_regularizer: Option<Regularizer>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recurrent_regularizer: Option<Regularizer>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bias_regularizer: Option<Regularizer>,
+    /// Keras's `kernel_regularizer`, `recurrent_regularizer` and `bias_regularizer`.
+    #[serde(flatten)]
+    pub regularizers: RecurrentRegularizers,
 }
 
 recurrent_config_setters!(LstmConfig);
@@ -55,9 +50,7 @@ impl LstmConfig {
             bias_init: Init::LstmBias,
             dropout: 0.0,
             recurrent_dropout: 0.0,
-            kernel_regularizer: None,
-            recurrent_regularizer: None,
-            bias_regularizer: None,
+            regularizers: RecurrentRegularizers::default(),
         }
     }
     pub fn init(self) -> Lstm {
@@ -154,7 +147,7 @@ impl CellLayer for Lstm {
             c.units,
             inits,
             &[("bias_ih", &c.bias_init)],
-            c.regularizers(),
+            c.regularizers.in_order(),
         )
     }
     fn continues(&self, prev: &Self) -> bool {

@@ -53,27 +53,22 @@ macro_rules! recurrent_config_setters {
                 self
             }
             /// Keras's `kernel_regularizer`: `r`'s penalty on `weight_ih` in the training loss.
-            pub fn with_kernel_regularizer(mut self, r: Regularizer) -> Self {
-                self.kernel_regularizer = Some(r);
+            pub fn with_kernel_regularizer(mut self, r: $crate::regularizers::Regularizer) -> Self {
+                self.regularizers.kernel_regularizer = Some(r);
                 self
             }
             /// Keras's `recurrent_regularizer`: on `weight_hh`.
-            pub fn with_recurrent_regularizer(mut self, r: Regularizer) -> Self {
-                self.recurrent_regularizer = Some(r);
+            pub fn with_recurrent_regularizer(
+                mut self,
+                r: $crate::regularizers::Regularizer,
+            ) -> Self {
+                self.regularizers.recurrent_regularizer = Some(r);
                 self
             }
             /// Keras's `bias_regularizer`: on the biases.
-            pub fn with_bias_regularizer(mut self, r: Regularizer) -> Self {
-                self.bias_regularizer = Some(r);
+            pub fn with_bias_regularizer(mut self, r: $crate::regularizers::Regularizer) -> Self {
+                self.regularizers.bias_regularizer = Some(r);
                 self
-            }
-            /// The kernel's, recurrent kernel's and biases' regularizers, in that order.
-            fn regularizers(&self) -> [Option<Regularizer>; 3] {
-                [
-                    self.kernel_regularizer,
-                    self.recurrent_regularizer,
-                    self.bias_regularizer,
-                ]
             }
         }
 

@@ -16,7 +16,7 @@ use super::recurrent::{
 };
 use super::{Act, BuildCtx, Layer, LayerConfig, ParamSpec, Scope};
 use crate::init::Init;
-use crate::regularizers::Regularizer;
+use crate::regularizers::RecurrentRegularizers;
 use crate::Result;
 
 /// What a cell type needs to sit in a layer: the ir's [`Cell`] plus what layers are (cloned
@@ -38,9 +38,9 @@ pub struct RnnConfig {
     pub dropout: f32,
     /// Keras's `recurrent_dropout` (see [`RnnConfig::with_recurrent_dropout`]).
     pub recurrent_dropout: f32,
-    pub kernel_regularizer: Option<Regularizer>,
-    pub recurrent_regularizer: Option<Regularizer>,
-    pub bias_regularizer: Option<Regularizer>,
+    /// Keras's `kernel_regularizer`, `recurrent_regularizer` and `bias_regularizer`.
+    #[serde(flatten)]
+    pub regularizers: RecurrentRegularizers,
 }
 
 recurrent_config_setters!(RnnConfig);
@@ -56,9 +56,7 @@ impl RnnConfig {
             bias_init: Init::Zeros,
             dropout: 0.0,
             recurrent_dropout: 0.0,
-            kernel_regularizer: None,
-            recurrent_regularizer: None,
-            bias_regularizer: None,
+            regularizers: RecurrentRegularizers::default(),
         }
     }
     /// The layer around `cell`.
@@ -135,7 +133,7 @@ impl<C: RecurrentCell> CellLayer for Rnn<C> {
             c.units,
             (&c.kernel_init, &c.recurrent_init),
             &[("bias_ih", &c.bias_init)],
-            c.regularizers(),
+            c.regularizers.in_order(),
         )
     }
     /// Each layer its own module: a cell of unknown kind is not stacked into another's.

@@ -13,7 +13,7 @@ use super::recurrent::{
 };
 use super::{Act, Activation, BuildCtx, Layer, LayerConfig, ParamSpec, Scope};
 use crate::init::Init;
-use crate::regularizers::Regularizer;
+use crate::regularizers::RecurrentRegularizers;
 use crate::{NnError, Result};
 
 /// Configuration of a [`SimpleRnn`]. Keras defaults: `activation="tanh"`,
@@ -33,14 +33,9 @@ pub struct SimpleRnnConfig {
     pub dropout: f32,
     /// Keras's `recurrent_dropout` (see [`SimpleRnnConfig::with_recurrent_dropout`]).
     pub recurrent_dropout: f32,
-    /// Keras's `kernel_regularizer`, `recurrent_regularizer` and `bias_regularizer` (see
-    /// [`SimpleRnnConfig::with_kernel_regularizer`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kernel_regularizer: Option<Regularizer>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recurrent_regularizer: Option<Regularizer>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bias_regularizer: Option<Regularizer>,
+    /// Keras's `kernel_regularizer`, `recurrent_regularizer` and `bias_regularizer`.
+    #[serde(flatten)]
+    pub regularizers: RecurrentRegularizers,
 }
 
 recurrent_config_setters!(SimpleRnnConfig);
@@ -57,9 +52,7 @@ impl SimpleRnnConfig {
             bias_init: Init::Zeros,
             dropout: 0.0,
             recurrent_dropout: 0.0,
-            kernel_regularizer: None,
-            recurrent_regularizer: None,
-            bias_regularizer: None,
+            regularizers: RecurrentRegularizers::default(),
         }
     }
     /// Keras's `activation`: `Tanh` (default) or `Relu`.
@@ -144,7 +137,7 @@ impl CellLayer for SimpleRnn {
             c.units,
             inits,
             &[("bias_ih", &c.bias_init)],
-            c.regularizers(),
+            c.regularizers.in_order(),
         )
     }
     /// Layers of one activation stack into one module, as `nn.RNN(num_layers=k)` has one.
