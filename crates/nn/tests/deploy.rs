@@ -524,6 +524,33 @@ fn onnx_variants_export_with_references() {
             Loss::MeanSquaredError,
         ),
         (
+            // Self-attention (causal) on a time-major sequence, heads by Reshape / Transpose.
+            "floats_self_attention_causal",
+            Sequential::new()
+                .with_seed(13)
+                .with_input_shape(&[6, 3])
+                .add(LstmConfig::new(4).with_return_sequences(true))
+                .add(MultiHeadAttention::new(2, 3).with_use_causal_mask(true))
+                .add(
+                    MultiHeadAttention::new(3, 2)
+                        .with_value_dim(1)
+                        .with_output_shape(5)
+                        .with_bias(false),
+                )
+                .add(Gru::new(3)),
+            Loss::MeanSquaredError,
+        ),
+        (
+            // Self-attention on ids of unknown length: the heads' reshapes keep B and T.
+            "mha_unknown_length",
+            Sequential::new()
+                .with_seed(14)
+                .add(Embedding::new(30, 4))
+                .add(MultiHeadAttention::new(2, 2))
+                .add(Lstm::new(3)),
+            Loss::MeanSquaredError,
+        ),
+        (
             // Batch norm in inference: the moving moments as constants, on sequences and rows.
             "floats_batch_norm",
             Sequential::new()

@@ -8,7 +8,9 @@
 //! -> one operator with `direction = bidirectional`, merged as trellis merges; `Dense` ->
 //! `Gemm` (or `MatMul` + `Add` on a sequence) and its activation; `Dropout` -> nothing;
 //! `Conv1D` / `MaxPooling1D` / `AveragePooling1D` -> `Conv` / `MaxPool` / `AveragePool` on a
-//! channels-first transpose (`conv.rs`); `LayerNormalization` -> its definition op by op.
+//! channels-first transpose (`conv.rs`); `LayerNormalization` -> its definition op by op;
+//! `MultiHeadAttention` (self-attention, one input) -> projections by MatMul, heads by Reshape
+//! and Transpose, scores and context by MatMul, the causal mask by Trilu.
 //! Masking (`mask_zero`, `Masking`) is refused: ONNX's `sequence_lens` only skips padding at
 //! the end of a sequence, Keras's mask skips it anywhere.
 //!
@@ -245,6 +247,89 @@ fn hard_sigmoid(b: &mut Builder, z: &str) -> String {
     )
 }
 
+/// `x W^T + bias` over the last axis of a sequence: a MatMul by the transposed weight (stored
+/// `[in, out]`) and an Add.
+fn project(
+    b: &mut Builder,
+    x: &str,
+    (name, (wshape, w)): (&str, (&[usize], &[f32])),
+    bias: Option<(&str, (&[usize], &[f32]))>,
+) -> String {
+    let (units, inf) = (wshape[0], wshape[1]);
+    let mut wt = vec![0f32; w.len()];
+    for (r, row) in w.chunks(inf).enumerate() {
+        for (k, &val) in row.iter().enumerate() {
+            wt[k * units + r] = val;
+        }
+    }
+    let wn = b.f32s(&format!("{name}_t"), &[inf, units], &wt);
+    let z = b.node("MatMul", &[x, &wn], &[]);
+    match bias {
+        Some((bn, (s, v))) => {
+            let bias = b.f32s(bn, s, v);
+            b.node("Add", &[&z, &bias], &[])
+        }
+        None => z,
+    }
+}
+
+/// Self-attention of `x` (`[B, T, D]`, batch-major) by a `MultiHeadAttention` with `params`
+/// in its order: heads by Reshape / Transpose, the scores and the context by MatMul, the
+/// causal mask by Trilu over ones shaped like the scores.
+fn multi_head_attention(
+    b: &mut Builder,
+    m: &crate::MultiHeadAttention,
+    x: &str,
+    names: &[&str],
+    params: &[(&[usize], &[f32])],
+) -> String {
+    let (h, kd) = (m.num_heads as i64, m.key_dim as i64);
+    let vd = m.value_dim.unwrap_or(m.key_dim) as i64;
+    let per = if m.use_bias { 2 } else { 1 };
+    let proj = |b: &mut Builder, i: usize, x: &str| {
+        let bias = m
+            .use_bias
+            .then(|| (names[i * per + 1], params[i * per + 1]));
+        project(b, x, (names[i * per], params[i * per]), bias)
+    };
+    // [B, T, h·d] -> [B, h, T, d] (`perm` [0, 2, 3, 1] gives the key's [B, h, d, T]).
+    let heads = |b: &mut Builder, y: &str, d: i64, perm: &[i64]| {
+        let shape = b.i64s(&[0, 0, h, d]);
+        let r = b.node("Reshape", &[y, &shape], &[]);
+        b.transpose(&r, perm)
+    };
+    let q = proj(b, 0, x);
+    let scale = b.f32_scalar(1.0 / (m.key_dim as f32).sqrt());
+    let q = b.node("Mul", &[&q, &scale], &[]);
+    let q = heads(b, &q, kd, &[0, 2, 1, 3]);
+    let k = proj(b, 1, x);
+    let k = heads(b, &k, kd, &[0, 2, 3, 1]);
+    let v = proj(b, 2, x);
+    let v = heads(b, &v, vd, &[0, 2, 1, 3]);
+    let mut s = b.node("MatMul", &[&q, &k], &[]); // [B, h, T, T]
+    let mask = m.use_causal_mask.then(|| {
+        let shape = b.node("Shape", &[&s], &[]);
+        let zeros = b.node("ConstantOfShape", &[&shape], &[]);
+        let one = b.f32_scalar(1.0);
+        let ones = b.node("Add", &[&zeros, &one], &[]);
+        let mask = b.node("Trilu", &[&ones], &[("upper", Attr::Int(0))]);
+        let pad = b.node("Sub", &[&mask, &one], &[]);
+        let big = b.f32_scalar(1e9);
+        let pen = b.node("Mul", &[&pad, &big], &[]);
+        s = b.node("Add", &[&s, &pen], &[]);
+        mask
+    });
+    let mut w = b.node("Softmax", &[&s], &[("axis", Attr::Int(-1))]);
+    if let Some(mask) = mask {
+        w = b.node("Mul", &[&w, &mask], &[]);
+    }
+    let c = b.node("MatMul", &[&w, &v], &[]); // [B, h, T, vd]
+    let c = b.transpose(&c, &[0, 2, 1, 3]);
+    let shape = b.i64s(&[0, 0, h * vd]);
+    let c = b.node("Reshape", &[&c, &shape], &[]);
+    proj(b, 3, &c)
+}
+
 /// A normalisation's `y * gamma + beta` (each when its flag is on), `gamma` and `beta` the
 /// first of `names` / `params` in that order.
 fn scale_shift(
@@ -306,8 +391,7 @@ fn layer(
         | LayerConfig::GlobalAveragePooling1D(_)
         | LayerConfig::GlobalMaxPooling1D(_)
         | LayerConfig::Attention(_)
-        | LayerConfig::AdditiveAttention(_)
-        | LayerConfig::MultiHeadAttention(_)) => Err(unsupported(
+        | LayerConfig::AdditiveAttention(_)) => Err(unsupported(
             i,
             other.class_name(),
             "not exported to ONNX yet",
@@ -315,6 +399,27 @@ fn layer(
         LayerConfig::Activation(a) => {
             let name = activation(b, *a, &x.name);
             Ok(Value { name, ..x })
+        }
+        LayerConfig::MultiHeadAttention(m) => {
+            if x.dims.len() != 3 {
+                return Err(unsupported(i, c.class_name(), "needs a sequence input"));
+            }
+            let x = if x.time_major {
+                let name = b.transpose(&x.name, &[1, 0, 2]);
+                let mut dims = x.dims.clone();
+                dims.swap(0, 1);
+                Value {
+                    name,
+                    dims,
+                    time_major: false,
+                }
+            } else {
+                x
+            };
+            let name = multi_head_attention(b, m, &x.name, names, params);
+            let mut dims = x.dims.clone();
+            dims[2] = Dim::Fixed(params[params.len() - if m.use_bias { 2 } else { 1 }].0[0]);
+            Ok(Value { name, dims, ..x })
         }
         LayerConfig::Conv1D(c) => conv::conv1d(b, i, c, names, params, x),
         LayerConfig::MaxPooling1D(p) => {
@@ -374,7 +479,7 @@ fn layer(
         }
         LayerConfig::Dense(d) => {
             let (wshape, w) = params[0];
-            let (units, inf) = (wshape[0], wshape[1]);
+            let units = wshape[0];
             let mut dims = x.dims.clone();
             *dims.last_mut().expect("rank >= 1") = Dim::Fixed(units);
             let z = if x.dims.len() == 2 {
@@ -385,19 +490,8 @@ fn layer(
                 let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
                 b.node("Gemm", &inputs, &[("transB", Attr::Int(1))])
             } else {
-                let mut wt = vec![0f32; w.len()];
-                for (r, row) in w.chunks(inf).enumerate() {
-                    for (k, &val) in row.iter().enumerate() {
-                        wt[k * units + r] = val;
-                    }
-                }
-                let wn = b.f32s(&format!("{}_t", names[0]), &[inf, units], &wt);
-                let mut z = b.node("MatMul", &[&x.name, &wn], &[]);
-                if let Some((s, v)) = params.get(1) {
-                    let bias = b.f32s(names[1], s, v);
-                    z = b.node("Add", &[&z, &bias], &[]);
-                }
-                z
+                let bias = params.get(1).map(|&p| (names[1], p));
+                project(b, &x.name, (names[0], params[0]), bias)
             };
             let y = activation(b, d.activation, &z);
             Ok(Value { name: y, dims, ..x })
