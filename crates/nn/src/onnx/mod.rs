@@ -247,13 +247,16 @@ fn hard_sigmoid(b: &mut Builder, z: &str) -> String {
     )
 }
 
+/// A parameter's name, shape and values.
+type NamedParam<'a> = (&'a str, (&'a [usize], &'a [f32]));
+
 /// `x W^T + bias` over the last axis of a sequence: a MatMul by the transposed weight (stored
 /// `[in, out]`) and an Add.
 fn project(
     b: &mut Builder,
     x: &str,
-    (name, (wshape, w)): (&str, (&[usize], &[f32])),
-    bias: Option<(&str, (&[usize], &[f32]))>,
+    (name, (wshape, w)): NamedParam,
+    bias: Option<NamedParam>,
 ) -> String {
     let (units, inf) = (wshape[0], wshape[1]);
     let mut wt = vec![0f32; w.len()];
