@@ -7,7 +7,9 @@ Run from anywhere:  python3 scripts/golden/activations_golden.py
 Writes tests/fixtures/activations.json (format: see lstm_golden.py). Tensors: x [6, 5],
 weight [4, 5], bias [4], target [6, 4] (all f32-representable), and per case `{case}.output`
 [6, 4], `{case}.loss` (MSE, the mean over every element), `{case}.grad_weight`,
-`{case}.grad_bias`. Cases are Keras's names; `elu_0.5` and `leaky_relu_0.01` set the parameter.
+`{case}.grad_bias`; and at the kinks `kinks.z` = [-3, 0, 3, 6], `kinks.{case}.grad` =
+d sum(act(z)) / dz (PyTorch's choice at the points where a function bends). Cases are Keras's
+names; `elu_0.5` and `leaky_relu_0.01` set the parameter.
 """
 import torch
 import torch.nn.functional as F
@@ -61,6 +63,12 @@ if __name__ == "__main__":
         loss.backward()
         tens.update({f"{name}.output": t(y), f"{name}.loss": t(loss),
                      f"{name}.grad_weight": t(w.grad), f"{name}.grad_bias": t(b.grad)})
+    kinks = torch.tensor([-3.0, 0.0, 3.0, 6.0])
+    tens["kinks.z"] = t(kinks)
+    for name, act in CASES.items():
+        z = kinks.clone().requires_grad_()
+        act(z).sum().backward()
+        tens[f"kinks.{name}.grad"] = t(z.grad)
     write("activations.json", {
         "description": "Dense(4, activation) = act(x W^T + b); loss = mean((output - target)^2); "
                        "grad_* = d loss / d *; one case per activation (Keras's name)",

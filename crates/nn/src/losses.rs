@@ -224,7 +224,10 @@ impl LossConfig {
         } else {
             "Activation::Softmax"
         };
-        let gives_probabilities = matches!(act, Activation::Sigmoid | Activation::Softmax);
+        let gives_probabilities = matches!(
+            act,
+            Activation::Sigmoid | Activation::Softmax | Activation::HardSigmoid
+        );
         let message = match (self.from_logits, gives_probabilities) {
             (false, false) => format!(
                 "takes probabilities, but the last layer's activation is {act:?}, whose values \

@@ -76,6 +76,41 @@ fn every_activation_matches_torch_forward_and_backward() {
     }
 }
 
+/// At the points where the functions bend (z = -3, 0, 3, 6) the gradient is PyTorch's choice
+/// (relu6 0 at 0 and 6, the hard sigmoid 0 at ±3, ELU and leaky ReLU their negative side at
+/// 0). `Dense(4)` with the identity kernel puts z on the pre-activations; with the target one
+/// below the output, MSE's bias gradient is `d sum(act(z)) / dz` / 2.
+#[test]
+fn gradients_at_the_bends_are_torchs() {
+    let fx = Fixture::load("activations.json");
+    let z = fx.f32s("kinks.z");
+    let x = Array2::from_shape_vec((1, 4), z).unwrap();
+    let eye: Vec<f32> = (0..16)
+        .map(|i| if i % 5 == 0 { 1.0 } else { 0.0 })
+        .collect();
+    let extra = [
+        Activation::Elu { alpha: 0.5 },
+        Activation::LeakyRelu {
+            negative_slope: 0.01,
+        },
+    ];
+    for a in Activation::ALL.into_iter().chain(extra) {
+        let c = case(a);
+        let mut m = Sequential::new()
+            .with_input_shape(&[4])
+            .add(Dense::new(4, a));
+        m.compile(Sgd::new(0.1), Loss::MeanSquaredError, &[])
+            .unwrap();
+        m.set_weight("dense.weight", &eye).unwrap();
+        m.set_weight("dense.bias", &[0.0; 4]).unwrap();
+        let y: ArrayD<f32> = m.predict(&x).unwrap();
+        let target = y.mapv(|v| v - 1.0);
+        let grads = m.gradients(&x, &target).unwrap();
+        let got: Vec<f32> = grads[1].1.iter().map(|g| 2.0 * g).collect();
+        assert_f32_close(&got, &fx.f32s(&format!("kinks.{c}.grad")), TOL, &c);
+    }
+}
+
 /// The `Activation` layer after a linear `Dense` computes what the activation inside `Dense`
 /// computes, for every activation.
 #[test]
@@ -169,4 +204,32 @@ fn parameterised_activations_save_and_load() {
     assert_eq!(got, want);
     let summary = again.summary().unwrap();
     assert_eq!(summary.rows[1].class, "Activation");
+}
+
+/// A hard sigmoid gives probabilities as the sigmoid does: binary cross-entropy takes it (and
+/// refuses it as logits).
+#[test]
+fn a_hard_sigmoid_output_takes_binary_crossentropy() {
+    let x = Array2::from_shape_fn((32, 2), |(r, c)| ((r * 3 + c * 5) % 7) as f32 / 3.5 - 1.0);
+    let y = Array1::from_shape_fn(32, |r| f32::from(x[[r, 0]] > x[[r, 1]]));
+    let model = |loss: trellis_nn::LossConfig| {
+        let mut m = Sequential::new()
+            .with_seed(2)
+            .with_input_shape(&[2])
+            .add(Dense::new(1, Activation::HardSigmoid));
+        m.compile(Adam::new(0.05), loss, &[Metric::Accuracy])
+            .map(|_| m)
+    };
+    let mut m = model(Loss::BinaryCrossentropy.into()).unwrap();
+    let h = m.fit(&x, &y, &FitOptions::new(30, 8).quiet()).unwrap();
+    let (first, last) = (h.loss()[0], *h.loss().last().unwrap());
+    assert!(last < 0.5 * first, "{:?}", h.loss());
+    let e = model(Loss::BinaryCrossentropy.from_logits(true))
+        .and_then(|mut m| m.evaluate(&x, &y).map(|_| ()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("HardSigmoid") && e.contains("already a probability"),
+        "{e}"
+    );
 }

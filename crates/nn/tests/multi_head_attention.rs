@@ -303,3 +303,50 @@ fn the_attention_layer_masks_causally_and_bad_sizes_are_named() {
         "{e}"
     );
 }
+
+/// Keras ANDs the value's and the key's masks: a key padded in the key input gets no weight
+/// even where the value is real.
+#[test]
+fn the_keys_own_mask_masks_too() {
+    let (q, v, k) = (
+        Input::new(&[3, 2]),
+        Input::new(&[4, 2]),
+        Input::new(&[4, 2]),
+    );
+    let km = Masking::new(0.0).call(&k).unwrap();
+    let outs = MultiHeadAttention::new(1, 2)
+        .with_return_attention_scores(true)
+        .call_outputs([&q, &v, &km])
+        .unwrap();
+    let w = Reshape::new(&[-1, 4]).call(&outs[1]).unwrap();
+    let mut m = Model::new(&[&q, &v, &k], &[&outs[0], &w]).unwrap();
+    m.compile(
+        Sgd::new(0.1),
+        Losses::new(&[Loss::MeanSquaredError; 2]),
+        &[],
+    )
+    .unwrap();
+    let ones =
+        |t: usize| ArrayD::from_shape_fn(vec![2, t, 2], |d| 0.3 + (d[1] + d[2]) as f32 * 0.1);
+    // Sample 0's key is padding from step 2 on; sample 1's is whole.
+    let kx = ArrayD::from_shape_fn(vec![2, 4, 2], |d| {
+        if d[0] == 0 && d[1] >= 2 {
+            0.0
+        } else {
+            0.5 - d[1] as f32 * 0.2
+        }
+    });
+    let (qx, vx) = (ones(3), ones(4));
+    let out = m
+        .predict_outputs(vec![
+            Inputs::from(&qx),
+            Inputs::from(&vx),
+            Inputs::from(&kx),
+        ])
+        .unwrap();
+    let w = &out[1]; // [B, h·Tq, Tk]
+    for r in 0..3 {
+        assert_eq!((w[[0, r, 2]], w[[0, r, 3]]), (0.0, 0.0), "row {r}");
+        assert!(w[[1, r, 3]] > 0.0, "row {r}");
+    }
+}

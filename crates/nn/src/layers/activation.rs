@@ -165,7 +165,14 @@ impl Activation {
                 let sn = g.mul(s, n)?;
                 g.add(p, sn)?
             }
-            Activation::Relu6 => g.clamp(z, 0.0, 6.0)?,
+            Activation::Relu6 => {
+                // 6 from 6 on: the gradient is 0 at both bends, as PyTorch's (a clamp would
+                // pass it at 6; relu's is 0 at 0).
+                let six = g.scalar_like(z, 6.0)?;
+                let top = g.ge(z, six)?;
+                let r = g.relu(z)?;
+                g.select(top, six, r)?
+            }
             Activation::HardSigmoid => hard_sigmoid(g, z)?,
             Activation::HardSilu => {
                 let h = hard_sigmoid(g, z)?;
@@ -200,13 +207,17 @@ fn elu(g: &mut Graph, z: NodeId, alpha: f64, scale: f64) -> Result<NodeId> {
     Ok(g.mul(s, y)?)
 }
 
-/// `min(max(z / 6 + 1/2, 0), 1)`, which is `relu6(z + 3) / 6`.
+/// `min(max(z / 6 + 1/2, 0), 1)`, which is `relu6(z + 3) / 6`, by selects so the gradient is
+/// 0 at `z = ±3` as PyTorch's (a clamp would pass 1/6 there); NaN stays NaN.
 fn hard_sigmoid(g: &mut Graph, z: NodeId) -> Result<NodeId> {
     let k = g.scalar_like(z, 1.0 / 6.0)?;
     let half = g.scalar_like(z, 0.5)?;
     let kz = g.mul(k, z)?;
     let u = g.add(kz, half)?;
-    Ok(g.clamp(u, 0.0, 1.0)?)
+    let (zero, one) = (g.scalar_like(z, 0.0)?, g.scalar_like(z, 1.0)?);
+    let (low, high) = (g.le(u, zero)?, g.ge(u, one)?);
+    let inner = g.select(low, zero, u)?;
+    Ok(g.select(high, one, inner)?)
 }
 
 /// Keras's activation names (`"relu"`, `"leaky_relu"`, `"swish"`, ...), the parameterised ones

@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Called on `[query, value]`, `[query, value, key]` (the key is the value when not given), or
-//! one input, which attends to itself (Keras's `mha(x, x)`). A padding query's context is zero
+//! one input, which attends to itself (Keras's `mha(x, x)`). A key is real where both the
+//! value's and the key's masks say so (Keras ANDs them). A padding query's context is zero
 //! before the output projection (Keras computes some average there; either way the output
 //! keeps the query's mask, so later layers skip those steps).
 use std::any::Any;
@@ -179,8 +180,13 @@ impl Layer for MultiHeadAttention {
         let kp = project(g, k.node, wk, bk)?;
         let (wv, bv) = proj(2);
         let vp = project(g, v.node, wv, bv)?;
+        // Keras ANDs the value's and the key's masks (the same one when no key is given).
+        let key_mask = match (v.mask, k.mask) {
+            (Some(a), Some(b)) if a != b => Some(g.mul(a, b)?),
+            (a, b) => a.or(b),
+        };
         let spec = AttentionSpec {
-            key_mask: v.mask,
+            key_mask,
             query_mask: q.mask,
             causal: self.use_causal_mask,
             ..AttentionSpec::new(Score::Dot { scale: None })

@@ -136,7 +136,9 @@ impl<C: RecurrentCell> CellLayer for Rnn<C> {
             c.regularizers.in_order(),
         )
     }
-    /// Each layer its own module: a cell of unknown kind is not stacked into another's.
+    /// Each layer its own module: a cell of unknown kind is not stacked into another's (a
+    /// `Bidirectional` around it stacks on another around the same cell, as for the built-ins,
+    /// by the cell's name).
     fn continues(&self, _prev: &Self) -> bool {
         false
     }

@@ -231,8 +231,8 @@ fn single_call(t: &super::Topology, l: usize) -> Option<usize> {
     }
 }
 
-/// The width of the last axis of a call's first argument (what a layer's parameters follow).
-/// The last-axis width of each of a call's inputs (1 for a scalar).
+/// The last-axis width of each of a call's inputs (1 for a scalar): what a layer's parameters
+/// follow.
 pub(super) fn widths(g: &Graph, args: &[Act]) -> Vec<usize> {
     args.iter()
         .map(|a| g.ty(a.node).dims().last().copied().unwrap_or(1))
