@@ -9,6 +9,18 @@ const TOL: (f32, f32) = (2e-6, 2e-5);
 use trellis_nn::ndarray::{Array1, Array2, ArrayD};
 use trellis_nn::prelude::*;
 
+/// Every activation at its defaults, and ELU and leaky ReLU at a parameter of their own: the
+/// fixture's cases.
+fn golden_cases() -> impl Iterator<Item = Activation> {
+    let extra = [
+        Activation::Elu { alpha: 0.5 },
+        Activation::LeakyRelu {
+            negative_slope: 0.01,
+        },
+    ];
+    Activation::ALL.into_iter().chain(extra)
+}
+
 /// The fixture's case for `a`: Keras's name, with the parameter when it is not the default.
 fn case(a: Activation) -> String {
     match a {
@@ -36,13 +48,7 @@ fn every_activation_matches_torch_forward_and_backward() {
     let fx = Fixture::load("activations.json");
     let x = Array2::from_shape_vec((6, 5), fx.f32s("x")).unwrap();
     let y = Array2::from_shape_vec((6, 4), fx.f32s("target")).unwrap();
-    let extra = [
-        Activation::Elu { alpha: 0.5 },
-        Activation::LeakyRelu {
-            negative_slope: 0.01,
-        },
-    ];
-    for a in Activation::ALL.into_iter().chain(extra) {
+    for a in golden_cases() {
         let c = case(a);
         let mut m = dense(a, &fx);
         let got: ArrayD<f32> = m.predict(&x).unwrap();
@@ -88,13 +94,7 @@ fn gradients_at_the_bends_are_torchs() {
     let eye: Vec<f32> = (0..16)
         .map(|i| if i % 5 == 0 { 1.0 } else { 0.0 })
         .collect();
-    let extra = [
-        Activation::Elu { alpha: 0.5 },
-        Activation::LeakyRelu {
-            negative_slope: 0.01,
-        },
-    ];
-    for a in Activation::ALL.into_iter().chain(extra) {
+    for a in golden_cases() {
         let c = case(a);
         let mut m = Sequential::new()
             .with_input_shape(&[4])

@@ -52,14 +52,11 @@ impl AdditiveAttention {
     }
 }
 
-/// The setters both attention layers share.
+/// The setters every attention layer shares (`MultiHeadAttention` too): its weights as a second
+/// output, and the causal mask.
 macro_rules! attention_setters {
     ($ty:ident) => {
         impl $ty {
-            pub fn with_use_scale(mut self, yes: bool) -> Self {
-                self.use_scale = yes;
-                self
-            }
             pub fn with_return_attention_scores(mut self, yes: bool) -> Self {
                 self.return_attention_scores = yes;
                 self
@@ -74,8 +71,24 @@ macro_rules! attention_setters {
     };
 }
 
+pub(crate) use attention_setters;
+
 attention_setters!(Attention);
 attention_setters!(AdditiveAttention);
+
+impl Attention {
+    pub fn with_use_scale(mut self, yes: bool) -> Self {
+        self.use_scale = yes;
+        self
+    }
+}
+
+impl AdditiveAttention {
+    pub fn with_use_scale(mut self, yes: bool) -> Self {
+        self.use_scale = yes;
+        self
+    }
+}
 
 impl Default for AdditiveAttention {
     fn default() -> Self {

@@ -18,7 +18,7 @@ use std::any::Any;
 use trellis_ir::attention::{attention, AttentionSpec, Score};
 use trellis_ir::{Graph, NodeId};
 
-use super::attention::query_value_key;
+use super::attention::{attention_setters, query_value_key};
 use super::{Act, BuildCtx, Layer, LayerConfig, Layout, ParamSpec, Scope};
 use crate::init::Init;
 use crate::Result;
@@ -81,19 +81,13 @@ impl MultiHeadAttention {
         self.bias_init = init;
         self
     }
-    pub fn with_return_attention_scores(mut self, yes: bool) -> Self {
-        self.return_attention_scores = yes;
-        self
-    }
-    pub fn with_use_causal_mask(mut self, yes: bool) -> Self {
-        self.use_causal_mask = yes;
-        self
-    }
 
     fn value_width(&self) -> usize {
         self.value_dim.unwrap_or(self.key_dim)
     }
 }
+
+attention_setters!(MultiHeadAttention);
 
 /// `x [B, T, D]` through a dense projection `w [width, D]` (+ `bias`): `[B, T, width]`.
 fn project(g: &mut Graph, x: NodeId, w: NodeId, bias: Option<NodeId>) -> Result<NodeId> {
