@@ -63,6 +63,22 @@ impl From<DenseConfig> for Box<dyn Layer> {
     }
 }
 
+/// `x W^T + bias` over the last axis of `x` (rows or a sequence), `w` PyTorch's `[out, in]`:
+/// one GEMM over every row, the leading axes kept.
+pub(crate) fn linear(g: &mut Graph, x: NodeId, w: NodeId, bias: Option<NodeId>) -> Result<NodeId> {
+    let dims = g.ty(x).dims().to_vec();
+    let f = *dims.last().unwrap_or(&1);
+    let rows: usize = dims[..dims.len().saturating_sub(1)].iter().product();
+    let x2 = g.reshape(x, [rows, f])?;
+    let mut z = g.matmul_t(x2, w, false, true)?;
+    if let Some(b) = bias {
+        z = g.add(z, b)?;
+    }
+    let mut out_dims = dims;
+    *out_dims.last_mut().expect("rank >= 1") = g.ty(w).dims()[0];
+    Ok(g.reshape(z, out_dims.as_slice())?)
+}
+
 impl Layer for Dense {
     fn kind(&self) -> &'static str {
         "dense"
@@ -88,19 +104,10 @@ impl Layer for Dense {
         p
     }
     fn build(&self, g: &mut Graph, x: Act, params: &[NodeId], _: &mut BuildCtx) -> Result<Act> {
-        let dims = g.ty(x.node).dims().to_vec();
-        let f = *dims.last().unwrap_or(&1);
-        let rows: usize = dims[..dims.len().saturating_sub(1)].iter().product();
-        let x2 = g.reshape(x.node, [rows, f])?;
-        let mut z = g.matmul_t(x2, params[0], false, true)?;
-        if self.config.use_bias {
-            z = g.add(z, params[1])?;
-        }
-        let mut out_dims = dims.clone();
-        *out_dims.last_mut().expect("rank >= 1") = self.config.units;
-        let z = g.reshape(z, out_dims.as_slice())?;
+        let bias = self.config.use_bias.then(|| params[1]);
+        let z = linear(g, x.node, params[0], bias)?;
         let y = self.config.activation.apply(g, z)?;
-        let out = if dims.len() == 3 {
+        let out = if g.ty(x.node).rank() == 3 {
             x.with_node(y)
         } else {
             Act::new(y, Layout::BatchMajor)

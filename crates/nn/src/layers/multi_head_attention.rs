@@ -19,6 +19,7 @@ use trellis_ir::attention::{attention, AttentionSpec, Score};
 use trellis_ir::{Graph, NodeId};
 
 use super::attention::{attention_setters, query_value_key};
+use super::dense::linear;
 use super::{Act, BuildCtx, Layer, LayerConfig, Layout, ParamSpec, Scope};
 use crate::init::Init;
 use crate::Result;
@@ -89,18 +90,6 @@ impl MultiHeadAttention {
 
 attention_setters!(MultiHeadAttention);
 
-/// `x [B, T, D]` through a dense projection `w [width, D]` (+ `bias`): `[B, T, width]`.
-fn project(g: &mut Graph, x: NodeId, w: NodeId, bias: Option<NodeId>) -> Result<NodeId> {
-    let d = g.ty(x).dims().to_vec();
-    let width = g.ty(w).dims()[0];
-    let rows = g.reshape(x, [d[0] * d[1], d[2]])?;
-    let mut y = g.matmul_t(rows, w, false, true)?;
-    if let Some(b) = bias {
-        y = g.add(y, b)?;
-    }
-    Ok(g.reshape(y, [d[0], d[1], width])?)
-}
-
 impl Layer for MultiHeadAttention {
     fn kind(&self) -> &'static str {
         "multi_head_attention"
@@ -167,13 +156,13 @@ impl Layer for MultiHeadAttention {
         let proj = |i: usize| (params[i * per], self.use_bias.then(|| params[i * per + 1]));
         let (kd, vd) = (self.key_dim, self.value_width());
         let (wq, bq) = proj(0);
-        let qp = project(g, q.node, wq, bq)?;
+        let qp = linear(g, q.node, wq, bq)?;
         let s = g.scalar_like(qp, 1.0 / (kd as f64).sqrt())?;
         let qp = g.mul(qp, s)?;
         let (wk, bk) = proj(1);
-        let kp = project(g, k.node, wk, bk)?;
+        let kp = linear(g, k.node, wk, bk)?;
         let (wv, bv) = proj(2);
-        let vp = project(g, v.node, wv, bv)?;
+        let vp = linear(g, v.node, wv, bv)?;
         // Keras ANDs the value's and the key's masks (the same one when no key is given).
         let key_mask = match (v.mask, k.mask) {
             (Some(a), Some(b)) if a != b => Some(g.mul(a, b)?),
@@ -199,7 +188,7 @@ impl Layer for MultiHeadAttention {
         }
         let ctx = g.concat(&contexts, 2)?; // [B, Tq, h·value_dim]
         let (wo, bo) = proj(3);
-        let y = project(g, ctx, wo, bo)?;
+        let y = linear(g, ctx, wo, bo)?;
         let mut outs = vec![Act {
             mask: q.mask,
             ..Act::new(y, Layout::BatchMajor)

@@ -424,8 +424,9 @@ pub(crate) use cell_layer;
 
 /// A recurrent layer's parameters in PyTorch's names and layout, for `gates` gate blocks:
 /// `{module}.weight_ih_l{k} [G·H, in]`, `{module}.weight_hh_l{k} [G·H, H]`, then one `[G·H]`
-/// vector per name in `biases` (`bias_ih`, `bias_hh`), with `regs` (kernel, recurrent, bias). `G·H` saturates, so an absurd `units`
-/// fails the model's size check with a clear error instead of wrapping.
+/// vector per name in `biases` (`bias_ih`, `bias_hh`), each with its penalty from `regs`
+/// (kernel, recurrent, bias). `G·H` saturates, so an absurd `units` fails the model's size
+/// check with a clear error instead of wrapping.
 pub(crate) fn weight_specs(
     scope: &Scope,
     in_features: usize,
