@@ -342,7 +342,8 @@ impl Model {
         }
         let params = f.params;
         let total = total.expect("a model has outputs");
-        let loss = with_penalties(&mut g, total, &self.specs, &params, &self.trains_param())?;
+        let trains = self.trains_param();
+        let loss = with_penalties(&mut g, total, &self.specs, &params, &trains)?;
         g.set_name(loss, "loss");
         let mut recompute = None;
         let optimizer = if training {
@@ -354,8 +355,8 @@ impl Model {
                 .specs
                 .iter()
                 .zip(params.iter().copied())
-                .zip(self.trains_param())
-                .filter(|(_, trains)| *trains)
+                .zip(&trains)
+                .filter(|(_, trained)| **trained)
                 .map(|((s, p), _)| (s.name.clone(), p))
                 .collect();
             let wrt: Vec<NodeId> = named.iter().map(|(_, p)| *p).collect();

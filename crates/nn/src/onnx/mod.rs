@@ -40,6 +40,18 @@ struct Value {
     time_major: bool,
 }
 
+impl Value {
+    /// The value batch-major: a time-major sequence transposed to `[B, T, F]`.
+    fn batch_major(mut self, b: &mut Builder) -> Value {
+        if self.time_major && self.dims.len() == 3 {
+            self.name = b.transpose(&self.name, &[1, 0, 2]);
+            self.dims.swap(0, 1);
+            self.time_major = false;
+        }
+        self
+    }
+}
+
 #[derive(Default)]
 struct Builder {
     nodes: Vec<Msg>,
@@ -157,10 +169,7 @@ pub fn to_bytes(model: &Model) -> Result<Vec<u8>> {
         let names: Vec<&str> = specs[r.clone()].iter().map(|s| s.name.as_str()).collect();
         v = layer(&mut b, i, &c, &names, &params, v)?;
     }
-    if v.time_major && v.dims.len() == 3 {
-        v.name = b.transpose(&v.name, &[1, 0, 2]);
-        v.dims.swap(0, 1);
-    }
+    let v = v.batch_major(&mut b);
     // The graph's output under a fixed name.
     let out = proto::node("output", "Identity", &[&v.name], &["output"], &[]);
     b.nodes.push(out);
@@ -407,18 +416,7 @@ fn layer(
             if x.dims.len() != 3 {
                 return Err(unsupported(i, c.class_name(), "needs a sequence input"));
             }
-            let x = if x.time_major {
-                let name = b.transpose(&x.name, &[1, 0, 2]);
-                let mut dims = x.dims.clone();
-                dims.swap(0, 1);
-                Value {
-                    name,
-                    dims,
-                    time_major: false,
-                }
-            } else {
-                x
-            };
+            let x = x.batch_major(b);
             let name = multi_head_attention(b, m, &x.name, names, params);
             let mut dims = x.dims.clone();
             dims[2] = Dim::Fixed(params[params.len() - if m.use_bias { 2 } else { 1 }].0[0]);
