@@ -85,13 +85,19 @@ impl Loc {
         }
     }
 
-    /// This dense value under another shape of equal size.
+    /// This value under another shape of equal size: any window when the grid stays the
+    /// same (`[B, 1, K]` -> `[B, K]`), else a dense value only.
     pub fn reshape(&self, to: &Shape) -> Option<Loc> {
+        if grid(to) == (self.rows, self.cols) {
+            return Some(*self);
+        }
         self.is_dense().then(|| Loc::dense(self.root, self.off, to))
     }
 
     /// `slice(axis, start..end)` of a value of shape `from`, when it is a window: a column range
-    /// (last axis) or a block of whole rows (every axis before `axis` of size 1).
+    /// (last axis), a block of whole rows (every axis before `axis` of size 1), or one index of
+    /// the second-to-last axis (a step `[B, 1, K]` of `[B, T, K]`: a grid row of each leading
+    /// index, `T` rows apart).
     pub fn slice(&self, from: &Shape, axis: usize, start: usize, end: usize) -> Option<Loc> {
         let d = from.dims();
         if self.cb || (self.rs == 0 && self.rows > 1) {
@@ -101,6 +107,14 @@ impl Loc {
             return Some(Loc {
                 off: self.off + start,
                 cols: end - start,
+                ..*self
+            });
+        }
+        if end == start + 1 && axis + 2 == d.len() {
+            return Some(Loc {
+                off: self.off + start * self.rs,
+                rows: d[..axis].iter().product(),
+                rs: self.rs * d[axis],
                 ..*self
             });
         }
@@ -163,17 +177,6 @@ impl Loc {
         }
         None
     }
-
-    /// A window of this value's memory at row `r0`, column `c0` of size `rows x cols` (used to
-    /// place a concat input inside the concat).
-    pub fn window(&self, r0: usize, c0: usize, rows: usize, cols: usize) -> Loc {
-        Loc {
-            off: self.off + r0 * self.rs + c0,
-            rows,
-            cols,
-            ..*self
-        }
-    }
 }
 
 #[cfg(test)]
@@ -203,9 +206,20 @@ mod tests {
         let x = Loc::dense(1, 0, &s(&[3, 4, 5]));
         let t1 = x.slice(&s(&[3, 4, 5]), 0, 1, 2).unwrap();
         assert_eq!((t1.off, t1.rows, t1.cols), (20, 4, 5));
+        // One step of [3, 4, 5] (middle axis): a row of each leading index, 4 rows apart;
+        // it reshapes to [3, 5] as it is. Two steps are not a window.
+        let m = x.slice(&s(&[3, 4, 5]), 1, 1, 2).unwrap();
+        assert_eq!((m.off, m.rows, m.cols, m.rs), (5, 3, 5, 20));
+        assert_eq!(m.reshape(&s(&[3, 5])), Some(m));
+        assert_eq!(m.reshape(&s(&[15])), None, "strided, another grid");
         assert!(
-            x.slice(&s(&[3, 4, 5]), 1, 1, 2).is_none(),
-            "middle axis is not a window"
+            x.slice(&s(&[3, 4, 5]), 1, 1, 3).is_none(),
+            "two steps of the middle axis are not a window"
+        );
+        let x4 = Loc::dense(1, 0, &s(&[3, 4, 5, 2]));
+        assert!(
+            x4.slice(&s(&[3, 4, 5, 2]), 1, 1, 2).is_none(),
+            "an index of an earlier axis is rows at two strides"
         );
         // Broadcasts.
         let b = Loc::dense(0, 7, &s(&[20]));

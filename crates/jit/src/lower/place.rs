@@ -282,37 +282,19 @@ pub(crate) fn concat_axis(op: &dyn Op) -> Option<usize> {
     op.as_any().downcast_ref::<Concat>().map(|c| c.axis)
 }
 
-/// Where each operand of concat `c` lies inside `base` (the concat's location), when the concat
-/// joins whole rows (every axis before its axis of size 1) or columns (its last axis, a
-/// vector's only one); `None` for other concats.
+/// Where each operand of concat `c` lies inside `base` (the concat's location), when each is
+/// a window of it ([`Loc::slice`]: columns, whole rows, or one step of the second-to-last
+/// axis); `None` for other concats.
 pub(crate) fn concat_windows(g: &Graph, c: NodeId, base: Loc) -> Option<Vec<Loc>> {
     let axis = concat_axis(g.op(c))?;
-    let d = g.ty(c).dims();
-    let col = axis + 1 == d.len();
-    let row = !col && d[..axis].iter().all(|&x| x == 1);
-    if !col && !row {
-        return None;
-    }
-    // Rows of the grid per index along the axis (a row concat of [.., n, rest.., C]).
-    let per: usize = if row {
-        d[axis + 1..d.len() - 1].iter().product()
-    } else {
-        1
-    };
+    let shape = &g.ty(c).shape;
     let mut at = 0;
-    Some(
-        g.operands(c)
-            .iter()
-            .map(|&x| {
-                let len = g.ty(x).dims()[axis];
-                let w = if col {
-                    base.window(0, at, base.rows, len)
-                } else {
-                    base.window(at * per, 0, len * per, base.cols)
-                };
-                at += len;
-                w
-            })
-            .collect(),
-    )
+    g.operands(c)
+        .iter()
+        .map(|&x| {
+            let len = g.ty(x).dims()[axis];
+            at += len;
+            base.slice(shape, axis, at - len, at)
+        })
+        .collect()
 }
