@@ -6,6 +6,7 @@
 pub mod attention;
 mod builder;
 pub mod conv;
+pub mod crf;
 pub mod dot;
 pub mod error;
 pub mod functions;

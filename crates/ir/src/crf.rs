@@ -1,0 +1,294 @@
+//! A linear-chain conditional random field over per-step tag scores, as graph builders: the
+//! negative log-likelihood of a tag sequence (the forward algorithm, for training) and the
+//! best tag sequence (Viterbi, for prediction), both masked. The semantics of pytorch-crf's
+//! `CRF` (the BiLSTM-CRF tagger of Lample et al. 2016):
+//!
+//! ```text
+//! emissions e [B, T, K]; transitions A [K, K] (A[i, j]: tag i followed by tag j);
+//! start s [K], end f [K]. Over a row's real steps t_1 < ... < t_n with tags y_1 .. y_n:
+//! score(y) = s[y_1] + sum_k e[t_k, y_k] + sum_{k>1} A[y_{k-1}, y_k] + f[y_n]
+//! nll(y)   = log sum_{y'} exp(score(y')) - score(y)      (forward algorithm, log space)
+//! decode   = argmax_{y'} score(y')                        (Viterbi; ties: the lowest tag)
+//! ```
+//!
+//! Padding steps (mask 0) are skipped wherever they are: a real step follows the previous
+//! *real* step, so pre- and post-padding give the same answer. A row with no real step has
+//! nll 0 and decodes to zeros.
+//!
+//! Both are unrolled over `T` from elementwise functions, the row maximum and sums, so they
+//! fuse and differentiate like any other graph: the gradient of the nll is the tags' one-hot
+//! minus the marginals, by autodiff. The decode's back-pointers are one-hot `[B, K, K]`
+//! selections (the first maximum), and following them back is a product-and-sum, so the whole
+//! decode stays in the graph: `predict` returns the best path, and accuracy counts it.
+use crate::softmax::{logsumexp_last, max_last};
+use crate::{DType, Graph, IrError, NodeId, Result, Shape, Tensor, TensorType};
+
+/// The CRF's parameters as graph nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CrfWeights {
+    /// `[K, K]`: the score of tag `i` followed by tag `j` at `[i, j]`.
+    pub transitions: NodeId,
+    /// `[K]`: the score of starting with each tag.
+    pub start: NodeId,
+    /// `[K]`: the score of ending with each tag.
+    pub end: NodeId,
+}
+
+/// What both builders read, checked: the sizes, the per-step emissions and mask flags, and
+/// the transitions laid out `[1, K(to), K(from)]` so the sum over the previous tag is over the
+/// last axis.
+struct Chain {
+    b: usize,
+    k: usize,
+    dtype: DType,
+    /// `[B, K]` per step.
+    emissions: Vec<NodeId>,
+    /// `[B, 1]` per step: 1 on a real step, 0 on padding.
+    real: Vec<NodeId>,
+    /// `[1, K, K]`, `[0, j, i] = A[i, j]`.
+    to_from: NodeId,
+}
+
+fn invalid(what: &str, message: String) -> IrError {
+    IrError::Invalid(format!("{what}: {message}"))
+}
+
+impl Chain {
+    fn new(
+        g: &mut Graph,
+        what: &str,
+        emissions: NodeId,
+        mask: Option<NodeId>,
+        w: &CrfWeights,
+    ) -> Result<Chain> {
+        let ty = g.ty(emissions).clone();
+        let (b, t, k) = match *ty.dims() {
+            [b, t, k] if ty.dtype.is_float() && t > 0 && k > 0 => (b, t, k),
+            _ => {
+                return Err(invalid(
+                    what,
+                    format!("the emissions must be float [batch, steps, tags] with at least one step and one tag, got {ty}"),
+                ))
+            }
+        };
+        let dtype = ty.dtype;
+        for (name, node, dims) in [
+            ("transitions", w.transitions, vec![k, k]),
+            ("start", w.start, vec![k]),
+            ("end", w.end, vec![k]),
+        ] {
+            let got = g.ty(node);
+            if got.dims() != dims || got.dtype != dtype {
+                return Err(invalid(
+                    what,
+                    format!(
+                        "the {name} scores must be {dtype}{} for {k} tags, got {got}",
+                        Shape::new(&dims)
+                    ),
+                ));
+            }
+        }
+        let real = match mask {
+            Some(m) => {
+                if g.ty(m).dims() != [b, t] {
+                    return Err(invalid(
+                        what,
+                        format!("the mask must be [{b},{t}] (batch, steps), got {}", g.ty(m)),
+                    ));
+                }
+                let f = g.cast(m, dtype)?;
+                let zero = g.scalar(0.0, dtype);
+                let flags = g.not_equal(f, zero)?;
+                (0..t)
+                    .map(|s| step(g, flags, s, [b, 1]))
+                    .collect::<Result<Vec<_>>>()?
+            }
+            None => vec![g.fill(TensorType::new([b, 1], dtype), 1.0)?; t],
+        };
+        let emissions = (0..t)
+            .map(|s| step(g, emissions, s, [b, k]))
+            .collect::<Result<Vec<_>>>()?;
+        let tt = g.transpose(w.transitions, &[1, 0])?;
+        let to_from = g.reshape(tt, [1, k, k])?;
+        Ok(Chain {
+            b,
+            k,
+            dtype,
+            emissions,
+            real,
+            to_from,
+        })
+    }
+
+    /// `prev [B, K(from)]` plus the transitions: `[B, K(to), K(from)]`.
+    fn scores_from(&self, g: &mut Graph, prev: NodeId) -> Result<NodeId> {
+        let p = g.reshape(prev, [self.b, 1, self.k])?;
+        g.add(p, self.to_from)
+    }
+}
+
+/// Step `s` of `x [B, T, ..]` as `dims`.
+fn step(g: &mut Graph, x: NodeId, s: usize, dims: [usize; 2]) -> Result<NodeId> {
+    let v = g.slice(x, 1, s, s + 1)?;
+    g.reshape(v, dims)
+}
+
+/// `sum(a * b)` over the last axis of `[B, K]` operands, kept: `[B, 1]`.
+fn dot_rows(g: &mut Graph, a: NodeId, b: NodeId) -> Result<NodeId> {
+    let p = g.mul(a, b)?;
+    g.sum(p, &[1], true)
+}
+
+/// The negative log-likelihood `[B, 1]` of the tags `tags` (one-hot `[B, T, K]`, the
+/// emissions' dtype) under the CRF with emissions `[B, T, K]`, optional `mask [B, T]`
+/// (nonzero on real steps) and weights `w`.
+pub fn crf_nll(
+    g: &mut Graph,
+    emissions: NodeId,
+    tags: NodeId,
+    mask: Option<NodeId>,
+    w: &CrfWeights,
+) -> Result<NodeId> {
+    let c = Chain::new(g, "crf_nll", emissions, mask, w)?;
+    if g.ty(tags) != g.ty(emissions) {
+        return Err(invalid(
+            "crf_nll",
+            format!(
+                "the tags must be one-hot like the emissions ({}), got {}",
+                g.ty(emissions),
+                g.ty(tags)
+            ),
+        ));
+    }
+    let (b, k) = (c.b, c.k);
+    let zero = g.fill(TensorType::new([b, 1], c.dtype), 0.0)?;
+    // The forward variables (log-sums of every path ending in each tag), the gold path's
+    // score, its last real tag (one-hot) and whether the row has had a real step.
+    let (mut alpha, mut score, mut last, mut started) = (None, zero, None, zero);
+    for (s, (&e, &real)) in c.emissions.iter().zip(&c.real).enumerate() {
+        let y = step(g, tags, s, [b, k])?;
+        let first = g.add(e, w.start)?;
+        let new = match alpha {
+            None => first,
+            Some(a) => {
+                let sc = c.scores_from(g, a)?;
+                let l = logsumexp_last(g, sc)?;
+                let l = g.reshape(l, [b, k])?;
+                let cont = g.add(l, e)?;
+                g.select(started, cont, first)?
+            }
+        };
+        alpha = Some(match alpha {
+            None => new,
+            Some(a) => g.select(real, new, a)?,
+        });
+        let emitted = dot_rows(g, y, e)?;
+        let opening = dot_rows(g, y, w.start)?;
+        let link = match last {
+            None => opening,
+            Some(l) => {
+                let from = g.matmul(l, w.transitions)?;
+                let tr = dot_rows(g, from, y)?;
+                g.select(started, tr, opening)?
+            }
+        };
+        let inc = g.add(emitted, link)?;
+        let inc = g.mul(inc, real)?;
+        score = g.add(score, inc)?;
+        last = Some(match last {
+            None => g.mul(y, real)?,
+            Some(l) => g.select(real, y, l)?,
+        });
+        started = g.maximum(started, real)?;
+    }
+    let (alpha, last) = (alpha.expect("T > 0"), last.expect("T > 0"));
+    let closing = dot_rows(g, last, w.end)?;
+    score = g.add(score, closing)?;
+    let fin = g.add(alpha, w.end)?;
+    let logz = logsumexp_last(g, fin)?;
+    let logz = g.select(started, logz, zero)?;
+    g.sub(logz, score)
+}
+
+/// The best tag sequence under the CRF (Viterbi), one-hot `[B, T, K]`, zero on padding steps.
+pub fn crf_decode(
+    g: &mut Graph,
+    emissions: NodeId,
+    mask: Option<NodeId>,
+    w: &CrfWeights,
+) -> Result<NodeId> {
+    let c = Chain::new(g, "crf_decode", emissions, mask, w)?;
+    let (b, k) = (c.b, c.k);
+    let eye: Vec<f64> = (0..k * k)
+        .map(|i| if i / k == i % k { 1.0 } else { 0.0 })
+        .collect();
+    let eye = g.constant(Tensor::from_f64(c.dtype, [k, k].into(), eye));
+    // delta: the best score of a path ending in each tag; back[s]: one-hot [B, K(to),
+    // K(from)], the previous tag of the best path through each tag at step s (the identity
+    // where step s is padding or the row's first real step, so following it keeps the tag).
+    let mut delta = None;
+    let mut started = g.fill(TensorType::new([b, 1], c.dtype), 0.0)?;
+    let mut back = Vec::with_capacity(c.emissions.len());
+    for (&e, &real) in c.emissions.iter().zip(&c.real) {
+        let first = g.add(e, w.start)?;
+        delta = Some(match delta {
+            None => first,
+            Some(d) => {
+                let sc = c.scores_from(g, d)?;
+                let best = max_last(g, sc)?;
+                let from = first_max(g, sc, best)?;
+                let follows = g.mul(real, started)?;
+                let follows = g.reshape(follows, [b, 1, 1])?;
+                back.push(g.select(follows, from, eye)?);
+                let best = g.reshape(best, [b, k])?;
+                let cont = g.add(best, e)?;
+                let new = g.select(started, cont, first)?;
+                g.select(real, new, d)?
+            }
+        });
+        started = g.maximum(started, real)?;
+    }
+    let fin = g.add(delta.expect("T > 0"), w.end)?;
+    let fin = g.reshape(fin, [b, 1, k])?;
+    let best = max_last(g, fin)?;
+    let tag = first_max(g, fin, best)?;
+    let mut tag = g.reshape(tag, [b, k])?;
+    let mut tags = vec![tag; c.emissions.len()];
+    for (s, from) in back.iter().enumerate().rev() {
+        // back[s] belongs to step s + 1: the tag at step s is where step s + 1's came from.
+        let t3 = g.reshape(tag, [b, k, 1])?;
+        let p = g.mul(t3, *from)?;
+        tag = g.sum(p, &[1], false)?;
+        tags[s] = tag;
+    }
+    let steps = tags
+        .iter()
+        .zip(&c.real)
+        .map(|(&y, &real)| {
+            let y = g.mul(y, real)?;
+            g.reshape(y, [b, 1, k])
+        })
+        .collect::<Result<Vec<_>>>()?;
+    g.concat(&steps, 1)
+}
+
+/// One-hot over the last axis of `x [.., K]` at its first maximum (`best [.., 1]`, the row
+/// maximum: exactly one of the row's values, so the comparison is exact).
+fn first_max(g: &mut Graph, x: NodeId, best: NodeId) -> Result<NodeId> {
+    let dims = g.ty(x).dims().to_vec();
+    let k = *dims.last().expect("rank >= 1");
+    let rows = dims.iter().product::<usize>() / k.max(1);
+    let dtype = g.ty(x).dtype;
+    let is_max = g.equal(x, best)?;
+    // before[.., i] = how many maxima sit left of i: a product with the strict upper triangle.
+    let upper: Vec<f64> = (0..k * k)
+        .map(|i| if i / k < i % k { 1.0 } else { 0.0 })
+        .collect();
+    let upper = g.constant(Tensor::from_f64(dtype, [k, k].into(), upper));
+    let flat = g.reshape(is_max, [rows, k])?;
+    let before = g.matmul(flat, upper)?;
+    let before = g.reshape(before, dims.as_slice())?;
+    let zero = g.scalar(0.0, dtype);
+    let none_before = g.equal(before, zero)?;
+    g.mul(is_max, none_before)
+}
