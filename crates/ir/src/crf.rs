@@ -15,11 +15,12 @@
 //! *real* step, so pre- and post-padding give the same answer. A row with no real step has
 //! nll 0 and decodes to zeros.
 //!
-//! Both are unrolled over `T` from elementwise functions, the row maximum and sums, so they
-//! fuse and differentiate like any other graph: the gradient of the nll is the tags' one-hot
-//! minus the marginals, by autodiff. The decode's back-pointers are one-hot `[B, K, K]`
-//! selections (the first maximum), and following them back is a product-and-sum, so the whole
-//! decode stays in the graph: `predict` returns the best path, and accuracy counts it.
+//! Both are unrolled over `T` from elementwise functions, row maxima, sums and a row gather, so
+//! they fuse and differentiate like any other graph: the gradient of the nll is the tags'
+//! one-hot minus the marginals, by autodiff. The decode's back-pointers are tag ids held as
+//! values `[B, K]` (the first maximum), and following one back is a comparison, a product and
+//! a row sum, so the whole decode stays in the graph: `predict` returns the best path, and
+//! accuracy counts it.
 use crate::softmax::{logsumexp_last, max_last};
 use crate::{DType, Graph, IrError, NodeId, Result, Shape, Tensor, TensorType};
 
@@ -35,8 +36,10 @@ pub struct CrfWeights {
 }
 
 /// What both builders read, checked: the sizes, the per-step emissions and mask flags, and
-/// the transitions laid out `[1, K(to), K(from)]` so the sum over the previous tag is over the
-/// last axis.
+/// the transitions laid out for the sum (or maximum) over the previous tag along the last axis
+/// of `[B·K(to), K(from)]` rows. Every value is a plain grid: a `[B, K, K]` broadcast of a
+/// `[B, 1, K]` or `[K, K]` value would be copied block by block (one small step per sample),
+/// so rows are repeated by one row gather instead.
 struct Chain {
     b: usize,
     k: usize,
@@ -45,12 +48,19 @@ struct Chain {
     emissions: Vec<NodeId>,
     /// `[B, 1]` per step: 1 on a real step, 0 on padding.
     real: Vec<NodeId>,
-    /// `[1, K, K]`, `[0, j, i] = A[i, j]`.
+    /// `[B·K]` ids: the sample of each row.
+    sample_of_row: NodeId,
+    /// `[B·K, K]`: row `(b, j)` holds `A[:, j]`.
     to_from: NodeId,
 }
 
 fn invalid(what: &str, message: String) -> IrError {
     IrError::Invalid(format!("{what}: {message}"))
+}
+
+fn ids(g: &mut Graph, v: Vec<i64>) -> Result<NodeId> {
+    let n = v.len();
+    Ok(g.constant(Tensor::i64([n], v)?))
 }
 
 impl Chain {
@@ -108,22 +118,32 @@ impl Chain {
         let emissions = (0..t)
             .map(|s| step(g, emissions, s, [b, k]))
             .collect::<Result<Vec<_>>>()?;
+        let rows = b * k;
+        let sample_of_row = ids(g, (0..rows).map(|r| (r / k) as i64).collect())?;
+        let tag_of_row = ids(g, (0..rows).map(|r| (r % k) as i64).collect())?;
         let tt = g.transpose(w.transitions, &[1, 0])?;
-        let to_from = g.reshape(tt, [1, k, k])?;
+        let to_from = g.gather(tt, tag_of_row)?;
         Ok(Chain {
             b,
             k,
             dtype,
             emissions,
             real,
+            sample_of_row,
             to_from,
         })
     }
 
-    /// `prev [B, K(from)]` plus the transitions: `[B, K(to), K(from)]`.
+    /// `prev [B, K(from)]` plus the transitions: `[B·K(to), K(from)]`.
     fn scores_from(&self, g: &mut Graph, prev: NodeId) -> Result<NodeId> {
-        let p = g.reshape(prev, [self.b, 1, self.k])?;
+        let p = g.gather(prev, self.sample_of_row)?;
         g.add(p, self.to_from)
+    }
+
+    /// `[K]`: `0, 1, .., K-1` (tag ids as values).
+    fn tag_ids(&self, g: &mut Graph) -> NodeId {
+        let v = (0..self.k).map(|i| i as f64).collect();
+        g.constant(Tensor::from_f64(self.dtype, [self.k].into(), v))
     }
 }
 
@@ -172,7 +192,7 @@ pub fn crf_nll(
             None => first,
             Some(a) => {
                 let sc = c.scores_from(g, a)?;
-                let l = logsumexp_last(g, sc)?;
+                let l = logsumexp_last(g, sc)?; // [B·K, 1]
                 let l = g.reshape(l, [b, k])?;
                 let cont = g.add(l, e)?;
                 g.select(started, cont, first)?
@@ -219,13 +239,10 @@ pub fn crf_decode(
 ) -> Result<NodeId> {
     let c = Chain::new(g, "crf_decode", emissions, mask, w)?;
     let (b, k) = (c.b, c.k);
-    let eye: Vec<f64> = (0..k * k)
-        .map(|i| if i / k == i % k { 1.0 } else { 0.0 })
-        .collect();
-    let eye = g.constant(Tensor::from_f64(c.dtype, [k, k].into(), eye));
-    // delta: the best score of a path ending in each tag; back[s]: one-hot [B, K(to),
-    // K(from)], the previous tag of the best path through each tag at step s (the identity
-    // where step s is padding or the row's first real step, so following it keeps the tag).
+    let tag_ids = c.tag_ids(g);
+    // delta: the best score of a path ending in each tag; back[s] `[B, K]`: the previous tag
+    // (as a value) of the best path through each tag at step s + 1 — the tag itself where that
+    // step is padding or the row's first real step, so following it keeps the tag.
     let mut delta = None;
     let mut started = g.fill(TensorType::new([b, 1], c.dtype), 0.0)?;
     let mut back = Vec::with_capacity(c.emissions.len());
@@ -236,10 +253,10 @@ pub fn crf_decode(
             Some(d) => {
                 let sc = c.scores_from(g, d)?;
                 let best = max_last(g, sc)?;
-                let from = first_max(g, sc, best)?;
+                let from = first_max(g, sc, best, tag_ids)?;
+                let from = g.reshape(from, [b, k])?;
                 let follows = g.mul(real, started)?;
-                let follows = g.reshape(follows, [b, 1, 1])?;
-                back.push(g.select(follows, from, eye)?);
+                back.push(g.select(follows, from, tag_ids)?);
                 let best = g.reshape(best, [b, k])?;
                 let cont = g.add(best, e)?;
                 let new = g.select(started, cont, first)?;
@@ -249,22 +266,21 @@ pub fn crf_decode(
         started = g.maximum(started, real)?;
     }
     let fin = g.add(delta.expect("T > 0"), w.end)?;
-    let fin = g.reshape(fin, [b, 1, k])?;
     let best = max_last(g, fin)?;
-    let tag = first_max(g, fin, best)?;
-    let mut tag = g.reshape(tag, [b, k])?;
+    let mut tag = first_max(g, fin, best, tag_ids)?; // [B, 1]
     let mut tags = vec![tag; c.emissions.len()];
     for (s, from) in back.iter().enumerate().rev() {
         // back[s] belongs to step s + 1: the tag at step s is where step s + 1's came from.
-        let t3 = g.reshape(tag, [b, k, 1])?;
-        let p = g.mul(t3, *from)?;
-        tag = g.sum(p, &[1], false)?;
+        let at = g.equal(tag_ids, tag)?;
+        let p = g.mul(at, *from)?;
+        tag = g.sum(p, &[1], true)?;
         tags[s] = tag;
     }
     let steps = tags
         .iter()
         .zip(&c.real)
         .map(|(&y, &real)| {
+            let y = g.equal(tag_ids, y)?;
             let y = g.mul(y, real)?;
             g.reshape(y, [b, 1, k])
         })
@@ -272,23 +288,16 @@ pub fn crf_decode(
     g.concat(&steps, 1)
 }
 
-/// One-hot over the last axis of `x [.., K]` at its first maximum (`best [.., 1]`, the row
-/// maximum: exactly one of the row's values, so the comparison is exact).
-fn first_max(g: &mut Graph, x: NodeId, best: NodeId) -> Result<NodeId> {
-    let dims = g.ty(x).dims().to_vec();
-    let k = *dims.last().expect("rank >= 1");
-    let rows = dims.iter().product::<usize>() / k.max(1);
+/// The first position (as a value) of the row maximum `best [R, 1]` in each row of `x [R, K]`
+/// (`best` is one of the row's values, so the comparison is exact): the smallest tag id where
+/// `x` equals it, as `-max(-id)` over the candidates (`tag_ids [K]`; others count as `-K`).
+fn first_max(g: &mut Graph, x: NodeId, best: NodeId, tag_ids: NodeId) -> Result<NodeId> {
+    let k = *g.ty(x).dims().last().expect("rank 2");
     let dtype = g.ty(x).dtype;
     let is_max = g.equal(x, best)?;
-    // before[.., i] = how many maxima sit left of i: a product with the strict upper triangle.
-    let upper: Vec<f64> = (0..k * k)
-        .map(|i| if i / k < i % k { 1.0 } else { 0.0 })
-        .collect();
-    let upper = g.constant(Tensor::from_f64(dtype, [k, k].into(), upper));
-    let flat = g.reshape(is_max, [rows, k])?;
-    let before = g.matmul(flat, upper)?;
-    let before = g.reshape(before, dims.as_slice())?;
-    let zero = g.scalar(0.0, dtype);
-    let none_before = g.equal(before, zero)?;
-    g.mul(is_max, none_before)
+    let neg_ids = g.neg(tag_ids)?;
+    let none = g.scalar(-(k as f64), dtype);
+    let cand = g.select(is_max, neg_ids, none)?;
+    let m = max_last(g, cand)?;
+    g.neg(m)
 }
