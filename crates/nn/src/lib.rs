@@ -44,13 +44,13 @@ pub use functional::{Call, Input, LayerRef, SymTensor};
 pub use init::Init;
 pub use layers::{
     Activation, Add, AdditiveAttention, Attention, AveragePooling1D, BatchNormalization,
-    BatchNormalizationConfig, Bidirectional, Concatenate, Conv1D, Conv1DConfig, Dense, DenseConfig,
-    Dot, Dropout, DropoutConfig, Embedding, EmbeddingConfig, Flatten, GlobalAveragePooling1D,
-    GlobalMaxPooling1D, Gru, GruConfig, Layer, LayerConfig, LayerNormalization,
-    LayerNormalizationConfig, Lstm, LstmConfig, Masking, MaxPooling1D, Merge, MultiHeadAttention,
-    Multiply, Name, Named, Padding, ParamSpec, Recurrent, RecurrentCell, RepeatVector, Reshape,
-    Rnn, RnnConfig, SimpleRnn, SimpleRnnConfig, Softmax, SpatialDropout1D, Subtract,
-    TimeDistributed,
+    BatchNormalizationConfig, Bidirectional, Concatenate, Conv1D, Conv1DConfig, Crf, Dense,
+    DenseConfig, Dot, Dropout, DropoutConfig, Embedding, EmbeddingConfig, Flatten,
+    GlobalAveragePooling1D, GlobalMaxPooling1D, Gru, GruConfig, Layer, LayerConfig,
+    LayerNormalization, LayerNormalizationConfig, Lstm, LstmConfig, Masking, MaxPooling1D, Merge,
+    MultiHeadAttention, Multiply, Name, Named, Padding, ParamSpec, Recurrent, RecurrentCell,
+    RepeatVector, Reshape, Rnn, RnnConfig, SimpleRnn, SimpleRnnConfig, Softmax, SpatialDropout1D,
+    Subtract, TimeDistributed,
 };
 pub use losses::{Loss, LossConfig};
 pub use metrics::Metric;
@@ -71,7 +71,7 @@ pub mod prelude {
     pub use crate::{
         Activation, Adagrad, Adam, AdamW, Add, AdditiveAttention, Attention, AveragePooling1D,
         BatchNormalization, BatchNormalizationConfig, Bidirectional, Call, Callback, Concatenate,
-        Conv1D, Conv1DConfig, CsvLogger, Dense, DenseConfig, Dot, Dropout, EarlyStopping,
+        Conv1D, Conv1DConfig, Crf, CsvLogger, Dense, DenseConfig, Dot, Dropout, EarlyStopping,
         Embedding, EmbeddingConfig, FitOptions, Flatten, GlobalAveragePooling1D,
         GlobalMaxPooling1D, Gru, GruConfig, Input, Inputs, LayerNormalization,
         LayerNormalizationConfig, LayerRef, LearningRateScheduler, Loss, Losses, LrSchedule, Lstm,

@@ -3,11 +3,12 @@
 //! weight input of the same shape (`sum(loss * w)`, `w = 1/n` on the `n` real rows — or real
 //! steps — of a batch and 0 on padding), so one plan at the full batch size trains a partial
 //! batch exactly.
+use trellis_ir::crf::crf_nll;
 use trellis_ir::models::bce_with_logits_per_sample;
 use trellis_ir::softmax::log_softmax;
 use trellis_ir::{Graph, NodeId};
 
-use crate::layers::Activation;
+use crate::layers::{Activation, CrfHead};
 use crate::{NnError, Result};
 
 /// A loss of [`Sequential::compile`](crate::Sequential::compile), with Keras's defaults;
@@ -34,6 +35,10 @@ pub enum Loss {
     /// Mean over the output units of `0.5 d^2` where `|d| <= delta`, `delta (|d| - delta/2)`
     /// beyond (`d = prediction - target`; `delta` 1 unless set).
     Huber,
+    /// The negative log-likelihood of the tag sequence under a [`Crf`](crate::layers::Crf)
+    /// output (labels: tag ids per step, as the sparse loss), a loss per sequence: the mean
+    /// over the batch's sequences, each weighted by the mean weight of its real steps.
+    Crf,
 }
 
 /// A [`Loss`] with its options (Keras's loss objects: `BinaryCrossentropy(from_logits=True,
@@ -118,7 +123,12 @@ impl Loss {
             Loss::CategoricalCrossentropy => "categorical_crossentropy",
             Loss::Huber => "huber",
             Loss::MeanAbsoluteError => "mean_absolute_error",
+            Loss::Crf => "crf_loss",
         }
+    }
+    /// The labels are class ids (one per sample or step), one-hot encoded on the host.
+    pub fn takes_class_ids(self) -> bool {
+        matches!(self, Loss::SparseCategoricalCrossentropy | Loss::Crf)
     }
     /// This loss on logits (`true`) or probabilities.
     pub fn from_logits(self, yes: bool) -> LossConfig {
@@ -291,6 +301,9 @@ impl LossConfig {
             (Loss::MeanSquaredError, _) => mse_per_sample(g, pred, y),
             (Loss::Huber, _) => huber_per_sample(g, pred, y, self.delta),
             (Loss::MeanAbsoluteError, _) => mae_per_sample(g, pred, y),
+            (Loss::Crf, _) => Err(NnError::Model(
+                "crf_loss is a loss per sequence, of a Crf layer's output (see crf_loss)".into(),
+            )),
         }
     }
 
@@ -328,6 +341,41 @@ pub fn weighted_mean(
     let l = g.mul(per_sample, wm)?;
     let num = g.sum_all(l)?;
     let den = g.sum_all(wm)?;
+    let tiny = g.scalar_like(den, 1e-30)?;
+    let den = g.maximum(den, tiny)?;
+    Ok(g.div(num, den)?)
+}
+
+/// The CRF loss, a scalar: `sum_b nll_b r_b / sum_b r_b`, where `nll_b` is sequence `b`'s
+/// negative log-likelihood of the tags `y` (one-hot `[B, T, K]`) and `r_b` the mean of its
+/// real steps' weights `w [B, T, 1]` (the host's `1/n`, 0 on padding rows): the mean over the
+/// batch's sequences (pytorch-crf's `reduction="mean"`, tfa's CRF loss), sample and class
+/// weights respected. A batch with no real step has loss 0.
+pub fn crf_loss(
+    g: &mut Graph,
+    head: &CrfHead,
+    y: NodeId,
+    w: NodeId,
+    mask: Option<NodeId>,
+) -> Result<NodeId> {
+    let nll = crf_nll(g, head.emissions, y, mask, &head.weights)?;
+    let dims = g.ty(head.emissions).dims().to_vec();
+    let (b, t) = (dims[0], dims[1]);
+    let w = g.reshape(w, [b, t])?;
+    let (w, steps) = match mask {
+        Some(m) => {
+            let wm = g.mul(w, m)?;
+            let steps = g.sum(m, &[1], true)?;
+            let one = g.scalar_like(steps, 1.0)?;
+            (wm, g.maximum(steps, one)?)
+        }
+        None => (w, g.scalar_like(w, t as f64)?),
+    };
+    let wsum = g.sum(w, &[1], true)?;
+    let r = g.div(wsum, steps)?;
+    let l = g.mul(nll, r)?;
+    let num = g.sum_all(l)?;
+    let den = g.sum_all(r)?;
     let tiny = g.scalar_like(den, 1e-30)?;
     let den = g.maximum(den, tiny)?;
     Ok(g.div(num, den)?)

@@ -99,7 +99,7 @@ pub fn accuracy_counts(
     let count =
         |(ok, all): (u64, u64), (hits, of): (usize, usize)| (ok + hits as u64, all + of as u64);
     match loss.kind {
-        Loss::SparseCategoricalCrossentropy => rows
+        _ if loss.kind.takes_class_ids() => rows
             .map(|i| {
                 (
                     usize::from(predicted(&pred[i * k..(i + 1) * k], t) == y[i] as usize),
@@ -182,9 +182,7 @@ pub fn check(metrics: &[Metric], loss: &LossConfig, k: usize) -> crate::Result<(
                 "is computed for binary outputs, but the output has {k} classes under {}",
                 loss.name()
             )),
-            Metric::MeanAbsoluteError | Metric::MeanSquaredError
-                if loss.kind == Loss::SparseCategoricalCrossentropy =>
-            {
+            Metric::MeanAbsoluteError | Metric::MeanSquaredError if loss.kind.takes_class_ids() => {
                 Some(format!(
                     "compares values with targets, but {} takes class ids",
                     loss.name()
@@ -301,7 +299,7 @@ impl Tally {
             self.counted += all;
         }
         let t = threshold(&self.loss);
-        let sparse = self.loss.kind == Loss::SparseCategoricalCrossentropy;
+        let sparse = self.loss.kind.takes_class_ids();
         let binary = is_binary(&self.loss, k);
         let confusion =
             self.has(|m| matches!(m, Metric::Precision | Metric::Recall | Metric::F1Score));

@@ -50,6 +50,8 @@ enum LayerDesc {
     BatchNorm(f64),
     /// Self-attention: heads, key width, causal.
     Mha(usize, usize, bool),
+    /// A CRF over this many tags.
+    Crf(usize),
 }
 
 #[derive(Clone, Debug)]
@@ -150,6 +152,7 @@ fn layer() -> impl Strategy<Value = LayerDesc> {
         1 => prop_oneof![Just(0.0f32), Just(0.3), Just(1.0)].prop_map(LayerDesc::SpatialDropout),
         1 => prop_oneof![Just(0.0f64), Just(0.99), Just(1.0), Just(1.5)].prop_map(LayerDesc::BatchNorm),
         1 => (size(0..4), size(0..5), any::<bool>()).prop_map(|(h, k, c)| LayerDesc::Mha(h, k, c)),
+        1 => size(0..5).prop_map(LayerDesc::Crf),
     ]
 }
 
@@ -239,6 +242,14 @@ fn case() -> impl Strategy<Value = Case> {
                     v.extend(head.map(|(units, act)| LayerDesc::Dense { units, act, reg: None }));
                     v
                 }),
+            // A tagger: an LSTM over the steps, their tag scores, a CRF (of the same tags,
+            // mostly).
+            1 => (size(1..10), size(1..5), prop_oneof![4 => Just(0usize), 1 => 1..3usize])
+                .prop_map(|(units, tags, off)| vec![
+                    LayerDesc::Lstm { units, seq: true },
+                    LayerDesc::Dense { units: tags, act: Activation::Linear, reg: None },
+                    LayerDesc::Crf(tags + off),
+                ]),
             // Anything, most of which does not fit together.
             1 => prop::collection::vec(layer(), 0..4),
         ],
@@ -247,7 +258,8 @@ fn case() -> impl Strategy<Value = Case> {
             Just(Loss::BinaryCrossentropy),
             Just(Loss::SparseCategoricalCrossentropy),
             Just(Loss::MeanSquaredError),
-            Just(Loss::MeanAbsoluteError)
+            Just(Loss::MeanAbsoluteError),
+            Just(Loss::Crf)
         ],
         any::<bool>(),
         optimizer(),
@@ -363,6 +375,7 @@ fn model(c: &Case) -> Sequential {
             LayerDesc::Mha(heads, key_dim, causal) => {
                 m.add(MultiHeadAttention::new(heads, key_dim).with_use_causal_mask(causal))
             }
+            LayerDesc::Crf(tags) => m.add(Crf::new(tags)),
         };
     }
     m
@@ -420,6 +433,7 @@ fn data(c: &Case) -> (Inputs<'static>, Targets<'static>) {
         .find_map(|l| match *l {
             LayerDesc::Lstm { units, .. } | LayerDesc::Dense { units, .. } => Some(units),
             LayerDesc::Conv { filters, .. } => Some(filters),
+            LayerDesc::Crf(tags) => Some(tags),
             LayerDesc::Dropout(_)
             | LayerDesc::LayerNorm
             | LayerDesc::SpatialDropout(_)
@@ -428,15 +442,16 @@ fn data(c: &Case) -> (Inputs<'static>, Targets<'static>) {
         })
         .unwrap_or(1)
         .clamp(1, 16);
-    let per = if c.loss == Loss::SparseCategoricalCrossentropy {
-        1
-    } else {
-        k
+    // The CRF's labels are a tag id per step.
+    let per = match c.loss {
+        Loss::SparseCategoricalCrossentropy => 1,
+        Loss::Crf => c.time,
+        _ => k,
     };
     let mut y: Vec<f32> = (0..n * per)
         .map(|_| match c.loss {
             Loss::BinaryCrossentropy => rng.below(2) as f32,
-            Loss::SparseCategoricalCrossentropy => rng.below(k as u64) as f32,
+            Loss::SparseCategoricalCrossentropy | Loss::Crf => rng.below(k as u64) as f32,
             Loss::MeanSquaredError | Loss::Huber | Loss::MeanAbsoluteError => rng.next_f64() as f32,
             Loss::CategoricalCrossentropy => rng.below(2) as f32,
         })
@@ -445,10 +460,10 @@ fn data(c: &Case) -> (Inputs<'static>, Targets<'static>) {
         let len = y.len();
         y[i % len] = v;
     }
-    let y_shape = if c.loss == Loss::SparseCategoricalCrossentropy {
-        vec![n]
-    } else {
-        vec![n, k]
+    let y_shape = match c.loss {
+        Loss::SparseCategoricalCrossentropy => vec![n],
+        Loss::Crf => vec![n, c.time],
+        _ => vec![n, k],
     };
     (x, ArrayD::from_shape_vec(y_shape, y).unwrap().into())
 }
@@ -479,7 +494,9 @@ fn needs_ir_jit_half(c: &Case) -> bool {
     c.time >= 10_000
         || c.embedding.is_some_and(|(v, d)| big(v) || big(d))
         || c.layers.iter().any(|l| match *l {
-            LayerDesc::Lstm { units, .. } | LayerDesc::Dense { units, .. } => big(units),
+            LayerDesc::Lstm { units, .. }
+            | LayerDesc::Dense { units, .. }
+            | LayerDesc::Crf(units) => big(units),
             LayerDesc::Conv { .. }
             | LayerDesc::Dropout(_)
             | LayerDesc::LayerNorm

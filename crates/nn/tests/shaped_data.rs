@@ -151,7 +151,7 @@ fn labels_must_fit_the_output_and_the_loss() {
     y[[4, 2]] = 3.0;
     assert_eq!(
         err(m.fit(&x, &y, &q)),
-        "label of sample 4 is 3: sparse categorical cross-entropy takes class ids 0..3"
+        "label of sample 4 is 3: sparse_categorical_crossentropy takes class ids 0..3"
     );
     // Validation data are checked with the same rules, before training.
     let vy = Array1::<f32>::zeros(2);

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Activation, Add, AdditiveAttention, Attention, AveragePooling1D, BatchNormalizationConfig,
-    Bidirectional, Concatenate, Conv1DConfig, DenseConfig, Dot, DropoutConfig, EmbeddingConfig,
-    Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D, GruConfig, Layer,
+    Bidirectional, Concatenate, Conv1DConfig, Crf, DenseConfig, Dot, DropoutConfig,
+    EmbeddingConfig, Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D, GruConfig, Layer,
     LayerNormalizationConfig, LstmConfig, Masking, MaxPooling1D, Merge, MultiHeadAttention,
     Multiply, Name, Recurrent, RepeatVector, Reshape, SimpleRnnConfig, Softmax, SpatialDropout1D,
     Subtract, TimeDistributed,
@@ -48,6 +48,8 @@ pub enum LayerConfig {
     Attention(Attention),
     AdditiveAttention(AdditiveAttention),
     MultiHeadAttention(MultiHeadAttention),
+    #[serde(rename = "CRF")]
+    Crf(Crf),
     /// The wrapped layer must be recurrent (LSTM, GRU or SimpleRNN).
     Bidirectional {
         layer: Box<LayerConfig>,
@@ -96,6 +98,7 @@ impl LayerConfig {
             LayerConfig::Attention(_) => "Attention",
             LayerConfig::AdditiveAttention(_) => "AdditiveAttention",
             LayerConfig::MultiHeadAttention(_) => "MultiHeadAttention",
+            LayerConfig::Crf(_) => "CRF",
             LayerConfig::Bidirectional { .. } => "Bidirectional",
             LayerConfig::TimeDistributed { .. } => "TimeDistributed",
             LayerConfig::Named { layer, .. } => layer.class_name(),
@@ -132,6 +135,7 @@ impl LayerConfig {
             LayerConfig::GlobalMaxPooling1D(c) => Box::new(c.clone()),
             LayerConfig::Attention(c) => Box::new(c.clone()),
             LayerConfig::MultiHeadAttention(c) => Box::new(c.clone()),
+            LayerConfig::Crf(c) => Box::new(c.clone()),
             LayerConfig::AdditiveAttention(c) => Box::new(c.clone()),
             LayerConfig::Bidirectional { layer, merge } => Box::new(Bidirectional {
                 layer: layer.build_recurrent()?,
@@ -193,6 +197,7 @@ mod tests {
             AdditiveAttention::new()
                 .with_return_attention_scores(true)
                 .into(),
+            Crf::new(5).into(),
         ];
         for l in &layers {
             let c = l.config().expect("built-in layers have a config");

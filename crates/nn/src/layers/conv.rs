@@ -167,10 +167,8 @@ impl Layer for Conv1D {
         let z = conv1d(g, x.node, axis, params[0], bias, &spec)?;
         let y = c.activation.apply(g, z)?;
         Ok(Act {
-            node: y,
-            layout: x.layout,
             logits: Some((z, c.activation)),
-            mask: None,
+            ..Act::new(y, x.layout)
         })
     }
     fn config(&self) -> Option<LayerConfig> {

@@ -82,6 +82,7 @@ mod attention;
 mod bidirectional;
 mod config;
 mod conv;
+mod crf;
 mod dense;
 mod dropout;
 mod embedding;
@@ -104,6 +105,7 @@ pub use attention::{AdditiveAttention, Attention};
 pub use bidirectional::{Bidirectional, Merge};
 pub use config::LayerConfig;
 pub use conv::{Conv1D, Conv1DConfig};
+pub use crf::{Crf, CrfHead};
 pub use dense::{Dense, DenseConfig};
 pub use dropout::{Dropout, DropoutConfig, SpatialDropout1D};
 pub use embedding::{Embedding, EmbeddingConfig};
@@ -194,6 +196,8 @@ pub struct Act {
     /// padding, `[T, B]` or `[B, T]` as `layout` says. Recurrent layers carry their state over
     /// masked steps; losses and metrics skip them.
     pub mask: Option<NodeId>,
+    /// When the value is a [`Crf`]'s decoded tags: what its loss reads.
+    pub crf: Option<CrfHead>,
 }
 
 impl Act {
@@ -203,6 +207,7 @@ impl Act {
             layout,
             logits: None,
             mask: None,
+            crf: None,
         }
     }
     /// `node` in this value's place: same layout and mask (an elementwise layer's output).
@@ -246,6 +251,7 @@ impl Act {
             layout,
             logits,
             mask,
+            crf: self.crf,
         })
     }
 }

@@ -50,10 +50,8 @@ impl Layer for TimeDistributed {
             None => None,
         };
         Ok(Act {
-            node,
-            layout: x.layout,
             logits,
-            mask: x.mask,
+            ..x.with_node(node)
         })
     }
     fn config(&self) -> Option<LayerConfig> {

@@ -35,9 +35,10 @@ impl Shapes {
     /// Values of y per sample of output `o` for `loss` (class ids per step, or one value per
     /// unit).
     pub fn targets_per_sample(&self, o: usize, loss: Loss) -> usize {
-        match loss {
-            Loss::SparseCategoricalCrossentropy => self.steps(o),
-            _ => self.steps(o) * self.width(o),
+        if loss.takes_class_ids() {
+            self.steps(o)
+        } else {
+            self.steps(o) * self.width(o)
         }
     }
 }
@@ -251,7 +252,7 @@ fn target_shapes(loss: Loss, out: &[usize]) -> Vec<Vec<usize>> {
     let (k, steps) = out.split_last().expect("an output has units");
     let with = |last: usize| steps.iter().copied().chain([last]).collect::<Vec<_>>();
     match loss {
-        Loss::SparseCategoricalCrossentropy => vec![steps.to_vec(), with(1)],
+        _ if loss.takes_class_ids() => vec![steps.to_vec(), with(1)],
         _ if *k == 1 => vec![with(1), steps.to_vec()],
         _ => vec![with(*k)],
     }
@@ -286,10 +287,7 @@ fn check_target_shape(
     let full = |r: &[usize]| format!("[{}]", dims(&[&[s.n][..], r].concat()));
     let takes: Vec<String> = accepted.iter().map(|a| full(a)).collect();
     let (k, steps) = out.split_last().expect("an output has units");
-    let hint = if loss == Loss::SparseCategoricalCrossentropy
-        && *k > 1
-        && y_row.split_last() == Some((k, steps))
-    {
+    let hint = if loss.takes_class_ids() && *k > 1 && y_row.split_last() == Some((k, steps)) {
         " (one-hot labels? this loss takes class ids)".to_string()
     } else if steps.is_empty() && y_row.len() > accepted[0].len() {
         " (labels per step need a per-step output: return_sequences(true) on the last \
@@ -334,15 +332,10 @@ fn check_target_values(loss: Loss, y: &Shaped<Cow<[f32]>>, s: &Shapes, o: usize)
             .iter()
             .position(|&v| !(0.0..=1.0).contains(&v))
             .map(|i| bad(i, format!("{} takes labels in [0, 1]", loss.name()))),
-        Loss::SparseCategoricalCrossentropy => y
+        Loss::SparseCategoricalCrossentropy | Loss::Crf => y
             .iter()
             .position(|&v| !(v >= 0.0 && v.fract() == 0.0 && (v as usize) < k))
-            .map(|i| {
-                bad(
-                    i,
-                    format!("sparse categorical cross-entropy takes class ids 0..{k}"),
-                )
-            }),
+            .map(|i| bad(i, format!("{} takes class ids 0..{k}", loss.name()))),
         Loss::MeanSquaredError | Loss::Huber | Loss::MeanAbsoluteError => y
             .iter()
             .position(|v| !v.is_finite())

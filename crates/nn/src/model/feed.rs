@@ -4,7 +4,6 @@ use super::arrays::Values;
 use super::plans::Runner;
 use super::{FitOptions, Inputs, Model, Shapes, Targets};
 use crate::data::gather_rows;
-use crate::losses::Loss;
 use crate::{NnError, Result};
 
 impl Model {
@@ -38,7 +37,7 @@ impl Model {
                 for (i, &s) in rows.iter().enumerate() {
                     let ys = &yv[s * per..(s + 1) * per];
                     let dst = &mut yb[i * steps * k..(i + 1) * steps * k];
-                    if loss == Loss::SparseCategoricalCrossentropy {
+                    if loss.takes_class_ids() {
                         for (t, &class) in ys.iter().enumerate() {
                             dst[t * k + class as usize] = 1.0;
                         }
@@ -132,7 +131,7 @@ impl Model {
             }
             let loss = self.compiled()?.losses.losses[0].kind;
             let k = shapes.width(0);
-            let sparse = loss == Loss::SparseCategoricalCrossentropy;
+            let sparse = loss.takes_class_ids();
             let classes = if sparse || k > 1 { k } else { 2 };
             for (&c, &w) in cw {
                 if c >= classes || !usable(w) {

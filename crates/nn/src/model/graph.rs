@@ -7,8 +7,8 @@ use trellis_ir::{Graph, NodeId, TensorType};
 use super::naming::{check_params, widths};
 use super::topology::{numbered, Ref};
 use super::Model;
-use crate::layers::{Act, Activation, BuildCtx, Layout, MaskInput};
-use crate::losses::weighted_mean;
+use crate::layers::{Act, Activation, BuildCtx, CrfHead, Layout, MaskInput};
+use crate::losses::{crf_loss, weighted_mean, Loss};
 use crate::optim::OptimizerGraph;
 use crate::regularizers::with_penalties;
 use crate::{NnError, Result};
@@ -69,6 +69,8 @@ struct Out {
     logits: Option<(NodeId, Activation)>,
     /// `[B, T]` when the output is per step and carries a mask.
     mask: Option<NodeId>,
+    /// A CRF's emissions and weights, when the output is a `Crf` layer's.
+    crf: Option<CrfHead>,
 }
 
 /// What a call's parameter nodes are: given the layer and the call's arguments.
@@ -230,6 +232,7 @@ impl Model {
                 pred: act.node,
                 logits: act.logits,
                 mask: if rank == 3 { act.mask } else { None },
+                crf: act.crf,
             });
         }
         Ok(Forward {
@@ -312,13 +315,31 @@ impl Model {
                 &numbered("sample_weight", i),
                 TensorType::f32(wdims.as_slice()),
             );
-            loss_fn.check_output(o.logits.map(|l| l.1))?;
-            let per = loss_fn.per_sample(&mut g, o.pred, o.logits, y)?;
-            let mask = match o.mask {
-                Some(m) => Some(g.reshape(m, wdims.as_slice())?),
-                None => None,
+            let loss = match (loss_fn.kind, &o.crf) {
+                (Loss::Crf, Some(head)) => crf_loss(&mut g, head, y, w, o.mask)?,
+                (Loss::Crf, None) => {
+                    return Err(NnError::Model(format!(
+                        "output {i}: crf_loss is the loss of a Crf layer's output (end the \
+                         model with Crf::new(tags) after a Dense(tags))"
+                    )))
+                }
+                (_, Some(_)) => {
+                    return Err(NnError::Model(format!(
+                        "output {i} is a Crf layer's decoded tags: it trains with Loss::Crf, \
+                         not {}",
+                        loss_fn.name()
+                    )))
+                }
+                (_, None) => {
+                    loss_fn.check_output(o.logits.map(|l| l.1))?;
+                    let per = loss_fn.per_sample(&mut g, o.pred, o.logits, y)?;
+                    let mask = match o.mask {
+                        Some(m) => Some(g.reshape(m, wdims.as_slice())?),
+                        None => None,
+                    };
+                    weighted_mean(&mut g, per, w, mask)?
+                }
             };
-            let loss = weighted_mean(&mut g, per, w, mask)?;
             // Weight 1 adds no node: a one-output model's graph is the Sequential one.
             let weighted = if weight == 1.0 {
                 loss

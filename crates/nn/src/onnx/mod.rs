@@ -403,7 +403,8 @@ fn layer(
         | LayerConfig::GlobalAveragePooling1D(_)
         | LayerConfig::GlobalMaxPooling1D(_)
         | LayerConfig::Attention(_)
-        | LayerConfig::AdditiveAttention(_)) => Err(unsupported(
+        | LayerConfig::AdditiveAttention(_)
+        | LayerConfig::Crf(_)) => Err(unsupported(
             i,
             other.class_name(),
             "not exported to ONNX yet",
