@@ -34,6 +34,7 @@ pub mod optim;
 mod plot;
 pub mod regularizers;
 pub mod schedules;
+pub mod spans;
 
 pub use callbacks::{
     Callback, CsvLogger, EarlyStopping, LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau,
