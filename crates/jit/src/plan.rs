@@ -133,6 +133,10 @@ impl Plan {
                 format!("transpose rows {d0}x{d1} of {}", src.cols)
             }
             Step::TransposeIds { rows, cols, .. } => format!("transpose ids {rows}x{cols}"),
+            Step::Copies { pairs } => {
+                let (r, c) = pairs.first().map_or((0, 0), |p| (p.1.rows, p.1.cols));
+                format!("copies {} blocks of {r}x{c}", pairs.len())
+            }
         }
     }
 

@@ -125,6 +125,10 @@ pub(crate) enum Step {
         d0: usize,
         d1: usize,
     },
+    /// `dst = src` for each pair of equal grids, in order: a broadcast no window expresses
+    /// (a block repeated along leading axes, a row repeated within each block) made dense in
+    /// one step instead of a kernel step a block.
+    Copies { pairs: Vec<(Loc, Loc)> },
     /// `ints[dst] = ints[src]^T` for a `rows x cols` matrix of ids (batch-major ids made
     /// time-major).
     TransposeIds {
@@ -153,6 +157,7 @@ impl Step {
                 .iter()
                 .filter_map(|(v, _)| if let Val::F(l) = v { Some(*l) } else { None })
                 .collect(),
+            Step::Copies { pairs } => pairs.iter().map(|p| p.0).collect(),
             Step::TransposeIds { .. } => smallvec![],
         }
     }
@@ -167,6 +172,7 @@ impl Step {
             | Step::TransposeRows { dst, .. }
             | Step::Pack { dst, .. } => smallvec![*dst],
             Step::Fallback { out: Val::F(l), .. } => smallvec![*l],
+            Step::Copies { pairs } => pairs.iter().map(|p| p.1).collect(),
             Step::Fallback { .. } | Step::TransposeIds { .. } => smallvec![],
         }
     }
@@ -187,6 +193,7 @@ impl Step {
             | Step::TransposeRows { src, dst, .. }
             | Step::Pack { src, dst } => smallvec![src, dst],
             Step::TransposeIds { .. } => smallvec![],
+            Step::Copies { pairs } => pairs.iter_mut().flat_map(|(a, b)| [a, b]).collect(),
             Step::Fallback { ins, out, .. } => ins
                 .iter_mut()
                 .map(|(v, _)| v)
@@ -247,6 +254,22 @@ pub(crate) fn write(mem: &mut [f32], l: Loc, v: &[f32]) {
     for r in 0..l.rows {
         for c in 0..l.cols {
             mem[l.at(r, c)] = v[r * l.cols + c];
+        }
+    }
+}
+
+/// `dst = src` for two windows of one grid shape (`dst` not broadcast), row by row; `src` may
+/// be strided or broadcast. The windows were checked against `mem` (`check_windows`), and a
+/// broadcast's destination never overlaps its source (another node's buffer).
+fn copy_grid(mem: &mut [f32], src: Loc, dst: Loc) {
+    for r in 0..dst.rows {
+        let to = dst.at(r, 0);
+        if src.cb {
+            let v = mem[src.at(r, 0)];
+            mem[to..to + dst.cols].fill(v);
+        } else {
+            let from = src.at(r, 0);
+            mem.copy_within(from..from + dst.cols, to);
         }
     }
 }
@@ -444,6 +467,12 @@ impl Step {
                     for c in 0..cols {
                         to[c * rows + r] = from[r * cols + c];
                     }
+                }
+                Ok(2)
+            }
+            Step::Copies { pairs } => {
+                for (src, dst) in pairs {
+                    copy_grid(mem, *src, *dst);
                 }
                 Ok(2)
             }

@@ -684,13 +684,15 @@ fn outside_ops_claiming_a_class_run_their_own_eval() {
 
 /// Views no window expresses are identity-kernel copies, not interpreter fallbacks: a reshape of
 /// a column slice, RepeatVector's broadcasts (`[1, B, F] -> [T, B, F]` time-major, `[B, 1, F]
-/// -> [B, T, F]` batch-major) as nodes and as operands of a fused product; their gradients
-/// (sums over the repeated axis) too.
+/// -> [B, T, F]` batch-major) and a `[T, F]` table added to every sample (positional
+/// embeddings) as nodes and as operands of a fused product; their gradients (sums over the
+/// repeated axis) too. A broadcast no window shows is one copy step, whatever the batch.
 #[test]
 fn strided_reshapes_and_middle_axis_broadcasts_are_copies() {
     let (b, t, f) = (5, 7, 6);
     let mut g = Graph::new();
     let x = g.param("x", TensorType::f32([b, f]));
+    let pos = g.param("pos", TensorType::f32([t, f]));
     let wide = g.param("wide", TensorType::f32([b, t, f + 3]));
     let y = g.input("y", TensorType::f32([t, b, f]));
     // Time-major RepeatVector: an explicit broadcast node.
@@ -709,9 +711,13 @@ fn strided_reshapes_and_middle_axis_broadcasts_are_copies() {
     let s2 = g.sum_all(s2).unwrap();
     let s3 = g.mul(flat, flat).unwrap();
     let s3 = g.sum_all(s3).unwrap();
+    let placed = g.add(yb, pos).unwrap();
+    let s4 = g.mul(placed, placed).unwrap();
+    let s4 = g.sum_all(s4).unwrap();
     let l = g.add(s1, s2).unwrap();
+    let l = g.add(l, s4).unwrap();
     let loss = g.add(l, s3).unwrap();
-    let grads = grad(&mut g, loss, &[x, wide]).unwrap();
+    let grads = grad(&mut g, loss, &[x, wide, pos]).unwrap();
     let outs: Vec<NodeId> = [rep_t, rep_b, flat, loss]
         .into_iter()
         .chain(grads)
@@ -722,6 +728,7 @@ fn strided_reshapes_and_middle_axis_broadcasts_are_copies() {
         (x, rand_f32(&mut rng, &[b, f], 1.0)),
         (wide, rand_f32(&mut rng, &[b, t, f + 3], 1.0)),
         (y, rand_f32(&mut rng, &[t, b, f], 1.0)),
+        (pos, rand_f32(&mut rng, &[t, f], 1.0)),
     ]
     .into_iter()
     .collect();
@@ -739,6 +746,22 @@ fn strided_reshapes_and_middle_axis_broadcasts_are_copies() {
         assert!(
             fallbacks.is_empty(),
             "left to the interpreter: {fallbacks:?}"
+        );
+        let names = step_names(&plan);
+        // RepeatVector both ways and the table: one step each (not one a block).
+        let mut copies: Vec<&str> = names
+            .iter()
+            .filter(|n| n.starts_with("copies"))
+            .map(|n| n.as_str())
+            .collect();
+        copies.sort();
+        assert_eq!(
+            copies,
+            [
+                "copies 5 blocks of 7x6",
+                "copies 5 blocks of 7x6",
+                "copies 7 blocks of 5x6"
+            ]
         );
         assert_plan_matches(
             &mut plan,

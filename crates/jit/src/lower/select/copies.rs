@@ -7,6 +7,7 @@ use trellis_ir::{NodeId, Scalar, ScalarFn, Shape};
 
 use super::Selection;
 use crate::loc::{right_aligned, Loc};
+use crate::step::Step;
 use crate::{JitError, KernelSpec};
 
 /// Most steps one op may take as per-block copies or reductions (one per block of its leading
@@ -103,16 +104,25 @@ impl Selection<'_> {
         None
     }
 
-    /// The copies of [`Selection::broadcast_blocks`] into `dst` (dense, the broadcast's shape).
+    /// The copies of [`Selection::broadcast_blocks`] into `dst` (dense, the broadcast's shape),
+    /// as one step (a kernel step a block cost a dispatch each: 128 of them to add a `[T, D]`
+    /// table to a batch of 128).
     pub(super) fn broadcast_copy(
         &mut self,
         copies: Vec<(Loc, usize)>,
         dst: Loc,
     ) -> Result<(), JitError> {
-        for (src, at) in copies {
-            let block = Loc::dense_grid(dst.root, dst.off + at, src.rows, src.cols);
-            self.copy(src, block)?;
-        }
+        let pairs = copies
+            .into_iter()
+            .map(|(src, at)| {
+                (
+                    src,
+                    Loc::dense_grid(dst.root, dst.off + at, src.rows, src.cols),
+                )
+            })
+            .collect();
+        self.stats.other_steps += 1;
+        self.steps.push(Step::Copies { pairs });
         Ok(())
     }
 
