@@ -257,3 +257,57 @@ fn mistakes_are_named() {
         .to_string();
     assert!(e.contains("crf: input must be a sequence"), "{e}");
 }
+
+/// A functional multi-task model: one encoder, a CRF tagging the words and a sigmoid head
+/// telling whether the sentence has an entity, trained together (`Losses` per output).
+#[test]
+fn a_crf_head_trains_beside_another_in_a_functional_model() {
+    let (x, y) = bio(256, 8, false);
+    let has = Array2::from_shape_fn((x.nrows(), 1), |(i, _)| {
+        f32::from((0..12).any(|t| y[[i, t]] == 1.0))
+    });
+    let input = Input::new(&[12]);
+    let h = EmbeddingConfig::new(9, 8)
+        .with_mask_zero(true)
+        .call(&input)
+        .unwrap();
+    let h = Bidirectional::new(LstmConfig::new(8).with_return_sequences(true).init())
+        .call(&h)
+        .unwrap();
+    let scores = Dense::new(3, Activation::Linear).call(&h).unwrap();
+    let tags = Crf::new(3).call(&scores).unwrap();
+    let pooled = GlobalMaxPooling1D::new().call(&h).unwrap();
+    let any = Dense::new(1, Activation::Sigmoid).call(&pooled).unwrap();
+    let mut m = Model::new(&[&input], &[&tags, &any]).unwrap();
+    m.compile(
+        Adam::new(0.02),
+        Losses::new(&[Loss::Crf, Loss::BinaryCrossentropy]),
+        &[Metric::Accuracy],
+    )
+    .unwrap();
+    let h = m
+        .fit(&x, [&y, &has], &FitOptions::new(12, 32).quiet())
+        .unwrap();
+    // Accuracy is pooled over both outputs (as fit reports it); each output's own from
+    // predict: the decoded tags on the real steps, the thresholded sigmoid.
+    assert!(
+        h.accuracy().last().unwrap() > &0.95,
+        "{:?}",
+        h.epochs.last()
+    );
+    let out = m.predict_outputs(&x).unwrap();
+    assert_eq!(out[0].shape(), [256, 12, 3]);
+    assert_eq!(out[1].shape(), [256, 1]);
+    let (mut hits, mut real) = (0, 0);
+    for ((i, t), &id) in x.indexed_iter() {
+        if id != 0 {
+            real += 1;
+            hits += usize::from(out[0][[i, t, y[[i, t]] as usize]] == 1.0);
+        }
+    }
+    let any_hits = (0..256)
+        .filter(|&i| (out[1][[i, 0]] > 0.5) == (has[[i, 0]] == 1.0))
+        .count();
+    assert!(hits as f64 > 0.95 * real as f64, "{hits} of {real} tags");
+    assert!(any_hits > 240, "{any_hits} of 256 sentences");
+}
