@@ -338,9 +338,14 @@ pub fn weighted_mean(
         return Ok(g.sum_all(l)?);
     };
     let wm = g.mul(w, m)?;
-    let l = g.mul(per_sample, wm)?;
+    weighted_average(g, per_sample, wm)
+}
+
+/// `sum(values * weights) / sum(weights)`, 0 when every weight is 0.
+fn weighted_average(g: &mut Graph, values: NodeId, weights: NodeId) -> Result<NodeId> {
+    let l = g.mul(values, weights)?;
     let num = g.sum_all(l)?;
-    let den = g.sum_all(wm)?;
+    let den = g.sum_all(weights)?;
     let tiny = g.scalar_like(den, 1e-30)?;
     let den = g.maximum(den, tiny)?;
     Ok(g.div(num, den)?)
@@ -373,12 +378,7 @@ pub fn crf_loss(
     };
     let wsum = g.sum(w, &[1], true)?;
     let r = g.div(wsum, steps)?;
-    let l = g.mul(nll, r)?;
-    let num = g.sum_all(l)?;
-    let den = g.sum_all(r)?;
-    let tiny = g.scalar_like(den, 1e-30)?;
-    let den = g.maximum(den, tiny)?;
-    Ok(g.div(num, den)?)
+    weighted_average(g, nll, r)
 }
 
 /// Probability clipped to `[1e-7, 1 - 1e-7]` (Keras's epsilon).
