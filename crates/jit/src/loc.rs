@@ -85,10 +85,12 @@ impl Loc {
         }
     }
 
-    /// This value under another shape of equal size: any window when the grid stays the
-    /// same (`[B, 1, K]` -> `[B, K]`), else a dense value only.
+    /// This value under another shape of equal size: a strided window when the grid stays the
+    /// same (`[B, 1, K]` -> `[B, K]`), else a dense value only. (A broadcast is copied: the
+    /// windows of its result, slices and broadcasts, need memory of its own.)
     pub fn reshape(&self, to: &Shape) -> Option<Loc> {
-        if grid(to) == (self.rows, self.cols) {
+        let broadcast = self.cb || (self.rs == 0 && self.rows > 1);
+        if grid(to) == (self.rows, self.cols) && !broadcast {
             return Some(*self);
         }
         self.is_dense().then(|| Loc::dense(self.root, self.off, to))
@@ -212,6 +214,10 @@ mod tests {
         assert_eq!((m.off, m.rows, m.cols, m.rs), (5, 3, 5, 20));
         assert_eq!(m.reshape(&s(&[3, 5])), Some(m));
         assert_eq!(m.reshape(&s(&[15])), None, "strided, another grid");
+        let row = Loc::dense(0, 7, &s(&[5]))
+            .broadcast(&s(&[5]), &s(&[3, 5]))
+            .unwrap();
+        assert_eq!(row.reshape(&s(&[3, 1, 5])), None, "a broadcast is copied");
         assert!(
             x.slice(&s(&[3, 4, 5]), 1, 1, 3).is_none(),
             "two steps of the middle axis are not a window"

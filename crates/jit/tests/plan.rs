@@ -856,3 +856,55 @@ fn batched_matmuls_match_the_interpreter() {
         }
     }
 }
+
+/// Concats and reshapes the windows cannot all show: a middle-axis concat (no windows) inside
+/// a last-axis one (which places its operands), and a reshape of a broadcast, then broadcast
+/// again. Both compile with nothing left to the interpreter but the inner concat, and match it.
+#[test]
+fn nested_concats_and_reshaped_broadcasts_match_the_interpreter() {
+    let mut g = Graph::new();
+    let a = g.param("a", TensorType::f32([3, 2, 4]));
+    let c = g.param("c", TensorType::f32([3, 3, 4]));
+    let d = g.param("d", TensorType::f32([3, 5, 2]));
+    let (aa, cc) = (g.mul(a, a).unwrap(), g.mul(c, c).unwrap());
+    let inner = g.concat(&[aa, cc], 1).unwrap();
+    let outer = g.concat(&[inner, d], 2).unwrap();
+    let p = g.param("p", TensorType::f32([4]));
+    let pb = g.broadcast_to(p, &[3, 4].into()).unwrap();
+    let p3 = g.reshape(pb, [3, 1, 4]).unwrap();
+    let sum = g.add(p3, c).unwrap();
+    let (s1, s2) = (g.sum_all(outer).unwrap(), g.sum_all(sum).unwrap());
+    let loss = g.add(s1, s2).unwrap();
+    let grads = grad(&mut g, loss, &[a, c, d, p]).unwrap();
+    let outs: Vec<NodeId> = [outer, sum, loss].into_iter().chain(grads).collect();
+    g.set_outputs(outs.clone());
+    let mut rng = StdRng::seed_from_u64(5);
+    let feeds: Feeds = [
+        (a, rand_f32(&mut rng, &[3, 2, 4], 1.0)),
+        (c, rand_f32(&mut rng, &[3, 3, 4], 1.0)),
+        (d, rand_f32(&mut rng, &[3, 5, 2], 1.0)),
+        (p, rand_f32(&mut rng, &[4], 1.0)),
+    ]
+    .into_iter()
+    .collect();
+    let want = run(&g, &feeds, &outs, Precision::F64).unwrap();
+    for threads in [1, 2] {
+        let opts = CompileOptions {
+            threads,
+            ..Default::default()
+        };
+        let mut plan = compile(&g, &opts).unwrap();
+        let fallbacks = &plan.stats().fallbacks;
+        assert!(
+            fallbacks.keys().all(|k| k == "concat"),
+            "left to the interpreter: {fallbacks:?}"
+        );
+        assert_plan_matches(
+            &mut plan,
+            &feeds,
+            &outs,
+            &want,
+            &format!("threads {threads}"),
+        );
+    }
+}

@@ -212,8 +212,13 @@ impl<'g> Placement<'g> {
             let wins = concat_windows(self.g, c, base).expect("checked above");
             for (&x, win) in self.g.operands(c).iter().zip(wins) {
                 let strided = !win.is_dense();
+                // A concat placed here must itself be windows of its place (else it is
+                // computed by the fallback, into memory of its own).
+                let windowless = concat[x.index()]
+                    && concat_windows(self.g, x, Loc::dense(0, 0, self.shape(x))).is_none();
                 if self.placed.contains(&x)
                     || leafish(self, x)
+                    || windowless
                     || (strided && !strided_ok.contains(&x))
                 {
                     continue;

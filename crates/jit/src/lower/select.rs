@@ -221,8 +221,9 @@ impl<'g> Selection<'g> {
         {
             return Ok(false);
         }
-        let wins = concat_windows(self.g, n, self.mem.loc(n))
-            .expect("placed concats are row or column concats");
+        let Some(wins) = concat_windows(self.g, n, self.mem.loc(n)) else {
+            return Ok(false); // no windows: the fallback computes it
+        };
         for (&x, win) in ops.iter().zip(wins) {
             if self.mem.placed.contains(&x)
                 && self

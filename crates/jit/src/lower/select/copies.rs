@@ -1,7 +1,8 @@
-//! Data a window cannot show as it is, moved by kernel steps instead of the interpreter: the
+//! Data a window cannot show as it is, moved by steps instead of the interpreter: the
 //! identity-kernel copy (strided and broadcast reads made dense), views no window expresses
-//! (a reshape of a strided window, a broadcast repeating a middle axis), and a slice's
-//! gradient (zeros with the operand copied into its window).
+//! (a reshape of a strided window into another grid or of a broadcast; a broadcast repeating a
+//! middle axis or a block, by one `Copies` step), and a slice's gradient (zeros with the
+//! operand copied into its window).
 use trellis_ir::ops::{BroadcastTo, Pad, Reshape};
 use trellis_ir::{NodeId, Scalar, ScalarFn, Shape};
 
@@ -28,8 +29,9 @@ impl Selection<'_> {
     }
 
     /// A view no window expresses, copied into dense memory instead of run by the
-    /// interpreter: a reshape of a strided window (a column slice), or a broadcast that
-    /// repeats a middle axis (RepeatVector's `[1, B, F] -> [T, B, F]`).
+    /// interpreter: a reshape of a strided window into another grid (a column slice
+    /// flattened) or of a broadcast, or a broadcast that repeats a middle axis (RepeatVector's
+    /// `[1, B, F] -> [T, B, F]`) or a block.
     pub(super) fn copied_view(&mut self, n: NodeId, x: NodeId) -> Result<bool, JitError> {
         let any = self.g.op(n).as_any();
         if any.is::<Reshape>() {
