@@ -153,10 +153,14 @@ fn step(g: &mut Graph, x: NodeId, s: usize, dims: [usize; 2]) -> Result<NodeId> 
     g.reshape(v, dims)
 }
 
-/// `sum(a * b)` over the last axis of `[B, K]` operands, kept: `[B, 1]`.
-fn dot_rows(g: &mut Graph, a: NodeId, b: NodeId) -> Result<NodeId> {
-    let p = g.mul(a, b)?;
-    g.sum(p, &[1], true)
+/// The values `v` where the one-hot (or all-zero) `pick` is 1, summed over the last axis and
+/// kept (`[.., 1]`): a selection, not a product, so a forbidden (`-inf`) score beside the
+/// picked one stays out instead of making `0 · -inf = NaN`.
+fn pick(g: &mut Graph, pick: NodeId, v: NodeId) -> Result<NodeId> {
+    let zero = g.scalar(0.0, g.ty(v).dtype);
+    let p = g.select(pick, v, zero)?;
+    let axis = g.ty(p).rank() - 1;
+    g.sum(p, &[axis], true)
 }
 
 /// The negative log-likelihood `[B, 1]` of the tags `tags` (one-hot `[B, T, K]`, the
@@ -202,18 +206,22 @@ pub fn crf_nll(
             None => new,
             Some(a) => g.select(real, new, a)?,
         });
-        let emitted = dot_rows(g, y, e)?;
-        let opening = dot_rows(g, y, w.start)?;
+        let emitted = pick(g, y, e)?;
+        let opening = pick(g, y, w.start)?;
         let link = match last {
             None => opening,
             Some(l) => {
-                let from = g.matmul(l, w.transitions)?;
-                let tr = dot_rows(g, from, y)?;
+                // A[last tag, j] for every j: row (b, j) of the transitions picked at b's last
+                // tag, then the tag's own.
+                let l = g.gather(l, c.sample_of_row)?;
+                let from = pick(g, l, c.to_from)?;
+                let from = g.reshape(from, [b, k])?;
+                let tr = pick(g, y, from)?;
                 g.select(started, tr, opening)?
             }
         };
         let inc = g.add(emitted, link)?;
-        let inc = g.mul(inc, real)?;
+        let inc = g.select(real, inc, zero)?;
         score = g.add(score, inc)?;
         last = Some(match last {
             None => g.mul(y, real)?,
@@ -222,7 +230,7 @@ pub fn crf_nll(
         started = g.maximum(started, real)?;
     }
     let (alpha, last) = (alpha.expect("T > 0"), last.expect("T > 0"));
-    let closing = dot_rows(g, last, w.end)?;
+    let closing = pick(g, last, w.end)?;
     score = g.add(score, closing)?;
     let fin = g.add(alpha, w.end)?;
     let logz = logsumexp_last(g, fin)?;

@@ -45,36 +45,51 @@ pub fn max_last(g: &mut Graph, z: NodeId) -> Result<NodeId> {
     Ok(m)
 }
 
-/// What the softmaxes and `logsumexp_last` start from: the row maximum `m`, `s = z - m`,
-/// `e = exp(s)` and the row sums `sum(e)`.
-fn shifted_exp(g: &mut Graph, what: &str, z: NodeId) -> Result<[NodeId; 4]> {
+/// What both softmaxes start from: `s = z - m` (`m` the row maximum), `e = exp(s)` and the
+/// row sums `sum(e)`.
+fn shifted_exp(g: &mut Graph, what: &str, z: NodeId) -> Result<[NodeId; 3]> {
     let axis = last_axis(g, what, z)?;
     let m = max_last(g, z)?;
     let s = g.sub(z, m)?;
     let e = g.exp(s)?;
     let se = g.sum(e, &[axis], true)?;
-    Ok([m, s, e, se])
+    Ok([s, e, se])
 }
 
 /// Stable log-softmax over the last axis: `z - m - log(sum(exp(z - m)))`, `m` the row maximum.
 pub fn log_softmax(g: &mut Graph, z: NodeId) -> Result<NodeId> {
-    let [_, s, _, se] = shifted_exp(g, "log_softmax", z)?;
+    let [s, _, se] = shifted_exp(g, "log_softmax", z)?;
     let lse = g.log(se)?;
     g.sub(s, lse)
 }
 
 /// Stable `log(sum(exp(z)))` over the last axis, kept as size 1 (`[.., 1]`): `m + log(sum(exp(z
-/// - m)))`, `m` the row maximum (a CRF's forward algorithm sums paths with it).
+/// - m)))`, `m` the row maximum (a CRF's forward algorithm sums paths with it). A row of
+/// `-inf` (every path ruled out, as a CRF's forbidden transitions do) gives `-inf`, as
+/// PyTorch's `logsumexp`, with a zero gradient: such a row is selected around, since its
+/// shift `-inf - -inf` and its `log(0)`'s derivative `0 / 0` are NaN.
 pub fn logsumexp_last(g: &mut Graph, z: NodeId) -> Result<NodeId> {
-    let [m, _, _, se] = shifted_exp(g, "logsumexp_last", z)?;
+    let axis = last_axis(g, "logsumexp_last", z)?;
+    let dtype = g.ty(z).dtype;
+    let m = max_last(g, z)?;
+    let none = g.scalar(f64::NEG_INFINITY, dtype);
+    let ruled_out = g.equal(m, none)?;
+    let zero = g.scalar(0.0, dtype);
+    let one = g.scalar(1.0, dtype);
+    let m = g.select(ruled_out, zero, m)?;
+    let s = g.sub(z, m)?;
+    let e = g.exp(s)?;
+    let se = g.sum(e, &[axis], true)?;
+    let se = g.select(ruled_out, one, se)?;
     let l = g.log(se)?;
-    g.add(m, l)
+    let l = g.add(m, l)?;
+    g.select(ruled_out, none, l)
 }
 
 /// Stable softmax over the last axis: `e / sum(e)` with `e = exp(z - m)`, `m` the row maximum.
 /// Compiled, it is three kernels and a reduction: the row maximum, `exp(z - m)`, the row sum,
 /// the division (the `softmax_kernels` test of `crates/jit/tests/attention.rs`).
 pub fn softmax(g: &mut Graph, z: NodeId) -> Result<NodeId> {
-    let [_, _, e, se] = shifted_exp(g, "softmax", z)?;
+    let [_, e, se] = shifted_exp(g, "softmax", z)?;
     g.div(e, se)
 }

@@ -238,3 +238,32 @@ fn bad_shapes_are_refused_by_name() {
     let err = crf_nll(&mut g, flat, y, None, &w).unwrap_err().to_string();
     assert!(err.contains("[batch, steps, tags]"), "{err}");
 }
+
+/// Forbidden transitions (`-inf`, a hard constraint): tag 2 can only follow tag 2 and cannot
+/// start, so no path reaches it; the nll of an allowed path stays finite and exact (every
+/// path enumerated), and the decode never uses tag 2.
+#[test]
+fn forbidden_transitions_rule_paths_out() {
+    let mut c = Case::random(9);
+    for from in 0..K {
+        if from != 2 {
+            c.a[from * K + 2] = f64::NEG_INFINITY;
+        }
+    }
+    c.start[2] = f64::NEG_INFINITY;
+    for y in c.tags.iter_mut() {
+        *y %= 2;
+    }
+    let b = build(&c, true);
+    let out = run(&b.g, &b.feeds, &[b.nll, b.decoded], Precision::F64).unwrap();
+    let (nll, dec) = (out[0].to_f64_vec(), out[1].to_f64_vec());
+    for row in 0..B {
+        let (want, _) = c.reference(row);
+        assert!(
+            nll[row].is_finite() && (nll[row] - want).abs() < 1e-10,
+            "row {row}: nll {} want {want}",
+            nll[row]
+        );
+    }
+    assert!(dec.chunks(K).all(|s| s[2] == 0.0), "{dec:?}");
+}
