@@ -174,6 +174,11 @@ pub fn check(metrics: &[Metric], loss: &LossConfig, k: usize) -> crate::Result<(
     for m in metrics {
         let why = match *m {
             Metric::TopKCategoricalAccuracy(0) => Some("k must be at least 1".to_string()),
+            Metric::TopKCategoricalAccuracy(_) if loss.kind == Loss::Crf => Some(
+                "has no meaning on a Crf output: it is the decoded path, one tag a step (use \
+                 accuracy)"
+                    .to_string(),
+            ),
             Metric::TopKCategoricalAccuracy(_) if binary => Some(format!(
                 "needs one score per class, but the output has {k} unit(s) under {}",
                 loss.name()

@@ -249,6 +249,16 @@ fn mistakes_are_named() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("crf_loss takes class ids 0..3"), "{e}");
+    // Top-k of a decoded path (one-hot) would count every step as a hit.
+    let mut m = tagger(1);
+    m.compile(
+        Adam::new(0.02),
+        Loss::Crf,
+        &[Metric::TopKCategoricalAccuracy(2)],
+    )
+    .unwrap();
+    let e = fit(&mut m);
+    assert!(e.contains("no meaning on a Crf output"), "{e}");
     // A CRF on rows, not a sequence.
     let mut m = Sequential::new().with_input_shape(&[3]).add(Crf::new(3));
     let e = m
