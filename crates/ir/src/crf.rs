@@ -186,6 +186,8 @@ pub fn crf_nll(
     }
     let (b, k) = (c.b, c.k);
     let zero = g.fill(TensorType::new([b, 1], c.dtype), 0.0)?;
+    let floor = g.scalar(-1e30, c.dtype);
+    let floored = g.maximum(w.transitions, floor)?;
     // The forward variables (log-sums of every path ending in each tag), the gold path's
     // score, its last real tag (one-hot) and whether the row has had a real step.
     let (mut alpha, mut score, mut last, mut started) = (None, zero, None, zero);
@@ -211,11 +213,9 @@ pub fn crf_nll(
         let link = match last {
             None => opening,
             Some(l) => {
-                // A[last tag, j] for every j: row (b, j) of the transitions picked at b's last
-                // tag, then the tag's own.
-                let l = g.gather(l, c.sample_of_row)?;
-                let from = pick(g, l, c.to_from)?;
-                let from = g.reshape(from, [b, k])?;
+                // A[last tag, j] for every j, then the tag's own (a forbidden transition
+                // floored to -1e30 in the product, where 0 · -inf would be NaN).
+                let from = g.matmul(l, floored)?;
                 let tr = pick(g, y, from)?;
                 g.select(started, tr, opening)?
             }
