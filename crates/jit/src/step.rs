@@ -258,18 +258,22 @@ pub(crate) fn write(mem: &mut [f32], l: Loc, v: &[f32]) {
     }
 }
 
-/// `dst = src` for two windows of one grid shape (`dst` not broadcast), row by row; `src` may
-/// be strided or broadcast. The windows were checked against `mem` (`check_windows`), and a
-/// broadcast's destination never overlaps its source (another node's buffer).
-fn copy_grid(mem: &mut [f32], src: Loc, dst: Loc) {
-    for r in 0..dst.rows {
-        let to = dst.at(r, 0);
-        if src.cb {
-            let v = mem[src.at(r, 0)];
-            mem[to..to + dst.cols].fill(v);
-        } else {
-            let from = src.at(r, 0);
-            mem.copy_within(from..from + dst.cols, to);
+/// `dst = src` for each pair of windows of one grid shape (`dst` dense rows, `src` strided or
+/// broadcast), row by row, on the calling thread.
+fn copy_grids(pairs: &[(Loc, Loc)], base: SendPtr) {
+    for (src, dst) in pairs {
+        for r in 0..dst.rows {
+            let (from, to) = (base.at(src.at(r, 0)), base.at(dst.at(r, 0)));
+            // SAFETY: `finish` checked every window lies in the plan's memory; the pairs'
+            // destinations are disjoint blocks of the broadcast's own buffer, which no source
+            // (another node's memory) overlaps, so the two halves of a split write apart.
+            unsafe {
+                if src.cb {
+                    std::slice::from_raw_parts_mut(to, dst.cols).fill(*from);
+                } else {
+                    std::ptr::copy_nonoverlapping(from, to, dst.cols);
+                }
+            }
         }
     }
 }
@@ -471,8 +475,13 @@ impl Step {
                 Ok(2)
             }
             Step::Copies { pairs } => {
-                for (src, dst) in pairs {
-                    copy_grid(mem, *src, *dst);
+                let base = SendPtr(mem.as_mut_ptr());
+                let total: usize = pairs.iter().map(|p| p.1.numel()).sum();
+                if threads > 1 && pairs.len() > 1 && total >= 2 * SPLIT_MIN_ELEMS {
+                    let (a, b) = pairs.split_at(pairs.len() / 2);
+                    rayon::join(|| copy_grids(a, base), || copy_grids(b, base));
+                } else {
+                    copy_grids(pairs, base);
                 }
                 Ok(2)
             }
