@@ -257,12 +257,11 @@ fn forbidden_transitions_rule_paths_out() {
     let b = build(&c, true);
     let out = run(&b.g, &b.feeds, &[b.nll, b.decoded], Precision::F64).unwrap();
     let (nll, dec) = (out[0].to_f64_vec(), out[1].to_f64_vec());
-    for row in 0..B {
+    for (row, got) in nll.iter().enumerate() {
         let (want, _) = c.reference(row);
         assert!(
-            nll[row].is_finite() && (nll[row] - want).abs() < 1e-10,
-            "row {row}: nll {} want {want}",
-            nll[row]
+            got.is_finite() && (got - want).abs() < 1e-10,
+            "row {row}: nll {got} want {want}"
         );
     }
     assert!(dec.chunks(K).all(|s| s[2] == 0.0), "{dec:?}");

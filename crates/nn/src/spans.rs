@@ -33,13 +33,10 @@ pub fn spans<S: AsRef<str>>(tags: &[S]) -> Vec<Span> {
     };
     let mut out = Vec::new();
     let (mut prev, mut prev_label, mut begin) = ('O', String::new(), 0);
-    let n = tags.len();
-    for i in 0..=n {
-        let (tag, label) = if i < n {
-            split(tags[i].as_ref())
-        } else {
-            ('O', "_".to_string())
-        };
+    // An `O` after the last tag closes the last span.
+    let end = std::iter::once(('O', "_".to_string()));
+    let all = tags.iter().map(|t| split(t.as_ref())).chain(end);
+    for (i, (tag, label)) in all.enumerate() {
         let typed = |t: char| t != 'O' && t != '.';
         let ends = matches!(prev, 'E' | 'S')
             || (matches!(prev, 'B' | 'I') && matches!(tag, 'B' | 'S' | 'O'))

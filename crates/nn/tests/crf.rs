@@ -65,7 +65,7 @@ fn dense_crf_matches_pytorch() {
     let (mut hits, mut real) = (0, 0);
     for (s, &label) in labels.iter().enumerate() {
         let row = &decoded[s * 4..(s + 1) * 4];
-        if row.iter().any(|&v| v == 1.0) {
+        if row.contains(&1.0) {
             real += 1;
             hits += usize::from(row[label as usize] == 1.0);
         }
