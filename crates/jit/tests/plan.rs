@@ -1,6 +1,8 @@
 //! Compiled plans against the reference interpreter.
 mod common;
-use common::{assert_plan_matches, rand_f32, seed_training_graph, step_names, worst};
+use common::{
+    assert_plan_matches, compile_threads, rand_f32, seed_training_graph, step_names, worst,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use trellis_autodiff::grad;
@@ -180,14 +182,7 @@ fn recurrent_weights_are_packed_once_and_every_step_reads_the_panels() {
     let want = run(&g, &feeds, &outs, Precision::F64).unwrap();
     let avx512 = Backend::all_available().contains(&Backend::Avx512);
     for threads in [2, 1] {
-        let mut plan = compile(
-            &g,
-            &CompileOptions {
-                threads,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let mut plan = compile_threads(&g, threads);
         let steps = step_names(&plan);
         let packs = steps
             .iter()
@@ -734,14 +729,7 @@ fn strided_reshapes_and_middle_axis_broadcasts_are_copies() {
     .collect();
     let want = run(&g, &feeds, &outs, Precision::F64).unwrap();
     for threads in [1, 2] {
-        let mut plan = compile(
-            &g,
-            &CompileOptions {
-                threads,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let mut plan = compile_threads(&g, threads);
         let fallbacks = &plan.stats().fallbacks;
         assert!(
             fallbacks.is_empty(),
@@ -823,14 +811,7 @@ fn batched_matmuls_match_the_interpreter() {
     g.set_outputs(outs.clone());
     let want = run(&g, &feeds, &outs, Precision::F64).unwrap();
     for threads in [1, 2] {
-        let mut plan = compile(
-            &g,
-            &CompileOptions {
-                threads,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let mut plan = compile_threads(&g, threads);
         let stats = plan.stats().clone();
         assert!(
             stats.fallbacks.is_empty(),
@@ -889,11 +870,7 @@ fn nested_concats_and_reshaped_broadcasts_match_the_interpreter() {
     .collect();
     let want = run(&g, &feeds, &outs, Precision::F64).unwrap();
     for threads in [1, 2] {
-        let opts = CompileOptions {
-            threads,
-            ..Default::default()
-        };
-        let mut plan = compile(&g, &opts).unwrap();
+        let mut plan = compile_threads(&g, threads);
         let fallbacks = &plan.stats().fallbacks;
         assert!(
             fallbacks.keys().all(|k| k == "concat"),
@@ -933,11 +910,7 @@ fn a_large_block_broadcast_copies_on_both_threads() {
     .collect();
     let want = run(&g, &feeds, &outs, Precision::F64).unwrap();
     for threads in [1, 2] {
-        let opts = CompileOptions {
-            threads,
-            ..Default::default()
-        };
-        let mut plan = compile(&g, &opts).unwrap();
+        let mut plan = compile_threads(&g, threads);
         let names = step_names(&plan);
         assert!(
             names.contains(&format!("copies {b} blocks of {t}x{d}")),

@@ -1,5 +1,6 @@
 //! Helpers the plan tests share: random tensors, the worst relative error, a plan run against
 //! reference values, a plan's steps by name, and the seed model's training graph at a small size.
+#![allow(dead_code)]
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use trellis_autodiff::grad;
@@ -42,6 +43,15 @@ pub fn assert_plan_matches(
         let w = worst(&plan.get(o).unwrap(), &want[k], 1e-3);
         assert!(w < 1e-5, "{what}, output {k}: relative error {w:e}");
     }
+}
+
+/// `g` compiled for `threads` threads, the other options their defaults.
+pub fn compile_threads(g: &Graph, threads: usize) -> trellis_jit::Plan {
+    let opts = trellis_jit::CompileOptions {
+        threads,
+        ..Default::default()
+    };
+    trellis_jit::compile(g, &opts).unwrap()
 }
 
 /// Every step of a plan, described (`Plan::describe_step`).
