@@ -1,6 +1,7 @@
 //! Which kernels the compiler forms and what they keep in memory: the LSTM cell's kernels,
 //! cheap derivatives recomputed where the backward pass reads them, far-read values
 //! rematerialised (`remat`), each checked against the interpreter.
+#[allow(dead_code)]
 mod common;
 use common::{assert_plan_matches, rand_f32, seed_training_graph, step_names, worst};
 use rand::rngs::StdRng;

@@ -1,6 +1,5 @@
 //! Helpers the plan tests share: random tensors, the worst relative error, a plan run against
 //! reference values, a plan's steps by name, and the seed model's training graph at a small size.
-#![allow(dead_code)]
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use trellis_autodiff::grad;
