@@ -52,6 +52,8 @@ struct Chain {
     sample_of_row: NodeId,
     /// `[B·K, K]`: row `(b, j)` holds `A[:, j]`.
     to_from: NodeId,
+    /// `[K]`: the start scores.
+    start: NodeId,
 }
 
 fn invalid(what: &str, message: String) -> IrError {
@@ -131,13 +133,35 @@ impl Chain {
             real,
             sample_of_row,
             to_from,
+            start: w.start,
         })
     }
 
-    /// `prev [B, K(from)]` plus the transitions: `[B·K(to), K(from)]`.
-    fn scores_from(&self, g: &mut Graph, prev: NodeId) -> Result<NodeId> {
+    /// One step `s` of the recursion both builders run, from the previous variables `prev`
+    /// (`[B, K]`, none before step 0) of rows that have `started` (`[B, 1]`): at a row's first
+    /// real step `e + start`, after it `reduce(prev + A) + e` (`reduce` takes the
+    /// `[B·K(to), K(from)]` scores to `[B·K, 1]`: the log-sum-exp or the maximum over the
+    /// previous tag); a padding step keeps `prev`.
+    fn advance(
+        &self,
+        g: &mut Graph,
+        s: usize,
+        prev: Option<NodeId>,
+        started: NodeId,
+        reduce: &mut dyn FnMut(&mut Graph, NodeId) -> Result<NodeId>,
+    ) -> Result<NodeId> {
+        let (e, real) = (self.emissions[s], self.real[s]);
+        let first = g.add(e, self.start)?;
+        let Some(prev) = prev else {
+            return Ok(first);
+        };
         let p = g.gather(prev, self.sample_of_row)?;
-        g.add(p, self.to_from)
+        let scores = g.add(p, self.to_from)?;
+        let r = reduce(g, scores)?;
+        let r = g.reshape(r, [self.b, self.k])?;
+        let cont = g.add(r, e)?;
+        let new = g.select(started, cont, first)?;
+        g.select(real, new, prev)
     }
 
     /// `[K]`: `0, 1, .., K-1` (tag ids as values).
@@ -193,21 +217,7 @@ pub fn crf_nll(
     let (mut alpha, mut score, mut last, mut started) = (None, zero, None, zero);
     for (s, (&e, &real)) in c.emissions.iter().zip(&c.real).enumerate() {
         let y = step(g, tags, s, [b, k])?;
-        let first = g.add(e, w.start)?;
-        let new = match alpha {
-            None => first,
-            Some(a) => {
-                let sc = c.scores_from(g, a)?;
-                let l = logsumexp_last(g, sc)?; // [B·K, 1]
-                let l = g.reshape(l, [b, k])?;
-                let cont = g.add(l, e)?;
-                g.select(started, cont, first)?
-            }
-        };
-        alpha = Some(match alpha {
-            None => new,
-            Some(a) => g.select(real, new, a)?,
-        });
+        alpha = Some(c.advance(g, s, alpha, started, &mut logsumexp_last)?);
         let emitted = pick(g, y, e)?;
         let opening = pick(g, y, w.start)?;
         let link = match last {
@@ -254,23 +264,16 @@ pub fn crf_decode(
     let mut delta = None;
     let mut started = g.fill(TensorType::new([b, 1], c.dtype), 0.0)?;
     let mut back = Vec::with_capacity(c.emissions.len());
-    for (&e, &real) in c.emissions.iter().zip(&c.real) {
-        let first = g.add(e, w.start)?;
-        delta = Some(match delta {
-            None => first,
-            Some(d) => {
-                let sc = c.scores_from(g, d)?;
-                let best = max_last(g, sc)?;
-                let from = first_max(g, sc, best, tag_ids)?;
-                let from = g.reshape(from, [b, k])?;
-                let follows = g.mul(real, started)?;
-                back.push(g.select(follows, from, tag_ids)?);
-                let best = g.reshape(best, [b, k])?;
-                let cont = g.add(best, e)?;
-                let new = g.select(started, cont, first)?;
-                g.select(real, new, d)?
-            }
-        });
+    for (s, &real) in c.real.iter().enumerate() {
+        let follows = g.mul(real, started)?;
+        let mut best_with_back = |g: &mut Graph, scores: NodeId| {
+            let best = max_last(g, scores)?;
+            let from = first_max(g, scores, best, tag_ids)?;
+            let from = g.reshape(from, [b, k])?;
+            back.push(g.select(follows, from, tag_ids)?);
+            Ok(best)
+        };
+        delta = Some(c.advance(g, s, delta, started, &mut best_with_back)?);
         started = g.maximum(started, real)?;
     }
     let fin = g.add(delta.expect("T > 0"), w.end)?;
