@@ -165,6 +165,15 @@ fn layout_and_reduction_ops() {
         g.mean(x[0], &[2], false)
     });
     check_op("mean_all", &[&[2, 3]], -1.0, 1.0, |g, x| g.mean_all(x[0]));
+    check_op("max", &[&[2, 3, 4]], -1.0, 1.0, |g, x| {
+        g.max(x[0], &[0, 2], false)
+    });
+    check_op("max_keep", &[&[2, 3, 4]], -1.0, 1.0, |g, x| {
+        g.max(x[0], &[1], true)
+    });
+    check_op("min", &[&[3, 5]], -1.0, 1.0, |g, x| {
+        g.min(x[0], &[1], false)
+    });
     check_op("cast", &[&[4]], -1.0, 1.0, |g, x| {
         let c = g.cast(x[0], DType::F32)?;
         g.cast(c, DType::F64)
@@ -343,6 +352,41 @@ fn second_derivatives_match_closed_forms() {
                 d2(*p)
             );
         }
+    }
+}
+
+/// A maximum's (or minimum's) gradient is shared evenly by the elements equal to it, as
+/// PyTorch's `amax` shares it; `stop_gradient` passes the value and no gradient.
+#[test]
+fn tied_maxima_share_the_gradient_and_stop_gradient_blocks_it() {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorType::f64([2, 3]));
+    let m = g.max(x, &[1], false).unwrap();
+    let n = g.min(x, &[1], false).unwrap();
+    let w = g.constant(Tensor::f64([2], vec![3.0, 5.0]).unwrap());
+    let wm = g.mul(m, w).unwrap();
+    let s = g.stop_gradient(x).unwrap();
+    let sx = g.mul(s, x).unwrap(); // d/dx = stop_gradient(x) = x, not 2x
+    let parts = [wm, n, sx].map(|v| g.sum_all(v).unwrap());
+    let l0 = g.add(parts[0], parts[1]).unwrap();
+    let loss = g.add(l0, parts[2]).unwrap();
+    let d = grad(&mut g, loss, &[x]).unwrap();
+    let xv = Tensor::f64([2, 3], vec![2.0, 7.0, 7.0, -1.0, -1.0, -1.0]).unwrap();
+    let feeds: Feeds = [(x, xv.clone())].into();
+    let got = trellis_ir::run(&g, &feeds, &[d[0]], trellis_ir::Precision::F64).unwrap();
+    // Row 0: max 7 twice (3 / 2 each), min 2 once; row 1: every element ties for both
+    // (5 / 3 and 1 / 3 each); plus x from the stopped product.
+    let want = [
+        1.0 + 2.0,
+        1.5 + 7.0,
+        1.5 + 7.0,
+        2.0 - 1.0,
+        2.0 - 1.0,
+        2.0 - 1.0,
+    ];
+    let got = got[0].to_f64_vec();
+    for (a, b) in got.iter().zip(want) {
+        assert!((a - b).abs() < 1e-12, "{got:?} vs {want:?}");
     }
 }
 

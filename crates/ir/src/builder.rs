@@ -9,6 +9,10 @@ impl Graph {
     pub fn select(&mut self, c: NodeId, a: NodeId, b: NodeId) -> Result<NodeId> {
         self.apply(Select, &[c, a, b])
     }
+    /// `x`, through which no gradient flows (`tf.stop_gradient`, PyTorch's `detach`).
+    pub fn stop_gradient(&mut self, x: NodeId) -> Result<NodeId> {
+        self.apply(StopGradient, &[x])
+    }
     /// `x`, once `deps` have been computed (an ordering edge; see [`After`]).
     pub fn after(&mut self, x: NodeId, deps: &[NodeId]) -> Result<NodeId> {
         let mut ops = vec![x];
@@ -89,6 +93,29 @@ impl Graph {
         self.apply(
             Reduce {
                 kind: ReduceKind::Mean,
+                axes: axes.into(),
+                keepdims,
+            },
+            &[x],
+        )
+    }
+    /// The largest element along `axes` (PyTorch's `amax`, Keras's `reduce_max`): NaN if any
+    /// is NaN; the gradient is shared evenly by the elements equal to the maximum.
+    pub fn max(&mut self, x: NodeId, axes: &[usize], keepdims: bool) -> Result<NodeId> {
+        self.apply(
+            Reduce {
+                kind: ReduceKind::Max,
+                axes: axes.into(),
+                keepdims,
+            },
+            &[x],
+        )
+    }
+    /// The smallest element along `axes` (`amin`, `reduce_min`), as [`Graph::max`].
+    pub fn min(&mut self, x: NodeId, axes: &[usize], keepdims: bool) -> Result<NodeId> {
+        self.apply(
+            Reduce {
+                kind: ReduceKind::Min,
                 axes: axes.into(),
                 keepdims,
             },

@@ -172,7 +172,7 @@ fn flag64(c: bool) -> f64 {
 
 /// IEEE 754-2019 `maximum`: NaN if either is NaN, and `+0 > -0` (`f64::max` leaves the sign
 /// of a zero result unspecified; the kernels and the interpreter must agree on it).
-fn maximum(a: f64, b: f64) -> f64 {
+pub(crate) fn maximum(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() {
         f64::NAN
     } else if a == b {
@@ -183,7 +183,7 @@ fn maximum(a: f64, b: f64) -> f64 {
 }
 
 /// IEEE 754-2019 `minimum`: NaN if either is NaN, and `-0 < +0`.
-fn minimum(a: f64, b: f64) -> f64 {
+pub(crate) fn minimum(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() {
         f64::NAN
     } else if a == b {

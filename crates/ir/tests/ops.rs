@@ -298,6 +298,19 @@ fn layout_values() {
     );
     assert_eq!(one(&|g, v| g.sum_all(v)), (vec![], vec![21.0]));
     assert_eq!(one(&|g, v| g.mean_all(v)), (vec![], vec![3.5]));
+    assert_eq!(
+        one(&|g, v| g.max(v, &[0], false)),
+        (vec![3], vec![4.0, 5.0, 6.0])
+    );
+    assert_eq!(
+        one(&|g, v| g.min(v, &[1], true)),
+        (vec![2, 1], vec![1.0, 4.0])
+    );
+    assert_eq!(one(&|g, v| g.max(v, &[0, 1], false)), (vec![], vec![6.0]));
+    assert_eq!(
+        one(&|g, v| g.stop_gradient(v)),
+        (vec![2, 3], x.to_f64_vec())
+    );
     let r = t(&[3], &[1.0, 2.0, 3.0]);
     assert_eq!(
         values(&[r], |g, v| g.broadcast_to(v[0], &[2, 3].into())),
@@ -308,6 +321,32 @@ fn layout_values() {
     assert_eq!(
         values(&[y], |g, v| g.transpose(v[0], &[2, 0, 1])),
         (vec![3, 2, 1], vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0])
+    );
+}
+
+/// Maxima and minima follow the elementwise `maximum` / `minimum` (IEEE 754-2019): a NaN
+/// anywhere gives NaN, `+0` is above `-0`; an empty axis has neither.
+#[test]
+fn max_and_min_propagate_nan_and_order_signed_zeros() {
+    let x = t(
+        &[3, 3],
+        &[-0.0, 0.0, -0.0, f64::NAN, 1.0, 2.0, -5.0, -5.0, -1.0],
+    );
+    let (_, mx) = values(std::slice::from_ref(&x), |g, v| g.max(v[0], &[1], false));
+    let (_, mn) = values(std::slice::from_ref(&x), |g, v| g.min(v[0], &[1], false));
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&mx[..1]), bits(&[0.0]));
+    assert_eq!(bits(&mn[..1]), bits(&[-0.0]));
+    assert!(mx[1].is_nan() && mn[1].is_nan());
+    assert_eq!((mx[2], mn[2]), (-1.0, -5.0));
+    assert_eq!(
+        infer_error(&[TensorType::f32([2, 0])], |g, x| g.max(x[0], &[1], false)),
+        "max [2,0]: an empty axis has no maximum or minimum"
+    );
+    // Over a non-empty axis of an empty tensor: an empty result.
+    assert_eq!(
+        values(&[t(&[0, 2], &[])], |g, v| g.min(v[0], &[1], false)),
+        (vec![0], vec![])
     );
 }
 

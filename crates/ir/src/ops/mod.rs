@@ -8,6 +8,7 @@ mod layout;
 mod matmul;
 mod reduce;
 mod source;
+mod stop_gradient;
 
 pub use after::After;
 pub use cast::Cast;
@@ -17,3 +18,4 @@ pub use layout::{BroadcastTo, Concat, Pad, Reshape, Slice, SumTo, Transpose};
 pub use matmul::MatMul;
 pub use reduce::{Reduce, ReduceKind};
 pub use source::{Constant, Fill, Input};
+pub use stop_gradient::StopGradient;

@@ -1,4 +1,4 @@
-//! Sum and mean along axes (all axes gives a scalar).
+//! Sum, mean, maximum and minimum along axes (all axes gives a scalar).
 use super::layout::offsets;
 use crate::op::expect_arity;
 use crate::{Graph, IrError, NodeId, Op, Result, Shape, Tensor, TensorType};
@@ -8,6 +8,18 @@ use smallvec::SmallVec;
 pub enum ReduceKind {
     Sum,
     Mean,
+    /// The largest element (NaN if any is; `+0 > -0`), PyTorch's `amax`: the gradient is
+    /// shared evenly by the elements equal to it.
+    Max,
+    /// The smallest element (`amin`), likewise.
+    Min,
+}
+
+impl ReduceKind {
+    /// Whether the kind picks an element (`Max`, `Min`) rather than summing.
+    pub fn selects(self) -> bool {
+        matches!(self, ReduceKind::Max | ReduceKind::Min)
+    }
 }
 
 /// Reduces `axes` (sorted, distinct); `keepdims` keeps them as length 1.
@@ -38,6 +50,8 @@ impl Op for Reduce {
         match self.kind {
             ReduceKind::Sum => "sum",
             ReduceKind::Mean => "mean",
+            ReduceKind::Max => "max",
+            ReduceKind::Min => "min",
         }
     }
     fn class(&self) -> crate::op::OpClass {
@@ -64,6 +78,13 @@ impl Op for Reduce {
                 ),
             ));
         }
+        if self.kind.selects() && self.axes.iter().any(|&a| x.dims()[a] == 0) {
+            return Err(IrError::shape(
+                self.name(),
+                inputs,
+                "an empty axis has no maximum or minimum".to_string(),
+            ));
+        }
         let shape = if self.keepdims {
             self.shape_kept(&x.shape)
         } else {
@@ -81,7 +102,8 @@ impl Op for Reduce {
             dtype: x.dtype,
         })
     }
-    /// `y = sum_axes x` (divided by the reduced count for the mean).
+    /// `y = sum_axes x` (divided by the reduced count for the mean), or its maximum or
+    /// minimum (IEEE 754-2019 `maximum` / `minimum`, as the elementwise ops).
     fn eval(&self, inputs: &[&Tensor]) -> Result<Tensor> {
         let x = inputs[0];
         let ty = self.infer(&[&x.ty()])?;
@@ -90,9 +112,14 @@ impl Op for Reduce {
         let strides: Vec<usize> = (0..x.dims().len())
             .map(|i| if self.axes.contains(&i) { 0 } else { ks[i] })
             .collect();
-        let mut out = vec![0.0; ty.numel()];
+        let (init, fold): (f64, fn(f64, f64) -> f64) = match self.kind {
+            ReduceKind::Sum | ReduceKind::Mean => (0.0, |a, b| a + b),
+            ReduceKind::Max => (f64::NEG_INFINITY, crate::functions::maximum),
+            ReduceKind::Min => (f64::INFINITY, crate::functions::minimum),
+        };
+        let mut out = vec![init; ty.numel()];
         for (o, v) in offsets(x.dims(), &strides).into_iter().zip(x.to_f64_vec()) {
-            out[o] += v;
+            out[o] = fold(out[o], v);
         }
         if self.kind == ReduceKind::Mean {
             let n = self.count(x.shape()) as f64;
@@ -100,20 +127,31 @@ impl Op for Reduce {
         }
         Ok(Tensor::from_f64(ty.dtype, ty.shape, out))
     }
-    // d sum(x) = broadcast(dy); d mean(x) = broadcast(dy) / count
+    // d sum(x) = broadcast(dy); d mean(x) = broadcast(dy) / count;
+    // d max(x) = broadcast(dy) [x == y] / (number of elements equal to y), as amax's
     fn vjp(
         &self,
         g: &mut Graph,
         inputs: &[NodeId],
-        _: NodeId,
+        y: NodeId,
         grad: NodeId,
     ) -> Result<Vec<Option<NodeId>>> {
         let xs = g.ty(inputs[0]).shape.clone();
         let kept = g.reshape(grad, self.shape_kept(&xs))?;
         let mut d = g.broadcast_to(kept, &xs)?;
-        if self.kind == ReduceKind::Mean {
-            let inv = g.scalar_like(d, 1.0 / self.count(&xs) as f64)?;
-            d = g.mul(d, inv)?;
+        match self.kind {
+            ReduceKind::Sum => {}
+            ReduceKind::Mean => {
+                let inv = g.scalar_like(d, 1.0 / self.count(&xs) as f64)?;
+                d = g.mul(d, inv)?;
+            }
+            ReduceKind::Max | ReduceKind::Min => {
+                let y = g.reshape(y, self.shape_kept(&xs))?;
+                let hit = g.equal(inputs[0], y)?;
+                let ties = g.sum(hit, &self.axes, true)?;
+                let share = g.div(hit, ties)?;
+                d = g.mul(d, share)?;
+            }
         }
         Ok(vec![Some(d)])
     }

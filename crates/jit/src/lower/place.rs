@@ -6,7 +6,9 @@
 //! view (reshape, slice, broadcast, `after`).
 use std::collections::HashMap;
 
-use trellis_ir::ops::{After, BroadcastTo, Concat, Constant, Fill, Input, Reshape, Slice};
+use trellis_ir::ops::{
+    After, BroadcastTo, Concat, Constant, Fill, Input, Reshape, Slice, StopGradient,
+};
 use trellis_ir::{DType, Graph, NodeId, Op, OpClass, Shape, Tensor};
 
 use crate::fusion::Unit;
@@ -255,7 +257,8 @@ fn leaf(op: &dyn Op) -> Option<Leaf<'_>> {
 }
 
 /// How a view's output lies in its operand's memory, when a window can say so: a reshape, a
-/// slice, a broadcast, or all of it (`after`: an ordering edge, the value itself). (A transpose
+/// slice, a broadcast, or all of it (`after`, an ordering edge, and `stop_gradient`: the value
+/// itself). (A transpose
 /// is a step; other ops compute.)
 enum Window<'a> {
     Whole,
@@ -270,7 +273,7 @@ fn window(op: &dyn Op) -> Option<Window<'_>> {
         return None;
     }
     let any = op.as_any();
-    if any.is::<After>() {
+    if any.is::<After>() || any.is::<StopGradient>() {
         Some(Window::Whole)
     } else if let Some(r) = any.downcast_ref::<Reshape>() {
         Some(Window::Reshape(&r.shape))
