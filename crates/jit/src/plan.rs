@@ -121,9 +121,15 @@ impl Plan {
             }
             Step::Gather { node, .. } => format!("gather {node}"),
             Step::ScatterAdd { node, .. } => format!("scatter_add {node}"),
-            Step::Reduce { src, mode, out, .. } => {
+            Step::Reduce {
+                src,
+                mode,
+                fold,
+                out,
+                ..
+            } => {
                 format!(
-                    "reduce {:?} {}x{} {} -> {}",
+                    "reduce {fold:?} {:?} {}x{} {} -> {}",
                     mode, src.rows, src.cols, src.off, out.off
                 )
             }

@@ -14,10 +14,9 @@ use crate::fusion::Unit;
 use crate::loc::Loc;
 use crate::panels::{panels_len, PANEL_MAX_ROWS, PANEL_MIN_USES};
 use crate::stats::PlanStats;
-use crate::step::{IntLoc, ReduceMode, Step, Val};
+use crate::step::{Fold, IntLoc, ReduceMode, Step, Val};
 use crate::table::{prefetch_node, prefetch_op, PerOp, AHEAD};
 use crate::{JitError, Kernel, KernelCache, KernelSpec};
-use copies::MAX_BLOCKS;
 
 mod copies;
 
@@ -288,9 +287,9 @@ impl<'g> Selection<'g> {
         true
     }
 
-    /// A sum or mean over leading or trailing axes, into dense memory.
+    /// A sum, mean, maximum or minimum over leading or trailing axes, into dense memory.
     fn reduce(&mut self, n: NodeId, x: NodeId) -> bool {
-        let Some((mode, scale, view)) = self.reduction(n, x) else {
+        let Some((mode, fold, scale, view)) = self.reduction(n, x) else {
             return false;
         };
         let out = self.mem.out_loc(n);
@@ -300,6 +299,7 @@ impl<'g> Selection<'g> {
         self.steps.push(Step::Reduce {
             src: view,
             mode,
+            fold,
             scale,
             out,
         });
@@ -328,10 +328,10 @@ impl<'g> Selection<'g> {
         }
     }
 
-    /// A sum (or mean) over leading or trailing axes, as a row- or column-reduction of a 2-D view.
-    fn reduction(&self, n: NodeId, x: NodeId) -> Option<(ReduceMode, f32, Loc)> {
+    /// A reduction over leading or trailing axes, as a row- or column-reduction of a 2-D view.
+    fn reduction(&self, n: NodeId, x: NodeId) -> Option<(ReduceMode, Fold, f32, Loc)> {
         let xd = self.mem.shape(x).dims().to_vec();
-        let (live, red, scale) = self.reduced_axes(n, x)?;
+        let (live, red, fold, scale) = self.reduced_axes(n, x)?;
         // Size-1 axes do not matter: reduced axes must be a prefix or a suffix of the others.
         let k = red.iter().take_while(|&&r| r).count();
         let src = self.mem.loc(x);
@@ -347,7 +347,7 @@ impl<'g> Selection<'g> {
                     cb: false,
                     ..src
                 })
-            } else if inner == src.cols && outer == src.rows && !src.cb {
+            } else if inner == src.cols && outer == src.rows {
                 Some(src)
             } else {
                 None
@@ -355,32 +355,34 @@ impl<'g> Selection<'g> {
         };
         if red.iter().all(|&r| r) {
             let v = split(0)?;
-            return Some((ReduceMode::Cols, scale, v));
+            return Some((ReduceMode::Cols, fold, scale, v));
         }
         if red[k..].iter().all(|&r| !r) {
-            return Some((ReduceMode::Rows, scale, split(k)?));
+            let v = split(k)?;
+            let group = v.rows;
+            return Some((ReduceMode::Rows { group }, fold, scale, v));
         }
         let j = red.iter().rev().take_while(|&&r| r).count();
         if red[..red.len() - j].iter().all(|&r| !r) {
-            return Some((ReduceMode::Cols, scale, split(red.len() - j)?));
+            return Some((ReduceMode::Cols, fold, scale, split(red.len() - j)?));
         }
         None
     }
 
-    /// The axes of `x` a sum or mean `n` keeps apart from size 1 (`live`), whether each is
-    /// reduced, and the scale (1 / count for a mean).
-    fn reduced_axes(&self, n: NodeId, x: NodeId) -> Option<(Vec<usize>, Vec<bool>, f32)> {
+    /// The axes of `x` a reduction `n` keeps apart from size 1 (`live`), whether each is
+    /// reduced, how it folds, and the scale (1 / count for a mean).
+    fn reduced_axes(&self, n: NodeId, x: NodeId) -> Option<(Vec<usize>, Vec<bool>, Fold, f32)> {
         let any = self.g.op(n).as_any();
         let xd = self.mem.shape(x).dims();
-        let (axes, mean): (Vec<usize>, bool) = if let Some(r) = any.downcast_ref::<Reduce>() {
-            (r.axes.to_vec(), r.kind == ReduceKind::Mean)
+        let (axes, kind) = if let Some(r) = any.downcast_ref::<Reduce>() {
+            (r.axes.to_vec(), r.kind)
         } else if let Some(s) = any.downcast_ref::<SumTo>() {
             let off = xd.len() - s.shape.rank();
             (
                 (0..xd.len())
                     .filter(|&i| i < off || (s.shape.dims()[i - off] == 1 && xd[i] != 1))
                     .collect(),
-                false,
+                ReduceKind::Sum,
             )
         } else {
             return None;
@@ -388,15 +390,20 @@ impl<'g> Selection<'g> {
         let live: Vec<usize> = (0..xd.len()).filter(|&i| xd[i] != 1).collect();
         let red: Vec<bool> = live.iter().map(|i| axes.contains(i)).collect();
         let count: usize = axes.iter().map(|&a| xd[a]).product();
-        let scale = if mean { 1.0 / count as f32 } else { 1.0 };
-        Some((live, red, scale))
+        let (fold, scale) = match kind {
+            ReduceKind::Sum => (Fold::Sum, 1.0),
+            ReduceKind::Mean => (Fold::Sum, 1.0 / count as f32),
+            ReduceKind::Max => (Fold::Max, 1.0),
+            ReduceKind::Min => (Fold::Min, 1.0),
+        };
+        Some((live, red, fold, scale))
     }
 
-    /// A sum over middle axes of a dense value (the gradient of a middle-axis broadcast:
-    /// batch-major RepeatVector's `[B, T, F] -> [B, 1, F]`), as a row-reduction per block of
-    /// the leading kept axes, at most [`MAX_BLOCKS`] of them.
+    /// A reduction over middle axes of a dense value (the gradient of a middle-axis broadcast:
+    /// batch-major RepeatVector's `[B, T, F] -> [B, 1, F]`; a maximum over a batch-major
+    /// sequence's steps), as one step folding each block of the leading kept axes' rows.
     fn middle_reduce(&mut self, n: NodeId, x: NodeId) -> bool {
-        let Some((live, red, scale)) = self.reduced_axes(n, x) else {
+        let Some((live, red, fold, scale)) = self.reduced_axes(n, x) else {
             return false;
         };
         let src = self.mem.loc(x);
@@ -405,21 +412,20 @@ impl<'g> Selection<'g> {
         let q = p + red[p..].iter().take_while(|&&r| r).count();
         let size = |axes: &[usize]| -> usize { axes.iter().map(|&i| xd[i]).product() };
         let (outer, mid, inner) = (size(&live[..p]), size(&live[p..q]), size(&live[q..]));
-        if red[q..].iter().any(|&r| r) || !src.is_dense() || outer > MAX_BLOCKS {
+        if red[q..].iter().any(|&r| r) || !src.is_dense() {
             return false;
         }
         let out = self.mem.out_loc(n);
         if !out.is_dense() {
             return false;
         }
-        for o in 0..outer {
-            self.steps.push(Step::Reduce {
-                src: Loc::dense_grid(src.root, src.off + o * mid * inner, mid, inner),
-                mode: ReduceMode::Rows,
-                scale,
-                out: Loc::dense_grid(out.root, out.off + o * inner, 1, inner),
-            });
-        }
+        self.steps.push(Step::Reduce {
+            src: Loc::dense_grid(src.root, src.off, outer * mid, inner),
+            mode: ReduceMode::Rows { group: mid },
+            fold,
+            scale,
+            out: Loc::dense_grid(out.root, out.off, outer, inner),
+        });
         true
     }
 

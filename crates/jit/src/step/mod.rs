@@ -5,7 +5,9 @@ use crate::loc::Loc;
 use crate::memory::SendPtr;
 use crate::{JitError, Kernel};
 
+mod reduce;
 mod rows;
+pub(crate) use reduce::Fold;
 pub(crate) use rows::{check_run_ids, exec_rows, prefetch_inputs, split_rows, split_runs};
 use smallvec::{smallvec, SmallVec};
 use std::sync::Arc;
@@ -22,9 +24,10 @@ fn mat(l: &Loc, t: bool) -> Mat {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ReduceMode {
-    /// `out[c] = sum_r x[r, c]`
-    Rows,
-    /// `out[r] = sum_c x[r, c]`
+    /// `out[b, c] = fold_r x[b·group + r, c]`: each block of `group` rows to one row (one
+    /// block, `group` = every row, folds the columns).
+    Rows { group: usize },
+    /// `out[r] = fold_c x[r, c]`
     Cols,
 }
 
@@ -108,6 +111,7 @@ pub(crate) enum Step {
     Reduce {
         src: Loc,
         mode: ReduceMode,
+        fold: Fold,
         scale: f32,
         out: Loc,
     },
@@ -402,44 +406,14 @@ impl Step {
                 });
                 Ok(2)
             }
-            Step::Reduce {
+            &Step::Reduce {
                 src,
                 mode,
+                fold,
                 scale,
                 out,
             } => {
-                let (src, out, scale) = (*src, *out, *scale);
-                let acc: Vec<f32> = match mode {
-                    ReduceMode::Rows => {
-                        let mut acc = vec![0f32; src.cols];
-                        for r in 0..src.rows {
-                            if src.cb {
-                                let v = mem[src.at(r, 0)];
-                                acc.iter_mut().for_each(|a| *a += v);
-                            } else {
-                                let s = src.at(r, 0);
-                                for (a, x) in acc.iter_mut().zip(&mem[s..s + src.cols]) {
-                                    *a += x;
-                                }
-                            }
-                        }
-                        acc.iter_mut().map(|a| *a * scale).collect()
-                    }
-                    ReduceMode::Cols => (0..src.rows)
-                        .map(|r| {
-                            let s: f64 = (0..src.cols).map(|c| mem[src.at(r, c)] as f64).sum();
-                            s as f32 * scale
-                        })
-                        .collect(),
-                };
-                // The output is dense: write it as one row.
-                let row = Loc {
-                    rows: 1,
-                    cols: out.numel(),
-                    rs: out.numel(),
-                    ..out
-                };
-                write(mem, row, &acc);
+                reduce::reduce(mem, src, mode, fold, scale, out, threads);
                 Ok(2)
             }
             Step::Transpose { src, dst } => {
