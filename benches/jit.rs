@@ -159,6 +159,8 @@ fn bench(c: &mut Criterion) {
         c.bench_function(&format!("gemm {name}"), |b| b.iter(|| p.run().unwrap()));
     }
 
+    crf_and_softmax(c);
+
     // Compiling and running the seed training step at T = 50.
     let cfg = SeedConfig {
         seq: 50,
@@ -176,6 +178,69 @@ fn bench(c: &mut Criterion) {
     let mut step = plan_of(&g);
     c.bench_function("seed training step (forward + backward) T=50 B=128", |b| {
         b.iter(|| step.run().unwrap())
+    });
+}
+
+/// A tagger's CRF head at B = 64, T = 48, K = 12 (its loss with every gradient, and its
+/// decode) and a softmax cross-entropy over a 1,000-way output for 2,048 rows: the row maxima
+/// these take are the reductions the plans spend their small steps on.
+fn crf_and_softmax(c: &mut Criterion) {
+    use trellis::ir::crf::{crf_decode, crf_nll, CrfWeights};
+    let (b, t, k) = (64, 48, 12);
+    let mut g = Graph::new();
+    let e = g.param("emissions", TensorType::f32([b, t, k]));
+    let w = CrfWeights {
+        transitions: g.param("transitions", TensorType::f32([k, k])),
+        start: g.param("start", TensorType::f32([k])),
+        end: g.param("end", TensorType::f32([k])),
+    };
+    let tags = g.input("tags", TensorType::f32([b, t, k]));
+    let mask = g.input("mask", TensorType::f32([b, t]));
+    let nll = crf_nll(&mut g, e, tags, Some(mask), &w).unwrap();
+    let loss = g.sum_all(nll).unwrap();
+    let grads = grad(&mut g, loss, &[e, w.transitions, w.start, w.end]).unwrap();
+    let mut outs = vec![loss];
+    outs.extend(grads);
+    g.set_outputs(outs);
+    let onehot: Vec<f32> = (0..b * t * k)
+        .map(|i| f32::from((i / k) % k == i % k))
+        .collect();
+    let mut train = plan_of(&g);
+    train
+        .set(tags, &Tensor::f32([b, t, k], onehot).unwrap())
+        .unwrap();
+    train
+        .set(mask, &Tensor::f32([b, t], vec![1.0; b * t]).unwrap())
+        .unwrap();
+    c.bench_function("crf nll and gradients B=64 T=48 K=12", |bn| {
+        bn.iter(|| train.run().unwrap())
+    });
+    let mut g = Graph::new();
+    let e = g.input("emissions", TensorType::f32([b, t, k]));
+    let w = CrfWeights {
+        transitions: g.param("transitions", TensorType::f32([k, k])),
+        start: g.param("start", TensorType::f32([k])),
+        end: g.param("end", TensorType::f32([k])),
+    };
+    let path = crf_decode(&mut g, e, None, &w).unwrap();
+    g.set_outputs(vec![path]);
+    let mut decode = plan_of(&g);
+    c.bench_function("crf decode B=64 T=48 K=12", |bn| {
+        bn.iter(|| decode.run().unwrap())
+    });
+
+    let (rows, classes) = (2048, 1000);
+    let mut g = Graph::new();
+    let z = g.param("logits", TensorType::f32([rows, classes]));
+    let y = g.input("onehot", TensorType::f32([rows, classes]));
+    let lp = trellis::ir::softmax::log_softmax(&mut g, z).unwrap();
+    let picked = g.mul(lp, y).unwrap();
+    let loss = g.sum_all(picked).unwrap();
+    let dz = grad(&mut g, loss, &[z]).unwrap();
+    g.set_outputs(vec![loss, dz[0]]);
+    let mut sm = plan_of(&g);
+    c.bench_function("log-softmax loss and gradient 2048x1000", |bn| {
+        bn.iter(|| sm.run().unwrap())
     });
 }
 

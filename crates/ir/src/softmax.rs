@@ -2,10 +2,9 @@
 //! losses and activations of `nn` and the attention builders ([`crate::attention`]) take them
 //! from.
 //!
-//! Both subtract the row maximum `m` first (`exp` then never overflows; any `m` gives the same
-//! value and gradient, the maximum keeps it in range). The IR has no max-reduction, so `m` is
-//! `log2(C)` halvings of elementwise `maximum`s of slices, which the compiler's passes turn
-//! into one kernel over the columns.
+//! Both subtract the row maximum `m` first (`exp` then never overflows). Any `m` gives the same
+//! value and gradient, so `m` is taken through `stop_gradient`: the backward graph gets the
+//! textbook derivative and none of the maximum's (which cancels, to rounding).
 use crate::{Graph, IrError, NodeId, Result};
 
 /// The last axis of `z`, which must exist and be non-empty (`what` names the caller).
@@ -19,30 +18,10 @@ fn last_axis(g: &Graph, what: &str, z: NodeId) -> Result<usize> {
     }
 }
 
-/// Row-wise maximum over the last axis, keeping it (`[.., 1]`), by halving: `log2(C)`
-/// elementwise `maximum`s of the two halves; an odd width's last column is set aside and
-/// folded in at the end (every operand then has the row's shape `[.., 1]`: no broadcast). The
-/// slices never overlap, so their gradients (pads) are disjoint and become one concat
-/// (overlapping halves left sums of pads that the JIT runs in the interpreter).
+/// Row-wise maximum over the last axis, keeping it (`[.., 1]`).
 pub fn max_last(g: &mut Graph, z: NodeId) -> Result<NodeId> {
     let axis = last_axis(g, "max_last", z)?;
-    let mut m = z;
-    let mut w = g.ty(z).dims()[axis];
-    let mut odd = Vec::new();
-    while w > 1 {
-        let half = w / 2;
-        if w % 2 == 1 {
-            odd.push(g.slice(m, axis, w - 1, w)?);
-        }
-        let a = g.slice(m, axis, 0, half)?;
-        let b = g.slice(m, axis, half, 2 * half)?;
-        m = g.maximum(a, b)?;
-        w = half;
-    }
-    for c in odd {
-        m = g.maximum(m, c)?;
-    }
-    Ok(m)
+    g.max(z, &[axis], true)
 }
 
 /// What both softmaxes start from: `s = z - m` (`m` the row maximum), `e = exp(s)` and the
@@ -50,6 +29,7 @@ pub fn max_last(g: &mut Graph, z: NodeId) -> Result<NodeId> {
 fn shifted_exp(g: &mut Graph, what: &str, z: NodeId) -> Result<[NodeId; 3]> {
     let axis = last_axis(g, what, z)?;
     let m = max_last(g, z)?;
+    let m = g.stop_gradient(m)?;
     let s = g.sub(z, m)?;
     let e = g.exp(s)?;
     let se = g.sum(e, &[axis], true)?;
@@ -72,6 +52,7 @@ pub fn logsumexp_last(g: &mut Graph, z: NodeId) -> Result<NodeId> {
     let axis = last_axis(g, "logsumexp_last", z)?;
     let dtype = g.ty(z).dtype;
     let m = max_last(g, z)?;
+    let m = g.stop_gradient(m)?;
     let none = g.scalar(f64::NEG_INFINITY, dtype);
     let ruled_out = g.equal(m, none)?;
     let zero = g.scalar(0.0, dtype);
@@ -87,8 +68,8 @@ pub fn logsumexp_last(g: &mut Graph, z: NodeId) -> Result<NodeId> {
 }
 
 /// Stable softmax over the last axis: `e / sum(e)` with `e = exp(z - m)`, `m` the row maximum.
-/// Compiled, it is three kernels and a reduction: the row maximum, `exp(z - m)`, the row sum,
-/// the division (the `softmax_kernels` test of `crates/jit/tests/attention.rs`).
+/// Compiled, it is two reductions and two kernels: the row maximum, `exp(z - m)`, the row
+/// sum, the division (the `softmax_kernels` test of `crates/jit/tests/attention.rs`).
 pub fn softmax(g: &mut Graph, z: NodeId) -> Result<NodeId> {
     let [_, e, se] = shifted_exp(g, "softmax", z)?;
     g.div(e, se)

@@ -83,18 +83,10 @@ impl GlobalMaxPooling1D {
             let pen = g.mul(pad, big)?;
             v = g.add(v, pen)?;
         }
-        // The steps last: [B, F, T].
-        let perm = match x.layout {
-            Layout::TimeMajor => [1, 2, 0],
-            Layout::BatchMajor => [0, 2, 1],
-        };
-        let vt = g.transpose(v, &perm)?;
-        let mx = trellis_ir::softmax::max_last(g, vt)?; // [B, F, 1]
-        let d = g.ty(mx).dims().to_vec();
-        let mut y = g.reshape(mx, [d[0], d[1]])?;
+        let t = x.layout.time_axis();
+        let mut y = g.max(v, &[t], false)?; // [B, F]
         if let Some(m) = x.mask {
             // Zero where no step is real.
-            let t = x.layout.time_axis();
             let m3 = mask3(g, m)?;
             let any = g.sum(m3, &[t], false)?; // [B, 1]
             let zero = g.scalar_like(any, 0.0)?;
