@@ -47,11 +47,11 @@ pub use layers::{
     Activation, Add, AdditiveAttention, Attention, AveragePooling1D, BatchNormalization,
     BatchNormalizationConfig, Bidirectional, Concatenate, Conv1D, Conv1DConfig, Crf, Dense,
     DenseConfig, Dot, Dropout, DropoutConfig, Embedding, EmbeddingConfig, Flatten,
-    GlobalAveragePooling1D, GlobalMaxPooling1D, Gru, GruConfig, Layer, LayerConfig,
-    LayerNormalization, LayerNormalizationConfig, Lstm, LstmConfig, Masking, MaxPooling1D, Merge,
-    MultiHeadAttention, Multiply, Name, Named, Padding, ParamSpec, Recurrent, RecurrentCell,
-    RepeatVector, Reshape, Rnn, RnnConfig, SimpleRnn, SimpleRnnConfig, Softmax, SpatialDropout1D,
-    Subtract, TimeDistributed,
+    GlobalAveragePooling1D, GlobalMaxPooling1D, Gru, GruConfig, Lambda, LambdaFn, Layer,
+    LayerConfig, LayerNormalization, LayerNormalizationConfig, Lstm, LstmConfig, Masking,
+    MaxPooling1D, Merge, MultiHeadAttention, Multiply, Name, Named, Padding, ParamSpec, Recurrent,
+    RecurrentCell, RepeatVector, Reshape, Rnn, RnnConfig, SimpleRnn, SimpleRnnConfig, Softmax,
+    SpatialDropout1D, Subtract, TimeDistributed,
 };
 pub use losses::{Loss, LossConfig};
 pub use metrics::Metric;
@@ -74,7 +74,7 @@ pub mod prelude {
         BatchNormalization, BatchNormalizationConfig, Bidirectional, Call, Callback, Concatenate,
         Conv1D, Conv1DConfig, Crf, CsvLogger, Dense, DenseConfig, Dot, Dropout, EarlyStopping,
         Embedding, EmbeddingConfig, FitOptions, Flatten, GlobalAveragePooling1D,
-        GlobalMaxPooling1D, Gru, GruConfig, Input, Inputs, LayerNormalization,
+        GlobalMaxPooling1D, Gru, GruConfig, Input, Inputs, Lambda, LayerNormalization,
         LayerNormalizationConfig, LayerRef, LearningRateScheduler, Loss, Losses, LrSchedule, Lstm,
         LstmConfig, Masking, MaxPooling1D, Merge, Metric, Model, ModelCheckpoint,
         MultiHeadAttention, Multiply, Name, Padding, ReduceLROnPlateau, Regularizer, RepeatVector,
