@@ -72,7 +72,7 @@ fn stop_gradient_in_a_lambda_freezes_the_layers_below() {
     m.compile(Adam::new(0.05), Loss::BinaryCrossentropy, &[])
         .unwrap();
     let before: Vec<Vec<f32>> = m.weights().to_vec();
-    m.fit(&ids(), &labels(), &FitOptions::new(2, 4).quiet())
+    m.fit(ids(), labels(), &FitOptions::new(2, 4).quiet())
         .unwrap();
     let names: Vec<String> = m.param_specs().iter().map(|p| p.name.clone()).collect();
     for ((name, b), a) in names.iter().zip(&before).zip(m.weights()) {
@@ -135,7 +135,7 @@ fn lambda_mistakes_are_named() {
     let e = m
         .compile(Adam::default(), Loss::BinaryCrossentropy, &[])
         .and_then(|_| {
-            m.fit(&ids(), &labels(), &FitOptions::new(1, 4).quiet())
+            m.fit(ids(), labels(), &FitOptions::new(1, 4).quiet())
                 .map(|_| ())
         })
         .unwrap_err()
@@ -149,7 +149,7 @@ fn lambda_mistakes_are_named() {
     let e = m
         .compile(Adam::default(), Loss::BinaryCrossentropy, &[])
         .and_then(|_| {
-            m.fit(&ids(), &labels(), &FitOptions::new(1, 4).quiet())
+            m.fit(ids(), labels(), &FitOptions::new(1, 4).quiet())
                 .map(|_| ())
         })
         .unwrap_err()
