@@ -125,35 +125,32 @@ fn the_mask_passes_a_lambda_only_when_kept() {
     assert!((dropped - plain).abs() > 1e-4, "{dropped} vs {plain}");
 }
 
+/// The error compiling and fitting `m` on the ids gives.
+fn fit_error(mut m: Sequential) -> String {
+    m.compile(Adam::default(), Loss::BinaryCrossentropy, &[])
+        .and_then(|_| {
+            m.fit(ids(), labels(), &FitOptions::new(1, 4).quiet())
+                .map(|_| ())
+        })
+        .unwrap_err()
+        .to_string()
+}
+
 #[test]
 fn lambda_mistakes_are_named() {
     // The function's own error, with the op and shapes.
-    let mut m = Sequential::new()
+    let m = Sequential::new()
         .add(Embedding::new(10, 4))
         .add(Lambda::new(|g, x| g.max(x, &[3], false)))
         .add(Dense::new(1, Activation::Sigmoid));
-    let e = m
-        .compile(Adam::default(), Loss::BinaryCrossentropy, &[])
-        .and_then(|_| {
-            m.fit(ids(), labels(), &FitOptions::new(1, 4).quiet())
-                .map(|_| ())
-        })
-        .unwrap_err()
-        .to_string();
+    let e = fit_error(m);
     assert!(e.contains("lambda: max") && e.contains("axes [3]"), "{e}");
     // A kept mask on an output without the steps.
-    let mut m = Sequential::new()
+    let m = Sequential::new()
         .add(EmbeddingConfig::new(10, 4).with_mask_zero(true))
         .add(Lambda::new(max_over_steps).with_mask_kept())
         .add(Dense::new(1, Activation::Sigmoid));
-    let e = m
-        .compile(Adam::default(), Loss::BinaryCrossentropy, &[])
-        .and_then(|_| {
-            m.fit(ids(), labels(), &FitOptions::new(1, 4).quiet())
-                .map(|_| ())
-        })
-        .unwrap_err()
-        .to_string();
+    let e = fit_error(m);
     assert!(e.contains("keeps its input's mask"), "{e}");
     // Code is not data: a saved model cannot describe it.
     let mut m = pooled_model(Lambda::new(max_over_steps));
