@@ -50,6 +50,32 @@ impl Loc {
             cb: false,
         }
     }
+    /// The grid as `rows / f` rows of `cols · f` (`f` dividing `rows`): `Some` when element
+    /// `(r, c)` is at `off + r · cols + c` (contiguous rows, or a contiguous column) or the
+    /// window is one value everywhere (a broadcast scalar). A kernel over a narrow grid runs
+    /// regrouped, so its lanes fill.
+    pub fn regrouped(&self, f: usize) -> Option<Loc> {
+        let (rows, cols) = (self.rows / f, self.cols * f);
+        if self.rs == 0 && self.cb {
+            return Some(Loc {
+                rows,
+                cols,
+                ..*self
+            });
+        }
+        let contiguous = if self.cols == 1 {
+            self.rs == 1 || self.rows == 1
+        } else {
+            !self.cb && (self.rs == self.cols || self.rows == 1)
+        };
+        contiguous.then_some(Loc {
+            rows,
+            cols,
+            rs: cols,
+            cb: false,
+            ..*self
+        })
+    }
     /// Elements of the grid. Windows come from shapes that passed `check_size`, so this never
     /// saturates in a compiled plan; [`Loc::end`] is the checked bound.
     pub fn numel(&self) -> usize {
@@ -134,48 +160,38 @@ impl Loc {
 
     /// This value (shape `from`) read as broadcast to `to`, when the pattern is a grid
     /// broadcast: same grid, one row repeated (`[C]`, `[1, C]`), one column repeated
-    /// (`[R.., 1]`), or a single element.
+    /// (`[R.., 1]`, also a strided one: a column sliced out of a wider value), or a single
+    /// element.
     pub fn broadcast(&self, from: &Shape, to: &Shape) -> Option<Loc> {
         if from == to {
             return Some(*self);
         }
         let (rows, cols) = grid(to);
         let t = to.dims();
-        if from.rank() > t.len() || !self.is_dense() {
+        if from.rank() > t.len() {
             return None;
         }
         let f = right_aligned(from, t.len());
         let n = t.len();
         let ones = |d: &[usize]| d.iter().all(|&x| x == 1);
+        let at = |rs: usize, cb: bool| Loc {
+            root: self.root,
+            off: self.off,
+            rows,
+            cols,
+            rs,
+            cb,
+        };
         if ones(&f) {
-            return Some(Loc {
-                root: self.root,
-                off: self.off,
-                rows,
-                cols,
-                rs: 0,
-                cb: true,
-            });
+            return Some(at(0, true));
         }
         if n >= 1 && f[n - 1] == t[n - 1] && ones(&f[..n - 1]) {
-            return Some(Loc {
-                root: self.root,
-                off: self.off,
-                rows,
-                cols,
-                rs: 0,
-                cb: false,
-            });
+            // One row: its columns must be contiguous.
+            return (!self.cb || self.cols <= 1).then(|| at(0, false));
         }
         if n >= 2 && f[n - 1] == 1 && f[..n - 1] == t[..n - 1] {
-            return Some(Loc {
-                root: self.root,
-                off: self.off,
-                rows,
-                cols,
-                rs: 1,
-                cb: true,
-            });
+            // One column, `rs` apart.
+            return (self.cols == 1 && self.rows == rows).then(|| at(self.rs, true));
         }
         None
     }

@@ -222,3 +222,63 @@ fn values_of_parameters_alone_are_not_recomputed() {
         assert_eq!(with_tanh, if data { 2 } else { 1 }, "{}", plan.explain());
     }
 }
+
+/// A kernel over a narrow grid (a `[768, 1]` column, `[64, 12]` tag scores) runs regrouped
+/// into wider rows when every operand is contiguous or a scalar (`768x1` as `12x64`, `64x12` as
+/// `16x48`); a strided column or a per-row broadcast keeps the grid (a strided column
+/// broadcast along the row is a window too: it had fallen back to the interpreter). All match
+/// the interpreter, at one thread and two.
+#[test]
+fn narrow_kernels_run_regrouped_when_their_operands_allow() {
+    let mut g = Graph::new();
+    let col = g.input("col", TensorType::f32([768, 1]));
+    let tags = g.input("tags", TensorType::f32([64, 12]));
+    let three = g.input("three", TensorType::f32([768, 3]));
+    let e = g.exp(col).unwrap();
+    let half = g.scalar(0.5, DType::F32);
+    let a = g.mul(e, half).unwrap(); // contiguous and a scalar: regrouped
+    let t = g.tanh(tags).unwrap();
+    let b = g.mul(t, t).unwrap(); // contiguous: regrouped
+    let strided = g.slice(three, 1, 1, 2).unwrap();
+    let c = g.sigmoid(strided).unwrap(); // a strided column: kept
+    let per_row = g.slice(tags, 1, 0, 1).unwrap();
+    let d = g.sub(tags, per_row).unwrap(); // a per-row broadcast: kept
+    let outs = vec![a, b, c, d];
+    g.set_outputs(outs.clone());
+    let mut rng = StdRng::seed_from_u64(21);
+    let feeds: Feeds = [
+        (col, rand_f32(&mut rng, &[768, 1], 2.0)),
+        (tags, rand_f32(&mut rng, &[64, 12], 2.0)),
+        (three, rand_f32(&mut rng, &[768, 3], 2.0)),
+    ]
+    .into();
+    let want = run(&g, &feeds, &outs, Precision::F64).unwrap();
+    for threads in [1, 2] {
+        let opts = CompileOptions {
+            threads,
+            ..Default::default()
+        };
+        let mut plan = compile(&g, &opts).unwrap();
+        let names = step_names(&plan);
+        assert!(plan.stats().fallbacks.is_empty(), "{names:#?}");
+        for grid in [
+            "kernel 12x64 ",
+            "kernel 16x48 ",
+            "kernel 768x1 ",
+            "kernel 64x12 ",
+        ] {
+            assert_eq!(
+                names.iter().filter(|n| n.starts_with(grid)).count(),
+                1,
+                "{grid}: {names:#?}"
+            );
+        }
+        assert_plan_matches(
+            &mut plan,
+            &feeds,
+            &outs,
+            &want,
+            &format!("{threads} threads"),
+        );
+    }
+}

@@ -636,6 +636,7 @@ impl<'g> Selection<'g> {
         }
         self.group_set = set;
         self.group_slots = slot;
+        let (rows, cols) = regroup(rows, cols, &mut ins, &mut outs);
         let spec = KernelSpec {
             col_broadcast: ins.iter().map(|l| l.cb).collect(),
             expr,
@@ -688,4 +689,36 @@ impl<'g> Selection<'g> {
         self.steps.push(Step::Fallback { op, ins, out, node });
         Ok(())
     }
+}
+
+/// Widest a narrow kernel grid is regrouped to (four AVX-512 vectors).
+const REGROUP_COLS: usize = 64;
+
+/// A kernel over fewer than 16 columns (a CRF's 12 tags, a `[N, 1]` column of row sums) ran a
+/// few lanes a row: when every window allows it ([`Loc::regrouped`]), its rows are grouped by
+/// the largest power of two `f` that leaves an even number of rows (so its halves, on two
+/// threads or in a split run, are the rows they were), with `cols · f` at most
+/// [`REGROUP_COLS`].
+fn regroup(rows: usize, cols: usize, ins: &mut [Loc], outs: &mut [Loc]) -> (usize, usize) {
+    if rows == 0 || cols == 0 || cols >= 16 {
+        return (rows, cols);
+    }
+    let mut f = 1;
+    while rows.is_multiple_of(4 * f) && cols * 2 * f <= REGROUP_COLS {
+        f *= 2;
+    }
+    if f == 1 {
+        return (rows, cols);
+    }
+    let all = |ls: &[Loc]| {
+        ls.iter()
+            .map(|l| l.regrouped(f))
+            .collect::<Option<Vec<_>>>()
+    };
+    let (Some(i), Some(o)) = (all(ins), all(outs)) else {
+        return (rows, cols);
+    };
+    ins.copy_from_slice(&i);
+    outs.copy_from_slice(&o);
+    (rows / f, cols * f)
 }
