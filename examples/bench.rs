@@ -1,7 +1,10 @@
 //! The seed model's training step (forward, backward, Adam) and inference, timed.
 //!
 //! `cargo run --release --example bench -- --seq 200 --batch 128 --steps 20` prints one JSON
-//! line; `--profile` adds where the time goes (GEMM, kernels, the rest) on stderr.
+//! line; `--profile` adds where the time goes (GEMM, kernels, the rest) on stderr. The line
+//! names the kernel backend the host got (`"kernels":"Avx512"` with AVX-512, `"Cranelift"`'s
+//! four lanes without: the seed model reaches about half the share of peak there), so figures
+//! from different machines can be read side by side.
 //!
 //! `--cell lstm|gru|bilstm|rnn` picks the recurrent layers (`ir::models::SeedCell`).
 //!
@@ -376,7 +379,7 @@ fn main() {
         }
     }
     println!(
-        "{{\"framework\":\"trellis\",\"seq\":{},\"batch\":{},\"hidden\":{},\"cell\":\"{}\",\"init\":\"{}\",\"train_samples_per_s\":{:.1},\"infer_samples_per_s\":{:.1},\"compile_ms\":{:.1},\"arena_mb\":{:.1},\"checkpoint_every\":{},\"ftz\":{},\"peak_gflops\":{:.1},\"peak_samples\":[{}]}}",
+        "{{\"framework\":\"trellis\",\"seq\":{},\"batch\":{},\"hidden\":{},\"cell\":\"{}\",\"init\":\"{}\",\"train_samples_per_s\":{:.1},\"infer_samples_per_s\":{:.1},\"compile_ms\":{:.1},\"arena_mb\":{:.1},\"checkpoint_every\":{},\"ftz\":{},\"kernels\":\"{:?}\",\"peak_gflops\":{:.1},\"peak_samples\":[{}]}}",
         c.seq,
         c.batch,
         c.hidden,
@@ -388,6 +391,7 @@ fn main() {
         train_arena_mb,
         every.unwrap_or(0),
         plans_flush_subnormals(),
+        trellis::jit::Backend::host(),
         peak,
         samples.join(",")
     );

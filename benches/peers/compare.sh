@@ -129,6 +129,13 @@ fi
 
 CPU=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)
 CPU=${CPU:-unknown CPU}
+# The model name alone does not tell the vector width ("AMD EPYC" is a Zen 3 without AVX-512
+# on one host and a Zen 4 with it on another), and trellis' kernels and GEMMs depend on it.
+if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
+    CPU="$CPU (AVX-512)"
+elif grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
+    CPU="$CPU (AVX2, no AVX-512)"
+fi
 
 STAMP=$(date +%Y-%m-%d-%H%M%S)
 KIND=results; [ "$SCALING" = 1 ] && KIND=scaling
