@@ -3,7 +3,9 @@
 //! rematerialised (`remat`), each checked against the interpreter.
 #[allow(dead_code)]
 mod common;
-use common::{assert_plan_matches, rand_f32, seed_training_graph, step_names, worst};
+use common::{
+    assert_plan_matches, compile_threads, rand_f32, seed_training_graph, step_names, worst,
+};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use trellis_autodiff::grad;
@@ -254,11 +256,7 @@ fn narrow_kernels_run_regrouped_when_their_operands_allow() {
     .into();
     let want = run(&g, &feeds, &outs, Precision::F64).unwrap();
     for threads in [1, 2] {
-        let opts = CompileOptions {
-            threads,
-            ..Default::default()
-        };
-        let mut plan = compile(&g, &opts).unwrap();
+        let mut plan = compile_threads(&g, threads);
         let names = step_names(&plan);
         assert!(plan.stats().fallbacks.is_empty(), "{names:#?}");
         for grid in [

@@ -56,34 +56,42 @@ impl Fold {
         }
     }
 
-    /// The fold of a contiguous run (a sum in f64, as the reference sums).
-    fn run(self, xs: &[f32]) -> f64 {
-        let chunks = xs.chunks_exact(LANES);
-        let tail = chunks.remainder();
+    /// `vectors` folded into [`LANES`] independent lanes: sums in f64 (as the reference
+    /// sums), maxima and minima with a NaN flag a lane, resolved at the end (comparisons
+    /// alone would drop a NaN).
+    fn lanes<'v>(self, vectors: impl Iterator<Item = &'v [f32; LANES]>) -> [f64; LANES] {
         if self == Fold::Sum {
             let mut acc = [0f64; LANES];
-            for c in chunks {
-                for (a, &x) in acc.iter_mut().zip(c) {
+            for v in vectors {
+                for (a, &x) in acc.iter_mut().zip(v) {
                     *a += f64::from(x);
                 }
             }
-            return acc.iter().sum::<f64>() + tail.iter().map(|&x| f64::from(x)).sum::<f64>();
+            return acc;
         }
-        let mut acc = [self.init(); LANES];
-        let mut nan = [false; LANES];
-        for c in chunks {
-            for ((a, n), &x) in acc.iter_mut().zip(&mut nan).zip(c) {
-                *n |= x.is_nan();
+        let (mut acc, mut nan) = ([self.init(); LANES], [false; LANES]);
+        for v in vectors {
+            for ((a, bad), &x) in acc.iter_mut().zip(&mut nan).zip(v) {
+                *bad |= x.is_nan();
                 *a = self.pick(*a, x);
             }
         }
-        let mut m = self.init();
-        let mut any_nan = nan.contains(&true);
-        for &x in acc.iter().chain(tail) {
-            any_nan |= x.is_nan();
-            m = self.pick(m, x);
-        }
-        f64::from(if any_nan { f32::NAN } else { m })
+        std::array::from_fn(|i| f64::from(if nan[i] { f32::NAN } else { acc[i] }))
+    }
+
+    /// The fold of a contiguous run: its whole vectors in lanes, then the lanes and the tail.
+    fn run(self, xs: &[f32]) -> f64 {
+        let chunks = xs.chunks_exact(LANES);
+        let tail = chunks.remainder();
+        let vectors = chunks.map(|c| <&[f32; LANES]>::try_from(c).expect("LANES long"));
+        let head = self.merge_all(self.lanes(vectors).into_iter());
+        let rest = self.merge_all(tail.iter().map(|&x| f64::from(x)));
+        self.merge(head, rest)
+    }
+
+    /// Partial results (or elements) of one element combined, from the identity.
+    fn merge_all(self, xs: impl Iterator<Item = f64>) -> f64 {
+        xs.fold(f64::from(self.init()), |a, x| self.merge(a, x))
     }
 
     /// Two partial results of one element combined.
@@ -133,26 +141,7 @@ fn fold_rows(mem: &[f32], src: &Loc, fold: Fold, rs: Range<usize>, cs: Range<usi
                 block[c][i] = x;
             }
         }
-        let columns = &block[..cs.len()];
-        if fold == Fold::Sum {
-            let mut acc = [0f64; LANES];
-            for col in columns {
-                for (a, &x) in acc.iter_mut().zip(col) {
-                    *a += f64::from(x);
-                }
-            }
-            out.extend_from_slice(&acc[..n]);
-        } else {
-            let (mut acc, mut nan) = ([fold.init(); LANES], [false; LANES]);
-            for col in columns {
-                for ((a, bad), &x) in acc.iter_mut().zip(&mut nan).zip(col) {
-                    *bad |= x.is_nan();
-                    *a = fold.pick(*a, x);
-                }
-            }
-            let each = acc[..n].iter().zip(&nan);
-            out.extend(each.map(|(&a, &bad)| f64::from(if bad { f32::NAN } else { a })));
-        }
+        out.extend_from_slice(&fold.lanes(block[..cs.len()].iter())[..n]);
     }
     out
 }
@@ -198,10 +187,10 @@ pub(crate) fn reduce(
     let m: &[f32] = mem;
     let split = threads > 1 && src.numel() >= 2 * SPLIT_MIN_ELEMS;
     let halves = |n: usize| (0..n / 2, n / 2..n);
-    let acc: Vec<f32> = match mode {
+    let acc: Vec<f64> = match mode {
         ReduceMode::Cols => {
             let cols = 0..src.cols;
-            let v = if split && src.rows >= 2 {
+            if split && src.rows >= 2 {
                 let (a, b) = halves(src.rows);
                 let (mut x, y) = rayon::join(
                     || fold_rows(m, &src, fold, a, cols.clone()),
@@ -219,13 +208,12 @@ pub(crate) fn reduce(
                 vec![fold.merge(x[0], y[0])]
             } else {
                 fold_rows(m, &src, fold, 0..src.rows, cols)
-            };
-            v.into_iter().map(|s| s as f32 * scale).collect()
+            }
         }
         ReduceMode::Rows { group } => {
             let blocks = src.rows.checked_div(group).unwrap_or(0);
             let block = |b: usize| fold_cols(m, &src, fold, b * group..(b + 1) * group);
-            let v = if group == 0 {
+            if group == 0 {
                 // Folds over nothing (sums over an empty axis): the identity.
                 vec![f64::from(fold.init()); out.numel()]
             } else if split && blocks >= 2 {
@@ -249,10 +237,10 @@ pub(crate) fn reduce(
                 x
             } else {
                 (0..blocks).flat_map(block).collect()
-            };
-            v.into_iter().map(|s| s as f32 * scale).collect()
+            }
         }
     };
+    let acc: Vec<f32> = acc.into_iter().map(|s| s as f32 * scale).collect();
     // The output is dense: write it as one row.
     let row = Loc {
         rows: 1,
