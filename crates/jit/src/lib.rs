@@ -7,11 +7,11 @@
 //! half-batch chains (one per core), and assigns arena memory by liveness.
 //!
 //! [`KernelCache::get`] turns a [`KernelSpec`] (a `ScalarFn` plus how each input is
-//! broadcast) into a [`Kernel`] that runs the expression over a strided 2-D grid, on one of two
-//! [`Backend`]s: Cranelift machine code (f32x4 loops with a scalar tail, any x86-64 host) or,
-//! where the host has AVX-512, machine code the JIT emits itself with the expression's values
-//! in `zmm` registers (`avx512_asm`; tile programs on sixteen-lane registers, `avx512`, are its
-//! fallback). All run each function's lane code from `trellis_ir::functions` (and outside
+//! broadcast) into a [`Kernel`] that runs the expression over a strided 2-D grid, on a
+//! [`Backend`]: Cranelift machine code (f32x4 loops with a scalar tail, any host) or, where the
+//! host has AVX-512 or AVX2, machine code the JIT emits itself with the expression's values in
+//! `zmm` or `ymm` registers (`kernel/asm`; tile programs on sixteen-lane registers, `avx512`,
+//! are the AVX-512 code's fallback, Cranelift the AVX2 code's). All run each function's lane code from `trellis_ir::functions` (and outside
 //! primitives' recorded code), written once over the [`kernel::Lanes`] primitives each
 //! provides, so their results are bit-identical.
 //!

@@ -1,5 +1,5 @@
-//! Off x86-64 no host runs AVX-512 tile programs or AVX-512 machine code: the cache never
-//! builds either.
+//! Off x86-64 no host runs AVX-512 tile programs or x86 machine code: the cache never builds
+//! either.
 use super::spec::{KernelSpec, RawOperands};
 
 pub(crate) fn available() -> bool {
@@ -19,6 +19,13 @@ impl Program {
     }
 }
 
+/// The x86 vector instruction sets (never chosen off x86-64).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Isa {
+    Avx512,
+    Avx2,
+}
+
 /// Never built, as [`Program`].
 #[derive(Debug)]
 pub(crate) enum AsmKernel {}
@@ -33,8 +40,8 @@ impl Unsupported {
 }
 
 impl AsmKernel {
-    pub(crate) fn new(_: &KernelSpec) -> Result<AsmKernel, Unsupported> {
-        unreachable!("AVX-512 code is only emitted on x86-64 hosts that have AVX-512")
+    pub(crate) fn new(_: &KernelSpec, _: Isa) -> Result<AsmKernel, Unsupported> {
+        unreachable!("x86 code is only emitted on x86-64 hosts")
     }
     pub(crate) unsafe fn run(&self, _: usize, _: usize, _: &RawOperands) {
         match *self {}

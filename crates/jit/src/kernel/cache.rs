@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use trellis_ir::ScalarFn;
 
+use super::asm::{AsmKernel, Isa};
 use super::avx512::{self, Program as Avx512Program};
-use super::avx512_asm::AsmKernel;
 use super::cranelift::{Compiler, KernelFn};
 use super::spec::{KernelSpec, RawOperands};
 use crate::error::JitError;
@@ -60,45 +60,67 @@ pub enum Backend {
     /// Tile programs on sixteen-lane `zmm` registers (hosts with AVX-512F and FMA), see
     /// `avx512.rs`: one loop over a tile in L1 per node of the expression.
     Avx512Tiles,
-    /// AVX-512 machine code with the expression's values in registers (`avx512_asm/`), on the
+    /// AVX-512 machine code with the expression's values in registers (`asm/`), on the
     /// same hosts; a kernel that would need more than six masks at once runs as a tile program.
     /// Same math as the others, bit-identical results.
     Avx512,
+    /// AVX2 machine code with the values in registers (`asm/`, eight lanes, masks as vectors):
+    /// hosts with AVX2 and FMA but no AVX-512. A kernel it cannot build runs on Cranelift.
+    Avx2,
 }
 
 impl Backend {
     /// The fastest backend this host runs, unless `TRELLIS_KERNELS` asks for another
-    /// (`cranelift`, `tiles`).
+    /// (`cranelift`, `tiles`, `avx2`) the host runs.
     pub fn host() -> Backend {
         let forced = std::env::var("TRELLIS_KERNELS").ok();
+        let avx2 = crate::cpu::has_avx2();
         match forced.as_deref() {
             Some("cranelift") => Backend::Cranelift,
-            _ if !avx512::available() => Backend::Cranelift,
-            Some("tiles") => Backend::Avx512Tiles,
-            _ => Backend::Avx512,
+            Some("avx2") if avx2 => Backend::Avx2,
+            _ if avx512::available() => match forced.as_deref() {
+                Some("tiles") => Backend::Avx512Tiles,
+                _ => Backend::Avx512,
+            },
+            _ if avx2 => Backend::Avx2,
+            _ => Backend::Cranelift,
         }
     }
 
     /// Whether fusion cuts a kernel between chained polynomials for this backend (see
     /// `fusion::split_transcendental_chains`).
     pub fn splits_transcendental_chains(self) -> bool {
-        self != Backend::Avx512
+        !matches!(self, Backend::Avx512 | Backend::Avx2)
+    }
+
+    /// Whether this host runs the backend.
+    pub fn runs_here(self) -> bool {
+        match self {
+            Backend::Cranelift => true,
+            Backend::Avx512Tiles | Backend::Avx512 => avx512::available(),
+            Backend::Avx2 => crate::cpu::has_avx2(),
+        }
     }
 
     /// Every backend this host runs (for tests that check them all).
     pub fn all_available() -> Vec<Backend> {
-        let mut v = vec![Backend::Cranelift];
-        if avx512::available() {
-            v.extend([Backend::Avx512Tiles, Backend::Avx512]);
-        }
-        v
+        [
+            Backend::Cranelift,
+            Backend::Avx2,
+            Backend::Avx512Tiles,
+            Backend::Avx512,
+        ]
+        .into_iter()
+        .filter(|b| b.runs_here())
+        .collect()
     }
 }
 
 enum Code {
     Cranelift(KernelFn),
     Avx512Tiles(Avx512Program),
-    Avx512(AsmKernel),
+    /// AVX-512 or AVX2 machine code.
+    Asm(AsmKernel),
 }
 
 /// A compiled kernel. Cheap to share (`Arc<Kernel>` from [`KernelCache::get`]); Cranelift
@@ -119,7 +141,7 @@ impl std::fmt::Debug for Kernel {
                 &match &self.code {
                     Code::Cranelift(f) => format!("cranelift {:p}", *f as *const u8),
                     Code::Avx512Tiles(p) => format!("{p:?}"),
-                    Code::Avx512(k) => format!("{k:?}"),
+                    Code::Asm(k) => format!("{k:?}"),
                 },
             )
             .field("col_broadcast", &self.col_broadcast)
@@ -276,11 +298,12 @@ impl Kernel {
             Code::Cranelift(f) => unsafe {
                 f(rows, cols, inputs, in_row_strides, outputs, out_row_strides)
             },
-            // SAFETY: the same contract; the cache only builds programs and code on hosts that
-            // have AVX-512F and FMA.
+            // SAFETY: the same contract; the cache only builds programs on hosts that have
+            // AVX-512F and FMA.
             Code::Avx512Tiles(p) => unsafe { p.run(rows, cols, &raw) },
-            // SAFETY: as for the tile programs.
-            Code::Avx512(k) => unsafe { k.run(rows, cols, &raw) },
+            // SAFETY: the same contract; the cache only builds code for an instruction set on
+            // hosts that have it ([`Backend::runs_here`]).
+            Code::Asm(k) => unsafe { k.run(rows, cols, &raw) },
         }
     }
 }
@@ -301,10 +324,15 @@ impl KernelCache {
     /// A cache whose kernels run on `backend`; Cranelift's JIT module is set up for the host
     /// (`opt_level=speed`, native ISA flags).
     pub fn with_backend(backend: Backend) -> Result<Self, JitError> {
-        if backend != Backend::Cranelift && !avx512::available() {
-            return Err(JitError::Isa(
-                "the AVX-512 kernel backend needs a host with AVX-512F and FMA".into(),
-            ));
+        if !backend.runs_here() {
+            return Err(JitError::Isa(format!(
+                "the {backend:?} kernel backend needs a host with {} and FMA",
+                if backend == Backend::Avx2 {
+                    "AVX2"
+                } else {
+                    "AVX-512F"
+                }
+            )));
         }
         Ok(KernelCache {
             clif: Compiler::new()?,
@@ -333,11 +361,18 @@ impl KernelCache {
         let code = match self.backend {
             Backend::Cranelift => Code::Cranelift(self.clif.compile(spec)?),
             Backend::Avx512Tiles => Code::Avx512Tiles(Avx512Program::new(spec)),
-            Backend::Avx512 => match AsmKernel::new(spec) {
-                Ok(k) => Code::Avx512(k),
+            Backend::Avx512 => match AsmKernel::new(spec, Isa::Avx512) {
+                Ok(k) => Code::Asm(k),
                 Err(why) => {
                     debug_assert!(why.is_expected(), "no AVX-512 code for {spec:?}: {why:?}");
                     Code::Avx512Tiles(Avx512Program::new(spec))
+                }
+            },
+            Backend::Avx2 => match AsmKernel::new(spec, Isa::Avx2) {
+                Ok(k) => Code::Asm(k),
+                Err(why) => {
+                    debug_assert!(why.is_expected(), "no AVX2 code for {spec:?}: {why:?}");
+                    Code::Cranelift(self.clif.compile(spec)?)
                 }
             },
         };

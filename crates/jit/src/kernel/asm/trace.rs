@@ -38,6 +38,8 @@ pub(super) enum VBin {
     Xor,
     IAdd,
     ISub,
+    /// `a > b` as signed integers, all ones or zero (vector masks only).
+    IGt,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,6 +78,10 @@ pub(super) enum Ins {
     Blend(V, K, V, V),
     /// `d = k ? a : 0`.
     MaskZ(V, K, V),
+    /// `d = a <pred> b` as a vector of all-ones or zero lanes (vector masks only).
+    CmpV(u8, V, V, V),
+    /// `d = k ? t : f` with `k` a vector mask: `BlendV(d, k, t, f)` (vector masks only).
+    BlendV(V, V, V, V),
 }
 
 /// The constants of a kernel's code (bit patterns, broadcast from memory where used).
@@ -83,6 +89,17 @@ pub(super) enum Ins {
 pub(super) struct Pool {
     pub(super) bits: Vec<u32>,
     pub(super) index: FxHashMap<u32, usize>,
+}
+
+impl Pool {
+    /// The index of the entry holding `b`, added if new.
+    pub(super) fn intern(&mut self, b: u32) -> usize {
+        let bits = &mut self.bits;
+        *self.index.entry(b).or_insert_with(|| {
+            bits.push(b);
+            bits.len() - 1
+        })
+    }
 }
 
 /// The lane math traced into [`Ins`]; implements [`Lanes`] so every function is written once.
@@ -111,11 +128,7 @@ impl Tracer<'_> {
         if let Some(&v) = self.consts.get(&b) {
             return v;
         }
-        let pool = &mut *self.pool;
-        let p = *pool.index.entry(b).or_insert_with(|| {
-            pool.bits.push(b);
-            pool.bits.len() - 1
-        });
+        let p = self.pool.intern(b);
         let v = self.value(Def::Const(p));
         self.consts.insert(b, v);
         v
@@ -409,7 +422,10 @@ pub(super) fn operands(i: &Ins) -> ([Option<V>; 3], [Option<K>; 2]) {
         Ins::Bin(_, _, a, b) => ([Some(a), Some(b), None], [None; 2]),
         Ins::MaskBin(_, _, s, k, a, b) => ([Some(s), Some(a), Some(b)], [Some(k), None]),
         Ins::Fma(_, a, b, c) => ([Some(a), Some(b), Some(c)], [None; 2]),
-        Ins::Cmp(_, _, a, b) | Ins::ICmpLt(_, a, b) => ([Some(a), Some(b), None], [None; 2]),
+        Ins::Cmp(_, _, a, b) | Ins::ICmpLt(_, a, b) | Ins::CmpV(_, _, a, b) => {
+            ([Some(a), Some(b), None], [None; 2])
+        }
+        Ins::BlendV(_, k, t, f) => ([Some(k), Some(t), Some(f)], [None; 2]),
         Ins::KAnd(_, a, b) | Ins::KOr(_, a, b) => ([None; 3], [Some(a), Some(b)]),
         Ins::KNot(_, a) => ([None; 3], [Some(a), None]),
         Ins::Blend(_, k, t, f) => ([Some(t), Some(f), None], [Some(k), None]),
@@ -425,7 +441,9 @@ pub(super) fn dest(i: &Ins) -> (Option<V>, Option<K>) {
         | Ins::Fma(d, ..)
         | Ins::Shift(_, d, ..)
         | Ins::Blend(d, ..)
-        | Ins::MaskZ(d, ..) => (Some(d), None),
+        | Ins::MaskZ(d, ..)
+        | Ins::CmpV(_, d, ..)
+        | Ins::BlendV(d, ..) => (Some(d), None),
         Ins::Cmp(_, d, ..)
         | Ins::ICmpLt(d, ..)
         | Ins::KAnd(d, ..)

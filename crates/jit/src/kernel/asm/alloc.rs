@@ -1,16 +1,13 @@
-//! Linear-scan register allocation of a traced program: values to `zmm0..28`, masks to
-//! `k1..6`, the most-used constants pinned, the value used furthest ahead spilled.
+//! Linear-scan register allocation of a traced program: values to the vector registers the
+//! instruction set's emitter hands out (`zmm0..28`, `ymm0..12`), masks to `k1..6`, the
+//! most-used constants pinned, the value used furthest ahead spilled.
 use iced_x86::code_asm::IcedError;
 use rustc_hash::FxHashMap;
 
 use super::trace::{dest, operands, Def, Ins, Traced, V};
 
-/// Vector registers the allocator hands out; the last three are scratch.
-pub(super) const ALLOCATABLE: u8 = 29;
-pub(super) const SCRATCH: [u8; 3] = [29, 30, 31];
 /// Mask registers the allocator hands out (`k7` holds the row's tail mask).
 pub(super) const MASKS: [u8; 6] = [1, 2, 3, 4, 5, 6];
-pub(super) const TAIL_MASK: u8 = 7;
 
 /// Why a spec gets no machine code (the tile program runs it instead).
 #[derive(Debug)]
@@ -91,7 +88,7 @@ pub(super) struct Alloc {
     pub(super) peak: usize,
 }
 
-/// Allocates `tr`'s values to `zmm0 .. zmm{regs - 1}`; `pinned` constants (pool index,
+/// Allocates `tr`'s values to vector registers `0 .. regs - 1`; `pinned` constants (pool index,
 /// register) live in registers above those for the whole call.
 pub(super) fn allocate(
     tr: &Traced,
@@ -258,10 +255,11 @@ pub(super) fn allocate(
 }
 
 /// The constants to keep in registers for the whole call, most used first, in the registers
-/// the program's values leave free (`peak` at most in use at once, two spare): a polynomial
-/// reads a constant per step, and reloading each one would double the instructions.
-pub(super) fn pin_constants(tr: &Traced, peak: usize) -> Vec<(usize, u8)> {
-    let room = (ALLOCATABLE as usize).saturating_sub(peak + 2);
+/// the program's values leave free of the `allocatable` (`peak` at most in use at once, two
+/// spare): a polynomial reads a constant per step, and reloading each one would double the
+/// instructions.
+pub(super) fn pin_constants(tr: &Traced, peak: usize, allocatable: u8) -> Vec<(usize, u8)> {
+    let room = (allocatable as usize).saturating_sub(peak + 2);
     let mut count: FxHashMap<usize, usize> = FxHashMap::default();
     for ins in &tr.ins {
         for v in operands(ins).0.into_iter().flatten() {
@@ -276,6 +274,6 @@ pub(super) fn pin_constants(tr: &Traced, peak: usize) -> Vec<(usize, u8)> {
         .into_iter()
         .take(room)
         .enumerate()
-        .map(|(j, (p, _))| (p, ALLOCATABLE - 1 - j as u8))
+        .map(|(j, (p, _))| (p, allocatable - 1 - j as u8))
         .collect()
 }
